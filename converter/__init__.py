@@ -1,0 +1,1 @@
+"""TF-TRT's converter API on current TensorFlow, with XLA-compiled engines."""

@@ -1,0 +1,1 @@
+"""A TF Serving sidecar: convert, warm up and atomically publish model versions."""
