@@ -1,0 +1,59 @@
+"""Every default setting of the sidecar, named, in one place.
+
+Kubernetes manifests and the README use the same paths, so change them together.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Literal
+
+Backend = Literal["auto", "xla", "tensorrt"]
+"""Engine compiler: TF-TRT where the TF runtime has it ("auto" prefers it), else XLA."""
+
+Precision = Literal["FP32", "FP16"]
+"""Arithmetic precision engines are built for."""
+
+BACKENDS: Final[tuple[Backend, ...]] = ("auto", "xla", "tensorrt")
+"""Accepted values of ``ModelPolicy.backend``."""
+
+PRECISIONS: Final[tuple[Precision, ...]] = ("FP32", "FP16")
+"""Accepted values of ``ModelPolicy.precision``."""
+
+DEFAULT_INCOMING_BASE: Final = Path("/models/incoming")
+"""Where raw SavedModel versions land, as ``<model>/<version>/``."""
+
+DEFAULT_SERVING_BASE: Final = Path("/models/serving")
+"""TF Serving's model base paths live under here, as ``<model>/<version>/``."""
+
+DEFAULT_STATE_DIR: Final = Path("/var/lib/tftrt-sidecar")
+"""Durable state: the job journal and the shape store."""
+
+DEFAULT_ENGINE_CACHE_DIR: Final = Path("/var/cache/tftrt-engines")
+"""Compiled engines, namespaced by TF version and device model."""
+
+DEFAULT_MODEL_CONFIG_FILE: Final = Path("/models/serving/models.config")
+"""TF Serving's ``--model_config_file``, kept by the sidecar."""
+
+DEFAULT_SETTLE_SECONDS: Final = 10.0
+"""How long a version's files must stay unchanged before it counts as complete."""
+
+DEFAULT_RESCAN_INTERVAL_SECONDS: Final = 2.0
+"""How often the incoming base is rescanned."""
+
+DEFAULT_MARKER_FILE: Final[str | None] = None
+"""No marker file: completeness is judged by settling."""
+
+DEFAULT_BACKEND: Final[Backend] = "auto"
+DEFAULT_PRECISION: Final[Precision] = "FP32"
+DEFAULT_MAX_ENGINES: Final = 4
+DEFAULT_MINIMUM_SEGMENT_SIZE: Final = 3
+DEFAULT_BUILD_AT_RUNTIME: Final = False
+DEFAULT_KEEP_VERSIONS: Final = 2
+DEFAULT_BATCH_SIZES: Final[tuple[int, ...]] = (1, 8)
+
+ENV_PREFIX: Final = "TFTRT_SIDECAR_"
+"""Environment variables ``TFTRT_SIDECAR_<FIELD>`` override the config file."""
+
+ENV_CONFIG_FILE: Final = ENV_PREFIX + "CONFIG"
+"""Environment variable naming the config file when ``--config`` is not given."""

@@ -1,0 +1,84 @@
+"""The command-line flags that set the sidecar's settings (for ``tftrt-sidecar run``)."""
+
+from __future__ import annotations
+
+import argparse
+from types import MappingProxyType
+from typing import Final
+
+from sidecar.config import defaults
+
+FLAG_FIELDS: Final = MappingProxyType(
+    {
+        "incoming": ("incoming_base", "--incoming"),
+        "serving": ("serving_base", "--serving"),
+        "state": ("state_dir", "--state"),
+        "engine_cache": ("engine_cache_dir", "--engine-cache"),
+        "model_config_file": ("model_config_file", "--model-config-file"),
+        "settle_seconds": ("settle_seconds", "--settle-seconds"),
+        "marker_file": ("marker_file", "--marker-file"),
+        "rescan_interval_seconds": ("rescan_interval_seconds", "--rescan-interval-seconds"),
+        "once": ("once", "--once"),
+    }
+)
+"""argparse destination -> (settings field, flag as typed)."""
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config``, the directory flags and ``--once`` to ``parser``.
+
+    Every flag defaults to None (not given) so that the config file and the
+    environment apply unless a flag overrides them.
+    """
+    parser.add_argument(
+        "--config", default=None, metavar="FILE",
+        help=f"TOML config file (else ${defaults.ENV_CONFIG_FILE}, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--incoming", default=None, metavar="DIR",
+        help=f"where raw versions land as <model>/<version>/ "
+        f"(default {defaults.DEFAULT_INCOMING_BASE})",
+    )
+    parser.add_argument(
+        "--serving", default=None, metavar="DIR",
+        help=f"TF Serving's model base paths (default {defaults.DEFAULT_SERVING_BASE})",
+    )
+    parser.add_argument(
+        "--state", default=None, metavar="DIR",
+        help=f"job journal and shape store (default {defaults.DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--engine-cache", default=None, metavar="DIR",
+        help=f"compiled engine cache (default {defaults.DEFAULT_ENGINE_CACHE_DIR})",
+    )
+    parser.add_argument(
+        "--model-config-file", default=None, metavar="FILE",
+        help=f"TF Serving's --model_config_file, kept by the sidecar "
+        f"(default {defaults.DEFAULT_MODEL_CONFIG_FILE})",
+    )
+    parser.add_argument(
+        "--settle-seconds", default=None, metavar="SECONDS",
+        help=f"seconds a version's files must stay unchanged "
+        f"(default {defaults.DEFAULT_SETTLE_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--marker-file", default=None, metavar="NAME",
+        help="file name that marks a version complete (replaces settling)",
+    )
+    parser.add_argument(
+        "--rescan-interval-seconds", default=None, metavar="SECONDS",
+        help=f"seconds between rescans (default {defaults.DEFAULT_RESCAN_INTERVAL_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--once", action="store_const", const=True, default=None,
+        help="exit when nothing is left to do",
+    )
+
+
+def build_argument_parser(prog: str = "tftrt-sidecar run") -> argparse.ArgumentParser:
+    """A parser with only the settings flags, for ``run`` and for tests."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Convert, warm up and publish model versions for TF Serving."
+    )
+    add_settings_arguments(parser)
+    return parser

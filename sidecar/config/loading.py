@@ -1,0 +1,227 @@
+"""Build :class:`Settings` from defaults < TOML file < environment < flags, validating once."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from sidecar.config import defaults, values
+from sidecar.config.flags import FLAG_FIELDS
+from sidecar.config.settings import ModelPolicy, Settings
+from sidecar.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+_SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
+    {
+        "incoming_base": values.parse_path,
+        "serving_base": values.parse_path,
+        "state_dir": values.parse_path,
+        "engine_cache_dir": values.parse_path,
+        "model_config_file": values.parse_path,
+        "settle_seconds": values.seconds_parser(allow_zero=True),
+        "marker_file": values.parse_marker_file,
+        "rescan_interval_seconds": values.seconds_parser(allow_zero=False),
+        "once": values.parse_bool,
+    }
+)
+
+_POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
+    {
+        "backend": values.choice_parser(defaults.BACKENDS, upper=False),
+        "precision": values.choice_parser(defaults.PRECISIONS, upper=True),
+        "max_engines": values.parse_positive_int,
+        "minimum_segment_size": values.parse_positive_int,
+        "build_at_runtime": values.parse_bool,
+        "keep_versions": values.parse_positive_int,
+        "default_batch_sizes": values.parse_batch_sizes,
+    }
+)
+
+_PATH_FIELDS: Final = frozenset(
+    {"incoming_base", "serving_base", "state_dir", "engine_cache_dir", "model_config_file"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Raw:
+    """One raw value, the name it was given under and where it came from."""
+
+    value: object
+    key: str
+    source: str
+
+
+_Layer = dict[str, _Raw]
+
+
+def load_settings(
+    flags: argparse.Namespace | Mapping[str, object] | None,
+    environ: Mapping[str, str],
+    config_path: os.PathLike[str] | str | None = None,
+) -> Settings:
+    """Load and validate the settings.
+
+    ``flags`` holds parsed command-line flags (see
+    :func:`~sidecar.config.flags.add_settings_arguments`; None means not given),
+    ``environ`` the environment (``TFTRT_SIDECAR_<FIELD>``). The config file is
+    ``config_path`` if given, else ``--config``, else ``$TFTRT_SIDECAR_CONFIG``.
+    Per-model ``[models.<name>]`` sections override the final default policy.
+    Raises ConfigError naming the field, the value, its source and the fix.
+    """
+    flag_values = dict(vars(flags) if isinstance(flags, argparse.Namespace) else (flags or {}))
+    path = config_path or flag_values.get("config") or environ.get(defaults.ENV_CONFIG_FILE)
+
+    top: _Layer = {}
+    policy: _Layer = {}
+    per_model: dict[str, _Layer] = {}
+    if path:
+        _read_toml(Path(os.fspath(str(path))), top, policy, per_model)
+    _read_environment(environ, top, policy)
+    _read_flags(flag_values, top)
+
+    default_policy = _build_policy(ModelPolicy(), policy)
+    model_policies = {
+        name: _build_policy(default_policy, overrides) for name, overrides in per_model.items()
+    }
+    parsed = {name: _parse(_SETTINGS_PARSERS, name, raw) for name, raw in top.items()}
+    settings = Settings(
+        default_policy=default_policy,
+        model_policies=MappingProxyType(model_policies),
+        **parsed,  # type: ignore[arg-type]
+    )
+    _check_directories_apart(settings, top)
+    return settings
+
+
+def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _Layer]) -> None:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(
+            field="config", value=str(path), source="--config or $" + defaults.ENV_CONFIG_FILE,
+            problem=f"cannot be read: {exc.strerror or exc}",
+            fix="point --config at an existing, readable TOML file",
+        ) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            field="config", value=str(path), source=str(path),
+            problem=f"is not valid TOML: {exc}",
+            fix="correct the TOML syntax at the position shown",
+        ) from exc
+
+    for key, value in document.items():
+        source = f"config file {path}"
+        if key in _SETTINGS_PARSERS:
+            if key in _PATH_FIELDS and isinstance(value, str) and value:
+                value = os.fspath(path.parent / value)  # relative to the config file
+            top[key] = _Raw(value, key, source)
+        elif key == "policy":
+            _read_policy_table(value, "policy", source, policy)
+        elif key == "models":
+            for model, table in _table(value, "models", source).items():
+                _check_model_name(model, source)
+                layer = per_model.setdefault(model, {})
+                _read_policy_table(table, f"models.{model}", source, layer)
+        else:
+            _unknown(key, [*_SETTINGS_PARSERS, "policy", "models"], source)
+
+
+def _read_policy_table(value: object, prefix: str, source: str, layer: _Layer) -> None:
+    for key, item in _table(value, prefix, source).items():
+        if key not in _POLICY_PARSERS:
+            _unknown(f"{prefix}.{key}", [f"{prefix}.{name}" for name in _POLICY_PARSERS], source)
+        layer[key] = _Raw(item, f"{prefix}.{key}", source)
+
+
+def _read_environment(environ: Mapping[str, str], top: _Layer, policy: _Layer) -> None:
+    for name, value in environ.items():
+        if not name.startswith(defaults.ENV_PREFIX) or name == defaults.ENV_CONFIG_FILE:
+            continue
+        key = name[len(defaults.ENV_PREFIX):].lower()
+        source = f"environment variable {name}"
+        if key in _SETTINGS_PARSERS:
+            top[key] = _Raw(value, key, source)
+        elif key in _POLICY_PARSERS:
+            policy[key] = _Raw(value, key, source)
+        else:
+            fields = [*_SETTINGS_PARSERS, *_POLICY_PARSERS]
+            known = [defaults.ENV_PREFIX + field.upper() for field in fields]
+            _unknown(name, [*known, defaults.ENV_CONFIG_FILE], source)
+
+
+def _read_flags(flag_values: Mapping[str, object], top: _Layer) -> None:
+    for dest, (key, flag) in FLAG_FIELDS.items():
+        value = flag_values.get(dest)
+        if value is not None:
+            top[key] = _Raw(value, key, f"command-line flag {flag}")
+
+
+def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
+    changes = {name: _parse(_POLICY_PARSERS, name, raw) for name, raw in layer.items()}
+    built = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    if len(built.default_batch_sizes) > built.max_engines:
+        raw = layer.get("default_batch_sizes") or layer.get("max_engines")
+        raise ConfigError(
+            field=raw.key if raw else "default_batch_sizes",
+            value=list(built.default_batch_sizes),
+            source=raw.source if raw else "defaults",
+            problem=f"asks for more engines than max_engines = {built.max_engines} allows",
+            fix="list fewer default batch sizes or raise max_engines",
+        )
+    return built
+
+
+def _parse(parsers: Mapping[str, values.ValueParser], name: str, raw: _Raw) -> object:
+    return parsers[name](raw.value, raw.key, raw.source)
+
+
+def _check_directories_apart(settings: Settings, top: _Layer) -> None:
+    incoming, serving = settings.incoming_base, settings.serving_base
+    if incoming == serving or incoming in serving.parents or serving in incoming.parents:
+        raw = top.get("serving_base") or top.get("incoming_base")
+        raise ConfigError(
+            field="serving_base", value=str(serving),
+            source=raw.source if raw else "defaults",
+            problem=f"overlaps incoming_base {str(incoming)!r}, "
+            "so TF Serving would serve raw versions",
+            fix="use two separate directories, e.g. /models/incoming and /models/serving",
+        )
+
+
+def _table(value: object, key: str, source: str) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            field=key, value=value, source=source, problem="is not a table",
+            fix=f"write it as a TOML table, e.g. [{key}]",
+        )
+    return value
+
+
+def _check_model_name(model: str, source: str) -> None:
+    if not model or "/" in model or model.startswith(".") or model in {".", ".."}:
+        raise ConfigError(
+            field=f"models.{model}", value=model, source=source,
+            problem="is not a usable model directory name",
+            fix="name the section after the model's directory, e.g. [models.resnet]",
+        )
+
+
+def _unknown(key: str, known: Iterable[str], source: str) -> None:
+    known = sorted(known)
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(
+        field=key, value=None, source=source, problem="is not a known setting",
+        fix=f"{hint}known settings: {', '.join(known)}",
+    )

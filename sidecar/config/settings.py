@@ -1,0 +1,85 @@
+"""The sidecar's settings as typed, immutable dataclasses.
+
+They are built and validated once by :func:`sidecar.config.load_settings`; code
+that receives them trusts them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from sidecar.config import defaults
+from sidecar.config.defaults import Backend, Precision
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """How the sidecar converts, builds and keeps the versions of one model."""
+
+    backend: Backend = defaults.DEFAULT_BACKEND
+    """Engine compiler: "auto" (TF-TRT where TF has it, else XLA), "xla" or "tensorrt"."""
+
+    precision: Precision = defaults.DEFAULT_PRECISION
+    """Precision engines are built for: "FP32" or "FP16"."""
+
+    max_engines: int = defaults.DEFAULT_MAX_ENGINES
+    """Most prebuilt input shapes per segment (TF-TRT's ``maximum_cached_engines``)."""
+
+    minimum_segment_size: int = defaults.DEFAULT_MINIMUM_SEGMENT_SIZE
+    """Segments with fewer ops stay native (TF-TRT's ``minimum_segment_size``)."""
+
+    build_at_runtime: bool = defaults.DEFAULT_BUILD_AT_RUNTIME
+    """Whether serving may compile new shapes; off keeps compilation out of serving."""
+
+    keep_versions: int = defaults.DEFAULT_KEEP_VERSIONS
+    """How many newest published versions stay in the serving base."""
+
+    default_batch_sizes: tuple[int, ...] = defaults.DEFAULT_BATCH_SIZES
+    """Batch sizes to build engines for when no request shapes are known yet."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the sidecar needs to run, validated."""
+
+    incoming_base: Path = defaults.DEFAULT_INCOMING_BASE
+    """Where raw SavedModel versions land, as ``<model>/<version>/`` (absolute)."""
+
+    serving_base: Path = defaults.DEFAULT_SERVING_BASE
+    """TF Serving's model base paths, as ``<model>/<version>/`` (absolute)."""
+
+    state_dir: Path = defaults.DEFAULT_STATE_DIR
+    """Durable state: job journal and shape store (absolute)."""
+
+    engine_cache_dir: Path = defaults.DEFAULT_ENGINE_CACHE_DIR
+    """Compiled engines, namespaced by TF version and device model (absolute)."""
+
+    model_config_file: Path = defaults.DEFAULT_MODEL_CONFIG_FILE
+    """TF Serving's ``--model_config_file``, rewritten atomically by the sidecar (absolute)."""
+
+    settle_seconds: float = defaults.DEFAULT_SETTLE_SECONDS
+    """Seconds a version's files must stay unchanged before it counts as complete."""
+
+    marker_file: str | None = defaults.DEFAULT_MARKER_FILE
+    """File name that marks a version complete; when set, it replaces settling."""
+
+    rescan_interval_seconds: float = defaults.DEFAULT_RESCAN_INTERVAL_SECONDS
+    """Seconds between rescans of the incoming base."""
+
+    once: bool = False
+    """Exit when nothing is left to do instead of watching forever."""
+
+    default_policy: ModelPolicy = field(default_factory=ModelPolicy)
+    """Policy for every model without its own ``[models.<name>]`` section."""
+
+    model_policies: Mapping[str, ModelPolicy] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    """Per-model policies (read-only), each the default policy with that model's overrides."""
+
+    def policy_for(self, model: str) -> ModelPolicy:
+        """The policy that applies to ``model``."""
+        return self.model_policies.get(model, self.default_policy)

@@ -1,0 +1,150 @@
+"""Parsers that turn one raw setting (from TOML, the environment or a flag) into its typed value.
+
+Each raises :class:`~sidecar.errors.ConfigError` naming the field, the bad value,
+where it came from and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sidecar.errors import ConfigError
+
+ValueParser = Callable[[object, str, str], object]
+"""``parse(value, field, source) -> typed value``; raises ConfigError."""
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_path(value: object, field: str, source: str) -> Path:
+    """A non-empty path, made absolute (relative paths are taken from the current directory)."""
+    if isinstance(value, Path):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem="is not a directory or file path",
+            fix=f"set {field} to a path such as /models/serving",
+        )
+    return Path(os.path.abspath(value))
+
+
+def parse_bool(value: object, field: str, source: str) -> bool:
+    """A boolean; strings accept true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS | _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise ConfigError(
+        field=field, value=value, source=source,
+        problem="is not a boolean",
+        fix=f"set {field} to true or false",
+    )
+
+
+def parse_positive_int(value: object, field: str, source: str) -> int:
+    """An integer >= 1."""
+    number = _as_int(value)
+    if number is None or number < 1:
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem="is not a whole number of at least 1",
+            fix=f"set {field} to a whole number such as 1, 2 or 4",
+        )
+    return number
+
+
+def seconds_parser(*, allow_zero: bool) -> ValueParser:
+    """A parser for a finite number of seconds, >= 0 or > 0."""
+    lowest = "0" if allow_zero else "more than 0"
+
+    def parse_seconds(value: object, field: str, source: str) -> float:
+        number: float | None = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if (
+            number is None
+            or not math.isfinite(number)
+            or number < 0
+            or (number == 0 and not allow_zero)
+        ):
+            raise ConfigError(
+                field=field, value=value, source=source,
+                problem=f"is not a number of seconds of at least {lowest}",
+                fix=f"set {field} to a number of seconds, {lowest} or more, e.g. 5",
+            )
+        return number
+
+    return parse_seconds
+
+
+def choice_parser(choices: Sequence[str], *, upper: bool) -> ValueParser:
+    """A parser for one of ``choices``, compared case-insensitively."""
+
+    def parse_choice(value: object, field: str, source: str) -> str:
+        if isinstance(value, str):
+            normal = value.strip().upper() if upper else value.strip().lower()
+            if normal in choices:
+                return normal
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem="is not a known choice",
+            fix=f"set {field} to one of {', '.join(repr(c) for c in choices)}",
+        )
+
+    return parse_choice
+
+
+def parse_batch_sizes(value: object, field: str, source: str) -> tuple[int, ...]:
+    """Distinct positive batch sizes, from a list or a comma-separated string; sorted."""
+    items: list[object]
+    if isinstance(value, str):
+        items = [part for part in value.replace(" ", ",").split(",") if part]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = []
+    numbers = [_as_int(item) for item in items]
+    valid = [n for n in numbers if n is not None and n >= 1]
+    if not items or len(valid) != len(items) or len(set(valid)) != len(valid):
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem="is not a list of distinct whole numbers of at least 1",
+            fix=f"set {field} to e.g. [1, 8] (in TOML) or 1,8 (environment, flags)",
+        )
+    return tuple(sorted(valid))
+
+
+def parse_marker_file(value: object, field: str, source: str) -> str | None:
+    """A plain file name, or None when empty (no marker: completeness by settling)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and "/" not in value and value.strip() not in {".", ".."}:
+        return value.strip()
+    raise ConfigError(
+        field=field, value=value, source=source,
+        problem="is not a plain file name",
+        fix=f"set {field} to a file name without '/', e.g. READY, or to an empty string",
+    )
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None

@@ -1,0 +1,138 @@
+"""The sidecar's one error hierarchy.
+
+Every error says what went wrong, where (field, model, version, path) and what to
+do about it. Three branches tell the caller how to react:
+
+- :class:`UserError`: configuration or input is wrong; a person must change it.
+- :class:`StorageError`: the filesystem or database refused (disk full, permission
+  denied, read-only); retrying after the storage is fixed can succeed.
+- :class:`InternalError`: a bug in the sidecar; report it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import ClassVar
+
+
+class SidecarError(Exception):
+    """Base of every error the sidecar raises on purpose.
+
+    ``what`` is the problem, ``where`` locates it, ``fix`` says what to do.
+    ``retryable`` tells whether trying again later, unchanged, can succeed.
+    """
+
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, what: str, *, where: str = "", fix: str = "") -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        """The one-line message: what, where and how to fix."""
+        text = self.what
+        if self.where:
+            text += f" (at {self.where})"
+        if self.fix:
+            text += f". Fix: {self.fix}"
+        return text
+
+
+class UserError(SidecarError):
+    """Configuration or input is wrong; retrying unchanged will fail the same way."""
+
+
+class StorageError(SidecarError):
+    """The filesystem or the state database refused an operation.
+
+    ``errno`` is the operating system's error number when there is one.
+    """
+
+    retryable: ClassVar[bool] = True
+
+    def __init__(
+        self, what: str, *, where: str = "", fix: str = "", errno_value: int | None = None
+    ) -> None:
+        self.errno = errno_value
+        super().__init__(what, where=where, fix=fix)
+
+    @classmethod
+    def from_os_error(
+        cls, exc: OSError, *, action: str, path: os.PathLike[str] | str
+    ) -> StorageError:
+        """Translate ``exc``, raised while doing ``action`` on ``path``, into a clear error."""
+        fix = _FIXES_BY_ERRNO.get(exc.errno or 0, "check the path and the filesystem, then retry")
+        reason = exc.strerror or str(exc)
+        return cls(
+            f"could not {action}: {reason}",
+            where=os.fspath(path),
+            fix=fix.format(path=os.fspath(path)),
+            errno_value=exc.errno,
+        )
+
+
+_FIXES_BY_ERRNO: dict[int, str] = {
+    errno.ENOSPC: "free space on the filesystem holding {path} (or enlarge it), then retry",
+    errno.EDQUOT: "raise the disk quota for the sidecar's user on {path}, then retry",
+    errno.EACCES: "give the sidecar's user write permission on {path} and its parent directory",
+    errno.EPERM: "make {path} writable by the sidecar (check its owner and `lsattr` flags)",
+    errno.EROFS: "mount the volume holding {path} read-write for the sidecar",
+    errno.EXDEV: "put the staging area and the serving base on the same filesystem",
+}
+
+
+class InternalError(SidecarError):
+    """A bug in the sidecar: a state that correct code never reaches."""
+
+
+class ConfigError(UserError):
+    """A setting has a bad value; names the field, the value, its source and the fix."""
+
+    def __init__(self, *, field: str, value: object, source: str, problem: str, fix: str) -> None:
+        self.field = field
+        self.value = value
+        self.source = source
+        shown = f"{field} = {value!r}" if value is not None else field
+        super().__init__(f"{shown} {problem}", where=source, fix=fix)
+
+
+class VersionAlreadyPublishedError(UserError):
+    """A version number is already published for a model; published versions are never replaced."""
+
+    def __init__(self, model: str, version: int, path: os.PathLike[str] | str) -> None:
+        self.model = model
+        self.version = version
+        super().__init__(
+            f"model {model!r} version {version} is already published",
+            where=os.fspath(path),
+            fix="land the new model under a higher version number",
+        )
+
+
+class OnlyServableVersionError(UserError):
+    """Refused: the action would leave TF Serving with no version of a model to serve."""
+
+    def __init__(self, model: str, version: int, action: str, path: os.PathLike[str] | str) -> None:
+        self.model = model
+        self.version = version
+        super().__init__(
+            f"refusing to {action} model {model!r} version {version}: "
+            "it is the only servable version",
+            where=os.fspath(path),
+            fix="publish another version first, or remove the model from TF Serving's config",
+        )
+
+
+class StagingError(UserError):
+    """A staging directory cannot be published (wrong place, wrong filesystem, or gone)."""
+
+
+class WarmupError(UserError):
+    """A TF Serving warmup file cannot be written or read as asked."""
+
+
+class JournalError(InternalError):
+    """The job journal was asked for a transition or job that correct code never asks for."""
