@@ -1,0 +1,94 @@
+"""The forwarding half of the tap: raw-bytes gRPC handlers that call the upstream unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from sidecar.tap.methods import ForwardedMethod
+from sidecar.tap.recording import PendingCall, RecordQueue
+from sidecar.tap.stats import TapObserver
+
+# Metadata the gRPC runtime sets per hop; forwarding it would duplicate or conflict.
+_HOP_METADATA = frozenset({"user-agent", "te", "content-type", "host"})
+
+Metadata = Sequence[tuple[str, str | bytes]]
+
+
+def forwardable_metadata(metadata: Metadata | None) -> list[tuple[str, str | bytes]]:
+    """The client's metadata minus what gRPC itself sets on each hop."""
+    if not metadata:
+        return []
+    return [
+        (key, value)
+        for key, value in metadata
+        if key not in _HOP_METADATA and not key.startswith((":", "grpc-"))
+    ]
+
+
+class ForwardingHandler(grpc.GenericRpcHandler):
+    """Serves each `ForwardedMethod` by calling the same method on `channel`, bytes in,
+    bytes out, with the client's metadata and remaining deadline; the upstream's status,
+    details and metadata go back to the client as they came."""
+
+    def __init__(
+        self,
+        methods: Sequence[ForwardedMethod],
+        channel: aio.Channel,
+        queue: RecordQueue,
+        observer: TapObserver,
+        clock: Callable[[], float],
+    ) -> None:
+        self._queue = queue
+        self._observer = observer
+        self._clock = clock
+        self._handlers = {
+            method.path: grpc.unary_unary_rpc_method_handler(
+                self._forwarder(method, channel.unary_unary(method.path))
+            )
+            for method in methods
+        }
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        """The handler of a forwarded method; None (UNIMPLEMENTED) for anything else."""
+        return self._handlers.get(handler_call_details.method)
+
+    def _forwarder(self, method: ForwardedMethod, upstream: aio.UnaryUnaryMultiCallable) -> Any:
+        queue, observer, clock, name = self._queue, self._observer, self._clock, method.name
+        recorded = method.recorded
+
+        async def forward(request: bytes, context: aio.ServicerContext) -> bytes:
+            received_at = clock()
+            started = time.perf_counter()
+            call = upstream(
+                request,
+                timeout=context.time_remaining(),
+                metadata=forwardable_metadata(context.invocation_metadata()),
+            )
+            try:
+                response: bytes = await call
+            except aio.AioRpcError as error:
+                observer.forwarded(name, error.code(), time.perf_counter() - started)
+                initial = error.initial_metadata()
+                if initial:
+                    await context.send_initial_metadata(initial)
+                await context.abort(
+                    error.code(), error.details() or "", error.trailing_metadata() or ()
+                )
+                raise  # abort raises; this line is never reached
+            initial = await call.initial_metadata()
+            if initial:
+                await context.send_initial_metadata(initial)
+            trailing = await call.trailing_metadata()
+            if trailing:
+                context.set_trailing_metadata(trailing)
+            observer.forwarded(name, grpc.StatusCode.OK, time.perf_counter() - started)
+            if recorded and not queue.offer(PendingCall(name, request, received_at)):
+                observer.dropped(name)
+            return response
+
+        return forward

@@ -1,0 +1,133 @@
+"""Recording off the hot path: a bounded queue the proxy drops into, and the worker that
+parses queued requests and hands their shapes to a recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from sidecar.shapes import Refusal, ShapeObservation
+from sidecar.tap.errors import UnparsableRequestError
+from sidecar.tap.request_shapes import observations_from_request
+from sidecar.tap.settings import TapSettings
+from sidecar.tap.stats import TapObserver
+
+
+class Recorder(Protocol):
+    """Where observations go; `sidecar.shapes.ShapeStore` is one.
+
+    Called on a worker thread, one batch at a time; may block (disk writes).
+    """
+
+    def record(self, observations: Sequence[ShapeObservation]) -> Sequence[Refusal | None]:
+        """Store a batch; return, per observation, why it was refused or None."""
+        ...
+
+
+class PendingCall(NamedTuple):
+    """A successful inference call waiting to be recorded."""
+
+    method: str
+    request: bytes
+    received_at: float
+
+
+class RecordQueue:
+    """A queue bounded by item count and by total request bytes; never blocks the producer."""
+
+    def __init__(self, max_items: int, max_bytes: int) -> None:
+        self._queue: asyncio.Queue[PendingCall] = asyncio.Queue(max_items)
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    @property
+    def queued_bytes(self) -> int:
+        """Request bytes currently waiting."""
+        return self._bytes
+
+    def offer(self, call: PendingCall) -> bool:
+        """Enqueue `call` unless the queue is full; False means it was dropped."""
+        size = len(call.request)
+        if self._bytes + size > self._max_bytes:
+            return False
+        try:
+            self._queue.put_nowait(call)
+        except asyncio.QueueFull:
+            return False
+        self._bytes += size
+        return True
+
+    async def take(self, limit: int) -> list[PendingCall]:
+        """Wait for at least one call, then take up to `limit` without waiting more."""
+        batch = [await self._queue.get()]
+        while len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        self._bytes -= sum(len(call.request) for call in batch)
+        return batch
+
+    def empty(self) -> bool:
+        """True when nothing waits."""
+        return self._queue.empty()
+
+
+class RecordingWorker:
+    """Drains a `RecordQueue`: parses each request, samples some, records the shapes."""
+
+    def __init__(
+        self,
+        queue: RecordQueue,
+        recorder: Recorder,
+        observer: TapObserver,
+        settings: TapSettings,
+    ) -> None:
+        self._queue = queue
+        self._recorder = recorder
+        self._observer = observer
+        self._settings = settings
+        self._random = random.Random(settings.sample_seed)
+        self._busy = False
+
+    @property
+    def idle(self) -> bool:
+        """True when nothing is queued and no batch is being recorded."""
+        return not self._busy and self._queue.empty()
+
+    async def run(self) -> None:
+        """Record batches until cancelled."""
+        while True:
+            batch = await self._queue.take(self._settings.record_batch_size)
+            self._busy = True
+            try:
+                # Parsing and disk writes run on a thread so the event loop keeps forwarding.
+                await asyncio.to_thread(self._record_batch, batch)
+            finally:
+                self._busy = False
+
+    def _record_batch(self, batch: list[PendingCall]) -> None:
+        observations: list[ShapeObservation] = []
+        for call in batch:
+            try:
+                observations.extend(
+                    observations_from_request(
+                        call.method, call.request, call.received_at, self._should_sample(call)
+                    )
+                )
+            except UnparsableRequestError:
+                self._observer.unparsable(call.method)
+        if not observations:
+            return
+        try:
+            refusals = self._recorder.record(observations)
+        except Exception as error:
+            self._observer.recorder_failed(error)
+            return
+        for observation, refusal in zip(observations, refusals, strict=False):
+            self._observer.recorded(observation, refusal)
+
+    def _should_sample(self, call: PendingCall) -> bool:
+        rate = self._settings.sample_rate
+        if rate <= 0.0 or len(call.request) > self._settings.sample_max_bytes:
+            return False
+        return rate >= 1.0 or self._random.random() < rate
