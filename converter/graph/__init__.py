@@ -1,0 +1,1 @@
+"""Graph work: flatten a signature, find what compiles, cut it into segments."""

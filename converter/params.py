@@ -1,0 +1,83 @@
+"""Conversion parameters with TF-TRT's names, fields and defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Final
+
+from converter.errors import InvalidParameterError
+
+DEFAULT_WORKSPACE_BYTES: Final = 1 << 30
+BACKENDS: Final = ("auto", "xla", "tensorrt")
+
+
+class TrtPrecisionMode:
+    """Precision names, as in TF-TRT."""
+
+    FP32: Final = "FP32"
+    FP16: Final = "FP16"
+    INT8: Final = "INT8"
+
+    @staticmethod
+    def supported_precision_modes() -> list[str]:
+        """All precision names, in TF-TRT's order."""
+        return [TrtPrecisionMode.FP32, TrtPrecisionMode.FP16, TrtPrecisionMode.INT8]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionParams:
+    """How to convert a model; TF-TRT's `TrtConversionParams` plus `backend`."""
+
+    max_workspace_size_bytes: int = DEFAULT_WORKSPACE_BYTES
+    """Scratch memory an engine may use (TensorRT only; XLA sizes its own)."""
+
+    precision_mode: str = TrtPrecisionMode.FP32
+    """"FP32", "FP16" (segment compute in half precision) or "INT8" (TensorRT only)."""
+
+    minimum_segment_size: int = 3
+    """Smallest number of compute ops in an engine; -1 converts nothing."""
+
+    maximum_cached_engines: int = 1
+    """Most prebuilt input-shape sets per segment, most frequent first."""
+
+    use_calibration: bool = True
+    """INT8 only: calibrate ranges with `calibration_input_fn`."""
+
+    allow_build_at_runtime: bool = True
+    """Whether a shape that was not prebuilt may compile an engine while serving.
+
+    False means such shapes run the native TensorFlow segment, so serving never
+    compiles."""
+
+    backend: str = "auto"
+    """"xla" (stock TensorFlow), "tensorrt" (TF-TRT, TF <= 2.17 with a GPU) or "auto"."""
+
+    def __post_init__(self) -> None:
+        if self.precision_mode not in TrtPrecisionMode.supported_precision_modes():
+            raise InvalidParameterError(
+                f"precision_mode={self.precision_mode!r} is not a precision; "
+                f"use one of {TrtPrecisionMode.supported_precision_modes()}."
+            )
+        if self.minimum_segment_size <= 0 and self.minimum_segment_size != -1:
+            raise InvalidParameterError(
+                f"minimum_segment_size={self.minimum_segment_size} is invalid; use a positive "
+                "number of ops, or -1 to convert nothing."
+            )
+        if self.maximum_cached_engines < 1:
+            raise InvalidParameterError(
+                f"maximum_cached_engines={self.maximum_cached_engines} is invalid; "
+                "use 1 or more."
+            )
+        if self.max_workspace_size_bytes <= 0:
+            raise InvalidParameterError(
+                f"max_workspace_size_bytes={self.max_workspace_size_bytes} is invalid; "
+                "use a positive number of bytes."
+            )
+        if self.backend not in BACKENDS:
+            raise InvalidParameterError(
+                f"backend={self.backend!r} is not a backend; use one of {list(BACKENDS)}."
+            )
+
+    def replace(self, **changes: object) -> ConversionParams:
+        """A copy with some fields changed (and validated again)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
