@@ -1,0 +1,31 @@
+"""Atomic publishing into TF Serving's model directories, retention, rollback, model config."""
+
+from __future__ import annotations
+
+from sidecar.publish.durable import fsync_dir, fsync_file, fsync_tree, rename_no_replace
+from sidecar.publish.layout import published_versions
+from sidecar.publish.model_config import ModelConfigWriter, render_model_config
+from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublisher
+from sidecar.publish.retention import (
+    RolledBack,
+    apply_retention,
+    roll_back_newest,
+    withdraw_version,
+)
+
+__all__ = [
+    "Checkpoint",
+    "ModelConfigWriter",
+    "RolledBack",
+    "StagedVersion",
+    "VersionPublisher",
+    "apply_retention",
+    "fsync_dir",
+    "fsync_file",
+    "fsync_tree",
+    "published_versions",
+    "rename_no_replace",
+    "render_model_config",
+    "roll_back_newest",
+    "withdraw_version",
+]

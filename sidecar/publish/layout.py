@@ -1,0 +1,56 @@
+"""Names inside ``serving/<model>/``: what TF Serving sees (numeric) and what it ignores.
+
+TF Serving treats only all-digit child names as versions, so every name the
+sidecar uses for work in progress starts with a dot and is never numeric.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Final
+
+from sidecar.watch.listing import parse_version_name
+
+STAGING_PREFIX: Final = ".staging-"
+"""``.staging-<version>-<token>``: a version being written."""
+
+REMOVING_PREFIX: Final = ".removing-"
+"""``.removing-<version>-<token>``: a version taken out of view, being deleted."""
+
+ROLLED_BACK_PREFIX: Final = ".rolled-back-"
+"""``.rolled-back-<version>``: a version rolled back, kept for inspection."""
+
+
+def random_token() -> str:
+    """A short random suffix that keeps hidden work names unique."""
+    return secrets.token_hex(4)
+
+
+def staging_name(version: int, token: str) -> str:
+    """The staging directory name for ``version``."""
+    return f"{STAGING_PREFIX}{version}-{token}"
+
+
+def removing_name(version: int, token: str) -> str:
+    """The name a version gets just before it is deleted."""
+    return f"{REMOVING_PREFIX}{version}-{token}"
+
+
+def is_leftover_name(name: str) -> bool:
+    """Whether ``name`` is unfinished work (staging or removal) that a restart deletes."""
+    return name.startswith((STAGING_PREFIX, REMOVING_PREFIX))
+
+
+def published_versions(model_dir: Path) -> list[int]:
+    """The versions TF Serving would see in ``model_dir``, ascending (empty if it is missing)."""
+    try:
+        names = os.listdir(model_dir)
+    except FileNotFoundError:
+        return []
+    versions = (parse_version_name(name) for name in names)
+    return sorted(
+        v for v, name in zip(versions, names, strict=True)
+        if v is not None and (model_dir / name).is_dir()
+    )

@@ -1,0 +1,106 @@
+"""Taking versions out of TF Serving's view: retention, withdrawal and rollback.
+
+Each removal first renames the version to a non-numeric name (one atomic step
+for TF Serving, which then unloads it) and only then deletes it, so TF Serving
+never sees a half-deleted version. None of them removes the only servable one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sidecar.errors import OnlyServableVersionError, StorageError, UserError
+from sidecar.publish import layout
+from sidecar.publish.durable import fsync_dir, rename_no_replace
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """The result of :func:`roll_back_newest`."""
+
+    version: int
+    """The version taken out of view."""
+
+    moved_to: Path
+    """Where it is kept (a ``.rolled-back-<version>`` name TF Serving ignores)."""
+
+    now_serving: int
+    """The newest version left, which TF Serving serves instead."""
+
+
+def apply_retention(
+    model_dir: Path, keep: int, *, token: Callable[[], str] = layout.random_token
+) -> list[int]:
+    """Remove all but the newest ``keep`` versions (at least one is always kept).
+
+    Returns the removed versions, oldest first.
+    """
+    versions = layout.published_versions(model_dir)
+    doomed = versions[: max(0, len(versions) - max(keep, 1))]
+    for version in doomed:
+        _remove(model_dir, version, token())
+    return doomed
+
+
+def withdraw_version(
+    model_dir: Path, version: int, *, token: Callable[[], str] = layout.random_token
+) -> bool:
+    """Remove one version (e.g. gone from incoming); False if it was not published.
+
+    Raises OnlyServableVersionError if it is the model's only version.
+    """
+    versions = layout.published_versions(model_dir)
+    if version not in versions:
+        return False
+    if versions == [version]:
+        raise OnlyServableVersionError(
+            model_dir.name, version, "withdraw", model_dir / str(version)
+        )
+    _remove(model_dir, version, token())
+    return True
+
+
+def roll_back_newest(
+    model_dir: Path, *, token: Callable[[], str] = layout.random_token
+) -> RolledBack:
+    """Move the newest version out of view so TF Serving serves the one before it.
+
+    It is kept as ``.rolled-back-<version>`` (a suffix is added if that name is
+    taken). Raises OnlyServableVersionError if it is the only version.
+    """
+    versions = layout.published_versions(model_dir)
+    if not versions:
+        raise UserError(
+            f"model {model_dir.name!r} has no published version to roll back",
+            where=str(model_dir),
+            fix="check the model name",
+        )
+    newest = versions[-1]
+    if len(versions) == 1:
+        raise OnlyServableVersionError(model_dir.name, newest, "roll back", model_dir / str(newest))
+    kept = model_dir / f"{layout.ROLLED_BACK_PREFIX}{newest}"
+    if os.path.lexists(kept):
+        kept = model_dir / f"{layout.ROLLED_BACK_PREFIX}{newest}-{token()}"
+    _move_out_of_view(model_dir / str(newest), kept)
+    return RolledBack(version=newest, moved_to=kept, now_serving=versions[-2])
+
+
+def _remove(model_dir: Path, version: int, token: str) -> None:
+    hidden = model_dir / layout.removing_name(version, token)
+    _move_out_of_view(model_dir / str(version), hidden)
+    # A failure here leaves only a hidden name; clean_leftovers() retries it.
+    shutil.rmtree(hidden, ignore_errors=True)
+
+
+def _move_out_of_view(source: Path, hidden: Path) -> None:
+    try:
+        rename_no_replace(source, hidden)
+        fsync_dir(source.parent)
+    except OSError as exc:
+        raise StorageError.from_os_error(
+            exc, action=f"move {source.name} out of TF Serving's view", path=source
+        ) from exc

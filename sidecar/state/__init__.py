@@ -1,0 +1,19 @@
+"""Durable sidecar state: the job journal (sqlite3, WAL) and recovery after a restart."""
+
+from __future__ import annotations
+
+from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
+from sidecar.state.journal import JOURNAL_FILE_NAME, JobJournal
+from sidecar.state.recovery import RecoveryReport, recover_interrupted_jobs
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "JOURNAL_FILE_NAME",
+    "Flavour",
+    "Job",
+    "JobJournal",
+    "JobState",
+    "RecoveryReport",
+    "Transition",
+    "recover_interrupted_jobs",
+]

@@ -1,0 +1,117 @@
+"""What a job per (model, version) is: its states, the allowed transitions, its record."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final
+
+
+class JobState(enum.Enum):
+    """Where a version is in the pipeline."""
+
+    DISCOVERED = "discovered"
+    """Seen complete in the incoming base; waiting for its turn."""
+
+    CONVERTING = "converting"
+    """Being loaded and converted."""
+
+    BUILDING = "building"
+    """Engines being built for the replayed shapes."""
+
+    VERIFYING = "verifying"
+    """Being compared with the original, then saved, warmed up and published."""
+
+    PUBLISHED = "published"
+    """In the serving base under its version number. Final."""
+
+    FAILED = "failed"
+    """Stopped with a reason; can be restarted by hand or after a storage fault."""
+
+    SKIPPED = "skipped"
+    """Deliberately not published (e.g. the version number was already served)."""
+
+    @property
+    def is_intermediate(self) -> bool:
+        """True while a worker owns the job (a crash leaves it here)."""
+        return self in _INTERMEDIATE
+
+
+_INTERMEDIATE: Final = frozenset({JobState.CONVERTING, JobState.BUILDING, JobState.VERIFYING})
+
+_ENDINGS: Final = frozenset({JobState.FAILED, JobState.SKIPPED})
+
+ALLOWED_TRANSITIONS: Final = MappingProxyType(
+    {
+        JobState.DISCOVERED: frozenset(
+            {JobState.CONVERTING, JobState.BUILDING, JobState.VERIFYING} | _ENDINGS
+        ),
+        JobState.CONVERTING: frozenset({JobState.BUILDING, JobState.VERIFYING} | _ENDINGS),
+        JobState.BUILDING: frozenset({JobState.VERIFYING} | _ENDINGS),
+        JobState.VERIFYING: frozenset({JobState.PUBLISHED} | _ENDINGS),
+        JobState.PUBLISHED: frozenset(),
+        JobState.FAILED: frozenset(),
+        JobState.SKIPPED: frozenset(),
+    }
+)
+"""Forward moves only; back to DISCOVERED goes through ``JobJournal.restart``."""
+
+
+class Flavour(enum.Enum):
+    """Which model a published version is."""
+
+    CONVERTED = "converted"
+    """The converted model with its engines."""
+
+    ORIGINAL = "original"
+    """The original model, unconverted; ``flavour_reason`` says why."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """The journal's record of one (model, version)."""
+
+    model: str
+    """Model name."""
+
+    version: int
+    """Version number."""
+
+    state: JobState
+    """Current state."""
+
+    reason: str | None
+    """Why it failed or was skipped (or restarted); None otherwise."""
+
+    flavour: Flavour | None
+    """What was (or is being) published; None before the choice is made."""
+
+    flavour_reason: str | None
+    """Why the original was published instead of the converted model."""
+
+    attempts: int
+    """1 for the first run; each restart adds one."""
+
+    created_at: float
+    """When it was discovered (clock seconds)."""
+
+    updated_at: float
+    """When its state last changed (clock seconds)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One recorded state change."""
+
+    from_state: JobState | None
+    """State before (None for the first record)."""
+
+    to_state: JobState
+    """State after."""
+
+    reason: str | None
+    """Reason given with the change."""
+
+    at: float
+    """When (clock seconds)."""
