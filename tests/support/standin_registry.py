@@ -113,11 +113,20 @@ class ModelRegistry:
                 version = entry.versions[number] = VersionEntry(number, VersionState.LOADING)
             self._load(entry.config, version)
         with self._lock:
+            # Availability-preserving, like TF Serving: an old version is unloaded only once
+            # a wanted one is available (or nothing is wanted any more).
+            successor_ready = not wanted or any(
+                version.state == VersionState.AVAILABLE
+                for number, version in entry.versions.items()
+                if number in wanted
+            )
             unwanted = [
                 version
                 for number, version in entry.versions.items()
                 if number not in wanted and version.state == VersionState.AVAILABLE
             ]
+            if not successor_ready:
+                unwanted = []
         for version in unwanted:
             self._unload(version)
 
