@@ -24,6 +24,7 @@ class SidecarError(Exception):
     """
 
     retryable: ClassVar[bool] = False
+    where_word: ClassVar[str] = "at"
 
     def __init__(self, what: str, *, where: str = "", fix: str = "") -> None:
         self.what = what
@@ -35,7 +36,7 @@ class SidecarError(Exception):
         """The one-line message: what, where and how to fix."""
         text = self.what
         if self.where:
-            text += f" (at {self.where})"
+            text += f" ({self.where_word} {self.where})"
         if self.fix:
             text += f". Fix: {self.fix}"
         return text
@@ -90,6 +91,8 @@ class InternalError(SidecarError):
 
 class ConfigError(UserError):
     """A setting has a bad value; names the field, the value, its source and the fix."""
+
+    where_word: ClassVar[str] = "from"
 
     def __init__(self, *, field: str, value: object, source: str, problem: str, fix: str) -> None:
         self.field = field

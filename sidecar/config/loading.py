@@ -174,9 +174,10 @@ def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
         raw = layer.get("default_batch_sizes") or layer.get("max_engines")
         raise ConfigError(
             field=raw.key if raw else "default_batch_sizes",
-            value=list(built.default_batch_sizes),
+            value=raw.value if raw else list(built.default_batch_sizes),
             source=raw.source if raw else "defaults",
-            problem=f"asks for more engines than max_engines = {built.max_engines} allows",
+            problem=f"does not fit: default_batch_sizes {list(built.default_batch_sizes)} "
+            f"need {len(built.default_batch_sizes)} engines, max_engines = {built.max_engines}",
             fix="list fewer default batch sizes or raise max_engines",
         )
     return built

@@ -1,0 +1,216 @@
+"""Settings: defaults, precedence (defaults < TOML < environment < flags), validation errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import ModelPolicy, Settings, build_argument_parser, load_settings
+from sidecar.config import defaults as d
+from sidecar.errors import ConfigError
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sidecar.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_the_named_constants() -> None:
+    settings = load_settings(None, {})
+    assert settings == Settings()
+    assert settings.incoming_base == Path("/models/incoming") == d.DEFAULT_INCOMING_BASE
+    assert settings.serving_base == Path("/models/serving")
+    assert settings.state_dir == Path("/var/lib/tftrt-sidecar")
+    assert settings.engine_cache_dir == Path("/var/cache/tftrt-engines")
+    assert settings.model_config_file == Path("/models/serving/models.config")
+    assert settings.default_policy == ModelPolicy(
+        backend="auto", precision="FP32", max_engines=d.DEFAULT_MAX_ENGINES,
+        minimum_segment_size=3, build_at_runtime=False, keep_versions=d.DEFAULT_KEEP_VERSIONS,
+        default_batch_sizes=(1, 8),
+    )
+    assert settings.once is False
+    assert settings.policy_for("anything") is settings.default_policy
+
+
+def test_precedence_defaults_toml_environment_flags(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        'incoming_base = "in"\nserving_base = "/srv/a"\nsettle_seconds = 3\n'
+        '[policy]\nprecision = "FP16"\nkeep_versions = 5\n',
+    )
+    parser = build_argument_parser()
+    flags = parser.parse_args(["--config", str(config), "--serving", "/srv/flag", "--once"])
+    environ = {"TFTRT_SIDECAR_SERVING_BASE": "/srv/env", "TFTRT_SIDECAR_KEEP_VERSIONS": "7"}
+
+    only_toml = load_settings(None, {}, config)
+    assert only_toml.serving_base == Path("/srv/a")
+    assert only_toml.incoming_base == tmp_path / "in"  # relative to the config file
+    assert only_toml.settle_seconds == 3.0
+    assert only_toml.default_policy.precision == "FP16"
+    assert only_toml.default_policy.keep_versions == 5
+
+    with_env = load_settings(None, environ, config)
+    assert with_env.serving_base == Path("/srv/env")
+    assert with_env.default_policy.keep_versions == 7
+    assert with_env.default_policy.precision == "FP16"
+
+    with_flags = load_settings(flags, environ)
+    assert with_flags.serving_base == Path("/srv/flag")
+    assert with_flags.once is True
+    assert with_flags.settle_seconds == 3.0
+    assert with_flags.default_policy.keep_versions == 7
+
+
+def test_config_path_from_environment_and_flags_parsed_as_mapping(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, "rescan_interval_seconds = 0.5\n")
+    settings = load_settings({"once": None}, {"TFTRT_SIDECAR_CONFIG": str(config)})
+    assert settings.rescan_interval_seconds == 0.5
+    flags = {"incoming": "rel/in", "settle_seconds": "2.5", "marker_file": "READY"}
+    settings = load_settings(flags, {})
+    assert settings.incoming_base == Path.cwd() / "rel" / "in"
+    assert settings.settle_seconds == 2.5
+    assert settings.marker_file == "READY"
+
+
+def test_per_model_overrides_sit_on_the_final_default_policy(tmp_path: Path) -> None:
+    config = write_toml(
+        tmp_path,
+        '[models.resnet]\nprecision = "fp16"\nbackend = "XLA"\n'
+        "default_batch_sizes = [16, 1, 4]\n"
+        "[models.bert]\nkeep_versions = 1\n",
+    )
+    settings = load_settings(None, {"TFTRT_SIDECAR_MAX_ENGINES": "6"}, config)
+    resnet = settings.policy_for("resnet")
+    assert resnet.precision == "FP16"
+    assert resnet.backend == "xla"
+    assert resnet.default_batch_sizes == (1, 4, 16)
+    assert resnet.max_engines == 6  # from the environment's default policy
+    assert settings.policy_for("bert").keep_versions == 1
+    assert settings.policy_for("bert").precision == "FP32"
+    assert settings.policy_for("other") == settings.default_policy
+    with pytest.raises(TypeError):
+        settings.model_policies["x"] = resnet  # type: ignore[index]
+
+
+def test_environment_values_are_parsed(tmp_path: Path) -> None:
+    environ = {
+        "TFTRT_SIDECAR_BUILD_AT_RUNTIME": "yes",
+        "TFTRT_SIDECAR_DEFAULT_BATCH_SIZES": "2, 32",
+        "TFTRT_SIDECAR_MARKER_FILE": "",
+        "TFTRT_SIDECAR_ONCE": "true",
+        "TFTRT_SIDECAR_STATE_DIR": str(tmp_path / "state"),
+        "UNRELATED": "ignored",
+    }
+    settings = load_settings(None, environ)
+    assert settings.default_policy.build_at_runtime is True
+    assert settings.default_policy.default_batch_sizes == (2, 32)
+    assert settings.marker_file is None
+    assert settings.once is True
+    assert settings.state_dir == tmp_path / "state"
+
+
+BAD_ENVIRONMENT = [
+    ("SETTLE_SECONDS", "abc", "settle_seconds", "number of seconds"),
+    ("SETTLE_SECONDS", "-1", "settle_seconds", "number of seconds"),
+    ("SETTLE_SECONDS", "nan", "settle_seconds", "number of seconds"),
+    ("RESCAN_INTERVAL_SECONDS", "0", "rescan_interval_seconds", "more than 0"),
+    ("MARKER_FILE", "a/b", "marker_file", "plain file name"),
+    ("MARKER_FILE", "..", "marker_file", "plain file name"),
+    ("BACKEND", "trt", "backend", "'auto', 'xla', 'tensorrt'"),
+    ("PRECISION", "INT8", "precision", "'FP32', 'FP16'"),
+    ("MAX_ENGINES", "0", "max_engines", "at least 1"),
+    ("MAX_ENGINES", "two", "max_engines", "at least 1"),
+    ("MINIMUM_SEGMENT_SIZE", "1.5", "minimum_segment_size", "at least 1"),
+    ("KEEP_VERSIONS", "-2", "keep_versions", "at least 1"),
+    ("BUILD_AT_RUNTIME", "maybe", "build_at_runtime", "true or false"),
+    ("ONCE", "2", "once", "true or false"),
+    ("DEFAULT_BATCH_SIZES", "1,1", "default_batch_sizes", "distinct"),
+    ("DEFAULT_BATCH_SIZES", "0", "default_batch_sizes", "distinct"),
+    ("DEFAULT_BATCH_SIZES", "a,b", "default_batch_sizes", "distinct"),
+    ("DEFAULT_BATCH_SIZES", "1,2,3,4,5", "default_batch_sizes", "max_engines"),
+    ("INCOMING_BASE", " ", "incoming_base", "path"),
+    ("SETTLE_SECOND", "5", "TFTRT_SIDECAR_SETTLE_SECOND", "TFTRT_SIDECAR_SETTLE_SECONDS"),
+]
+
+
+@pytest.mark.parametrize(("suffix", "value", "field", "hint"), BAD_ENVIRONMENT)
+def test_bad_environment_values_name_field_value_source_and_fix(
+    suffix: str, value: str, field: str, hint: str
+) -> None:
+    name = "TFTRT_SIDECAR_" + suffix
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {name: value})
+    message = str(caught.value)
+    assert caught.value.field == field
+    assert field in message
+    assert f"environment variable {name}" in message
+    assert "Fix:" in message
+    assert hint in message
+    if not field.startswith("TFTRT_SIDECAR_"):  # an unknown name has no value to show
+        assert repr(value) in message
+
+
+BAD_TOML = [
+    ("settle_seconds = true\n", "settle_seconds", "number of seconds"),
+    ("serving_base = 5\n", "serving_base", "path"),
+    ("servng_base = '/x'\n", "servng_base", "did you mean 'serving_base'"),
+    ("[policy]\nprecison = 'FP16'\n", "policy.precison", "did you mean 'policy.precision'"),
+    ("[policy]\nmax_engines = 1\n", "policy.max_engines", "max_engines = 1"),
+    ("[models.resnet]\nmax_engines = 0\n", "models.resnet.max_engines", "at least 1"),
+    ("[models.resnet]\nbogus = 1\n", "models.resnet.bogus", "known settings"),
+    ("[models.resnet]\ndefault_batch_sizes = []\n", "models.resnet.default_batch_sizes", "[1, 8]"),
+    ("[models.'.hidden']\nkeep_versions = 1\n", "models..hidden", "directory name"),
+    ("models = 3\n", "models", "table"),
+    ("policy = 'fast'\n", "policy", "table"),
+    ("settle_seconds = \n", "config", "not valid TOML"),
+    ("incoming_base = '/m'\nserving_base = '/m/serving'\n", "serving_base", "overlaps"),
+    ("incoming_base = '/m/x'\nserving_base = '/m/x'\n", "serving_base", "separate directories"),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "hint"), BAD_TOML)
+def test_bad_toml_names_field_and_fix(tmp_path: Path, text: str, field: str, hint: str) -> None:
+    config = write_toml(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {}, config)
+    message = str(caught.value)
+    assert caught.value.field == field
+    assert field in message
+    assert str(config) in message
+    assert "Fix:" in message
+    assert hint in message
+
+
+def test_flag_errors_name_the_flag() -> None:
+    flags = build_argument_parser().parse_args(["--settle-seconds", "soon"])
+    with pytest.raises(ConfigError, match=r"settle_seconds = 'soon'.*flag --settle-seconds"):
+        load_settings(flags, {})
+
+
+def test_flags_override_overlap_is_caught() -> None:
+    flags = build_argument_parser().parse_args(["--incoming", "/models/serving/raw"])
+    with pytest.raises(ConfigError, match="command-line flag --incoming"):
+        load_settings(flags, {})
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"config": str(missing)}, {})
+    assert str(missing) in str(caught.value)
+    assert "cannot be read" in str(caught.value)
+    assert "Fix: point --config at an existing" in str(caught.value)
+
+
+def test_argument_parser_has_the_documented_flags() -> None:
+    help_text = build_argument_parser().format_help()
+    for flag in (
+        "--config", "--incoming", "--serving", "--state", "--engine-cache",
+        "--model-config-file", "--once",
+    ):
+        assert flag in help_text
+    assert "/models/incoming" in help_text
+    parsed = build_argument_parser().parse_args([])
+    assert all(value is None for value in vars(parsed).values())
