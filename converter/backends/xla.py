@@ -8,12 +8,20 @@ from typing import Any
 import tensorflow as tf
 
 
-def engine_function(native: Any, input_specs: Sequence[tf.TensorSpec]) -> Any:
-    """A ConcreteFunction that XLA compiles once per distinct input shape."""
+def _traced(body: Any, input_specs: Sequence[tf.TensorSpec], jit_compile: bool) -> Any:
+    def call(*args: tf.Tensor) -> Any:
+        return body(*args)
 
-    def engine(*args: tf.Tensor) -> Any:
-        return native(*args)
-
-    return tf.function(engine, jit_compile=True, autograph=False).get_concrete_function(
+    return tf.function(call, jit_compile=jit_compile, autograph=False).get_concrete_function(
         *input_specs
     )
+
+
+def engine_function(body: Any, input_specs: Sequence[tf.TensorSpec]) -> Any:
+    """A ConcreteFunction that XLA compiles once per distinct input shape."""
+    return _traced(body, input_specs, jit_compile=True)
+
+
+def native_function(body: Any, input_specs: Sequence[tf.TensorSpec]) -> Any:
+    """The same call path without compilation, so timings compare like with like."""
+    return _traced(body, input_specs, jit_compile=False)

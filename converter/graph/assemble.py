@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tensorflow.core.framework import attr_value_pb2, graph_pb2
-from tensorflow.python.eager import context, wrap_function
+from tensorflow.python.eager import wrap_function
 from tensorflow.python.util import nest
 
 from converter.graph.extract import SegmentGraph
@@ -98,10 +98,6 @@ def function_from_flat(flat: FlatGraph, graph_def: graph_pb2.GraphDef,
 
     With `outputs` it returns those tensors (a probe); otherwise it takes the
     place of `original`, with its structured inputs and outputs."""
-    for function_def in graph_def.library.function:
-        # An imported library function must not shadow an eager one of the same name.
-        while context.context().has_function(function_def.signature.name):
-            context.context().remove_function(function_def.signature.name)
     function = wrap_function.function_from_graph_def(
         graph_def, flat.input_names, list(outputs or flat.output_names), flat.captures
     )

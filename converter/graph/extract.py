@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -32,10 +33,14 @@ class SegmentGraph:
 
     def native_function(self) -> Any:
         """The segment as a plain (uncompiled) ConcreteFunction of its inputs."""
+        return self.function_of(self.graph_def, self.segment.outputs)
+
+    def function_of(self, graph_def: graph_pb2.GraphDef, outputs: Sequence[str]) -> Any:
+        """A ConcreteFunction of `graph_def` (this segment or a rewrite of it)."""
         return wrap_function.function_from_graph_def(
-            self.graph_def,
+            graph_def,
             [_placeholder(i) + ":0" for i in range(len(self.input_specs))],
-            list(self.segment.outputs),
+            list(outputs),
         )
 
 

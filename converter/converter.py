@@ -1,0 +1,204 @@
+"""`Converter`: TF-TRT's `TrtGraphConverterV2` API, compiling segments with XLA."""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from converter.backends import choose_backend
+from converter.backends.device import detect_build_device
+from converter.engines import EngineKey, measure_engine
+from converter.errors import ConverterStateError, InvalidParameterError
+from converter.graph.assemble import function_from_flat, replace_segments
+from converter.graph.dispatch import DispatchPlan, Fallback, ShapeSet
+from converter.graph.extract import extract_segment
+from converter.graph.inline import FlatGraph, flatten_signature
+from converter.graph.segment import Segmentation, find_segments
+from converter.graph.support import SupportTable, exclusion_reasons
+from converter.inputs import iterate_inputs
+from converter.loading import load_signature
+from converter.params import ConversionParams, TrtPrecisionMode
+from converter.report import ConversionReport, build_report
+from converter.saving import save_converted
+from converter.segments import ConvertedSegment, convert_segment
+
+TOLERANCE = {TrtPrecisionMode.FP32: 1e-4, TrtPrecisionMode.FP16: 2e-2}
+"""Largest scaled error (see `engines.scaled_error`) an engine may have, by precision."""
+
+
+class Converter:
+    """Convert a SavedModel signature so its compilable segments run as engines.
+
+    The API is TF-TRT's: `convert()`, optionally `build(input_fn)`, then
+    `save(dir)`; `summary()` reports at any point after `convert()`.
+    """
+
+    def __init__(
+        self,
+        input_saved_model_dir: str | pathlib.Path,
+        input_saved_model_tags: Sequence[str] | None = None,
+        input_saved_model_signature_key: str | None = None,
+        conversion_params: ConversionParams | None = None,
+    ) -> None:
+        self.params = conversion_params or ConversionParams()
+        self.backend = choose_backend(self.params)
+        self.device = detect_build_device()
+        self._loaded = load_signature(
+            input_saved_model_dir, input_saved_model_tags, input_saved_model_signature_key
+        )
+        self._flat: FlatGraph | None = None
+        self._segmentation: Segmentation | None = None
+        self._segments: list[ConvertedSegment] = []
+        self._converted: Any = None
+        self._built = False
+        self._export_inputs: list[dict[str, np.ndarray]] = []
+
+    @property
+    def input_names(self) -> list[str]:
+        """The signature's inputs, in the order a tuple from `input_fn` gives them."""
+        return list(self._loaded.input_specs)
+
+    def convert(self, calibration_input_fn: Callable[[], Iterable[Any]] | None = None) -> Any:
+        """Segment the signature and rewrite each segment to dispatch to an engine.
+
+        Returns the converted ConcreteFunction. `calibration_input_fn` is only for
+        INT8, which the xla backend does not do."""
+        if calibration_input_fn is not None:
+            raise InvalidParameterError(
+                "calibration_input_fn is only used for INT8 calibration, which needs "
+                "backend='tensorrt'; drop it for FP32 and FP16."
+            )
+        if self._converted is not None:
+            raise ConverterStateError("convert() was already called; call it once per Converter.")
+        self._flat = flatten_signature(self._loaded.function)
+        excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
+        self._segmentation = find_segments(
+            self._flat.graph_def,
+            self._flat.op_types,
+            excluded,
+            self.params.minimum_segment_size,
+            self._flat.output_names,
+        )
+        self._segments = [
+            convert_segment(
+                extract_segment(self._flat, segment),
+                self.params.precision_mode,
+                self.params.allow_build_at_runtime,
+            )
+            for segment in self._segmentation.segments
+        ]
+        self._converted = self._assemble()
+        return self._converted
+
+    def build(self, input_fn: Callable[[], Iterable[Any]]) -> None:
+        """Compile an engine per segment and input-shape set seen in `input_fn()`,
+        and keep only the engines that beat native TensorFlow on this device."""
+        if input_fn is None:
+            raise ConverterStateError(
+                "build() needs input_fn: a generator function yielding inputs of the "
+                "shapes to prebuild."
+            )
+        if self._converted is None:
+            raise ConverterStateError("build() was called before convert(); call convert() first.")
+        if self._built:
+            raise NotImplementedError(
+                "build() was already called; a Converter builds once. Pass every shape "
+                "to one build() call."
+            )
+        assert self._flat is not None
+        boundary = [t for s in self._segments for t in s.graph.segment.inputs]
+        probe = function_from_flat(self._flat, self._flat.graph_def, self._loaded.function,
+                                   outputs=boundary) if boundary else None
+        seen: list[collections.Counter[ShapeSet]] = [collections.Counter() for _ in self._segments]
+        examples: list[dict[ShapeSet, tuple[list[tf.Tensor], int]]] = [{} for _ in self._segments]
+        signature_inputs: list[dict[str, np.ndarray]] = []
+        for inputs in iterate_inputs(input_fn, self._loaded.input_specs, "input_fn"):
+            signature_inputs.append({k: v.numpy() for k, v in inputs.items()})
+            values = list(probe(*inputs.values())) if probe is not None else []
+            for index, segment in enumerate(self._segments):
+                args, values = values[: len(segment.graph.input_specs)], values[
+                    len(segment.graph.input_specs):]
+                shapes = tuple(tuple(args[i].shape.as_list()) for i in segment.graph.shape_inputs)
+                seen[index][shapes] += 1
+                examples[index].setdefault(shapes, (args, len(signature_inputs) - 1))
+        export: dict[int, None] = {}
+        for index, segment in enumerate(self._segments):
+            prebuilt = []
+            for shapes, uses in seen[index].most_common(self.params.maximum_cached_engines):
+                args, origin = examples[index][shapes]
+                record = measure_engine(
+                    self._engine_key(segment, shapes), uses, segment.engine, segment.native,
+                    args, TOLERANCE[segment.precision],
+                )
+                segment.records.append(record)
+                if record.kept:
+                    prebuilt.append(shapes)
+                    export[origin] = None
+            lost = bool(segment.records) and not prebuilt
+            fallback = segment.plan.fallback if not lost else Fallback.NATIVE
+            segment.plan = DispatchPlan(prebuilt=tuple(prebuilt), fallback=fallback)
+        self._export_inputs = [signature_inputs[i] for i in export]
+        self._built = True
+        self._converted = self._assemble()
+
+    def save(self, output_saved_model_dir: str | pathlib.Path,
+             save_gpu_specific_engines: bool = True) -> None:
+        """Write the converted SavedModel; engines built by `build()` travel inside it.
+
+        The directory appears whole or not at all; an existing one is an error."""
+        if self._converted is None:
+            raise ConverterStateError("save() was called before convert(); call convert() first.")
+        save_converted(
+            loaded=self._loaded,
+            converted=self._converted if self._segments else None,
+            output_dir=pathlib.Path(output_saved_model_dir),
+            report=self.report(),
+            engine_inputs=self._export_inputs if save_gpu_specific_engines else [],
+            tolerance=max(TOLERANCE[s.precision] for s in self._segments) if self._segments
+            else 0.0,
+            device=self.device,
+        )
+
+    def report(self) -> ConversionReport:
+        """Everything `summary()` prints, as data."""
+        if self._segmentation is None or self._flat is None:
+            raise ConverterStateError("report() needs convert() first.")
+        return build_report(
+            loaded=self._loaded,
+            params=self.params,
+            backend=self.backend,
+            device=self.device,
+            flat=self._flat,
+            segmentation=self._segmentation,
+            segments=self._segments,
+            built=self._built,
+        )
+
+    def summary(self, line_length: int = 100, detailed: bool = True) -> str:
+        """A TF-TRT-like report: segments, native ops and why, engines and timings."""
+        return self.report().render(line_length=line_length, detailed=detailed)
+
+    def _engine_key(self, segment: ConvertedSegment, shapes: ShapeSet) -> EngineKey:
+        return EngineKey(
+            segment=segment.graph.segment.name,
+            fingerprint=segment.graph.fingerprint,
+            shapes=shapes,
+            dtypes=tuple(s.dtype.name for s in segment.graph.input_specs),
+            precision=segment.precision,
+            backend=self.backend.name,
+            device=self.device.slug,
+            tensorflow=tf.__version__,
+        )
+
+    def _assemble(self) -> Any:
+        assert self._flat is not None
+        if not self._segments:
+            return self._loaded.function
+        calls = [(s.graph, s.dispatch()) for s in self._segments]
+        return function_from_flat(self._flat, replace_segments(self._flat, calls),
+                                  self._loaded.function)

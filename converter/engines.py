@@ -1,0 +1,131 @@
+"""Engines: one segment compiled for one input-shape set, measured against native."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from converter.graph.dispatch import ShapeSet
+
+# How long to time each side of one comparison, and the bounds on repetitions.
+_TIMING_SECONDS = 0.3
+_MIN_ROUNDS = 5
+_MAX_CALLS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineKey:
+    """Every field that changes an engine's compiled code."""
+
+    segment: str
+    fingerprint: str
+    """Digest of the segment's graph (ops, attributes, weights' shapes)."""
+    shapes: ShapeSet
+    dtypes: tuple[str, ...]
+    precision: str
+    backend: str
+    device: str
+    tensorflow: str
+
+    def describe(self) -> str:
+        """A one-line, human-readable form of the key."""
+        shapes = ", ".join("x".join(str(d) for d in s) or "scalar" for s in self.shapes)
+        return f"{self.segment}[{shapes}] {self.precision} {self.backend}@{self.device}"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineRecord:
+    """What `build()` learned about one engine."""
+
+    key: EngineKey
+    uses: int
+    """How many `input_fn` inputs had this shape set."""
+    compile_seconds: float
+    engine_seconds: float
+    """Median wall time of one engine call."""
+    native_seconds: float
+    """Median wall time of one native-segment call on the same inputs."""
+    error: float
+    """Largest |engine - native| over all outputs, divided by 1 + the largest |native|."""
+    kept: bool
+    reason: str
+
+    @property
+    def speedup(self) -> float:
+        """Native time over engine time: above 1 means the engine is faster."""
+        return self.native_seconds / self.engine_seconds if self.engine_seconds else 0.0
+
+
+def scaled_error(produced: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
+    """Largest |produced - expected| over all outputs, over 1 + the largest |expected|."""
+    worst = 0.0
+    for got, want in zip(produced, expected, strict=True):
+        if got.dtype.kind not in "fiuc" or want.size == 0:
+            if not np.array_equal(got, want):
+                return float("inf")
+            continue
+        want64 = want.astype(np.float64)
+        difference = float(np.max(np.abs(got.astype(np.float64) - want64)))
+        worst = max(worst, difference / (1.0 + float(np.max(np.abs(want64)))))
+    return worst
+
+
+def _run(function: Callable[..., Any], args: Sequence[tf.Tensor]) -> list[np.ndarray]:
+    outputs = function(*args)
+    return [np.asarray(t) for t in tf.nest.flatten(outputs)]
+
+
+def _median_call_seconds(
+    sides: Sequence[Callable[..., Any]], args: Sequence[tf.Tensor]
+) -> list[float]:
+    """Median per-call time of each side, timed in interleaved rounds so that
+    drift in machine load affects both alike."""
+    samples: list[list[float]] = [[] for _ in sides]
+    deadline = time.perf_counter() + _TIMING_SECONDS * len(sides)
+    calls = 0
+    while calls < _MAX_CALLS and (calls < _MIN_ROUNDS or time.perf_counter() < deadline):
+        for side, bucket in zip(sides, samples, strict=True):
+            start = time.perf_counter()
+            _run(side, args)
+            bucket.append(time.perf_counter() - start)
+        calls += 1
+    return [statistics.median(bucket) for bucket in samples]
+
+
+def measure_engine(
+    key: EngineKey,
+    uses: int,
+    engine: Callable[..., Any],
+    native: Callable[..., Any],
+    args: Sequence[tf.Tensor],
+    tolerance: float,
+) -> EngineRecord:
+    """Compile `engine` for `args`' shapes, check it against `native`, time both."""
+    expected = _run(native, args)
+    start = time.perf_counter()
+    produced = _run(engine, args)
+    compile_seconds = time.perf_counter() - start
+    error = scaled_error(produced, expected)
+    engine_seconds, native_seconds = _median_call_seconds([engine, native], args)
+    if not error <= tolerance:
+        kept, reason = False, f"dropped: error {error:.3g} exceeds {tolerance:g}"
+    elif engine_seconds < native_seconds:
+        kept, reason = True, "kept: faster than native"
+    else:
+        kept, reason = False, "dropped: not faster than native on this device"
+    return EngineRecord(
+        key=key,
+        uses=uses,
+        compile_seconds=compile_seconds,
+        engine_seconds=engine_seconds,
+        native_seconds=native_seconds,
+        error=error,
+        kept=kept,
+        reason=reason,
+    )

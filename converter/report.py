@@ -1,0 +1,197 @@
+"""What a conversion did, as data (saved with the model) and as text (`summary()`)."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from converter.backends import BackendChoice
+from converter.backends.device import BuildDevice, engine_namespace
+from converter.graph.inline import FlatGraph
+from converter.graph.segment import Segmentation
+from converter.loading import LoadedSignature
+from converter.params import ConversionParams
+from converter.segments import ConvertedSegment
+
+
+def _shape_text(shape: Sequence[int | None] | None) -> str:
+    if shape is None:
+        return "?"
+    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineReport:
+    """One measured engine."""
+
+    shapes: list[list[int]]
+    precision: str
+    uses: int
+    compile_seconds: float
+    engine_ms: float
+    native_ms: float
+    speedup: float
+    error: float
+    kept: bool
+    reason: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentReport:
+    """One segment: what it holds, its boundary, its engines and its dispatch."""
+
+    name: str
+    ops: dict[str, int]
+    inputs: list[str]
+    outputs: list[str]
+    shape_inputs: list[int]
+    precision: str
+    note: str
+    prebuilt: list[list[list[int]]]
+    fallback: str
+    engines: list[EngineReport]
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionReport:
+    """The whole conversion, serialisable as JSON."""
+
+    model: str
+    signature: str
+    backend: str
+    backend_reason: str
+    device: str
+    engine_namespace: str
+    params: dict[str, Any]
+    total_ops: int
+    ops_in_segments: int
+    segments: list[SegmentReport]
+    native: dict[str, dict[str, int]]
+    """Reason -> op type -> count, for every op left native."""
+    built: bool
+
+    @property
+    def nothing_to_compile(self) -> bool:
+        """True when no segment was found: the model is saved unchanged."""
+        return not self.segments
+
+    def to_json(self) -> str:
+        """The report as indented JSON."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def render(self, line_length: int = 100, detailed: bool = True) -> str:
+        """The report as text, TF-TRT's summary() layout extended with engines."""
+        rule = "=" * line_length
+        lines = [
+            rule,
+            f"Converted {self.model} signature {self.signature!r}",
+            f"backend {self.backend} ({self.backend_reason}); device {self.device}; "
+            f"precision {self.params['precision_mode']}",
+            f"engine cache namespace: {self.engine_namespace}",
+            f"{len(self.segments)} segment(s) hold {self.ops_in_segments} of "
+            f"{self.total_ops} ops",
+        ]
+        if self.nothing_to_compile:
+            lines.append("Nothing to compile: the model is saved unchanged.")
+        for segment in self.segments:
+            lines.append("-" * line_length)
+            op_list = ", ".join(f"{op} x{n}" for op, n in sorted(segment.ops.items()))
+            lines.append(f"{segment.name}: {sum(segment.ops.values())} ops [{op_list}]")
+            lines.append(f"  inputs {len(segment.inputs)}, outputs {len(segment.outputs)}; "
+                         f"precision {segment.precision}"
+                         + (f" ({segment.note})" if segment.note else ""))
+            if detailed:
+                lines.extend(f"    in:  {name}" for name in segment.inputs)
+                lines.extend(f"    out: {name}" for name in segment.outputs)
+            prebuilt = "; ".join(
+                ", ".join(_shape_text(s) for s in shape_set) for shape_set in segment.prebuilt
+            )
+            lines.append(f"  prebuilt shapes: {prebuilt or 'none'}; other shapes run "
+                         f"{segment.fallback}")
+            for engine in segment.engines:
+                shapes = ", ".join(_shape_text(s) for s in engine.shapes)
+                lines.append(
+                    f"  engine [{shapes}] {engine.precision}: {engine.engine_ms:.3f} ms vs "
+                    f"native {engine.native_ms:.3f} ms ({engine.speedup:.2f}x), compile "
+                    f"{engine.compile_seconds:.2f} s, used by {engine.uses} input(s) - "
+                    f"{engine.reason}"
+                )
+        if not self.built and self.segments:
+            lines.append("No engines prebuilt: call build(input_fn) to compile and measure them.")
+        lines.append("-" * line_length)
+        lines.append("Ops left native, by reason:")
+        for reason, ops in sorted(self.native.items(), key=lambda kv: -sum(kv[1].values())):
+            op_list = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+            lines.append(f"  {sum(ops.values())}: {reason} [{op_list}]")
+        lines.append(rule)
+        return "\n".join(lines)
+
+
+def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport:
+    graph = segment.graph
+    ops = collections.Counter(flat.op_types[name] for name in graph.segment.nodes)
+    engines = [
+        EngineReport(
+            shapes=[list(s) for s in r.key.shapes],
+            precision=r.key.precision,
+            uses=r.uses,
+            compile_seconds=r.compile_seconds,
+            engine_ms=r.engine_seconds * 1e3,
+            native_ms=r.native_seconds * 1e3,
+            speedup=r.speedup,
+            error=r.error,
+            kept=r.kept,
+            reason=r.reason,
+            key=r.key.describe(),
+        )
+        for r in segment.records
+    ]
+    specs = graph.input_specs
+    return SegmentReport(
+        name=graph.segment.name,
+        ops=dict(ops),
+        inputs=[f"{n} {specs[i].dtype.name} {_shape_text(specs[i].shape.as_list() if specs[i].shape.rank is not None else None)}"
+                for i, n in enumerate(graph.segment.inputs)],
+        outputs=list(graph.segment.outputs),
+        shape_inputs=list(graph.shape_inputs),
+        precision=segment.precision,
+        note=segment.precision_note,
+        prebuilt=[[list(s) for s in shape_set] for shape_set in segment.plan.prebuilt],
+        fallback=segment.plan.fallback.value,
+        engines=engines,
+    )
+
+
+def build_report(
+    *,
+    loaded: LoadedSignature,
+    params: ConversionParams,
+    backend: BackendChoice,
+    device: BuildDevice,
+    flat: FlatGraph,
+    segmentation: Segmentation,
+    segments: Sequence[ConvertedSegment],
+    built: bool,
+) -> ConversionReport:
+    """Collect the report from the converter's state."""
+    native: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for name, reason in segmentation.native.items():
+        native[reason][flat.op_types[name]] += 1
+    return ConversionReport(
+        model=str(loaded.directory),
+        signature=loaded.key,
+        backend=backend.name,
+        backend_reason=backend.reason,
+        device=device.slug,
+        engine_namespace=engine_namespace(device),
+        params=dataclasses.asdict(params),
+        total_ops=len(flat.graph_def.node),
+        ops_in_segments=sum(len(s.graph.segment.nodes) for s in segments),
+        segments=[_segment_report(s, flat) for s in segments],
+        native={reason: dict(ops) for reason, ops in native.items()},
+        built=built,
+    )
