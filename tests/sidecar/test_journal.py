@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,9 @@ from tests.sidecar.conftest import ManualClock, immutable
 
 
 @pytest.fixture
-def journal(tmp_path: Path, clock: ManualClock) -> JobJournal:
-    opened = JobJournal.open(tmp_path / "state", clock=clock)
-    yield opened  # type: ignore[misc]
-    opened.close()
+def journal(tmp_path: Path, clock: ManualClock) -> Iterator[JobJournal]:
+    with JobJournal.open(tmp_path / "state", clock=clock) as opened:
+        yield opened
 
 
 def run_to_verifying(journal: JobJournal, clock: ManualClock, model: str, version: int) -> None:
@@ -160,7 +160,9 @@ def test_recovery_completes_restarts_or_skips(journal: JobJournal, clock: Manual
     assert [(j.version, j.state) for j in report.completed] == [(1, JobState.PUBLISHED)]
     assert [(j.version, j.attempts) for j in report.restarted] == [(4, 2), (2, 2)]
     assert all(j.state is JobState.DISCOVERED and j.flavour is None for j in report.restarted)
-    assert "stopped while the job was verifying" in (journal.get("m", 2).reason or "")
+    restarted = journal.get("m", 2)
+    assert restarted is not None
+    assert "stopped while the job was verifying" in (restarted.reason or "")
     assert [(j.version, j.state) for j in report.skipped] == [(3, JobState.SKIPPED)]
     assert "never overwritten" in (report.skipped[0].reason or "")
     assert journal.interrupted() == []
