@@ -61,9 +61,7 @@ def rank_shape_sets(counts: Sequence[tuple[ShapeSet, int]], limit: int) -> TopSh
     return TopShapeSets(entries, total)
 
 
-def coverage_of(
-    counts: Sequence[tuple[ShapeSet, int]], prebuilt: Iterable[ShapeSet]
-) -> Coverage:
+def coverage_of(counts: Sequence[tuple[ShapeSet, int]], prebuilt: Iterable[ShapeSet]) -> Coverage:
     """How much of `counts` at least one of `prebuilt` matches (see `ShapeSet.matches`)."""
     built = list(prebuilt)
     covered = sum(

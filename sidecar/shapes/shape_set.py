@@ -84,9 +84,7 @@ class ShapeSet(Mapping[str, TensorSpec]):
             return False
         return all(
             name == seen_name and spec.matches(seen_spec)
-            for (name, spec), (seen_name, seen_spec) in zip(
-                self.specs, observed.specs, strict=True
-            )
+            for (name, spec), (seen_name, seen_spec) in zip(self.specs, observed.specs, strict=True)
         )
 
 

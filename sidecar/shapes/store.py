@@ -201,9 +201,7 @@ class ShapeStore:
 
     def samples(self, model: str, signature: str | None = None) -> list[StoredSample]:
         """Stored samples of `model` (optionally one signature), oldest first."""
-        query = (
-            "SELECT model, signature, method, received_at, request FROM samples WHERE model = ?"
-        )
+        query = "SELECT model, signature, method, received_at, request FROM samples WHERE model = ?"
         args: tuple[str, ...] = (model,)
         if signature is not None:
             query += " AND signature = ?"

@@ -188,11 +188,15 @@ class ModelRegistry:
                 number = spec.version.value
             else:
                 number = None
-            available = {} if entry is None else {
-                n: v.servable
-                for n, v in entry.versions.items()
-                if v.state == VersionState.AVAILABLE and v.servable is not None
-            }
+            available = (
+                {}
+                if entry is None
+                else {
+                    n: v.servable
+                    for n, v in entry.versions.items()
+                    if v.state == VersionState.AVAILABLE and v.servable is not None
+                }
+            )
         if number is None:
             if not available:
                 raise not_found(f"Servable not found for request: Latest({spec.name})")
@@ -212,4 +216,3 @@ class ModelRegistry:
                 VersionEntry(v.version, v.state, None, v.error, v.warmup_records)
                 for _, v in sorted(entry.versions.items(), reverse=True)
             ]
-

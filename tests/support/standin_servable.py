@@ -81,8 +81,7 @@ class LoadedVersion:
             count += 1
             if count > MAX_WARMUP_RECORDS:
                 raise invalid_argument(
-                    f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) "
-                    f"at {path}"
+                    f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}"
                 )
             log = prediction_log_pb2.PredictionLog.FromString(record)
             kind = log.WhichOneof("log_type")
@@ -220,9 +219,7 @@ class LoadedVersion:
         except KeyError:
             raise failed_precondition(f'Serving signature key "{key}" not found.') from None
 
-    def _examples_signature(
-        self, key: str, method: str, kind: str
-    ) -> meta_graph_pb2.SignatureDef:
+    def _examples_signature(self, key: str, method: str, kind: str) -> meta_graph_pb2.SignatureDef:
         signature = self._signature(key)
         if signature.method_name != method:
             raise invalid_argument(
@@ -233,9 +230,7 @@ class LoadedVersion:
             raise invalid_argument(f"Expected {kind} signature to have an input named inputs")
         return signature
 
-    def _feeds(
-        self, signature: meta_graph_pb2.SignatureDef, inputs: Any
-    ) -> dict[str, np.ndarray]:
+    def _feeds(self, signature: meta_graph_pb2.SignatureDef, inputs: Any) -> dict[str, np.ndarray]:
         for alias in inputs:
             if alias not in signature.inputs:
                 raise invalid_argument(

@@ -126,8 +126,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise invalid_argument("Inference task list is empty")
             names = {task.model_spec.name for task in request.tasks}
             if len(names) != 1:
-                raise invalid_argument("All ModelSpecs in a MultiInferenceRequest must access "
-                                       "the same model name.")
+                raise invalid_argument(
+                    "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+                )
             servable = self._calls.registry.servable_for(request.tasks[0].model_spec)
             return servable.multi_inference(request)
 
@@ -138,8 +139,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
         def body() -> Any:
             if not request.metadata_field:
-                raise invalid_argument("GetModelMetadataRequest must specify at least one "
-                                       "metadata_field")
+                raise invalid_argument(
+                    "GetModelMetadataRequest must specify at least one metadata_field"
+                )
             for field_name in request.metadata_field:
                 if field_name != "signature_def":
                     raise invalid_argument(f"Metadata field {field_name} is not supported")
@@ -189,9 +191,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
         return self._calls.run("GetModelStatus", context, body)
 
-    def HandleReloadConfigRequest(
-        self, request: Any, context: grpc.ServicerContext
-    ) -> Any:
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Serve the models of the given config from now on (until the config file changes)."""
 
         def body() -> Any:

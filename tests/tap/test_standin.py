@@ -71,7 +71,7 @@ def test_predict_through_real_stubs(served: tuple[StandinHandle, Path]) -> None:
     with channel:
         response = predict.Predict(predict_request("m", batch=2), timeout=10)
     y = tf.make_ndarray(response.outputs["y"])
-    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    x: np.ndarray = np.arange(8, dtype=np.float32).reshape(2, 4)
     np.testing.assert_allclose(y, x * 2.0 + 0.5)
     assert response.model_spec.name == "m"
     assert response.model_spec.version.value == 1
@@ -158,9 +158,7 @@ def test_classify_regress_multi_inference_and_metadata(
         regressions = predict.Regress(regress, timeout=10).result.regressions
         results = predict.MultiInference(multi, timeout=10).results
         signatures = get_model_metadata_pb2.SignatureDefMap()
-        predict.GetModelMetadata(metadata, timeout=10).metadata["signature_def"].Unpack(
-            signatures
-        )
+        predict.GetModelMetadata(metadata, timeout=10).metadata["signature_def"].Unpack(signatures)
     assert [c.label for c in classes[0].classes] == ["neg", "pos"]
     assert classes[0].classes[1].score > classes[0].classes[0].score
     # x * 2 + 0.5 summed over 4 features.
@@ -233,7 +231,7 @@ def test_runs_as_a_script_with_a_model_config_file(tmp_path: Path, copy_version:
         line = process.stdout.readline()
         assert line.startswith("Running gRPC ModelServer at "), line
         address = line.split()[-2]
-        predict, model_service, channel = _stubs(address)
+        predict, _, channel = _stubs(address)
         with channel:
             assert predict.Predict(predict_request("a"), timeout=10).model_spec.version.value == 5
             # A new model appears when the config file changes.

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -187,12 +188,13 @@ def test_upstream_that_never_existed_gives_unavailable(
 def test_bad_settings_and_taken_port_are_reported(
     loop_thread: LoopThread, slow_tap: TapServer, store: ShapeStore
 ) -> None:
-    for bad in (
+    bad_settings: list[dict[str, Any]] = [
         {"listen": "nowhere"},
         {"queue_size": 0},
         {"sample_rate": 1.5},
         {"max_message_bytes": 1 << 32},
-    ):
+    ]
+    for bad in bad_settings:
         with pytest.raises(TapSettingsError):
             TapSettings(**{"listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", **bad})
     # grpc sets SO_REUSEPORT by default, so take the port with a plain listening socket.

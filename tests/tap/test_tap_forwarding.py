@@ -163,9 +163,7 @@ def test_metadata_passes_both_ways(standin: StandinHandle, tap: TapServer) -> No
     sent = (("x-request-id", "abc-123"), ("x-trace-bin", b"\x00\x01\xff"))
     echo = ("x-standin-echo-id", "42")
     with channel:
-        _, call = stub.Predict.with_call(
-            predict_request("m"), timeout=10, metadata=(*sent, echo)
-        )
+        _, call = stub.Predict.with_call(predict_request("m"), timeout=10, metadata=(*sent, echo))
     assert echo in tuple(call.trailing_metadata())
     received = standin.calls()[-1].metadata
     for item in (*sent, echo):
@@ -208,9 +206,8 @@ def test_errors_and_details_pass_through(
 
 
 def test_unknown_method_is_unimplemented(tap: TapServer) -> None:
-    with grpc.insecure_channel(_address(tap)) as channel:
-        with pytest.raises(grpc.RpcError) as error:
-            channel.unary_unary("/tensorflow.serving.SessionService/SessionRun")(b"", timeout=5)
+    with grpc.insecure_channel(_address(tap)) as channel, pytest.raises(grpc.RpcError) as error:
+        channel.unary_unary("/tensorflow.serving.SessionService/SessionRun")(b"", timeout=5)
     assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
