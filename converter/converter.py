@@ -59,9 +59,9 @@ class Converter:
         self._export_inputs: list[dict[str, np.ndarray]] = []
 
     @property
-    def input_names(self) -> list[str]:
+    def input_specs(self) -> dict[str, tf.TensorSpec]:
         """The signature's inputs, in the order a tuple from `input_fn` gives them."""
-        return list(self._loaded.input_specs)
+        return dict(self._loaded.input_specs)
 
     def convert(self, calibration_input_fn: Callable[[], Iterable[Any]] | None = None) -> Any:
         """Segment the signature and rewrite each segment to dispatch to an engine.
@@ -142,7 +142,8 @@ class Converter:
             lost = bool(segment.records) and not prebuilt
             fallback = segment.plan.fallback if not lost else Fallback.NATIVE
             segment.plan = DispatchPlan(prebuilt=tuple(prebuilt), fallback=fallback)
-        self._export_inputs = [signature_inputs[i] for i in export]
+        # Engines to export, or else one input to prove the Session path with.
+        self._export_inputs = [signature_inputs[i] for i in export] or signature_inputs[:1]
         self._built = True
         self._converted = self._assemble()
 

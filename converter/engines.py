@@ -17,6 +17,9 @@ from converter.graph.dispatch import ShapeSet
 _TIMING_SECONDS = 0.3
 _MIN_ROUNDS = 5
 _MAX_CALLS = 200
+# After this many rounds, a side this many times slower than the other has lost.
+_DECISIVE_ROUNDS = 2
+_DECISIVE_RATIO = 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +73,7 @@ def scaled_error(produced: Sequence[np.ndarray], expected: Sequence[np.ndarray])
             if not np.array_equal(got, want):
                 return float("inf")
             continue
-        want64 = want.astype(np.float64)
+        want64: np.ndarray = want.astype(np.float64)
         difference = float(np.max(np.abs(got.astype(np.float64) - want64)))
         worst = max(worst, difference / (1.0 + float(np.max(np.abs(want64)))))
     return worst
@@ -95,6 +98,9 @@ def _median_call_seconds(
             _run(side, args)
             bucket.append(time.perf_counter() - start)
         calls += 1
+        medians = [statistics.median(bucket) for bucket in samples]
+        if calls >= _DECISIVE_ROUNDS and max(medians) > _DECISIVE_RATIO * min(medians):
+            break
     return [statistics.median(bucket) for bucket in samples]
 
 

@@ -8,6 +8,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import tensorflow as tf
+
 from converter.backends import BackendChoice
 from converter.backends.device import BuildDevice, engine_namespace
 from converter.graph.inline import FlatGraph
@@ -15,6 +17,10 @@ from converter.graph.segment import Segmentation
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams
 from converter.segments import ConvertedSegment
+
+
+def _dims(spec: tf.TensorSpec) -> list[int | None] | None:
+    return None if spec.shape.rank is None else list(spec.shape.as_list())
 
 
 def _shape_text(shape: Sequence[int | None] | None) -> str:
@@ -154,8 +160,8 @@ def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport
     return SegmentReport(
         name=graph.segment.name,
         ops=dict(ops),
-        inputs=[f"{n} {specs[i].dtype.name} {_shape_text(specs[i].shape.as_list() if specs[i].shape.rank is not None else None)}"
-                for i, n in enumerate(graph.segment.inputs)],
+        inputs=[f"{name} {spec.dtype.name} {_shape_text(_dims(spec))}"
+                for name, spec in zip(graph.segment.inputs, specs, strict=True)],
         outputs=list(graph.segment.outputs),
         shape_inputs=list(graph.shape_inputs),
         precision=segment.precision,

@@ -40,7 +40,9 @@ class ConvertedSegment:
         )
 
 
-def convert_segment(graph: SegmentGraph, precision: str, allow_build_at_runtime: bool) -> ConvertedSegment:
+def convert_segment(
+    graph: SegmentGraph, precision: str, allow_build_at_runtime: bool
+) -> ConvertedSegment:
     """The native and engine functions of one segment, before any engine is built."""
     body = graph.native_function()
     engine_body, used, note = body, TrtPrecisionMode.FP32, ""

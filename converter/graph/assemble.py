@@ -105,6 +105,6 @@ def function_from_flat(flat: FlatGraph, graph_def: graph_pb2.GraphDef,
         function.graph.structured_outputs = nest.pack_sequence_as(
             original.graph.structured_outputs, function.graph.structured_outputs
         )
-        function._function_type = original.function_type  # noqa: SLF001 (as TF-TRT does)
+        function._function_type = original.function_type  # as TF-TRT does
         function.graph.structured_input_signature = original.structured_input_signature
     return function

@@ -39,7 +39,7 @@ class FlatGraph:
 
     def outputs_of(self, node: str) -> list[TensorInfo]:
         """The static facts of each output of `node`, in order."""
-        infos = []
+        infos: list[TensorInfo] = []
         while (info := self.tensors.get(f"{node}:{len(infos)}")) is not None:
             infos.append(info)
         return infos
