@@ -107,7 +107,8 @@ def read_warmup_file(saved_model_dir: Path) -> list[Any]:
         return []
     logs: list[Any] = []
     try:
-        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        # A plain record reader: works in eager and graph mode (inside a Session block) alike.
+        for record in tf.compat.v1.io.tf_record_iterator(str(path)):
             logs.append(prediction_log_pb2.PredictionLog.FromString(record))
     except (tf.errors.DataLossError, tf.errors.OpError, DecodeError) as exc:
         raise WarmupError(

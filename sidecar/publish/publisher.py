@@ -178,14 +178,17 @@ class StagedVersion:
         self._finished = False
 
     def copy_from(self, source: Path) -> None:
-        """Copy the tree at ``source`` into the staging directory."""
+        """Copy the tree at ``source`` into the staging directory.
 
-        def copy_file(src: str, dst: str) -> object:
-            shutil.copy2(src, dst)
-            self._publisher._checkpoint("file-copied")
-            return dst
-
-        shutil.copytree(source, self.path, dirs_exist_ok=True, copy_function=copy_file)
+        The first OSError (e.g. ENOSPC) stops the copy and propagates as is
+        (``shutil.copytree`` would bundle errors and lose the errno).
+        """
+        for directory, _, files in os.walk(source):
+            target = self.path / os.path.relpath(directory, source)
+            target.mkdir(exist_ok=True)
+            for name in files:
+                shutil.copy2(os.path.join(directory, name), target / name)
+                self._publisher._checkpoint("file-copied")
 
     def commit(self) -> Path:
         """fsync everything, rename into ``<model>/<version>``; return that path.

@@ -156,10 +156,11 @@ def _manifest(path: Path) -> Manifest:
 def _load_and_warm_up(path: Path, tags: list[str]) -> None:
     import tensorflow as tf
 
+    warmup = read_warmup_file(path)
     graph = tf.Graph()
     with tf.compat.v1.Session(graph=graph) as session:
         meta_graph = tf.compat.v1.saved_model.loader.load(session, tags, str(path))
-        for log in read_warmup_file(path):
+        for log in warmup:
             request = log.predict_log.request
             signature = meta_graph.signature_def[
                 request.model_spec.signature_name or "serving_default"
