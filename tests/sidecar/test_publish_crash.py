@@ -38,10 +38,8 @@ def run_driver(
 
 def kill_when_paused(process: subprocess.Popen[str], step: str) -> None:
     assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    line = process.stdout.readline()
+    line = process.stdout.readline()  # the driver prints this, then sleeps at the step
     assert line.strip() == f"PAUSED {step}", f"driver said {line!r} instead of pausing at {step}"
-    assert time.monotonic() < deadline
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=30) == -signal.SIGKILL
 
