@@ -6,7 +6,7 @@ the TF1 Session loader (TF Serving's path) with the persistent cache pointed at
 the model's own engines directory. The same run proves the model loads that way
 and checks its outputs against the original model's.
 
-Run as: python -m converter.engine_export REQUEST.npz (see `export_engines`).
+Run as: python -m converter.engine_export REQUEST_DIR (see `export_engines`).
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ def export_engines(
     cache is `cache_dir`; return the largest scaled error against `expected`."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tftrt-export-") as scratch:
-        request = pathlib.Path(scratch, "request.npz")
-        arrays: dict[str, np.ndarray] = {}
+        request = pathlib.Path(scratch)
+        cases = []
         for index, (feed, want) in enumerate(zip(inputs, expected, strict=True)):
-            arrays.update({f"in/{index}/{k}": v for k, v in feed.items()})
-            arrays.update({f"out/{index}/{k}": v for k, v in want.items()})
-        arrays["meta"] = np.array(json.dumps({
+            cases.append({
+                "inputs": _write_tensors(request, f"in{index}", feed),
+                "outputs": _write_tensors(request, f"out{index}", want),
+            })
+        (request / "request.json").write_text(json.dumps({
             "model": str(saved_model_dir), "tags": list(tags), "key": signature_key,
-            "count": len(inputs), "tolerance": tolerance,
+            "cases": cases, "tolerance": tolerance,
         }))
-        np.savez(request, **arrays)  # type: ignore[arg-type]
         environment = dict(os.environ)
         environment["TF_XLA_FLAGS"] = " ".join(filter(None, [
             environment.get("TF_XLA_FLAGS", ""),
@@ -70,13 +71,31 @@ def export_engines(
     return float(json.loads(done.stdout.strip().splitlines()[-1])["error"])
 
 
-def _main(request_path: str) -> None:
+def _write_tensors(
+    directory: pathlib.Path, prefix: str, tensors: Mapping[str, np.ndarray]
+) -> dict[str, str]:
+    """Save each array as a serialized TensorProto (strings included); name -> file."""
     import tensorflow as tf
+
+    files = {}
+    for position, (name, value) in enumerate(sorted(tensors.items())):
+        path = directory / f"{prefix}-{position}.pb"
+        path.write_bytes(tf.make_tensor_proto(value).SerializeToString())
+        files[name] = path.name
+    return files
+
+
+def _main(request_dir: str) -> None:
+    import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
 
     from converter.engines import scaled_error
 
-    request = np.load(request_path)
-    meta = json.loads(str(request["meta"]))
+    def read(name: str) -> np.ndarray:
+        proto = tensor_pb2.TensorProto.FromString(pathlib.Path(request_dir, name).read_bytes())
+        return np.asarray(tf.make_ndarray(proto))
+
+    meta = json.loads(pathlib.Path(request_dir, "request.json").read_text())
     tf.compat.v1.disable_eager_execution()
     worst = 0.0
     with tf.compat.v1.Session(graph=tf.Graph()) as session:
@@ -84,12 +103,11 @@ def _main(request_path: str) -> None:
         signature = meta_graph.signature_def[meta["key"]]
         fetch_names = sorted(signature.outputs)
         fetches = [signature.outputs[name].name for name in fetch_names]
-        for index in range(meta["count"]):
-            prefix = f"in/{index}/"
-            feed = {signature.inputs[k[len(prefix):]].name: request[k]
-                    for k in request.files if k.startswith(prefix)}
+        for case in meta["cases"]:
+            feed = {signature.inputs[name].name: read(file)
+                    for name, file in case["inputs"].items()}
             produced = session.run(fetches, feed)
-            expected = [request[f"out/{index}/{name}"] for name in fetch_names]
+            expected = [read(case["outputs"][name]) for name in fetch_names]
             worst = max(worst, scaled_error(produced, expected))
     if not worst <= meta["tolerance"]:
         raise SystemExit(

@@ -76,6 +76,8 @@ def extract_segment(flat: FlatGraph, segment: Segment) -> SegmentGraph:
                 node.input.append(renamed[full])
         node.ClearField("device")
         node.attr.pop("_class", None)  # colocation with nodes left outside
+        # TF would lower a functional If/While to Switch/Merge, which XLA refuses.
+        node.attr.pop("_lower_using_switch_merge", None)
     shape_inputs = tuple(
         i for i, name in enumerate(segment.inputs)
         if flat.op_types[name.split(":")[0]] not in _FIXED_SHAPE_PRODUCERS

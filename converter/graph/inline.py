@@ -57,6 +57,9 @@ def _inline_functions(function: Any) -> graph_pb2.GraphDef:
         fetches.node_list.value.append(tensor.name)
     meta_graph.collection_def["train_op"].CopyFrom(fetches)
     config = config_pb2.ConfigProto()
+    # Grappler lowers functional If/While to Switch/Merge unless told the graph
+    # runs on the single-threaded executor; XLA compiles the functional forms.
+    config.experimental.executor_type = "SINGLE_THREADED_EXECUTOR"
     rewrite = config.graph_options.rewrite_options
     rewrite.min_graph_nodes = -1
     rewrite.optimizers.append("function")
@@ -70,7 +73,7 @@ def _variable_shapes(function: Any) -> dict[str, tuple[tf.DType, tf.TensorShape]
         if external.dtype != tf.resource:
             continue
         handle_data = resource_variable_ops.get_eager_safe_handle_data(external)
-        if handle_data.is_set and len(handle_data.shape_and_type) == 1:
+        if handle_data is not None and handle_data.is_set and len(handle_data.shape_and_type) == 1:
             entry = handle_data.shape_and_type[0]
             shapes[internal.name.split(":")[0]] = (
                 tf.as_dtype(entry.dtype), tf.TensorShape(entry.shape)

@@ -40,12 +40,22 @@ def _producer(graph_def_input: str) -> str:
     return graph_def_input.lstrip("^").split(":")[0]
 
 
+def forward_producers(graph_def: graph_pb2.GraphDef) -> dict[str, set[str]]:
+    """Node -> the nodes it consumes from, without TF1 loops' NextIteration back edges."""
+    back = {n.name for n in graph_def.node if n.op == "NextIteration"}
+    return {
+        node.name: {_producer(i) for i in node.input} - (back if node.op == "Merge" else set())
+        for node in graph_def.node
+    }
+
+
 def topological_order(graph_def: graph_pb2.GraphDef) -> list[str]:
     """Node names so that every node follows its inputs (data and control)."""
     consumers: dict[str, list[str]] = {n.name: [] for n in graph_def.node}
     pending: dict[str, int] = {}
+    producers_of = forward_producers(graph_def)
     for node in graph_def.node:
-        producers = {_producer(i) for i in node.input}
+        producers = producers_of[node.name]
         pending[node.name] = len(producers)
         for producer in producers:
             consumers[producer].append(node.name)
@@ -116,9 +126,9 @@ def _cluster(
     graph_def: graph_pb2.GraphDef, order: Sequence[str], candidates: set[str]
 ) -> dict[str, list[str]]:
     edges: dict[str, set[str]] = {name: set() for name in order}
-    for node in graph_def.node:
-        for graph_input in node.input:
-            edges[_producer(graph_input)].add(node.name)
+    for name, producers in forward_producers(graph_def).items():
+        for producer in producers:
+            edges[producer].add(name)
     clusters = _Clusters(order, edges)
     position = {name: i for i, name in enumerate(order)}
     for name in order:

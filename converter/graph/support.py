@@ -101,14 +101,38 @@ def _dtype_blocker(node: node_def_pb2.NodeDef, flat: FlatGraph) -> str | None:
     return None
 
 
+def _tf1_loop_interiors(graph_def: graph_pb2.GraphDef) -> set[str]:
+    """Nodes inside TF1 while-loop frames (after an Enter, before its Exit).
+
+    A segment may not straddle a frame, and frames are rare in TF2 graphs:
+    their contents stay native."""
+    consumers: dict[str, list[str]] = {n.name: [] for n in graph_def.node}
+    for node in graph_def.node:
+        for graph_input in node.input:
+            consumers[graph_input.lstrip("^").split(":")[0]].append(node.name)
+    ops = {n.name: n.op for n in graph_def.node}
+    inside: set[str] = set()
+    stack = [n.name for n in graph_def.node if n.op == "Enter"]
+    while stack:
+        name = stack.pop()
+        if name in inside:
+            continue
+        inside.add(name)
+        stack.extend(c for c in consumers[name] if ops[c] != "Exit")
+    return inside
+
+
 def exclusion_reasons(flat: FlatGraph, table: SupportTable) -> dict[str, str]:
     """Node name -> why it stays native, for every node that may not be compiled."""
     library = {f.signature.name: f for f in flat.graph_def.library.function}
     output_nodes = {name.split(":")[0] for name in flat.output_names}
+    loop_interiors = _tf1_loop_interiors(flat.graph_def)
     reasons: dict[str, str] = {}
     for node in flat.graph_def.node:
         reason: str | None
-        if node.name in output_nodes:
+        if node.name in loop_interiors:
+            reason = "inside a TF1 while loop (Enter/Exit frame)"
+        elif node.name in output_nodes:
             reason = "a signature output (keeps the signature's tensor names)"
         elif node.op in _NEVER_COMPILED:
             reason = _NEVER_COMPILED[node.op]
