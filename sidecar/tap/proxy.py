@@ -80,6 +80,7 @@ class ForwardingHandler(grpc.GenericRpcHandler):
                     error.code(), error.details() or "", error.trailing_metadata() or ()
                 )
                 raise  # abort raises; this line is never reached
+            # Both are already known once the response arrived; awaiting them does not wait.
             initial = await call.initial_metadata()
             if initial:
                 await context.send_initial_metadata(initial)

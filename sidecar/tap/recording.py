@@ -104,6 +104,7 @@ class RecordingWorker:
                 await asyncio.to_thread(self._record_batch, batch)
             finally:
                 self._busy = False
+            await asyncio.sleep(self._settings.record_interval_seconds)
 
     def _record_batch(self, batch: list[PendingCall]) -> None:
         observations: list[ShapeObservation] = []

@@ -30,8 +30,11 @@ class TapSettings:
     """Requests larger than this are never sampled."""
     sample_seed: int | None = None
     """Seed of the sampling random generator; None seeds from the OS."""
-    record_batch_size: int = 256
+    record_batch_size: int = 1024
     """At most this many calls are parsed and handed to the recorder at once."""
+    record_interval_seconds: float = 0.1
+    """The recorder runs at most this often; calls queue up in between, so under load
+    parsing and disk writes happen in a few large batches instead of once per call."""
     upstream_max_reconnect_backoff_ms: int = 1000
     """Longest wait between reconnect attempts after the upstream went away, so a
     restarted TF Serving is used again within about this time."""
@@ -59,6 +62,11 @@ class TapSettings:
             raise TapSettingsError(
                 f"TapSettings.max_message_bytes must be at most {TF_SERVING_MAX_MESSAGE_BYTES}, "
                 f"got {self.max_message_bytes}"
+            )
+        if self.record_interval_seconds < 0:
+            raise TapSettingsError(
+                "TapSettings.record_interval_seconds must not be negative, "
+                f"got {self.record_interval_seconds}"
             )
         if not 0.0 <= self.sample_rate <= 1.0:
             raise TapSettingsError(

@@ -280,3 +280,51 @@ def test_reload_config_passes_through(tap: TapServer, served_base: Path) -> None
         assert models.HandleReloadConfigRequest(request, timeout=30).status.error_code == 0
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         assert stub.Predict(predict_request("m2"), timeout=10).model_spec.name == "m2"
+
+
+class _EventLog:
+    """An observer that keeps what it is told (what a metrics exporter would count)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+
+    def forwarded(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.events.append(("forwarded", (method, code)))
+
+    def dropped(self, method: str) -> None:
+        self.events.append(("dropped", method))
+
+    def recorded(self, observation: ShapeObservation, refusal: Refusal | None) -> None:
+        self.events.append(("recorded", (observation.model, refusal)))
+
+    def unparsable(self, method: str) -> None:
+        self.events.append(("unparsable", method))
+
+    def recorder_failed(self, error: Exception) -> None:
+        self.events.append(("recorder_failed", error))
+
+
+def test_observer_sees_calls_and_recordings(
+    loop_thread: LoopThread, standin: StandinHandle, store: ShapeStore
+) -> None:
+    observer = _EventLog()
+    settings = TapSettings(listen="127.0.0.1:0", upstream=standin.address)
+    server = loop_thread.run(serve_tap(settings, store, observer))
+    try:
+        stub, channel = _prediction(f"127.0.0.1:{server.port}")
+        with channel:
+            stub.Predict(predict_request("m"), timeout=10)
+            with pytest.raises(grpc.RpcError):
+                stub.Predict(predict_request("nope"), timeout=10)
+        assert loop_thread.run(server.wait_recorded(10))
+    finally:
+        loop_thread.run(server.stop(1))
+    assert observer.events == [
+        ("forwarded", ("Predict", grpc.StatusCode.OK)),
+        ("recorded", ("m", None)),
+        ("forwarded", ("Predict", grpc.StatusCode.NOT_FOUND)),
+    ] or observer.events == [
+        ("forwarded", ("Predict", grpc.StatusCode.OK)),
+        ("forwarded", ("Predict", grpc.StatusCode.NOT_FOUND)),
+        ("recorded", ("m", None)),
+    ]
