@@ -27,13 +27,20 @@ def _as_mapping(item: Any, names: list[str], where: str) -> Mapping[str, Any]:
     return dict(zip(names, values, strict=True))
 
 
+def _typed(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and getattr(dtype, "kind", "") != "O"
+
+
 def bind_inputs(item: Any, specs: Mapping[str, tf.TensorSpec], where: str) -> dict[str, tf.Tensor]:
     """One yielded item as tensors by input name, checked for dtype and shape."""
     names = list(specs)
     bound = {}
     for name, value in _as_mapping(item, names, where).items():
         spec = specs[name]
-        tensor = tf.convert_to_tensor(value, dtype_hint=spec.dtype)
+        # Arrays keep their dtype (a float64 array is an error, not a silent cast);
+        # Python scalars and lists take the signature's.
+        tensor = tf.convert_to_tensor(value, dtype_hint=None if _typed(value) else spec.dtype)
         if tensor.dtype != spec.dtype:
             raise InputFnError(
                 f"{where}: input {name!r} has dtype {tensor.dtype.name}; the signature "
