@@ -1,0 +1,31 @@
+"""Why a version job stopped: each a :class:`~sidecar.errors.SidecarError` naming the model
+version, what went wrong and what to do.
+
+The job turns each into a recorded ending: a model TF Serving could not load is
+FAILED, a converted model that does not match the original falls back to the
+original, a version that vanished or is already served is SKIPPED.
+"""
+
+from __future__ import annotations
+
+from sidecar.errors import UserError
+
+
+class ModelLoadError(UserError):
+    """A SavedModel does not load through the TF1 Session loader (TF Serving's path)."""
+
+
+class SignatureError(UserError):
+    """A SavedModel has no usable signature under the name the job converts."""
+
+
+class ReplayError(UserError):
+    """The replay inputs do not run on the original model in a TF1 Session."""
+
+
+class VerificationError(UserError):
+    """The converted model's outputs differ from the original's beyond the tolerance."""
+
+
+class VersionVanishedError(UserError):
+    """The version was removed from the incoming base while its job ran."""

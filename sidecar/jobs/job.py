@@ -1,0 +1,388 @@
+"""One version's job: vet the original, convert, build, verify, warm up, install engines, publish.
+
+Each state change goes into the journal before the work of that state starts,
+and the flavour (converted or original) is journaled before the rename that
+publishes it, so recovery after a crash knows what happened. Whatever fails,
+the job ends in a recorded state and nothing partial is ever renamed into the
+serving base:
+
+- the original does not load as TF Serving loads it, or fails on its replay
+  inputs: FAILED;
+- conversion, build, save or verification fails: the ORIGINAL is published,
+  with the reason;
+- the version vanished from incoming, is already in the serving base, or is
+  older than every version retention keeps: SKIPPED;
+- the filesystem refuses (disk full, permissions): FAILED, retryable.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
+
+from converter import InputFnError, InstallResult, install_engines
+from sidecar.config import ModelPolicy
+from sidecar.errors import SidecarError, StorageError, VersionAlreadyPublishedError
+from sidecar.jobs.conversion import (
+    ConverterFactory,
+    ConverterLike,
+    conversion_params,
+    default_converter_factory,
+    engines_kept,
+    save_into_staging,
+)
+from sidecar.jobs.errors import ReplayError, VerificationError, VersionVanishedError
+from sidecar.jobs.observer import JobObserver, LoggingJobObserver, StageOutcome
+from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, ShapeSource, choose_replay_inputs
+from sidecar.jobs.result import JobResult
+from sidecar.jobs.session_model import Arrays, SessionModel
+from sidecar.jobs.settings import JobSettings
+from sidecar.jobs.verify import Comparison, compare_outputs
+from sidecar.publish import Checkpoint, StagedVersion, VersionPublisher
+from sidecar.state import Flavour, JobJournal, JobState
+from sidecar.warmup import OverLimit, write_warmup_file
+
+_LOG = logging.getLogger("sidecar.jobs")
+
+_T = TypeVar("_T")
+
+_STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+)
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class JobDependencies:
+    """Everything a job uses, passed in (tests build them on temporary directories)."""
+
+    journal: JobJournal
+    """Where states, flavours and timings are recorded."""
+
+    publisher: VersionPublisher
+    """Stages and renames versions into the serving base."""
+
+    incoming_base: Path
+    """Where raw versions are, as ``<model>/<version>/``."""
+
+    engine_cache_dir: Path
+    """Engines are installed here, namespaced by TF version and device."""
+
+    settings: JobSettings = field(default_factory=JobSettings)
+    """Signature, tags and verification tolerances."""
+
+    converter_factory: ConverterFactory = default_converter_factory
+    """Makes the converter for a model (the real one unless a test says otherwise)."""
+
+    shape_source: ShapeSource | None = None
+    """Recorded request shapes (the tap's shape store), when there is one."""
+
+    observer: JobObserver = field(default_factory=LoggingJobObserver)
+    """Told about every stage and result."""
+
+    checkpoint: Checkpoint = _no_checkpoint
+    """Called with each step's name (``job-converting`` ... ``job-published``)."""
+
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds, for stage durations."""
+
+
+class _ConversionFailed(Exception):
+    """Private: the converted model cannot be published; publish the original instead."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class _Prepared:
+    """What the CONVERTING stage learned from the original."""
+
+    replay: ReplayInputs | None
+    expected: list[Arrays]
+    no_replay_reason: str = ""
+
+
+def run_version_job(
+    deps: JobDependencies, model: str, version: int, policy: ModelPolicy
+) -> JobResult:
+    """Run the DISCOVERED job for ``version`` of ``model`` to a final state; return its result."""
+    return _VersionJob(deps, model, version, policy).run()
+
+
+class _VersionJob:
+    def __init__(
+        self, deps: JobDependencies, model: str, version: int, policy: ModelPolicy
+    ) -> None:
+        self._deps = deps
+        self._model = model
+        self._version = version
+        self._policy = policy
+        self._source = deps.incoming_base / model / str(version)
+        self._journal_state = JobState.DISCOVERED
+        self._stage: JobState | None = None
+        self._stage_started = 0.0
+        self._replay: ReplayInputs | None = None
+        self._warmup_records = 0
+        self._engines_kept = 0
+        self._engines: InstallResult | None = None
+        self._verification: Comparison | None = None
+
+    # -- the pipeline --------------------------------------------------------------------
+
+    def run(self) -> JobResult:
+        try:
+            self._check_wanted()
+            self._enter(JobState.CONVERTING)
+            prepared = self._prepare()
+            if prepared.replay is None:
+                return self._publish_original(prepared, prepared.no_replay_reason)
+            try:
+                return self._convert_and_publish(prepared)
+            except _ConversionFailed as failure:
+                self._finish_stage(StageOutcome.FELL_BACK)
+                return self._publish_original(prepared, failure.reason)
+        except (VersionVanishedError, VersionAlreadyPublishedError) as exc:
+            return self._end(JobState.SKIPPED, str(exc))
+        except SidecarError as exc:
+            if self._vanished():
+                return self._end(JobState.SKIPPED, self._vanished_reason())
+            return self._end(JobState.FAILED, str(exc))
+        except Exception as exc:
+            if self._vanished():
+                return self._end(JobState.SKIPPED, self._vanished_reason())
+            _LOG.exception("%s/%s: unexpected error", self._model, self._version)
+            return self._end(JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _check_wanted(self) -> None:
+        publisher = self._deps.publisher
+        if self._vanished():
+            raise VersionVanishedError(
+                f"model {self._model!r} version {self._version} was removed from incoming "
+                "before its turn", where=str(self._source),
+            )
+        if publisher.is_published(self._model, self._version):
+            raise VersionAlreadyPublishedError(
+                self._model, self._version, publisher.version_dir(self._model, self._version)
+            )
+        newer = [v for v in publisher.published_versions(self._model) if v > self._version]
+        if len(newer) >= self._policy.keep_versions:
+            raise VersionVanishedError(
+                f"model {self._model!r} version {self._version} is older than the "
+                f"{self._policy.keep_versions} newest published version(s) {newer}, so "
+                "retention would remove it at once",
+                where=str(self._source),
+                fix="land it under a higher version number, or raise keep_versions",
+            )
+
+    def _prepare(self) -> _Prepared:
+        settings = self._deps.settings
+        with SessionModel.open(self._source, settings.tags) as original:
+            if settings.signature_key not in original.signature_keys():
+                reason = (f"the model has no signature {settings.signature_key!r} to convert "
+                          f"(it has {original.signature_keys()})")
+                return _Prepared(None, [], reason)
+            signature = original.signature(settings.signature_key)
+            try:
+                replay = choose_replay_inputs(
+                    self._model, signature, self._source,
+                    shape_source=self._deps.shape_source,
+                    max_shape_sets=self._policy.max_engines,
+                    default_batch_sizes=self._policy.default_batch_sizes,
+                )
+            except InputFnError as exc:
+                return _Prepared(None, [], f"no replay inputs can be made for it: {exc}")
+            try:
+                expected = original.run(signature.key, replay.inputs)
+            except ReplayError as exc:
+                if replay.origin is ReplayOrigin.MODEL_WARMUP:
+                    raise  # TF Serving would fail to load the original with this warmup file
+                return _Prepared(None, [], f"its replay inputs fail on it ({exc.what})")
+        self._replay = replay
+        return _Prepared(replay, expected)
+
+    def _convert_and_publish(self, prepared: _Prepared) -> JobResult:
+        assert prepared.replay is not None
+        replay, settings = prepared.replay, self._deps.settings
+        converter: ConverterLike = self._attempt("loading the model for conversion", lambda: (
+            self._deps.converter_factory(
+                self._source, settings.tags, settings.signature_key,
+                conversion_params(self._policy),
+            )
+        ))
+        self._attempt("conversion", converter.convert)
+        self._enter(JobState.BUILDING)
+        self._attempt("building engines", lambda: converter.build(replay.input_fn()))
+        self._enter(JobState.VERIFYING)
+        with self._deps.publisher.stage(self._model, self._version) as staged:
+            self._attempt("saving", lambda: save_into_staging(converter, staged.path))
+            self._deps.checkpoint("job-saved")
+            report = converter.report()
+            self._engines_kept = engines_kept(report)
+            self._write_warmup(staged.path, replay)
+            self._verification = self._attempt(
+                "verification", lambda: self._verify(staged, prepared)
+            )
+            if report.nothing_to_compile:
+                return self._commit(staged, Flavour.ORIGINAL, (
+                    "the converter found nothing to compile; the model is unchanged "
+                    "(see assets.extra/tftrt/conversion.json)"))
+            self._engines = self._install_engines(staged.path)
+            return self._commit(staged, Flavour.CONVERTED, None)
+
+    def _publish_original(self, prepared: _Prepared, why: str) -> JobResult:
+        if self._vanished():
+            raise VersionVanishedError(self._vanished_reason(), where=str(self._source))
+        _LOG.warning("%s/%s: publishing the original: %s", self._model, self._version, why)
+        self._enter(JobState.VERIFYING)
+        with self._deps.publisher.stage(self._model, self._version) as staged:
+            staged.copy_from(self._source)
+            if prepared.replay is not None:
+                self._write_warmup(staged.path, prepared.replay)
+            with SessionModel.open(staged.path, self._deps.settings.tags) as copy:
+                if prepared.replay is not None:
+                    copy.run(self._deps.settings.signature_key, prepared.replay.inputs[:1])
+            return self._commit(staged, Flavour.ORIGINAL, why)
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _verify(self, staged: StagedVersion, prepared: _Prepared) -> Comparison:
+        assert prepared.replay is not None
+        settings = self._deps.settings
+        positions = prepared.replay.verify_positions(settings.max_verify_inputs)
+        with SessionModel.open(staged.path, settings.tags) as converted:
+            produced = converted.run(
+                settings.signature_key, [prepared.replay.inputs[i] for i in positions]
+            )
+        comparison = compare_outputs(
+            produced, [prepared.expected[i] for i in positions],
+            settings.tolerance_for(self._policy.precision),
+        )
+        if not comparison.matches:
+            raise VerificationError(
+                f"the converted model does not match the original in a TF1 Session: "
+                f"{comparison.describe()}",
+                where=str(staged.path),
+            )
+        return comparison
+
+    def _write_warmup(self, staging: Path, replay: ReplayInputs) -> None:
+        requests = replay.predict_requests(self._model, self._deps.settings.signature_key)
+        written = write_warmup_file(staging, requests, over_limit=OverLimit.TRUNCATE)
+        self._warmup_records = written.written
+
+    def _install_engines(self, staging: Path) -> InstallResult:
+        try:
+            result = install_engines(staging, self._deps.engine_cache_dir)
+        except OSError as exc:
+            raise StorageError.from_os_error(
+                exc, action="install engines into the engine cache",
+                path=self._deps.engine_cache_dir,
+            ) from exc
+        self._deps.checkpoint("job-engines-installed")
+        return result
+
+    def _commit(self, staged: StagedVersion, flavour: Flavour, why: str | None) -> JobResult:
+        if self._vanished():
+            raise VersionVanishedError(self._vanished_reason(), where=str(self._source))
+        self._deps.journal.choose_flavour(self._model, self._version, flavour, why=why)
+        self._deps.checkpoint("job-flavour-chosen")
+        path = staged.commit()
+        self._finish_stage(StageOutcome.OK)
+        self._deps.journal.advance(self._model, self._version, JobState.PUBLISHED)
+        self._journal_state = JobState.PUBLISHED
+        self._deps.checkpoint("job-published")
+        return self._result(JobState.PUBLISHED, None, path)
+
+    def _attempt(self, what: str, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except (StorageError, VersionVanishedError, VersionAlreadyPublishedError):
+            raise
+        except OSError as exc:
+            if exc.errno in _STORAGE_ERRNOS:
+                raise StorageError.from_os_error(
+                    exc, action=what, path=exc.filename or self._source
+                ) from exc
+            raise self._fall_back(what, exc) from exc
+        except Exception as exc:
+            raise self._fall_back(what, exc) from exc
+
+    def _fall_back(self, what: str, exc: Exception) -> _ConversionFailed:
+        if self._vanished():
+            return _ConversionFailed(self._vanished_reason())
+        _LOG.debug("%s/%s: %s failed", self._model, self._version, what, exc_info=True)
+        return _ConversionFailed(f"{what} failed: {type(exc).__name__}: {_gist(exc)}")
+
+    # -- states --------------------------------------------------------------------------
+
+    def _enter(self, state: JobState) -> None:
+        self._finish_stage(StageOutcome.OK)
+        if self._journal_state is not state:
+            self._deps.journal.advance(self._model, self._version, state)
+            self._journal_state = state
+        self._stage, self._stage_started = state, self._deps.clock()
+        self._deps.observer.stage_started(self._model, self._version, state)
+        self._deps.checkpoint(f"job-{state.value}")
+
+    def _finish_stage(self, outcome: StageOutcome) -> None:
+        if self._stage is None:
+            return
+        seconds = self._deps.clock() - self._stage_started
+        stage, self._stage = self._stage, None
+        self._deps.observer.stage_finished(self._model, self._version, stage, seconds, outcome)
+
+    def _end(self, state: JobState, reason: str) -> JobResult:
+        outcome = StageOutcome.SKIPPED if state is JobState.SKIPPED else StageOutcome.FAILED
+        self._finish_stage(outcome)
+        self._deps.journal.advance(self._model, self._version, state, reason=reason)
+        self._journal_state = state
+        return self._result(state, reason, None)
+
+    def _result(self, state: JobState, reason: str | None, path: Path | None) -> JobResult:
+        journal = self._deps.journal
+        job = journal.get(self._model, self._version)
+        replay = self._replay
+        result = JobResult(
+            model=self._model,
+            version=self._version,
+            state=state,
+            reason=reason,
+            flavour=job.flavour if job else None,
+            flavour_reason=job.flavour_reason if job else None,
+            published_path=path,
+            replay_origin=replay.origin if replay else None,
+            replay_inputs=len(replay.inputs) if replay else 0,
+            warmup_records=self._warmup_records,
+            engines_kept=self._engines_kept,
+            engines=self._engines,
+            verification=self._verification,
+            stage_seconds=MappingProxyType(journal.stage_timings(self._model, self._version)),
+        )
+        self._deps.observer.job_finished(result)
+        return result
+
+    def _vanished(self) -> bool:
+        return not self._source.is_dir()
+
+    def _vanished_reason(self) -> str:
+        return (f"model {self._model!r} version {self._version} was removed from incoming "
+                "while its job ran; nothing was published")
+
+
+
+def _gist(exc: BaseException) -> str:
+    """The first line of a one-line message, else its last lines (where TF puts the cause)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    text = lines[0] if len(lines) == 1 else " | ".join(lines[-3:])
+    return text[:1500]

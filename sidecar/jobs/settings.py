@@ -1,0 +1,55 @@
+"""Settings of the per-version job that are not part of a model's policy."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sidecar.config import Precision
+from sidecar.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How a job finds the signature to convert and how strictly it verifies the result.
+
+    Validated on construction; raises ConfigError naming the field.
+    """
+
+    signature_key: str = "serving_default"
+    """The signature that is converted, replayed and written into the warmup file."""
+
+    tags: tuple[str, ...] = ("serve",)
+    """The MetaGraph tags TF Serving loads (``--saved_model_tags``)."""
+
+    max_verify_inputs: int = 32
+    """Most replay inputs the converted model is compared on (one per shape set first)."""
+
+    fp32_tolerance: float = 1e-4
+    """Largest scaled error (``max|converted - original| / (1 + max|original|)``) for FP32."""
+
+    fp16_tolerance: float = 2e-2
+    """Largest scaled error for FP16, whose engines compute in half precision."""
+
+    def __post_init__(self) -> None:
+        if not self.signature_key:
+            self._refuse("signature_key", self.signature_key, "is empty", "name a signature")
+        if not self.tags or not all(self.tags):
+            self._refuse("tags", self.tags, "is empty", 'give TF Serving\'s tags, e.g. ("serve",)')
+        if self.max_verify_inputs < 1:
+            self._refuse("max_verify_inputs", self.max_verify_inputs, "is below 1", "use 1 or more")
+        for name in ("fp32_tolerance", "fp16_tolerance"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                self._refuse(name, value, "is not a finite number >= 0", "use e.g. 1e-4")
+
+    def tolerance_for(self, precision: Precision) -> float:
+        """The largest scaled error accepted for engines of ``precision``."""
+        return self.fp16_tolerance if precision == "FP16" else self.fp32_tolerance
+
+    @staticmethod
+    def _refuse(field: str, value: object, problem: str, fix: str) -> None:
+        raise ConfigError(
+            field=f"JobSettings.{field}", value=value, source="job settings",
+            problem=problem, fix=fix,
+        )
