@@ -1,0 +1,172 @@
+"""``tftrt-sidecar``: run the sidecar (``run``), or watch it handle a demo model (``demo``).
+
+``main`` takes an optional ``components`` factory: whatever runs beside the
+pipeline (the tap with its shape store, the admin API, metrics) is built there
+from the validated settings and handed to the service, so new flags only add
+parser arguments and a factory, never changes to the loop or the jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from sidecar.config import Settings, add_settings_arguments, load_settings
+from sidecar.errors import SidecarError, UserError
+
+if TYPE_CHECKING:
+    from sidecar.service import RunSummary, ServiceComponents
+
+ComponentsFactory = Callable[[Settings], "ServiceComponents"]
+"""Builds the service's components from the validated settings."""
+
+EXIT_OK = 0
+"""Every job ended published or skipped."""
+
+EXIT_JOB_FAILED = 3
+"""The run finished, but one or more jobs ended FAILED (reasons in the journal and log)."""
+
+EXIT_USAGE = 2
+"""Bad settings or input: the message says what to change."""
+
+EXIT_STORAGE = 1
+"""The filesystem or state database refused; retrying after fixing it can succeed."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tftrt-sidecar`` parser with its ``run`` and ``demo`` commands."""
+    parser = argparse.ArgumentParser(
+        prog="tftrt-sidecar",
+        description="Convert, warm up and atomically publish model versions for TF Serving.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="watch the incoming base and publish each version that lands",
+        description="Watch the incoming base; convert, build, verify, warm up and publish "
+        "each version into the serving base, keeping TF Serving's model config.",
+    )
+    add_settings_arguments(run)
+    _add_log_level(run)
+    demo = commands.add_parser(
+        "demo", help="land a demo model in a local folder and run the sidecar once on it",
+    )
+    demo.add_argument(
+        "--workdir", type=Path, default=Path("tftrt-sidecar-demo"), metavar="DIR",
+        help="folder for incoming/, serving/, state/ and engine-cache/ "
+        "(default ./tftrt-sidecar-demo)",
+    )
+    _add_log_level(demo)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, components: ComponentsFactory | None = None
+) -> int:
+    """Run ``tftrt-sidecar``; return the exit status (see the ``EXIT_*`` constants)."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        if args.command == "demo":
+            from sidecar.demo import run_demo
+
+            return run_demo(args.workdir)
+        return run_command(args, os.environ, components=components)
+    except UserError as exc:
+        print(f"tftrt-sidecar: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SidecarError as exc:
+        print(f"tftrt-sidecar: error: {exc}", file=sys.stderr)
+        return EXIT_STORAGE
+    except KeyboardInterrupt:
+        print("tftrt-sidecar: stopped; unfinished jobs resume on the next start", file=sys.stderr)
+        return 130
+
+
+def run_command(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    *,
+    components: ComponentsFactory | None = None,
+) -> int:
+    """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
+    settings = load_settings(args, environ)
+    from sidecar.service import ServiceComponents, SidecarService
+
+    parts = components(settings) if components is not None else ServiceComponents()
+    stop = threading.Event()
+    with _stop_on_signals(stop), SidecarService(settings, parts) as service:
+        summary = service.run(stop)
+    print_summary(summary)
+    return EXIT_JOB_FAILED if summary.failed else EXIT_OK
+
+
+def print_summary(summary: RunSummary) -> None:
+    """One line per job result, withdrawal and retirement, on standard output."""
+    for result in summary.results:
+        print(result.describe())
+    for model, version in summary.withdrawn:
+        print(f"{model}/{version}: withdrawn from serving (removed from incoming)")
+    for model, version in summary.retired:
+        print(f"{model}/{version}: retired by retention")
+    if not summary.results:
+        print("nothing to do: no new version was ready")
+
+
+class _stop_on_signals:
+    """SIGTERM or SIGINT: stop after the current job; a second one: stop now.
+
+    Stopping mid-job is safe: the journal resumes the job on the next start and
+    the serving base only ever holds complete versions.
+    """
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGTERM, signal.SIGINT):
+            self._previous[number] = signal.signal(number, self._handle)
+
+    def __exit__(self, *_: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self._stop.is_set():
+            raise KeyboardInterrupt
+        logging.getLogger("sidecar").warning(
+            "%s received: stopping after the current job (send it again to stop now)",
+            signal.Signals(number).name,
+        )
+        self._stop.set()
+
+
+def _add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level on standard error (default INFO)",
+    )
+
+
+def _configure_logging(level: str) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(
+        level=getattr(logging, level), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # deprecation notices
+    logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""``tftrt-sidecar demo``: land a small model in a local folder and watch the sidecar publish it.
+
+Each run lands the demo model under the next free version number in
+``<workdir>/incoming/demo/``, runs the sidecar once (``--once``) and prints
+every state it went through with timings, what was published and where, the
+engines installed, and TF Serving's model config, with the command to serve it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sidecar.config import Settings, load_settings
+from sidecar.watch import list_version_dirs
+
+DEMO_MODEL = "demo"
+"""The demo model's name (its directory under incoming/ and serving/)."""
+
+
+def demo_settings(workdir: Path) -> Settings:
+    """The sidecar's settings for a demo folder: everything under ``workdir``, run once."""
+    return load_settings(
+        {
+            "incoming": str(workdir / "incoming"),
+            "serving": str(workdir / "serving"),
+            "state": str(workdir / "state"),
+            "engine_cache": str(workdir / "engine-cache"),
+            "model_config_file": str(workdir / "models.config"),
+            "settle_seconds": 0,
+            "rescan_interval_seconds": 0.2,
+            "once": True,
+        },
+        environ={},
+    )
+
+
+def land_demo_version(workdir: Path) -> int:
+    """Build the demo model and move it into incoming under the next free version; return it.
+
+    It is written elsewhere first and renamed in, so it lands complete at once.
+    """
+    from converter.demo import build_demo_model
+
+    incoming, serving = workdir / "incoming", workdir / "serving"
+    used = [v for model, v, _ in list_version_dirs(incoming) if model == DEMO_MODEL]
+    used += [v for model, v, _ in list_version_dirs(serving) if model == DEMO_MODEL]
+    version = max(used, default=0) + 1
+    landing = workdir / ".landing"
+    shutil.rmtree(landing, ignore_errors=True)
+    build_demo_model(landing / str(version))
+    (incoming / DEMO_MODEL).mkdir(parents=True, exist_ok=True)
+    os.rename(landing / str(version), incoming / DEMO_MODEL / str(version))
+    landing.rmdir()
+    return version
+
+
+def run_demo(workdir: Path) -> int:
+    """Land a demo version, run the sidecar once over ``workdir`` and print what happened."""
+    from sidecar.service import SidecarService
+
+    workdir = workdir.absolute()
+    settings = demo_settings(workdir)
+    print(f"demo folder: {workdir}")
+    version = land_demo_version(workdir)
+    print(f"landed a Keras MLP as {settings.incoming_base / DEMO_MODEL / str(version)}")
+    print("running: tftrt-sidecar run --once (settle 0 s: the version was renamed in whole)")
+    with SidecarService(settings) as service:
+        summary = service.run()
+        print()
+        for result in summary.results:
+            print(f"{result.model}/{result.version}: {result.state.value}")
+            for step in service.journal.history(result.model, result.version):
+                seconds = result.stage_seconds.get(step.to_state)
+                took = f"{seconds:7.2f} s" if seconds is not None else " " * 9
+                reason = f"  ({step.reason})" if step.reason else ""
+                print(f"  -> {step.to_state.value:<11}{took}{reason}")
+            if result.replay_origin is not None:
+                print(f"  replayed {result.replay_inputs} input(s) from "
+                      f"{result.replay_origin.value}; warmup file: {result.warmup_records} "
+                      "record(s)")
+            if result.flavour is not None:
+                why = f" because {result.flavour_reason}" if result.flavour_reason else ""
+                print(f"  published the {result.flavour.value} model{why}")
+                print(f"  at {result.published_path}")
+            elif result.reason:
+                print(f"  reason: {result.reason}")
+            if result.verification is not None:
+                print(f"  verified in a TF1 Session: {result.verification.describe()}")
+            if result.engines is not None:
+                print(f"  engines: {result.engines_kept} kept, {result.engines.installed} "
+                      f"file(s) installed in {result.engines.directory}")
+                print(f"  serve with TF_XLA_FLAGS='{result.engines.xla_flags()}'")
+    for model, old in summary.retired:
+        print(f"{model}/{old}: retired by retention")
+    print()
+    print(f"TF Serving's model config ({settings.model_config_file}):")
+    print(settings.model_config_file.read_text(encoding="utf-8").rstrip())
+    print()
+    print(f"serve it: tensorflow_model_server --model_config_file={settings.model_config_file} "
+          "--xla_cpu_compilation_enabled=true")
+    return 0 if summary.results and not summary.failed else 1

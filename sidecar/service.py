@@ -1,0 +1,361 @@
+"""The long-running sidecar: watch incoming, run one job at a time, keep serving tidy.
+
+One thread does everything in turn: rescan the incoming base, act on what
+changed, run the next job, then apply retention and rewrite TF Serving's model
+config. Jobs run one at a time (one build per device), and the serving base
+has a single writer, so publishing, withdrawing and retention never race.
+A vanished version is noticed between jobs; a job notices its own source
+vanishing at its stage boundaries.
+
+Start-up order (each step assumes the previous one): delete stale staging
+directories and config temp files, settle interrupted jobs from the journal,
+withdraw published versions whose source left incoming while the sidecar was
+down, apply retention, write the model config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+from sidecar.config import Settings
+from sidecar.errors import OnlyServableVersionError, SidecarError
+from sidecar.jobs import (
+    ConverterFactory,
+    JobDependencies,
+    JobObserver,
+    JobQueue,
+    JobResult,
+    JobSettings,
+    LoggingJobObserver,
+    ShapeSource,
+    default_converter_factory,
+    run_version_job,
+)
+from sidecar.publish import (
+    Checkpoint,
+    ModelConfigWriter,
+    VersionPublisher,
+    apply_retention,
+    withdraw_version,
+)
+from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
+from sidecar.watch import IncomingWatcher, InotifyWakeup, WatchEvent, WatchEventKind, is_model_name
+
+_LOG = logging.getLogger("sidecar.service")
+
+
+def _no_checkpoint(_: str) -> None:
+    return None
+
+
+class BackgroundComponent(Protocol):
+    """A server that runs beside the pipeline: the tap, the admin API, the metrics endpoint."""
+
+    def start(self) -> None:
+        """Start serving (return once it is up)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop serving and release its resources."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServiceComponents:
+    """The optional and replaceable parts of the service, passed in by the caller."""
+
+    shape_source: ShapeSource | None = None
+    """Recorded request shapes (the tap's shape store); None until a tap is plugged in."""
+
+    observer: JobObserver = field(default_factory=LoggingJobObserver)
+    """Told about every job stage and result (logs; metrics plug in here)."""
+
+    background: tuple[BackgroundComponent, ...] = ()
+    """Servers started before the loop and stopped after it."""
+
+    converter_factory: ConverterFactory = default_converter_factory
+    """Makes the converter for a model version."""
+
+    job_settings: JobSettings = field(default_factory=JobSettings)
+    """Signature, tags and verification tolerances of every job."""
+
+    checkpoint: Checkpoint = _no_checkpoint
+    """Called at every named job and publish step (crash tests pause here)."""
+
+    wall_clock: Callable[[], float] = time.time
+    """Seconds since the epoch, for the journal."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    """Monotonic seconds, for settling and durations."""
+
+
+@dataclass(frozen=True)
+class StartReport:
+    """What start-up found and did."""
+
+    leftovers_removed: tuple[Path, ...]
+    """Stale staging directories and config temp files deleted."""
+
+    recovery: RecoveryReport
+    """Interrupted jobs completed, restarted or skipped."""
+
+    withdrawn: tuple[tuple[str, int], ...]
+    """Published versions withdrawn because their source left incoming."""
+
+
+@dataclass
+class RunSummary:
+    """Everything one :meth:`SidecarService.run` did."""
+
+    start: StartReport | None = None
+    """The start-up report (None if start-up had already run)."""
+
+    results: list[JobResult] = field(default_factory=list)
+    """Each job's result, in the order they ran."""
+
+    withdrawn: list[tuple[str, int]] = field(default_factory=list)
+    """Versions withdrawn from serving because they vanished from incoming."""
+
+    retired: list[tuple[str, int]] = field(default_factory=list)
+    """Versions removed by retention."""
+
+    @property
+    def failed(self) -> list[JobResult]:
+        """The jobs that ended FAILED."""
+        return [r for r in self.results if r.state is JobState.FAILED]
+
+
+class SidecarService:
+    """Watches the incoming base and publishes each ready version; use as a context manager."""
+
+    def __init__(self, settings: Settings, components: ServiceComponents | None = None) -> None:
+        self._settings = settings
+        self._components = components or ServiceComponents()
+        parts = self._components
+        self._journal = JobJournal.open(settings.state_dir, clock=parts.wall_clock)
+        self._publisher = VersionPublisher(settings.serving_base, checkpoint=parts.checkpoint)
+        self._config_writer = ModelConfigWriter(settings.model_config_file, settings.serving_base)
+        self._watcher = IncomingWatcher(
+            settings.incoming_base, settle_seconds=settings.settle_seconds,
+            marker_file=settings.marker_file, clock=parts.monotonic,
+        )
+        self._queue = JobQueue(self._journal)
+        self._deps = JobDependencies(
+            journal=self._journal,
+            publisher=self._publisher,
+            incoming_base=settings.incoming_base,
+            engine_cache_dir=settings.engine_cache_dir,
+            settings=parts.job_settings,
+            converter_factory=parts.converter_factory,
+            shape_source=parts.shape_source,
+            observer=parts.observer,
+            checkpoint=parts.checkpoint,
+            clock=parts.monotonic,
+        )
+        self._summary = RunSummary()
+        self._started = False
+
+    @property
+    def journal(self) -> JobJournal:
+        """The job journal (read it for states, reasons and timings)."""
+        return self._journal
+
+    @property
+    def publisher(self) -> VersionPublisher:
+        """The serving base's publisher."""
+        return self._publisher
+
+    def __enter__(self) -> SidecarService:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the journal."""
+        self._journal.close()
+
+    def start(self) -> StartReport:
+        """Recover from whatever a previous process left, then write the model config."""
+        self._settings.serving_base.mkdir(parents=True, exist_ok=True)
+        removed = self._publisher.clean_leftovers() + self._config_writer.clean_leftovers()
+        recovery = recover_interrupted_jobs(
+            self._journal, is_in_serving=self._publisher.is_published
+        )
+        withdrawn: list[tuple[str, int]] = []
+        # An unmounted incoming volume must not look like every version vanished.
+        if self._settings.incoming_base.is_dir():
+            for job in self._journal.jobs([JobState.PUBLISHED]):
+                gone = not self._source(job.model, job.version).is_dir()
+                if gone and self._withdraw(job.model, job.version):
+                    withdrawn.append((job.model, job.version))
+        for model in sorted({job.model for job in self._journal.jobs([JobState.PUBLISHED])}):
+            self._retain(model)
+        self._write_model_config()
+        self._started = True
+        report = StartReport(tuple(removed), recovery, tuple(withdrawn))
+        _LOG.info(
+            "started: %d leftover(s) removed; %d job(s) completed, %d restarted, %d skipped; "
+            "%d withdrawn", len(removed), len(recovery.completed), len(recovery.restarted),
+            len(recovery.skipped), len(withdrawn),
+        )
+        return report
+
+    def run(self, stop: threading.Event | None = None) -> RunSummary:
+        """Run until ``stop`` is set (or, with ``once``, until nothing is left to do).
+
+        Starts the background components first and stops them on the way out.
+        """
+        stop = stop or threading.Event()
+        summary = self._summary
+        started: list[BackgroundComponent] = []
+        wakeup = InotifyWakeup.open(self._settings.incoming_base)
+        try:
+            for component in self._components.background:
+                component.start()
+                started.append(component)
+            if not self._started:
+                summary.start = self.start()
+            while not stop.is_set():
+                if self.step():
+                    continue
+                if self._settings.once and self.idle():
+                    break
+                if wakeup is not None:
+                    wakeup.sleep(self._settings.rescan_interval_seconds)
+                else:
+                    stop.wait(self._settings.rescan_interval_seconds)
+        finally:
+            if wakeup is not None:
+                wakeup.close()
+            for component in reversed(started):
+                component.stop()
+        return summary
+
+    def step(self) -> bool:
+        """Rescan once, act on the events, run at most one job; True if a job ran."""
+        self._handle(self._watcher.scan())
+        job = self._queue.take()
+        if job is None:
+            return False
+        policy = self._settings.policy_for(job.model)
+        result = run_version_job(self._deps, job.model, job.version, policy)
+        self._summary.results.append(result)
+        if result.state is JobState.PUBLISHED:
+            self._retain(job.model)
+            self._write_model_config()
+        return True
+
+    def idle(self) -> bool:
+        """True when no job waits and no version with files is still settling.
+
+        Empty version directories, and (with a marker file) versions without their
+        marker, are not waited for: they are left for a later run.
+        """
+        if self._queue.pending():
+            return False
+        if self._settings.marker_file is not None:
+            return True
+        return not any(
+            _has_files(self._source(model, version)) for model, version in self._watcher.waiting()
+        )
+
+    # -- events --------------------------------------------------------------------------
+
+    def _handle(self, events: Sequence[WatchEvent]) -> None:
+        for event in events:
+            if event.kind is WatchEventKind.READY:
+                self._on_ready(event)
+            elif event.kind is WatchEventKind.VANISHED:
+                self._on_vanished(event)
+            else:
+                _LOG.info("%s/%s appeared; waiting for it to settle", event.model, event.version)
+
+    def _on_ready(self, event: WatchEvent) -> None:
+        job, new = self._journal.discover(event.model, event.version)
+        if new:
+            _LOG.info("%s/%s is ready; queued", event.model, event.version)
+        elif job.state is JobState.PUBLISHED:
+            _LOG.info("%s/%s was published before; a published version is never republished",
+                      event.model, event.version)
+        elif job.state in (JobState.FAILED, JobState.SKIPPED):
+            _LOG.info("%s/%s stays %s (%s)", event.model, event.version, job.state.value,
+                      job.reason)
+
+    def _on_vanished(self, event: WatchEvent) -> None:
+        job = self._journal.get(event.model, event.version)
+        if job is None:
+            return
+        if job.state is JobState.DISCOVERED:
+            self._journal.advance(
+                event.model, event.version, JobState.SKIPPED,
+                reason="removed from incoming before its turn; nothing was published",
+            )
+        elif job.state is JobState.PUBLISHED and self._withdraw(event.model, event.version):
+            self._summary.withdrawn.append((event.model, event.version))
+            self._write_model_config()
+
+    # -- serving base --------------------------------------------------------------------
+
+    def _withdraw(self, model: str, version: int) -> bool:
+        try:
+            removed = withdraw_version(self._publisher.model_dir(model), version)
+        except OnlyServableVersionError as exc:
+            _LOG.warning("%s", exc)
+            return False
+        except SidecarError as exc:
+            _LOG.error("could not withdraw %s/%s: %s", model, version, exc)
+            return False
+        if removed:
+            _LOG.info("%s/%s left incoming; withdrawn from serving", model, version)
+        return removed
+
+    def _retain(self, model: str) -> None:
+        keep = self._settings.policy_for(model).keep_versions
+        try:
+            retired = apply_retention(self._publisher.model_dir(model), keep)
+        except SidecarError as exc:
+            _LOG.error("retention for %s failed: %s", model, exc)
+            return
+        for version in retired:
+            _LOG.info("%s/%s retired (keeping the newest %d)", model, version, keep)
+            self._summary.retired.append((model, version))
+
+    def _write_model_config(self) -> None:
+        try:
+            if self._config_writer.write(self._served_models()):
+                _LOG.info("model config %s rewritten", self._config_writer.path)
+        except SidecarError as exc:
+            _LOG.error("%s", exc)
+
+    def _served_models(self) -> list[str]:
+        base = self._settings.serving_base
+        try:
+            names = sorted(os.listdir(base))
+        except FileNotFoundError:
+            return []
+        return [
+            name for name in names
+            if is_model_name(name) and (base / name).is_dir()
+            and self._publisher.published_versions(name)
+        ]
+
+    def _source(self, model: str, version: int) -> Path:
+        return self._settings.incoming_base / model / str(version)
+
+
+def _has_files(directory: Path) -> bool:
+    return any(files for _, _, files in os.walk(directory))
