@@ -113,7 +113,7 @@ class StartReport:
 
 @dataclass
 class RunSummary:
-    """Everything one :meth:`SidecarService.run` did."""
+    """Everything the service has done so far (each :meth:`SidecarService.run` adds to it)."""
 
     start: StartReport | None = None
     """The start-up report (None if start-up had already run)."""

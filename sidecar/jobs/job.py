@@ -382,7 +382,7 @@ class _VersionJob:
 
 
 def _gist(exc: BaseException) -> str:
-    """The first line of a one-line message, else its last lines (where TF puts the cause)."""
+    """The message's first line, and its last one (where TF and subprocesses put the cause)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    text = lines[0] if len(lines) == 1 else " | ".join(lines[-3:])
+    text = " ... ".join(lines[:1] + lines[-1:]) if len(lines) > 1 else "".join(lines)
     return text[:1500]

@@ -1,0 +1,73 @@
+"""Test-only helpers shared by the job, service and e2e tests: model builders, landing
+versions the way a deployment tool does (complete, by rename), a recording observer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from sidecar.jobs import JobResult, StageOutcome
+from sidecar.state import JobState
+
+
+class _NoisyModel(tf.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        rng = np.random.default_rng(11)
+        self.w = tf.Variable(rng.standard_normal((16, 8)).astype(np.float32))
+        self.b = tf.Variable(rng.standard_normal((8,)).astype(np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16], tf.float32, name="x")])
+    def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        hidden = tf.nn.relu(tf.matmul(x, self.w) + self.b)
+        return {"y": hidden + tf.random.uniform(tf.shape(hidden), 0.0, 10.0)}
+
+
+def noisy_model(directory: Path) -> Path:
+    """A model whose output is not a function of its input (it adds fresh noise):
+    no conversion of it can ever be verified against the original."""
+    module = _NoisyModel()
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serve})
+    return directory
+
+
+def corrupt_copy(source: Path, directory: Path) -> Path:
+    """A copy of ``source`` whose ``saved_model.pb`` is garbage."""
+    shutil.copytree(source, directory)
+    (directory / "saved_model.pb").write_bytes(b"this is not a SavedModel protobuf" * 8)
+    return directory
+
+
+def land(source: Path, incoming: Path, model: str, version: int) -> Path:
+    """Copy ``source`` beside incoming/<model>/ and rename it in, complete at once."""
+    model_dir = incoming / model
+    model_dir.mkdir(parents=True, exist_ok=True)
+    hidden = model_dir / f".landing-{version}"
+    shutil.copytree(source, hidden)
+    target = model_dir / str(version)
+    os.rename(hidden, target)
+    return target
+
+
+class RecordingObserver:
+    """A JobObserver that keeps every call, for assertions."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, int, JobState, StageOutcome | None]] = []
+        self.results: list[JobResult] = []
+
+    def stage_started(self, model: str, version: int, stage: JobState) -> None:
+        self.events.append(("started", model, version, stage, None))
+
+    def stage_finished(
+        self, model: str, version: int, stage: JobState, seconds: float, outcome: StageOutcome
+    ) -> None:
+        assert seconds >= 0
+        self.events.append(("finished", model, version, stage, outcome))
+
+    def job_finished(self, result: JobResult) -> None:
+        self.results.append(result)

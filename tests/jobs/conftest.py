@@ -1,0 +1,94 @@
+"""Fixtures of the job tests: real SavedModels built once, and a pipeline on temporary dirs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import ModelPolicy
+from sidecar.jobs import JobDependencies, JobResult, ShapeSource, run_version_job
+from sidecar.publish import VersionPublisher
+from sidecar.state import JobJournal
+from tests.jobs.builders import RecordingObserver, corrupt_copy, land, noisy_model
+from tests.support.models import keras_mlp
+
+
+@pytest.fixture(scope="session")
+def mlp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras 3 MLP (input x[?,16]) exported for TF Serving; copy it before changing it."""
+    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+
+
+@pytest.fixture(scope="session")
+def noisy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model that adds random noise to its output (x[?,16] -> y[?,8])."""
+    return noisy_model(tmp_path_factory.mktemp("noisy") / "model")
+
+
+@pytest.fixture(scope="session")
+def corrupt(tmp_path_factory: pytest.TempPathFactory, mlp_model: Path) -> Path:
+    """The MLP with a garbage saved_model.pb."""
+    return corrupt_copy(mlp_model, tmp_path_factory.mktemp("corrupt") / "model")
+
+
+@dataclass
+class Pipeline:
+    """Real journal, publisher and directories for running jobs by hand."""
+
+    root: Path
+    journal: JobJournal
+    observer: RecordingObserver = field(default_factory=RecordingObserver)
+    steps: list[str] = field(default_factory=list)
+    shape_source: ShapeSource | None = None
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def serving(self) -> Path:
+        return self.root / "serving"
+
+    @property
+    def engine_cache(self) -> Path:
+        return self.root / "engine-cache"
+
+    def publisher(self) -> VersionPublisher:
+        return VersionPublisher(self.serving, checkpoint=self.steps.append)
+
+    def land(self, source: Path, model: str, version: int) -> Path:
+        path = land(source, self.incoming, model, version)
+        self.journal.discover(model, version)
+        return path
+
+    def run(self, model: str, version: int, policy: ModelPolicy | None = None,
+            *, checkpoint_hook: object = None) -> JobResult:
+        def checkpoint(step: str) -> None:
+            self.steps.append(step)
+            if callable(checkpoint_hook):
+                checkpoint_hook(step)
+
+        deps = JobDependencies(
+            journal=self.journal,
+            publisher=VersionPublisher(self.serving, checkpoint=checkpoint),
+            incoming_base=self.incoming,
+            engine_cache_dir=self.engine_cache,
+            shape_source=self.shape_source,
+            observer=self.observer,
+            checkpoint=checkpoint,
+        )
+        return run_version_job(deps, model, version, policy or ModelPolicy())
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    """A fresh pipeline under ``tmp_path``."""
+    journal = JobJournal.open(tmp_path / "state", clock=time.time)
+    try:
+        yield Pipeline(tmp_path, journal)
+    finally:
+        journal.close()
