@@ -17,6 +17,7 @@ def test_convert_with_shapes_and_engine_cache(mlp_dir: pathlib.Path,
                                               tmp_path: pathlib.Path) -> None:
     done = _tftrt("convert", "--input", str(mlp_dir), "--output", str(tmp_path / "out"),
                   "--shapes", "x=1x16,8x16", "--max-engines", "2", "--no-build-at-runtime",
+                  "--keep-slower-engines",
                   "--engine-cache", str(tmp_path / "cache"))
     assert done.returncode == 0, done.stderr
     assert "[3/5] building engines" in done.stdout and "done in" in done.stdout

@@ -28,7 +28,7 @@ def _probe(model: pathlib.Path, cache: pathlib.Path, *batches: int) -> list[dict
 def converted(mlp_dir: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """The MLP with engines prebuilt for batches 1 and 8; other shapes run native."""
     converter = trt.Converter(mlp_dir, conversion_params=trt.ConversionParams(
-        maximum_cached_engines=2, allow_build_at_runtime=False))
+        maximum_cached_engines=2, allow_build_at_runtime=False, keep_slower_engines=True))
     converter.convert()
     converter.build(batch_input_fn(converter.input_specs, [8, 1, 8]))
     output = tmp_path_factory.mktemp("dispatch") / "converted"
