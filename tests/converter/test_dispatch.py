@@ -21,7 +21,7 @@ def _probe(model: pathlib.Path, cache: pathlib.Path, *batches: int) -> list[dict
     done = subprocess.run(
         [sys.executable, str(PROBE), str(model), str(cache), str(FEATURES),
          *map(str, batches)], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,8 @@ def main(model: str, cache_dir: str, features: int, batches: list[int]) -> None:
         (input_info,) = signature.inputs.values()
         fetches = [info.name for info in signature.outputs.values()]
         for batch in batches:
-            feed = {input_info.name: np.ones((batch, features), np.float32)}
+            feed: dict[str, np.ndarray] = {
+                input_info.name: np.ones((batch, features), np.float32)}
             start = time.perf_counter()
             session.run(fetches, feed)
             seconds = time.perf_counter() - start
