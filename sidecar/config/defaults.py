@@ -57,3 +57,19 @@ ENV_PREFIX: Final = "TFTRT_SIDECAR_"
 
 ENV_CONFIG_FILE: Final = ENV_PREFIX + "CONFIG"
 """Environment variable naming the config file when ``--config`` is not given."""
+
+DEFAULT_TAP_LISTEN: Final = "0.0.0.0:8500"
+"""Where the tap (the PredictionService proxy clients call) listens: TF Serving's
+usual gRPC port, so clients need no change."""
+
+DEFAULT_UPSTREAM: Final = "127.0.0.1:8600"
+"""TF Serving in the same pod, started with ``--port=8600``; the tap forwards here."""
+
+DEFAULT_ADMIN_LISTEN: Final = "127.0.0.1:8700"
+"""The admin gRPC API: localhost only unless configured otherwise."""
+
+DEFAULT_METRICS_LISTEN: Final = "0.0.0.0:9102"
+"""Prometheus ``/metrics`` over HTTP."""
+
+TF_SERVING_REST_PORT: Final = 8501
+"""TF Serving's REST port (not proxied: the tap records gRPC traffic only)."""
