@@ -1,0 +1,74 @@
+"""``tftrt-sidecar run`` SIGKILLed at pipeline steps, then restarted: the version ends
+published, nothing partial is ever visible, and a published version is never redone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sidecar.publish import VersionPublisher
+from sidecar.state import Flavour, JobJournal, JobState
+from tests.e2e.test_sidecar_run import REPO_ROOT, directory_flags, hidden_entries, run_sidecar
+from tests.jobs.builders import land
+from tests.sidecar.conftest import tree_listing
+from tests.support.models import keras_mlp
+from tests.support.serving_poller import ServingPoller
+
+BEFORE_RENAME = ["job-building", "job-flavour-chosen"]
+AFTER_RENAME = ["renamed"]
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+
+
+def kill_at(step: str, root: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.jobs.pausing_sidecar", step, "run", "--once",
+         *directory_flags(root)],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != f"PAUSED {step}":
+        process.kill()
+        pytest.fail(f"the sidecar said {line!r} instead of pausing at {step}")
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("step", BEFORE_RENAME + AFTER_RENAME)
+def test_sigkill_then_restart_ends_published_once(tmp_path: Path, mlp: Path, step: str) -> None:
+    land(mlp, tmp_path / "incoming", "alpha", 1)
+    serving = tmp_path / "serving"
+    with ServingPoller(serving, poll_seconds=0.05) as poller:
+        kill_at(step, tmp_path)
+        visible = VersionPublisher(serving).published_versions("alpha")
+        assert visible == ([] if step in BEFORE_RENAME else [1])
+        first = tree_listing(serving / "alpha" / "1") if visible else None
+
+        done = run_sidecar("--once", *directory_flags(tmp_path))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert poller.wait_for("alpha", 1)
+
+    assert poller.violations == []
+    assert hidden_entries(serving) == []
+    with JobJournal.open(tmp_path / "state", clock=lambda: 0.0) as journal:
+        job = journal.get("alpha", 1)
+        history = [t.to_state for t in journal.history("alpha", 1)]
+    assert job is not None and job.state is JobState.PUBLISHED
+    assert job.flavour is Flavour.CONVERTED
+    if first is not None:
+        assert job.attempts == 1  # recovery finished the record; nothing was redone
+        assert tree_listing(serving / "alpha" / "1") == first
+        assert "nothing to do" in done.stdout
+    else:
+        assert job.attempts == 2  # restarted from the beginning
+        assert history.count(JobState.DISCOVERED) == 2
