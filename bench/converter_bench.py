@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODELS: dict[str, tuple[int, ...]] = {"mlp": (8, 64), "mobilenet": (1, 224, 224, 3)}
+MODELS: dict[str, tuple[int, ...]] = {"mlp": (8, 64, 128), "mobilenet": (1, 224, 224, 3)}
 """Each model and the input shape it is built for and measured at."""
 
 

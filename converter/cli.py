@@ -62,6 +62,7 @@ def _convert(args: argparse.Namespace) -> int:
         minimum_segment_size=args.min_segment_size,
         maximum_cached_engines=args.max_engines,
         allow_build_at_runtime=not args.no_build_at_runtime,
+        keep_slower_engines=args.keep_slower_engines,
         backend=args.backend,
     )
     steps = 3 + bool(args.shapes or args.input_fn) + bool(args.engine_cache)
@@ -129,6 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--min-segment-size", type=int, default=3)
     convert.add_argument("--no-build-at-runtime", action="store_true",
                          help="shapes not prebuilt run native: serving never compiles")
+    convert.add_argument("--keep-slower-engines", action="store_true",
+                         help="keep engines that did not beat native on this machine")
     convert.add_argument("--engine-cache", metavar="DIR",
                          help="also install the engines into this serving cache root")
     convert.add_argument("--verbose", action="store_true", help="list every segment boundary")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import pathlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -12,10 +11,11 @@ import tensorflow as tf
 
 from converter.backends import choose_backend
 from converter.backends.device import detect_build_device
-from converter.engines import EngineKey, measure_engine
+from converter.building import build_engines
+from converter.engines import EngineKey
 from converter.errors import ConverterStateError, InvalidParameterError
 from converter.graph.assemble import function_from_flat, replace_segments
-from converter.graph.dispatch import DispatchPlan, Fallback, ShapeSet
+from converter.graph.dispatch import ShapeSet
 from converter.graph.extract import extract_segment
 from converter.graph.inline import FlatGraph, flatten_signature
 from converter.graph.segment import Segmentation, find_segments
@@ -114,36 +114,19 @@ class Converter:
         boundary = [t for s in self._segments for t in s.graph.segment.inputs]
         probe = function_from_flat(self._flat, self._flat.graph_def, self._loaded.function,
                                    outputs=boundary) if boundary else None
-        seen: list[collections.Counter[ShapeSet]] = [collections.Counter() for _ in self._segments]
-        examples: list[dict[ShapeSet, tuple[list[tf.Tensor], int]]] = [{} for _ in self._segments]
-        signature_inputs: list[dict[str, np.ndarray]] = []
-        for inputs in iterate_inputs(input_fn, self._loaded.input_specs, "input_fn"):
-            signature_inputs.append({k: v.numpy() for k, v in inputs.items()})
-            values = list(probe(*inputs.values())) if probe is not None else []
-            for index, segment in enumerate(self._segments):
-                args, values = values[: len(segment.graph.input_specs)], values[
-                    len(segment.graph.input_specs):]
-                shapes = tuple(tuple(args[i].shape.as_list()) for i in segment.graph.shape_inputs)
-                seen[index][shapes] += 1
-                examples[index].setdefault(shapes, (args, len(signature_inputs) - 1))
-        export: dict[int, None] = {}
-        for index, segment in enumerate(self._segments):
-            prebuilt = []
-            for shapes, uses in seen[index].most_common(self.params.maximum_cached_engines):
-                args, origin = examples[index][shapes]
-                record = measure_engine(
-                    self._engine_key(segment, shapes), uses, segment.engine, segment.native,
-                    args, TOLERANCE[segment.precision],
-                )
-                segment.records.append(record)
-                if record.kept:
-                    prebuilt.append(shapes)
-                    export[origin] = None
-            lost = bool(segment.records) and not prebuilt
-            fallback = segment.plan.fallback if not lost else Fallback.NATIVE
-            segment.plan = DispatchPlan(prebuilt=tuple(prebuilt), fallback=fallback)
-        # Engines to export, or else one input to prove the Session path with.
-        self._export_inputs = [signature_inputs[i] for i in export] or signature_inputs[:1]
+        result = build_engines(
+            segments=self._segments,
+            probe=probe,
+            inputs=iterate_inputs(input_fn, self._loaded.input_specs, "input_fn"),
+            maximum_cached_engines=self.params.maximum_cached_engines,
+            allow_build_at_runtime=self.params.allow_build_at_runtime,
+            keep_slower_engines=self.params.keep_slower_engines,
+            tolerance=TOLERANCE,
+            key_for=self._engine_key,
+            original=self._loaded.function,
+            assemble=self._assemble,
+        )
+        self._export_inputs = result.inputs_to_export
         self._built = True
         self._converted = self._assemble()
 
@@ -200,6 +183,9 @@ class Converter:
         assert self._flat is not None
         if not self._segments:
             return self._loaded.function
-        calls = [(s.graph, s.dispatch()) for s in self._segments]
+        # A segment that never runs an engine stays inline, exactly as it was.
+        calls = [(s.graph, s.dispatch()) for s in self._segments if s.runs_engine]
+        if not calls:
+            return self._loaded.function
         return function_from_flat(self._flat, replace_segments(self._flat, calls),
                                   self._loaded.function)

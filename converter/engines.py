@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from converter.graph.dispatch import ShapeSet
 _TIMING_SECONDS = 0.3
 _MIN_ROUNDS = 5
 _MAX_CALLS = 200
+_WARMUP_CALLS = 2
 # After this many rounds, a side this many times slower than the other has lost.
 _DECISIVE_ROUNDS = 2
 _DECISIVE_RATIO = 1.5
@@ -79,16 +80,20 @@ def scaled_error(produced: Sequence[np.ndarray], expected: Sequence[np.ndarray])
     return worst
 
 
-def _run(function: Callable[..., Any], args: Sequence[tf.Tensor]) -> list[np.ndarray]:
-    outputs = function(*args)
+Arguments = Sequence[tf.Tensor] | Mapping[str, tf.Tensor]
+
+
+def _run(function: Callable[..., Any], args: Arguments) -> list[np.ndarray]:
+    outputs = function(**args) if isinstance(args, Mapping) else function(*args)
     return [np.asarray(t) for t in tf.nest.flatten(outputs)]
 
 
-def _median_call_seconds(
-    sides: Sequence[Callable[..., Any]], args: Sequence[tf.Tensor]
-) -> list[float]:
+def median_call_seconds(sides: Sequence[Callable[..., Any]], args: Arguments) -> list[float]:
     """Median per-call time of each side, timed in interleaved rounds so that
     drift in machine load affects both alike."""
+    for side in sides:  # first calls instantiate functions (and compile engines)
+        for _ in range(_WARMUP_CALLS):
+            _run(side, args)
     samples: list[list[float]] = [[] for _ in sides]
     deadline = time.perf_counter() + _TIMING_SECONDS * len(sides)
     calls = 0
@@ -111,6 +116,7 @@ def measure_engine(
     native: Callable[..., Any],
     args: Sequence[tf.Tensor],
     tolerance: float,
+    keep_slower: bool = False,
 ) -> EngineRecord:
     """Compile `engine` for `args`' shapes, check it against `native`, time both."""
     expected = _run(native, args)
@@ -118,11 +124,13 @@ def measure_engine(
     produced = _run(engine, args)
     compile_seconds = time.perf_counter() - start
     error = scaled_error(produced, expected)
-    engine_seconds, native_seconds = _median_call_seconds([engine, native], args)
+    engine_seconds, native_seconds = median_call_seconds([engine, native], args)
     if not error <= tolerance:
         kept, reason = False, f"dropped: error {error:.3g} exceeds {tolerance:g}"
     elif engine_seconds < native_seconds:
         kept, reason = True, "kept: faster than native"
+    elif keep_slower:
+        kept, reason = True, "kept (keep_slower_engines): not faster than native here"
     else:
         kept, reason = False, "dropped: not faster than native on this device"
     return EngineRecord(

@@ -49,6 +49,11 @@ class ConversionParams:
     False means such shapes run the native TensorFlow segment, so serving never
     compiles."""
 
+    keep_slower_engines: bool = False
+    """Keep every engine that compiles and matches native numerically, even where
+    it did not beat native on the build machine (e.g. a busy build machine, or to
+    compare engines in serving). By default only faster engines are kept."""
+
     backend: str = "auto"
     """"xla" (stock TensorFlow), "tensorrt" (TF-TRT, TF <= 2.17 with a GPU) or "auto"."""
 

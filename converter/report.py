@@ -59,6 +59,8 @@ class SegmentReport:
     note: str
     prebuilt: list[list[list[int]]]
     fallback: str
+    inline: bool
+    """True when no shape runs an engine: the segment's ops stay in the graph as they were."""
     engines: list[EngineReport]
 
 
@@ -116,8 +118,11 @@ class ConversionReport:
             prebuilt = "; ".join(
                 ", ".join(_shape_text(s) for s in shape_set) for shape_set in segment.prebuilt
             )
-            lines.append(f"  prebuilt shapes: {prebuilt or 'none'}; other shapes run "
-                         f"{segment.fallback}")
+            if segment.inline:
+                lines.append("  no engine runs: the segment stays inline as native TensorFlow")
+            else:
+                lines.append(f"  prebuilt shapes: {prebuilt or 'none'}; other shapes run "
+                             f"{segment.fallback}")
             for engine in segment.engines:
                 shapes = ", ".join(_shape_text(s) for s in engine.shapes)
                 lines.append(
@@ -168,6 +173,7 @@ def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport
         note=segment.precision_note,
         prebuilt=[[list(s) for s in shape_set] for shape_set in segment.plan.prebuilt],
         fallback=segment.plan.fallback.value,
+        inline=not segment.runs_engine,
         engines=engines,
     )
 

@@ -28,6 +28,11 @@ class ConvertedSegment:
     plan: DispatchPlan
     records: list[EngineRecord] = dataclasses.field(default_factory=list)
 
+    @property
+    def runs_engine(self) -> bool:
+        """Whether any shape may run the engine (else the segment stays inline)."""
+        return bool(self.plan.prebuilt) or self.plan.fallback is Fallback.ENGINE
+
     def dispatch(self) -> Any:
         """The ConcreteFunction that stands in the converted graph for this segment."""
         return dispatch_function(
