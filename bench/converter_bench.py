@@ -62,7 +62,7 @@ def _worker(argv: list[str]) -> dict[str, Any]:
         return {"convert_s": converted_at - start, "build_s": built_at - converted_at,
                 "save_s": done - built_at, "total_s": done - start,
                 "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "summary": converter.summary(detailed=False)}
+                "summary": converter.report().render(line_length=100, detailed=False)}
     tf.compat.v1.disable_eager_execution()
     sessions = []
     for path in argv[3].split(","):

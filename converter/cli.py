@@ -89,7 +89,7 @@ def _convert(args: argparse.Namespace) -> int:
         )
         print(f"      {result.installed} engine file(s) installed in {result.directory} "
               f"({result.note}); serve with TF_XLA_FLAGS='{result.xla_flags()}'")
-    print(converter.summary(detailed=args.verbose))
+    converter.summary(line_length=100, detailed=args.verbose)
     return 0
 
 

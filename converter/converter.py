@@ -22,7 +22,7 @@ from converter.graph.segment import Segmentation, find_segments
 from converter.graph.support import SupportTable, exclusion_reasons
 from converter.inputs import iterate_inputs
 from converter.loading import load_signature
-from converter.params import ConversionParams, TrtPrecisionMode
+from converter.params import DEFAULT_WORKSPACE_BYTES, ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport, build_report
 from converter.saving import save_converted
 from converter.segments import ConvertedSegment, convert_segment
@@ -44,8 +44,28 @@ class Converter:
         input_saved_model_tags: Sequence[str] | None = None,
         input_saved_model_signature_key: str | None = None,
         conversion_params: ConversionParams | None = None,
+        *,
+        use_dynamic_shape: bool | None = None,
+        dynamic_shape_profile_strategy: str | None = None,
+        max_workspace_size_bytes: int = DEFAULT_WORKSPACE_BYTES,
+        precision_mode: str = TrtPrecisionMode.FP32,
+        minimum_segment_size: int = 3,
+        maximum_cached_engines: int = 1,
+        use_calibration: bool = True,
+        allow_build_at_runtime: bool = True,
     ) -> None:
-        self.params = conversion_params or ConversionParams()
+        # As in TF-TRT: `conversion_params`, when given, wins over the keywords.
+        # Dynamic-shape profiles are a TensorRT notion; XLA compiles each shape,
+        # so `use_dynamic_shape` and its strategy are accepted and not needed.
+        del use_dynamic_shape, dynamic_shape_profile_strategy
+        self.params = conversion_params or ConversionParams(
+            max_workspace_size_bytes=max_workspace_size_bytes,
+            precision_mode=precision_mode,
+            minimum_segment_size=minimum_segment_size,
+            maximum_cached_engines=maximum_cached_engines,
+            use_calibration=use_calibration,
+            allow_build_at_runtime=allow_build_at_runtime,
+        )
         self.backend = choose_backend(self.params)
         self.device = detect_build_device()
         self._loaded = load_signature(
@@ -131,8 +151,10 @@ class Converter:
         self._converted = self._assemble()
 
     def save(self, output_saved_model_dir: str | pathlib.Path,
-             save_gpu_specific_engines: bool = True) -> None:
-        """Write the converted SavedModel; engines built by `build()` travel inside it.
+             save_gpu_specific_engines: bool = True,
+             options: tf.saved_model.SaveOptions | None = None) -> None:
+        """Write the converted SavedModel; engines built by `build()` travel inside it
+        (unless `save_gpu_specific_engines` is False: TF-TRT's name, any device here).
 
         The directory appears whole or not at all; an existing one is an error."""
         if self._converted is None:
@@ -146,6 +168,7 @@ class Converter:
             tolerance=max(TOLERANCE[s.precision] for s in self._segments) if self._segments
             else 0.0,
             device=self.device,
+            options=options,
         )
 
     def report(self) -> ConversionReport:
@@ -163,9 +186,14 @@ class Converter:
             built=self._built,
         )
 
-    def summary(self, line_length: int = 100, detailed: bool = True) -> str:
-        """A TF-TRT-like report: segments, native ops and why, engines and timings."""
-        return self.report().render(line_length=line_length, detailed=detailed)
+    def summary(self, line_length: int = 160, detailed: bool = True,
+                print_fn: Callable[[str], Any] | None = None) -> str:
+        """Print a TF-TRT-like report (segments, native ops and why, engines and
+        timings) line by line through `print_fn` (default `print`); return it too."""
+        text = self.report().render(line_length=line_length, detailed=detailed)
+        for line in text.splitlines():
+            (print_fn or print)(line)
+        return text
 
     def _engine_key(self, segment: ConvertedSegment, shapes: ShapeSet) -> EngineKey:
         return EngineKey(

@@ -50,7 +50,7 @@ def run_demo(workdir: pathlib.Path) -> int:
     converter.build(batch_input_fn(converter.input_specs, DEMO_BATCH_SIZES))
     converter.save(run / "converted")
     installed = install_engines(run / "converted", run / "engine-cache")
-    print(converter.summary(detailed=False))
+    converter.summary(line_length=100, detailed=False)
     print(f"engines installed: {installed.installed} file(s) in {installed.directory}")
     print(f"serve it: TF_XLA_FLAGS='{installed.xla_flags()}' with the model at "
           f"{run / 'converted'}")

@@ -86,3 +86,7 @@ class ConversionParams:
     def replace(self, **changes: object) -> ConversionParams:
         """A copy with some fields changed (and validated again)."""
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def _replace(self, **changes: object) -> ConversionParams:
+        """TF-TRT's params are a namedtuple; its recipes call `_replace`."""
+        return self.replace(**changes)

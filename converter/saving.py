@@ -50,6 +50,7 @@ def save_converted(
     engine_inputs: Sequence[Mapping[str, np.ndarray]],
     tolerance: float,
     device: BuildDevice,
+    options: tf.saved_model.SaveOptions | None = None,
 ) -> None:
     """Save `converted` as the signature `loaded.key` (None: nothing was converted,
     copy the model unchanged), with the report and the prebuilt engines."""
@@ -59,7 +60,8 @@ def save_converted(
         else:
             signatures = dict(loaded.root.signatures)
             signatures[loaded.key] = converted
-            tf.saved_model.save(loaded.root, str(staging), signatures=signatures)
+            tf.saved_model.save(loaded.root, str(staging), signatures=signatures,
+                                options=options)
             _restore_method_names(staging, loaded.method_names)
             _copy_assets_extra(loaded.directory, staging)
         (staging / REPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
