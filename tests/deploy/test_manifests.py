@@ -1,0 +1,163 @@
+# mypy: disable-error-code="import-untyped"
+"""Every rendered manifest against the pinned Kubernetes schema; the prometheus-operator
+resources (CRDs the schema does not know) structurally and with promtool."""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.conftest import KUBERNETES_VERSION, OVERLAYS, Rendered
+from tests.deploy.kustomize import RenderError, apply_json_patch
+
+CORE_KINDS = {
+    "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy",
+}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+ALERTS = {
+    "TftrtSidecarConversionsFailing": 'tftrt_sidecar_conversions_total{result="failed"}',
+    "TftrtSidecarShapeCoverageLow": "tftrt_sidecar_shape_coverage_ratio",
+    "TftrtSidecarTapUpstreamErrors": "tftrt_sidecar_tap_upstream_errors_total",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_core_manifests_validate_against_the_pinned_schema(rendered, overlay):
+    kinds = set()
+    for manifest in rendered[overlay].manifests:
+        kinds.add(manifest["kind"])
+        if manifest["kind"] in CRD_KINDS:
+            continue
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    assert kinds == CORE_KINDS | CRD_KINDS
+
+
+def test_the_schema_check_catches_a_wrong_field(rendered):
+    deployment = copy.deepcopy(rendered["cpu"].one("Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
+def test_a_patch_against_a_moved_element_fails_to_render():
+    document = {"args": ["--a", "--b"]}
+    patch = [{"op": "test", "path": "/args/1", "value": "--a"},
+             {"op": "remove", "path": "/args/1"}]
+    with pytest.raises(RenderError, match="test failed at /args/1"):
+        apply_json_patch(document, patch)
+    assert apply_json_patch(document, [{"op": "add", "path": "/args/-", "value": "--c"}]) == {
+        "args": ["--a", "--b", "--c"]
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_service_monitor_selects_the_metrics_service(rendered, overlay):
+    view = rendered[overlay]
+    monitor = view.one("ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    service = view.one("Service", "tftrt-sidecar-metrics")
+    labels = service["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    selected = [
+        s["metadata"]["name"] for s in view.all("Service")
+        if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
+    ]
+    assert selected == ["tftrt-sidecar-metrics"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_rule_has_the_three_alerts(rendered, overlay):
+    rule = rendered[overlay].one("PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert {r["alert"] for r in rules} == set(ALERTS)
+    for item in rules:
+        assert ALERTS[item["alert"]] in item["expr"]
+        assert item["labels"]["severity"] in {"warning", "critical"}
+        assert item["annotations"]["summary"] and item["annotations"]["description"]
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool is missing: .ci/run installs Debian's prometheus, which has it"
+    return found
+
+
+def test_alert_rules_pass_promtool_and_fire_on_their_series(rendered, tmp_path: Path):
+    rule = rendered["cpu"].one("PrometheusRule")
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    checked = subprocess.run(
+        [_promtool(), "check", "rules", str(rules_file)], capture_output=True, text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    where = {"namespace": "serving", "pod": "tftrt-serving-0"}
+    series = "{namespace=\"serving\", pod=\"tftrt-serving-0\""
+    tests = {
+        "rule_files": [str(rules_file)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": [
+                # One failed conversion a minute; published ones must not count.
+                {"series": f'tftrt_sidecar_conversions_total{series}, result="failed"}}',
+                 "values": "0+1x60"},
+                {"series": f'tftrt_sidecar_conversions_total{series}, result="published"}}',
+                 "values": "0+5x60"},
+                {"series": f'tftrt_sidecar_shape_coverage_ratio{series}, model="m"}}',
+                 "values": "0.5x60"},
+                # One upstream error a second.
+                {"series": f"tftrt_sidecar_tap_upstream_errors_total{series}}}",
+                 "values": "0+60x60"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "2m", "alertname": "TftrtSidecarConversionsFailing",
+                 "exp_alerts": []},
+                {"eval_time": "10m", "alertname": "TftrtSidecarConversionsFailing",
+                 "exp_alerts": [_expected(rule, "TftrtSidecarConversionsFailing", where)]},
+                {"eval_time": "20m", "alertname": "TftrtSidecarShapeCoverageLow",
+                 "exp_alerts": []},
+                {"eval_time": "40m", "alertname": "TftrtSidecarShapeCoverageLow",
+                 "exp_alerts": [_expected(rule, "TftrtSidecarShapeCoverageLow",
+                                          {**where, "model": "m"}, value="50%")]},
+                {"eval_time": "10m", "alertname": "TftrtSidecarTapUpstreamErrors",
+                 "exp_alerts": [_expected(rule, "TftrtSidecarTapUpstreamErrors", where)]},
+            ],
+        }],
+    }
+    tests_file = tmp_path / "rules_test.yaml"
+    tests_file.write_text(yaml.safe_dump(tests))
+    tested = subprocess.run(
+        [_promtool(), "test", "rules", str(tests_file)], capture_output=True, text=True,
+        timeout=60,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def _expected(rule, alert: str, labels: dict[str, str], value: str = "") -> dict[str, object]:
+    """The alert promtool should see: its labels, and annotations with templates filled."""
+    (item,) = [r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == alert]
+    annotations = {
+        key: text.replace("{{ $labels.pod }}", labels["pod"])
+        .replace("{{ $value | humanizePercentage }}", value)
+        for key, text in item["annotations"].items()
+    }
+    return {"exp_labels": {**labels, **item["labels"]}, "exp_annotations": annotations}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_manifest_is_labelled_and_named(rendered: dict[str, Rendered], overlay):
+    for manifest in rendered[overlay].manifests:
+        assert manifest["metadata"]["labels"]["app.kubernetes.io/name"] == "tftrt-serving"
+        assert manifest["metadata"]["name"].startswith("tftrt-")
