@@ -104,9 +104,13 @@ def probe(version_dir: Path, use_warmup: bool) -> dict[str, Any]:
                      for name, proto in request.inputs.items()}
             session.run(fetches, feeds)
     available = time.perf_counter()
-    (info,) = signature.inputs.values()
-    width = info.tensor_shape.dim[1].size
-    feed = {info.name: np.random.default_rng(0).standard_normal((8, width)).astype(np.float32)}
+    rng = np.random.default_rng(0)
+    feed = {
+        info.name: rng.standard_normal(
+            [8 if i == 0 else max(d.size, 1) for i, d in enumerate(info.tensor_shape.dim)]
+        ).astype(tf.as_dtype(info.dtype).as_numpy_dtype)
+        for info in signature.inputs.values()
+    }
     latencies = []
     for _ in range(REQUESTS):
         began = time.perf_counter()
@@ -163,7 +167,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     model = build_demo_model(work / "model")
-    print(f"model: converter.demo's Keras MLP 64-256-256-10; {args.rounds} round(s), "
+    print(f"model: converter.demo.build_demo_model's; {args.rounds} round(s), "
           f"medians; work dir {work}")
 
     alone, sidecar, stages = [], [], []
