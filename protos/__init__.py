@@ -1,0 +1,1 @@
+"""The admin API's .proto files and their generated Python code (regenerate with generate.py)."""

@@ -1,0 +1,1 @@
+"""Protocol buffer package namespace (generated code lives in the leaf packages)."""
