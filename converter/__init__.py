@@ -8,8 +8,9 @@ Port TF-TRT code by changing one import::
 from __future__ import annotations
 
 from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
-from converter.converter import Converter
+from converter.converter import TOLERANCE, Converter
 from converter.engine_cache import InstallResult, install_engines
+from converter.engines import scaled_error
 from converter.errors import (
     BackendUnavailableError,
     ConverterError,
@@ -29,6 +30,7 @@ DEFAULT_TRT_CONVERSION_PARAMS = ConversionParams()
 
 __all__ = [
     "DEFAULT_TRT_CONVERSION_PARAMS",
+    "TOLERANCE",
     "BackendUnavailableError",
     "BuildDevice",
     "ConversionParams",
@@ -48,4 +50,5 @@ __all__ = [
     "detect_build_device",
     "engine_namespace",
     "install_engines",
+    "scaled_error",
 ]

@@ -67,16 +67,29 @@ class EngineRecord:
 
 
 def scaled_error(produced: Sequence[np.ndarray], expected: Sequence[np.ndarray]) -> float:
-    """Largest |produced - expected| over all outputs, over 1 + the largest |expected|."""
+    """Largest |produced - expected| over all outputs, divided by 1 + the largest
+    finite |expected| of that output. NaN where both are NaN counts as equal, NaN
+    on one side as an infinite error; non-numeric outputs and shapes must match."""
     worst = 0.0
     for got, want in zip(produced, expected, strict=True):
-        if got.dtype.kind not in "fiuc" or want.size == 0:
+        got, want = np.asarray(got), np.asarray(want)
+        if got.shape != want.shape:
+            return float("inf")
+        if want.dtype.kind not in "fc":
             if not np.array_equal(got, want):
                 return float("inf")
             continue
-        want64: np.ndarray = want.astype(np.float64)
-        difference = float(np.max(np.abs(got.astype(np.float64) - want64)))
-        worst = max(worst, difference / (1.0 + float(np.max(np.abs(want64)))))
+        if want.size == 0:
+            continue
+        got64, want64 = got.astype(np.float64), want.astype(np.float64)
+        same = (got64 == want64) | (np.isnan(got64) & np.isnan(want64))
+        with np.errstate(invalid="ignore"):
+            difference = np.where(same, 0.0, np.abs(got64 - want64))
+        if np.isnan(difference).any():
+            return float("inf")
+        finite = np.abs(want64[np.isfinite(want64)])
+        scale = 1.0 + (float(finite.max()) if finite.size else 0.0)
+        worst = max(worst, float(difference.max()) / scale)
     return worst
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from converter import TOLERANCE
 from sidecar.config import Precision
 from sidecar.errors import ConfigError
 
@@ -25,10 +26,10 @@ class JobSettings:
     max_verify_inputs: int = 32
     """Most replay inputs the converted model is compared on (one per shape set first)."""
 
-    fp32_tolerance: float = 1e-4
+    fp32_tolerance: float = TOLERANCE["FP32"]
     """Largest scaled error (``max|converted - original| / (1 + max|original|)``) for FP32."""
 
-    fp16_tolerance: float = 2e-2
+    fp16_tolerance: float = TOLERANCE["FP16"]
     """Largest scaled error for FP16, whose engines compute in half precision."""
 
     def __post_init__(self) -> None:

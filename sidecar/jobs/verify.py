@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from converter import scaled_error
 from sidecar.jobs.session_model import Arrays
 
 
@@ -61,23 +62,10 @@ def compare_outputs(
             if a.shape != b.shape:
                 return Comparison(len(original), worst, name, True, tolerance)
             if b.dtype.kind in "fc":
-                error = _scaled_error(a.astype(b.dtype), b)
+                error = scaled_error([a.astype(b.dtype)], [b])
                 if worst_name is None or error > worst:
                     worst, worst_name = error, name
             elif not np.array_equal(a, b):
                 mismatch, worst_name = True, name
                 return Comparison(len(original), worst, worst_name, mismatch, tolerance)
     return Comparison(len(original), worst, worst_name, mismatch, tolerance)
-
-
-def _scaled_error(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size == 0:
-        return 0.0
-    same = (a == b) | (np.isnan(a) & np.isnan(b))
-    with np.errstate(invalid="ignore"):
-        difference = np.where(same, 0.0, np.abs(a.astype(np.float64) - b.astype(np.float64)))
-    if np.isnan(difference).any():
-        return float("inf")
-    finite = np.abs(b[np.isfinite(b)]).astype(np.float64)
-    scale = 1.0 + (float(finite.max()) if finite.size else 0.0)
-    return float(difference.max()) / scale

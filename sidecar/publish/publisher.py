@@ -70,7 +70,9 @@ class VersionPublisher:
             names = sorted(os.listdir(self._base))
         except FileNotFoundError:
             return []
-        return [name for name in names if is_model_name(name) and self.published_versions(name)]
+        return [name for name in names
+                if is_model_name(name) and (self._base / name).is_dir()
+                and self.published_versions(name)]
 
     def stage(self, model: str, version: int) -> StagedVersion:
         """Create an empty staging directory for ``version``; write the model into ``.path``.
