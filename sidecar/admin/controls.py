@@ -1,0 +1,169 @@
+"""Per-model controls set through the admin API (pause, policy overrides), kept durably.
+
+One small JSON file in the state directory, replaced atomically on every change
+(write a temporary file, fsync, rename, fsync the directory), so a crash leaves
+either the old controls or the new ones. The service asks :meth:`ModelControls.is_paused`
+before it starts a model's job and :meth:`ModelControls.policy_for` for its policy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from sidecar.admin.policy import PolicyOverrides
+from sidecar.config import ModelPolicy
+from sidecar.errors import ConfigError, StorageError
+from sidecar.publish import fsync_dir
+
+CONTROLS_FILE_NAME: Final = "admin-controls.json"
+"""The file's name inside the state directory."""
+
+_FORMAT: Final = 1
+
+
+@dataclass(frozen=True)
+class ModelControl:
+    """What the admin API set for one model."""
+
+    model: str
+    """Model name."""
+
+    paused: bool = False
+    """True: no new conversions start for it."""
+
+    pause_reason: str = ""
+    """Why it was paused, as given."""
+
+    overrides: PolicyOverrides = field(default_factory=PolicyOverrides)
+    """Persisted policy overrides."""
+
+
+class ModelControls:
+    """The durable per-model controls; thread-safe. Build with :meth:`open`."""
+
+    def __init__(self, path: Path, controls: dict[str, ModelControl]) -> None:
+        self._path = path
+        self._controls = controls
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> ModelControls:
+        """Load the controls from ``state_dir`` (none yet if the file does not exist).
+
+        Raises StorageError when the file cannot be read or is not a controls file.
+        """
+        path = state_dir / CONTROLS_FILE_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path, {})
+        except OSError as exc:
+            raise StorageError.from_os_error(
+                exc, action="read the admin controls", path=path
+            ) from exc
+        return cls(path, _parse(text, path))
+
+    @property
+    def path(self) -> Path:
+        """The JSON file."""
+        return self._path
+
+    def get(self, model: str) -> ModelControl:
+        """The controls of ``model`` (defaults if none were set)."""
+        with self._lock:
+            return self._controls.get(model, ModelControl(model))
+
+    def models(self) -> list[str]:
+        """Models with any control set, sorted."""
+        with self._lock:
+            return sorted(self._controls)
+
+    def is_paused(self, model: str) -> bool:
+        """Whether new conversions of ``model`` are held back."""
+        return self.get(model).paused
+
+    def policy_for(self, model: str, configured: ModelPolicy) -> ModelPolicy:
+        """``configured`` with the model's persisted overrides applied."""
+        return self.get(model).overrides.apply(configured)
+
+    def set_overrides(
+        self, model: str, overrides: PolicyOverrides, *, clear: bool = False
+    ) -> ModelControl:
+        """Merge ``overrides`` into the model's (or replace them, with ``clear``); persist."""
+        with self._lock:
+            current = self._controls.get(model, ModelControl(model))
+            merged = overrides if clear else current.overrides.merged_with(overrides)
+            return self._store(ModelControl(model, current.paused, current.pause_reason, merged))
+
+    def pause(self, model: str, reason: str) -> ModelControl:
+        """Hold back new conversions of ``model``; persist."""
+        with self._lock:
+            current = self._controls.get(model, ModelControl(model))
+            return self._store(ModelControl(model, True, reason, current.overrides))
+
+    def resume(self, model: str) -> ModelControl:
+        """Let conversions of ``model`` start again; persist."""
+        with self._lock:
+            current = self._controls.get(model, ModelControl(model))
+            return self._store(ModelControl(model, False, "", current.overrides))
+
+    def _store(self, control: ModelControl) -> ModelControl:
+        updated = dict(self._controls)
+        if control.paused or not control.overrides.empty:
+            updated[control.model] = control
+        else:
+            updated.pop(control.model, None)
+        self._write(updated)
+        self._controls = updated
+        return control
+
+    def _write(self, controls: dict[str, ModelControl]) -> None:
+        document = {
+            "format": _FORMAT,
+            "models": {
+                name: {
+                    "paused": c.paused,
+                    "pause_reason": c.pause_reason,
+                    "overrides": c.overrides.as_dict(),
+                }
+                for name, c in sorted(controls.items())
+            },
+        }
+        temporary = self._path.with_name(f".{self._path.name}.tmp")
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(document, handle, indent=2, sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self._path)
+            fsync_dir(self._path.parent)
+        except OSError as exc:
+            raise StorageError.from_os_error(
+                exc, action="write the admin controls", path=self._path
+            ) from exc
+
+
+def _parse(text: str, path: Path) -> dict[str, ModelControl]:
+    fix = f"move {path} aside (pauses and policy overrides set through the admin API are lost)"
+    try:
+        document: Any = json.loads(text)
+        if document.get("format") != _FORMAT:
+            raise ValueError(f"unknown format {document.get('format')!r}")
+        controls = {}
+        for name, entry in document["models"].items():
+            overrides = PolicyOverrides.parse(entry.get("overrides", {}), str(path))
+            controls[str(name)] = ModelControl(
+                str(name), bool(entry["paused"]), str(entry.get("pause_reason", "")), overrides
+            )
+        return controls
+    except (ConfigError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StorageError(
+            f"the admin controls file is not readable: {type(exc).__name__}: {exc}",
+            where=str(path), fix=fix,
+        ) from exc

@@ -1,0 +1,128 @@
+"""Policy overrides: a model's persisted changes to its configured policy, checked like config.
+
+The same parsers as the config file check every value, so an override accepted
+here is one the config file would accept, plus upper bounds that keep a typo
+(``max_engines=4000``) from running away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final, cast
+
+from sidecar.config import Backend, ModelPolicy, Precision, values
+from sidecar.config import defaults as config_defaults
+from sidecar.errors import ConfigError
+
+_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
+    {
+        "backend": values.choice_parser(config_defaults.BACKENDS, upper=False),
+        "precision": values.choice_parser(config_defaults.PRECISIONS, upper=True),
+        "max_engines": values.parse_positive_int,
+        "minimum_segment_size": values.parse_positive_int,
+        "build_at_runtime": values.parse_bool,
+        "keep_versions": values.parse_positive_int,
+        "default_batch_sizes": values.parse_batch_sizes,
+    }
+)
+
+_UPPER_BOUNDS: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "max_engines": 1000,  # TF Serving replays at most 1000 warmup records
+        "minimum_segment_size": 100_000,
+        "keep_versions": 1000,
+        "default_batch_sizes": 1 << 20,
+    }
+)
+
+POLICY_KEYS: Final = tuple(_PARSERS)
+"""The policy fields an override may set."""
+
+
+@dataclass(frozen=True)
+class PolicyOverrides:
+    """Changes to a model's configured policy; None leaves a field as configured."""
+
+    backend: Backend | None = None
+    """Engine compiler: "auto", "xla" or "tensorrt"."""
+
+    precision: Precision | None = None
+    """"FP32" or "FP16"."""
+
+    max_engines: int | None = None
+    """Most prebuilt input shapes per segment (1-1000)."""
+
+    minimum_segment_size: int | None = None
+    """Segments with fewer ops stay native."""
+
+    build_at_runtime: bool | None = None
+    """Whether serving may compile shapes that were not prebuilt."""
+
+    keep_versions: int | None = None
+    """How many newest published versions stay in the serving base."""
+
+    default_batch_sizes: tuple[int, ...] | None = None
+    """Batch sizes to build for when no request shapes are known."""
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, object], source: str) -> PolicyOverrides:
+        """Check and convert raw values (strings from a CLI, JSON values from the state file).
+
+        Raises ConfigError naming the key, the value, ``source`` and the fix.
+        """
+        parsed: dict[str, object] = {}
+        for key, value in raw.items():
+            parser = _PARSERS.get(key)
+            if parser is None:
+                raise ConfigError(
+                    field=key, value=None, source=source, problem="is not a policy field",
+                    fix=f"use one of {', '.join(POLICY_KEYS)}",
+                )
+            parsed[key] = _bounded(key, parser(value, key, source), source)
+        return cls(**cast(dict[str, Any], parsed))
+
+    def as_dict(self) -> dict[str, object]:
+        """The fields that are set, as JSON-compatible values."""
+        found: dict[str, object] = {}
+        for key in POLICY_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                found[key] = list(value) if isinstance(value, tuple) else value
+        return found
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing is overridden."""
+        return not self.as_dict()
+
+    def merged_with(self, newer: PolicyOverrides) -> PolicyOverrides:
+        """These overrides with every field ``newer`` sets replaced by its value."""
+        return dataclasses.replace(self, **cast(dict[str, Any], newer.as_dict_typed()))
+
+    def as_dict_typed(self) -> dict[str, object]:
+        """The fields that are set, with their typed values (tuples stay tuples)."""
+        return {key: getattr(self, key) for key in POLICY_KEYS if getattr(self, key) is not None}
+
+    def apply(self, base: ModelPolicy) -> ModelPolicy:
+        """``base`` with these overrides applied."""
+        return dataclasses.replace(base, **cast(dict[str, Any], self.as_dict_typed()))
+
+
+PolicySource = Callable[[str], ModelPolicy]
+"""``policy_for(model)``: the configured policy of a model (``Settings.policy_for``)."""
+
+
+def _bounded(key: str, value: object, source: str) -> object:
+    limit = _UPPER_BOUNDS.get(key)
+    if limit is None:
+        return value
+    numbers = value if isinstance(value, tuple) else (value,)
+    if any(isinstance(n, int) and n > limit for n in numbers):
+        raise ConfigError(
+            field=key, value=value, source=source, problem=f"is above {limit}",
+            fix=f"use at most {limit}",
+        )
+    return value

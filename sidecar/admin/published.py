@@ -1,0 +1,218 @@
+"""What the serving base holds: each published version's engines and prebuilt request shapes.
+
+Read from the files a job publishes: the converter's report
+(``assets.extra/tftrt/conversion.json``) and TF Serving's warmup file, whose
+requests are the shapes engines were built for. A published version never
+changes, so what is read is cached per (model, version, directory inode).
+
+Prebuilt request shapes are the warmup file's shape sets when the report shows
+at least one kept engine; a version published as the original, or whose engines
+were all dropped as slower than native, has none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from sidecar.errors import SidecarError
+from sidecar.publish import published_versions
+from sidecar.shapes import ShapeSet
+from sidecar.tap import UnparsableRequestError, observations_from_request
+from sidecar.warmup import read_predict_requests
+
+_LOG = logging.getLogger("sidecar.admin")
+
+REPORT_RELATIVE_PATH: Final = Path("assets.extra") / "tftrt" / "conversion.json"
+"""The converter's report inside a converted SavedModel."""
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One engine the converter compiled and measured."""
+
+    segment: str
+    """The segment it was compiled for."""
+    shapes: tuple[tuple[int, ...], ...]
+    """One shape per segment input."""
+    precision: str
+    """FP32 or FP16."""
+    compile_seconds: float
+    """How long compiling it took."""
+    speedup: float
+    """Native time over engine time, measured on the build device."""
+    kept: bool
+    """Whether it is used (faster than native); dropped engines are listed too."""
+    reason: str
+    """Why it was kept or dropped."""
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """A version in the serving base and what it was built with."""
+
+    model: str
+    """Model name."""
+    version: int
+    """Version number."""
+    path: Path
+    """Its directory."""
+    backend: str
+    """Engine compiler used ("" without a conversion report)."""
+    device: str
+    """Build device slug ("" without a conversion report)."""
+    engines: tuple[EngineInfo, ...]
+    """Every engine compiled for it."""
+    prebuilt: tuple[tuple[str, ShapeSet], ...]
+    """(signature, request shape set) pairs it has prebuilt engines for."""
+
+    @property
+    def kept_engines(self) -> int:
+        """How many engines it uses."""
+        return sum(1 for engine in self.engines if engine.kept)
+
+    def prebuilt_for(self, signature: str) -> tuple[ShapeSet, ...]:
+        """The prebuilt shape sets of one signature."""
+        return tuple(shape_set for name, shape_set in self.prebuilt if name == signature)
+
+
+class PublishedModels:
+    """Reads published versions under ``serving_base``; thread-safe, cached.
+
+    ``refresh_seconds`` bounds how stale the answer to "which version is served"
+    may be (it is asked on the tap's recording thread for every request).
+    """
+
+    def __init__(
+        self,
+        serving_base: Path,
+        *,
+        refresh_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = serving_base
+        self._refresh = refresh_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._versions: dict[tuple[str, int, int], PublishedVersion] = {}
+        self._newest: dict[str, tuple[float, int | None]] = {}
+
+    @property
+    def serving_base(self) -> Path:
+        """The directory holding ``<model>/<version>/``."""
+        return self._base
+
+    def versions(self, model: str) -> list[int]:
+        """Versions of ``model`` TF Serving can see, ascending."""
+        return published_versions(self._base / model)
+
+    def models(self) -> list[str]:
+        """Names of the model directories in the serving base that hold a version, sorted."""
+        try:
+            names = sorted(os.listdir(self._base))
+        except FileNotFoundError:
+            return []
+        return [name for name in names if not name.startswith(".") and self.versions(name)]
+
+    def serving_version(self, model: str) -> int | None:
+        """The newest version TF Serving can see (the one it serves), at most
+        ``refresh_seconds`` old; None if there is none."""
+        now = self._clock()
+        with self._lock:
+            cached = self._newest.get(model)
+            if cached is not None and now - cached[0] < self._refresh:
+                return cached[1]
+        versions = self.versions(model)
+        newest = versions[-1] if versions else None
+        with self._lock:
+            self._newest[model] = (now, newest)
+        return newest
+
+    def version(self, model: str, version: int) -> PublishedVersion | None:
+        """What ``version`` of ``model`` holds, or None if it is not published."""
+        path = self._base / model / str(version)
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:
+            return None
+        key = (model, version, inode)
+        with self._lock:
+            found = self._versions.get(key)
+        if found is None:
+            found = _read_version(model, version, path)
+            with self._lock:
+                self._versions[key] = found
+        return found
+
+    def prebuilt_for(self, model: str, signature: str) -> tuple[ShapeSet, ...]:
+        """The shape sets of ``signature`` the served version of ``model`` has engines for."""
+        newest = self.serving_version(model)
+        if newest is None:
+            return ()
+        info = self.version(model, newest)
+        return info.prebuilt_for(signature) if info is not None else ()
+
+
+def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
+    report = _read_report(path)
+    engines = tuple(
+        EngineInfo(
+            segment=str(segment.get("name", "")),
+            shapes=tuple(tuple(int(d) for d in shape) for shape in engine.get("shapes", [])),
+            precision=str(engine.get("precision", "")),
+            compile_seconds=float(engine.get("compile_seconds", 0.0)),
+            speedup=float(engine.get("speedup", 0.0)),
+            kept=bool(engine.get("kept", False)),
+            reason=str(engine.get("reason", "")),
+        )
+        for segment in report.get("segments", [])
+        for engine in segment.get("engines", [])
+    )
+    has_prebuilt = any(segment.get("prebuilt") for segment in report.get("segments", []))
+    return PublishedVersion(
+        model=model,
+        version=version,
+        path=path,
+        backend=str(report.get("backend", "")),
+        device=str(report.get("device", "")),
+        engines=engines,
+        prebuilt=_warmup_shape_sets(path) if has_prebuilt else (),
+    )
+
+
+def _read_report(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads((path / REPORT_RELATIVE_PATH).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        _LOG.warning("cannot read the conversion report of %s: %s", path, exc)
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _warmup_shape_sets(path: Path) -> tuple[tuple[str, ShapeSet], ...]:
+    try:
+        requests = read_predict_requests(path)
+    except SidecarError as exc:
+        _LOG.warning("cannot read the warmup file of %s: %s", path, exc)
+        return ()
+    found: list[tuple[str, ShapeSet]] = []
+    for request in requests:
+        try:
+            observations = observations_from_request(
+                "Predict", request.SerializeToString(), 0.0, False
+            )
+        except UnparsableRequestError:
+            continue
+        for seen in observations:
+            if (seen.signature, seen.shape_set) not in found:
+                found.append((seen.signature, seen.shape_set))
+    return tuple(found)

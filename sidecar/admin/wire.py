@@ -1,0 +1,188 @@
+"""Conversions between the backend's views and the admin API's protobuf messages."""
+
+from __future__ import annotations
+
+from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from sidecar.admin.controls import ModelControl
+from sidecar.admin.policy import PolicyOverrides
+from sidecar.admin.views import (
+    CoverageView,
+    ModelSummaryView,
+    ModelView,
+    OperationView,
+    PolicyView,
+    RollBackView,
+    ShapeStatisticsView,
+    VersionView,
+)
+from sidecar.config import ModelPolicy
+from sidecar.shapes import ShapeSet
+
+_OVERRIDE_SCALARS = (
+    "backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime",
+    "keep_versions",
+)
+
+
+def overrides_from_proto(message: pb.PolicyOverrides, source: str) -> PolicyOverrides:
+    """Check the fields a request sets, as the config file's parsers would; ConfigError if bad."""
+    raw: dict[str, object] = {
+        name: getattr(message, name) for name in _OVERRIDE_SCALARS if message.HasField(name)
+    }
+    if message.default_batch_sizes:
+        raw["default_batch_sizes"] = list(message.default_batch_sizes)
+    return PolicyOverrides.parse(raw, source)
+
+
+def overrides_to_proto(overrides: PolicyOverrides) -> pb.PolicyOverrides:
+    """The overrides that are set."""
+    message = pb.PolicyOverrides()
+    for name, value in overrides.as_dict().items():
+        if name == "default_batch_sizes":
+            message.default_batch_sizes.extend(value)
+        else:
+            setattr(message, name, value)
+    return message
+
+
+def policy_to_proto(policy: ModelPolicy) -> pb.EffectivePolicy:
+    """A whole policy."""
+    return pb.EffectivePolicy(
+        backend=policy.backend,
+        precision=policy.precision,
+        max_engines=policy.max_engines,
+        minimum_segment_size=policy.minimum_segment_size,
+        build_at_runtime=policy.build_at_runtime,
+        keep_versions=policy.keep_versions,
+        default_batch_sizes=list(policy.default_batch_sizes),
+    )
+
+
+def shape_set_to_proto(shape_set: ShapeSet) -> pb.ShapeSet:
+    """Input name -> dtype and dims."""
+    return pb.ShapeSet(inputs=[
+        pb.TensorShape(name=name, dtype=spec.dtype, dims=list(spec.shape))
+        for name, spec in shape_set.specs
+    ])
+
+
+def coverage_to_proto(view: CoverageView) -> pb.SignatureCoverage:
+    """One signature's coverage."""
+    return pb.SignatureCoverage(
+        signature=view.signature, covered_requests=view.covered_requests,
+        total_requests=view.total_requests, ratio=view.ratio,
+    )
+
+
+def version_to_proto(view: VersionView) -> pb.ModelVersion:
+    """One version."""
+    return pb.ModelVersion(
+        version=view.version,
+        state=view.state,
+        reason=view.reason,
+        flavour=view.flavour,
+        flavour_reason=view.flavour_reason,
+        attempts=view.attempts,
+        created_at=view.created_at,
+        updated_at=view.updated_at,
+        in_serving=view.in_serving,
+        stage_timings=[pb.StageTiming(stage=s, seconds=t) for s, t in view.stage_timings],
+        engines=[
+            pb.Engine(
+                segment=engine.segment,
+                shapes=[pb.Shape(dims=list(shape)) for shape in engine.shapes],
+                precision=engine.precision,
+                compile_seconds=engine.compile_seconds,
+                speedup=engine.speedup,
+                kept=engine.kept,
+                reason=engine.reason,
+            )
+            for engine in view.engines
+        ],
+        prebuilt_shapes=[shape_set_to_proto(shape_set) for _, shape_set in view.prebuilt],
+        backend=view.backend,
+        device=view.device,
+    )
+
+
+def model_summary_to_proto(view: ModelSummaryView) -> pb.ModelSummary:
+    """One line of ListModels."""
+    return pb.ModelSummary(
+        name=view.name, serving_versions=list(view.serving_versions),
+        versions_by_state=dict(view.versions_by_state), paused=view.paused,
+    )
+
+
+def model_to_proto(view: ModelView) -> pb.Model:
+    """GetModel's answer."""
+    return pb.Model(
+        name=view.name,
+        paused=view.paused,
+        policy=policy_to_proto(view.policy),
+        overrides=overrides_to_proto(view.overrides),
+        versions=[version_to_proto(v) for v in view.versions],
+        coverage=[coverage_to_proto(c) for c in view.coverage],
+    )
+
+
+def operation_to_proto(view: OperationView) -> pb.Operation:
+    """An operation, with its error or response once done."""
+    message = pb.Operation(
+        name=view.name,
+        done=view.done,
+        metadata=pb.ConversionMetadata(
+            model=view.model, version=view.version, rebuild=view.rebuild,
+            progress=view.progress, state=view.state, created_at=view.created_at,
+            updated_at=view.updated_at, overrides=overrides_to_proto(view.overrides),
+        ),
+    )
+    if view.error is not None:
+        code, text = view.error
+        message.error.CopyFrom(pb.Status(code=code.value[0], message=text))
+    elif view.response is not None:
+        message.response.CopyFrom(version_to_proto(view.response))
+    return message
+
+
+def shape_statistics_to_proto(view: ShapeStatisticsView) -> pb.ShapeStatistics:
+    """GetShapeStatistics's answer."""
+    return pb.ShapeStatistics(
+        model=view.model,
+        signatures=[
+            pb.SignatureShapes(
+                signature=sig.signature,
+                total_requests=sig.total_requests,
+                top=[
+                    pb.ShapeSetCount(
+                        shape_set=shape_set_to_proto(entry.shape_set), count=entry.count,
+                        share=entry.share, prebuilt=entry.prebuilt,
+                    )
+                    for entry in sig.top
+                ],
+                coverage=coverage_to_proto(sig.coverage),
+            )
+            for sig in view.signatures
+        ],
+        refused_by_reason=dict(view.refused_by_reason),
+    )
+
+
+def policy_view_to_proto(view: PolicyView) -> pb.ModelPolicy:
+    """SetModelPolicy's answer."""
+    return pb.ModelPolicy(
+        model=view.model, overrides=overrides_to_proto(view.overrides),
+        effective=policy_to_proto(view.effective),
+    )
+
+
+def control_to_proto(control: ModelControl) -> pb.ModelControl:
+    """PauseModel's and ResumeModel's answer."""
+    return pb.ModelControl(model=control.model, paused=control.paused, reason=control.pause_reason)
+
+
+def rollback_to_proto(view: RollBackView) -> pb.RollBackResponse:
+    """RollBack's answer."""
+    return pb.RollBackResponse(
+        model=view.model, rolled_back_version=view.rolled_back_version,
+        now_serving_version=view.now_serving_version, kept_at=view.kept_at,
+    )

@@ -1,0 +1,152 @@
+"""Gauges computed when Prometheus scrapes: read from the journal, the serving base, the
+engine cache and the shape store, so they are right after a restart and never drift.
+
+A source that cannot be read is logged and its metric left out of that scrape (a
+scrape never fails because, say, the engine cache volume is missing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from sidecar.admin.published import PublishedModels
+from sidecar.errors import SidecarError
+from sidecar.shapes import ShapeStore, ShapeStoreError
+from sidecar.state import JobJournal, JobState
+
+_LOG = logging.getLogger("sidecar.metrics")
+
+_READ_ERRORS = (SidecarError, ShapeStoreError, OSError, sqlite3.Error)
+
+
+class VersionStateCollector(Collector):
+    """``tftrt_sidecar_versions{model,state}``: versions per journal state (every state shown)."""
+
+    def __init__(self, journal: JobJournal) -> None:
+        self._journal = journal
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Count the journal's jobs by model and state."""
+        family = GaugeMetricFamily(
+            "tftrt_sidecar_versions", "Model versions by job state.", labels=["model", "state"]
+        )
+        try:
+            jobs = self._journal.jobs()
+        except _READ_ERRORS as exc:
+            _LOG.warning("versions by state left out of this scrape: %s", exc)
+            return
+        counts: dict[str, dict[str, int]] = {}
+        for job in jobs:
+            per_state = counts.setdefault(job.model, {state.value: 0 for state in JobState})
+            per_state[job.state.value] += 1
+        for model, per_state in sorted(counts.items()):
+            for state, count in per_state.items():
+                family.add_metric([model, state], count)
+        yield family
+
+
+class PublishedEnginesCollector(Collector):
+    """``tftrt_sidecar_published_version_engines{model,version}``: kept engines per version
+    in the serving base."""
+
+    def __init__(self, published: PublishedModels) -> None:
+        self._published = published
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Read each published version's report (cached)."""
+        family = GaugeMetricFamily(
+            "tftrt_sidecar_published_version_engines",
+            "Engines (kept, used) in each version TF Serving can see.",
+            labels=["model", "version"],
+        )
+        try:
+            for model in self._published.models():
+                for version in self._published.versions(model):
+                    info = self._published.version(model, version)
+                    if info is not None:
+                        family.add_metric([model, str(version)], info.kept_engines)
+        except _READ_ERRORS as exc:
+            _LOG.warning("engines per published version left out of this scrape: %s", exc)
+            return
+        yield family
+
+
+class EngineCacheCollector(Collector):
+    """``tftrt_sidecar_engine_cache_bytes{namespace}``: bytes per ``tf-<version>/<device>``."""
+
+    def __init__(self, engine_cache_dir: Path) -> None:
+        self._root = engine_cache_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Walk the cache and sum file sizes per namespace."""
+        family = GaugeMetricFamily(
+            "tftrt_sidecar_engine_cache_bytes",
+            "Bytes in the engine cache, per TensorFlow version and device namespace.",
+            labels=["namespace"],
+        )
+        try:
+            for namespace, size in sorted(_namespace_sizes(self._root).items()):
+                family.add_metric([namespace], size)
+        except OSError as exc:
+            _LOG.warning("engine cache size left out of this scrape: %s", exc)
+            return
+        yield family
+
+
+class CoverageCollector(Collector):
+    """``tftrt_sidecar_shape_coverage_ratio{model,signature}``: share of the shape store's
+    recent requests whose shape set the served version has prebuilt."""
+
+    def __init__(self, store: ShapeStore, published: PublishedModels) -> None:
+        self._store = store
+        self._published = published
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Compute each signature's coverage over the store's window."""
+        family = GaugeMetricFamily(
+            "tftrt_sidecar_shape_coverage_ratio",
+            "Share of recent requests whose shape set has a prebuilt engine in the served "
+            "version.",
+            labels=["model", "signature"],
+        )
+        try:
+            for model, signature in self._store.signatures():
+                prebuilt = self._published.prebuilt_for(model, signature)
+                coverage = self._store.coverage(model, signature, prebuilt)
+                family.add_metric([model, signature], coverage.share)
+        except _READ_ERRORS as exc:
+            _LOG.warning("shape coverage left out of this scrape: %s", exc)
+            return
+        yield family
+
+
+def _namespace_sizes(root: Path) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    if not root.is_dir():
+        return sizes
+    for version_dir in sorted(root.iterdir()):
+        if not version_dir.is_dir():
+            continue
+        for device_dir in sorted(version_dir.iterdir()):
+            if device_dir.is_dir():
+                namespace = f"{version_dir.name}/{device_dir.name}"
+                sizes[namespace] = _tree_bytes(device_dir)
+    return sizes
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:
+                continue  # replaced while we walked
+    return total
