@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -18,13 +20,13 @@ from tests.sidecar.conftest import build_tiny_saved_model
 JOB_TIMEOUT = 120.0
 
 
-def _code(call: object) -> grpc.StatusCode:
+def _code(call: Callable[[], object]) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as caught:
         call()
     return caught.value.code()
 
 
-def _wait_done(stub: object, name: str) -> pb.Operation:
+def _wait_done(stub: Any, name: str) -> pb.Operation:
     def done() -> pb.Operation | None:
         op = stub.GetOperation(pb.GetOperationRequest(name=name), timeout=10)
         return op if op.done else None
@@ -76,8 +78,9 @@ def test_published_versions_are_final(stand: AdminStand, channel: grpc.Channel) 
     _wait_done(stub, op.name)
     for rebuild in (False, True):
         request = pb.StartConversionRequest(model="mlp", version=1, rebuild=rebuild)
-        assert _code(lambda r=request: stub.StartConversion(r, timeout=10)) \
-            is grpc.StatusCode.FAILED_PRECONDITION
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.StartConversion(request, timeout=10)
+        assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_failed_conversion_is_an_operation_error_and_rebuild_runs_it_again(
