@@ -19,6 +19,10 @@ FLAG_FIELDS: Final = MappingProxyType(
         "marker_file": ("marker_file", "--marker-file"),
         "rescan_interval_seconds": ("rescan_interval_seconds", "--rescan-interval-seconds"),
         "once": ("once", "--once"),
+        "tap_listen": ("tap_listen", "--tap-listen"),
+        "upstream": ("upstream", "--upstream"),
+        "admin_listen": ("admin_listen", "--admin-listen"),
+        "metrics_listen": ("metrics_listen", "--metrics-listen"),
     }
 )
 """argparse destination -> (settings field, flag as typed)."""
@@ -72,6 +76,22 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once", action="store_const", const=True, default=None,
         help="exit when nothing is left to do",
+    )
+    parser.add_argument(
+        "--tap-listen", default=None, metavar="HOST:PORT",
+        help=f"run the tap here (the pod uses {defaults.DEFAULT_TAP_LISTEN}); off by default",
+    )
+    parser.add_argument(
+        "--upstream", default=None, metavar="HOST:PORT",
+        help=f"TF Serving's gRPC address for the tap (default {defaults.DEFAULT_UPSTREAM})",
+    )
+    parser.add_argument(
+        "--admin-listen", default=None, metavar="HOST:PORT",
+        help=f"serve the admin API here (the pod uses {defaults.DEFAULT_ADMIN_LISTEN})",
+    )
+    parser.add_argument(
+        "--metrics-listen", default=None, metavar="HOST:PORT",
+        help=f"serve /metrics here (the pod uses {defaults.DEFAULT_METRICS_LISTEN})",
     )
 
 

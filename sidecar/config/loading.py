@@ -33,6 +33,10 @@ _SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
         "marker_file": values.parse_marker_file,
         "rescan_interval_seconds": values.seconds_parser(allow_zero=False),
         "once": values.parse_bool,
+        "tap_listen": values.parse_address,
+        "upstream": values.parse_address,
+        "admin_listen": values.parse_address,
+        "metrics_listen": values.parse_address,
     }
 )
 

@@ -72,6 +72,21 @@ class Settings:
     once: bool = False
     """Exit when nothing is left to do instead of watching forever."""
 
+    tap_listen: str | None = None
+    """Where the tap (PredictionService proxy) listens; None: no tap. The pod uses
+    ``defaults.DEFAULT_TAP_LISTEN``."""
+
+    upstream: str | None = defaults.DEFAULT_UPSTREAM
+    """TF Serving's gRPC address, where the tap forwards every call."""
+
+    admin_listen: str | None = None
+    """Where the admin gRPC API listens; None: no admin API. The pod uses
+    ``defaults.DEFAULT_ADMIN_LISTEN`` (localhost) or the pod IP for kubelet probes."""
+
+    metrics_listen: str | None = None
+    """Where Prometheus ``/metrics`` is served; None: not served. The pod uses
+    ``defaults.DEFAULT_METRICS_LISTEN``."""
+
     default_policy: ModelPolicy = field(default_factory=ModelPolicy)
     """Policy for every model without its own ``[models.<name>]`` section."""
 

@@ -124,6 +124,21 @@ def parse_batch_sizes(value: object, field: str, source: str) -> tuple[int, ...]
     return tuple(sorted(valid))
 
 
+def parse_address(value: object, field: str, source: str) -> str | None:
+    """HOST:PORT (port 0-65535; an IPv6 host in brackets), or None when empty (off)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        host, separator, port = value.strip().rpartition(":")
+        if separator and host and port.isdigit() and int(port) <= 65535:
+            return value.strip()
+    raise ConfigError(
+        field=field, value=value, source=source,
+        problem="is not HOST:PORT",
+        fix=f"set {field} to e.g. 127.0.0.1:8700 or [::1]:8700, or to an empty string (off)",
+    )
+
+
 def parse_marker_file(value: object, field: str, source: str) -> str | None:
     """A plain file name, or None when empty (no marker: completeness by settling)."""
     if value is None or (isinstance(value, str) and not value.strip()):
