@@ -98,9 +98,10 @@ def run_command(
 ) -> int:
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
-    from sidecar.service import ServiceComponents, SidecarService
+    from sidecar.components import build_components
+    from sidecar.service import SidecarService
 
-    parts = components(settings) if components is not None else ServiceComponents()
+    parts = (components or build_components)(settings)
     stop = threading.Event()
     with _stop_on_signals(stop), SidecarService(settings, parts) as service:
         summary = service.run(stop)
