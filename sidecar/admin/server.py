@@ -50,6 +50,8 @@ class AdminServer:
             futures.ThreadPoolExecutor(max_workers=settings.max_workers,
                                        thread_name_prefix="admin"),
             interceptors=interceptors,
+            # Without this a second process could bind the same port and take half the calls.
+            options=[("grpc.so_reuseport", 0)],
         )
         admin_pb2_grpc.add_SidecarAdminServicer_to_server(SidecarAdminServicer(backend),
                                                           self._server)
@@ -120,7 +122,8 @@ class AdminServer:
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
         """Block until the server ended (or ``timeout``); True if it ended."""
-        return bool(self._server.wait_for_termination(timeout))
+        timed_out = self._server.wait_for_termination(timeout)
+        return not timed_out
 
     def _await_ready(self) -> None:
         while not self._stopping.is_set():
