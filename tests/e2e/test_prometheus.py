@@ -1,0 +1,161 @@
+"""End to end with a real Prometheus: Debian's ``prometheus`` scrapes the sidecar's /metrics
+every second while a real conversion runs and traffic goes through the tap; then its HTTP
+query API must show the series with the values the sidecar produced."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.state import JobState
+from tests.metrics.stand import (
+    MetricsStand,
+    open_metrics_stand,
+    run_converted_job,
+    send_tap_traffic,
+)
+from tests.support.models import keras_mlp
+from tests.tap.conftest import LoopThread
+
+PROMETHEUS = shutil.which("prometheus")
+JOB = "tftrt-sidecar"
+
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None, reason="needs Debian's prometheus package (.ci/run installs it)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture()
+def metrics_stand(tmp_path: Path) -> Iterator[MetricsStand]:
+    """Real journal, serving base, shape store and engine cache; metrics on a free port."""
+    stand = open_metrics_stand(tmp_path / "sidecar")
+    yield stand
+    stand.close()
+
+
+@pytest.fixture(scope="module")
+def metrics_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras MLP (x[?,16])."""
+    return keras_mlp(tmp_path_factory.mktemp("prometheus-mlp") / "model")
+
+
+@pytest.fixture(scope="module")
+def event_loop_thread() -> Iterator[LoopThread]:
+    """An asyncio loop on a thread, for the tap."""
+    runner = LoopThread()
+    yield runner
+    runner.close()
+
+
+@pytest.fixture()
+def prometheus(tmp_path: Path, metrics_stand: MetricsStand) -> Iterator[str]:
+    """A Prometheus server scraping the stand's /metrics every second; yields its base URL."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"scrape_configs:\n  - job_name: {JOB}\n    scrape_timeout: 1s\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_stand.server.port}']\n"
+    )
+    port = _free_port()
+    assert PROMETHEUS is not None
+    log = (tmp_path / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert _wait(lambda: _get(f"{url}/-/ready") is not None, 30), \
+            (tmp_path / "prometheus.log").read_text()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log.close()
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bytes(response.read())
+    except OSError:
+        return None
+
+
+def _wait(condition: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.25)
+
+
+def _query(url: str, expression: str) -> list[dict[str, Any]]:
+    body = _get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expression}))
+    if body is None:
+        return []
+    answer = json.loads(body)
+    assert answer["status"] == "success", answer
+    return list(answer["data"]["result"])
+
+
+def _scalar(url: str, expression: str, expected: float, timeout: float = 20) -> float:
+    """Wait until Prometheus's value of ``expression`` (one series) equals ``expected``."""
+    def current() -> float | None:
+        result = _query(url, expression)
+        return float(result[0]["value"][1]) if len(result) == 1 else None
+
+    _wait(lambda: current() == expected, timeout)
+    value = current()
+    assert value == expected, f"{expression} = {value}, expected {expected}"
+    return value
+
+
+def test_prometheus_scrapes_conversions_and_tap_traffic(
+    metrics_stand: MetricsStand, prometheus: str, metrics_mlp: Path,
+    event_loop_thread: LoopThread,
+) -> None:
+    _scalar(prometheus, f'up{{job="{JOB}"}}', 1.0)
+    result = run_converted_job(metrics_stand, metrics_mlp, "mlp", 1)
+    assert result.state is JobState.PUBLISHED
+    assert send_tap_traffic(metrics_stand, event_loop_thread, "mlp", [1, 8, 5]) == 3
+
+    _scalar(prometheus, 'tftrt_sidecar_conversions_total{model="mlp",result="converted"}', 1.0)
+    _scalar(prometheus, 'tftrt_sidecar_versions{model="mlp",state="published"}', 1.0)
+    _scalar(prometheus, 'tftrt_sidecar_tap_requests_total{model="mlp",prebuilt="true"}', 2.0)
+    _scalar(prometheus, 'tftrt_sidecar_tap_requests_total{model="mlp",prebuilt="false"}', 1.0)
+    _scalar(prometheus, 'tftrt_sidecar_tap_latency_seconds_count{method="Predict"}', 3.0)
+    _scalar(prometheus,
+            'round(tftrt_sidecar_shape_coverage_ratio{model="mlp"} * 3)', 2.0)
+    _scalar(prometheus, 'tftrt_sidecar_published_version_engines{model="mlp",version="1"}',
+            float(result.engines_kept))
+    _scalar(prometheus, 'sum(tftrt_sidecar_stage_duration_seconds_count{outcome="ok"})', 3.0)
+    assert _query(prometheus, 'tftrt_sidecar_stage_duration_seconds_sum{stage="building"} > 0')
+    [build] = _query(prometheus, "tftrt_sidecar_build_info")
+    assert build["metric"]["job"] == JOB and build["metric"]["backend"] == "auto"
+    # The alert expressions of k8s/base/prometheusrule.yaml evaluate against these series.
+    assert _query(prometheus, 'sum by (job) (rate(tftrt_sidecar_conversions_total'
+                              '{result="failed"}[30m])) > 0') == []
+    assert _query(prometheus, "tftrt_sidecar_shape_coverage_ratio < 0.9")

@@ -1,0 +1,34 @@
+"""Fixtures of the metrics tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.metrics.stand import MetricsStand, open_metrics_stand
+from tests.support.models import keras_mlp
+from tests.tap.conftest import LoopThread
+
+
+@pytest.fixture(scope="session")
+def metrics_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras MLP (x[?,16]) built once."""
+    return keras_mlp(tmp_path_factory.mktemp("metrics-mlp") / "model")
+
+
+@pytest.fixture()
+def metrics_stand(tmp_path: Path) -> Iterator[MetricsStand]:
+    """Real parts with metrics served on a free port."""
+    stand = open_metrics_stand(tmp_path)
+    yield stand
+    stand.close()
+
+
+@pytest.fixture(scope="module")
+def event_loop_thread() -> Iterator[LoopThread]:
+    """An asyncio loop on a thread, for the tap."""
+    runner = LoopThread()
+    yield runner
+    runner.close()

@@ -1,0 +1,156 @@
+"""A sidecar's real parts wired to SidecarMetrics, for the metrics tests and the Prometheus
+end-to-end test: journal, serving base, shape store, engine cache, a real version job, the
+tap in front of the TF Serving stand-in, and the /metrics HTTP endpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from converter import ConversionParams
+from sidecar.admin import PublishedModels
+from sidecar.config import ModelPolicy
+from sidecar.jobs import JobDependencies, JobResult, default_converter_factory, run_version_job
+from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
+from sidecar.publish import VersionPublisher
+from sidecar.shapes import ShapeStore, ShapeStoreSettings
+from sidecar.state import JobJournal
+from sidecar.tap import TapSettings, serve_tap
+from tests.support.tfserving_standin import StandinSettings, start_standin
+from tests.tap.conftest import LoopThread
+
+ENGINE_CACHE_FILE_BYTES = 12345
+
+
+@dataclass
+class MetricsStand:
+    """Real state on temporary directories, with metrics on their own registry, served."""
+
+    root: Path
+    journal: JobJournal
+    publisher: VersionPublisher
+    shapes: ShapeStore
+    published: PublishedModels
+    registry: CollectorRegistry
+    metrics: SidecarMetrics
+    server: MetricsServer
+
+    @property
+    def incoming(self) -> Path:
+        return self.root / "incoming"
+
+    @property
+    def engine_cache(self) -> Path:
+        return self.root / "engine-cache"
+
+    def close(self) -> None:
+        self.server.stop()
+        self.shapes.close()
+        self.journal.close()
+
+
+def open_metrics_stand(root: Path) -> MetricsStand:
+    """Build the parts and start /metrics on a free 127.0.0.1 port."""
+    journal = JobJournal.open(root / "state", clock=time.time)
+    shapes = ShapeStore(root / "state", ShapeStoreSettings(), time.time)
+    published = PublishedModels(root / "serving", refresh_seconds=0.0)
+    # Another namespace's engines, of a known size: the cache gauge sums every namespace.
+    other = root / "engine-cache" / "tf-2.17.0" / "gpu-test"
+    other.mkdir(parents=True)
+    (other / "engine.bin").write_bytes(b"\0" * ENGINE_CACHE_FILE_BYTES)
+    registry = CollectorRegistry()
+    metrics = SidecarMetrics(
+        registry, BuildInfo.detect(backend="auto"),
+        ScrapeSources(journal=journal, published=published,
+                      engine_cache_dir=root / "engine-cache", shape_store=shapes),
+    )
+    server = MetricsServer("127.0.0.1:0", registry)
+    server.start()
+    return MetricsStand(root, journal, VersionPublisher(root / "serving"), shapes, published,
+                        registry, metrics, server)
+
+
+def _keeping_every_engine(
+    source: Path, tags: Sequence[str], key: str, params: ConversionParams
+) -> object:
+    # On this CPU XLA rarely beats native on a small MLP; keeping the engines anyway gives the
+    # published version prebuilt shapes, as a GPU build would.
+    return default_converter_factory(source, tags, key,
+                                     dataclasses.replace(params, keep_slower_engines=True))
+
+
+def run_converted_job(stand: MetricsStand, model_source: Path, model: str, version: int
+                      ) -> JobResult:
+    """Land ``model_source`` and run the real version job with the metrics observer."""
+    import shutil
+
+    shutil.copytree(model_source, stand.incoming / model / str(version))
+    stand.journal.discover(model, version)
+    deps = JobDependencies(
+        journal=stand.journal, publisher=stand.publisher, incoming_base=stand.incoming,
+        engine_cache_dir=stand.engine_cache, shape_source=stand.shapes,
+        observer=stand.metrics.job_observer,
+        converter_factory=_keeping_every_engine,  # type: ignore[arg-type]
+    )
+    return run_version_job(deps, model, version, ModelPolicy(default_batch_sizes=(1, 8)))
+
+
+def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str,
+                     batches: Sequence[int], features: int = 16) -> int:
+    """Serve the serving base with the TF Serving stand-in, put the real tap with the metrics
+    observer in front, send one Predict per batch size; return how many succeeded."""
+    standin = start_standin(StandinSettings(model_name=model,
+                                            model_base_path=stand.root / "serving" / model))
+    try:
+        assert standin.wait_for_state(model, 1, "AVAILABLE", 60), standin.version_states(model)
+        settings = TapSettings(listen="127.0.0.1:0", upstream=standin.address,
+                               record_interval_seconds=0.0)
+        tap = loop.run(serve_tap(settings, stand.shapes, observer=stand.metrics.tap_observer))
+        ok = 0
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{tap.port}") as channel:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                for batch in batches:
+                    request = predict_pb2.PredictRequest()
+                    request.model_spec.name = model
+                    values: np.ndarray = np.ones((batch, features), np.float32)
+                    request.inputs["x"].CopyFrom(tf.make_tensor_proto(values))
+                    stub.Predict(request, timeout=30)
+                    ok += 1
+            assert loop.run(tap.wait_recorded(10))
+        finally:
+            loop.run(tap.stop(1))
+        return ok
+    finally:
+        standin.stop(0)
+
+
+def scrape(port: int) -> dict[str, list[Sample]]:
+    """GET /metrics and parse it; samples by sample name."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    samples: dict[str, list[Sample]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def value(samples: dict[str, list[Sample]], name: str, **labels: str) -> float:
+    """The one sample of ``name`` whose labels include ``labels``."""
+    found = [s.value for s in samples.get(name, [])
+             if all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(found) == 1, f"{name}{labels}: {found} in {samples.get(name)}"
+    return float(found[0])

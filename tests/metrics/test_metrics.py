@@ -1,0 +1,134 @@
+"""The /metrics endpoint, scraped over HTTP and parsed, after real jobs, tap traffic and a
+rollback."""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+import tensorflow as tf
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from sidecar.config import ModelPolicy
+from sidecar.errors import ConfigError
+from sidecar.jobs import JobDependencies, run_version_job
+from sidecar.metrics import MetricsServer, parse_listen
+from sidecar.state import Flavour, JobState
+from tests.metrics.stand import (
+    ENGINE_CACHE_FILE_BYTES,
+    MetricsStand,
+    run_converted_job,
+    scrape,
+    send_tap_traffic,
+    value,
+)
+from tests.tap.conftest import LoopThread
+
+
+def test_job_tap_and_rollback_metrics(
+    metrics_stand: MetricsStand, metrics_mlp: Path, event_loop_thread: LoopThread
+) -> None:
+    stand = metrics_stand
+    result = run_converted_job(stand, metrics_mlp, "mlp", 1)
+    assert result.state is JobState.PUBLISHED and result.flavour is Flavour.CONVERTED
+    samples = scrape(stand.server.port)
+
+    info = value(samples, "tftrt_sidecar_build_info", backend="auto")
+    assert info == 1.0
+    [build] = samples["tftrt_sidecar_build_info"]
+    assert build.labels["tensorflow_version"] == tf.__version__
+    assert value(samples, "tftrt_sidecar_conversions_total", model="mlp", result="converted") == 1
+    assert value(samples, "tftrt_sidecar_publishes_total", model="mlp", flavour="converted") == 1
+    assert value(samples, "tftrt_sidecar_versions", model="mlp", state="published") == 1
+    assert value(samples, "tftrt_sidecar_versions", model="mlp", state="failed") == 0
+    for stage in ("converting", "building", "verifying"):
+        assert value(samples, "tftrt_sidecar_stage_duration_seconds_count",
+                     stage=stage, outcome="ok") == 1
+    kept = result.engines_kept
+    assert kept >= 2, "keep_slower_engines keeps one engine per replayed batch size"
+    assert value(samples, "tftrt_sidecar_engines_built_total", model="mlp", kept="true") == kept
+    assert value(samples, "tftrt_sidecar_engine_build_duration_seconds_count") == kept
+    assert value(samples, "tftrt_sidecar_engine_build_duration_seconds_sum") > 0
+    assert value(samples, "tftrt_sidecar_published_version_engines",
+                 model="mlp", version="1") == kept
+    assert value(samples, "tftrt_sidecar_engine_cache_bytes",
+                 namespace="tf-2.17.0/gpu-test") == ENGINE_CACHE_FILE_BYTES
+    assert result.engines is not None
+    assert value(samples, "tftrt_sidecar_engine_cache_bytes",
+                 namespace=result.engines.namespace) >= 0
+
+    assert send_tap_traffic(stand, event_loop_thread, "mlp", [1, 8, 8, 3]) == 4
+    samples = scrape(stand.server.port)
+    assert value(samples, "tftrt_sidecar_tap_requests_total", model="mlp", prebuilt="true") == 3
+    assert value(samples, "tftrt_sidecar_tap_requests_total", model="mlp", prebuilt="false") == 1
+    assert value(samples, "tftrt_sidecar_tap_calls_total", method="Predict", code="OK") == 4
+    assert value(samples, "tftrt_sidecar_tap_latency_seconds_count", method="Predict") == 4
+    assert value(samples, "tftrt_sidecar_shape_coverage_ratio",
+                 model="mlp", signature="serving_default") == pytest.approx(0.75)
+    assert "tftrt_sidecar_tap_upstream_errors_total" not in samples
+
+    stand.metrics.rolled_back("mlp", 2, 1)
+    samples = scrape(stand.server.port)
+    assert value(samples, "tftrt_sidecar_rollbacks_total", model="mlp") == 1
+
+
+def test_failed_job_and_upstream_errors_are_counted(
+    metrics_stand: MetricsStand, metrics_mlp: Path, event_loop_thread: LoopThread
+) -> None:
+    stand = metrics_stand
+    broken = stand.incoming / "broken" / "1"
+    broken.mkdir(parents=True)
+    (broken / "saved_model.pb").write_bytes(b"garbage")
+    stand.journal.discover("broken", 1)
+    deps = JobDependencies(journal=stand.journal, publisher=stand.publisher,
+                           incoming_base=stand.incoming, engine_cache_dir=stand.engine_cache,
+                           observer=stand.metrics.job_observer)
+    assert run_version_job(deps, "broken", 1, ModelPolicy()).state is JobState.FAILED
+    stand.metrics.tap_observer.forwarded("Predict", grpc.StatusCode.UNAVAILABLE, 0.01)
+    samples = scrape(stand.server.port)
+    assert value(samples, "tftrt_sidecar_conversions_total", model="broken", result="failed") == 1
+    assert value(samples, "tftrt_sidecar_stage_duration_seconds_count",
+                 stage="converting", outcome="failed") == 1
+    assert value(samples, "tftrt_sidecar_versions", model="broken", state="failed") == 1
+    assert value(samples, "tftrt_sidecar_tap_upstream_errors_total", code="UNAVAILABLE") == 1
+
+
+def test_metrics_use_only_their_own_registry(metrics_stand: MetricsStand) -> None:
+    default_names = {family.name for family in REGISTRY.collect()}
+    assert not any(name.startswith("tftrt_sidecar") for name in default_names)
+    samples = scrape(metrics_stand.server.port)
+    assert all(name.startswith("tftrt_sidecar_") for name in samples)
+
+
+def test_unreadable_sources_leave_their_metric_out_instead_of_failing(
+    metrics_stand: MetricsStand,
+) -> None:
+    metrics_stand.journal.close()
+    samples = scrape(metrics_stand.server.port)
+    assert "tftrt_sidecar_versions" not in samples
+    assert "tftrt_sidecar_build_info" in samples
+
+
+def test_server_stops_and_frees_its_port() -> None:
+    server = MetricsServer("127.0.0.1:0", CollectorRegistry())
+    server.start()
+    port = server.port
+    urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).close()
+    server.stop()
+    server.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))
+
+
+def test_listen_is_validated() -> None:
+    assert parse_listen("0.0.0.0:9102") == ("0.0.0.0", 9102)
+    assert parse_listen("[::1]:9102") == ("::1", 9102)
+    for bad in ("9102", "host:", "host:99999"):
+        with pytest.raises(ConfigError):
+            parse_listen(bad)
