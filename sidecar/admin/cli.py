@@ -35,9 +35,6 @@ EXIT_RPC_ERROR: Final = 1
 EXIT_USAGE: Final = 2
 """Bad arguments."""
 
-_Call = Callable[[pb_grpc.SidecarAdminStub, argparse.Namespace, float], Any]
-
-
 def build_parser(prog: str = "tftrt-sidecar admin") -> argparse.ArgumentParser:
     """The client's argument parser."""
     parser = argparse.ArgumentParser(prog=prog, description="Talk to a sidecar's admin API.")
