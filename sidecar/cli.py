@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(default ./tftrt-sidecar-demo)",
     )
     _add_log_level(demo)
+    commands.add_parser(
+        "admin", add_help=False,
+        help="call a running sidecar's admin API (tftrt-sidecar admin --help)",
+    )
     return parser
 
 
@@ -71,7 +75,12 @@ def main(
     argv: Sequence[str] | None = None, *, components: ComponentsFactory | None = None
 ) -> int:
     """Run ``tftrt-sidecar``; return the exit status (see the ``EXIT_*`` constants)."""
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["admin"]:  # the admin client has its own parser
+        from sidecar.admin.cli import main as admin_main
+
+        return admin_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     _configure_logging(args.log_level)
     try:
         if args.command == "demo":

@@ -1,15 +1,32 @@
 """What runs beside the pipeline in `tftrt-sidecar run`, built from the settings:
-the shape store (always: jobs replay its shapes), and the tap when asked for."""
+the shape store (always: jobs replay its shapes), the tap, the metrics endpoint and
+the admin API when their addresses are set."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
+from prometheus_client import CollectorRegistry
+
+from sidecar.admin import (
+    AdminServer,
+    AdminSettings,
+    BackendDependencies,
+    ConversionRequest,
+    ModelControls,
+    PublishedModels,
+    SidecarAdminBackend,
+)
 from sidecar.config import Settings
 from sidecar.errors import ConfigError
-from sidecar.service import BackgroundComponent, ServiceComponents
+from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
+from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
+from sidecar.service import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
+from sidecar.state import JobJournal
 from sidecar.tap import TapSettings
 from sidecar.tap.background import TapComponent
 
@@ -28,21 +45,61 @@ class _ClosesOnStop:
         self._close()
 
 
+def _submitter(requests: Any) -> Callable[[ConversionRequest], Future[Any]]:
+    def submit(request: ConversionRequest) -> Future[Any]:
+        future: Future[Any] = Future()
+        requests.put(RequestedJob(request.model, request.version, request.policy,
+                                  request.rebuild, future))
+        return future
+
+    return submit
+
+
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
                      ) -> ServiceComponents:
-    """The shape store in the state directory, and the tap recording into it."""
+    """Every component the settings ask for, wired to the same shape store."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = ShapeStore(settings.state_dir, ShapeStoreSettings(), clock)
+    # A second connection to the WAL journal, for readers on server threads.
+    journal = JobJournal.open(settings.state_dir, clock=clock)
+    published = PublishedModels(settings.serving_base)
+    controls = ModelControls.open(settings.state_dir)
     background: list[BackgroundComponent] = []
+    observer: JobObserver = LoggingJobObserver()
+    metrics: SidecarMetrics | None = None
+    if settings.metrics_listen is not None:
+        registry = CollectorRegistry()
+        metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
+                                 ScrapeSources(journal=journal, published=published,
+                                               engine_cache_dir=settings.engine_cache_dir,
+                                               shape_store=store))
+        observer = FanOutObserver([observer, metrics.job_observer])
+        background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:
         if settings.upstream is None:
-            store.close()
             raise ConfigError(field="upstream", value=None, source="settings",
                               problem="is empty while tap_listen is set",
                               fix="set upstream to TF Serving's gRPC address, e.g. "
                                   "127.0.0.1:8600, or unset tap_listen")
         background.append(TapComponent(
             TapSettings(listen=settings.tap_listen, upstream=settings.upstream), store,
-            clock=clock))
-    background.append(_ClosesOnStop(store.close))
-    return ServiceComponents(shape_source=store, background=tuple(background))
+            observer=metrics.tap_observer if metrics else None, clock=clock))
+    parts = ServiceComponents(shape_source=store, observer=observer)
+    on_started: Callable[[], None] = parts.on_started
+    if settings.admin_listen is not None:
+        backend = SidecarAdminBackend(BackendDependencies(
+            journal=journal, published=published, controls=controls,
+            incoming_base=settings.incoming_base, policy_for=settings.policy_for,
+            submit=_submitter(parts.requests), shape_store=store,
+            rollback_observer=metrics, serving_lock=parts.serving_lock))
+        background.append(AdminServer(AdminSettings(listen=settings.admin_listen), backend))
+        on_started = backend.mark_ready
+    def close() -> None:
+        store.close()
+        journal.close()
+
+    background.append(_ClosesOnStop(close))
+    return ServiceComponents(
+        shape_source=store, observer=observer, background=tuple(background),
+        requests=parts.requests, is_paused=controls.is_paused, policy_for=controls.policy_for,
+        serving_lock=parts.serving_lock, on_started=on_started)

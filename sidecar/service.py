@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from sidecar.config import Settings
+from sidecar.config import ModelPolicy, Settings
 from sidecar.errors import OnlyServableVersionError, SidecarError
 from sidecar.jobs import (
     ConverterFactory,
@@ -69,6 +72,32 @@ class BackgroundComponent(Protocol):
 
 
 @dataclass(frozen=True)
+class RequestedJob:
+    """A conversion asked for from outside the watch loop (the admin API)."""
+
+    model: str
+    version: int
+    policy: ModelPolicy
+    """The policy to run it with (overrides already applied)."""
+    rebuild: bool
+    """Restart a failed or skipped journal job before running it."""
+    future: Future[JobResult]
+    """Completed with the job's result; a cancelled one is not run."""
+
+
+def _never_paused(model: str) -> bool:
+    return False
+
+
+def _as_configured(model: str, configured: ModelPolicy) -> ModelPolicy:
+    return configured
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
 class ServiceComponents:
     """The optional and replaceable parts of the service, passed in by the caller."""
 
@@ -95,6 +124,21 @@ class ServiceComponents:
 
     monotonic: Callable[[], float] = time.monotonic
     """Monotonic seconds, for settling and durations."""
+
+    requests: queue.SimpleQueue[RequestedJob] = field(default_factory=queue.SimpleQueue)
+    """Conversions asked for from outside (the admin API); run before watched jobs."""
+
+    is_paused: Callable[[str], bool] = _never_paused
+    """Whether a model's new versions wait (admin pause)."""
+
+    policy_for: Callable[[str, ModelPolicy], ModelPolicy] = _as_configured
+    """The policy a model runs with, given its configured one (admin overrides)."""
+
+    serving_lock: AbstractContextManager[object] = field(default_factory=threading.Lock)
+    """Held while the service changes the serving base (rollbacks take it too)."""
+
+    on_started: Callable[[], None] = _nothing
+    """Called once start-up recovery is done (the admin API reports ready)."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +273,7 @@ class SidecarService:
                 started.append(component)
             if not self._started:
                 summary.start = self.start()
+                self._components.on_started()
             while not stop.is_set():
                 if self.step():
                     continue
@@ -247,16 +292,44 @@ class SidecarService:
 
     def step(self) -> bool:
         """Rescan once, act on the events, run at most one job; True if a job ran."""
-        self._handle(self._watcher.scan())
-        job = self._queue.take()
+        parts = self._components
+        with parts.serving_lock:
+            self._handle(self._watcher.scan())
+        if self._run_requested():
+            return True
+        job = self._queue.take(parts.is_paused)
         if job is None:
             return False
-        policy = self._settings.policy_for(job.model)
-        result = run_version_job(self._deps, job.model, job.version, policy)
-        self._summary.results.append(result)
-        if result.state is JobState.PUBLISHED:
-            self._retain(job.model)
-            self._write_model_config()
+        policy = parts.policy_for(job.model, self._settings.policy_for(job.model))
+        self._run_job(job.model, job.version, policy)
+        return True
+
+    def _run_job(self, model: str, version: int, policy: ModelPolicy) -> JobResult:
+        with self._components.serving_lock:
+            result = run_version_job(self._deps, model, version, policy)
+            self._summary.results.append(result)
+            if result.state is JobState.PUBLISHED:
+                self._retain(model)
+                self._write_model_config()
+        return result
+
+    def _run_requested(self) -> bool:
+        """Run one conversion asked for from outside, if any; True if one ran."""
+        try:
+            request = self._components.requests.get_nowait()
+        except queue.Empty:
+            return False
+        if not request.future.set_running_or_notify_cancel():
+            return True
+        try:
+            if request.rebuild:
+                self._journal.restart(request.model, request.version,
+                                      reason="rebuild requested through the admin API")
+            self._journal.discover(request.model, request.version)
+            request.future.set_result(
+                self._run_job(request.model, request.version, request.policy))
+        except Exception as error:  # the caller's future carries it; the loop goes on
+            request.future.set_exception(error)
         return True
 
     def idle(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sidecar.state import Job, JobJournal, JobState
 
@@ -41,9 +41,11 @@ class JobQueue:
         """Every job waiting for its turn, newest versions first."""
         return self._journal.jobs([JobState.DISCOVERED])
 
-    def take(self) -> Job | None:
-        """The job to run now (see :func:`next_in_turn`), or None when none waits."""
-        job = next_in_turn(self.pending(), self._last_model)
+    def take(self, paused: Callable[[str], bool] = lambda model: False) -> Job | None:
+        """The job to run now (see :func:`next_in_turn`), or None when none waits;
+        jobs of `paused` models wait (they stay DISCOVERED)."""
+        waiting = [job for job in self.pending() if not paused(job.model)]
+        job = next_in_turn(waiting, self._last_model)
         if job is not None:
             self._last_model = job.model
         return job

@@ -1,15 +1,18 @@
-"""`tftrt-sidecar run` with its tap: traffic through the tap reaches TF Serving (the
-test stand-in) unchanged, its shapes are recorded, and the next version that lands
-is built and warmed up for those shapes."""
+"""`tftrt-sidecar run` with its tap, admin API and metrics: traffic through the tap
+reaches TF Serving (the test stand-in) unchanged, its shapes are recorded, the next
+version that lands is built and warmed up for those shapes, and the admin API and
+/metrics report it all."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -53,13 +56,15 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
     standin = start_standin(StandinSettings(
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
     tap = f"127.0.0.1:{_free_port()}"
+    admin, metrics = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
     sidecar = subprocess.Popen(
         [sys.executable, "-m", "sidecar.cli", "run", "--incoming", str(tmp_path / "incoming"),
          "--serving", str(serving), "--state", str(tmp_path / "state"),
          "--engine-cache", str(tmp_path / "engines"),
          "--model-config-file", str(tmp_path / "models.config"), "--settle-seconds", "0",
          "--rescan-interval-seconds", "0.2", "--tap-listen", tap, "--upstream",
-         standin.address], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         standin.address, "--admin-listen", admin, "--metrics-listen", metrics],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         _wait_for(serving / "mlp" / "1", 120)
         assert standin.wait_for_state("mlp", 1, "AVAILABLE", 60)
@@ -76,6 +81,19 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
         assert 3 in batches, f"version 2 was warmed up for batches {batches}, not the tapped 3"
         assert standin.wait_for_state("mlp", 2, "AVAILABLE", 60)
         assert _predict(tap, 3).model_spec.version.value == 2
+        listing = subprocess.run(
+            [sys.executable, "-m", "sidecar.cli", "admin", "--address", admin, "--json",
+             "get", "mlp"], capture_output=True, text=True, check=True)
+        model = json.loads(listing.stdout)
+        assert "published" in json.dumps(model) and '"version": "2"' in json.dumps(model)
+        with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as response:
+            exposition = response.read().decode()
+        published = [line for line in exposition.splitlines()
+                     if line.startswith("tftrt_sidecar_conversions_total{")
+                     and 'model="mlp"' in line]
+        assert published and sum(float(line.rsplit(" ", 1)[1]) for line in published) == 2
+        assert any(line.startswith("tftrt_sidecar_tap_requests_total{")
+                   for line in exposition.splitlines())
     finally:
         sidecar.send_signal(signal.SIGTERM)
         output, _ = sidecar.communicate(timeout=60)
