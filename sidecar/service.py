@@ -50,7 +50,7 @@ from sidecar.publish import (
     withdraw_version,
 )
 from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
-from sidecar.watch import IncomingWatcher, InotifyWakeup, WatchEvent, WatchEventKind, is_model_name
+from sidecar.watch import IncomingWatcher, InotifyWakeup, WatchEvent, WatchEventKind
 
 _LOG = logging.getLogger("sidecar.service")
 
@@ -409,22 +409,10 @@ class SidecarService:
 
     def _write_model_config(self) -> None:
         try:
-            if self._config_writer.write(self._served_models()):
+            if self._config_writer.write(self._publisher.models()):
                 _LOG.info("model config %s rewritten", self._config_writer.path)
         except SidecarError as exc:
             _LOG.error("%s", exc)
-
-    def _served_models(self) -> list[str]:
-        base = self._settings.serving_base
-        try:
-            names = sorted(os.listdir(base))
-        except FileNotFoundError:
-            return []
-        return [
-            name for name in names
-            if is_model_name(name) and (base / name).is_dir()
-            and self._publisher.published_versions(name)
-        ]
 
     def _source(self, model: str, version: int) -> Path:
         return self._settings.incoming_base / model / str(version)
