@@ -31,6 +31,7 @@ RUN pip wheel --wheel-dir /wheels . \
         "${TENSORFLOW_REQUIREMENT}" \
         "tensorflow-serving-api==${TENSORFLOW_VERSION}" \
         "grpcio==1.85.3" \
+        "protobuf==7.36.2" \
         "grpcio-health-checking==1.85.1" \
         "grpcio-reflection==1.85.1" \
         "prometheus-client==0.26.0" \

@@ -55,9 +55,27 @@ def _submitter(requests: Any) -> Callable[[ConversionRequest], Future[Any]]:
     return submit
 
 
+def _admin_settings(settings: Settings, listen: str) -> AdminSettings:
+    token = None
+    if settings.admin_token_file is not None:
+        try:
+            token = settings.admin_token_file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(field="admin_token_file", value=settings.admin_token_file,
+                              source="settings", problem=f"cannot be read ({error})",
+                              fix="point it at a readable file holding the token") from error
+    return AdminSettings(
+        listen=listen, token=token, tls_cert_file=settings.admin_tls_cert_file,
+        tls_key_file=settings.admin_tls_key_file,
+        tls_client_ca_file=settings.admin_tls_client_ca_file,
+        grace_seconds=settings.shutdown_grace_seconds)
+
+
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
                      ) -> ServiceComponents:
     """Every component the settings ask for, wired to the same shape store."""
+    admin_settings = (None if settings.admin_listen is None
+                      else _admin_settings(settings, settings.admin_listen))
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = ShapeStore(settings.state_dir, ShapeStoreSettings(), clock)
     # A second connection to the WAL journal, for readers on server threads.
@@ -86,13 +104,13 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
             observer=metrics.tap_observer if metrics else None, clock=clock))
     parts = ServiceComponents(shape_source=store, observer=observer)
     on_started: Callable[[], None] = parts.on_started
-    if settings.admin_listen is not None:
+    if admin_settings is not None:
         backend = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=published, controls=controls,
             incoming_base=settings.incoming_base, policy_for=settings.policy_for,
             submit=_submitter(parts.requests), shape_store=store,
             rollback_observer=metrics, serving_lock=parts.serving_lock))
-        background.append(AdminServer(AdminSettings(listen=settings.admin_listen), backend))
+        background.append(AdminServer(admin_settings, backend))
         on_started = backend.mark_ready
     def close() -> None:
         store.close()

@@ -23,6 +23,11 @@ FLAG_FIELDS: Final = MappingProxyType(
         "upstream": ("upstream", "--upstream"),
         "admin_listen": ("admin_listen", "--admin-listen"),
         "metrics_listen": ("metrics_listen", "--metrics-listen"),
+        "admin_token_file": ("admin_token_file", "--admin-token-file"),
+        "admin_tls_cert_file": ("admin_tls_cert_file", "--admin-tls-cert"),
+        "admin_tls_key_file": ("admin_tls_key_file", "--admin-tls-key"),
+        "admin_tls_client_ca_file": ("admin_tls_client_ca_file", "--admin-tls-client-ca"),
+        "shutdown_grace_seconds": ("shutdown_grace_seconds", "--shutdown-grace-seconds"),
     }
 )
 """argparse destination -> (settings field, flag as typed)."""
@@ -89,6 +94,14 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--admin-listen", default=None, metavar="HOST:PORT",
         help=f"serve the admin API here (the pod uses {defaults.DEFAULT_ADMIN_LISTEN})",
     )
+    for flag, metavar, text in (
+        ("--admin-token-file", "FILE", "file with the bearer token admin calls must carry"),
+        ("--admin-tls-cert", "FILE", "PEM certificate: the admin API serves TLS"),
+        ("--admin-tls-key", "FILE", "PEM private key of --admin-tls-cert"),
+        ("--admin-tls-client-ca", "FILE", "PEM CA for client certificates (mutual TLS)"),
+        ("--shutdown-grace-seconds", "SECONDS", "on SIGTERM, time for admin calls to end"),
+    ):
+        parser.add_argument(flag, default=None, metavar=metavar, help=text)
     parser.add_argument(
         "--metrics-listen", default=None, metavar="HOST:PORT",
         help=f"serve /metrics here (the pod uses {defaults.DEFAULT_METRICS_LISTEN})",

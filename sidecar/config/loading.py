@@ -37,6 +37,11 @@ _SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
         "upstream": values.parse_address,
         "admin_listen": values.parse_address,
         "metrics_listen": values.parse_address,
+        "admin_token_file": values.parse_optional_path,
+        "admin_tls_cert_file": values.parse_optional_path,
+        "admin_tls_key_file": values.parse_optional_path,
+        "admin_tls_client_ca_file": values.parse_optional_path,
+        "shutdown_grace_seconds": values.seconds_parser(allow_zero=True),
     }
 )
 
@@ -53,7 +58,8 @@ _POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
 )
 
 _PATH_FIELDS: Final = frozenset(
-    {"incoming_base", "serving_base", "state_dir", "engine_cache_dir", "model_config_file"}
+    {"incoming_base", "serving_base", "state_dir", "engine_cache_dir", "model_config_file",
+     "admin_token_file", "admin_tls_cert_file", "admin_tls_key_file", "admin_tls_client_ca_file"}
 )
 
 

@@ -83,6 +83,23 @@ class Settings:
     """Where the admin gRPC API listens; None: no admin API. The pod uses
     ``defaults.DEFAULT_ADMIN_LISTEN`` (localhost) or the pod IP for kubelet probes."""
 
+    admin_token_file: Path | None = None
+    """A file holding the bearer token admin calls must carry (e.g. a mounted Secret);
+    None: no token (the API is then protected only by where it listens)."""
+
+    admin_tls_cert_file: Path | None = None
+    """PEM certificate of the admin API; with ``admin_tls_key_file`` it serves TLS."""
+
+    admin_tls_key_file: Path | None = None
+    """PEM private key of the admin API's certificate."""
+
+    admin_tls_client_ca_file: Path | None = None
+    """PEM CA that client certificates must chain to (mutual TLS); needs the two above."""
+
+    shutdown_grace_seconds: float = 10.0
+    """On SIGTERM: how long running admin calls may take to finish (the running job
+    finishes first; unfinished work resumes on the next start)."""
+
     metrics_listen: str | None = None
     """Where Prometheus ``/metrics`` is served; None: not served. The pod uses
     ``defaults.DEFAULT_METRICS_LISTEN``."""

@@ -124,6 +124,13 @@ def parse_batch_sizes(value: object, field: str, source: str) -> tuple[int, ...]
     return tuple(sorted(valid))
 
 
+def parse_optional_path(value: object, field: str, source: str) -> Path | None:
+    """A path made absolute, or None when empty (not used)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return parse_path(value, field, source)
+
+
 def parse_address(value: object, field: str, source: str) -> str | None:
     """HOST:PORT (port 0-65535; an IPv6 host in brackets), or None when empty (off)."""
     if value is None or (isinstance(value, str) and not value.strip()):
