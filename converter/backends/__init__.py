@@ -33,7 +33,7 @@ def tensorrt_unavailable_reason() -> str | None:
 def choose_backend(params: ConversionParams) -> BackendChoice:
     """Resolve `params.backend` for this process; raise if it cannot run here."""
     trt_missing = tensorrt_unavailable_reason()
-    if params.backend == "tensorrt" or (params.backend == "auto" and trt_missing is None):
+    if params.backend == "tensorrt":
         if trt_missing is not None:
             raise BackendUnavailableError(
                 f"backend='tensorrt' cannot run here: {trt_missing}. Either use "
@@ -45,10 +45,12 @@ def choose_backend(params: ConversionParams) -> BackendChoice:
             "backend='tensorrt' is not implemented in this release of tftrt-sidecar; "
             "use backend='xla'."
         )
-    reason = (
-        "requested" if params.backend == "xla"
-        else f"auto: TF-TRT unavailable ({trt_missing})"
-    )
+    if params.backend == "xla":
+        reason = "requested"
+    elif trt_missing is not None:
+        reason = f"auto: TF-TRT unavailable ({trt_missing})"
+    else:
+        reason = "auto: TF-TRT is present, but this release delegates to it only on request"
     if params.precision_mode == TrtPrecisionMode.INT8:
         raise InvalidParameterError(
             "precision_mode='INT8' is not supported by the xla backend; INT8 needs "
