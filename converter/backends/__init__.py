@@ -50,7 +50,7 @@ def choose_backend(params: ConversionParams) -> BackendChoice:
     elif trt_missing is not None:
         reason = f"auto: TF-TRT unavailable ({trt_missing})"
     else:
-        reason = "auto: TF-TRT is present, but this release delegates to it only on request"
+        reason = "auto: TF-TRT is present, but this release has no tensorrt backend yet"
     if params.precision_mode == TrtPrecisionMode.INT8:
         raise InvalidParameterError(
             "precision_mode='INT8' is not supported by the xla backend; INT8 needs "
