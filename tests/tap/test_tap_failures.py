@@ -74,9 +74,10 @@ def test_short_deadline_on_slow_upstream_is_deadline_exceeded(
         elapsed = time.monotonic() - started
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert elapsed < 1.0
-    # The upstream saw the client's remaining deadline, not an unbounded call.
+    # The upstream saw the client's remaining deadline, not an unbounded call. gRPC
+    # sends timeouts rounded up to its wire units, so a few ms above 0.3 s can appear.
     remaining = slow_standin.calls()[-1].time_remaining
-    assert remaining is not None and 0 < remaining <= 0.3
+    assert remaining is not None and 0 < remaining <= 0.31
 
 
 def test_call_without_deadline_reaches_upstream_without_one(
