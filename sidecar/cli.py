@@ -23,7 +23,8 @@ from sidecar.config import Settings, add_settings_arguments, load_settings
 from sidecar.errors import SidecarError, UserError
 
 if TYPE_CHECKING:
-    from sidecar.service import RunSummary, ServiceComponents
+    from sidecar.service import RunSummary
+    from sidecar.service_components import ServiceComponents
 
 ComponentsFactory = Callable[[Settings], "ServiceComponents"]
 """Builds the service's components from the validated settings."""

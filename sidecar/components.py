@@ -24,7 +24,7 @@ from sidecar.config import Settings
 from sidecar.errors import ConfigError
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
-from sidecar.service import BackgroundComponent, RequestedJob, ServiceComponents
+from sidecar.service_components import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.tap import TapSettings
