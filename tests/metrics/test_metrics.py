@@ -123,7 +123,11 @@ def test_server_stops_and_frees_its_port() -> None:
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
     with socket.socket() as probe:
+        # SO_REUSEADDR lets the bind past connections left in TIME_WAIT, not past a
+        # socket still listening there: the bind fails only if the server kept it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
+        probe.listen()
 
 
 def test_listen_is_validated() -> None:
