@@ -13,21 +13,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, cast
 
-from sidecar.config import Backend, ModelPolicy, Precision, values
-from sidecar.config import defaults as config_defaults
+from sidecar.config import Backend, ModelPolicy, Precision
+from sidecar.config.loading import POLICY_PARSERS
 from sidecar.errors import ConfigError
-
-_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
-    {
-        "backend": values.choice_parser(config_defaults.BACKENDS, upper=False),
-        "precision": values.choice_parser(config_defaults.PRECISIONS, upper=True),
-        "max_engines": values.parse_positive_int,
-        "minimum_segment_size": values.parse_positive_int,
-        "build_at_runtime": values.parse_bool,
-        "keep_versions": values.parse_positive_int,
-        "default_batch_sizes": values.parse_batch_sizes,
-    }
-)
 
 _UPPER_BOUNDS: Final[Mapping[str, int]] = MappingProxyType(
     {
@@ -38,7 +26,7 @@ _UPPER_BOUNDS: Final[Mapping[str, int]] = MappingProxyType(
     }
 )
 
-POLICY_KEYS: Final = tuple(_PARSERS)
+POLICY_KEYS: Final = tuple(POLICY_PARSERS)
 """The policy fields an override may set."""
 
 
@@ -75,7 +63,7 @@ class PolicyOverrides:
         """
         parsed: dict[str, object] = {}
         for key, value in raw.items():
-            parser = _PARSERS.get(key)
+            parser = POLICY_PARSERS.get(key)
             if parser is None:
                 raise ConfigError(
                     field=key, value=None, source=source, problem="is not a policy field",

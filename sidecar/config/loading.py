@@ -45,7 +45,7 @@ _SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
     }
 )
 
-_POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
+POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
     {
         "backend": values.choice_parser(defaults.BACKENDS, upper=False),
         "precision": values.choice_parser(defaults.PRECISIONS, upper=True),
@@ -56,6 +56,7 @@ _POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
         "default_batch_sizes": values.parse_batch_sizes,
     }
 )
+"""Policy field -> its parser; the admin API checks overrides with the same table."""
 
 _PATH_FIELDS: Final = frozenset(
     {"incoming_base", "serving_base", "state_dir", "engine_cache_dir", "model_config_file",
@@ -149,8 +150,8 @@ def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _La
 
 def _read_policy_table(value: object, prefix: str, source: str, layer: _Layer) -> None:
     for key, item in _table(value, prefix, source).items():
-        if key not in _POLICY_PARSERS:
-            _unknown(f"{prefix}.{key}", [f"{prefix}.{name}" for name in _POLICY_PARSERS], source)
+        if key not in POLICY_PARSERS:
+            _unknown(f"{prefix}.{key}", [f"{prefix}.{name}" for name in POLICY_PARSERS], source)
         layer[key] = _Raw(item, f"{prefix}.{key}", source)
 
 
@@ -162,10 +163,10 @@ def _read_environment(environ: Mapping[str, str], top: _Layer, policy: _Layer) -
         source = f"environment variable {name}"
         if key in _SETTINGS_PARSERS:
             top[key] = _Raw(value, key, source)
-        elif key in _POLICY_PARSERS:
+        elif key in POLICY_PARSERS:
             policy[key] = _Raw(value, key, source)
         else:
-            fields = [*_SETTINGS_PARSERS, *_POLICY_PARSERS]
+            fields = [*_SETTINGS_PARSERS, *POLICY_PARSERS]
             known = [defaults.ENV_PREFIX + field.upper() for field in fields]
             _unknown(name, [*known, defaults.ENV_CONFIG_FILE], source)
 
@@ -178,7 +179,7 @@ def _read_flags(flag_values: Mapping[str, object], top: _Layer) -> None:
 
 
 def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
-    changes = {name: _parse(_POLICY_PARSERS, name, raw) for name, raw in layer.items()}
+    changes = {name: _parse(POLICY_PARSERS, name, raw) for name, raw in layer.items()}
     built = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
     if len(built.default_batch_sizes) > built.max_engines:
         raw = layer.get("default_batch_sizes") or layer.get("max_engines")
