@@ -149,11 +149,6 @@ def exclusion_reasons(flat: FlatGraph, table: SupportTable) -> dict[str, str]:
     return reasons
 
 
-def nodes_by_name(graph_def: graph_pb2.GraphDef) -> dict[str, node_def_pb2.NodeDef]:
-    """The GraphDef's nodes keyed by name."""
-    return {node.name: node for node in graph_def.node}
-
-
 def count_compute_ops(op_types: Iterable[str]) -> int:
     """Ops that count toward `minimum_segment_size` (not Const, Identity or NoOp)."""
     return sum(1 for op in op_types if op not in ("Const", "Identity", "NoOp"))
