@@ -49,7 +49,7 @@ def _submitter(requests: Any) -> Callable[[ConversionRequest], Future[Any]]:
     def submit(request: ConversionRequest) -> Future[Any]:
         future: Future[Any] = Future()
         requests.put(RequestedJob(request.model, request.version, request.policy,
-                                  request.rebuild, future))
+                                  request.restart, request.reason, future))
         return future
 
     return submit

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from sidecar.config import Settings, load_settings
+from sidecar.publish import numbering
 from sidecar.watch import list_version_dirs
 
 DEMO_MODEL = "demo"
@@ -45,7 +46,8 @@ def land_demo_version(workdir: Path) -> int:
 
     incoming, serving = workdir / "incoming", workdir / "serving"
     used = [v for model, v, _ in list_version_dirs(incoming) if model == DEMO_MODEL]
-    used += [v for model, v, _ in list_version_dirs(serving) if model == DEMO_MODEL]
+    used += [numbering.incoming_version(v)
+             for model, v, _ in list_version_dirs(serving) if model == DEMO_MODEL]
     version = max(used, default=0) + 1
     landing = workdir / ".landing"
     shutil.rmtree(landing, ignore_errors=True)

@@ -36,8 +36,10 @@ from sidecar.publish import (
     ModelConfigWriter,
     VersionPublisher,
     apply_retention,
+    numbering,
     withdraw_version,
 )
+from sidecar.publish.numbering import VersionNumberError
 from sidecar.service_components import (
     BackgroundComponent,
     ServiceComponents,
@@ -150,7 +152,7 @@ class SidecarService:
         # An unmounted incoming volume must not look like every version vanished.
         if self._settings.incoming_base.is_dir():
             for job in self._journal.jobs([JobState.PUBLISHED]):
-                gone = not self._source(job.model, job.version).is_dir()
+                gone = not self._source(job.model, job.incoming_version).is_dir()
                 if gone and self._withdraw(job.model, job.version):
                     withdrawn.append((job.model, job.version))
         for model in sorted({job.model for job in self._journal.jobs([JobState.PUBLISHED])}):
@@ -229,10 +231,11 @@ class SidecarService:
         if not request.future.set_running_or_notify_cancel():
             return True
         try:
-            if request.rebuild:
-                self._journal.restart(request.model, request.version,
-                                      reason="rebuild requested through the admin API")
-            self._journal.discover(request.model, request.version)
+            if request.restart:
+                self._journal.restart(request.model, request.version, reason=request.reason)
+            else:
+                self._journal.discover(request.model, request.version,
+                                       reason=request.reason or None)
             request.future.set_result(
                 self._run_job(request.model, request.version, request.policy))
         except Exception as error:  # the caller's future carries it; the loop goes on
@@ -265,9 +268,15 @@ class SidecarService:
                 _LOG.info("%s/%s appeared; waiting for it to settle", event.model, event.version)
 
     def _on_ready(self, event: WatchEvent) -> None:
-        job, new = self._journal.discover(event.model, event.version)
+        try:
+            served = numbering.served_version(event.version)
+        except VersionNumberError as exc:
+            _LOG.error("%s/%s cannot be served: %s", event.model, event.version, exc)
+            return
+        job, new = self._journal.discover(event.model, served)
         if new:
-            _LOG.info("%s/%s is ready; queued", event.model, event.version)
+            _LOG.info("%s/%s is ready; queued as %s", event.model, event.version,
+                      numbering.describe(served))
         elif job.state is JobState.PUBLISHED:
             _LOG.info("%s/%s was published before; a published version is never republished",
                       event.model, event.version)
@@ -276,17 +285,19 @@ class SidecarService:
                       job.reason)
 
     def _on_vanished(self, event: WatchEvent) -> None:
-        job = self._journal.get(event.model, event.version)
-        if job is None:
-            return
-        if job.state is JobState.DISCOVERED:
-            self._journal.advance(
-                event.model, event.version, JobState.SKIPPED,
-                reason="removed from incoming before its turn; nothing was published",
-            )
-        elif job.state is JobState.PUBLISHED and self._withdraw(event.model, event.version):
-            self._summary.withdrawn.append((event.model, event.version))
-            self._write_model_config()
+        """Skip the waiting builds of an incoming version that left; withdraw its published
+        ones (every rebuild of it, newest first)."""
+        for job in self._journal.jobs(model=event.model):
+            if job.incoming_version != event.version:
+                continue
+            if job.state is JobState.DISCOVERED:
+                self._journal.advance(
+                    job.model, job.version, JobState.SKIPPED,
+                    reason="removed from incoming before its turn; nothing was published",
+                )
+            elif job.state is JobState.PUBLISHED and self._withdraw(job.model, job.version):
+                self._summary.withdrawn.append((job.model, job.version))
+                self._write_model_config()
 
     # -- serving base --------------------------------------------------------------------
 
@@ -321,8 +332,8 @@ class SidecarService:
         except SidecarError as exc:
             _LOG.error("%s", exc)
 
-    def _source(self, model: str, version: int) -> Path:
-        return self._settings.incoming_base / model / str(version)
+    def _source(self, model: str, incoming_version: int) -> Path:
+        return self._settings.incoming_base / model / str(incoming_version)
 
 
 def _has_files(directory: Path) -> bool:

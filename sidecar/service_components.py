@@ -50,8 +50,10 @@ class RequestedJob:
     version: int
     policy: ModelPolicy
     """The policy to run it with (overrides already applied)."""
-    rebuild: bool
+    restart: bool
     """Restart a failed or skipped journal job before running it."""
+    reason: str
+    """Why it runs, recorded in the journal."""
     future: Future[JobResult]
     """Completed with the job's result; a cancelled one is not run."""
 

@@ -33,13 +33,17 @@ class ConversionRequest:
     model: str
     """Model name."""
     version: int
-    """Version number; its source is ``<incoming>/<model>/<version>``."""
+    """The served version number to build (see :mod:`sidecar.publish.numbering`)."""
     policy: ModelPolicy
     """The policy to run it with: configured, persisted overrides, then ``overrides``."""
     overrides: PolicyOverrides
     """The overrides given for this conversion alone."""
     rebuild: bool
-    """True: the version ended failed or skipped; restart its journal job before running it."""
+    """Whether the caller asked for a rebuild."""
+    restart: bool = False
+    """True: the journal job ended failed or skipped; restart it before running it."""
+    reason: str = ""
+    """Why it runs, recorded in the journal with the job."""
 
 
 ConversionSubmitter = Callable[[ConversionRequest], "Future[Any]"]

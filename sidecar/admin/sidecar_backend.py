@@ -39,7 +39,7 @@ from sidecar.admin.views import (
     SignatureShapesView,
     VersionView,
 )
-from sidecar.publish import roll_back_newest
+from sidecar.publish import numbering, roll_back_newest
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal, JobState
 
@@ -170,7 +170,12 @@ class SidecarAdminBackend:
     def start_conversion(
         self, model: str, version: int, overrides: PolicyOverrides, rebuild: bool
     ) -> OperationView:
-        """Check that the version can be converted now, then queue it."""
+        """Check that incoming ``version`` can be built now, then queue the build.
+
+        A version never built gets its first build; one that ended failed or
+        skipped is restarted when ``rebuild`` is asked; a published one gets a
+        rebuild under its next served number (:mod:`sidecar.publish.numbering`).
+        """
         deps = self._deps
         validation.model_dir(deps.incoming_base, model)
         validation.version_number(version)
@@ -184,38 +189,48 @@ class SidecarAdminBackend:
             raise PreconditionError(
                 f"model {model!r} is paused", fix="resume it with ResumeModel first"
             )
-        running = self._operations.unfinished_for(model, version)
+        served, restart = self._build_to_run(model, version, rebuild)
+        running = self._operations.unfinished_for(model, served)
         if running is not None:
             raise AlreadyExistsError(
                 f"model {model!r} version {version} is already being converted by {running.name}",
                 fix="poll that operation with GetOperation",
             )
-        self._check_job_allows(model, version, rebuild)
         policy = deps.controls.policy_for(model, deps.policy_for(model))
-        request = ConversionRequest(model, version, overrides.apply(policy), overrides, rebuild)
+        reason = "rebuild requested through the admin API" if rebuild else ""
+        request = ConversionRequest(model, served, overrides.apply(policy), overrides, rebuild,
+                                    restart=restart, reason=reason)
         record = self._operations.add(request, deps.submit(request), deps.clock())
         return self._operation_view(record)
 
-    def _check_job_allows(self, model: str, version: int, rebuild: bool) -> None:
-        job = self._deps.journal.get(model, version)
-        if job is None or job.state is JobState.DISCOVERED:
-            return
-        where = f"{model}/{version}"
-        if job.state is JobState.PUBLISHED:
-            raise PreconditionError(
-                f"model {model!r} version {version} is published; published versions are final",
-                where=where, fix="land the model under a new version number",
-            )
+    def _build_to_run(self, model: str, incoming: int, rebuild: bool) -> tuple[int, bool]:
+        """The served number to build for incoming version ``incoming``, and whether its
+        journal job must be restarted first; PreconditionError when it cannot run now."""
+        builds = [job for job in self._deps.journal.jobs(model=model)
+                  if job.incoming_version == incoming]
+        if not builds:
+            return numbering.served_version(incoming), False
+        job = max(builds, key=lambda build: build.version)
+        where = f"{model}/{job.version}"
+        if job.state is JobState.DISCOVERED:
+            return job.version, False
         if job.state.is_intermediate:
             raise PreconditionError(
-                f"model {model!r} version {version} is {job.state.value} now",
+                f"model {model!r} {numbering.describe(job.version)} is {job.state.value} now",
                 where=where, fix="wait for its job to finish",
             )
         if not rebuild:
+            ended = ("is published; published versions are final"
+                     if job.state is JobState.PUBLISHED else
+                     f"ended {job.state.value} ({job.reason})")
             raise PreconditionError(
-                f"model {model!r} version {version} ended {job.state.value} ({job.reason})",
-                where=where, fix="ask for a rebuild to convert it again",
+                f"model {model!r} {numbering.describe(job.version)} {ended}",
+                where=where, fix="ask for a rebuild to build it again (a published version "
+                "is rebuilt under its next served number)",
             )
+        if job.state is JobState.PUBLISHED:
+            return numbering.served_version(incoming, job.generation + 1), False
+        return job.version, True
 
     def get_operation(self, name: str) -> OperationView:
         """One operation by name."""

@@ -33,7 +33,7 @@ class VersionView:
     """One version of a model, from the journal and the serving base."""
 
     version: int
-    """Version number."""
+    """Served version number (incoming version * 1000 + rebuild)."""
     state: str
     """Journal state ("" without a job)."""
     reason: str = ""

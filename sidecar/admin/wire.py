@@ -16,6 +16,7 @@ from sidecar.admin.views import (
     VersionView,
 )
 from sidecar.config import ModelPolicy
+from sidecar.publish import numbering
 from sidecar.shapes import ShapeSet
 
 _OVERRIDE_SCALARS = (
@@ -78,6 +79,8 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
     """One version."""
     return pb.ModelVersion(
         version=view.version,
+        incoming_version=numbering.incoming_version(view.version),
+        rebuild=numbering.generation(view.version),
         state=view.state,
         reason=view.reason,
         flavour=view.flavour,

@@ -44,7 +44,7 @@ from sidecar.jobs.result import JobResult
 from sidecar.jobs.session_model import Arrays, SessionModel
 from sidecar.jobs.settings import JobSettings
 from sidecar.jobs.verify import Comparison, compare_outputs
-from sidecar.publish import Checkpoint, StagedVersion, VersionPublisher
+from sidecar.publish import Checkpoint, StagedVersion, VersionPublisher, numbering
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.warmup import OverLimit, write_warmup_file
 
@@ -116,7 +116,11 @@ class _Prepared:
 def run_version_job(
     deps: JobDependencies, model: str, version: int, policy: ModelPolicy
 ) -> JobResult:
-    """Run the DISCOVERED job for ``version`` of ``model`` to a final state; return its result."""
+    """Run the DISCOVERED job for ``version`` of ``model`` to a final state; return its result.
+
+    ``version`` is the served number; the SavedModel is read from the incoming
+    version it maps to (:mod:`sidecar.publish.numbering`).
+    """
     return _VersionJob(deps, model, version, policy).run()
 
 
@@ -128,7 +132,8 @@ class _VersionJob:
         self._model = model
         self._version = version
         self._policy = policy
-        self._source = deps.incoming_base / model / str(version)
+        self._source = deps.incoming_base / model / str(numbering.incoming_version(version))
+        self._named = f"model {model!r} {numbering.describe(version)}"
         self._journal_state = JobState.DISCOVERED
         self._stage: JobState | None = None
         self._stage_started = 0.0
@@ -168,8 +173,8 @@ class _VersionJob:
         publisher = self._deps.publisher
         if self._vanished():
             raise VersionVanishedError(
-                f"model {self._model!r} version {self._version} was removed from incoming "
-                "before its turn", where=str(self._source),
+                f"{self._named} was removed from incoming before its turn",
+                where=str(self._source),
             )
         if publisher.is_published(self._model, self._version):
             raise VersionAlreadyPublishedError(
@@ -178,9 +183,8 @@ class _VersionJob:
         newer = [v for v in publisher.published_versions(self._model) if v > self._version]
         if len(newer) >= self._policy.keep_versions:
             raise VersionVanishedError(
-                f"model {self._model!r} version {self._version} is older than the "
-                f"{self._policy.keep_versions} newest published version(s) {newer}, so "
-                "retention would remove it at once",
+                f"{self._named} is older than the {self._policy.keep_versions} newest "
+                f"published version(s) {newer}, so retention would remove it at once",
                 where=str(self._source),
                 fix="land it under a higher version number, or raise keep_versions",
             )
@@ -376,8 +380,7 @@ class _VersionJob:
         return not self._source.is_dir()
 
     def _vanished_reason(self) -> str:
-        return (f"model {self._model!r} version {self._version} was removed from incoming "
-                "while its job ran; nothing was published")
+        return f"{self._named} was removed from incoming while its job ran; nothing was published"
 
 
 

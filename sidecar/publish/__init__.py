@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sidecar.publish import numbering
 from sidecar.publish.durable import fsync_dir, fsync_file, fsync_tree, rename_no_replace
 from sidecar.publish.layout import published_versions
 from sidecar.publish.model_config import ModelConfigWriter, render_model_config
@@ -23,6 +24,7 @@ __all__ = [
     "fsync_dir",
     "fsync_file",
     "fsync_tree",
+    "numbering",
     "published_versions",
     "rename_no_replace",
     "render_model_config",

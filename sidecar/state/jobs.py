@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
+from sidecar.publish import numbering
+
 
 class JobState(enum.Enum):
     """Where a version is in the pipeline."""
@@ -76,13 +78,13 @@ class Job:
     """Model name."""
 
     version: int
-    """Version number."""
+    """The version number it is served under (see :mod:`sidecar.publish.numbering`)."""
 
     state: JobState
     """Current state."""
 
     reason: str | None
-    """Why it failed or was skipped (or restarted); None otherwise."""
+    """Why it failed, was skipped, restarted or (for a rebuild) queued; None otherwise."""
 
     flavour: Flavour | None
     """What was (or is being) published; None before the choice is made."""
@@ -98,6 +100,16 @@ class Job:
 
     updated_at: float
     """When its state last changed (clock seconds)."""
+
+    @property
+    def incoming_version(self) -> int:
+        """The incoming version it is built from."""
+        return numbering.incoming_version(self.version)
+
+    @property
+    def generation(self) -> int:
+        """0 for the first build of its incoming version, then 1, 2, ... per rebuild."""
+        return numbering.generation(self.version)
 
 
 @dataclass(frozen=True)

@@ -101,8 +101,11 @@ class JobJournal:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def discover(self, model: str, version: int) -> tuple[Job, bool]:
-        """Record a newly seen version; return its job and whether it was new.
+    def discover(
+        self, model: str, version: int, *, reason: str | None = None
+    ) -> tuple[Job, bool]:
+        """Record a version to build (newly seen, or a rebuild ``reason`` explains);
+        return its job and whether it was new.
 
         A version already in the journal (published included) is returned unchanged.
         """
@@ -112,10 +115,10 @@ class JobJournal:
                 return existing, False
             now = self._clock()
             db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, NULL, NULL, NULL, 1, ?, ?)",
-                (model, version, JobState.DISCOVERED.value, now, now),
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?)",
+                (model, version, JobState.DISCOVERED.value, reason, now, now),
             )
-            _log(db, model, version, None, JobState.DISCOVERED, None, now)
+            _log(db, model, version, None, JobState.DISCOVERED, reason, now)
             return _require(db, model, version), True
 
     def advance(self, model: str, version: int, to: JobState, *, reason: str | None = None) -> Job:
