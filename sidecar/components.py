@@ -24,6 +24,7 @@ from sidecar.config import Settings
 from sidecar.errors import ConfigError
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
+from sidecar.rebuilds import CoverageRebuilds
 from sidecar.service_components import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
@@ -117,7 +118,9 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         journal.close()
 
     background.append(_ClosesOnStop(close))
+    rebuilds = CoverageRebuilds(store, published, settings.incoming_base,
+                                parts.job_settings.signature_key)
     return ServiceComponents(
         shape_source=store, observer=observer, background=tuple(background),
         requests=parts.requests, is_paused=controls.is_paused, policy_for=controls.policy_for,
-        serving_lock=parts.serving_lock, on_started=on_started)
+        serving_lock=parts.serving_lock, on_started=on_started, rebuilds=rebuilds)

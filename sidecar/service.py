@@ -208,10 +208,22 @@ class SidecarService:
             return True
         job = self._queue.take(parts.is_paused)
         if job is None:
-            return False
-        policy = parts.policy_for(job.model, self._settings.policy_for(job.model))
-        self._run_job(job.model, job.version, policy)
+            return self._queue_rebuilds()
+        self._run_job(job.model, job.version, self._policy_for(job.model))
         return True
+
+    def _policy_for(self, model: str) -> ModelPolicy:
+        return self._components.policy_for(model, self._settings.policy_for(model))
+
+    def _queue_rebuilds(self) -> bool:
+        """Queue the coverage-triggered rebuilds that are due; True if any was."""
+        rebuilds = self._components.rebuilds
+        if rebuilds is None:
+            return False
+        planned = rebuilds.due(self._journal, self._policy_for, self._components.is_paused)
+        for rebuild in planned:
+            self._journal.discover(rebuild.model, rebuild.version, reason=rebuild.reason)
+        return bool(planned)
 
     def _run_job(self, model: str, version: int, policy: ModelPolicy) -> JobResult:
         with self._components.serving_lock:

@@ -24,6 +24,7 @@ from sidecar.jobs import (
     default_converter_factory,
 )
 from sidecar.publish import Checkpoint
+from sidecar.rebuilds import CoverageRebuilds
 
 
 def _no_checkpoint(_: str) -> None:
@@ -109,6 +110,9 @@ class ServiceComponents:
 
     serving_lock: AbstractContextManager[object] = field(default_factory=threading.Lock)
     """Held while the service changes the serving base (rollbacks take it too)."""
+
+    rebuilds: CoverageRebuilds | None = None
+    """Queues rebuilds when traffic moves to shapes the served version was not built for."""
 
     on_started: Callable[[], None] = _nothing
     """Called once start-up recovery is done (the admin API reports ready)."""

@@ -23,6 +23,7 @@ _UPPER_BOUNDS: Final[Mapping[str, int]] = MappingProxyType(
         "minimum_segment_size": 100_000,
         "keep_versions": 1000,
         "default_batch_sizes": 1 << 20,
+        "rebuild_min_requests": 1 << 40,
     }
 )
 
@@ -54,6 +55,15 @@ class PolicyOverrides:
 
     default_batch_sizes: tuple[int, ...] | None = None
     """Batch sizes to build for when no request shapes are known."""
+
+    rebuild_below_coverage: float | None = None
+    """Coverage share under which a rebuild is due (0 turns rebuilds off)."""
+
+    rebuild_after_seconds: float | None = None
+    """How long coverage must stay low before a rebuild."""
+
+    rebuild_min_requests: int | None = None
+    """Requests the window must hold before coverage is judged."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, object], source: str) -> PolicyOverrides:

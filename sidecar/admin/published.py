@@ -5,9 +5,13 @@ Read from the files a job publishes: the converter's report
 requests are the shapes engines were built for. A published version never
 changes, so what is read is cached per (model, version, directory inode).
 
-Prebuilt request shapes are the warmup file's shape sets when the report shows
-at least one kept engine; a version published as the original, or whose engines
-were all dropped as slower than native, has none.
+A version is *built for* a request shape set when the sidecar converted it with
+that shape set replayed through ``build()``: engines were compiled and measured
+for it (kept where faster than native, dropped where not, so a rebuild cannot do
+better) and its warmup file runs it before TF Serving serves the version. Those
+are the warmup file's shape sets of a version that has a conversion report. A
+version published as the original because conversion failed has no report and
+is built for nothing; its warmup shape sets are still known (``warmed_up``).
 """
 
 from __future__ import annotations
@@ -70,8 +74,10 @@ class PublishedVersion:
     """Build device slug ("" without a conversion report)."""
     engines: tuple[EngineInfo, ...]
     """Every engine compiled for it."""
+    warmed_up: tuple[tuple[str, ShapeSet], ...]
+    """(signature, request shape set) pairs its warmup file runs."""
     prebuilt: tuple[tuple[str, ShapeSet], ...]
-    """(signature, request shape set) pairs it has prebuilt engines for."""
+    """(signature, request shape set) pairs it was built for (see the module's text)."""
 
     @property
     def kept_engines(self) -> int:
@@ -79,8 +85,12 @@ class PublishedVersion:
         return sum(1 for engine in self.engines if engine.kept)
 
     def prebuilt_for(self, signature: str) -> tuple[ShapeSet, ...]:
-        """The prebuilt shape sets of one signature."""
+        """The shape sets of one signature it was built for."""
         return tuple(shape_set for name, shape_set in self.prebuilt if name == signature)
+
+    def warmed_up_for(self, signature: str) -> tuple[ShapeSet, ...]:
+        """The shape sets of one signature its warmup file runs."""
+        return tuple(shape_set for name, shape_set in self.warmed_up if name == signature)
 
 
 class PublishedModels:
@@ -152,7 +162,7 @@ class PublishedModels:
         return found
 
     def prebuilt_for(self, model: str, signature: str) -> tuple[ShapeSet, ...]:
-        """The shape sets of ``signature`` the served version of ``model`` has engines for."""
+        """The shape sets of ``signature`` the served version of ``model`` was built for."""
         newest = self.serving_version(model)
         if newest is None:
             return ()
@@ -175,7 +185,7 @@ def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
         for segment in report.get("segments", [])
         for engine in segment.get("engines", [])
     )
-    has_prebuilt = any(segment.get("prebuilt") for segment in report.get("segments", []))
+    warmed_up = _warmup_shape_sets(path)
     return PublishedVersion(
         model=model,
         version=version,
@@ -183,7 +193,8 @@ def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
         backend=str(report.get("backend", "")),
         device=str(report.get("device", "")),
         engines=engines,
-        prebuilt=_warmup_shape_sets(path) if has_prebuilt else (),
+        warmed_up=warmed_up,
+        prebuilt=warmed_up if report.get("built") else (),
     )
 
 

@@ -21,7 +21,7 @@ from sidecar.shapes import ShapeSet
 
 _OVERRIDE_SCALARS = (
     "backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime",
-    "keep_versions",
+    "keep_versions", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests",
 )
 
 
@@ -56,6 +56,9 @@ def policy_to_proto(policy: ModelPolicy) -> pb.EffectivePolicy:
         build_at_runtime=policy.build_at_runtime,
         keep_versions=policy.keep_versions,
         default_batch_sizes=list(policy.default_batch_sizes),
+        rebuild_below_coverage=policy.rebuild_below_coverage,
+        rebuild_after_seconds=policy.rebuild_after_seconds,
+        rebuild_min_requests=policy.rebuild_min_requests,
     )
 
 

@@ -51,6 +51,13 @@ DEFAULT_MINIMUM_SEGMENT_SIZE: Final = 3
 DEFAULT_BUILD_AT_RUNTIME: Final = False
 DEFAULT_KEEP_VERSIONS: Final = 2
 DEFAULT_BATCH_SIZES: Final[tuple[int, ...]] = (1, 8)
+DEFAULT_REBUILD_BELOW_COVERAGE: Final = 0.8
+"""Rebuild when less than this share of recent traffic has shapes the served version was
+built for (0 turns coverage-triggered rebuilds off)."""
+DEFAULT_REBUILD_AFTER_SECONDS: Final = 600.0
+"""...for at least this long."""
+DEFAULT_REBUILD_MIN_REQUESTS: Final = 100
+"""...judged only once the shape store's window holds at least this many requests."""
 
 ENV_PREFIX: Final = "TFTRT_SIDECAR_"
 """Environment variables ``TFTRT_SIDECAR_<FIELD>`` override the config file."""

@@ -54,6 +54,9 @@ POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
         "build_at_runtime": values.parse_bool,
         "keep_versions": values.parse_positive_int,
         "default_batch_sizes": values.parse_batch_sizes,
+        "rebuild_below_coverage": values.parse_share,
+        "rebuild_after_seconds": values.seconds_parser(allow_zero=True),
+        "rebuild_min_requests": values.parse_positive_int,
     }
 )
 """Policy field -> its parser; the admin API checks overrides with the same table."""

@@ -40,6 +40,16 @@ class ModelPolicy:
     default_batch_sizes: tuple[int, ...] = defaults.DEFAULT_BATCH_SIZES
     """Batch sizes to build engines for when no request shapes are known yet."""
 
+    rebuild_below_coverage: float = defaults.DEFAULT_REBUILD_BELOW_COVERAGE
+    """Rebuild for the current top shapes when the served version was built for less than
+    this share of recent traffic (0 turns coverage-triggered rebuilds off)."""
+
+    rebuild_after_seconds: float = defaults.DEFAULT_REBUILD_AFTER_SECONDS
+    """How long coverage must stay below ``rebuild_below_coverage`` before a rebuild."""
+
+    rebuild_min_requests: int = defaults.DEFAULT_REBUILD_MIN_REQUESTS
+    """Fewer requests than this in the shape store's window are not judged."""
+
 
 @dataclass(frozen=True)
 class Settings:

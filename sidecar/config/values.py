@@ -63,20 +63,8 @@ def seconds_parser(*, allow_zero: bool) -> ValueParser:
     lowest = "0" if allow_zero else "more than 0"
 
     def parse_seconds(value: object, field: str, source: str) -> float:
-        number: float | None = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                number = None
-        if (
-            number is None
-            or not math.isfinite(number)
-            or number < 0
-            or (number == 0 and not allow_zero)
-        ):
+        number = _as_float(value)
+        if number is None or number < 0 or (number == 0 and not allow_zero):
             raise ConfigError(
                 field=field, value=value, source=source,
                 problem=f"is not a number of seconds of at least {lowest}",
@@ -85,6 +73,18 @@ def seconds_parser(*, allow_zero: bool) -> ValueParser:
         return number
 
     return parse_seconds
+
+
+def parse_share(value: object, field: str, source: str) -> float:
+    """A share from 0 to 1 (0.8 is 80 %)."""
+    number = _as_float(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem="is not a share between 0 and 1",
+            fix=f"set {field} to a number from 0 to 1, e.g. 0.8 for 80 %",
+        )
+    return number
 
 
 def choice_parser(choices: Sequence[str], *, upper: bool) -> ValueParser:
@@ -170,3 +170,16 @@ def _as_int(value: object) -> int | None:
         except ValueError:
             return None
     return None
+
+
+def _as_float(value: object) -> float | None:
+    """A finite number from a number or its text; None otherwise."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    return number if number is not None and math.isfinite(number) else None

@@ -65,6 +65,13 @@ class ShapeSet(Mapping[str, TensorSpec]):
     def __len__(self) -> int:
         return len(self.specs)
 
+    def text(self) -> str:
+        """``x:DT_FLOAT[8x16], y:...`` for people (``?`` for any size)."""
+        def dims(shape: tuple[int, ...]) -> str:
+            return "x".join("?" if d == ANY_DIMENSION else str(d) for d in shape)
+
+        return ", ".join(f"{name}:{spec.dtype}[{dims(spec.shape)}]" for name, spec in self.specs)
+
     def key(self) -> str:
         """Canonical JSON text; equal shape sets have equal keys."""
         return json.dumps(

@@ -156,7 +156,7 @@ class SignatureCoverage(_message.Message):
     def __init__(self, signature: _Optional[str] = ..., covered_requests: _Optional[int] = ..., total_requests: _Optional[int] = ..., ratio: _Optional[float] = ...) -> None: ...
 
 class PolicyOverrides(_message.Message):
-    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes")
+    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MAX_ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,9 @@ class PolicyOverrides(_message.Message):
     BUILD_AT_RUNTIME_FIELD_NUMBER: _ClassVar[int]
     KEEP_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_BELOW_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     backend: str
     precision: str
     max_engines: int
@@ -171,10 +174,13 @@ class PolicyOverrides(_message.Message):
     build_at_runtime: bool
     keep_versions: int
     default_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+    rebuild_below_coverage: float
+    rebuild_after_seconds: float
+    rebuild_min_requests: int
+    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ...) -> None: ...
 
 class EffectivePolicy(_message.Message):
-    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes")
+    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MAX_ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +188,9 @@ class EffectivePolicy(_message.Message):
     BUILD_AT_RUNTIME_FIELD_NUMBER: _ClassVar[int]
     KEEP_VERSIONS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_BELOW_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REBUILD_MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
     backend: str
     precision: str
     max_engines: int
@@ -189,7 +198,10 @@ class EffectivePolicy(_message.Message):
     build_at_runtime: bool
     keep_versions: int
     default_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ...) -> None: ...
+    rebuild_below_coverage: float
+    rebuild_after_seconds: float
+    rebuild_min_requests: int
+    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ...) -> None: ...
 
 class StartConversionRequest(_message.Message):
     __slots__ = ("model", "version", "overrides", "rebuild")

@@ -1,0 +1,149 @@
+"""Coverage-triggered rebuilds, end to end: the served version was built for batch 1,
+traffic through the tap moves to batch 5, coverage falls, the sidecar rebuilds the
+same incoming version for batch 5 under the next served number, TF Serving (the
+test stand-in) serves it, and batch 5 runs a prebuilt engine there."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from converter import ConversionParams, Converter
+from sidecar.components import build_components
+from sidecar.config import load_settings
+from sidecar.jobs.conversion import ConverterLike
+from sidecar.publish import numbering
+from sidecar.service import SidecarService
+from sidecar.warmup import read_predict_requests
+from tests.support import models
+from tests.support.tfserving_standin import StandinSettings, start_standin
+
+PROBE = Path(__file__).parent.parent / "support" / "xla_cache_probe.py"
+FIRST, REBUILD = numbering.served_version(1), numbering.served_version(1, 1)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.1)
+
+
+def _predict(address: str, batch: int) -> predict_pb2.PredictResponse:
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "mlp"
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones((batch, 16), np.float32)))
+    with grpc.insecure_channel(address) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        return stub.Predict(request, timeout=30)
+
+
+def _keeping_every_engine(directory: Path, tags: Sequence[str], key: str,
+                          params: ConversionParams) -> ConverterLike:
+    """The real converter, keeping engines that do not beat native on this busy CPU, so
+    the test does not hang on a timing race (the keep decision has its own tests)."""
+    return Converter(directory, list(tags), key, params._replace(keep_slower_engines=True))
+
+
+def _warmup_batches(version_dir: Path) -> set[int]:
+    return {request.inputs["x"].tensor_shape.dim[0].size
+            for request in read_predict_requests(version_dir)}
+
+
+def _cache_files_after(model: Path, cache: Path, batches: list[int]) -> list[int]:
+    """Engine files in `cache` after each batch, in a fresh TF1-Session process."""
+    done = subprocess.run([sys.executable, str(PROBE), str(model), str(cache), "16",
+                           *map(str, batches)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [step["files"] for step in json.loads(done.stdout.strip().splitlines()[-1])]
+
+
+@pytest.mark.timeout(420)
+def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_engine(
+    tmp_path: Path,
+) -> None:
+    incoming, serving = tmp_path / "incoming", tmp_path / "serving"
+    (serving / "mlp").mkdir(parents=True)
+    models.keras_mlp(incoming / "mlp" / "1")
+    standin = start_standin(StandinSettings(
+        model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
+    config = tmp_path / "sidecar.toml"
+    config.write_text(
+        "[policy]\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
+        "rebuild_below_coverage = 0.8\nrebuild_after_seconds = 0\nrebuild_min_requests = 10\n")
+    tap = f"127.0.0.1:{_free_port()}"
+    settings = load_settings({
+        "incoming": str(incoming), "serving": str(serving), "state": str(tmp_path / "state"),
+        "engine_cache": str(tmp_path / "engines"),
+        "model_config_file": str(tmp_path / "models.config"), "settle_seconds": 0,
+        "rescan_interval_seconds": 0.2, "tap_listen": tap, "upstream": standin.address,
+    }, {}, config)
+    parts = dataclasses.replace(build_components(settings),
+                                converter_factory=_keeping_every_engine)
+    stop = threading.Event()
+    with SidecarService(settings, parts) as service:
+        loop = threading.Thread(target=service.run, args=(stop,))
+        loop.start()
+        try:
+            _wait_for(serving / "mlp" / str(FIRST), 180)
+            assert _warmup_batches(serving / "mlp" / str(FIRST)) == {1}
+            assert standin.wait_for_state("mlp", FIRST, "AVAILABLE", 60)
+
+            for _ in range(12):  # traffic moves to batch 5: coverage 0 of 12
+                assert _predict(tap, 5).model_spec.version.value == FIRST
+
+            _wait_for(serving / "mlp" / str(REBUILD), 180)
+            assert standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
+            assert _predict(tap, 5).model_spec.version.value == REBUILD
+            time.sleep(2.0)  # several rescans: coverage is 1 now, nothing more is due
+        finally:
+            stop.set()
+            loop.join(timeout=120)
+            standin.stop()
+        journal = service.journal
+        rebuild = journal.history("mlp", REBUILD)
+    assert not loop.is_alive()
+    assert sorted(int(p.name) for p in (serving / "mlp").iterdir() if p.name.isdigit()) == [
+        FIRST, REBUILD]
+    assert rebuild[0].reason is not None and rebuild[0].reason.startswith("coverage 0.00 below")
+    assert rebuild[0].reason.endswith("not built for x:DT_FLOAT[5x16]"), rebuild[0].reason
+
+    rebuilt = serving / "mlp" / str(REBUILD)
+    assert _warmup_batches(rebuilt) == {5}
+    report = json.loads((rebuilt / "assets.extra" / "tftrt" / "conversion.json").read_text())
+    kept = [engine["shapes"] for segment in report["segments"]
+            for engine in segment["engines"] if engine["kept"]]
+    assert kept and all(shapes[0][0] == 5 for shapes in kept), kept
+
+    # TF Serving's loader on an empty XLA cache: batch 5 compiles its prebuilt engine,
+    # batch 3 (never built, no compiling at serving time) runs native ops.
+    empty = tmp_path / "probe-cache"
+    empty.mkdir()
+    after_5, after_3 = _cache_files_after(rebuilt, empty, [5, 3])
+    assert after_5 >= 1 and after_3 == after_5
+    # With the engines the sidecar installed, batch 5 compiles nothing: a cache hit.
+    installed = next(p.parent for p in (tmp_path / "engines").rglob("*.pb"))
+    copy = tmp_path / "installed-copy"
+    shutil.copytree(installed, copy)
+    before = len(list(copy.glob("*.pb")))
+    assert _cache_files_after(rebuilt, copy, [5]) == [before]
