@@ -58,9 +58,11 @@ def policy_text(policy: pb.EffectivePolicy, overrides: pb.PolicyOverrides) -> st
 def model_text(model: pb.Model) -> str:
     """GetModel: the policy, the versions table and coverage."""
     versions = table(
-        ["VERSION", "STATE", "FLAVOUR", "SERVING", "ENGINES", "PREBUILT", "STAGES", "REASON"],
+        ["VERSION", "INCOMING", "STATE", "FLAVOUR", "SERVING", "ENGINES", "BUILT FOR", "STAGES",
+         "REASON"],
         [
-            [v.version, v.state or "-", v.flavour or "-", "yes" if v.in_serving else "no",
+            [v.version, f"{v.incoming_version}" + (f" rebuild {v.rebuild}" if v.rebuild else ""),
+             v.state or "-", v.flavour or "-", "yes" if v.in_serving else "no",
              f"{sum(1 for e in v.engines if e.kept)}/{len(v.engines)}",
              "; ".join(shape_set_text(s) for s in v.prebuilt_shapes) or "-",
              " ".join(f"{t.stage}={t.seconds:.1f}s" for t in v.stage_timings) or "-",
