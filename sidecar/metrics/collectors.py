@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector
 from sidecar.admin.published import PublishedModels
 from sidecar.errors import SidecarError
 from sidecar.shapes import ShapeStore, ShapeStoreError
-from sidecar.state import JobJournal, JobState
+from sidecar.state import Job, JobJournal, JobState
 
 _LOG = logging.getLogger("sidecar.metrics")
 
@@ -27,29 +27,27 @@ _READ_ERRORS = (SidecarError, ShapeStoreError, OSError, sqlite3.Error)
 
 
 class VersionStateCollector(Collector):
-    """``tftrt_sidecar_versions{model,state}``: versions per journal state (every state shown)."""
+    """``tftrt_sidecar_versions{model,state}``: versions per journal state (every state
+    shown), and ``tftrt_sidecar_rebuilds{model,state}``: the rebuilds among them."""
 
     def __init__(self, journal: JobJournal) -> None:
         self._journal = journal
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Count the journal's jobs by model and state."""
-        family = GaugeMetricFamily(
-            "tftrt_sidecar_versions", "Model versions by job state.", labels=["model", "state"]
-        )
         try:
             jobs = self._journal.jobs()
         except _READ_ERRORS as exc:
             _LOG.warning("versions by state left out of this scrape: %s", exc)
             return
-        counts: dict[str, dict[str, int]] = {}
-        for job in jobs:
-            per_state = counts.setdefault(job.model, {state.value: 0 for state in JobState})
-            per_state[job.state.value] += 1
-        for model, per_state in sorted(counts.items()):
-            for state, count in per_state.items():
-                family.add_metric([model, state], count)
-        yield family
+        yield _by_model_and_state(
+            GaugeMetricFamily("tftrt_sidecar_versions", "Model versions by job state.",
+                              labels=["model", "state"]), jobs)
+        yield _by_model_and_state(
+            GaugeMetricFamily("tftrt_sidecar_rebuilds",
+                              "Coverage-triggered and requested rebuilds by job state.",
+                              labels=["model", "state"]),
+            [job for job in jobs if job.generation > 0])
 
 
 class PublishedEnginesCollector(Collector):
@@ -125,6 +123,17 @@ class CoverageCollector(Collector):
             _LOG.warning("shape coverage left out of this scrape: %s", exc)
             return
         yield family
+
+
+def _by_model_and_state(family: GaugeMetricFamily, jobs: list[Job]) -> GaugeMetricFamily:
+    counts: dict[str, dict[str, int]] = {}
+    for job in jobs:
+        per_state = counts.setdefault(job.model, {state.value: 0 for state in JobState})
+        per_state[job.state.value] += 1
+    for model, per_state in sorted(counts.items()):
+        for state, count in per_state.items():
+            family.add_metric([model, state], count)
+    return family
 
 
 def _namespace_sizes(root: Path) -> dict[str, int]:

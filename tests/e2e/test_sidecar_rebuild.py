@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def _keeping_every_engine(directory: Path, tags: Sequence[str], key: str,
     return Converter(directory, list(tags), key, params._replace(keep_slower_engines=True))
 
 
+def _scrape(address: str) -> str:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        return str(response.read().decode())
+
+
 def _warmup_batches(version_dir: Path) -> set[int]:
     return {request.inputs["x"].tensor_shape.dim[0].size
             for request in read_predict_requests(version_dir)}
@@ -91,12 +97,13 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
     config.write_text(
         "[policy]\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
         "rebuild_below_coverage = 0.8\nrebuild_after_seconds = 0\nrebuild_min_requests = 10\n")
-    tap = f"127.0.0.1:{_free_port()}"
+    tap, metrics = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
     settings = load_settings({
         "incoming": str(incoming), "serving": str(serving), "state": str(tmp_path / "state"),
         "engine_cache": str(tmp_path / "engines"),
         "model_config_file": str(tmp_path / "models.config"), "settle_seconds": 0,
         "rescan_interval_seconds": 0.2, "tap_listen": tap, "upstream": standin.address,
+        "metrics_listen": metrics,
     }, {}, config)
     parts = dataclasses.replace(build_components(settings),
                                 converter_factory=_keeping_every_engine)
@@ -116,6 +123,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
             assert standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
             assert _predict(tap, 5).model_spec.version.value == REBUILD
             time.sleep(2.0)  # several rescans: coverage is 1 now, nothing more is due
+            exposition = _scrape(metrics)
         finally:
             stop.set()
             loop.join(timeout=120)
@@ -123,6 +131,9 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         journal = service.journal
         rebuild = journal.history("mlp", REBUILD)
     assert not loop.is_alive()
+    assert 'tftrt_sidecar_rebuilds{model="mlp",state="published"} 1.0' in exposition
+    assert ('tftrt_sidecar_shape_coverage_ratio{model="mlp",signature="serving_default"} 1.0'
+            in exposition)
     assert sorted(int(p.name) for p in (serving / "mlp").iterdir() if p.name.isdigit()) == [
         FIRST, REBUILD]
     assert rebuild[0].reason is not None and rebuild[0].reason.startswith("coverage 0.00 below")
