@@ -39,7 +39,7 @@ class PolicyOverrides:
     """Engine compiler: "auto", "xla" or "tensorrt"."""
 
     precision: Precision | None = None
-    """"FP32" or "FP16"."""
+    """"FP32", "FP16" or "INT8" (tensorrt backend)."""
 
     max_engines: int | None = None
     """Most prebuilt input shapes per segment (1-1000)."""

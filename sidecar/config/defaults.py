@@ -11,13 +11,13 @@ from typing import Final, Literal
 Backend = Literal["auto", "xla", "tensorrt"]
 """Engine compiler: TF-TRT where the TF runtime has it ("auto" prefers it), else XLA."""
 
-Precision = Literal["FP32", "FP16"]
+Precision = Literal["FP32", "FP16", "INT8"]
 """Arithmetic precision engines are built for."""
 
 BACKENDS: Final[tuple[Backend, ...]] = ("auto", "xla", "tensorrt")
 """Accepted values of ``ModelPolicy.backend``."""
 
-PRECISIONS: Final[tuple[Precision, ...]] = ("FP32", "FP16")
+PRECISIONS: Final[tuple[Precision, ...]] = ("FP32", "FP16", "INT8")
 """Accepted values of ``ModelPolicy.precision``."""
 
 DEFAULT_INCOMING_BASE: Final = Path("/models/incoming")

@@ -23,7 +23,8 @@ class ModelPolicy:
     """Engine compiler: "auto" (TF-TRT where TF has it, else XLA), "xla" or "tensorrt"."""
 
     precision: Precision = defaults.DEFAULT_PRECISION
-    """Precision engines are built for: "FP32" or "FP16"."""
+    """Precision engines are built for: "FP32", "FP16", or "INT8" (the tensorrt backend
+    only, calibrated on the replayed requests)."""
 
     max_engines: int = defaults.DEFAULT_MAX_ENGINES
     """Most prebuilt input shapes per segment (TF-TRT's ``maximum_cached_engines``)."""

@@ -18,8 +18,9 @@ SCRATCH_NAME = ".converted"
 class ConverterLike(Protocol):
     """The part of :class:`converter.Converter` a job uses."""
 
-    def convert(self) -> Any:
-        """Segment the signature and rewrite segments to dispatch to engines."""
+    def convert(self, calibration_input_fn: Callable[[], Iterable[Any]] | None = None) -> Any:
+        """Segment the signature and rewrite segments to dispatch to engines (INT8
+        calibrates on what ``calibration_input_fn()`` yields)."""
         ...
 
     def build(self, input_fn: Callable[[], Iterable[Any]]) -> None:

@@ -32,6 +32,9 @@ class JobSettings:
     fp16_tolerance: float = TOLERANCE["FP16"]
     """Largest scaled error for FP16, whose engines compute in half precision."""
 
+    int8_tolerance: float = 5e-2
+    """Largest scaled error for INT8 (tensorrt backend), whose engines quantize."""
+
     def __post_init__(self) -> None:
         if not self.signature_key:
             self._refuse("signature_key", self.signature_key, "is empty", "name a signature")
@@ -39,14 +42,15 @@ class JobSettings:
             self._refuse("tags", self.tags, "is empty", 'give TF Serving\'s tags, e.g. ("serve",)')
         if self.max_verify_inputs < 1:
             self._refuse("max_verify_inputs", self.max_verify_inputs, "is below 1", "use 1 or more")
-        for name in ("fp32_tolerance", "fp16_tolerance"):
+        for name in ("fp32_tolerance", "fp16_tolerance", "int8_tolerance"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 self._refuse(name, value, "is not a finite number >= 0", "use e.g. 1e-4")
 
     def tolerance_for(self, precision: Precision) -> float:
         """The largest scaled error accepted for engines of ``precision``."""
-        return self.fp16_tolerance if precision == "FP16" else self.fp32_tolerance
+        return {"FP16": self.fp16_tolerance, "INT8": self.int8_tolerance}.get(
+            precision, self.fp32_tolerance)
 
     @staticmethod
     def _refuse(field: str, value: object, problem: str, fix: str) -> None:
