@@ -92,12 +92,19 @@ class ModelControls:
         return self.get(model).overrides.apply(configured)
 
     def set_overrides(
-        self, model: str, overrides: PolicyOverrides, *, clear: bool = False
+        self, model: str, overrides: PolicyOverrides, *, clear: bool = False,
+        configured: ModelPolicy | None = None,
     ) -> ModelControl:
-        """Merge ``overrides`` into the model's (or replace them, with ``clear``); persist."""
+        """Merge ``overrides`` into the model's (or replace them, with ``clear``); persist.
+
+        With ``configured`` (the model's configured policy), overrides that would not
+        hold together on it (e.g. INT8 with backend xla) raise ConfigError instead.
+        """
         with self._lock:
             current = self._controls.get(model, ModelControl(model))
             merged = overrides if clear else current.overrides.merged_with(overrides)
+            if configured is not None:
+                merged.apply(configured).check("precision", "the policy overrides")
             return self._store(ModelControl(model, current.paused, current.pause_reason, merged))
 
     def pause(self, model: str, reason: str) -> ModelControl:

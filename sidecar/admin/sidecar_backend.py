@@ -198,7 +198,9 @@ class SidecarAdminBackend:
             )
         policy = deps.controls.policy_for(model, deps.policy_for(model))
         reason = "rebuild requested through the admin API" if rebuild else ""
-        request = ConversionRequest(model, served, overrides.apply(policy), overrides, rebuild,
+        effective = overrides.apply(policy)
+        effective.check("overrides.precision", "the StartConversion request")
+        request = ConversionRequest(model, served, effective, overrides, rebuild,
                                     restart=restart, reason=reason)
         record = self._operations.add(request, deps.submit(request), deps.clock())
         return self._operation_view(record)
@@ -350,7 +352,8 @@ class SidecarAdminBackend:
     def set_policy(self, model: str, overrides: PolicyOverrides, clear: bool) -> PolicyView:
         """Persist overrides (merged, or replacing all with ``clear``)."""
         validation.model_name(model)
-        control = self._deps.controls.set_overrides(model, overrides, clear=clear)
+        control = self._deps.controls.set_overrides(
+            model, overrides, clear=clear, configured=self._deps.policy_for(model))
         effective = control.overrides.apply(self._deps.policy_for(model))
         return PolicyView(model, control.overrides, effective)
 

@@ -194,15 +194,8 @@ def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
             f"need {len(built.default_batch_sizes)} engines, max_engines = {built.max_engines}",
             fix="list fewer default batch sizes or raise max_engines",
         )
-    if built.precision == "INT8" and built.backend == "xla":
-        raw = layer.get("precision") or layer.get("backend")
-        raise ConfigError(
-            field=raw.key if raw else "precision", value=raw.value if raw else "INT8",
-            source=raw.source if raw else "defaults",
-            problem="asks for INT8 with backend 'xla', which has no INT8 engines",
-            fix="use precision FP16 or FP32 with backend 'xla', or backend 'tensorrt' "
-            "(TensorFlow <= 2.17 with TensorRT and a GPU) for INT8",
-        )
+    raw = layer.get("precision") or layer.get("backend")
+    built.check(raw.key if raw else "precision", raw.source if raw else "defaults")
     return built
 
 

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from sidecar.config import defaults
 from sidecar.config.defaults import Backend, Precision
+from sidecar.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,17 @@ class ModelPolicy:
 
     rebuild_min_requests: int = defaults.DEFAULT_REBUILD_MIN_REQUESTS
     """Fewer requests than this in the shape store's window are not judged."""
+
+    def check(self, field: str, source: str) -> None:
+        """Raise ConfigError (naming ``field`` and ``source``) for fields that do not go
+        together."""
+        if self.precision == "INT8" and self.backend == "xla":
+            raise ConfigError(
+                field=field, value=f"precision INT8, backend {self.backend}", source=source,
+                problem="asks for INT8 with backend 'xla', which has no INT8 engines",
+                fix="use precision FP16 or FP32 with backend 'xla', or backend 'tensorrt' "
+                "(TensorFlow <= 2.17 with TensorRT and a GPU) for INT8",
+            )
 
 
 @dataclass(frozen=True)
