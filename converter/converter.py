@@ -1,4 +1,5 @@
-"""`Converter`: TF-TRT's `TrtGraphConverterV2` API, compiling segments with XLA."""
+"""`Converter`: TF-TRT's `TrtGraphConverterV2` API, compiling segments with XLA, or
+handing the whole conversion to TF-TRT itself (backend `tensorrt`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tensorflow as tf
 
 from converter.backends import choose_backend
 from converter.backends.device import detect_build_device
+from converter.backends.tensorrt import TftrtConversion
 from converter.building import build_engines
 from converter.engines import EngineKey
 from converter.errors import ConverterStateError, InvalidParameterError
@@ -35,7 +37,9 @@ class Converter:
     """Convert a SavedModel signature so its compilable segments run as engines.
 
     The API is TF-TRT's: `convert()`, optionally `build(input_fn)`, then
-    `save(dir)`; `summary()` reports at any point after `convert()`.
+    `save(dir)`; `summary()` reports at any point after `convert()`. With the
+    tensorrt backend TF-TRT does the conversion (`backends.tensorrt`); the
+    checks, the report and the way the output is written stay ours.
     """
 
     def __init__(
@@ -55,9 +59,6 @@ class Converter:
         allow_build_at_runtime: bool = True,
     ) -> None:
         # As in TF-TRT: `conversion_params`, when given, wins over the keywords.
-        # Dynamic-shape profiles are a TensorRT notion; XLA compiles each shape,
-        # so `use_dynamic_shape` and its strategy are accepted and not needed.
-        del use_dynamic_shape, dynamic_shape_profile_strategy
         self.params = conversion_params or ConversionParams(
             max_workspace_size_bytes=max_workspace_size_bytes,
             precision_mode=precision_mode,
@@ -71,6 +72,13 @@ class Converter:
         self._loaded = load_signature(
             input_saved_model_dir, input_saved_model_tags, input_saved_model_signature_key
         )
+        # Dynamic-shape profiles are a TensorRT notion; XLA compiles each shape,
+        # so the xla backend accepts `use_dynamic_shape` and its strategy unused.
+        self._tftrt = TftrtConversion(
+            self._loaded, self.params, self.backend, self.device,
+            use_dynamic_shape=use_dynamic_shape,
+            dynamic_shape_profile_strategy=dynamic_shape_profile_strategy,
+        ) if self.backend.name == "tensorrt" else None
         self._flat: FlatGraph | None = None
         self._segmentation: Segmentation | None = None
         self._segments: list[ConvertedSegment] = []
@@ -87,14 +95,17 @@ class Converter:
         """Segment the signature and rewrite each segment to dispatch to an engine.
 
         Returns the converted ConcreteFunction. `calibration_input_fn` is only for
-        INT8, which the xla backend does not do."""
+        INT8 with `use_calibration`, which only the tensorrt backend does."""
+        if self._converted is not None:
+            raise ConverterStateError("convert() was already called; call it once per Converter.")
+        if self._tftrt is not None:
+            self._converted = self._tftrt.convert(calibration_input_fn)
+            return self._converted
         if calibration_input_fn is not None:
             raise InvalidParameterError(
                 "calibration_input_fn is only used for INT8 calibration, which needs "
                 "backend='tensorrt'; drop it for FP32 and FP16."
             )
-        if self._converted is not None:
-            raise ConverterStateError("convert() was already called; call it once per Converter.")
         self._flat = flatten_signature(self._loaded.function)
         excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
         self._segmentation = find_segments(
@@ -130,6 +141,10 @@ class Converter:
                 "build() was already called; a Converter builds once. Pass every shape "
                 "to one build() call."
             )
+        if self._tftrt is not None:
+            self._tftrt.build(input_fn)
+            self._built = True
+            return
         assert self._flat is not None
         boundary = [t for s in self._segments for t in s.graph.segment.inputs]
         probe = function_from_flat(self._flat, self._flat.graph_def, self._loaded.function,
@@ -159,6 +174,10 @@ class Converter:
         The directory appears whole or not at all; an existing one is an error."""
         if self._converted is None:
             raise ConverterStateError("save() was called before convert(); call convert() first.")
+        if self._tftrt is not None:
+            self._tftrt.save(pathlib.Path(output_saved_model_dir), self.report(),
+                             save_gpu_specific_engines, options)
+            return
         save_converted(
             loaded=self._loaded,
             converted=self._converted if self._segments else None,
@@ -173,6 +192,8 @@ class Converter:
 
     def report(self) -> ConversionReport:
         """Everything `summary()` prints, as data."""
+        if self._tftrt is not None and self._converted is not None:
+            return self._tftrt.report()
         if self._segmentation is None or self._flat is None:
             raise ConverterStateError("report() needs convert() first.")
         return build_report(
@@ -189,8 +210,11 @@ class Converter:
     def summary(self, line_length: int = 160, detailed: bool = True,
                 print_fn: Callable[[str], Any] | None = None) -> str:
         """Print a TF-TRT-like report (segments, native ops and why, engines and
-        timings) line by line through `print_fn` (default `print`); return it too."""
+        timings; with the tensorrt backend, TF-TRT's own table after it) line by
+        line through `print_fn` (default `print`); return it too."""
         text = self.report().render(line_length=line_length, detailed=detailed)
+        if self._tftrt is not None:
+            text += "\n" + "\n".join(self._tftrt.summary_lines(line_length, detailed))
         for line in text.splitlines():
             (print_fn or print)(line)
         return text

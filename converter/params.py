@@ -52,10 +52,15 @@ class ConversionParams:
     keep_slower_engines: bool = False
     """Keep every engine that compiles and matches native numerically, even where
     it did not beat native on the build machine (e.g. a busy build machine, or to
-    compare engines in serving). By default only faster engines are kept."""
+    compare engines in serving). By default only faster engines are kept.
+
+    xla backend only: TF-TRT keeps every engine it builds, so backend="tensorrt"
+    refuses True and backend="auto" picks xla for it."""
 
     backend: str = "auto"
-    """"xla" (stock TensorFlow), "tensorrt" (TF-TRT, TF <= 2.17 with a GPU) or "auto"."""
+    """"xla" (stock TensorFlow), "tensorrt" (TensorFlow's own TF-TRT: TF <= 2.17 built
+    with TensorRT, with a GPU) or "auto" (tensorrt where it can run, else xla; the
+    report says which and why)."""
 
     def __post_init__(self) -> None:
         if self.precision_mode not in TrtPrecisionMode.supported_precision_modes():

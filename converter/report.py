@@ -81,6 +81,9 @@ class ConversionReport:
     native: dict[str, dict[str, int]]
     """Reason -> op type -> count, for every op left native."""
     built: bool
+    built_inputs: list[list[list[int]]] = dataclasses.field(default_factory=list)
+    """The signature input shapes of each input set build() ran (tensorrt backend:
+    TF-TRT built its engines for these; the xla backend lists engines instead)."""
 
     @property
     def nothing_to_compile(self) -> bool:
@@ -120,6 +123,9 @@ class ConversionReport:
             )
             if segment.inline:
                 lines.append("  no engine runs: the segment stays inline as native TensorFlow")
+            elif self.backend == "tensorrt":
+                lines.append(f"  engines built by TF-TRT for: {self._built_text()}; other "
+                             f"shapes run {segment.fallback}")
             else:
                 lines.append(f"  prebuilt shapes: {prebuilt or 'none'}; other shapes run "
                              f"{segment.fallback}")
@@ -140,6 +146,11 @@ class ConversionReport:
             lines.append(f"  {sum(ops.values())}: {reason} [{op_list}]")
         lines.append(rule)
         return "\n".join(lines)
+
+    def _built_text(self) -> str:
+        sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + ")"
+                for shape_set in self.built_inputs]
+        return "; ".join(sets) or "none yet"
 
 
 def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport:

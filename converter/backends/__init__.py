@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-import tensorflow as tf
-
+from converter.backends.tensorrt_runtime import detect_tensorrt_runtime
 from converter.errors import BackendUnavailableError, InvalidParameterError
 from converter.params import ConversionParams, TrtPrecisionMode
 
@@ -20,37 +19,37 @@ class BackendChoice:
 
 def tensorrt_unavailable_reason() -> str | None:
     """Why TF-TRT cannot run in this process, or None when it can."""
-    if not tf.sysconfig.get_build_info().get("is_tensorrt_build", False):
-        return (
-            f"TensorFlow {tf.__version__} was not built with TensorRT "
-            "(TF-TRT was switched off from TensorFlow 2.18 on)"
-        )
-    if not tf.config.list_physical_devices("GPU"):
-        return "no GPU is visible to TensorFlow"
-    return None
+    return detect_tensorrt_runtime().problem()
 
 
 def choose_backend(params: ConversionParams) -> BackendChoice:
     """Resolve `params.backend` for this process; raise if it cannot run here."""
-    trt_missing = tensorrt_unavailable_reason()
+    return resolve_backend(params, tensorrt_unavailable_reason())
+
+
+def resolve_backend(params: ConversionParams, tensorrt_problem: str | None) -> BackendChoice:
+    """Resolve `params.backend` given why TF-TRT cannot run (None: it can).
+
+    `auto` prefers TF-TRT where it runs, unless `keep_slower_engines` (an xla
+    setting) asks for xla; INT8, which only TF-TRT has, outranks it."""
     if params.backend == "tensorrt":
-        if trt_missing is not None:
+        if tensorrt_problem is not None:
             raise BackendUnavailableError(
-                f"backend='tensorrt' cannot run here: {trt_missing}. Either use "
+                f"backend='tensorrt' cannot run here: {tensorrt_problem}. Either use "
                 "backend='xla' (or 'auto'), which compiles engines with XLA on any "
                 "TensorFlow, or run on TensorFlow 2.17 with a GPU and TensorRT "
                 "(e.g. the TF 2.17 GPU image)."
             )
-        raise BackendUnavailableError(
-            "backend='tensorrt' is not implemented in this release of tftrt-sidecar; "
-            "use backend='xla'."
-        )
-    if params.backend == "xla":
+        return _tensorrt(params, "requested")
+    if params.backend == "auto" and tensorrt_problem is None:
+        if not params.keep_slower_engines or params.precision_mode == TrtPrecisionMode.INT8:
+            return _tensorrt(params, "auto: TF-TRT can run here (TensorRT build, GPU visible)")
+        reason = ("auto: keep_slower_engines=True is an xla setting (TF-TRT does not time "
+                  "engines against native TensorFlow)")
+    elif params.backend == "xla":
         reason = "requested"
-    elif trt_missing is not None:
-        reason = f"auto: TF-TRT unavailable ({trt_missing})"
     else:
-        reason = "auto: TF-TRT is present, but this release has no tensorrt backend yet"
+        reason = f"auto: TF-TRT unavailable ({tensorrt_problem})"
     if params.precision_mode == TrtPrecisionMode.INT8:
         raise InvalidParameterError(
             "precision_mode='INT8' is not supported by the xla backend; INT8 needs "
@@ -58,3 +57,14 @@ def choose_backend(params: ConversionParams) -> BackendChoice:
             "Use precision_mode='FP16' or 'FP32' with the xla backend."
         )
     return BackendChoice(name="xla", reason=reason)
+
+
+def _tensorrt(params: ConversionParams, reason: str) -> BackendChoice:
+    if params.keep_slower_engines:
+        raise InvalidParameterError(
+            "keep_slower_engines=True has no meaning with backend='tensorrt': TF-TRT "
+            "keeps every engine it builds and does not time them against native "
+            "TensorFlow. Drop keep_slower_engines, or use backend='xla', which measures "
+            "engines and keeps only the faster ones unless keep_slower_engines=True."
+        )
+    return BackendChoice(name="tensorrt", reason=reason)
