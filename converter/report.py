@@ -189,6 +189,20 @@ def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport
     )
 
 
+def report_header(loaded: LoadedSignature, params: ConversionParams, backend: BackendChoice,
+                  device: BuildDevice) -> dict[str, Any]:
+    """The report fields every backend fills alike: model, signature, backend, device, params."""
+    return {
+        "model": str(loaded.directory),
+        "signature": loaded.key,
+        "backend": backend.name,
+        "backend_reason": backend.reason,
+        "device": device.slug,
+        "engine_namespace": engine_namespace(device),
+        "params": dataclasses.asdict(params),
+    }
+
+
 def build_report(
     *,
     loaded: LoadedSignature,
@@ -205,13 +219,7 @@ def build_report(
     for name, reason in segmentation.native.items():
         native[reason][flat.op_types[name]] += 1
     return ConversionReport(
-        model=str(loaded.directory),
-        signature=loaded.key,
-        backend=backend.name,
-        backend_reason=backend.reason,
-        device=device.slug,
-        engine_namespace=engine_namespace(device),
-        params=dataclasses.asdict(params),
+        **report_header(loaded, params, backend, device),
         total_ops=len(flat.graph_def.node),
         ops_in_segments=sum(len(s.graph.segment.nodes) for s in segments),
         segments=[_segment_report(s, flat) for s in segments],

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 REPORT_FILE = pathlib.Path("assets.extra", "tftrt", "conversion.json")
 
 
-def _restore_method_names(directory: pathlib.Path, method_names: Mapping[str, str]) -> None:
+def restore_method_names(directory: pathlib.Path, method_names: Mapping[str, str]) -> None:
     """`tf.saved_model.save` marks every signature `predict`; put back classify/regress."""
     proto = loader_impl.parse_saved_model(str(directory))
     for meta_graph in proto.meta_graphs:
@@ -33,7 +33,7 @@ def _restore_method_names(directory: pathlib.Path, method_names: Mapping[str, st
     write_atomically(directory / "saved_model.pb", proto.SerializeToString(deterministic=True))
 
 
-def _copy_assets_extra(source: pathlib.Path, destination: pathlib.Path) -> None:
+def copy_assets_extra(source: pathlib.Path, destination: pathlib.Path) -> None:
     """Keep the input's `assets.extra` (e.g. its TF Serving warmup file)."""
     extra = source / "assets.extra"
     if extra.is_dir():
@@ -62,8 +62,8 @@ def save_converted(
             signatures[loaded.key] = converted
             tf.saved_model.save(loaded.root, str(staging), signatures=signatures,
                                 options=options)
-            _restore_method_names(staging, loaded.method_names)
-            _copy_assets_extra(loaded.directory, staging)
+            restore_method_names(staging, loaded.method_names)
+            copy_assets_extra(loaded.directory, staging)
         (staging / REPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
         (staging / REPORT_FILE).write_text(report.to_json())
         if engine_inputs:

@@ -24,7 +24,7 @@ from converter.inputs import iterate_inputs
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport
-from converter.saving import REPORT_FILE, _copy_assets_extra, _restore_method_names
+from converter.saving import REPORT_FILE, copy_assets_extra, restore_method_names
 
 PROFILE_STRATEGIES: Final = ("Range", "Optimal", "Range+Optimal", "ImplicitBatchModeCompatible")
 """TF-TRT's dynamic-shape profile strategies (`supported_profile_strategies()`), any case."""
@@ -147,8 +147,8 @@ class TftrtConversion:
                 self._converter.save(str(staging),
                                      save_gpu_specific_engines=save_gpu_specific_engines,
                                      options=options)
-                _restore_method_names(staging, self._loaded.method_names)
-                _copy_assets_extra(self._loaded.directory, staging)
+                restore_method_names(staging, self._loaded.method_names)
+                copy_assets_extra(self._loaded.directory, staging)
             (staging / REPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
             (staging / REPORT_FILE).write_text(report.to_json())
 

@@ -9,18 +9,17 @@ runs. Every other node of the graph stayed native TensorFlow.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 
 from converter.backends import BackendChoice
-from converter.backends.device import BuildDevice, engine_namespace
+from converter.backends.device import BuildDevice
 from converter.graph.dispatch import Fallback
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams
-from converter.report import ConversionReport, SegmentReport
+from converter.report import ConversionReport, SegmentReport, report_header
 
 ENGINE_OP = "TRTEngineOp"
 
@@ -89,13 +88,7 @@ def tftrt_report(
                 for n in sorted(engines, key=lambda n: n.name)]
     in_engines = sum(sum(s.ops.values()) for s in segments)
     return ConversionReport(
-        model=str(loaded.directory),
-        signature=loaded.key,
-        backend=backend.name,
-        backend_reason=backend.reason,
-        device=device.slug,
-        engine_namespace=engine_namespace(device),
-        params=dataclasses.asdict(params),
+        **report_header(loaded, params, backend, device),
         total_ops=sum(native.values()) + in_engines,
         ops_in_segments=in_engines,
         segments=segments,
