@@ -58,7 +58,8 @@ def conversion_alone(model: Path, output: Path) -> float:
 
 
 def through_sidecar(model: Path, root: Path, version: int) -> tuple[float, dict[str, float]]:
-    """Seconds from a version landing in incoming to ``run --once`` returning it published."""
+    """Seconds from incoming ``version`` landing to ``run --once`` returning it published
+    (under its served number, ``numbering.served_version(version)``)."""
     from sidecar.config import load_settings
     from sidecar.service import SidecarService
     from sidecar.state import JobState
@@ -164,6 +165,7 @@ def main() -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from converter.demo import build_demo_model
+    from sidecar.publish import numbering
 
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     model = build_demo_model(work / "model")
@@ -183,7 +185,9 @@ def main() -> int:
     for name in stages[0]:
         print(f"     {name:<11} {statistics.median(row[name] for row in stages):6.2f} s")
 
-    published = work / "sidecar" / "serving" / "bench" / str(args.rounds)
+    # The last round landed incoming version `rounds`; it is served under its mapped number.
+    served = numbering.served_version(args.rounds)
+    published = work / "sidecar" / "serving" / "bench" / str(served)
     engines = next((work / "sidecar" / "engine-cache").glob("tf-*/*"), None)
     bare = work / "bare"
     shutil.copytree(published, bare)

@@ -2,8 +2,10 @@
 conversion the admin API submits, one at a time, on its own thread.
 
 The service supplies the real submitter; this one does what it must do (restart the
-journal job for a rebuild, discover, run ``run_version_job`` with the request's policy,
-complete the Future) with a gate tests can close to hold a job at its start.
+journal job of a failed or skipped version, or discover the served version the request
+names, a rebuild's next served number included; run ``run_version_job`` with the
+request's policy; complete the Future) with a gate tests can close to hold a job at its
+start.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ class ServiceJobRunner:
             self.gate.wait()
             try:
                 journal = self._deps.journal
-                if request.rebuild:
-                    journal.restart(request.model, request.version, reason="rebuild requested")
-                journal.discover(request.model, request.version)
+                if request.restart:
+                    journal.restart(request.model, request.version, reason=request.reason)
+                else:
+                    journal.discover(request.model, request.version,
+                                     reason=request.reason or None)
                 result = run_version_job(self._deps, request.model, request.version,
                                          request.policy)
             except BaseException as exc:

@@ -38,7 +38,7 @@ def test_commands_print_tables_and_json(
     status, out, _ = _run(capsys, *address, "operations")
     assert status == EXIT_OK and operation in out and "published" in out
     status, out, _ = _run(capsys, *address, "list")
-    assert status == EXIT_OK and out.split("\n")[1].split()[:3] == ["mlp", "1", "no"]
+    assert status == EXIT_OK and out.split("\n")[1].split()[:3] == ["mlp", "1000", "no"]
     status, out, _ = _run(capsys, *address, "get", "mlp")
     assert status == EXIT_OK and "VERSION" in out and "published" in out and "max_engines" in out
     status, out, _ = _run(capsys, *address, "--json", "get", "mlp")

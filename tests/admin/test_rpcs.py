@@ -1,4 +1,9 @@
-"""Every SidecarAdmin RPC over a real socket against real journal, serving base and shapes."""
+"""Every SidecarAdmin RPC over a real socket against real journal, serving base and shapes.
+
+StartConversion takes the INCOMING version; operations, the journal and the serving
+base name SERVED versions (incoming N is served as ``served_version(N)`` = N * 1000,
+its rebuilds as N * 1000 + 1, + 2, ...).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,11 @@ import pytest
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from sidecar.admin import ModelControls
+from sidecar.publish.numbering import served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.state import JobState
 from tests.admin.conftest import AdminStand, wait_until
-from tests.sidecar.conftest import build_tiny_saved_model
+from tests.sidecar.conftest import build_tiny_saved_model, tree_listing
 
 JOB_TIMEOUT = 120.0
 
@@ -42,8 +48,9 @@ def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
     stub = stand.stub(channel)
     stand.land("mlp", 1)
     started = stub.StartConversion(pb.StartConversionRequest(model="mlp", version=1), timeout=10)
-    assert started.name.startswith("operations/mlp-1-")
-    assert started.metadata.model == "mlp" and started.metadata.version == 1
+    assert started.name.startswith("operations/mlp-1000-")
+    assert started.metadata.model == "mlp" and started.metadata.version == served_version(1)
+    assert not started.metadata.rebuild
 
     finished = _wait_done(stub, started.name)
     assert finished.HasField("response")
@@ -52,7 +59,8 @@ def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
 
     model = stub.GetModel(pb.GetModelRequest(name="mlp"), timeout=10)
     [version] = model.versions
-    assert (version.version, version.state, version.in_serving) == (1, "published", True)
+    assert (version.version, version.state, version.in_serving) == (1000, "published", True)
+    assert (version.incoming_version, version.rebuild) == (1, 0)
     assert version.flavour in ("converted", "original")
     stages = {t.stage for t in version.stage_timings}
     assert {"discovered", "converting"} <= stages
@@ -64,23 +72,48 @@ def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
 
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=10)
     [summary] = listed.models
-    assert summary.name == "mlp" and list(summary.serving_versions) == [1]
+    assert summary.name == "mlp" and list(summary.serving_versions) == [1000]
     assert summary.versions_by_state["published"] == 1
 
     operations = stub.ListOperations(pb.ListOperationsRequest(), timeout=10)
     assert [op.name for op in operations.operations] == [started.name]
 
 
-def test_published_versions_are_final(stand: AdminStand, channel: grpc.Channel) -> None:
+def test_published_versions_are_final_and_a_rebuild_takes_the_next_served_number(
+    stand: AdminStand, channel: grpc.Channel
+) -> None:
     stub = stand.stub(channel)
     stand.land("mlp", 1)
     op = stub.StartConversion(pb.StartConversionRequest(model="mlp", version=1), timeout=10)
-    _wait_done(stub, op.name)
-    for rebuild in (False, True):
-        request = pb.StartConversionRequest(model="mlp", version=1, rebuild=rebuild)
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.StartConversion(request, timeout=10)
-        assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert _wait_done(stub, op.name).response.state == "published"
+    first = stand.root / "serving" / "mlp" / str(served_version(1))
+    before = tree_listing(first)
+
+    again = pb.StartConversionRequest(model="mlp", version=1)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.StartConversion(again, timeout=10)
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "published" in caught.value.details() and "rebuild" in caught.value.details()
+
+    for generation in (1, 2):
+        rebuild = stub.StartConversion(
+            pb.StartConversionRequest(model="mlp", version=1, rebuild=True), timeout=10)
+        served = served_version(1, generation)
+        assert rebuild.metadata.rebuild and rebuild.metadata.version == served
+        assert rebuild.name.startswith(f"operations/mlp-{served}-")
+        done = _wait_done(stub, rebuild.name)
+        assert done.response.state == "published"
+        assert (done.response.version, done.response.incoming_version,
+                done.response.rebuild) == (served, 1, generation)
+        job = stand.journal.get("mlp", served)
+        assert job is not None and job.state is JobState.PUBLISHED and job.attempts == 1
+        queued = stand.journal.history("mlp", served)[0]
+        assert queued.to_state is JobState.DISCOVERED
+        assert queued.reason == "rebuild requested through the admin API"
+    assert stand.publisher.published_versions("mlp") == [1000, 1001, 1002]
+    assert tree_listing(first) == before, "the first build stays as it was"
+    job = stand.journal.get("mlp", served_version(1))
+    assert job is not None and job.state is JobState.PUBLISHED and job.attempts == 1
 
 
 def test_failed_conversion_is_an_operation_error_and_rebuild_runs_it_again(
@@ -90,6 +123,7 @@ def test_failed_conversion_is_an_operation_error_and_rebuild_runs_it_again(
     broken = stand.land("broken", 3)
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     op = stub.StartConversion(pb.StartConversionRequest(model="broken", version=3), timeout=10)
+    assert op.metadata.version == served_version(3)
     done = _wait_done(stub, op.name)
     assert done.HasField("error")
     assert done.error.code == grpc.StatusCode.ABORTED.value[0]
@@ -102,9 +136,11 @@ def test_failed_conversion_is_an_operation_error_and_rebuild_runs_it_again(
     rebuild = stub.StartConversion(
         pb.StartConversionRequest(model="broken", version=3, rebuild=True), timeout=10)
     assert rebuild.metadata.rebuild
+    assert rebuild.metadata.version == served_version(3), "restarted under the same number"
     _wait_done(stub, rebuild.name)
-    job = stand.journal.get("broken", 3)
+    job = stand.journal.get("broken", served_version(3))
     assert job is not None and job.attempts == 2 and job.state is JobState.FAILED
+    assert [j.version for j in stand.journal.jobs(model="broken")] == [served_version(3)]
 
 
 def test_queued_operation_cancels_and_running_one_does_not(
@@ -130,7 +166,8 @@ def test_queued_operation_cancels_and_running_one_does_not(
 
     stand.runner.gate.set()
     assert _wait_done(stub, first.name).response.state == "published"
-    assert stand.journal.get("mlp", 2) is None, "the cancelled conversion never ran"
+    assert stand.journal.get("mlp", served_version(2)) is None, \
+        "the cancelled conversion never ran"
     listed = stub.ListOperations(pb.ListOperationsRequest(model="mlp", page_size=1), timeout=10)
     assert [op.name for op in listed.operations] == [second.name]
     rest = stub.ListOperations(

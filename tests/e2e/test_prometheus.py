@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.publish.numbering import served_version
 from sidecar.state import JobState
 from tests.metrics.stand import (
     MetricsStand,
@@ -138,9 +139,10 @@ def test_prometheus_scrapes_conversions_and_tap_traffic(
     event_loop_thread: LoopThread,
 ) -> None:
     _scalar(prometheus, f'up{{job="{JOB}"}}', 1.0)
+    served = served_version(1)
     result = run_converted_job(metrics_stand, metrics_mlp, "mlp", 1)
-    assert result.state is JobState.PUBLISHED
-    assert send_tap_traffic(metrics_stand, event_loop_thread, "mlp", [1, 8, 5]) == 3
+    assert result.state is JobState.PUBLISHED and result.version == served
+    assert send_tap_traffic(metrics_stand, event_loop_thread, "mlp", served, [1, 8, 5]) == 3
 
     _scalar(prometheus, 'tftrt_sidecar_conversions_total{model="mlp",result="converted"}', 1.0)
     _scalar(prometheus, 'tftrt_sidecar_versions{model="mlp",state="published"}', 1.0)
@@ -149,8 +151,8 @@ def test_prometheus_scrapes_conversions_and_tap_traffic(
     _scalar(prometheus, 'tftrt_sidecar_tap_latency_seconds_count{method="Predict"}', 3.0)
     _scalar(prometheus,
             'round(tftrt_sidecar_shape_coverage_ratio{model="mlp"} * 3)', 2.0)
-    _scalar(prometheus, 'tftrt_sidecar_published_version_engines{model="mlp",version="1"}',
-            float(result.engines_kept))
+    _scalar(prometheus, 'tftrt_sidecar_published_version_engines'
+            f'{{model="mlp",version="{served}"}}', float(result.engines_kept))
     _scalar(prometheus, 'sum(tftrt_sidecar_stage_duration_seconds_count{outcome="ok"})', 3.0)
     assert _query(prometheus, 'tftrt_sidecar_stage_duration_seconds_sum{stage="building"} > 0')
     [build] = _query(prometheus, "tftrt_sidecar_build_info")

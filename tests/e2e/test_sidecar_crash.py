@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.publish import VersionPublisher
+from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobJournal, JobState
 from tests.e2e.test_sidecar_run import REPO_ROOT, directory_flags, hidden_entries, run_sidecar
 from tests.jobs.builders import land
@@ -46,28 +47,29 @@ def kill_at(step: str, root: Path) -> None:
 
 @pytest.mark.parametrize("step", BEFORE_RENAME + AFTER_RENAME)
 def test_sigkill_then_restart_ends_published_once(tmp_path: Path, mlp: Path, step: str) -> None:
+    served = served_version(1)
     land(mlp, tmp_path / "incoming", "alpha", 1)
     serving = tmp_path / "serving"
     with ServingPoller(serving, poll_seconds=0.05) as poller:
         kill_at(step, tmp_path)
         visible = VersionPublisher(serving).published_versions("alpha")
-        assert visible == ([] if step in BEFORE_RENAME else [1])
-        first = tree_listing(serving / "alpha" / "1") if visible else None
+        assert visible == ([] if step in BEFORE_RENAME else [served])
+        first = tree_listing(serving / "alpha" / str(served)) if visible else None
 
         done = run_sidecar("--once", *directory_flags(tmp_path))
         assert done.returncode == 0, done.stderr[-3000:]
-        assert poller.wait_for("alpha", 1)
+        assert poller.wait_for("alpha", served)
 
     assert poller.violations == []
     assert hidden_entries(serving) == []
     with JobJournal.open(tmp_path / "state", clock=lambda: 0.0) as journal:
-        job = journal.get("alpha", 1)
-        history = [t.to_state for t in journal.history("alpha", 1)]
+        job = journal.get("alpha", served)
+        history = [t.to_state for t in journal.history("alpha", served)]
     assert job is not None and job.state is JobState.PUBLISHED
     assert job.flavour is Flavour.CONVERTED
     if first is not None:
         assert job.attempts == 1  # recovery finished the record; nothing was redone
-        assert tree_listing(serving / "alpha" / "1") == first
+        assert tree_listing(serving / "alpha" / str(served)) == first
         assert "nothing to do" in done.stdout
     else:
         assert job.attempts == 2  # restarted from the beginning

@@ -1,5 +1,8 @@
 """``tftrt-sidecar run --once`` as a real process over real directories, watched the whole
-time by a poller that loads versions the way TF Serving does."""
+time by a poller that loads versions the way TF Serving does.
+
+Versions land under incoming numbers and are served as ``served_version(N)`` = N * 1000.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import pytest
 
 from sidecar.publish import VersionPublisher
+from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.warmup import predict_request_from_arrays, write_warmup_file
 from tests.jobs.builders import corrupt_copy, land
@@ -63,33 +67,35 @@ def test_run_once_handles_several_versions_and_models_at_once(tmp_path: Path, ml
     shutil.copytree(mlp, delta)
     write_warmup_file(delta, [predict_request_from_arrays("delta", {"x": np.ones((1, 16),
                                                                                   np.float32)})])
-    VersionPublisher(serving).publish_copy("delta", 1, delta)  # served before the sidecar ran
+    # Served before the sidecar ran, under the number incoming 1 maps to.
+    VersionPublisher(serving).publish_copy("delta", served_version(1), delta)
     land(mlp, incoming, "delta", 1)
     config = tmp_path / "sidecar.toml"
     config.write_text('[models.beta]\nbackend = "tensorrt"\n')
 
     with ServingPoller(serving, poll_seconds=0.1) as poller:
         done = run_sidecar("--once", "--config", str(config), *directory_flags(tmp_path))
-        assert poller.wait_for("alpha", 2) and poller.wait_for("beta", 1)
+        assert poller.wait_for("alpha", 2000) and poller.wait_for("beta", 1000)
 
     assert done.returncode == 3, done.stderr[-3000:]  # gamma failed; the others went on
     assert poller.violations == []
-    assert {("alpha", 1), ("alpha", 2), ("beta", 1), ("delta", 1)} <= set(poller.loaded)
+    assert {("alpha", 1000), ("alpha", 2000), ("beta", 1000), ("delta", 1000)} <= set(
+        poller.loaded)
     with JobJournal.open(tmp_path / "state", clock=lambda: 0.0) as journal:
         jobs = {(j.model, j.version): j for j in journal.jobs()}
     assert {key: job.state for key, job in jobs.items()} == {
-        ("alpha", 1): JobState.PUBLISHED, ("alpha", 2): JobState.PUBLISHED,
-        ("beta", 1): JobState.PUBLISHED, ("gamma", 1): JobState.FAILED,
-        ("delta", 1): JobState.SKIPPED,
+        ("alpha", 1000): JobState.PUBLISHED, ("alpha", 2000): JobState.PUBLISHED,
+        ("beta", 1000): JobState.PUBLISHED, ("gamma", 1000): JobState.FAILED,
+        ("delta", 1000): JobState.SKIPPED,
     }
-    assert jobs[("alpha", 2)].flavour is Flavour.CONVERTED
-    assert jobs[("beta", 1)].flavour is Flavour.ORIGINAL
-    assert "tensorrt" in (jobs[("beta", 1)].flavour_reason or "")
-    assert "TF1 Session loader" in (jobs[("gamma", 1)].reason or "")
-    assert "already published" in (jobs[("delta", 1)].reason or "")
-    assert "alpha/2: published converted" in done.stdout
+    assert jobs[("alpha", 2000)].flavour is Flavour.CONVERTED
+    assert jobs[("beta", 1000)].flavour is Flavour.ORIGINAL
+    assert "tensorrt" in (jobs[("beta", 1000)].flavour_reason or "")
+    assert "TF1 Session loader" in (jobs[("gamma", 1000)].reason or "")
+    assert "already published" in (jobs[("delta", 1000)].reason or "")
+    assert "alpha/2000: published converted" in done.stdout
     publisher = VersionPublisher(serving)
-    assert publisher.published_versions("alpha") == [1, 2]
+    assert publisher.published_versions("alpha") == [1000, 2000]
     assert publisher.published_versions("gamma") == []
     assert hidden_entries(serving) == []
     model_config = (serving / "models.config").read_text()

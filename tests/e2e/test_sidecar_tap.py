@@ -66,8 +66,8 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
          standin.address, "--admin-listen", admin, "--metrics-listen", metrics],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_for(serving / "mlp" / "1", 120)
-        assert standin.wait_for_state("mlp", 1, "AVAILABLE", 60)
+        _wait_for(serving / "mlp" / "1000", 120)
+        assert standin.wait_for_state("mlp", 1000, "AVAILABLE", 60)
         direct = _predict(standin.address, 3)
         for _ in range(5):
             through_tap = _predict(tap, 3)
@@ -75,17 +75,17 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
         time.sleep(1.0)  # the tap records off the hot path, in batches
         models.keras_mlp(tmp_path / "landing")
         os.rename(tmp_path / "landing", incoming / "2")
-        _wait_for(serving / "mlp" / "2", 120)
+        _wait_for(serving / "mlp" / "2000", 120)
         batches = {request.inputs["x"].tensor_shape.dim[0].size
-                   for request in read_predict_requests(serving / "mlp" / "2")}
+                   for request in read_predict_requests(serving / "mlp" / "2000")}
         assert 3 in batches, f"version 2 was warmed up for batches {batches}, not the tapped 3"
-        assert standin.wait_for_state("mlp", 2, "AVAILABLE", 60)
-        assert _predict(tap, 3).model_spec.version.value == 2
+        assert standin.wait_for_state("mlp", 2000, "AVAILABLE", 60)
+        assert _predict(tap, 3).model_spec.version.value == 2000
         listing = subprocess.run(
             [sys.executable, "-m", "sidecar.cli", "admin", "--address", admin, "--json",
              "get", "mlp"], capture_output=True, text=True, check=True)
         model = json.loads(listing.stdout)
-        assert "published" in json.dumps(model) and '"version": "2"' in json.dumps(model)
+        assert "published" in json.dumps(model) and '"version": "2000"' in json.dumps(model)
         with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as response:
             exposition = response.read().decode()
         published = [line for line in exposition.splitlines()

@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies, JobResult, ShapeSource, run_version_job
-from sidecar.publish import VersionPublisher
+from sidecar.publish import VersionPublisher, numbering
 from sidecar.state import JobJournal
 from tests.jobs.builders import RecordingObserver, corrupt_copy, land, noisy_model
 from tests.support.models import keras_mlp
@@ -37,7 +37,11 @@ def corrupt(tmp_path_factory: pytest.TempPathFactory, mlp_model: Path) -> Path:
 
 @dataclass
 class Pipeline:
-    """Real journal, publisher and directories for running jobs by hand."""
+    """Real journal, publisher and directories for running jobs by hand.
+
+    Versions land under their INCOMING number; jobs and the serving base use SERVED
+    numbers (:mod:`sidecar.publish.numbering`): ``land(..., 3)`` queues served 3000.
+    """
 
     root: Path
     journal: JobJournal
@@ -60,13 +64,17 @@ class Pipeline:
     def publisher(self) -> VersionPublisher:
         return VersionPublisher(self.serving, checkpoint=self.steps.append)
 
-    def land(self, source: Path, model: str, version: int) -> Path:
-        path = land(source, self.incoming, model, version)
-        self.journal.discover(model, version)
+    def land(self, source: Path, model: str, incoming: int) -> Path:
+        """Land ``source`` as incoming/<model>/<incoming> and discover its first build,
+        ``served_version(incoming)``, in the journal; return the incoming directory."""
+        path = land(source, self.incoming, model, incoming)
+        self.journal.discover(model, numbering.served_version(incoming))
         return path
 
-    def run(self, model: str, version: int, policy: ModelPolicy | None = None,
+    def run(self, model: str, served: int, policy: ModelPolicy | None = None,
             *, checkpoint_hook: object = None) -> JobResult:
+        """Run the job of SERVED version ``served`` (it reads incoming ``served // 1000``),
+        calling ``checkpoint_hook`` at each job and publish step."""
         def checkpoint(step: str) -> None:
             self.steps.append(step)
             if callable(checkpoint_hook):
@@ -81,7 +89,7 @@ class Pipeline:
             observer=self.observer,
             checkpoint=checkpoint,
         )
-        return run_version_job(deps, model, version, policy or ModelPolicy())
+        return run_version_job(deps, model, served, policy or ModelPolicy())
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from sidecar.config import ModelPolicy
 from sidecar.jobs import ReplayOrigin, StageOutcome
+from sidecar.publish.numbering import served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
 from sidecar.warmup import predict_request_from_arrays, read_predict_requests, write_warmup_file
@@ -43,12 +44,14 @@ def hidden_entries(model_dir: Path) -> list[str]:
 def test_converted_version_is_published_with_warmup_and_installed_engines(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
+    served = served_version(1)
     pipeline.land(mlp_model, "mlp", 1)
-    result = pipeline.run("mlp", 1)
+    result = pipeline.run("mlp", served)
 
     assert result.state is JobState.PUBLISHED, result.reason
+    assert result.version == served
     assert result.flavour is Flavour.CONVERTED and result.flavour_reason is None
-    published = pipeline.serving / "mlp" / "1"
+    published = pipeline.serving / "mlp" / str(served)
     assert result.published_path == published
     assert result.replay_origin is ReplayOrigin.DEFAULT_BATCHES
     assert sorted(warmup_batches(published)) == [1, 8] and result.warmup_records == 2
@@ -68,7 +71,7 @@ def test_converted_version_is_published_with_warmup_and_installed_engines(
     assert steps.index("job-engines-installed") < steps.index("job-flavour-chosen")
     assert steps.index("job-flavour-chosen") < steps.index("renamed") < steps.index("job-published")
 
-    history = [t.to_state for t in pipeline.journal.history("mlp", 1)]
+    history = [t.to_state for t in pipeline.journal.history("mlp", served)]
     assert history == [JobState.DISCOVERED, JobState.CONVERTING, JobState.BUILDING,
                        JobState.VERIFYING, JobState.PUBLISHED]
     assert set(result.stage_seconds) == {JobState.DISCOVERED, JobState.CONVERTING,
@@ -78,7 +81,7 @@ def test_converted_version_is_published_with_warmup_and_installed_engines(
     assert {e[4] for e in pipeline.observer.events if e[0] == "finished"} == {StageOutcome.OK}
     assert pipeline.observer.results == [result]
     assert hidden_entries(pipeline.serving / "mlp") == []
-    assert served_cleanly(pipeline.serving).loaded == [("mlp", 1)]
+    assert served_cleanly(pipeline.serving).loaded == [("mlp", served)]
 
 
 def test_recorded_request_shapes_come_before_the_models_own_warmup_file(
@@ -97,11 +100,11 @@ def test_recorded_request_shapes_come_before_the_models_own_warmup_file(
 
         store.record([seen(3, request.SerializeToString())] + [seen(3)] * 4 + [seen(5)] * 2)
         pipeline.shape_source = store
-        result = pipeline.run("mlp", 1)
+        result = pipeline.run("mlp", served_version(1))
 
     assert result.state is JobState.PUBLISHED, result.reason
     assert result.replay_origin is ReplayOrigin.SHAPE_SOURCE
-    published = pipeline.serving / "mlp" / "1"
+    published = pipeline.serving / "mlp" / str(served_version(1))
     assert warmup_batches(published) == [3, 5]  # most traffic first
     replayed = tf.make_ndarray(read_predict_requests(published)[0].inputs["x"])
     np.testing.assert_array_equal(replayed, sampled)  # the sampled values, not random ones
@@ -114,17 +117,18 @@ def test_recorded_request_shapes_come_before_the_models_own_warmup_file(
 def test_a_model_that_cannot_be_verified_is_published_original_with_the_reason(
     pipeline: Pipeline, noisy: Path
 ) -> None:
+    served = served_version(4)
     pipeline.land(noisy, "noisy", 4)
-    result = pipeline.run("noisy", 4)
+    result = pipeline.run("noisy", served)
 
     assert result.state is JobState.PUBLISHED, result.reason
     assert result.flavour is Flavour.ORIGINAL
     assert result.flavour_reason is not None
     assert "differ" in result.flavour_reason or "does not match" in result.flavour_reason
-    job = pipeline.journal.get("noisy", 4)
+    job = pipeline.journal.get("noisy", served)
     assert job is not None and job.flavour is Flavour.ORIGINAL
     assert job.flavour_reason == result.flavour_reason
-    published = pipeline.serving / "noisy" / "4"
+    published = pipeline.serving / "noisy" / str(served)
     assert not (published / "assets.extra" / "tftrt").exists()  # the original, not converted
     assert sorted(warmup_batches(published)) == [1, 8]
     assert StageOutcome.FELL_BACK in {e[4] for e in pipeline.observer.events}
@@ -136,7 +140,8 @@ def test_a_conversion_that_raises_publishes_the_original(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
     pipeline.land(mlp_model, "mlp", 2)
-    result = pipeline.run("mlp", 2, ModelPolicy(backend="tensorrt"))  # no TensorRT in TF 2.21
+    no_tensorrt = ModelPolicy(backend="tensorrt")  # TF 2.21 has no TensorRT
+    result = pipeline.run("mlp", served_version(2), no_tensorrt)
 
     assert result.state is JobState.PUBLISHED and result.flavour is Flavour.ORIGINAL
     assert result.flavour_reason is not None
@@ -149,31 +154,33 @@ def test_a_conversion_that_raises_publishes_the_original(
 def test_an_already_published_version_number_is_skipped_untouched(
     pipeline: Pipeline, mlp_model: Path, noisy: Path
 ) -> None:
-    pipeline.publisher().publish_copy("mlp", 3, noisy)  # put there by someone else
-    before = tree_listing(pipeline.serving / "mlp" / "3")
+    served = served_version(3)
+    pipeline.publisher().publish_copy("mlp", served, noisy)  # put there by someone else
+    before = tree_listing(pipeline.serving / "mlp" / str(served))
     pipeline.land(mlp_model, "mlp", 3)
-    result = pipeline.run("mlp", 3)
+    result = pipeline.run("mlp", served)
 
     assert result.state is JobState.SKIPPED
     assert result.reason is not None and "already published" in result.reason
-    assert tree_listing(pipeline.serving / "mlp" / "3") == before
+    assert tree_listing(pipeline.serving / "mlp" / str(served)) == before
     assert [e[4] for e in pipeline.observer.events if e[0] == "finished"] == []
 
 
 def test_a_corrupt_model_fails_with_the_reason_and_nothing_reaches_serving(
     pipeline: Pipeline, corrupt: Path
 ) -> None:
+    served = served_version(1)
     pipeline.land(corrupt, "broken", 1)
-    result = pipeline.run("broken", 1)
+    result = pipeline.run("broken", served)
 
     assert result.state is JobState.FAILED
     assert result.reason is not None and "TF1 Session loader" in result.reason
     assert result.published_path is None
     assert not (pipeline.serving / "broken").exists() or os.listdir(
         pipeline.serving / "broken") == []
-    job = pipeline.journal.get("broken", 1)
+    job = pipeline.journal.get("broken", served)
     assert job is not None and job.state is JobState.FAILED and job.reason == result.reason
-    assert ("finished", "broken", 1, JobState.CONVERTING, StageOutcome.FAILED) in (
+    assert ("finished", "broken", served, JobState.CONVERTING, StageOutcome.FAILED) in (
         pipeline.observer.events)
 
 
@@ -186,7 +193,7 @@ def test_a_version_that_vanishes_mid_job_is_skipped_and_nothing_is_published(
         if step == "job-converting":
             shutil.rmtree(source)
 
-    result = pipeline.run("mlp", 5, checkpoint_hook=remove_source)
+    result = pipeline.run("mlp", served_version(5), checkpoint_hook=remove_source)
 
     assert result.state is JobState.SKIPPED
     assert result.reason is not None and "removed from incoming" in result.reason
@@ -196,11 +203,12 @@ def test_a_version_that_vanishes_mid_job_is_skipped_and_nothing_is_published(
 def test_a_version_older_than_what_retention_keeps_is_skipped(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
-    for version in (6, 7):
+    newer = [served_version(6), served_version(7)]
+    for version in newer:
         pipeline.publisher().publish_copy("mlp", version, mlp_model)
     pipeline.land(mlp_model, "mlp", 5)
-    result = pipeline.run("mlp", 5, ModelPolicy(keep_versions=2))
+    result = pipeline.run("mlp", served_version(5), ModelPolicy(keep_versions=2))
 
     assert result.state is JobState.SKIPPED
     assert result.reason is not None and "retention would remove it" in result.reason
-    assert sorted(os.listdir(pipeline.serving / "mlp")) == ["6", "7"]
+    assert sorted(os.listdir(pipeline.serving / "mlp")) == [str(v) for v in newer]

@@ -24,7 +24,7 @@ from sidecar.admin import PublishedModels
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies, JobResult, default_converter_factory, run_version_job
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
-from sidecar.publish import VersionPublisher
+from sidecar.publish import VersionPublisher, numbering
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.tap import TapSettings, serve_tap
@@ -91,12 +91,15 @@ def _keeping_every_engine(
                                      dataclasses.replace(params, keep_slower_engines=True))
 
 
-def run_converted_job(stand: MetricsStand, model_source: Path, model: str, version: int
+def run_converted_job(stand: MetricsStand, model_source: Path, model: str, incoming: int
                       ) -> JobResult:
-    """Land ``model_source`` and run the real version job with the metrics observer."""
+    """Land ``model_source`` as INCOMING version ``incoming`` and run the real version job of
+    its first build (served as ``numbering.served_version(incoming)``) with the metrics
+    observer."""
     import shutil
 
-    shutil.copytree(model_source, stand.incoming / model / str(version))
+    shutil.copytree(model_source, stand.incoming / model / str(incoming))
+    version = numbering.served_version(incoming)
     stand.journal.discover(model, version)
     deps = JobDependencies(
         journal=stand.journal, publisher=stand.publisher, incoming_base=stand.incoming,
@@ -107,14 +110,16 @@ def run_converted_job(stand: MetricsStand, model_source: Path, model: str, versi
     return run_version_job(deps, model, version, ModelPolicy(default_batch_sizes=(1, 8)))
 
 
-def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str,
+def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: int,
                      batches: Sequence[int], features: int = 16) -> int:
-    """Serve the serving base with the TF Serving stand-in, put the real tap with the metrics
-    observer in front, send one Predict per batch size; return how many succeeded."""
+    """Serve the serving base with the TF Serving stand-in, wait until it serves SERVED
+    version ``served``, put the real tap with the metrics observer in front, send one
+    Predict per batch size; return how many succeeded."""
     standin = start_standin(StandinSettings(model_name=model,
                                             model_base_path=stand.root / "serving" / model))
     try:
-        assert standin.wait_for_state(model, 1, "AVAILABLE", 60), standin.version_states(model)
+        assert standin.wait_for_state(model, served, "AVAILABLE", 60), \
+            standin.version_states(model)
         settings = TapSettings(listen="127.0.0.1:0", upstream=standin.address,
                                record_interval_seconds=0.0)
         tap = loop.run(serve_tap(settings, stand.shapes, observer=stand.metrics.tap_observer))

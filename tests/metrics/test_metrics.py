@@ -17,6 +17,7 @@ from sidecar.config import ModelPolicy
 from sidecar.errors import ConfigError
 from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer, parse_listen
+from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,
@@ -33,8 +34,10 @@ def test_job_tap_and_rollback_metrics(
     metrics_stand: MetricsStand, metrics_mlp: Path, event_loop_thread: LoopThread
 ) -> None:
     stand = metrics_stand
+    served = served_version(1)
     result = run_converted_job(stand, metrics_mlp, "mlp", 1)
     assert result.state is JobState.PUBLISHED and result.flavour is Flavour.CONVERTED
+    assert result.version == served
     samples = scrape(stand.server.port)
 
     info = value(samples, "tftrt_sidecar_build_info", backend="auto")
@@ -54,14 +57,14 @@ def test_job_tap_and_rollback_metrics(
     assert value(samples, "tftrt_sidecar_engine_build_duration_seconds_count") == kept
     assert value(samples, "tftrt_sidecar_engine_build_duration_seconds_sum") > 0
     assert value(samples, "tftrt_sidecar_published_version_engines",
-                 model="mlp", version="1") == kept
+                 model="mlp", version=str(served)) == kept
     assert value(samples, "tftrt_sidecar_engine_cache_bytes",
                  namespace="tf-2.17.0/gpu-test") == ENGINE_CACHE_FILE_BYTES
     assert result.engines is not None
     assert value(samples, "tftrt_sidecar_engine_cache_bytes",
                  namespace=result.engines.namespace) >= 0
 
-    assert send_tap_traffic(stand, event_loop_thread, "mlp", [1, 8, 8, 3]) == 4
+    assert send_tap_traffic(stand, event_loop_thread, "mlp", served, [1, 8, 8, 3]) == 4
     samples = scrape(stand.server.port)
     assert value(samples, "tftrt_sidecar_tap_requests_total", model="mlp", prebuilt="true") == 3
     assert value(samples, "tftrt_sidecar_tap_requests_total", model="mlp", prebuilt="false") == 1
@@ -71,7 +74,7 @@ def test_job_tap_and_rollback_metrics(
                  model="mlp", signature="serving_default") == pytest.approx(0.75)
     assert "tftrt_sidecar_tap_upstream_errors_total" not in samples
 
-    stand.metrics.rolled_back("mlp", 2, 1)
+    stand.metrics.rolled_back("mlp", served_version(2), served)
     samples = scrape(stand.server.port)
     assert value(samples, "tftrt_sidecar_rollbacks_total", model="mlp") == 1
 
@@ -83,11 +86,12 @@ def test_failed_job_and_upstream_errors_are_counted(
     broken = stand.incoming / "broken" / "1"
     broken.mkdir(parents=True)
     (broken / "saved_model.pb").write_bytes(b"garbage")
-    stand.journal.discover("broken", 1)
+    stand.journal.discover("broken", served_version(1))
     deps = JobDependencies(journal=stand.journal, publisher=stand.publisher,
                            incoming_base=stand.incoming, engine_cache_dir=stand.engine_cache,
                            observer=stand.metrics.job_observer)
-    assert run_version_job(deps, "broken", 1, ModelPolicy()).state is JobState.FAILED
+    result = run_version_job(deps, "broken", served_version(1), ModelPolicy())
+    assert result.state is JobState.FAILED
     stand.metrics.tap_observer.forwarded("Predict", grpc.StatusCode.UNAVAILABLE, 0.01)
     samples = scrape(stand.server.port)
     assert value(samples, "tftrt_sidecar_conversions_total", model="broken", result="failed") == 1
