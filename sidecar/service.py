@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ from sidecar.service_components import (
     BackgroundComponent,
     ServiceComponents,
 )
+from sidecar.shapes import ShapeStoreError
 from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
 from sidecar.watch import IncomingWatcher, InotifyWakeup, WatchEvent, WatchEventKind
 
@@ -220,7 +222,11 @@ class SidecarService:
         rebuilds = self._components.rebuilds
         if rebuilds is None:
             return False
-        planned = rebuilds.due(self._journal, self._policy_for, self._components.is_paused)
+        try:
+            planned = rebuilds.due(self._journal, self._policy_for, self._components.is_paused)
+        except (SidecarError, ShapeStoreError, OSError, sqlite3.Error) as exc:
+            _LOG.warning("rebuilds not judged this time: %s", exc)
+            return False
         for rebuild in planned:
             self._journal.discover(rebuild.model, rebuild.version, reason=rebuild.reason)
         return bool(planned)

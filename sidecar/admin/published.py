@@ -129,7 +129,8 @@ class PublishedModels:
             names = sorted(os.listdir(self._base))
         except FileNotFoundError:
             return []
-        return [name for name in names if not name.startswith(".") and self.versions(name)]
+        return [name for name in names if not name.startswith(".")
+                and (self._base / name).is_dir() and self.versions(name)]
 
     def serving_version(self, model: str) -> int | None:
         """The newest version TF Serving can see (the one it serves), at most

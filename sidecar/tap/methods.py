@@ -17,6 +17,11 @@ class ForwardedMethod:
     name: str
     recorded: bool
 
+    @property
+    def service(self) -> str:
+        """The full service name (`tensorflow.serving.PredictionService`)."""
+        return self.path[1:].rpartition("/")[0]
+
 
 def _method(service: str, name: str, recorded: bool) -> ForwardedMethod:
     return ForwardedMethod(f"/{service}/{name}", name, recorded)

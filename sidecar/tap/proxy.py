@@ -30,10 +30,14 @@ def forwardable_metadata(metadata: Metadata | None) -> list[tuple[str, str | byt
     ]
 
 
-class ForwardingHandler(grpc.GenericRpcHandler):
+class ForwardingHandlers:
     """Serves each `ForwardedMethod` by calling the same method on `channel`, bytes in,
     bytes out, with the client's metadata and remaining deadline; the upstream's status,
-    details and metadata go back to the client as they came."""
+    details and metadata go back to the client as they came.
+
+    Both sides use gRPC's registered methods (the server finds the handler and the channel
+    the method path in the core, not per call in Python); methods not listed are answered
+    UNIMPLEMENTED by the server itself."""
 
     def __init__(
         self,
@@ -46,16 +50,16 @@ class ForwardingHandler(grpc.GenericRpcHandler):
         self._queue = queue
         self._observer = observer
         self._clock = clock
-        self._handlers = {
-            method.path: grpc.unary_unary_rpc_method_handler(
-                self._forwarder(method, channel.unary_unary(method.path))
-            )
-            for method in methods
-        }
+        self._by_service: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
+        for method in methods:
+            upstream = channel.unary_unary(method.path, _registered_method=True)
+            handler = grpc.unary_unary_rpc_method_handler(self._forwarder(method, upstream))
+            self._by_service.setdefault(method.service, {})[method.name] = handler
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
-        """The handler of a forwarded method; None (UNIMPLEMENTED) for anything else."""
-        return self._handlers.get(handler_call_details.method)
+    def register(self, server: aio.Server) -> None:
+        """Add every forwarded method to `server` (before it starts)."""
+        for service, handlers in self._by_service.items():
+            server.add_registered_method_handlers(service, handlers)
 
     def _forwarder(self, method: ForwardedMethod, upstream: aio.UnaryUnaryMultiCallable) -> Any:
         queue, observer, clock, name = self._queue, self._observer, self._clock, method.name

@@ -11,7 +11,7 @@ from grpc import aio
 
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.methods import FORWARDED_METHODS
-from sidecar.tap.proxy import ForwardingHandler
+from sidecar.tap.proxy import ForwardingHandlers
 from sidecar.tap.recording import Recorder, RecordingWorker, RecordQueue
 from sidecar.tap.settings import TapSettings
 from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
@@ -88,9 +88,7 @@ async def serve_tap(
     observers: TapObserver = stats if observer is None else ObserverFanout([stats, observer])
     queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
     server = aio.server(options=size_options)
-    server.add_generic_rpc_handlers(
-        (ForwardingHandler(FORWARDED_METHODS, channel, queue, observers, clock),)
-    )
+    ForwardingHandlers(FORWARDED_METHODS, channel, queue, observers, clock).register(server)
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:

@@ -99,6 +99,7 @@ def stand(tmp_path: Path) -> Iterator[Stand]:
 
 def test_a_rebuild_is_due_once_coverage_stays_low_for_the_configured_time(stand: Stand) -> None:
     stand.publish("m", 3000, [1])
+    (stand.root / "serving" / "models.config").write_text("")  # TF Serving's config lives here
     stand.traffic("m", {1: 2, 5: 10})
     assert stand.due() == []  # low since now; not for 60 s yet
     stand.clock.now += 59
