@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -25,6 +24,7 @@ from tests.metrics.stand import (
     run_converted_job,
     send_tap_traffic,
 )
+from tests.support.e2e import free_port
 from tests.support.models import keras_mlp
 from tests.tap.conftest import LoopThread
 
@@ -34,12 +34,6 @@ JOB = "tftrt-sidecar"
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="needs Debian's prometheus package (.ci/run installs it)"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture()
@@ -73,7 +67,7 @@ def prometheus(tmp_path: Path, metrics_stand: MetricsStand) -> Iterator[str]:
         f"scrape_configs:\n  - job_name: {JOB}\n    scrape_timeout: 1s\n"
         f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_stand.server.port}']\n"
     )
-    port = _free_port()
+    port = free_port()
     assert PROMETHEUS is not None
     log = (tmp_path / "prometheus.log").open("w")
     process = subprocess.Popen(

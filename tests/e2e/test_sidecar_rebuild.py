@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -17,11 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from converter import ConversionParams, Converter
 from sidecar.components import build_components
@@ -31,32 +26,11 @@ from sidecar.publish import numbering
 from sidecar.service import SidecarService
 from sidecar.warmup import read_predict_requests
 from tests.support import models
+from tests.support.e2e import free_port, predict_mlp, wait_for
 from tests.support.tfserving_standin import StandinSettings, start_standin
 
 PROBE = Path(__file__).parent.parent / "support" / "xla_cache_probe.py"
 FIRST, REBUILD = numbering.served_version(1), numbering.served_version(1, 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.1)
-
-
-def _predict(address: str, batch: int) -> predict_pb2.PredictResponse:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mlp"
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones((batch, 16), np.float32)))
-    with grpc.insecure_channel(address) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        return stub.Predict(request, timeout=30)
 
 
 def _keeping_every_engine(directory: Path, tags: Sequence[str], key: str,
@@ -97,7 +71,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
     config.write_text(
         "[policy]\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
         "rebuild_below_coverage = 0.8\nrebuild_after_seconds = 0\nrebuild_min_requests = 10\n")
-    tap, metrics = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    tap, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     settings = load_settings({
         "incoming": str(incoming), "serving": str(serving), "state": str(tmp_path / "state"),
         "engine_cache": str(tmp_path / "engines"),
@@ -112,16 +86,16 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         loop = threading.Thread(target=service.run, args=(stop,))
         loop.start()
         try:
-            _wait_for(serving / "mlp" / str(FIRST), 180)
+            wait_for(serving / "mlp" / str(FIRST), 180)
             assert _warmup_batches(serving / "mlp" / str(FIRST)) == {1}
             assert standin.wait_for_state("mlp", FIRST, "AVAILABLE", 60)
 
             for _ in range(12):  # traffic moves to batch 5: coverage 0 of 12
-                assert _predict(tap, 5).model_spec.version.value == FIRST
+                assert predict_mlp(tap, 5).model_spec.version.value == FIRST
 
-            _wait_for(serving / "mlp" / str(REBUILD), 180)
+            wait_for(serving / "mlp" / str(REBUILD), 180)
             assert standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
-            assert _predict(tap, 5).model_spec.version.value == REBUILD
+            assert predict_mlp(tap, 5).model_spec.version.value == REBUILD
             time.sleep(2.0)  # several rescans: coverage is 1 now, nothing more is due
             exposition = _scrape(metrics)
         finally:

@@ -8,44 +8,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-import grpc
-import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from sidecar.warmup import read_predict_requests
 from tests.support import models
+from tests.support.e2e import free_port, predict_mlp, wait_for
 from tests.support.tfserving_standin import StandinSettings, start_standin
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_for(path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.1)
-
-
-def _predict(address: str, batch: int) -> predict_pb2.PredictResponse:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "mlp"
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones((batch, 16), np.float32)))
-    with grpc.insecure_channel(address) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        return stub.Predict(request, timeout=30)
 
 
 @pytest.mark.timeout(300)
@@ -55,8 +29,8 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
     models.keras_mlp(incoming / "1")
     standin = start_standin(StandinSettings(
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
-    tap = f"127.0.0.1:{_free_port()}"
-    admin, metrics = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    tap = f"127.0.0.1:{free_port()}"
+    admin, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     sidecar = subprocess.Popen(
         [sys.executable, "-m", "sidecar.cli", "run", "--incoming", str(tmp_path / "incoming"),
          "--serving", str(serving), "--state", str(tmp_path / "state"),
@@ -66,21 +40,21 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
          standin.address, "--admin-listen", admin, "--metrics-listen", metrics],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait_for(serving / "mlp" / "1000", 120)
+        wait_for(serving / "mlp" / "1000", 120)
         assert standin.wait_for_state("mlp", 1000, "AVAILABLE", 60)
-        direct = _predict(standin.address, 3)
+        direct = predict_mlp(standin.address, 3)
         for _ in range(5):
-            through_tap = _predict(tap, 3)
+            through_tap = predict_mlp(tap, 3)
         assert through_tap.SerializeToString() == direct.SerializeToString()
         time.sleep(1.0)  # the tap records off the hot path, in batches
         models.keras_mlp(tmp_path / "landing")
         os.rename(tmp_path / "landing", incoming / "2")
-        _wait_for(serving / "mlp" / "2000", 120)
+        wait_for(serving / "mlp" / "2000", 120)
         batches = {request.inputs["x"].tensor_shape.dim[0].size
                    for request in read_predict_requests(serving / "mlp" / "2000")}
         assert 3 in batches, f"version 2 was warmed up for batches {batches}, not the tapped 3"
         assert standin.wait_for_state("mlp", 2000, "AVAILABLE", 60)
-        assert _predict(tap, 3).model_spec.version.value == 2000
+        assert predict_mlp(tap, 3).model_spec.version.value == 2000
         listing = subprocess.run(
             [sys.executable, "-m", "sidecar.cli", "admin", "--address", admin, "--json",
              "get", "mlp"], capture_output=True, text=True, check=True)
