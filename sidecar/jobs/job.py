@@ -225,7 +225,7 @@ class _VersionJob:
             )
         ))
         # INT8 calibrates on the replayed requests: sampled real traffic where there is some.
-        calibration = replay.input_fn() if self._policy.precision == "INT8" else None
+        calibration = replay.calibration_fn() if self._policy.precision == "INT8" else None
         self._attempt("conversion", lambda: converter.convert(calibration))
         self._enter(JobState.BUILDING)
         self._attempt("building engines", lambda: converter.build(replay.input_fn()))

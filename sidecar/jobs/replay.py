@@ -72,6 +72,17 @@ class ReplayInputs:
 
         return replay
 
+    def calibration_fn(self) -> Callable[[], Iterator[Arrays]]:
+        """A generator function for INT8 calibration: the inputs of the first (most
+        requested) shape set only, since TF-TRT calibrates one engine shape at a time."""
+        first = _shape_key(self.inputs[0]) if self.inputs else None
+        inputs = tuple(feed for feed in self.inputs if _shape_key(feed) == first)
+
+        def calibrate() -> Iterator[Arrays]:
+            yield from inputs
+
+        return calibrate
+
     def verify_positions(self, limit: int) -> list[int]:
         """At most ``limit`` positions in :attr:`inputs` to verify on: one per distinct
         shape set first, then the rest in order."""

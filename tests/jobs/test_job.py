@@ -148,6 +148,18 @@ def test_a_conversion_that_raises_publishes_the_original(
     assert "BackendUnavailableError" in result.flavour_reason
     assert "tensorrt" in result.flavour_reason
     assert result.engines is None
+
+
+def test_int8_where_tf_trt_cannot_run_publishes_the_original_saying_why(
+    pipeline: Pipeline, mlp_model: Path
+) -> None:
+    pipeline.land(mlp_model, "mlp", 3)
+    int8 = ModelPolicy(precision="INT8")  # backend auto: xla here, which has no INT8
+    result = pipeline.run("mlp", served_version(3), int8)
+
+    assert result.state is JobState.PUBLISHED and result.flavour is Flavour.ORIGINAL
+    assert result.flavour_reason is not None
+    assert "INT8" in result.flavour_reason and "tensorrt" in result.flavour_reason
     served_cleanly(pipeline.serving)
 
 
