@@ -70,6 +70,8 @@ class PublishedVersion:
     """Its directory."""
     backend: str
     """Engine compiler used ("" without a conversion report)."""
+    backend_reason: str
+    """Why that backend (e.g. "auto: TF-TRT unavailable (...)")."""
     device: str
     """Build device slug ("" without a conversion report)."""
     engines: tuple[EngineInfo, ...]
@@ -192,6 +194,7 @@ def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
         version=version,
         path=path,
         backend=str(report.get("backend", "")),
+        backend_reason=str(report.get("backend_reason", "")),
         device=str(report.get("device", "")),
         engines=engines,
         warmed_up=warmed_up,

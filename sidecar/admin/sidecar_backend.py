@@ -148,6 +148,7 @@ class SidecarAdminBackend:
             engines=published.engines if published else (),
             prebuilt=published.prebuilt if published else (),
             backend=published.backend if published else "",
+            backend_reason=published.backend_reason if published else "",
             device=published.device if published else "",
         )
 

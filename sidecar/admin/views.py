@@ -58,6 +58,8 @@ class VersionView:
     """(signature, shape set) pairs it has engines for."""
     backend: str = ""
     """Engine compiler used."""
+    backend_reason: str = ""
+    """Why that compiler."""
     device: str = ""
     """Build device slug."""
 

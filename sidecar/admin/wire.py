@@ -107,6 +107,7 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
         ],
         prebuilt_shapes=[shape_set_to_proto(shape_set) for _, shape_set in view.prebuilt],
         backend=view.backend,
+        backend_reason=view.backend_reason,
         device=view.device,
     )
 

@@ -68,6 +68,7 @@ def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
         assert version.engines, "a converted version lists the engines compiled for it"
         assert all(e.compile_seconds > 0 for e in version.engines)
         assert version.backend == "xla" and version.device
+        assert version.backend_reason.startswith("auto: TF-TRT unavailable")
     assert model.policy.max_engines == 4 and model.policy.precision == "FP32"
 
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=10)
