@@ -56,9 +56,12 @@ def build_parser(prog: str = "tftrt-sidecar admin") -> argparse.ArgumentParser:
     commands.add_parser("get", help="show a model").add_argument("model")
     convert = commands.add_parser("convert", help="convert a version in the incoming base")
     convert.add_argument("model")
-    convert.add_argument("version", type=int)
+    convert.add_argument("version", type=int,
+                         help="the incoming version (served as version x 1000 + rebuild)")
     convert.add_argument("--rebuild", action="store_true",
-                         help="convert again a version that ended failed or skipped")
+                         help="build it again: a failed or skipped build is retried; a "
+                         "published one is rebuilt for today's traffic under its next "
+                         "served number")
     _add_set(convert, "for this conversion only")
     operations = commands.add_parser("operations", help="list operations")
     operations.add_argument("--model", default="")
