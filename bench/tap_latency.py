@@ -1,10 +1,16 @@
 """Benchmark: what the tap adds to a Predict call, side by side in one run.
 
-Starts the TF Serving stand-in (test-only server) with a small model and the tap (with a
-real shape store) in their own processes on 127.0.0.1, then sends the same bounded
-number of Predict requests directly and through the tap with 1, 8 and 32 concurrent
-clients, alternating direct and tapped rounds. Prints added p50/p99 latency in ms and
-the throughput ratio (tap / direct).
+Starts the TF Serving stand-in (test-only server) with a small model, the tap (with a
+real shape store) and, for reference, the floor (a bare `grpc.aio` forwarder: raw bytes
+in and out, nothing else) in their own processes on 127.0.0.1, then sends the same
+bounded number of Predict requests directly, through the tap and through the floor with
+1, 8 and 32 concurrent clients, alternating the three ways round by round. Every round
+first warms its connection at its own concurrency, so no way pays for the upstream
+growing its thread pool. Prints added p50/p99 latency in ms, the throughput ratio
+(against direct), and the CPU time the forwarding process spent per call. The machine
+is shared (client, proxy and upstream compete for its cores), so each level also prints
+how much CPU other processes in view took while it ran: a busy machine skews the
+numbers (load from outside this machine's process table does not show there).
 
     python bench/tap_latency.py [--requests 2000] [--rounds 2]
 """
@@ -30,6 +36,8 @@ from dataclasses import dataclass
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
+WARMUP_CALLS = 50
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -55,21 +63,54 @@ async def _round(address: str, request: bytes, clients: int, total: int) -> RunR
 
     async with aio.insecure_channel(address) as channel:
         call = channel.unary_unary(PREDICT)
-        for _ in range(20):  # connect and warm the path
-            await call(request, timeout=10)
+
+        async def send(count: int, latencies: list[float]) -> None:
+            remaining = [count]
+
+            async def client() -> None:
+                while remaining[0] > 0:
+                    remaining[0] -= 1
+                    started = time.perf_counter()
+                    await call(request, timeout=10)
+                    latencies.append(time.perf_counter() - started)
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+
+        # Connect and warm the whole path at this concurrency (server threads, streams).
+        await send(max(WARMUP_CALLS, 4 * clients), [])
         latencies: list[float] = []
-        remaining = [total]
-
-        async def client() -> None:
-            while remaining[0] > 0:
-                remaining[0] -= 1
-                started = time.perf_counter()
-                await call(request, timeout=10)
-                latencies.append(time.perf_counter() - started)
-
         started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
+        await send(total, latencies)
         return RunResult(latencies, time.perf_counter() - started)
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of process `pid` (all its threads), in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _busy_ticks() -> int:
+    """CPU time all processes on the machine spent, in clock ticks (idle and iowait out)."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:8]]
+    return sum(values) - values[3] - values[4]
+
+
+@dataclass
+class Way:
+    """One way of sending the requests: its address, the process that serves it (whose
+    CPU time per call is reported), and its rounds."""
+
+    name: str
+    address: str
+    process: subprocess.Popen[str]
+    runs: list[RunResult]
+    cpu_ticks: int = 0
+    calls: int = 0
+
+    def cpu_us_per_call(self) -> float:
+        """CPU time its serving process spent per call, in microseconds."""
+        return self.cpu_ticks / TICKS_PER_SECOND * 1e6 / max(1, self.calls)
 
 
 def _free_port() -> int:
@@ -108,13 +149,40 @@ async def _serve_tap(listen: str, upstream: str, state_dir: Path) -> None:
             await server.stop(1)
 
 
+async def _serve_floor(listen: str, upstream: str) -> None:
+    """The least a `grpc.aio` proxy can do: Predict bytes forwarded with the deadline."""
+    import grpc
+    from grpc import aio
+
+    channel = aio.insecure_channel(upstream)
+    forward_call = channel.unary_unary(PREDICT)
+
+    async def forward(request: bytes, context: aio.ServicerContext) -> bytes:
+        response: bytes = await forward_call(request, timeout=context.time_remaining())
+        return response
+
+    server = aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "tensorflow.serving.PredictionService",
+                {"Predict": grpc.unary_unary_rpc_method_handler(forward)},
+            ),
+        )
+    )
+    port = server.add_insecure_port(listen)
+    await server.start()
+    print(f"floor ready on {port}", flush=True)
+    await server.wait_for_termination()
+
+
 def _bench(requests: int, rounds: int) -> None:
     from tests.support.standin_models import predict_request, save_affine_model
 
     with tempfile.TemporaryDirectory() as workdir:
         base = Path(workdir) / "m"
         save_affine_model(base / "1")
-        serving_port, tap_port = _free_port(), _free_port()
+        serving_port = _free_port()
         standin = _spawn(
             [
                 str(REPO / "tests/support/tfserving_standin.py"),
@@ -124,6 +192,7 @@ def _bench(requests: int, rounds: int) -> None:
             ],
             "Running gRPC ModelServer",
         )
+        tap_port, floor_port = _free_port(), _free_port()
         tap = _spawn(
             [
                 str(Path(__file__).resolve()),
@@ -134,48 +203,71 @@ def _bench(requests: int, rounds: int) -> None:
             ],
             "tap ready",
         )
+        floor = _spawn(
+            [
+                str(Path(__file__).resolve()),
+                "--serve-floor",
+                f"--listen=127.0.0.1:{floor_port}",
+                f"--upstream=127.0.0.1:{serving_port}",
+            ],
+            "floor ready",
+        )
         try:
             request = predict_request("m", batch=1).SerializeToString()
             print(
                 f"Predict, affine model [1, 4] float32, {requests} requests per round, "
-                f"{rounds} rounds each way, 127.0.0.1, {os.cpu_count()} CPUs"
+                f"{rounds} rounds each way, 127.0.0.1, {os.cpu_count()} CPUs; "
+                "floor = bare grpc.aio forwarder"
             )
             print(
-                f"{'clients':>7} {'direct p50':>11} {'tap p50':>9} {'added p50':>10} "
-                f"{'direct p99':>11} {'tap p99':>9} {'added p99':>10} {'throughput':>11}"
+                f"{'clients':>7} {'way':>6} {'p50':>9} {'added':>9} {'p99':>9} {'added':>9} "
+                f"{'throughput':>10} {'cpu/call':>9}"
             )
+            own = [os.getpid(), standin.pid, tap.pid, floor.pid]
             for clients in CONCURRENCY:
-                direct: list[RunResult] = []
-                tapped: list[RunResult] = []
+                ways = [
+                    Way("direct", f"127.0.0.1:{serving_port}", standin, []),
+                    Way("tap", f"127.0.0.1:{tap_port}", tap, []),
+                    Way("floor", f"127.0.0.1:{floor_port}", floor, []),
+                ]
+                busy_before, own_before = _busy_ticks(), sum(map(_cpu_ticks, own))
+                wall_before = time.perf_counter()
                 for _ in range(rounds):
-                    direct.append(
-                        asyncio.run(
-                            _round(f"127.0.0.1:{serving_port}", request, clients, requests)
+                    for way in ways:
+                        ticks = _cpu_ticks(way.process.pid)
+                        way.runs.append(
+                            asyncio.run(_round(way.address, request, clients, requests))
                         )
-                    )
-                    tapped.append(
-                        asyncio.run(_round(f"127.0.0.1:{tap_port}", request, clients, requests))
-                    )
-                _print_row(clients, direct, tapped)
+                        way.cpu_ticks += _cpu_ticks(way.process.pid) - ticks
+                        way.calls += requests + max(WARMUP_CALLS, 4 * clients)
+                foreign = (_busy_ticks() - busy_before) - (sum(map(_cpu_ticks, own)) - own_before)
+                foreign_share = max(0, foreign) / TICKS_PER_SECOND / (
+                    time.perf_counter() - wall_before
+                )
+                _print_level(clients, ways, foreign_share)
         finally:
-            for process in (tap, standin):
+            for process in (floor, tap, standin):
                 process.terminate()
                 process.wait(20)
 
 
-def _print_row(clients: int, direct: list[RunResult], tapped: list[RunResult]) -> None:
-    direct_latencies = [value for run in direct for value in run.latencies]
-    tapped_latencies = [value for run in tapped for value in run.latencies]
+def _print_level(clients: int, ways: list[Way], foreign_cpus: float) -> None:
+    direct = ways[0]
+    direct_latencies = [value for run in direct.runs for value in run.latencies]
+    d50, d99 = _percentile(direct_latencies, 0.5), _percentile(direct_latencies, 0.99)
+    direct_throughput = statistics.mean(run.throughput for run in direct.runs)
     ms = 1000.0
-    d50, t50 = _percentile(direct_latencies, 0.5) * ms, _percentile(tapped_latencies, 0.5) * ms
-    d99, t99 = _percentile(direct_latencies, 0.99) * ms, _percentile(tapped_latencies, 0.99) * ms
-    ratio = statistics.mean(run.throughput for run in tapped) / statistics.mean(
-        run.throughput for run in direct
-    )
-    print(
-        f"{clients:>7} {d50:>9.3f}ms {t50:>7.3f}ms {t50 - d50:>+8.3f}ms "
-        f"{d99:>9.3f}ms {t99:>7.3f}ms {t99 - d99:>+8.3f}ms {ratio:>10.2f}x"
-    )
+    for way in ways:
+        latencies = [value for run in way.runs for value in run.latencies]
+        p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+        ratio = statistics.mean(run.throughput for run in way.runs) / direct_throughput
+        print(
+            f"{clients:>7} {way.name:>6} {p50 * ms:>7.3f}ms {(p50 - d50) * ms:>+7.3f}ms "
+            f"{p99 * ms:>7.3f}ms {(p99 - d99) * ms:>+7.3f}ms {ratio:>9.2f}x "
+            f"{way.cpu_us_per_call():>7.0f}us"
+        )
+    note = "  (numbers skewed)" if foreign_cpus > 0.1 else ""
+    print(f"{'':>7} other processes used {foreign_cpus:.2f} CPUs meanwhile{note}")
 
 
 def main() -> int:
@@ -184,12 +276,16 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per way and level")
     parser.add_argument("--serve-tap", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_tap:
         asyncio.run(_serve_tap(args.listen, args.upstream, args.state_dir))
+        return 0
+    if args.serve_floor:
+        asyncio.run(_serve_floor(args.listen, args.upstream))
         return 0
     _bench(args.requests, args.rounds)
     return 0
