@@ -72,7 +72,8 @@ def run_demo(workdir: Path) -> int:
         summary = service.run()
         print()
         for result in summary.results:
-            print(f"{result.model}/{result.version}: {result.state.value}")
+            print(f"{result.model} {numbering.describe(result.version)}: "
+                  f"{result.state.value}")
             for step in service.journal.history(result.model, result.version):
                 seconds = result.stage_seconds.get(step.to_state)
                 took = f"{seconds:7.2f} s" if seconds is not None else " " * 9
