@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sidecar.errors import SidecarError
-from sidecar.publish import published_versions
+from sidecar.publish import published_models, published_versions
 from sidecar.shapes import ShapeSet
 from sidecar.tap import UnparsableRequestError, observations_from_request
 from sidecar.warmup import read_predict_requests
@@ -127,12 +126,7 @@ class PublishedModels:
 
     def models(self) -> list[str]:
         """Names of the model directories in the serving base that hold a version, sorted."""
-        try:
-            names = sorted(os.listdir(self._base))
-        except FileNotFoundError:
-            return []
-        return [name for name in names if not name.startswith(".")
-                and (self._base / name).is_dir() and self.versions(name)]
+        return published_models(self._base)
 
     def serving_version(self, model: str) -> int | None:
         """The newest version TF Serving can see (the one it serves), at most

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sidecar.publish import numbering
 from sidecar.publish.durable import fsync_dir, fsync_file, fsync_tree, rename_no_replace
-from sidecar.publish.layout import published_versions
+from sidecar.publish.layout import published_models, published_versions
 from sidecar.publish.model_config import ModelConfigWriter, render_model_config
 from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublisher
 from sidecar.publish.retention import (
@@ -25,6 +25,7 @@ __all__ = [
     "fsync_file",
     "fsync_tree",
     "numbering",
+    "published_models",
     "published_versions",
     "rename_no_replace",
     "render_model_config",

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Final
 
-from sidecar.watch.listing import parse_version_name
+from sidecar.watch.listing import is_model_name, parse_version_name
 
 STAGING_PREFIX: Final = ".staging-"
 """``.staging-<version>-<token>``: a version being written."""
@@ -54,3 +54,15 @@ def published_versions(model_dir: Path) -> list[int]:
         v for v, name in zip(versions, names, strict=True)
         if v is not None and (model_dir / name).is_dir()
     )
+
+
+def published_models(serving_base: Path) -> list[str]:
+    """Model directories in ``serving_base`` holding at least one version, sorted (files
+    there, such as TF Serving's model config, are not models)."""
+    try:
+        names = sorted(os.listdir(serving_base))
+    except FileNotFoundError:
+        return []
+    return [name for name in names
+            if is_model_name(name) and (serving_base / name).is_dir()
+            and published_versions(serving_base / name)]

@@ -66,13 +66,7 @@ class VersionPublisher:
 
     def models(self) -> list[str]:
         """Models with at least one published version, sorted."""
-        try:
-            names = sorted(os.listdir(self._base))
-        except FileNotFoundError:
-            return []
-        return [name for name in names
-                if is_model_name(name) and (self._base / name).is_dir()
-                and self.published_versions(name)]
+        return layout.published_models(self._base)
 
     def stage(self, model: str, version: int) -> StagedVersion:
         """Create an empty staging directory for ``version``; write the model into ``.path``.
