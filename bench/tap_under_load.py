@@ -4,12 +4,14 @@ converting process vs in a process of its own, side by side in one run.
 Starts the TF Serving stand-in (test-only server) with a small model, a "sidecar" process
 that converts the demo model again and again on a thread (the real converter: convert and
 build, TensorFlow and Python, as a conversion job does) and serves a tap on another thread
-the way `tftrt-sidecar run` used to (`TapComponent`), and a tap in its own process beside it
-(the way `run` starts it now: `python -m sidecar.tap`). Both taps record into the same
-shape store. Rounds alternate direct / thread tap / process tap at 1 and 8 clients while the
-conversions run, and print added p50/p99 (vs direct) and throughput ratio.
+(the way `tftrt-sidecar run` ran it before), and a tap in its own process beside it (the
+way `run` starts it now: `TapProcess`, its metrics shipped to this process). Both taps
+record into the same shape store. Rounds alternate direct / thread tap / process tap at 1
+and 8 clients while the conversions run, and print added p50/p99 (vs direct) and
+throughput ratio. `--load convert-mobilenet` converts a larger model; `--load python` runs
+a pure-Python loop instead (the GIL-bound worst case).
 
-    python bench/tap_under_load.py [--requests 1000] [--rounds 3]
+    python bench/tap_under_load.py [--requests 1000] [--rounds 3] [--load convert]
 """
 
 from __future__ import annotations
@@ -86,7 +88,12 @@ def _serve_loaded_sidecar(listen: str, upstream: str, state_dir: Path, model: Pa
 
 
 def _bench(requests: int, rounds: int, load: str) -> None:
+    from prometheus_client import CollectorRegistry
+
     from converter.demo import build_demo_model
+    from sidecar.metrics import TapMetrics
+    from sidecar.tap import TapSettings
+    from sidecar.tap.process import TapProcess
     from tests.support.models import keras_application
     from tests.support.standin_models import predict_request, save_affine_model
 
@@ -102,9 +109,10 @@ def _bench(requests: int, rounds: int, load: str) -> None:
         standin = _spawn([str(REPO / "tests/support/tfserving_standin.py"),
                           f"--port={serving_port}", "--model_name=m",
                           f"--model_base_path={base}"], "Running gRPC ModelServer")
-        process_tap = _spawn([str(REPO / "bench/tap_latency.py"), "--serve-tap",
-                              f"--listen=127.0.0.1:{process_port}", f"--upstream={upstream}",
-                              f"--state-dir={state}"], "tap ready")
+        process_tap = TapProcess(TapSettings(listen=f"127.0.0.1:{process_port}",
+                                             upstream=upstream), state,
+                                 observer=TapMetrics(CollectorRegistry(), None))
+        process_tap.start()
         sidecar = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--serve-sidecar",
              f"--listen=127.0.0.1:{thread_port}", f"--upstream={upstream}",
@@ -140,7 +148,8 @@ def _bench(requests: int, rounds: int, load: str) -> None:
                 _print_level(clients, runs)
             print(f"load loops finished meanwhile: {conversions() - before}")
         finally:
-            for process in (sidecar, process_tap, standin):
+            process_tap.stop()
+            for process in (sidecar, standin):
                 process.terminate()
                 process.wait(30)
 

@@ -29,7 +29,7 @@ from sidecar.service_components import BackgroundComponent, RequestedJob, Servic
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.tap import TapSettings
-from sidecar.tap.background import TapComponent
+from sidecar.tap.process import TapProcess
 
 
 class _ClosesOnStop:
@@ -100,9 +100,11 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                               problem="is empty while tap_listen is set",
                               fix="set upstream to TF Serving's gRPC address, e.g. "
                                   "127.0.0.1:8600, or unset tap_listen")
-        background.append(TapComponent(
-            TapSettings(listen=settings.tap_listen, upstream=settings.upstream), store,
-            observer=metrics.tap_observer if metrics else None, clock=clock))
+        # Its own process: conversions here would take the GIL from forwarding.
+        background.append(TapProcess(
+            TapSettings(listen=settings.tap_listen, upstream=settings.upstream),
+            settings.state_dir, observer=metrics.tap_observer if metrics else None,
+            clock=clock))
     parts = ServiceComponents(shape_source=store, observer=observer)
     on_started: Callable[[], None] = parts.on_started
     if admin_settings is not None:
