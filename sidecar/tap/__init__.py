@@ -2,6 +2,7 @@
 ModelService call unchanged and records request shapes off the hot path.
 
 Public API: `serve_tap(settings, recorder, observer=None, clock=time.time) -> TapServer`,
+`TapProcess` (the tap in a process of its own, as `tftrt-sidecar run` starts it),
 `TapSettings`, the `Recorder` and `TapObserver` protocols, `TapStats`, and the errors.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from sidecar.tap.errors import TapError, TapSettingsError, TapStartError, UnparsableRequestError
 from sidecar.tap.methods import FORWARDED_METHODS, ForwardedMethod
+from sidecar.tap.process import TapProcess
 from sidecar.tap.recording import Recorder
 from sidecar.tap.request_shapes import DEFAULT_SIGNATURE, observations_from_request
 from sidecar.tap.server import TapServer, serve_tap
@@ -22,6 +24,7 @@ __all__ = [
     "Recorder",
     "TapError",
     "TapObserver",
+    "TapProcess",
     "TapServer",
     "TapSettings",
     "TapSettingsError",
