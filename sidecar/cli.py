@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from sidecar.config import Settings, add_settings_arguments, load_settings
 from sidecar.errors import SidecarError, UserError
+from sidecar.tap.errors import TapStartError
 
 if TYPE_CHECKING:
     from sidecar.service import RunSummary
@@ -89,7 +90,7 @@ def main(
 
             return run_demo(args.workdir)
         return run_command(args, os.environ, components=components)
-    except UserError as exc:
+    except (UserError, TapStartError) as exc:
         print(f"tftrt-sidecar: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SidecarError as exc:
