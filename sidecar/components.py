@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
@@ -43,6 +43,10 @@ class _ClosesOnStop:
     def stop(self) -> None:
         """Close the resource."""
         self._close()
+
+
+TAP_HEALTH_SERVICE: Final = "tftrt.sidecar.Tap"
+"""The admin API's health service name for the tap: SERVING while its process is up."""
 
 
 def _submitter(requests: Any) -> Callable[[ConversionRequest], Future[Any]]:
@@ -83,6 +87,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     published = PublishedModels(settings.serving_base)
     controls = ModelControls.open(settings.state_dir)
     background: list[BackgroundComponent] = []
+    health: dict[str, Callable[[], bool]] = {}
     observer: JobObserver = LoggingJobObserver()
     metrics: SidecarMetrics | None = None
     if settings.metrics_listen is not None:
@@ -100,10 +105,12 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                               fix="set upstream to TF Serving's gRPC address, e.g. "
                                   "127.0.0.1:8600, or unset tap_listen")
         # Its own process: conversions here would take the GIL from forwarding.
-        background.append(TapProcess(
+        tap = TapProcess(
             TapSettings(listen=settings.tap_listen, upstream=settings.upstream),
             settings.state_dir, observer=metrics.tap_observer if metrics else None,
-            clock=clock))
+            clock=clock)
+        background.append(tap)
+        health[TAP_HEALTH_SERVICE] = lambda: tap.serving
     parts = ServiceComponents(shape_source=store, observer=observer)
     on_started: Callable[[], None] = parts.on_started
     if admin_settings is not None:
@@ -112,7 +119,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
             incoming_base=settings.incoming_base, policy_for=settings.policy_for,
             submit=_submitter(parts.requests), shape_store=store,
             rollback_observer=metrics, serving_lock=parts.serving_lock))
-        background.append(AdminServer(admin_settings, backend))
+        background.append(AdminServer(admin_settings, backend, health))
         on_started = backend.mark_ready
     def close() -> None:
         store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from concurrent import futures
 
 import grpc
@@ -24,18 +25,24 @@ from sidecar.admin.settings import AdminSettings
 _LOG = logging.getLogger("sidecar.admin")
 
 _READY_POLL_SECONDS = 0.2
+_COMPONENT_POLL_SECONDS = 0.5
 
 
 class AdminServer:
     """The admin API server. :meth:`start` binds and serves; :meth:`stop` drains and ends.
 
     Health is NOT_SERVING (overall and for SidecarAdmin) until the backend says its
-    state is loaded, and again from the moment :meth:`stop` is called.
+    state is loaded, and again from the moment :meth:`stop` is called. Each of
+    ``components`` (health service name -> "is it up?") gets its own health status,
+    polled every half second once the backend is ready (e.g. the tap's process,
+    which is restarted when it dies).
     """
 
-    def __init__(self, settings: AdminSettings, backend: AdminBackend) -> None:
+    def __init__(self, settings: AdminSettings, backend: AdminBackend,
+                 components: Mapping[str, Callable[[], bool]] | None = None) -> None:
         self._settings = settings
         self._backend = backend
+        self._components = dict(components or {})
         self._serving = threading.Event()
         self._stopping = threading.Event()
         self._health = health.HealthServicer(
@@ -57,7 +64,7 @@ class AdminServer:
                                                           self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(self.service_names, self._server)
-        for name in ("", SERVICE_NAME):
+        for name in ("", SERVICE_NAME, *self._components):
             self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._port: int | None = None
         self._watcher: threading.Thread | None = None
@@ -134,7 +141,18 @@ class AdminServer:
                 for name in ("", SERVICE_NAME):
                     self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
                 _LOG.info("admin API serving")
+                self._report_components()
                 return
+
+    def _report_components(self) -> None:
+        reported: dict[str, bool] = {}
+        while self._components and not self._stopping.wait(_COMPONENT_POLL_SECONDS):
+            for name, is_up in self._components.items():
+                up = is_up()
+                if reported.get(name) != up and not self._stopping.is_set():
+                    reported[name] = up
+                    self._health.set(name, health_pb2.HealthCheckResponse.SERVING if up
+                                     else health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
 def start_admin_server(settings: AdminSettings, backend: AdminBackend) -> AdminServer:

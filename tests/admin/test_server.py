@@ -231,6 +231,26 @@ def test_taken_port_is_reported(stand: AdminStand) -> None:
         second.start()
 
 
+def test_each_component_has_its_own_health_status(stand: AdminStand) -> None:
+    from sidecar.admin import AdminServer
+
+    tap_up = threading.Event()
+    server = AdminServer(AdminSettings(listen="127.0.0.1:0"), stand.backend,
+                         {"tftrt.sidecar.Tap": tap_up.is_set})
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            assert wait_until(lambda: _health(channel) == SERVING, 10)
+            assert _health(channel, "tftrt.sidecar.Tap") == NOT_SERVING
+            tap_up.set()
+            assert wait_until(lambda: _health(channel, "tftrt.sidecar.Tap") == SERVING, 10)
+            tap_up.clear()  # its process died; it is being restarted
+            assert wait_until(lambda: _health(channel, "tftrt.sidecar.Tap") == NOT_SERVING, 10)
+            assert _health(channel) == SERVING  # the admin API itself is still fine
+    finally:
+        server.stop(1)
+
+
 def test_status_table_maps_the_hierarchy_most_specific_first() -> None:
     assert status_for(NotFoundError("x")) is grpc.StatusCode.NOT_FOUND
     assert status_for(VersionAlreadyPublishedError("m", 1, "/p")) is grpc.StatusCode.ALREADY_EXISTS

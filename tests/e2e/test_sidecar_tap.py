@@ -14,7 +14,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecar.warmup import read_predict_requests
 from tests.support import models
@@ -55,6 +57,10 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
         assert 3 in batches, f"version 2 was warmed up for batches {batches}, not the tapped 3"
         assert standin.wait_for_state("mlp", 2000, "AVAILABLE", 60)
         assert predict_mlp(tap, 3).model_spec.version.value == 2000
+        with grpc.insecure_channel(admin) as channel:  # the tap's process, seen by health
+            check = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="tftrt.sidecar.Tap"), timeout=10)
+        assert check.status == health_pb2.HealthCheckResponse.SERVING
         listing = subprocess.run(
             [sys.executable, "-m", "sidecar.cli", "admin", "--address", admin, "--json",
              "get", "mlp"], capture_output=True, text=True, check=True)
