@@ -260,6 +260,17 @@ def test_policy_is_validated_persisted_and_cleared(
     assert reopened.overrides.default_batch_sizes == (2, 8)
     assert stub.GetModel(pb.GetModelRequest(name="mlp"), timeout=10).policy.max_engines == 2
 
+    answer = stub.SetModelPolicy(pb.SetModelPolicyRequest(model="mlp", overrides=pb.PolicyOverrides(
+        rebuild_below_coverage=0.5, rebuild_after_seconds=30, rebuild_min_requests=20)), timeout=10)
+    assert (answer.effective.rebuild_below_coverage, answer.effective.rebuild_after_seconds,
+            answer.effective.rebuild_min_requests) == (0.5, 30.0, 20)
+    for bad in (pb.PolicyOverrides(rebuild_below_coverage=1.5),  # a share is at most 1
+                pb.PolicyOverrides(precision="INT8", backend="xla")):  # xla has no INT8
+        assert _code(lambda bad=bad: stub.SetModelPolicy(
+            pb.SetModelPolicyRequest(model="mlp", overrides=bad), timeout=10)) \
+            is grpc.StatusCode.INVALID_ARGUMENT
+    assert ModelControls.open(stand.root / "state").get("mlp").overrides.precision == "FP16"
+
     cleared = stub.SetModelPolicy(pb.SetModelPolicyRequest(model="mlp", clear=True), timeout=10)
     assert cleared.effective.precision == "FP32" and not cleared.overrides.HasField("precision")
     assert ModelControls.open(stand.root / "state").models() == []
