@@ -18,6 +18,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.tap import TapServer, TapSettings, TapSettingsError, TapStartError, serve_tap
+from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
 from tests.tap.conftest import LoopThread
@@ -105,17 +106,10 @@ def test_client_hanging_up_mid_call_leaves_tap_serving(
         assert channel2_stub.Predict(predict_request("m"), timeout=10).model_spec.name == "m"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_killed_upstream_gives_unavailable_fast_and_recovers(
     loop_thread: LoopThread, served_base: Path, store: ShapeStore
 ) -> None:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -172,7 +166,7 @@ def test_killed_upstream_gives_unavailable_fast_and_recovers(
 def test_upstream_that_never_existed_gives_unavailable(
     loop_thread: LoopThread, store: ShapeStore
 ) -> None:
-    settings = TapSettings(listen="127.0.0.1:0", upstream=f"127.0.0.1:{_free_port()}")
+    settings = TapSettings(listen="127.0.0.1:0", upstream=f"127.0.0.1:{free_port()}")
     server = loop_thread.run(serve_tap(settings, store))
     try:
         stub, channel = _stub(f"127.0.0.1:{server.port}")

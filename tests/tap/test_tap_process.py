@@ -25,6 +25,7 @@ from sidecar.metrics import TapMetrics
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.tap import TapSettings, TapStartError
 from sidecar.tap.process import TapProcess
+from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
 
@@ -53,13 +54,6 @@ def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.1)
     return check()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_child_forwards_records_and_feeds_the_parents_metrics(
@@ -92,7 +86,7 @@ def test_child_forwards_records_and_feeds_the_parents_metrics(
 
 def test_a_killed_child_is_restarted_and_serves_again(
         tmp_path: Path, standin: StandinHandle, caplog: pytest.LogCaptureFixture) -> None:
-    port = _free_port()
+    port = free_port()
     tap = TapProcess(TapSettings(listen=f"127.0.0.1:{port}", upstream=standin.address),
                      tmp_path, restart_delays=(0.1, 1.0))
     tap.start()
