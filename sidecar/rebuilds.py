@@ -36,7 +36,7 @@ from pathlib import Path
 from sidecar.admin.published import PublishedModels, PublishedVersion
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
-from sidecar.shapes import ShapeSet, ShapeStore
+from sidecar.shapes import ShapeSet, ShapeStore, coverage_of, rank_shape_sets
 from sidecar.state import Job, JobJournal, JobState
 
 _LOG = logging.getLogger("sidecar.rebuilds")
@@ -97,18 +97,17 @@ class CoverageRebuilds:
         if served is None or policy.rebuild_below_coverage <= 0:
             self._low_since.pop(model, None)
             return None
-        counts = self.store.shape_set_counts(model, self.signature_key)
-        total = sum(count for _, count in counts)
-        coverage = self.store.coverage(model, self.signature_key,
-                                       served.prebuilt_for(self.signature_key))
-        if total < policy.rebuild_min_requests or coverage.share >= policy.rebuild_below_coverage:
+        counts = self.store.shape_set_counts(model, self.signature_key)  # one read serves all
+        coverage = coverage_of(counts, served.prebuilt_for(self.signature_key))
+        if (coverage.total_requests < policy.rebuild_min_requests
+                or coverage.share >= policy.rebuild_below_coverage):
             self._low_since.pop(model, None)
             return None
         now = self.clock()
         low_for = now - self._low_since.setdefault(model, now)
         if low_for < policy.rebuild_after_seconds:
             return None
-        top = self.store.top_shape_sets(model, self.signature_key, policy.max_engines)
+        top = rank_shape_sets(counts, policy.max_engines)
         missing = _not_warmed_up(top.shape_sets, served.warmed_up_for(self.signature_key))
         if not missing:
             return None
