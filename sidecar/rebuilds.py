@@ -37,7 +37,7 @@ from sidecar.admin.published import PublishedModels, PublishedVersion
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
 from sidecar.shapes import ShapeSet, ShapeStore, coverage_of, rank_shape_sets
-from sidecar.state import Job, JobJournal, JobState
+from sidecar.state import Job, JobJournal, JobState, newest_build
 
 _LOG = logging.getLogger("sidecar.rebuilds")
 
@@ -112,11 +112,11 @@ class CoverageRebuilds:
         if not missing:
             return None
         incoming = numbering.incoming_version(served.version)
-        newest = max((j for j in jobs if j.incoming_version == incoming), key=lambda j: j.version)
-        if newest.state is not JobState.PUBLISHED:
+        newest = newest_build(jobs, incoming)
+        if newest is None or newest.state is not JobState.PUBLISHED:
             return None
         try:
-            version = numbering.served_version(incoming, newest.generation + 1)
+            version = numbering.next_rebuild(newest.version)
         except numbering.VersionNumberError as exc:
             _LOG.warning("%s: no rebuild: %s", model, exc)
             return None

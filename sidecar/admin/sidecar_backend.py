@@ -41,7 +41,7 @@ from sidecar.admin.views import (
 )
 from sidecar.publish import numbering, roll_back_newest
 from sidecar.shapes import ShapeStore
-from sidecar.state import JobJournal, JobState
+from sidecar.state import JobJournal, JobState, newest_build
 
 
 @dataclass(frozen=True)
@@ -209,11 +209,9 @@ class SidecarAdminBackend:
     def _build_to_run(self, model: str, incoming: int, rebuild: bool) -> tuple[int, bool]:
         """The served number to build for incoming version ``incoming``, and whether its
         journal job must be restarted first; PreconditionError when it cannot run now."""
-        builds = [job for job in self._deps.journal.jobs(model=model)
-                  if job.incoming_version == incoming]
-        if not builds:
+        job = newest_build(self._deps.journal.jobs(model=model), incoming)
+        if job is None:
             return numbering.served_version(incoming), False
-        job = max(builds, key=lambda build: build.version)
         where = f"{model}/{job.version}"
         if job.state is JobState.DISCOVERED:
             return job.version, False
@@ -232,7 +230,7 @@ class SidecarAdminBackend:
                 "is rebuilt under its next served number)",
             )
         if job.state is JobState.PUBLISHED:
-            return numbering.served_version(incoming, job.generation + 1), False
+            return numbering.next_rebuild(job.version), False
         return job.version, True
 
     def get_operation(self, name: str) -> OperationView:

@@ -51,6 +51,11 @@ def served_version(incoming: int, generation: int = 0) -> int:
     return incoming * GENERATIONS + generation
 
 
+def next_rebuild(served: int) -> int:
+    """The served number of the rebuild after ``served`` (VersionNumberError when none is left)."""
+    return served_version(incoming_version(served), generation(served) + 1)
+
+
 def incoming_version(served: int) -> int:
     """The incoming version a served number was built from."""
     return served // GENERATIONS

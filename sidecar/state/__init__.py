@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
+from sidecar.state.jobs import (
+    ALLOWED_TRANSITIONS,
+    Flavour,
+    Job,
+    JobState,
+    Transition,
+    newest_build,
+)
 from sidecar.state.journal import JOURNAL_FILE_NAME, JobJournal
 from sidecar.state.recovery import RecoveryReport, recover_interrupted_jobs
 
@@ -15,5 +22,6 @@ __all__ = [
     "JobState",
     "RecoveryReport",
     "Transition",
+    "newest_build",
     "recover_interrupted_jobs",
 ]

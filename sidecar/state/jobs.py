@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -110,6 +111,12 @@ class Job:
     def generation(self) -> int:
         """0 for the first build of its incoming version, then 1, 2, ... per rebuild."""
         return numbering.generation(self.version)
+
+
+def newest_build(jobs: Iterable[Job], incoming: int) -> Job | None:
+    """The job of the latest build (first build or rebuild) of incoming version ``incoming``."""
+    builds = [job for job in jobs if job.incoming_version == incoming]
+    return max(builds, key=lambda job: job.version) if builds else None
 
 
 @dataclass(frozen=True)
