@@ -11,15 +11,12 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
 
-from sidecar.admin import (
-    AdminServer,
-    AdminSettings,
-    BackendDependencies,
-    ConversionRequest,
-    ModelControls,
-    PublishedModels,
-    SidecarAdminBackend,
-)
+from sidecar.admin.backend import ConversionRequest
+from sidecar.admin.controls import ModelControls
+from sidecar.admin.published import PublishedModels
+from sidecar.admin.server import AdminServer
+from sidecar.admin.settings import AdminSettings
+from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
 from sidecar.config import Settings
 from sidecar.errors import ConfigError
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver

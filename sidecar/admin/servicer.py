@@ -14,6 +14,7 @@ from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 from sidecar.admin import validation, wire
 from sidecar.admin.backend import AdminBackend
 from sidecar.admin.errors import InvalidRequestError
+from sidecar.admin.policy_wire import overrides_from_proto
 
 SERVICE_NAME: Final = "tftrt.sidecar.admin.v1.SidecarAdmin"
 """The admin service's full name (health checks and reflection use it)."""
@@ -49,7 +50,7 @@ class SidecarAdminServicer(pb_grpc.SidecarAdminServicer):
         """Queue a conversion."""
         model = validation.model_name(request.model)
         version = validation.version_number(request.version)
-        overrides = wire.overrides_from_proto(request.overrides, _REQUEST)
+        overrides = overrides_from_proto(request.overrides, _REQUEST)
         view = self._backend.start_conversion(model, version, overrides, request.rebuild)
         return wire.operation_to_proto(view)
 
@@ -101,7 +102,7 @@ class SidecarAdminServicer(pb_grpc.SidecarAdminServicer):
     ) -> pb.ModelPolicy:
         """Persist policy overrides."""
         model = validation.model_name(request.model)
-        overrides = wire.overrides_from_proto(request.overrides, _REQUEST)
+        overrides = overrides_from_proto(request.overrides, _REQUEST)
         return wire.policy_view_to_proto(self._backend.set_policy(model, overrides, request.clear))
 
     def PauseModel(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from sidecar.admin.controls import ModelControl
-from sidecar.admin.policy import PolicyOverrides
+from sidecar.admin.policy_wire import overrides_to_proto
 from sidecar.admin.views import (
     CoverageView,
     ModelSummaryView,
@@ -18,32 +18,6 @@ from sidecar.admin.views import (
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
 from sidecar.shapes import ShapeSet
-
-_OVERRIDE_SCALARS = (
-    "backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime",
-    "keep_versions", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests",
-)
-
-
-def overrides_from_proto(message: pb.PolicyOverrides, source: str) -> PolicyOverrides:
-    """Check the fields a request sets, as the config file's parsers would; ConfigError if bad."""
-    raw: dict[str, object] = {
-        name: getattr(message, name) for name in _OVERRIDE_SCALARS if message.HasField(name)
-    }
-    if message.default_batch_sizes:
-        raw["default_batch_sizes"] = list(message.default_batch_sizes)
-    return PolicyOverrides.parse(raw, source)
-
-
-def overrides_to_proto(overrides: PolicyOverrides) -> pb.PolicyOverrides:
-    """The overrides that are set."""
-    message = pb.PolicyOverrides()
-    for name, value in overrides.as_dict().items():
-        if name == "default_batch_sizes":
-            message.default_batch_sizes.extend(value)
-        else:
-            setattr(message, name, value)
-    return message
 
 
 def policy_to_proto(policy: ModelPolicy) -> pb.EffectivePolicy:

@@ -14,15 +14,11 @@ import grpc
 import pytest
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc
-from sidecar.admin import (
-    AdminServer,
-    AdminSettings,
-    BackendDependencies,
-    ModelControls,
-    PublishedModels,
-    SidecarAdminBackend,
-    start_admin_server,
-)
+from sidecar.admin.controls import ModelControls
+from sidecar.admin.published import PublishedModels
+from sidecar.admin.server import AdminServer, start_admin_server
+from sidecar.admin.settings import AdminSettings
+from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies
 from sidecar.publish import VersionPublisher

@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from sidecar.admin import ConversionRequest
+from sidecar.admin.backend import ConversionRequest
 from sidecar.jobs import JobDependencies, JobObserver, run_version_job
 
 

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
-from sidecar.admin import ModelControls
+from sidecar.admin.controls import ModelControls
 from sidecar.publish.numbering import served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.state import JobState

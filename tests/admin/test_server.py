@@ -14,14 +14,10 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc
-from sidecar.admin import (
-    SERVICE_NAME,
-    STATUS_BY_ERROR,
-    AdminSettings,
-    AdminSettingsError,
-    NotFoundError,
-    status_for,
-)
+from sidecar.admin.errors import AdminSettingsError, NotFoundError
+from sidecar.admin.servicer import SERVICE_NAME
+from sidecar.admin.settings import AdminSettings
+from sidecar.admin.status import STATUS_BY_ERROR, status_for
 from sidecar.errors import (
     OnlyServableVersionError,
     SidecarError,
@@ -224,7 +220,7 @@ def test_settings_are_validated(tmp_path: Path, certificates: Certificates) -> N
 
 
 def test_taken_port_is_reported(stand: AdminStand) -> None:
-    from sidecar.admin import AdminServer
+    from sidecar.admin.server import AdminServer
 
     second = AdminServer(AdminSettings(listen=stand.address), stand.backend)
     with pytest.raises(AdminSettingsError, match="cannot be listened on"):
@@ -232,7 +228,7 @@ def test_taken_port_is_reported(stand: AdminStand) -> None:
 
 
 def test_each_component_has_its_own_health_status(stand: AdminStand) -> None:
-    from sidecar.admin import AdminServer
+    from sidecar.admin.server import AdminServer
 
     tap_up = threading.Event()
     server = AdminServer(AdminSettings(listen="127.0.0.1:0"), stand.backend,

@@ -20,7 +20,7 @@ from prometheus_client.samples import Sample
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from converter import ConversionParams
-from sidecar.admin import PublishedModels
+from sidecar.admin.published import PublishedModels
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies, JobResult, default_converter_factory, run_version_job
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics

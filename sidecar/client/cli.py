@@ -19,9 +19,10 @@ from google.protobuf import json_format
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
-from sidecar.admin import tables, wire
 from sidecar.admin.policy import POLICY_KEYS, PolicyOverrides
+from sidecar.admin.policy_wire import overrides_to_proto
 from sidecar.admin.validation import OPERATION_PREFIX
+from sidecar.client import tables
 from sidecar.config.defaults import DEFAULT_ADMIN_LISTEN
 from sidecar.errors import ConfigError
 
@@ -151,7 +152,7 @@ def _overrides(pairs: Sequence[str]) -> pb.PolicyOverrides:
             raise ConfigError(field="--set", value=pair, source="the command line",
                               problem="is not KEY=VALUE", fix="write e.g. --set precision=FP16")
         raw[key.strip()] = value.strip()
-    return wire.overrides_to_proto(PolicyOverrides.parse(raw, "--set"))
+    return overrides_to_proto(PolicyOverrides.parse(raw, "--set"))
 
 
 def _operation_name(text: str) -> str:

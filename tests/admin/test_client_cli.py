@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.admin import AdminSettings
-from sidecar.admin.cli import EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, TOKEN_ENV, main
+from sidecar.admin.settings import AdminSettings
+from sidecar.client.cli import EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, TOKEN_ENV, main
 from tests.admin.certs import Certificates
 from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand, wait_until
 from tests.sidecar.conftest import build_tiny_saved_model
