@@ -19,12 +19,16 @@ UPSTREAM_ERROR_CODES: Final = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 )
 """Codes meaning TF Serving did not answer in time or could not be reached; other codes
-are TF Serving's own answers and only show in ``tftrt_sidecar_tap_calls_total``."""
+are TF Serving's own answers and only show in ``tftrt_sidecar_tap_calls_total``. A
+DEADLINE_EXCEEDED is an upstream error only while the client's own deadline had not passed
+(TF Serving's own timeout); calls the client cancelled or let expire are counted in
+``tftrt_sidecar_tap_client_abandoned_total`` instead."""
 
 
 class TapMetrics:
     """Counts the tap's calls by method and code, their latency, recorded requests by model and
-    whether their shape is prebuilt, upstream errors and dropped shape records."""
+    whether their shape is prebuilt, upstream errors, calls clients abandoned, refused calls
+    and dropped shape records."""
 
     def __init__(self, registry: CollectorRegistry, published: PublishedModels | None) -> None:
         self._published = published
@@ -42,6 +46,18 @@ class TapMetrics:
             "Tap calls to TF Serving that failed before TF Serving answered "
             "(unreachable or deadline exceeded).",
             ["code"], registry=registry,
+        )
+        self._abandoned = Counter(
+            "tftrt_sidecar_tap_client_abandoned",
+            "Tap calls the client gave up on before TF Serving answered: it cancelled "
+            "(CANCELLED) or its own deadline passed (DEADLINE_EXCEEDED). Not upstream errors.",
+            ["method", "code"], registry=registry,
+        )
+        self._refused = Counter(
+            "tftrt_sidecar_tap_refused_calls",
+            "Calls refused at the tap with PERMISSION_DENIED because clients may not make them "
+            "(method: TF Serving's method name, or other).",
+            ["method"], registry=registry,
         )
         self._requests = Counter(
             "tftrt_sidecar_tap_requests",
@@ -67,6 +83,16 @@ class TapMetrics:
         self._latency.labels(method).observe(seconds)
         if code in UPSTREAM_ERROR_CODES:
             self._upstream_errors.labels(code.name).inc()
+
+    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Count the call among all calls (with its latency) and as abandoned by the client."""
+        self._calls.labels(method, code.name).inc()
+        self._latency.labels(method).observe(seconds)
+        self._abandoned.labels(method, code.name).inc()
+
+    def refused(self, method: str) -> None:
+        """Count a call refused at the tap."""
+        self._refused.labels(method).inc()
 
     def dropped(self, method: str) -> None:
         """Count a record dropped because the recording queue was full."""

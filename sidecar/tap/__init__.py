@@ -1,5 +1,6 @@
-"""The tap: a gRPC proxy in front of TF Serving that forwards every PredictionService and
-ModelService call unchanged and records request shapes off the hot path.
+"""The tap: a gRPC proxy in front of TF Serving that forwards the calls clients may make
+(`FORWARDED_METHODS`: PredictionService and ModelService/GetModelStatus) unchanged, refuses
+every other one with PERMISSION_DENIED, and records request shapes off the hot path.
 
 Public API: `serve_tap(settings, recorder, observer=None, clock=time.time) -> TapServer`,
 `TapProcess` (the tap in a process of its own, as `tftrt-sidecar run` starts it),

@@ -61,6 +61,14 @@ class ShippingObserver:
         """Keep a finished call."""
         self._add(("forwarded", method, code.name, seconds))
 
+    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Keep a call the client gave up on."""
+        self._add(("abandoned", method, code.name, seconds))
+
+    def refused(self, method: str) -> None:
+        """Keep a refused call."""
+        self._add(("refused", method))
+
     def dropped(self, method: str) -> None:
         """Keep a dropped record."""
         self._add(("dropped", method))
@@ -127,8 +135,8 @@ def run_tap_child(settings: TapSettings, state_dir: Path, connection: Connection
 def apply_events(events: list[Event], observer: TapObserver) -> None:
     """Replay shipped events on `observer` (in the parent)."""
     for name, *args in events:
-        if name == "forwarded":
-            observer.forwarded(args[0], grpc.StatusCode[args[1]], args[2])
+        if name in ("forwarded", "abandoned"):
+            getattr(observer, name)(args[0], grpc.StatusCode[args[1]], args[2])
         elif name == "recorder_failed":
             observer.recorder_failed(RuntimeError(args[0]))
         else:

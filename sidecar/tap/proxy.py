@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +13,10 @@ from grpc import aio
 from sidecar.tap.methods import ForwardedMethod
 from sidecar.tap.recording import PendingCall, RecordQueue
 from sidecar.tap.stats import TapObserver
+
+# The upstream's deadline is the client's, taken a moment after `started`, so it passes at
+# or after started + timeout; the slack only absorbs timer rounding.
+_DEADLINE_SLACK_SECONDS = 0.001
 
 # Metadata the gRPC runtime sets per hop; forwarding it would duplicate or conflict.
 _HOP_METADATA = frozenset({"user-agent", "te", "content-type", "host"})
@@ -37,7 +42,11 @@ class ForwardingHandlers:
 
     Both sides use gRPC's registered methods (the server finds the handler and the channel
     the method path in the core, not per call in Python); methods not listed are answered
-    UNIMPLEMENTED by the server itself."""
+    refused by `sidecar.tap.refusal.RefusingHandler`.
+
+    A call the client gives up on (it cancels, or its own deadline passes) is reported to
+    `observer.abandoned`, never as TF Serving's answer: it says nothing about TF Serving's
+    health."""
 
     def __init__(
         self,
@@ -68,21 +77,32 @@ class ForwardingHandlers:
         async def forward(request: bytes, context: aio.ServicerContext) -> bytes:
             received_at = clock()
             started = time.perf_counter()
+            timeout = context.time_remaining()
             call = upstream(
                 request,
-                timeout=context.time_remaining(),
+                timeout=timeout,
                 metadata=forwardable_metadata(context.invocation_metadata()),
             )
             try:
                 response: bytes = await call
+            except asyncio.CancelledError:
+                # The server cancels the handler when the client hangs up or its deadline
+                # passes (the upstream call is cancelled with it).
+                expired = _client_expired(started, timeout)
+                code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+                observer.abandoned(name, code, time.perf_counter() - started)
+                raise
             except aio.AioRpcError as error:
-                observer.forwarded(name, error.code(), time.perf_counter() - started)
+                code = error.code()
+                seconds = time.perf_counter() - started
+                if code is grpc.StatusCode.DEADLINE_EXCEEDED and _client_expired(started, timeout):
+                    observer.abandoned(name, code, seconds)
+                else:
+                    observer.forwarded(name, code, seconds)
                 initial = error.initial_metadata()
                 if initial:
                     await context.send_initial_metadata(initial)
-                await context.abort(
-                    error.code(), error.details() or "", error.trailing_metadata() or ()
-                )
+                await context.abort(code, error.details() or "", error.trailing_metadata() or ())
                 raise  # abort raises; this line is never reached
             # Both are already known once the response arrived; awaiting them does not wait.
             initial = await call.initial_metadata()
@@ -97,3 +117,11 @@ class ForwardingHandlers:
             return response
 
         return forward
+
+
+def _client_expired(started: float, timeout: float | None) -> bool:
+    """True when the client's own deadline (`timeout` seconds from `started`) has passed."""
+    if timeout is None:
+        return False
+    return time.perf_counter() >= started + timeout - _DEADLINE_SLACK_SECONDS
+

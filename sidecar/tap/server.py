@@ -13,6 +13,7 @@ from sidecar.tap.errors import TapStartError
 from sidecar.tap.methods import FORWARDED_METHODS
 from sidecar.tap.proxy import ForwardingHandlers
 from sidecar.tap.recording import Recorder, RecordingWorker, RecordQueue
+from sidecar.tap.refusal import RefusingHandler
 from sidecar.tap.settings import TapSettings
 from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
 
@@ -89,6 +90,7 @@ async def serve_tap(
     queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
     server = aio.server(options=size_options)
     ForwardingHandlers(FORWARDED_METHODS, channel, queue, observers, clock).register(server)
+    server.add_generic_rpc_handlers((RefusingHandler(observers),))
     try:
         port = server.add_insecure_port(settings.listen)
     except RuntimeError as error:

@@ -19,7 +19,17 @@ class TapObserver(Protocol):
     """
 
     def forwarded(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        """A call of `method` finished with `code` after `seconds` (tap to upstream and back)."""
+        """A call of `method` finished with `code` after `seconds` (tap to upstream and back):
+        TF Serving's answer, or the channel's when TF Serving could not be reached."""
+
+    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """The client gave up on a call of `method` after `seconds`, before TF Serving
+        answered: it cancelled (`CANCELLED`) or its own deadline passed
+        (`DEADLINE_EXCEEDED`). Not an upstream error."""
+
+    def refused(self, method: str) -> None:
+        """A call was refused at the tap (not on the allow-list); `method` is its short name
+        for TF Serving's own methods, `other` for any other path."""
 
     def dropped(self, method: str) -> None:
         """A call was not recorded because the recording queue was full."""
@@ -42,6 +52,10 @@ class TapStats:
         """Finished calls per method name (`"Predict"`, ...)."""
         self.calls_by_code: Counter[str] = Counter()
         """Finished calls per status code name (`"OK"`, `"NOT_FOUND"`, ...)."""
+        self.abandoned_by_code: Counter[str] = Counter()
+        """Calls the client cancelled (`"CANCELLED"`) or let expire (`"DEADLINE_EXCEEDED"`)."""
+        self.refused_by_method: Counter[str] = Counter()
+        """Calls refused at the tap, per method label (see `TapObserver.refused`)."""
         self.dropped_records = 0
         """Calls not recorded because the queue was full."""
         self.requests_by_model: Counter[str] = Counter()
@@ -57,13 +71,23 @@ class TapStats:
 
     @property
     def upstream_errors(self) -> int:
-        """Calls that ended with any status other than OK."""
+        """Answered calls that ended with any status other than OK (calls the client
+        abandoned, and refused ones, are counted apart)."""
         return sum(count for code, count in self.calls_by_code.items() if code != "OK")
 
     def forwarded(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         """Count a finished call."""
         self.calls_by_method[method] += 1
         self.calls_by_code[code.name] += 1
+
+    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Count a call the client gave up on."""
+        self.calls_by_method[method] += 1
+        self.abandoned_by_code[code.name] += 1
+
+    def refused(self, method: str) -> None:
+        """Count a refused call."""
+        self.refused_by_method[method] += 1
 
     def dropped(self, method: str) -> None:
         """Count a dropped record."""
@@ -96,6 +120,16 @@ class ObserverFanout:
         """Fan out `forwarded`."""
         for observer in self._observers:
             observer.forwarded(method, code, seconds)
+
+    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Fan out `abandoned`."""
+        for observer in self._observers:
+            observer.abandoned(method, code, seconds)
+
+    def refused(self, method: str) -> None:
+        """Fan out `refused`."""
+        for observer in self._observers:
+            observer.refused(method)
 
     def dropped(self, method: str) -> None:
         """Fan out `dropped`."""

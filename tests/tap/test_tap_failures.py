@@ -8,14 +8,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import CollectorRegistry
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from sidecar.metrics import TapMetrics
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.tap import TapServer, TapSettings, TapSettingsError, TapStartError, serve_tap
 from tests.support.e2e import free_port
@@ -50,13 +52,33 @@ def slow_standin(served_base: Path) -> Iterator[StandinHandle]:
 
 
 @pytest.fixture(scope="module")
+def registry() -> CollectorRegistry:
+    """The slow tap's metrics."""
+    return CollectorRegistry()
+
+
+@pytest.fixture(scope="module")
 def slow_tap(
-    loop_thread: LoopThread, slow_standin: StandinHandle, store: ShapeStore
+    loop_thread: LoopThread, slow_standin: StandinHandle, store: ShapeStore,
+    registry: CollectorRegistry,
 ) -> Iterator[TapServer]:
     settings = TapSettings(listen="127.0.0.1:0", upstream=slow_standin.address)
-    server = loop_thread.run(serve_tap(settings, store))
+    server = loop_thread.run(serve_tap(settings, store, TapMetrics(registry, None)))
     yield server
     loop_thread.run(server.stop(0))
+
+
+def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _stub(address: str) -> tuple[prediction_service_pb2_grpc.PredictionServiceStub, grpc.Channel]:
@@ -65,8 +87,11 @@ def _stub(address: str) -> tuple[prediction_service_pb2_grpc.PredictionServiceSt
 
 
 def test_short_deadline_on_slow_upstream_is_deadline_exceeded(
-    slow_tap: TapServer, slow_standin: StandinHandle
+    slow_tap: TapServer, slow_standin: StandinHandle, registry: CollectorRegistry
 ) -> None:
+    abandoned = ("tftrt_sidecar_tap_client_abandoned_total",
+                 {"method": "Predict", "code": "DEADLINE_EXCEEDED"})
+    before = _sample(registry, abandoned[0], **abandoned[1])
     stub, channel = _stub(f"127.0.0.1:{slow_tap.port}")
     with channel:
         started = time.monotonic()
@@ -79,6 +104,12 @@ def test_short_deadline_on_slow_upstream_is_deadline_exceeded(
     # sends timeouts rounded up to its wire units, so a few ms above 0.3 s can appear.
     remaining = slow_standin.calls()[-1].time_remaining
     assert remaining is not None and 0 < remaining <= 0.31
+    # The client's own deadline passed: counted apart, never as an upstream error.
+    assert _eventually(lambda: _sample(registry, abandoned[0], **abandoned[1]) == before + 1)
+    assert slow_tap.stats.abandoned_by_code["DEADLINE_EXCEEDED"] >= 1
+    assert _sample(registry, "tftrt_sidecar_tap_upstream_errors_total",
+                   code="DEADLINE_EXCEEDED") == 0
+    assert slow_tap.stats.upstream_errors == 0
 
 
 def test_call_without_deadline_reaches_upstream_without_one(
@@ -92,15 +123,22 @@ def test_call_without_deadline_reaches_upstream_without_one(
 
 
 def test_client_hanging_up_mid_call_leaves_tap_serving(
-    slow_tap: TapServer, slow_standin: StandinHandle
+    slow_tap: TapServer, slow_standin: StandinHandle, registry: CollectorRegistry
 ) -> None:
+    cancelled = {"method": "Predict", "code": "CANCELLED"}
+    before = _sample(registry, "tftrt_sidecar_tap_client_abandoned_total", **cancelled)
+    calls_before = len(slow_standin.calls())
     stub, channel = _stub(f"127.0.0.1:{slow_tap.port}")
     with channel:
         pending = stub.Predict.future(predict_request("m"), timeout=10)
-        time.sleep(0.3)
+        assert _eventually(lambda: len(slow_standin.calls()) > calls_before)  # in TF Serving
         assert pending.cancel()
         with pytest.raises(grpc.FutureCancelledError):
             pending.result()
+    assert _eventually(lambda: _sample(
+        registry, "tftrt_sidecar_tap_client_abandoned_total", **cancelled) == before + 1)
+    assert _sample(registry, "tftrt_sidecar_tap_upstream_errors_total", code="CANCELLED") == 0
+    assert slow_tap.stats.upstream_errors == 0
     channel2_stub, channel2 = _stub(f"127.0.0.1:{slow_tap.port}")
     with channel2:
         assert channel2_stub.Predict(predict_request("m"), timeout=10).model_spec.name == "m"

@@ -205,10 +205,38 @@ def test_errors_and_details_pass_through(
     assert "unknown-model" not in {model for model, _ in store.signatures()}
 
 
-def test_unknown_method_is_unimplemented(tap: TapServer) -> None:
-    with grpc.insecure_channel(_address(tap)) as channel, pytest.raises(grpc.RpcError) as error:
-        channel.unary_unary("/tensorflow.serving.SessionService/SessionRun")(b"", timeout=5)
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED
+def test_methods_off_the_allow_list_are_refused_and_counted(
+    standin: StandinHandle, tap: TapServer
+) -> None:
+    seen_before = len(standin.calls())
+    refused_before = dict(tap.stats.refused_by_method)
+    paths = [
+        "/tensorflow.serving.SessionService/SessionRun",
+        "/tensorflow.serving.ModelService/NoSuchMethod",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+    ]
+    with grpc.insecure_channel(_address(tap)) as channel:
+        for path in paths:
+            with pytest.raises(grpc.RpcError) as error:
+                channel.unary_unary(path)(b"", timeout=5)
+            assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            details = error.value.details()
+            assert path in details and "tensorflow.serving.PredictionService/Predict" in details
+        # A streaming call is refused at once, without the client closing its side.
+        stream = channel.stream_stream(paths[0])(iter([b"x"] * 1000), timeout=5)
+        with pytest.raises(grpc.RpcError) as error:
+            next(stream)
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # A 4,000-character path is echoed shortened (whole, with the rest of the answer
+        # it could pass the metadata limit and turn the answer into another status).
+        with pytest.raises(grpc.RpcError) as error:
+            channel.unary_unary("/x/" + "y" * 4000)(b"", timeout=5)
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert len(error.value.details()) < 1000
+    refused = tap.stats.refused_by_method
+    assert refused["SessionRun"] - refused_before.get("SessionRun", 0) == 2
+    assert refused["other"] - refused_before.get("other", 0) == 3
+    assert len(standin.calls()) == seen_before, "a refused call reached TF Serving"
 
 
 def test_oversized_request_is_refused_and_tap_survives(
@@ -269,17 +297,29 @@ def test_full_queue_drops_and_counts_without_slowing_calls(
         loop_thread.run(server.stop(1))
 
 
-def test_reload_config_passes_through(tap: TapServer, served_base: Path) -> None:
+def test_clients_cannot_reload_tf_servings_config(
+    standin: StandinHandle, tap: TapServer, served_base: Path
+) -> None:
     request = model_management_pb2.ReloadConfigRequest()
     for name in ("m", "m2"):
         model = request.config.model_config_list.config.add()
         model.name = name
         model.base_path = str(served_base)
+    refused_before = tap.stats.refused_by_method["HandleReloadConfigRequest"]
     with grpc.insecure_channel(_address(tap)) as channel:
         models = model_service_pb2_grpc.ModelServiceStub(channel)
-        assert models.HandleReloadConfigRequest(request, timeout=30).status.error_code == 0
+        with pytest.raises(grpc.RpcError) as error:
+            models.HandleReloadConfigRequest(request, timeout=30)
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "HandleReloadConfigRequest" in error.value.details()
+        assert "managed by tftrt-sidecar" in error.value.details()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        assert stub.Predict(predict_request("m2"), timeout=10).model_spec.name == "m2"
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.Predict(predict_request("m2"), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert stub.Predict(predict_request("m"), timeout=10).model_spec.name == "m"
+    assert tap.stats.refused_by_method["HandleReloadConfigRequest"] == refused_before + 1
+    assert "HandleReloadConfigRequest" not in {call.method for call in standin.calls()}
 
 
 class _EventLog:
@@ -290,6 +330,12 @@ class _EventLog:
 
     def forwarded(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         self.events.append(("forwarded", (method, code)))
+
+    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        self.events.append(("abandoned", (method, code)))
+
+    def refused(self, method: str) -> None:
+        self.events.append(("refused", method))
 
     def dropped(self, method: str) -> None:
         self.events.append(("dropped", method))

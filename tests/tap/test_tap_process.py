@@ -19,7 +19,11 @@ from typing import Any
 import grpc
 import pytest
 from prometheus_client import CollectorRegistry
-from tensorflow_serving.apis import prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    model_management_pb2,
+    model_service_pb2_grpc,
+    prediction_service_pb2_grpc,
+)
 
 from sidecar.metrics import TapMetrics
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
@@ -77,6 +81,15 @@ def test_child_forwards_records_and_feeds_the_parents_metrics(
         assert _eventually(lambda: calls() == 1.0 and recorded() == 1.0)
         assert registry.get_sample_value(
             "tftrt_sidecar_tap_latency_seconds_count", {"method": "Predict"}) == 1.0
+        with grpc.insecure_channel(f"127.0.0.1:{tap.port}") as channel:
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                models.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(),
+                                                 timeout=10)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert _eventually(lambda: registry.get_sample_value(
+            "tftrt_sidecar_tap_refused_calls_total",
+            {"method": "HandleReloadConfigRequest"}) == 1.0)
     finally:
         tap.stop()
     assert not tap.serving
