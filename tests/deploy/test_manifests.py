@@ -120,6 +120,13 @@ def test_alert_rules_pass_promtool_and_fire_on_their_series(rendered, tmp_path: 
                 # One upstream error a second.
                 {"series": f"tftrt_sidecar_tap_upstream_errors_total{series}}}",
                  "values": "0+60x60"},
+                # Another pod whose clients give up on ten calls a second: not an alert.
+                {"series": 'tftrt_sidecar_tap_client_abandoned_total{namespace="serving", '
+                           'pod="tftrt-serving-1", code="DEADLINE_EXCEEDED"}',
+                 "values": "0+600x60"},
+                {"series": 'tftrt_sidecar_tap_calls_total{namespace="serving", '
+                           'pod="tftrt-serving-1", code="DEADLINE_EXCEEDED"}',
+                 "values": "0+600x60"},
             ],
             "alert_rule_test": [
                 {"eval_time": "2m", "alertname": "TftrtSidecarConversionsFailing",
