@@ -14,7 +14,12 @@ from sidecar.shapes.coverage import (
     coverage_of,
     rank_shape_sets,
 )
-from sidecar.shapes.errors import ShapeStoreCorruptError, ShapeStoreError, ShapeStoreSettingsError
+from sidecar.shapes.errors import (
+    ShapeStoreCorruptError,
+    ShapeStoreError,
+    ShapeStoreSettingsError,
+    ShapeStoreWriteError,
+)
 from sidecar.shapes.limits import Refusal, refusal_for
 from sidecar.shapes.samples import SAMPLED_METHODS, StoredSample
 from sidecar.shapes.settings import ShapeLimits, ShapeStoreSettings
@@ -36,6 +41,7 @@ __all__ = [
     "ShapeStoreError",
     "ShapeStoreSettings",
     "ShapeStoreSettingsError",
+    "ShapeStoreWriteError",
     "StoredSample",
     "TensorSpec",
     "TopShapeSets",

@@ -12,11 +12,13 @@ from pathlib import Path
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from sidecar.shapes.coverage import Coverage, TopShapeSets, coverage_of, rank_shape_sets
+from sidecar.shapes.errors import ShapeStoreWriteError
 from sidecar.shapes.limits import Refusal, refusal_for
 from sidecar.shapes.samples import SAMPLED_METHODS, StoredSample
-from sidecar.shapes.schema import open_database
+from sidecar.shapes.schema import DATABASE_NAME, open_database
 from sidecar.shapes.settings import ShapeStoreSettings
 from sidecar.shapes.shape_set import ShapeObservation, ShapeSet
+from sidecar.state.transaction import immediate_transaction, storage_error
 
 # TF Serving reads at most this many warmup records.
 MAX_WARMUP_RECORDS = 1000
@@ -39,6 +41,7 @@ class ShapeStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection = open_database(state_dir)
+        self._path = state_dir / DATABASE_NAME
         self._pruned_below = -math.inf
 
     def close(self) -> None:
@@ -57,17 +60,19 @@ class ShapeStore:
     def record(self, observations: Sequence[ShapeObservation]) -> list[Refusal | None]:
         """Count each observation in its time bucket and keep its sample, in one transaction.
 
-        Returns, per observation, why it was refused or None when it was stored.
+        Returns, per observation, why it was refused or None when it was stored. Raises
+        ShapeStoreWriteError (retryable, nothing stored) when the database refuses, e.g.
+        with the state disk full.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                outcomes = self._record_locked(observations)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return outcomes
+                with immediate_transaction(self._db):
+                    return self._record_locked(observations)
+            except sqlite3.Error as error:
+                raise storage_error(
+                    error, f"record {len(observations)} request shape(s)",
+                    self._path, error_type=ShapeStoreWriteError,
+                ) from error
 
     def _record_locked(self, observations: Sequence[ShapeObservation]) -> list[Refusal | None]:
         first_bucket = self._first_bucket(self._clock())

@@ -30,7 +30,8 @@ class JobState(enum.Enum):
     """In the serving base under its version number. Final."""
 
     FAILED = "failed"
-    """Stopped with a reason; can be restarted by hand or after a storage fault."""
+    """Stopped with a reason; restarted by hand, or by itself after a backoff when the
+    reason can pass (a storage fault: ``Job.retry_at``)."""
 
     SKIPPED = "skipped"
     """Deliberately not published (e.g. the version number was already served)."""
@@ -101,6 +102,14 @@ class Job:
 
     updated_at: float
     """When its state last changed (clock seconds)."""
+
+    retry_at: float | None = None
+    """For a FAILED job that failed for a reason that can pass (storage): when the service
+    restarts it (clock seconds). None: it is not retried by itself."""
+
+    source_fingerprint: str | None = None
+    """The content fingerprint of the incoming version this job published (or is about to):
+    a withdrawn version is restored only when the same content comes back."""
 
     @property
     def incoming_version(self) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from sidecar.errors import JournalError, StorageError
 from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
+from sidecar.state.transaction import immediate_transaction, storage_error
 
 JOURNAL_FILE_NAME: Final = "jobs.sqlite3"
 """The journal's file name inside the state directory."""
@@ -27,6 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    retry_at REAL,
+    source_fingerprint TEXT,
     PRIMARY KEY (model, version)
 );
 CREATE TABLE IF NOT EXISTS transitions (
@@ -47,8 +50,12 @@ END;
 """
 
 _JOB_COLUMNS = (
-    "model, version, state, reason, flavour, flavour_reason, attempts, created_at, updated_at"
+    "model, version, state, reason, flavour, flavour_reason, attempts, created_at, updated_at, "
+    "retry_at, source_fingerprint"
 )
+
+_ADDED_COLUMNS = (("retry_at", "REAL"), ("source_fingerprint", "TEXT"))
+"""Columns later releases added to ``jobs``; journals written before them get them on open."""
 
 
 class JobJournal:
@@ -79,10 +86,11 @@ class JobJournal:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.executescript(_SCHEMA)
+            _add_missing_columns(connection)
         except OSError as exc:
             raise StorageError.from_os_error(exc, action="open the job journal", path=path) from exc
         except sqlite3.Error as exc:
-            raise _storage_error(exc, "open the job journal", path) from exc
+            raise storage_error(exc, "open the job journal", path) from exc
         return cls(connection, path, clock)
 
     @property
@@ -115,20 +123,29 @@ class JobJournal:
                 return existing, False
             now = self._clock()
             db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?)",
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?, NULL, NULL)",
                 (model, version, JobState.DISCOVERED.value, reason, now, now),
             )
             _log(db, model, version, None, JobState.DISCOVERED, reason, now)
             return _require(db, model, version), True
 
-    def advance(self, model: str, version: int, to: JobState, *, reason: str | None = None) -> Job:
+    def advance(
+        self, model: str, version: int, to: JobState, *, reason: str | None = None,
+        retry_at: float | None = None,
+    ) -> Job:
         """Move a job forward to ``to``; FAILED and SKIPPED need a ``reason``.
 
+        A FAILED job with ``retry_at`` (clock seconds) is restarted by the service once
+        that time has come (:meth:`due_retries`); without it, only by hand.
         PUBLISHED needs a flavour recorded first with :meth:`choose_flavour`.
         Raises JournalError for a move :data:`ALLOWED_TRANSITIONS` forbids.
         """
         if to in (JobState.FAILED, JobState.SKIPPED) and not reason:
             raise JournalError(f"moving to {to.value} needs a reason", where=f"{model}/{version}")
+        if retry_at is not None and to is not JobState.FAILED:
+            raise JournalError(f"only a failed job is retried, not a {to.value} one",
+                               where=f"{model}/{version}")
         with self._transaction(f"record {to.value}") as db:
             job = _require(db, model, version)
             if to not in ALLOWED_TRANSITIONS[job.state]:
@@ -144,17 +161,19 @@ class JobJournal:
                 )
             now = self._clock()
             db.execute(
-                "UPDATE jobs SET state = ?, reason = ?, updated_at = ? "
+                "UPDATE jobs SET state = ?, reason = ?, updated_at = ?, retry_at = ? "
                 "WHERE model = ? AND version = ?",
-                (to.value, reason, now, model, version),
+                (to.value, reason, now, retry_at, model, version),
             )
             _log(db, model, version, job.state, to, reason, now)
             return _require(db, model, version)
 
     def choose_flavour(
-        self, model: str, version: int, flavour: Flavour, *, why: str | None = None
+        self, model: str, version: int, flavour: Flavour, *, why: str | None = None,
+        source_fingerprint: str | None = None,
     ) -> Job:
-        """Record what will be published, before publishing it (so recovery knows).
+        """Record what will be published, before publishing it (so recovery knows), and
+        the content fingerprint of the incoming version it was built from.
 
         Publishing the ORIGINAL needs ``why``. Only a VERIFYING job takes a flavour.
         """
@@ -168,8 +187,9 @@ class JobJournal:
                     fix="choose the flavour after verification, before publishing",
                 )
             db.execute(
-                "UPDATE jobs SET flavour = ?, flavour_reason = ? WHERE model = ? AND version = ?",
-                (flavour.value, why, model, version),
+                "UPDATE jobs SET flavour = ?, flavour_reason = ?, source_fingerprint = ? "
+                "WHERE model = ? AND version = ?",
+                (flavour.value, why, source_fingerprint, model, version),
             )
             return _require(db, model, version)
 
@@ -188,7 +208,8 @@ class JobJournal:
             now = self._clock()
             db.execute(
                 "UPDATE jobs SET state = ?, reason = ?, flavour = NULL, flavour_reason = NULL, "
-                "attempts = attempts + 1, updated_at = ? WHERE model = ? AND version = ?",
+                "source_fingerprint = NULL, retry_at = NULL, attempts = attempts + 1, "
+                "updated_at = ? WHERE model = ? AND version = ?",
                 (JobState.DISCOVERED.value, reason, now, model, version),
             )
             _log(db, model, version, job.state, JobState.DISCOVERED, reason, now)
@@ -213,6 +234,17 @@ class JobJournal:
         query += " ORDER BY version DESC, model"
         with self._read("list jobs") as db:
             return [_job(row) for row in db.execute(query, params)]
+
+    def due_retries(self, now: float) -> list[Job]:
+        """FAILED jobs whose automatic retry is due at ``now`` (clock seconds), oldest due
+        first."""
+        with self._read("list the jobs due for a retry") as db:
+            rows = db.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND retry_at <= ? "
+                "ORDER BY retry_at, model, version",
+                (JobState.FAILED.value, now),
+            ).fetchall()
+        return [_job(row) for row in rows]
 
     def interrupted(self) -> list[Job]:
         """Jobs a worker owned when the process stopped (converting, building, verifying)."""
@@ -249,19 +281,12 @@ class JobJournal:
     def _transaction(self, action: str) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                with immediate_transaction(self._db) as db:
+                    yield db
+            except sqlite3.IntegrityError as exc:
+                raise JournalError(f"could not {action}: {exc}", where=str(self._path)) from exc
             except sqlite3.Error as exc:
-                raise _storage_error(exc, action, self._path) from exc
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise JournalError(f"could not {action}: {exc}", where=str(self._path)) from exc
-                if isinstance(exc, sqlite3.Error):
-                    raise _storage_error(exc, action, self._path) from exc
-                raise
+                raise storage_error(exc, action, self._path) from exc
 
     @contextmanager
     def _read(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -269,7 +294,14 @@ class JobJournal:
             try:
                 yield self._db
             except sqlite3.Error as exc:
-                raise _storage_error(exc, action, self._path) from exc
+                raise storage_error(exc, action, self._path) from exc
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
 
 def _select(db: sqlite3.Connection, model: str, version: int) -> Job | None:
@@ -289,7 +321,8 @@ def _require(db: sqlite3.Connection, model: str, version: int) -> Job:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    model, version, state, reason, flavour, flavour_reason, attempts, created, updated = row
+    (model, version, state, reason, flavour, flavour_reason, attempts, created, updated,
+     retry_at, source_fingerprint) = row
     return Job(
         model=str(model),
         version=int(version),
@@ -300,6 +333,8 @@ def _job(row: tuple[Any, ...]) -> Job:
         attempts=int(attempts),
         created_at=float(created),
         updated_at=float(updated),
+        retry_at=None if retry_at is None else float(retry_at),
+        source_fingerprint=None if source_fingerprint is None else str(source_fingerprint),
     )
 
 
@@ -317,14 +352,3 @@ def _log(
         "VALUES (?, ?, ?, ?, ?, ?)",
         (model, version, before.value if before else None, after.value, reason, at),
     )
-
-
-def _storage_error(exc: sqlite3.Error, action: str, path: Path) -> StorageError:
-    text = str(exc)
-    if "full" in text:
-        fix = f"free space on the filesystem holding {path.parent}"
-    elif "readonly" in text or "unable to open" in text:
-        fix = f"make {path.parent} writable by the sidecar's user"
-    else:
-        fix = f"check {path} (sqlite reports: {text}); restore it from a backup if it is corrupt"
-    return StorageError(f"could not {action}: {text}", where=str(path), fix=fix)
