@@ -13,7 +13,23 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import ClassVar
+from typing import ClassVar, Final
+
+ECHO_LIMIT: Final = 80
+"""The most characters of a bad value an error message quotes (see :func:`echo`)."""
+
+
+def echo(value: object) -> str:
+    """``repr(value)`` as an error message quotes it: shortened in the middle past
+    :data:`ECHO_LIMIT` characters, with the full length named.
+
+    Every error that quotes a value it was given goes through here, so a 10,000-character
+    model name stays a short, readable message (and fits a gRPC status's metadata).
+    """
+    text = repr(value)
+    if len(text) <= ECHO_LIMIT:
+        return text
+    return f"{text[:ECHO_LIMIT - 24]}...{text[-12:]} ({len(text)} characters)"
 
 
 class SidecarError(Exception):
@@ -98,7 +114,7 @@ class ConfigError(UserError):
         self.field = field
         self.value = value
         self.source = source
-        shown = f"{field} = {value!r}" if value is not None else field
+        shown = f"{field} = {echo(value)}" if value is not None else field
         super().__init__(f"{shown} {problem}", where=source, fix=fix)
 
 

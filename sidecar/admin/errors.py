@@ -6,7 +6,7 @@ sidecar error and :mod:`sidecar.admin.status` turns every one into a gRPC status
 
 from __future__ import annotations
 
-from sidecar.errors import ConfigError, InternalError, SidecarError, UserError
+from sidecar.errors import ConfigError, InternalError, SidecarError, UserError, echo
 
 
 class AdminSettingsError(ConfigError):
@@ -19,7 +19,7 @@ class InvalidRequestError(UserError):
     def __init__(self, field: str, value: object, problem: str, fix: str) -> None:
         self.field = field
         self.value = value
-        super().__init__(f"{field} = {value!r} {problem}", where="the request", fix=fix)
+        super().__init__(f"{field} = {echo(value)} {problem}", where="the request", fix=fix)
 
 
 class NotFoundError(UserError):

@@ -49,7 +49,7 @@ class SidecarAdminServicer(pb_grpc.SidecarAdminServicer):
     ) -> pb.Operation:
         """Queue a conversion."""
         model = validation.model_name(request.model)
-        version = validation.version_number(request.version)
+        version = validation.incoming_version(request.version)
         overrides = overrides_from_proto(request.overrides, _REQUEST)
         view = self._backend.start_conversion(model, version, overrides, request.rebuild)
         return wire.operation_to_proto(view)

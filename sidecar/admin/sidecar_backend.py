@@ -179,7 +179,7 @@ class SidecarAdminBackend:
         """
         deps = self._deps
         validation.model_dir(deps.incoming_base, model)
-        validation.version_number(version)
+        validation.incoming_version(version)
         source = deps.incoming_base / model / str(version)
         if not source.is_dir():
             raise NotFoundError(

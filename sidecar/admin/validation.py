@@ -11,12 +11,8 @@ from pathlib import Path
 from typing import Final
 
 from sidecar.admin.errors import InvalidRequestError
-
-MODEL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-"""A model name: a letter or digit, then up to 127 letters, digits, '.', '_' or '-'."""
-
-MAX_VERSION: Final = (1 << 63) - 1
-"""Versions are positive int64 values."""
+from sidecar.publish import numbering
+from sidecar.publish.model_names import MODEL_NAME_RULE, model_name_problem
 
 OPERATION_PREFIX: Final = "operations/"
 """Every operation name starts with this."""
@@ -25,11 +21,11 @@ _OPERATION_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 def model_name(value: str, field: str = "model") -> str:
-    """``value`` if it is a valid model name (it then cannot leave a model base directory)."""
-    if not MODEL_NAME_PATTERN.fullmatch(value):
+    """``value`` if it is a model name the sidecar serves (:mod:`sidecar.publish.model_names`;
+    it then cannot leave a model base directory)."""
+    if model_name_problem(value) is not None:
         raise InvalidRequestError(
-            field, value, "is not a model name",
-            "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+            field, value, "is not a model name the sidecar serves", MODEL_NAME_RULE
         )
     return value
 
@@ -50,13 +46,15 @@ def model_dir(base: Path, name: str, field: str = "model") -> Path:
     return path
 
 
-def version_number(value: int, field: str = "version") -> int:
-    """``value`` if it is a positive int64."""
-    if not 1 <= value <= MAX_VERSION:
+def incoming_version(value: int, field: str = "version") -> int:
+    """``value`` if it is an incoming version number the sidecar can serve
+    (:func:`sidecar.publish.numbering.check_incoming_version`)."""
+    try:
+        return numbering.check_incoming_version(value)
+    except numbering.VersionNumberError as exc:
         raise InvalidRequestError(
-            field, value, "is not a version number", f"use a whole number from 1 to {MAX_VERSION}"
-        )
-    return value
+            field, value, "is not an incoming version the sidecar can serve", exc.fix
+        ) from exc
 
 
 def operation_name(value: str, field: str = "name") -> str:

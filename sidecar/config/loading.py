@@ -16,6 +16,7 @@ from sidecar.config import defaults, values
 from sidecar.config.flags import FLAG_FIELDS
 from sidecar.config.settings import ModelPolicy, Settings
 from sidecar.errors import ConfigError
+from sidecar.publish.model_names import MODEL_NAME_RULE, model_name_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -226,11 +227,12 @@ def _table(value: object, key: str, source: str) -> Mapping[str, object]:
 
 
 def _check_model_name(model: str, source: str) -> None:
-    if not model or "/" in model or model.startswith(".") or model in {".", ".."}:
+    if model_name_problem(model) is not None:
         raise ConfigError(
-            field=f"models.{model}", value=model, source=source,
-            problem="is not a usable model directory name",
-            fix="name the section after the model's directory, e.g. [models.resnet]",
+            field="models", value=model, source=source,
+            problem="is not a model name the sidecar serves",
+            fix=f"{MODEL_NAME_RULE}; name the section after the model's directory, "
+            "e.g. [models.resnet]",
         )
 
 

@@ -11,7 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Final
 
-from sidecar.watch.listing import is_model_name, parse_version_name
+from sidecar.publish.model_names import is_model_name
+from sidecar.publish.numbering import served_version_from_name
 
 STAGING_PREFIX: Final = ".staging-"
 """``.staging-<version>-<token>``: a version being written."""
@@ -49,7 +50,7 @@ def published_versions(model_dir: Path) -> list[int]:
         names = os.listdir(model_dir)
     except FileNotFoundError:
         return []
-    versions = (parse_version_name(name) for name in names)
+    versions = (served_version_from_name(name) for name in names)
     return sorted(
         v for v, name in zip(versions, names, strict=True)
         if v is not None and (model_dir / name).is_dir()

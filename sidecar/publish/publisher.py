@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError
+from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError, echo
 from sidecar.publish import layout
 from sidecar.publish.durable import fsync_dir, fsync_tree, rename_no_replace
-from sidecar.watch.listing import is_model_name
+from sidecar.publish.model_names import MODEL_NAME_RULE, is_model_name
+from sidecar.publish.numbering import MAX_SERVED_VERSION
 
 Checkpoint = Callable[[str], None]
 """Called with a step name as publishing passes it: "staging-created", "file-copied",
@@ -73,11 +74,11 @@ class VersionPublisher:
 
         Raises VersionAlreadyPublishedError if the version is already published.
         """
-        if not is_model_name(model) or "/" in model or version < 0:
+        if not is_model_name(model) or not 0 <= version <= MAX_SERVED_VERSION:
             raise StagingError(
-                f"cannot publish model {model!r} version {version}",
+                f"cannot publish model {echo(model)} version {version}",
                 where=str(self._base),
-                fix="use a plain model directory name and a non-negative version number",
+                fix=f"model names: {MODEL_NAME_RULE}; versions: 0 to {MAX_SERVED_VERSION}",
             )
         if self.is_published(model, version):
             raise VersionAlreadyPublishedError(model, version, self.version_dir(model, version))

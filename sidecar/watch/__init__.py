@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from sidecar.publish.model_names import is_model_name
 from sidecar.watch.inotify import InotifyWakeup
-from sidecar.watch.listing import fingerprint, is_model_name, list_version_dirs, parse_version_name
+from sidecar.watch.listing import (
+    IncomingListing,
+    Refusal,
+    fingerprint,
+    list_version_dirs,
+    parse_version_name,
+    read_incoming,
+)
 from sidecar.watch.loop import run_watch_loop
 from sidecar.watch.watcher import IncomingWatcher, WatchEvent, WatchEventKind
 
 __all__ = [
+    "IncomingListing",
     "IncomingWatcher",
     "InotifyWakeup",
+    "Refusal",
     "WatchEvent",
     "WatchEventKind",
     "fingerprint",
     "is_model_name",
     "list_version_dirs",
     "parse_version_name",
+    "read_incoming",
     "run_watch_loop",
 ]

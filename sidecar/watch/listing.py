@@ -1,43 +1,90 @@
-"""Reading the incoming base: which ``<model>/<version>/`` directories exist, and what they hold."""
+"""Reading the incoming base: which ``<model>/<version>/`` directories exist, and what they hold.
+
+Which names are models and versions is decided in one place each
+(:mod:`sidecar.publish.model_names`, :mod:`sidecar.publish.numbering`); this
+module applies those rules to what is on disk and says why it refuses a
+directory that looks like a model or a version but cannot be served.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-_VERSION_NAME = re.compile(r"[0-9]{1,18}")
-"""A version directory name as TF Serving reads one (fits int64)."""
+from sidecar.publish.model_names import is_ignored_name, model_name_problem
+from sidecar.publish.numbering import (
+    VersionNumberError,
+    incoming_version_from_name,
+    is_version_name,
+    served_version_from_name,
+)
 
 FileEntry = tuple[str, bool, int, int]
 """(path relative to the version, is a directory, size in bytes, mtime in ns)."""
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A directory in the incoming base that looks like a model or a version, refused."""
+
+    path: Path
+    """The directory (its name as found on disk)."""
+
+    reason: str
+    """Why it is not served, and how to fix it."""
+
+
+@dataclass(frozen=True)
+class IncomingListing:
+    """One reading of the incoming base."""
+
+    versions: tuple[tuple[str, int, Path], ...]
+    """(model, incoming version, path) of each version directory that can be served."""
+
+    refused: tuple[Refusal, ...]
+    """Model directories with a name outside the rule (only those holding an all-digit
+    directory: an empty ``lost+found`` is no model) and version directories whose name
+    is not a servable number."""
+
+
 def parse_version_name(name: str) -> int | None:
-    """The version number a directory name stands for, or None when it is not one."""
-    return int(name) if _VERSION_NAME.fullmatch(name) else None
+    """The served number a serving base directory name stands for, or None when it is not one
+    (:func:`sidecar.publish.numbering.served_version_from_name`)."""
+    return served_version_from_name(name)
 
 
-def is_model_name(name: str) -> bool:
-    """Whether ``name`` can be a model directory (not hidden, not a temporary name)."""
-    return bool(name) and not name.startswith((".", "_")) and not name.endswith((".tmp", "~"))
+def read_incoming(base: Path) -> IncomingListing:
+    """List ``base`` (entries that vanish while being listed are left out)."""
+    versions: list[tuple[str, int, Path]] = []
+    refused: list[Refusal] = []
+    for model_entry in sorted(_scandir(base), key=lambda entry: entry.name):
+        if is_ignored_name(model_entry.name) or not _is_dir(model_entry):
+            continue
+        numeric = sorted((entry for entry in _scandir(Path(model_entry.path))
+                          if is_version_name(entry.name) and _is_dir(entry)),
+                         key=lambda entry: entry.name)
+        problem = model_name_problem(model_entry.name)
+        if problem is not None:
+            if numeric:
+                refused.append(Refusal(Path(model_entry.path), f"model directory {problem}"))
+            continue
+        for version_entry in numeric:
+            try:
+                version = incoming_version_from_name(version_entry.name)
+            except VersionNumberError as exc:
+                refused.append(Refusal(Path(version_entry.path), str(exc)))
+                continue
+            versions.append((model_entry.name, version, Path(version_entry.path)))
+    return IncomingListing(tuple(versions), tuple(refused))
 
 
 def list_version_dirs(base: Path) -> Iterator[tuple[str, int, Path]]:
-    """Yield (model, version, path) for each numeric version directory under ``base``.
-
-    Hidden and temporary model names and non-numeric version names are skipped;
-    entries that vanish while being listed are skipped too.
-    """
-    for model_entry in _scandir(base):
-        if not is_model_name(model_entry.name) or not _is_dir(model_entry):
-            continue
-        for version_entry in _scandir(Path(model_entry.path)):
-            version = parse_version_name(version_entry.name)
-            if version is not None and _is_dir(version_entry):
-                yield model_entry.name, version, Path(version_entry.path)
+    """Yield (model, version, path) for each servable version directory under ``base``
+    (:func:`read_incoming` says why the others are refused)."""
+    yield from read_incoming(base).versions
 
 
 def fingerprint(version_dir: Path) -> tuple[FileEntry, ...]:

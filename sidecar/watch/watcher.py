@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.errors import StorageError
-from sidecar.watch.listing import FileEntry, fingerprint, list_version_dirs
+from sidecar.errors import StorageError, echo
+from sidecar.watch.listing import FileEntry, Refusal, fingerprint, read_incoming
+
+_LOG = logging.getLogger("sidecar.watch")
 
 
 class WatchEventKind(enum.Enum):
@@ -72,6 +75,7 @@ class IncomingWatcher:
         self._marker_file = marker_file
         self._clock = clock
         self._seen: dict[tuple[str, int], _Seen] = {}
+        self._refused: dict[Path, str] = {}
 
     @property
     def incoming_base(self) -> Path:
@@ -89,7 +93,9 @@ class IncomingWatcher:
         now = self._clock()
         events: list[WatchEvent] = []
         present: set[tuple[str, int]] = set()
-        for model, version, path in list_version_dirs(self._base):
+        listing = read_incoming(self._base)
+        self._note_refusals(listing.refused)
+        for model, version, path in listing.versions:
             key = (model, version)
             present.add(key)
             current = fingerprint(path)
@@ -107,6 +113,20 @@ class IncomingWatcher:
             events.append(WatchEvent(WatchEventKind.VANISHED, key[0], key[1], gone.path))
         events.sort(key=lambda event: (event.model, event.version))
         return events
+
+    def refused(self) -> list[Refusal]:
+        """Directories the last scan refused (a model or version name that cannot be served)."""
+        return [Refusal(path, reason) for path, reason in sorted(self._refused.items())]
+
+    def _note_refusals(self, refused: tuple[Refusal, ...]) -> None:
+        # Logged once when first refused (not on every rescan), and once when resolved.
+        now = {refusal.path: refusal.reason for refusal in refused}
+        for path, reason in now.items():
+            if self._refused.get(path) != reason:
+                _LOG.error("not serving %s: %s", echo(str(path)), reason)
+        for path in self._refused.keys() - now.keys():
+            _LOG.info("%s is no longer refused (renamed or removed)", echo(str(path)))
+        self._refused = now
 
     def waiting(self) -> list[tuple[str, int]]:
         """Versions seen but not ready yet, as (model, version)."""

@@ -57,7 +57,7 @@ def test_an_incoming_version_out_of_range_names_the_limit_and_the_fix(incoming: 
     assert isinstance(error, UserError), "a person must land it under another number"
     assert f"incoming version {incoming}" in error.what
     assert str(MAX_INCOMING_VERSION) in error.what and "int64" in error.what
-    assert "smaller version number" in error.fix
+    assert f"from 0 to {MAX_INCOMING_VERSION}" in error.fix
     assert "Fix:" in str(error)
 
 

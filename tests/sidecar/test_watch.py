@@ -133,9 +133,10 @@ def test_non_numeric_hidden_and_temporary_names_are_ignored(
     land(tmp_path, "copy.tmp", "1", {"f": b"x"})
     (tmp_path / "m" / "9").write_bytes(b"a file, not a directory")
     (tmp_path / "notes.txt").write_text("a file in the base")
-    land(tmp_path, "m", "0012", {"f": b"x"})
+    land(tmp_path, "m", "12", {"f": b"x"})
     watcher = watcher_for(tmp_path, clock, settle_seconds=0.0)
     assert kinds(watcher.scan()) == [(APPEARED, "m", 12), (READY, "m", 12)]
+    assert watcher.refused() == []
 
 
 def test_missing_incoming_base_is_a_storage_error(tmp_path: Path, clock: ManualClock) -> None:
