@@ -5,8 +5,15 @@ do about it. Three branches tell the caller how to react:
 
 - :class:`UserError`: configuration or input is wrong; a person must change it.
 - :class:`StorageError`: the filesystem or database refused (disk full, permission
-  denied, read-only); retrying after the storage is fixed can succeed.
+  denied, read-only, I/O error); retrying after the storage is fixed can succeed.
+
 - :class:`InternalError`: a bug in the sidecar; report it.
+
+``retryable`` is what the service acts on: a job that fails with a retryable error
+is FAILED with a retry time and restarted after a backoff (like kopf's
+``TemporaryError``); one that fails with any other error stays FAILED until a
+person restarts it. :func:`storage_error_in` finds the storage fault behind errors
+that other libraries (TensorFlow, the converter) raise.
 """
 
 from __future__ import annotations
@@ -98,7 +105,49 @@ _FIXES_BY_ERRNO: dict[int, str] = {
     errno.EPERM: "make {path} writable by the sidecar (check its owner and `lsattr` flags)",
     errno.EROFS: "mount the volume holding {path} read-write for the sidecar",
     errno.EXDEV: "put the staging area and the serving base on the same filesystem",
+    errno.EIO: "check the volume holding {path} (kernel log, `dmesg`; remount it), then retry",
+    errno.ESTALE: "remount the network volume holding {path}, then retry",
+    errno.ENOTCONN: "remount the volume holding {path} (its server or FUSE daemon went away)",
 }
+
+
+STORAGE_ERRNOS: frozenset[int] = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM,
+    errno.ESTALE, errno.ENOTCONN,
+})
+"""Error numbers that mean the storage refused (not the model or the settings)."""
+
+
+def storage_error_in(
+    exc: BaseException, *, action: str, path: os.PathLike[str] | str
+) -> StorageError | None:
+    """The storage fault behind ``exc`` as a StorageError, or None when there is none.
+
+    Looks at ``exc`` and every error it was raised from: a StorageError is returned as
+    it is; an OSError with one of :data:`STORAGE_ERRNOS`, or an error whose message
+    carries one's text (TensorFlow reports a full disk as "... No space left on
+    device"), becomes one about doing ``action`` on ``path`` (or the file it names).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, StorageError):
+            return current
+        found = _storage_errno(current)
+        if found is not None:
+            filename = getattr(current, "filename", None) if isinstance(current, OSError) else None
+            os_error = OSError(found, os.strerror(found))
+            return StorageError.from_os_error(os_error, action=action, path=filename or path)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _storage_errno(exc: BaseException) -> int | None:
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return exc.errno
+    text = str(exc)
+    return next((code for code in sorted(STORAGE_ERRNOS) if os.strerror(code) in text), None)
 
 
 class InternalError(SidecarError):
