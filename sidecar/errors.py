@@ -6,7 +6,6 @@ do about it. Three branches tell the caller how to react:
 - :class:`UserError`: configuration or input is wrong; a person must change it.
 - :class:`StorageError`: the filesystem or database refused (disk full, permission
   denied, read-only, I/O error); retrying after the storage is fixed can succeed.
-
 - :class:`InternalError`: a bug in the sidecar; report it.
 
 ``retryable`` is what the service acts on: a job that fails with a retryable error

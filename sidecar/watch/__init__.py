@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sidecar.publish.model_names import is_model_name
+from sidecar.watch.incoming_health import IncomingFault, IncomingView, look_at_incoming
 from sidecar.watch.inotify import InotifyWakeup
 from sidecar.watch.listing import (
     IncomingListing,
@@ -16,7 +17,9 @@ from sidecar.watch.loop import run_watch_loop
 from sidecar.watch.watcher import IncomingWatcher, WatchEvent, WatchEventKind
 
 __all__ = [
+    "IncomingFault",
     "IncomingListing",
+    "IncomingView",
     "IncomingWatcher",
     "InotifyWakeup",
     "Refusal",
@@ -25,6 +28,7 @@ __all__ = [
     "fingerprint",
     "is_model_name",
     "list_version_dirs",
+    "look_at_incoming",
     "parse_version_name",
     "read_incoming",
     "run_watch_loop",

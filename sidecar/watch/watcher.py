@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.errors import StorageError, echo
-from sidecar.watch.listing import FileEntry, Refusal, fingerprint, read_incoming
+from sidecar.errors import echo
+from sidecar.watch.incoming_health import IncomingFault, look_at_incoming
+from sidecar.watch.listing import FileEntry, Refusal, fingerprint
 
 _LOG = logging.getLogger("sidecar.watch")
 
@@ -24,7 +25,8 @@ class WatchEventKind(enum.Enum):
     """The version is complete: its files settled, or its marker file exists."""
 
     VANISHED = "vanished"
-    """A version seen before is gone from the incoming base."""
+    """A version seen before is gone from the incoming base (while incoming is healthy:
+    see :mod:`sidecar.watch.incoming_health`)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class IncomingWatcher:
     ``clock``. With ``marker_file`` set, a version is ready as soon as that file
     exists in its top directory, and not before. READY is reported once per
     version; a version that vanishes and comes back starts over.
+
+    A fault in the incoming base (missing, unreadable, or empty where ``is_served``
+    models had versions) is not a vanishing: the versions under it stay seen, no
+    VANISHED is reported for them, and :attr:`faults` says what is wrong until it
+    passes.
     """
 
     def __init__(
@@ -69,8 +76,11 @@ class IncomingWatcher:
         settle_seconds: float,
         marker_file: str | None,
         clock: Callable[[], float],
+        is_served: Callable[[str], bool] = lambda model: False,
     ) -> None:
         self._base = incoming_base
+        self._is_served = is_served
+        self._faults: tuple[IncomingFault, ...] = ()
         self._settle_seconds = settle_seconds
         self._marker_file = marker_file
         self._clock = clock
@@ -82,22 +92,44 @@ class IncomingWatcher:
         """The directory being watched."""
         return self._base
 
+    @property
+    def faults(self) -> tuple[IncomingFault, ...]:
+        """What the last scan found wrong with the incoming base (empty when healthy)."""
+        return self._faults
+
     def scan(self) -> list[WatchEvent]:
-        """Rescan once; return the events since the last scan, ordered by model and version."""
-        if not self._base.is_dir():
-            raise StorageError(
-                "the incoming base directory does not exist",
-                where=str(self._base),
-                fix="create it, or point --incoming at the directory where models land",
-            )
+        """Rescan once; return the events since the last scan, ordered by model and version.
+
+        Never raises for the incoming base's own state: a fault is kept in :attr:`faults`.
+        """
         now = self._clock()
+        view = look_at_incoming(self._base, self._seen.keys(), is_served=self._is_served)
+        self._faults = view.faults
+        if view.listing is None:
+            return []
+        try:
+            return self._events(view.listing.versions, view.gone(self._seen.keys()), now)
+        except OSError as exc:  # a version's files became unreadable while being listed
+            self._faults = (IncomingFault(self._base, f"cannot be read ({exc.strerror or exc})",
+                                          None),)
+            return []
+        finally:
+            self._note_refusals(view.listing.refused)
+
+    def resettle(self, model: str, version: int) -> None:
+        """Judge (model, version) as if just seen: READY is reported again once it settles
+        (or has its marker file). For a job whose source changed under it."""
+        seen = self._seen.get((model, version))
+        if seen is not None:
+            seen.fingerprint = fingerprint(seen.path)
+            seen.unchanged_since, seen.ready = self._clock(), False
+
+    def _events(
+        self, versions: tuple[tuple[str, int, Path], ...], gone: list[tuple[str, int]], now: float,
+    ) -> list[WatchEvent]:
         events: list[WatchEvent] = []
-        present: set[tuple[str, int]] = set()
-        listing = read_incoming(self._base)
-        self._note_refusals(listing.refused)
-        for model, version, path in listing.versions:
+        for model, version, path in versions:
             key = (model, version)
-            present.add(key)
             current = fingerprint(path)
             seen = self._seen.get(key)
             if seen is None:
@@ -108,9 +140,9 @@ class IncomingWatcher:
             if not seen.ready and self._is_complete(seen, now):
                 seen.ready = True
                 events.append(WatchEvent(WatchEventKind.READY, model, version, path))
-        for key in sorted(set(self._seen) - present):
-            gone = self._seen.pop(key)
-            events.append(WatchEvent(WatchEventKind.VANISHED, key[0], key[1], gone.path))
+        for key in gone:
+            left = self._seen.pop(key)
+            events.append(WatchEvent(WatchEventKind.VANISHED, key[0], key[1], left.path))
         events.sort(key=lambda event: (event.model, event.version))
         return events
 

@@ -7,9 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from sidecar.errors import StorageError
 from sidecar.watch import (
     IncomingWatcher,
     InotifyWakeup,
@@ -139,10 +136,12 @@ def test_non_numeric_hidden_and_temporary_names_are_ignored(
     assert watcher.refused() == []
 
 
-def test_missing_incoming_base_is_a_storage_error(tmp_path: Path, clock: ManualClock) -> None:
+def test_missing_incoming_base_is_a_fault_not_an_error(tmp_path: Path, clock: ManualClock) -> None:
     watcher = watcher_for(tmp_path / "absent", clock)
-    with pytest.raises(StorageError, match=r"incoming base directory does not exist.*Fix: create"):
-        watcher.scan()
+    assert watcher.scan() == []
+    [fault] = list(watcher.faults)
+    assert fault.model is None and "is missing" in fault.describe()
+    assert "Fix: remount or restore it" in fault.describe()
 
 
 def test_watch_loop_scans_sleeps_and_stops(tmp_path: Path, clock: ManualClock) -> None:
