@@ -45,6 +45,7 @@ from sidecar.jobs.session_model import Arrays, SessionModel
 from sidecar.jobs.settings import JobSettings
 from sidecar.jobs.verify import Comparison, compare_outputs
 from sidecar.publish import Checkpoint, StagedVersion, VersionPublisher, numbering
+from sidecar.publish.source_links import check_source_links
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.warmup import OverLimit, write_warmup_file
 
@@ -188,6 +189,8 @@ class _VersionJob:
                 where=str(self._source),
                 fix="land it under a higher version number, or raise keep_versions",
             )
+        # Before anything reads the model: conversion must not read what publishing refuses.
+        check_source_links(self._source, self._deps.incoming_base)
 
     def _prepare(self) -> _Prepared:
         settings = self._deps.settings
@@ -252,7 +255,7 @@ class _VersionJob:
         _LOG.warning("%s/%s: publishing the original: %s", self._model, self._version, why)
         self._enter(JobState.VERIFYING)
         with self._deps.publisher.stage(self._model, self._version) as staged:
-            staged.copy_from(self._source)
+            staged.copy_from(self._source, links_within=self._deps.incoming_base)
             if prepared.replay is not None:
                 self._write_warmup(staged.path, prepared.replay)
             with SessionModel.open(staged.path, self._deps.settings.tags) as copy:

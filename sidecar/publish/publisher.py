@@ -20,6 +20,7 @@ from sidecar.publish import layout
 from sidecar.publish.durable import fsync_dir, fsync_tree, rename_no_replace
 from sidecar.publish.model_names import MODEL_NAME_RULE, is_model_name
 from sidecar.publish.numbering import MAX_SERVED_VERSION
+from sidecar.publish.source_links import check_source_links
 
 Checkpoint = Callable[[str], None]
 """Called with a step name as publishing passes it: "staging-created", "file-copied",
@@ -97,10 +98,13 @@ class VersionPublisher:
         self._checkpoint("staging-created")
         return StagedVersion(self, model, version, path)
 
-    def publish_copy(self, model: str, version: int, source: Path) -> Path:
-        """Copy the SavedModel at ``source`` into staging and publish it; return its path."""
+    def publish_copy(
+        self, model: str, version: int, source: Path, *, links_within: Path | None = None
+    ) -> Path:
+        """Copy the SavedModel at ``source`` into staging and publish it; return its path
+        (symbolic links as :meth:`StagedVersion.copy_from` follows them)."""
         with self.stage(model, version) as staged:
-            staged.copy_from(source)
+            staged.copy_from(source, links_within=links_within)
             return staged.commit()
 
     def clean_leftovers(self) -> list[Path]:
@@ -174,13 +178,17 @@ class StagedVersion:
         """The staging directory to write the SavedModel into."""
         self._finished = False
 
-    def copy_from(self, source: Path) -> None:
+    def copy_from(self, source: Path, *, links_within: Path | None = None) -> None:
         """Copy the tree at ``source`` into the staging directory.
 
-        The first OSError (e.g. ENOSPC) stops the copy and propagates as is
+        Symbolic links are followed where :mod:`sidecar.publish.source_links` allows
+        (targets inside ``links_within``, default ``source``), so the copy holds their
+        content and no link; any other link raises SourceLinkError before a byte is
+        copied. The first OSError (e.g. ENOSPC) stops the copy and propagates as is
         (``shutil.copytree`` would bundle errors and lose the errno).
         """
-        for directory, _, files in os.walk(source):
+        check_source_links(source, links_within or source)
+        for directory, _, files in os.walk(source, followlinks=True):
             target = self.path / os.path.relpath(directory, source)
             target.mkdir(exist_ok=True)
             for name in files:
