@@ -3,30 +3,78 @@
 Port TF-TRT code by changing one import::
 
     from converter import TrtGraphConverterV2, TrtConversionParams, TrtPrecisionMode
+
+Names are loaded on first use (PEP 562), so importing the package, or a light module of
+it such as ``converter.console``, does not load TensorFlow; ``from converter import
+Converter`` does.
 """
 
 from __future__ import annotations
 
-from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
-from converter.converter import TOLERANCE, Converter
-from converter.engine_cache import InstallResult, install_engines
-from converter.engines import scaled_error
-from converter.errors import (
-    BackendUnavailableError,
-    ConverterError,
-    ConverterStateError,
-    EngineExportError,
-    InputFnError,
-    InvalidParameterError,
-    OutputExistsError,
-    SavedModelError,
-)
-from converter.params import ConversionParams, TrtPrecisionMode
-from converter.report import ConversionReport
+import importlib
+from typing import TYPE_CHECKING, Any
 
-TrtGraphConverterV2 = Converter
-TrtConversionParams = ConversionParams
-DEFAULT_TRT_CONVERSION_PARAMS = ConversionParams()
+if TYPE_CHECKING:
+    from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
+    from converter.converter import TOLERANCE, Converter
+    from converter.engine_cache import InstallResult, install_engines
+    from converter.engines import scaled_error
+    from converter.errors import (
+        BackendUnavailableError,
+        ConverterError,
+        ConverterStateError,
+        EngineExportError,
+        InputFnError,
+        InvalidParameterError,
+        OutputExistsError,
+        SavedModelError,
+    )
+    from converter.params import ConversionParams, TrtPrecisionMode
+    from converter.report import ConversionReport
+
+    TrtGraphConverterV2 = Converter
+    TrtConversionParams = ConversionParams
+    DEFAULT_TRT_CONVERSION_PARAMS: ConversionParams
+
+_WHERE: dict[str, tuple[str, str]] = {
+    "BuildDevice": ("converter.backends.device", "BuildDevice"),
+    "detect_build_device": ("converter.backends.device", "detect_build_device"),
+    "engine_namespace": ("converter.backends.device", "engine_namespace"),
+    "TOLERANCE": ("converter.converter", "TOLERANCE"),
+    "Converter": ("converter.converter", "Converter"),
+    "TrtGraphConverterV2": ("converter.converter", "Converter"),
+    "InstallResult": ("converter.engine_cache", "InstallResult"),
+    "install_engines": ("converter.engine_cache", "install_engines"),
+    "scaled_error": ("converter.engines", "scaled_error"),
+    "BackendUnavailableError": ("converter.errors", "BackendUnavailableError"),
+    "ConverterError": ("converter.errors", "ConverterError"),
+    "ConverterStateError": ("converter.errors", "ConverterStateError"),
+    "EngineExportError": ("converter.errors", "EngineExportError"),
+    "InputFnError": ("converter.errors", "InputFnError"),
+    "InvalidParameterError": ("converter.errors", "InvalidParameterError"),
+    "OutputExistsError": ("converter.errors", "OutputExistsError"),
+    "SavedModelError": ("converter.errors", "SavedModelError"),
+    "ConversionParams": ("converter.params", "ConversionParams"),
+    "TrtConversionParams": ("converter.params", "ConversionParams"),
+    "TrtPrecisionMode": ("converter.params", "TrtPrecisionMode"),
+    "ConversionReport": ("converter.report", "ConversionReport"),
+}
+"""Each public name: the module defining it and its name there (aliases included)."""
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_TRT_CONVERSION_PARAMS":
+        from converter.params import ConversionParams
+
+        value: Any = ConversionParams()
+    elif name in _WHERE:
+        module, attribute = _WHERE[name]
+        value = getattr(importlib.import_module(module), attribute)
+    else:
+        raise AttributeError(f"module 'converter' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
 
 __all__ = [
     "DEFAULT_TRT_CONVERSION_PARAMS",

@@ -10,9 +10,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from converter.console import (
+    EXIT_USAGE,
+    CommandParser,
+    add_verbose_argument,
+    add_version_argument,
+    quiet_tensorflow,
+    run_reporting_errors,
+)
 from converter.errors import ConverterError, InputFnError
 from converter.params import BACKENDS, ConversionParams, TrtPrecisionMode
-from converter.synthetic import parse_shape, synthetic_input_fn
 
 
 class _Progress:
@@ -43,6 +50,8 @@ def _load_input_fn(reference: str) -> Callable[[], Iterator[Any]]:
 
 
 def _parse_shapes(items: Sequence[str]) -> dict[str, list[tuple[int, ...]]]:
+    from converter.synthetic import parse_shape
+
     shapes = {}
     for item in items:
         name, separator, values = item.partition("=")
@@ -56,6 +65,7 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, list[tuple[int, ...]]]:
 def _convert(args: argparse.Namespace) -> int:
     from converter.converter import Converter
     from converter.engine_cache import install_engines
+    from converter.synthetic import synthetic_input_fn
 
     params = ConversionParams(
         precision_mode=args.precision,
@@ -110,7 +120,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tftrt", description=__doc__)
+    parser = CommandParser(prog="tftrt", description=__doc__)
+    add_version_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     convert = commands.add_parser("convert", help="convert a SavedModel")
     convert.add_argument("--input", required=True, help="the SavedModel directory")
@@ -134,30 +145,34 @@ def _parser() -> argparse.ArgumentParser:
                          help="keep engines that did not beat native on this machine")
     convert.add_argument("--engine-cache", metavar="DIR",
                          help="also install the engines into this serving cache root")
-    convert.add_argument("--verbose", action="store_true", help="list every segment boundary")
+    convert.add_argument("--verbose", action="store_true",
+                         help="list every segment boundary; show TensorFlow's log lines and "
+                         "tracebacks")
     convert.set_defaults(run=_convert)
     install = commands.add_parser("install-engines",
                                   help="copy a converted model's engines into a serving cache")
     install.add_argument("--model", required=True)
     install.add_argument("--engine-cache", required=True, metavar="DIR")
+    add_verbose_argument(install)
     install.set_defaults(run=_install)
     demo = commands.add_parser("demo", help="convert, build and save a built-in demo model")
     demo.add_argument("--workdir", default="demo-out")
+    add_verbose_argument(demo)
     demo.set_defaults(run=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tftrt` command."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "convert" and args.shapes and args.input_fn:
-        print("tftrt: give --shapes or --input-fn, not both", file=sys.stderr)
-        return 2
-    try:
-        return int(args.run(args))
-    except ConverterError as error:
-        print(f"tftrt: {error}", file=sys.stderr)
-        return 2
+        parser.error("give --shapes or --input-fn, not both")
+    quiet_tensorflow(verbose=args.verbose)
+    return run_reporting_errors(
+        "tftrt", lambda: int(args.run(args)), [(ConverterError, EXIT_USAGE), (OSError, EXIT_USAGE)],
+        verbose=args.verbose,
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,15 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from converter.console import (
+    CommandParser,
+    add_verbose_argument,
+    add_version_argument,
+    quiet_tensorflow,
+    run_reporting_errors,
+)
 from sidecar.config import Settings, add_settings_arguments, load_settings
 from sidecar.errors import SidecarError, UserError
-from sidecar.tap.errors import TapStartError
 
 if TYPE_CHECKING:
     from sidecar.service import RunSummary
@@ -45,10 +51,11 @@ EXIT_STORAGE = 1
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``tftrt-sidecar`` parser with its ``run`` and ``demo`` commands."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="tftrt-sidecar",
         description="Convert, warm up and atomically publish model versions for TF Serving.",
     )
+    add_version_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run", help="watch the incoming base and publish each version that lands",
@@ -78,24 +85,28 @@ def main(
 ) -> int:
     """Run ``tftrt-sidecar``; return the exit status (see the ``EXIT_*`` constants)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["admin"]:  # the admin client has its own parser
-        from sidecar.admin.cli import main as admin_main
+    if arguments[:1] == ["admin"]:  # the admin client has its own parser, and no TensorFlow
+        from sidecar.client.cli import main as admin_main
 
         return admin_main(arguments[1:])
     args = build_parser().parse_args(arguments)
+    quiet_tensorflow(verbose=args.verbose)
     _configure_logging(args.log_level)
-    try:
+    from sidecar.tap.errors import TapStartError
+
+    def command() -> int:
         if args.command == "demo":
             from sidecar.demo import run_demo
 
             return run_demo(args.workdir)
         return run_command(args, os.environ, components=components)
-    except (UserError, TapStartError) as exc:
-        print(f"tftrt-sidecar: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SidecarError as exc:
-        print(f"tftrt-sidecar: error: {exc}", file=sys.stderr)
-        return EXIT_STORAGE
+
+    try:
+        return run_reporting_errors(
+            "tftrt-sidecar", command,
+            [(UserError, EXIT_USAGE), (TapStartError, EXIT_USAGE), (SidecarError, EXIT_STORAGE)],
+            verbose=args.verbose,
+        )
     except KeyboardInterrupt:
         print("tftrt-sidecar: stopped; unfinished jobs resume on the next start", file=sys.stderr)
         return 130
@@ -168,16 +179,14 @@ def _add_log_level(parser: argparse.ArgumentParser) -> None:
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log level on standard error (default INFO)",
     )
+    add_verbose_argument(parser)
 
 
 def _configure_logging(level: str) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(
         level=getattr(logging, level), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # deprecation notices
-    logging.getLogger("absl").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 Each run lands the demo model under the next free version number in
 ``<workdir>/incoming/demo/``, runs the sidecar once (``--once``) and prints
 every state it went through with timings, what was published and where, the
-engines installed, and TF Serving's model config, with the command to serve it.
+engines installed, and TF Serving's model config. It ends by serving one request from
+the published version the way TF Serving loads it (the TF1 Session loader), the first
+request of the version's warmup file, so no TF Serving binary is needed to see it work.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from sidecar.config import Settings, load_settings
@@ -101,6 +104,33 @@ def run_demo(workdir: Path) -> int:
     print(f"TF Serving's model config ({settings.model_config_file}):")
     print(settings.model_config_file.read_text(encoding="utf-8").rstrip())
     print()
-    print(f"serve it: tensorflow_model_server --model_config_file={settings.model_config_file} "
-          "--xla_cpu_compilation_enabled=true")
+    published = [r.published_path for r in summary.results if r.published_path is not None]
+    if published:
+        print()
+        serve_one_request(published[-1])
+    print()
+    print(f"serve it with TF Serving: tensorflow_model_server "
+          f"--model_config_file={settings.model_config_file} --xla_cpu_compilation_enabled=true")
     return 0 if summary.results and not summary.failed else 1
+
+
+def serve_one_request(version_dir: Path) -> None:
+    """Load ``version_dir`` as TF Serving does and answer its warmup file's first request."""
+    import tensorflow as tf
+
+    from sidecar.jobs.session_model import SessionModel
+    from sidecar.warmup import read_predict_requests
+
+    request = read_predict_requests(version_dir)[0]
+    key = request.model_spec.signature_name or "serving_default"
+    feed = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+    with SessionModel.open(version_dir, ["serve"]) as model:
+        start = time.perf_counter()
+        (outputs,) = model.run(key, [feed])
+        took = time.perf_counter() - start
+    shapes = ", ".join(f"{name} {list(value.shape)}" for name, value in feed.items())
+    print(f"one request served from {version_dir} in a TF1 Session, as TF Serving loads it:")
+    print(f"  {key}({shapes}) answered in {took * 1000:.1f} ms (first call):")
+    for name, value in outputs.items():
+        print(f"  {name}: shape {list(value.shape)}, first values "
+              f"{[round(float(v), 4) for v in value.ravel()[:4]]}")

@@ -42,6 +42,7 @@ from sidecar.admin.views import (
 from sidecar.publish import numbering, roll_back_newest
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal, JobState, newest_build
+from sidecar.watch.listing import Refusal, read_incoming, refused_spelling
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,10 @@ class SidecarAdminBackend:
             )
             for name in names
         ]
+
+    def refused_directories(self) -> list[Refusal]:
+        """Incoming directories that look like a model or a version but are not served."""
+        return list(read_incoming(self._deps.incoming_base).refused)
 
     def get_model(self, model: str) -> ModelView:
         """One model with every version the journal or the serving base knows."""
@@ -181,6 +186,9 @@ class SidecarAdminBackend:
         validation.model_dir(deps.incoming_base, model)
         validation.incoming_version(version)
         source = deps.incoming_base / model / str(version)
+        refused = None if source.is_dir() else refused_spelling(source.parent, version)
+        if refused is not None:
+            raise PreconditionError(refused.reason, where=str(refused.path))
         if not source.is_dir():
             raise NotFoundError(
                 f"model {model!r} has no version {version} in the incoming base",

@@ -17,6 +17,7 @@ from typing import Any, Final
 import grpc
 from google.protobuf import json_format
 
+from converter.console import CommandParser, add_version_argument
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 from sidecar.admin.policy import POLICY_KEYS, PolicyOverrides
@@ -37,25 +38,24 @@ EXIT_USAGE: Final = 2
 """Bad arguments."""
 
 def build_parser(prog: str = "tftrt-sidecar admin") -> argparse.ArgumentParser:
-    """The client's argument parser."""
-    parser = argparse.ArgumentParser(prog=prog, description="Talk to a sidecar's admin API.")
-    parser.add_argument("--address", default=DEFAULT_ADMIN_LISTEN, metavar="HOST:PORT",
-                        help=f"admin API address (default {DEFAULT_ADMIN_LISTEN})")
-    parser.add_argument("--token", help=f"bearer token (default: ${TOKEN_ENV})")
-    parser.add_argument("--tls-ca", type=Path, metavar="FILE",
-                        help="PEM CA that signed the server's certificate (enables TLS)")
-    parser.add_argument("--tls-cert", type=Path, metavar="FILE",
-                        help="PEM client certificate, for mutual TLS")
-    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="its PEM private key")
-    parser.add_argument("--server-name", metavar="NAME",
-                        help="name to check the server certificate against (default: host)")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
-                        help="deadline of each call (default 30)")
-    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    """The client's argument parser.
+
+    The shared options (address, credentials, timeout, ``--json``) are accepted before
+    the command and after it, as kubectl accepts its flags; given after, they win.
+    """
+    parser = CommandParser(prog=prog, description="Talk to a sidecar's admin API.")
+    add_version_argument(parser)
+    _add_shared(parser, after_command=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("list", help="list models")
-    commands.add_parser("get", help="show a model").add_argument("model")
-    convert = commands.add_parser("convert", help="convert a version in the incoming base")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        _add_shared(sub, after_command=True)
+        return sub
+
+    command("list", "list models")
+    command("get", "show a model").add_argument("model")
+    convert = command("convert", "convert a version in the incoming base")
     convert.add_argument("model")
     convert.add_argument("version", type=int,
                          help="the incoming version (served as version x 1000 + rebuild)")
@@ -64,25 +64,46 @@ def build_parser(prog: str = "tftrt-sidecar admin") -> argparse.ArgumentParser:
                          "published one is rebuilt for today's traffic under its next "
                          "served number")
     _add_set(convert, "for this conversion only")
-    operations = commands.add_parser("operations", help="list operations")
-    operations.add_argument("--model", default="")
-    commands.add_parser("operation", help="show an operation").add_argument("id")
-    commands.add_parser("cancel", help="cancel a queued operation").add_argument("id")
-    shapes = commands.add_parser("shapes", help="shape statistics of a model")
+    command("operations", "list operations").add_argument("--model", default="")
+    command("operation", "show an operation").add_argument("id")
+    command("cancel", "cancel a queued operation").add_argument("id")
+    shapes = command("shapes", "shape statistics of a model")
     shapes.add_argument("model")
     shapes.add_argument("--limit", type=int, default=10)
-    policy = commands.add_parser("policy", help="show or change a model's persisted policy")
+    policy = command("policy", "show or change a model's persisted policy")
     policy.add_argument("model")
     _add_set(policy, "persisted")
     policy.add_argument("--clear", action="store_true", help="drop every override first")
-    pause = commands.add_parser("pause", help="hold back new conversions of a model")
+    pause = command("pause", "hold back new conversions of a model")
     pause.add_argument("model")
     pause.add_argument("--reason", default="")
-    commands.add_parser("resume", help="let a model's conversions start again").add_argument(
-        "model")
-    commands.add_parser("rollback", help="take a model's newest version out of serving"
-                        ).add_argument("model")
+    command("resume", "let a model's conversions start again").add_argument("model")
+    command("rollback", "take a model's newest version out of serving").add_argument("model")
     return parser
+
+
+def _add_shared(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """The options every command takes; after the command they default to "not given"."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if after_command else value
+
+    parser.add_argument("--address", default=default(DEFAULT_ADMIN_LISTEN), metavar="HOST:PORT",
+                        help=f"admin API address (default {DEFAULT_ADMIN_LISTEN})")
+    parser.add_argument("--token", default=default(None),
+                        help=f"bearer token (default: ${TOKEN_ENV})")
+    parser.add_argument("--tls-ca", type=Path, default=default(None), metavar="FILE",
+                        help="PEM CA that signed the server's certificate (enables TLS)")
+    parser.add_argument("--tls-cert", type=Path, default=default(None), metavar="FILE",
+                        help="PEM client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", type=Path, default=default(None), metavar="FILE",
+                        help="its PEM private key")
+    parser.add_argument("--server-name", default=default(None), metavar="NAME",
+                        help="name to check the server certificate against (default: host)")
+    parser.add_argument("--timeout", type=float, default=default(30.0), metavar="SECONDS",
+                        help="deadline of each call (default 30)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print the answer as JSON")
 
 
 def _add_set(parser: argparse.ArgumentParser, scope: str) -> None:
