@@ -24,6 +24,7 @@ from sidecar.admin.views import (
     ShapeStatisticsView,
 )
 from sidecar.config import ModelPolicy
+from sidecar.watch.listing import Refusal
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class AdminBackend(Protocol):
 
     def list_models(self) -> list[ModelSummaryView]:
         """Every known model, sorted by name."""
+        ...
+
+    def refused_directories(self) -> list[Refusal]:
+        """Incoming directories that look like a model or a version but are not served."""
         ...
 
     def get_model(self, model: str) -> ModelView:

@@ -36,7 +36,8 @@ class SidecarAdminServicer(pb_grpc.SidecarAdminServicer):
     ) -> pb.ListModelsResponse:
         """Every known model."""
         return pb.ListModelsResponse(
-            models=[wire.model_summary_to_proto(m) for m in self._backend.list_models()]
+            models=[wire.model_summary_to_proto(m) for m in self._backend.list_models()],
+            refused=[wire.refusal_to_proto(r) for r in self._backend.refused_directories()],
         )
 
     def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext) -> pb.Model:

@@ -18,6 +18,7 @@ from sidecar.admin.views import (
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
 from sidecar.shapes import ShapeSet
+from sidecar.watch.listing import Refusal
 
 
 def policy_to_proto(policy: ModelPolicy) -> pb.EffectivePolicy:
@@ -92,6 +93,16 @@ def model_summary_to_proto(view: ModelSummaryView) -> pb.ModelSummary:
         name=view.name, serving_versions=list(view.serving_versions),
         versions_by_state=dict(view.versions_by_state), paused=view.paused,
     )
+
+
+def refusal_to_proto(refusal: Refusal) -> pb.RefusedDirectory:
+    """One refused incoming directory of ListModels (a name that is not UTF-8 is shown with
+    backslash escapes: protobuf strings must be UTF-8)."""
+    return pb.RefusedDirectory(path=_utf8(str(refusal.path)), reason=_utf8(refusal.reason))
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def model_to_proto(view: ModelView) -> pb.Model:

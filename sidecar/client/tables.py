@@ -28,8 +28,8 @@ def shape_set_text(shape_set: pb.ShapeSet) -> str:
 
 
 def models_text(response: pb.ListModelsResponse) -> str:
-    """ListModels as a table."""
-    return table(
+    """ListModels as a table, then the refused incoming directories with their reasons."""
+    text = table(
         ["MODEL", "SERVING", "PAUSED", "VERSIONS BY STATE"],
         [
             [m.name, ",".join(str(v) for v in m.serving_versions) or "-",
@@ -38,6 +38,8 @@ def models_text(response: pb.ListModelsResponse) -> str:
             for m in response.models
         ],
     )
+    refused = "".join(f"\nrefused {r.path}: {r.reason}" for r in response.refused)
+    return text + refused
 
 
 def policy_text(policy: pb.EffectivePolicy, overrides: pb.PolicyOverrides) -> str:

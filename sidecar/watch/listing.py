@@ -81,6 +81,19 @@ def read_incoming(base: Path) -> IncomingListing:
     return IncomingListing(tuple(versions), tuple(refused))
 
 
+def refused_spelling(model_dir: Path, version: int) -> Refusal | None:
+    """The refusal of a directory in ``model_dir`` naming ``version`` with leading zeros
+    (``0007`` for 7), when there is one: why asking for ``version`` finds no directory."""
+    for entry in sorted(_scandir(model_dir), key=lambda entry: entry.name):
+        if (is_version_name(entry.name) and entry.name != str(version)
+                and entry.name.lstrip("0") == str(version).lstrip("0")):
+            try:
+                incoming_version_from_name(entry.name)
+            except VersionNumberError as exc:
+                return Refusal(Path(entry.path), str(exc))
+    return None
+
+
 def list_version_dirs(base: Path) -> Iterator[tuple[str, int, Path]]:
     """Yield (model, version, path) for each servable version directory under ``base``
     (:func:`read_incoming` says why the others are refused)."""

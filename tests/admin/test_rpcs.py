@@ -17,7 +17,7 @@ import pytest
 
 from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from sidecar.admin.controls import ModelControls
-from sidecar.publish.numbering import served_version
+from sidecar.publish.numbering import MAX_INCOMING_VERSION, served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.state import JobState
 from tests.admin.conftest import AdminStand, wait_until
@@ -185,7 +185,8 @@ def test_invalid_requests_are_invalid_argument(stand: AdminStand, channel: grpc.
         lambda: stub.GetModel(pb.GetModelRequest(name=""), timeout=10),
         lambda: stub.GetModel(pb.GetModelRequest(name="a/b"), timeout=10),
         lambda: stub.GetModel(pb.GetModelRequest(name="x" * 129), timeout=10),
-        lambda: stub.StartConversion(pb.StartConversionRequest(model="mlp", version=0), timeout=10),
+        lambda: stub.StartConversion(pb.StartConversionRequest(
+            model="mlp", version=MAX_INCOMING_VERSION + 1), timeout=10),
         lambda: stub.StartConversion(pb.StartConversionRequest(model="mlp", version=-4),
                                      timeout=10),
         lambda: stub.StartConversion(pb.StartConversionRequest(
