@@ -44,6 +44,13 @@ DEFAULT_RESCAN_INTERVAL_SECONDS: Final = 2.0
 DEFAULT_MARKER_FILE: Final[str | None] = None
 """No marker file: completeness is judged by settling."""
 
+DEFAULT_RETRY_BACKOFF_SECONDS: Final = 10.0
+"""Wait before retrying a job that failed for a reason that can pass (a storage fault);
+each further attempt waits twice as long..."""
+
+DEFAULT_RETRY_BACKOFF_MAX_SECONDS: Final = 600.0
+"""...up to this."""
+
 DEFAULT_BACKEND: Final[Backend] = "auto"
 DEFAULT_PRECISION: Final[Precision] = "FP32"
 DEFAULT_MAX_ENGINES: Final = 4

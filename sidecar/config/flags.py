@@ -19,6 +19,9 @@ FLAG_FIELDS: Final = MappingProxyType(
         "marker_file": ("marker_file", "--marker-file"),
         "rescan_interval_seconds": ("rescan_interval_seconds", "--rescan-interval-seconds"),
         "once": ("once", "--once"),
+        "retry_backoff_seconds": ("retry_backoff_seconds", "--retry-backoff-seconds"),
+        "retry_backoff_max_seconds": ("retry_backoff_max_seconds",
+                                      "--retry-backoff-max-seconds"),
         "tap_listen": ("tap_listen", "--tap-listen"),
         "upstream": ("upstream", "--upstream"),
         "admin_listen": ("admin_listen", "--admin-listen"),
@@ -81,6 +84,16 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once", action="store_const", const=True, default=None,
         help="exit when nothing is left to do",
+    )
+    parser.add_argument(
+        "--retry-backoff-seconds", default=None, metavar="SECONDS",
+        help=f"wait before retrying a job that failed on a storage fault, doubling per "
+        f"attempt (default {defaults.DEFAULT_RETRY_BACKOFF_SECONDS:g})",
+    )
+    parser.add_argument(
+        "--retry-backoff-max-seconds", default=None, metavar="SECONDS",
+        help=f"longest wait between such retries "
+        f"(default {defaults.DEFAULT_RETRY_BACKOFF_MAX_SECONDS:g})",
     )
     parser.add_argument(
         "--tap-listen", default=None, metavar="HOST:PORT",

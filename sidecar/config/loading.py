@@ -34,6 +34,8 @@ _SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
         "marker_file": values.parse_marker_file,
         "rescan_interval_seconds": values.seconds_parser(allow_zero=False),
         "once": values.parse_bool,
+        "retry_backoff_seconds": values.seconds_parser(allow_zero=False),
+        "retry_backoff_max_seconds": values.seconds_parser(allow_zero=False),
         "tap_listen": values.parse_address,
         "upstream": values.parse_address,
         "admin_listen": values.parse_address,

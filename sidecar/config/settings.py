@@ -95,6 +95,12 @@ class Settings:
     once: bool = False
     """Exit when nothing is left to do instead of watching forever."""
 
+    retry_backoff_seconds: float = defaults.DEFAULT_RETRY_BACKOFF_SECONDS
+    """Seconds before a job that failed on a storage fault is retried (doubling per attempt)."""
+
+    retry_backoff_max_seconds: float = defaults.DEFAULT_RETRY_BACKOFF_MAX_SECONDS
+    """The longest wait between two retries of such a job."""
+
     tap_listen: str | None = None
     """Where the tap (PredictionService proxy) listens; None: no tap. The pod uses
     ``defaults.DEFAULT_TAP_LISTEN``."""
