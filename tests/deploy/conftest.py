@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.kustomize import Manifest, render
+from tests.deploy.rendering import Manifest, render
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"

@@ -15,7 +15,7 @@ import pytest
 
 from sidecar.config import Settings, build_argument_parser, defaults, load_settings
 from tests.deploy.conftest import GPU_OVERLAYS, OVERLAYS, REPO, Rendered
-from tests.deploy.kustomize import split_image
+from tests.deploy.rendering import split_image
 
 # The tap, upstream, admin and metrics flags are being wired into the parser alongside
 # this work. Until they are, they are accepted here by these exact names (and their

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import KUBERNETES_VERSION, OVERLAYS, Rendered
-from tests.deploy.kustomize import RenderError, apply_json_patch
+from tests.deploy.rendering import render
 
 CORE_KINDS = {
     "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service", "NetworkPolicy",
@@ -45,15 +45,29 @@ def test_the_schema_check_catches_a_wrong_field(rendered):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
 
 
-def test_a_patch_against_a_moved_element_fails_to_render():
-    document = {"args": ["--a", "--b"]}
-    patch = [{"op": "test", "path": "/args/1", "value": "--a"},
-             {"op": "remove", "path": "/args/1"}]
-    with pytest.raises(RenderError, match="test failed at /args/1"):
-        apply_json_patch(document, patch)
-    assert apply_json_patch(document, [{"op": "add", "path": "/args/-", "value": "--c"}]) == {
-        "args": ["--a", "--b", "--c"]
-    }
+def test_a_patch_against_a_moved_element_fails_to_render(tmp_path: Path):
+    """The overlays pin what their JSON patches change with "test" operations: kustomize
+    refuses to render when the base moved the element, instead of patching the wrong one."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "kustomization.yaml").write_text("resources: [deployment.yaml]\n")
+    (base / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n"
+        "    spec:\n      containers:\n        - {name: b, image: b}\n"
+        "        - {name: a, image: a}\n")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../base]\npatches:\n  - target: {kind: Deployment, name: d}\n"
+        "    patch: |-\n      - {op: test, path: /spec/template/spec/containers/0/name, "
+        "value: a}\n      - {op: add, path: /spec/template/spec/containers/0/args, "
+        "value: [--x]}\n")
+    with pytest.raises(AssertionError, match="testing value"):
+        render(overlay)
+    (overlay / "kustomization.yaml").write_text(
+        (overlay / "kustomization.yaml").read_text().replace("value: a}", "value: b}"))
+    containers = render(overlay)[0]["spec"]["template"]["spec"]["containers"]
+    assert containers[0] == {"name": "b", "image": "b", "args": ["--x"]}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
