@@ -98,13 +98,14 @@ class ModelControls:
         """Merge ``overrides`` into the model's (or replace them, with ``clear``); persist.
 
         With ``configured`` (the model's configured policy), overrides that would not
-        hold together on it (e.g. INT8 with backend xla) raise ConfigError instead.
+        hold together on it (e.g. INT8 with backend xla, more default batch sizes than
+        max_engines) raise ConfigError instead.
         """
         with self._lock:
             current = self._controls.get(model, ModelControl(model))
             merged = overrides if clear else current.overrides.merged_with(overrides)
             if configured is not None:
-                merged.apply(configured).check("precision", "the policy overrides")
+                merged.checked_on(configured, "the policy overrides")
             return self._store(ModelControl(model, current.paused, current.pause_reason, merged))
 
     def pause(self, model: str, reason: str) -> ModelControl:

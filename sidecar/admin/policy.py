@@ -1,8 +1,8 @@
 """Policy overrides: a model's persisted changes to its configured policy, checked like config.
 
-The same parsers as the config file check every value, so an override accepted
-here is one the config file would accept, plus upper bounds that keep a typo
-(``max_engines=4000``) from running away.
+The config file's own parsers (bounds included) check every value, and the policy they
+give is checked whole by the config's `ModelPolicy.check`, so an override is accepted
+exactly when the config file would accept the policy it makes.
 """
 
 from __future__ import annotations
@@ -10,22 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any, Final, cast
 
 from sidecar.config import Backend, ModelPolicy, Precision
 from sidecar.config.loading import POLICY_PARSERS
 from sidecar.errors import ConfigError
-
-_UPPER_BOUNDS: Final[Mapping[str, int]] = MappingProxyType(
-    {
-        "max_engines": 1000,  # TF Serving replays at most 1000 warmup records
-        "minimum_segment_size": 100_000,
-        "keep_versions": 1000,
-        "default_batch_sizes": 1 << 20,
-        "rebuild_min_requests": 1 << 40,
-    }
-)
 
 POLICY_KEYS: Final = tuple(POLICY_PARSERS)
 """The policy fields an override may set."""
@@ -79,7 +68,7 @@ class PolicyOverrides:
                     field=key, value=None, source=source, problem="is not a policy field",
                     fix=f"use one of {', '.join(POLICY_KEYS)}",
                 )
-            parsed[key] = _bounded(key, parser(value, key, source), source)
+            parsed[key] = parser(value, key, source)
         return cls(**cast(dict[str, Any], parsed))
 
     def as_dict(self) -> dict[str, object]:
@@ -108,19 +97,17 @@ class PolicyOverrides:
         """``base`` with these overrides applied."""
         return dataclasses.replace(base, **cast(dict[str, Any], self.as_dict_typed()))
 
+    def checked_on(self, base: ModelPolicy, source: str, prefix: str = "") -> ModelPolicy:
+        """``base`` with these overrides applied, checked whole as the config file checks a
+        policy; the ConfigError names the override at fault (``prefix`` + field) and
+        ``source``."""
+        given = self.as_dict()
+        effective = self.apply(base)
+        effective.check(lambda field: (prefix + field, source, given[field])
+                        if field in given else None)
+        return effective
+
 
 PolicySource = Callable[[str], ModelPolicy]
 """``policy_for(model)``: the configured policy of a model (``Settings.policy_for``)."""
 
-
-def _bounded(key: str, value: object, source: str) -> object:
-    limit = _UPPER_BOUNDS.get(key)
-    if limit is None:
-        return value
-    numbers = value if isinstance(value, tuple) else (value,)
-    if any(isinstance(n, int) and n > limit for n in numbers):
-        raise ConfigError(
-            field=key, value=value, source=source, problem=f"is above {limit}",
-            fix=f"use at most {limit}",
-        )
-    return value

@@ -207,8 +207,7 @@ class SidecarAdminBackend:
             )
         policy = deps.controls.policy_for(model, deps.policy_for(model))
         reason = "rebuild requested through the admin API" if rebuild else ""
-        effective = overrides.apply(policy)
-        effective.check("overrides.precision", "the StartConversion request")
+        effective = overrides.checked_on(policy, "the StartConversion request", "overrides.")
         request = ConversionRequest(model, served, effective, overrides, rebuild,
                                     restart=restart, reason=reason)
         record = self._operations.add(request, deps.submit(request), deps.clock())

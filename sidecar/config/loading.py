@@ -52,17 +52,19 @@ POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
     {
         "backend": values.choice_parser(defaults.BACKENDS, upper=False),
         "precision": values.choice_parser(defaults.PRECISIONS, upper=True),
-        "max_engines": values.parse_positive_int,
-        "minimum_segment_size": values.parse_positive_int,
+        # TF Serving replays at most 1000 warmup records, one per prebuilt shape.
+        "max_engines": values.positive_int_parser(at_most=1000),
+        "minimum_segment_size": values.positive_int_parser(at_most=100_000),
         "build_at_runtime": values.parse_bool,
-        "keep_versions": values.parse_positive_int,
-        "default_batch_sizes": values.parse_batch_sizes,
+        "keep_versions": values.positive_int_parser(at_most=1000),
+        "default_batch_sizes": values.batch_sizes_parser(at_most=1 << 20),
         "rebuild_below_coverage": values.parse_share,
         "rebuild_after_seconds": values.seconds_parser(allow_zero=True),
-        "rebuild_min_requests": values.parse_positive_int,
+        "rebuild_min_requests": values.positive_int_parser(at_most=1 << 40),
     }
 )
-"""Policy field -> its parser; the admin API checks overrides with the same table."""
+"""Policy field -> its parser, bounds included; the admin API checks overrides with the
+same table, and both check whole policies with `ModelPolicy.check`."""
 
 _PATH_FIELDS: Final = frozenset(
     {"incoming_base", "serving_base", "state_dir", "engine_cache_dir", "model_config_file",
@@ -187,18 +189,8 @@ def _read_flags(flag_values: Mapping[str, object], top: _Layer) -> None:
 def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
     changes = {name: _parse(POLICY_PARSERS, name, raw) for name, raw in layer.items()}
     built = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-    if len(built.default_batch_sizes) > built.max_engines:
-        raw = layer.get("default_batch_sizes") or layer.get("max_engines")
-        raise ConfigError(
-            field=raw.key if raw else "default_batch_sizes",
-            value=raw.value if raw else list(built.default_batch_sizes),
-            source=raw.source if raw else "defaults",
-            problem=f"does not fit: default_batch_sizes {list(built.default_batch_sizes)} "
-            f"need {len(built.default_batch_sizes)} engines, max_engines = {built.max_engines}",
-            fix="list fewer default batch sizes or raise max_engines",
-        )
-    raw = layer.get("precision") or layer.get("backend")
-    built.check(raw.key if raw else "precision", raw.source if raw else "defaults")
+    built.check(lambda name: (layer[name].key, layer[name].source, layer[name].value)
+                if name in layer else None)
     return built
 
 

@@ -6,7 +6,7 @@ that receives them trusts them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -14,6 +14,10 @@ from types import MappingProxyType
 from sidecar.config import defaults
 from sidecar.config.defaults import Backend, Precision
 from sidecar.errors import ConfigError
+
+FieldOrigin = Callable[[str], "tuple[str, str, object] | None"]
+"""``origin(field) -> (name it was given under, where, the value as given)``, or None when
+the field was not given there."""
 
 
 @dataclass(frozen=True)
@@ -52,14 +56,34 @@ class ModelPolicy:
     rebuild_min_requests: int = defaults.DEFAULT_REBUILD_MIN_REQUESTS
     """Fewer requests than this in the shape store's window are not judged."""
 
-    def check(self, field: str, source: str) -> None:
-        """Raise ConfigError (naming ``field`` and ``source``) for fields that do not go
-        together."""
+    def check(self, origin: FieldOrigin) -> None:
+        """Raise ConfigError for fields that do not go together: the one check of a whole
+        policy, for the config file and the admin API's overrides alike.
+
+        ``origin(field)`` says under which name and where a field was given, or None when
+        it was not; the error names the first given field of the conflict.
+        """
+        for fields, problem, fix in self._conflicts():
+            given = [found for found in map(origin, fields) if found is not None]
+            field, source, value = (given[0] if given else
+                                    (fields[0], "the configured policy", getattr(self, fields[0])))
+            raise ConfigError(field=field, value=value, source=source, problem=problem, fix=fix)
+
+    def _conflicts(self) -> Iterator[tuple[tuple[str, ...], str, str]]:
+        """(fields involved, problem, fix) per conflict."""
+        if len(self.default_batch_sizes) > self.max_engines:
+            yield (
+                ("default_batch_sizes", "max_engines"),
+                f"does not fit: {len(self.default_batch_sizes)} default batch sizes need "
+                f"{len(self.default_batch_sizes)} engines per segment, but max_engines = "
+                f"{self.max_engines}",
+                "list at most max_engines default batch sizes, or raise max_engines",
+            )
         if self.precision == "INT8" and self.backend == "xla":
-            raise ConfigError(
-                field=field, value=f"precision INT8, backend {self.backend}", source=source,
-                problem="asks for INT8 with backend 'xla', which has no INT8 engines",
-                fix="use precision FP16 or FP32 with backend 'xla', or backend 'tensorrt' "
+            yield (
+                ("precision", "backend"),
+                "asks for INT8 with backend 'xla', which has no INT8 engines",
+                "use precision FP16 or FP32 with backend 'xla', or backend 'tensorrt' "
                 "(TensorFlow <= 2.17 with TensorRT and a GPU) for INT8",
             )
 

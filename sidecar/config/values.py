@@ -46,16 +46,21 @@ def parse_bool(value: object, field: str, source: str) -> bool:
     )
 
 
-def parse_positive_int(value: object, field: str, source: str) -> int:
-    """An integer >= 1."""
-    number = _as_int(value)
-    if number is None or number < 1:
-        raise ConfigError(
-            field=field, value=value, source=source,
-            problem="is not a whole number of at least 1",
-            fix=f"set {field} to a whole number such as 1, 2 or 4",
-        )
-    return number
+def positive_int_parser(at_most: int) -> ValueParser:
+    """A parser for a whole number from 1 to ``at_most`` (the bound keeps a typo such as
+    ``4000`` for ``4`` from running away)."""
+
+    def parse_positive_int(value: object, field: str, source: str) -> int:
+        number = _as_int(value)
+        if number is None or not 1 <= number <= at_most:
+            raise ConfigError(
+                field=field, value=value, source=source,
+                problem=f"is not a whole number of at least 1 and at most {at_most}",
+                fix=f"set {field} to a whole number such as 1, 2 or 4 (at most {at_most})",
+            )
+        return number
+
+    return parse_positive_int
 
 
 def seconds_parser(*, allow_zero: bool) -> ValueParser:
@@ -104,24 +109,29 @@ def choice_parser(choices: Sequence[str], *, upper: bool) -> ValueParser:
     return parse_choice
 
 
-def parse_batch_sizes(value: object, field: str, source: str) -> tuple[int, ...]:
-    """Distinct positive batch sizes, from a list or a comma-separated string; sorted."""
-    items: list[object]
-    if isinstance(value, str):
-        items = [part for part in value.replace(" ", ",").split(",") if part]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = []
-    numbers = [_as_int(item) for item in items]
-    valid = [n for n in numbers if n is not None and n >= 1]
-    if not items or len(valid) != len(items) or len(set(valid)) != len(valid):
-        raise ConfigError(
-            field=field, value=value, source=source,
-            problem="is not a list of distinct whole numbers of at least 1",
-            fix=f"set {field} to e.g. [1, 8] (in TOML) or 1,8 (environment, flags)",
-        )
-    return tuple(sorted(valid))
+def batch_sizes_parser(at_most: int) -> ValueParser:
+    """A parser for distinct batch sizes from 1 to ``at_most``, from a list or a
+    comma-separated string; sorted."""
+
+    def parse_batch_sizes(value: object, field: str, source: str) -> tuple[int, ...]:
+        items: list[object]
+        if isinstance(value, str):
+            items = [part for part in value.replace(" ", ",").split(",") if part]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            items = []
+        numbers = [_as_int(item) for item in items]
+        valid = [n for n in numbers if n is not None and 1 <= n <= at_most]
+        if not items or len(valid) != len(items) or len(set(valid)) != len(valid):
+            raise ConfigError(
+                field=field, value=value, source=source,
+                problem=f"is not a list of distinct whole numbers from 1 to {at_most}",
+                fix=f"set {field} to e.g. [1, 8] (in TOML) or 1,8 (environment, flags)",
+            )
+        return tuple(sorted(valid))
+
+    return parse_batch_sizes
 
 
 def parse_optional_path(value: object, field: str, source: str) -> Path | None:

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from sidecar.admin.controls import ModelControls
 from sidecar.publish.numbering import MAX_INCOMING_VERSION, served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
@@ -288,10 +288,10 @@ def test_conversion_uses_persisted_policy_and_request_overrides(
         model="mlp", overrides=pb.PolicyOverrides(keep_versions=3)), timeout=10)
     stand.runner.gate.clear()
     op = stub.StartConversion(pb.StartConversionRequest(
-        model="mlp", version=1, overrides=pb.PolicyOverrides(max_engines=1)), timeout=10)
+        model="mlp", version=1, overrides=pb.PolicyOverrides(max_engines=2)), timeout=10)
     [record] = stand.backend._operations.all()
-    assert record.request.policy.keep_versions == 3 and record.request.policy.max_engines == 1
-    assert op.metadata.overrides.max_engines == 1
+    assert record.request.policy.keep_versions == 3 and record.request.policy.max_engines == 2
+    assert op.metadata.overrides.max_engines == 2
     stand.runner.gate.set()
     _wait_done(stub, op.name)
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.admin.controls import ModelControls
+from sidecar.admin.policy import PolicyOverrides
 from sidecar.config import ModelPolicy, Settings, build_argument_parser, load_settings
 from sidecar.config import defaults as d
 from sidecar.errors import ConfigError
@@ -219,3 +221,58 @@ def test_argument_parser_has_the_documented_flags() -> None:
     assert "/models/incoming" in help_text
     parsed = build_argument_parser().parse_args([])
     assert all(value is None for value in vars(parsed).values())
+
+
+# Policies that do not hold, as a [policy] table; the config file and the admin API's
+# SetModelPolicy (on a configured default policy) must refuse the same ones.
+UNSOUND_POLICIES = [
+    ({"default_batch_sizes": list(range(1, 65))}, "default_batch_sizes", "max_engines = 4"),
+    ({"max_engines": 2, "default_batch_sizes": [1, 2, 4]}, "default_batch_sizes", "need 3"),
+    ({"max_engines": 1}, "max_engines", "need 2 engines"),
+    ({"max_engines": 5000}, "max_engines", "at most 1000"),
+    ({"keep_versions": 100_000}, "keep_versions", "at most 1000"),
+    ({"default_batch_sizes": [1, 1 << 21]}, "default_batch_sizes", "from 1 to 1048576"),
+    ({"minimum_segment_size": 10**6}, "minimum_segment_size", "at most 100000"),
+    ({"backend": "xla", "precision": "INT8"}, "precision", "no INT8 engines"),
+]
+
+
+def _toml_policy(policy: dict[str, object]) -> str:
+    def literal(value: object) -> str:
+        return f"'{value}'" if isinstance(value, str) else str(value)
+
+    return "[policy]\n" + "".join(f"{key} = {literal(value)}\n" for key, value in policy.items())
+
+
+@pytest.mark.parametrize(("policy", "field", "hint"), UNSOUND_POLICIES)
+def test_config_and_admin_policy_refuse_the_same_policies(
+    tmp_path: Path, policy: dict[str, object], field: str, hint: str
+) -> None:
+    config = write_toml(tmp_path, _toml_policy(policy))
+    with pytest.raises(ConfigError) as from_config:
+        load_settings(None, {}, config)
+    assert from_config.value.field == f"policy.{field}"
+    assert hint in str(from_config.value)
+
+    controls = ModelControls.open(tmp_path / "state")
+    raw = {key: ",".join(map(str, value)) if isinstance(value, list) else str(value)
+           for key, value in policy.items()}  # as the admin CLI sends them
+    with pytest.raises(ConfigError) as from_admin:
+        overrides = PolicyOverrides.parse(raw, "the SetModelPolicy request")
+        controls.set_overrides("m", overrides, configured=ModelPolicy())
+    assert from_admin.value.field == field
+    assert hint in str(from_admin.value)
+    assert ModelControls.open(tmp_path / "state").models() == [], "a refused policy was kept"
+
+
+def test_admin_overrides_that_fit_the_configured_policy_are_kept(tmp_path: Path) -> None:
+    config = write_toml(tmp_path, _toml_policy({"max_engines": 8}))
+    configured = load_settings(None, {}, config).default_policy
+    controls = ModelControls.open(tmp_path / "state")
+    many = PolicyOverrides.parse({"default_batch_sizes": "1,2,4,8,16,32,64,128"}, "request")
+    kept = controls.set_overrides("m", many, configured=configured)
+    assert kept.overrides.apply(configured).default_batch_sizes == (1, 2, 4, 8, 16, 32, 64, 128)
+    with pytest.raises(ConfigError, match="need 8 engines"):
+        # Lowering max_engines under the kept batch sizes is refused, naming max_engines.
+        controls.set_overrides("m", PolicyOverrides.parse({"max_engines": "4"}, "request"),
+                               configured=configured)
