@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from sidecar.admin.controls import ModelControls
 from sidecar.publish.numbering import MAX_INCOMING_VERSION, served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
