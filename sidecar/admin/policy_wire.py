@@ -5,8 +5,8 @@ Free of gRPC and of the server's imports, so the command-line client stays light
 
 from __future__ import annotations
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from sidecar.admin.policy import PolicyOverrides
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 _OVERRIDE_SCALARS = (
     "backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime",

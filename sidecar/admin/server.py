@@ -11,7 +11,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2, admin_pb2_grpc
 from sidecar.admin.backend import AdminBackend
 from sidecar.admin.errors import AdminSettingsError
 from sidecar.admin.interceptors import (
@@ -21,6 +20,7 @@ from sidecar.admin.interceptors import (
 )
 from sidecar.admin.servicer import SERVICE_NAME, SidecarAdminServicer
 from sidecar.admin.settings import AdminSettings
+from tftrt.sidecar.admin.v1 import admin_pb2, admin_pb2_grpc
 
 _LOG = logging.getLogger("sidecar.admin")
 

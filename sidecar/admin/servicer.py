@@ -9,12 +9,12 @@ from typing import Final
 
 import grpc
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
-from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 from sidecar.admin import validation, wire
 from sidecar.admin.backend import AdminBackend
 from sidecar.admin.errors import InvalidRequestError
 from sidecar.admin.policy_wire import overrides_from_proto
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 
 SERVICE_NAME: Final = "tftrt.sidecar.admin.v1.SidecarAdmin"
 """The admin service's full name (health checks and reflection use it)."""

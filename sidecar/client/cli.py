@@ -18,14 +18,14 @@ import grpc
 from google.protobuf import json_format
 
 from converter.console import CommandParser, add_version_argument
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
-from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 from sidecar.admin.policy import POLICY_KEYS, PolicyOverrides
 from sidecar.admin.policy_wire import overrides_to_proto
 from sidecar.admin.validation import OPERATION_PREFIX
 from sidecar.client import tables
 from sidecar.config.defaults import DEFAULT_ADMIN_LISTEN
 from sidecar.errors import ConfigError
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 
 TOKEN_ENV: Final = "TFTRT_SIDECAR_ADMIN_TOKEN"
 """Environment variable holding the bearer token when ``--token`` is not given."""

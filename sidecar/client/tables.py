@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

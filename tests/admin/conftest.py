@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import pytest
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc
 from sidecar.admin.controls import ModelControls
 from sidecar.admin.published import PublishedModels
 from sidecar.admin.server import AdminServer, start_admin_server
@@ -27,6 +26,7 @@ from sidecar.state import JobJournal
 from tests.admin.certs import Certificates, make_certificates
 from tests.admin.runner import ServiceJobRunner
 from tests.support.models import keras_mlp
+from tftrt.sidecar.admin.v1 import admin_pb2_grpc
 
 TOKEN = "test-token-0123456789abcdef"
 

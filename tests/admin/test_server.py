@@ -12,8 +12,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as pb
-from protos.tftrt.sidecar.admin.v1 import admin_pb2_grpc
 from sidecar.admin.errors import AdminSettingsError, NotFoundError
 from sidecar.admin.servicer import SERVICE_NAME
 from sidecar.admin.settings import AdminSettings
@@ -27,6 +25,8 @@ from sidecar.errors import (
 )
 from tests.admin.certs import Certificates
 from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand, wait_until
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from tftrt.sidecar.admin.v1 import admin_pb2_grpc
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

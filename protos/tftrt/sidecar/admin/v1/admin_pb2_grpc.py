@@ -4,7 +4,7 @@
 import grpc
 import warnings
 
-from protos.tftrt.sidecar.admin.v1 import admin_pb2 as protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2
+from tftrt.sidecar.admin.v1 import admin_pb2 as tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -19,7 +19,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in protos/tftrt/sidecar/admin/v1/admin_pb2_grpc.py depends on'
+        + ' but the generated code in tftrt/sidecar/admin/v1/admin_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -38,58 +38,58 @@ class SidecarAdminStub:
         """
         self.ListModels = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/ListModels',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsResponse.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.GetModel = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/GetModel',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetModelRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Model.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Model.FromString,
                 _registered_method=True)
         self.StartConversion = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/StartConversion',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.StartConversionRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.StartConversionRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
                 _registered_method=True)
         self.GetOperation = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/GetOperation',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetOperationRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetOperationRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
                 _registered_method=True)
         self.ListOperations = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/ListOperations',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsResponse.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsResponse.FromString,
                 _registered_method=True)
         self.CancelOperation = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/CancelOperation',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.CancelOperationRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.CancelOperationRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
                 _registered_method=True)
         self.GetShapeStatistics = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/GetShapeStatistics',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetShapeStatisticsRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ShapeStatistics.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetShapeStatisticsRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ShapeStatistics.FromString,
                 _registered_method=True)
         self.SetModelPolicy = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/SetModelPolicy',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.SetModelPolicyRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelPolicy.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.SetModelPolicyRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelPolicy.FromString,
                 _registered_method=True)
         self.PauseModel = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/PauseModel',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.PauseModelRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.PauseModelRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
                 _registered_method=True)
         self.ResumeModel = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/ResumeModel',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ResumeModelRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ResumeModelRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
                 _registered_method=True)
         self.RollBack = channel.unary_unary(
                 '/tftrt.sidecar.admin.v1.SidecarAdmin/RollBack',
-                request_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackRequest.SerializeToString,
-                response_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackResponse.FromString,
+                request_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackRequest.SerializeToString,
+                response_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackResponse.FromString,
                 _registered_method=True)
 
 
@@ -177,58 +177,58 @@ def add_SidecarAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsResponse.SerializeToString,
             ),
             'GetModel': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModel,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetModelRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Model.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetModelRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Model.SerializeToString,
             ),
             'StartConversion': grpc.unary_unary_rpc_method_handler(
                     servicer.StartConversion,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.StartConversionRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.StartConversionRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.SerializeToString,
             ),
             'GetOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOperation,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetOperationRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetOperationRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.SerializeToString,
             ),
             'ListOperations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOperations,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsResponse.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsResponse.SerializeToString,
             ),
             'CancelOperation': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelOperation,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.CancelOperationRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.CancelOperationRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.SerializeToString,
             ),
             'GetShapeStatistics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetShapeStatistics,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetShapeStatisticsRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ShapeStatistics.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetShapeStatisticsRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ShapeStatistics.SerializeToString,
             ),
             'SetModelPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.SetModelPolicy,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.SetModelPolicyRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelPolicy.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.SetModelPolicyRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelPolicy.SerializeToString,
             ),
             'PauseModel': grpc.unary_unary_rpc_method_handler(
                     servicer.PauseModel,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.PauseModelRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.PauseModelRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.SerializeToString,
             ),
             'ResumeModel': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeModel,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ResumeModelRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ResumeModelRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.SerializeToString,
             ),
             'RollBack': grpc.unary_unary_rpc_method_handler(
                     servicer.RollBack,
-                    request_deserializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackRequest.FromString,
-                    response_serializer=protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackResponse.SerializeToString,
+                    request_deserializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackRequest.FromString,
+                    response_serializer=tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -257,8 +257,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/ListModels',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsResponse.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -284,8 +284,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/GetModel',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetModelRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Model.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetModelRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Model.FromString,
             options,
             channel_credentials,
             insecure,
@@ -311,8 +311,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/StartConversion',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.StartConversionRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.StartConversionRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,
@@ -338,8 +338,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/GetOperation',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetOperationRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetOperationRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,
@@ -365,8 +365,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/ListOperations',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsResponse.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ListOperationsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -392,8 +392,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/CancelOperation',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.CancelOperationRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.CancelOperationRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,
@@ -419,8 +419,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/GetShapeStatistics',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetShapeStatisticsRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ShapeStatistics.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.GetShapeStatisticsRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ShapeStatistics.FromString,
             options,
             channel_credentials,
             insecure,
@@ -446,8 +446,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/SetModelPolicy',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.SetModelPolicyRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelPolicy.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.SetModelPolicyRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelPolicy.FromString,
             options,
             channel_credentials,
             insecure,
@@ -473,8 +473,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/PauseModel',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.PauseModelRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.PauseModelRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
             options,
             channel_credentials,
             insecure,
@@ -500,8 +500,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/ResumeModel',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ResumeModelRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ResumeModelRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.ModelControl.FromString,
             options,
             channel_credentials,
             insecure,
@@ -527,8 +527,8 @@ class SidecarAdmin:
             request,
             target,
             '/tftrt.sidecar.admin.v1.SidecarAdmin/RollBack',
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackRequest.SerializeToString,
-            protos_dot_tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackResponse.FromString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackRequest.SerializeToString,
+            tftrt_dot_sidecar_dot_admin_dot_v1_dot_admin__pb2.RollBackResponse.FromString,
             options,
             channel_credentials,
             insecure,
