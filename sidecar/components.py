@@ -92,7 +92,8 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
                                  ScrapeSources(journal=journal, published=published,
                                                engine_cache_dir=settings.engine_cache_dir,
-                                               shape_store=store))
+                                               shape_store=store,
+                                               incoming_base=settings.incoming_base))
         observer = FanOutObserver([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:

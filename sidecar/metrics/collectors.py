@@ -20,6 +20,7 @@ from sidecar.admin.published import PublishedModels
 from sidecar.errors import SidecarError
 from sidecar.shapes import ShapeStore, ShapeStoreError
 from sidecar.state import Job, JobJournal, JobState
+from sidecar.watch.listing import read_incoming
 
 _LOG = logging.getLogger("sidecar.metrics")
 
@@ -48,6 +49,34 @@ class VersionStateCollector(Collector):
                               "Coverage-triggered and requested rebuilds by job state.",
                               labels=["model", "state"]),
             [job for job in jobs if job.generation > 0])
+
+
+class IncomingRefusedCollector(Collector):
+    """``tftrt_sidecar_incoming_refused{kind}``: incoming directories that look like a model
+    (``kind="model_name"``) or a version (``kind="version_name"``) but are not served.
+
+    The names themselves are left to the log and the admin API's ListModels: a refused
+    name is exactly the kind of string that makes a poor label.
+    """
+
+    def __init__(self, incoming_base: Path) -> None:
+        self._base = incoming_base
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Count the refusals of one reading of the incoming base."""
+        try:
+            refused = read_incoming(self._base).refused
+        except OSError as exc:
+            _LOG.warning("refused incoming directories left out of this scrape: %s", exc)
+            return
+        family = GaugeMetricFamily(
+            "tftrt_sidecar_incoming_refused",
+            "Incoming directories not served because of their name (see the log or ListModels).",
+            labels=["kind"])
+        models = sum(1 for refusal in refused if refusal.path.parent == self._base)
+        family.add_metric(["model_name"], models)
+        family.add_metric(["version_name"], len(refused) - models)
+        yield family
 
 
 class PublishedEnginesCollector(Collector):

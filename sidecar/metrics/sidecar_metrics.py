@@ -12,6 +12,7 @@ from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.collectors import (
     CoverageCollector,
     EngineCacheCollector,
+    IncomingRefusedCollector,
     PublishedEnginesCollector,
     VersionStateCollector,
 )
@@ -33,6 +34,8 @@ class ScrapeSources:
     """Engine cache bytes."""
     shape_store: ShapeStore | None = None
     """Shape coverage (needs ``published`` too)."""
+    incoming_base: Path | None = None
+    """Incoming directories refused for their name."""
 
 
 class SidecarMetrics:
@@ -67,6 +70,8 @@ class SidecarMetrics:
                 registry.register(CoverageCollector(sources.shape_store, sources.published))
         if sources.engine_cache_dir is not None:
             registry.register(EngineCacheCollector(sources.engine_cache_dir))
+        if sources.incoming_base is not None:
+            registry.register(IncomingRefusedCollector(sources.incoming_base))
 
     def rolled_back(self, model: str, version: int, now_serving: int) -> None:
         """Count a rollback (a :class:`~sidecar.admin.RollbackObserver`)."""

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from sidecar.admin import validation
 from sidecar.admin.errors import InvalidRequestError
 from sidecar.errors import ECHO_LIMIT, echo
+from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish import (
     VersionPublisher,
     published_models,
@@ -27,6 +29,7 @@ from sidecar.publish.model_names import is_model_name
 from sidecar.publish.numbering import MAX_INCOMING_VERSION, MAX_SERVED_VERSION, served_version
 from sidecar.publish.source_links import SourceLinkError
 from sidecar.watch import IncomingWatcher, WatchEventKind, read_incoming
+from tests.metrics.stand import scrape, value
 from tests.sidecar.conftest import ManualClock, tree_listing
 from tests.support.session_run import session_outputs
 
@@ -224,3 +227,22 @@ def test_echoed_values_are_shortened_and_name_their_length() -> None:
     assert len(long) < ECHO_LIMIT + 30 and "10002 characters" in long
     error = InvalidRequestError("model", "x" * 10_000, "is not a model name", "use fewer")
     assert len(str(error)) < 300
+
+
+def test_refused_directories_are_counted_by_kind_on_the_metrics_endpoint(tmp_path: Path) -> None:
+    for relative in ["my model/1", "café/2", "m/0007", "m/99999999999999999999", "m/3"]:
+        (tmp_path / relative).mkdir(parents=True)
+    registry = CollectorRegistry()
+    SidecarMetrics(registry, BuildInfo("test", "test", "auto"),
+                   ScrapeSources(incoming_base=tmp_path))
+    server = MetricsServer("127.0.0.1:0", registry)
+    server.start()
+    try:
+        samples = scrape(server.port)
+        shutil.rmtree(tmp_path / "my model")
+        after = scrape(server.port)
+    finally:
+        server.stop()
+    assert value(samples, "tftrt_sidecar_incoming_refused", kind="model_name") == 2
+    assert value(samples, "tftrt_sidecar_incoming_refused", kind="version_name") == 2
+    assert value(after, "tftrt_sidecar_incoming_refused", kind="model_name") == 1

@@ -85,7 +85,7 @@ def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp: Path) -> No
     assert jobs[("linked", 1000)].flavour is Flavour.ORIGINAL
     published = serving / "linked" / "1000"
     assert (published / "variables").is_dir() and not (published / "variables").is_symlink()
-    feed = {"x": np.ones((2, 16), np.float32)}
+    feed: dict[str, np.ndarray] = {"x": np.ones((2, 16), np.float32)}
     [expected] = session_outputs(mlp, [feed])
     [got] = session_outputs(published, [feed])
     for name, value in expected.items():
