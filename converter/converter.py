@@ -4,7 +4,9 @@ handing the whole conversion to TF-TRT itself (backend `tensorrt`)."""
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable, Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,8 +16,10 @@ from converter.backends import choose_backend
 from converter.backends.device import detect_build_device
 from converter.backends.tensorrt import TftrtConversion
 from converter.building import build_engines
+from converter.candidates import FROZEN, FROZEN_XLA, XLA
 from converter.engines import EngineKey
 from converter.errors import ConverterStateError, InvalidParameterError
+from converter.frozen_signatures import FrozenSignatures, freeze_signatures
 from converter.graph.assemble import function_from_flat, replace_segments
 from converter.graph.dispatch import ShapeSet
 from converter.graph.extract import extract_segment
@@ -26,8 +30,9 @@ from converter.inputs import iterate_inputs
 from converter.loading import load_signature
 from converter.params import DEFAULT_WORKSPACE_BYTES, ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport, build_report
-from converter.saving import save_converted
+from converter.saving import save_converted, write_signatures
 from converter.segments import ConvertedSegment, convert_segment
+from converter.selection import CandidateSpec, Selection, select
 
 TOLERANCE = {TrtPrecisionMode.FP32: 1e-4, TrtPrecisionMode.FP16: 2e-2}
 """Largest scaled error (see `engines.scaled_error`) an engine may have, by precision."""
@@ -80,6 +85,9 @@ class Converter:
             dynamic_shape_profile_strategy=dynamic_shape_profile_strategy,
         ) if self.backend.name == "tensorrt" else None
         self._flat: FlatGraph | None = None
+        self._frozen: FrozenSignatures | None = None
+        self._selection: Selection | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._segmentation: Segmentation | None = None
         self._segments: list[ConvertedSegment] = []
         self._converted: Any = None
@@ -106,8 +114,11 @@ class Converter:
                 "calibration_input_fn is only used for INT8 calibration, which needs "
                 "backend='tensorrt'; drop it for FP32 and FP16."
             )
-        self._flat = flatten_signature(self._loaded.function)
+        self._frozen = freeze_signatures(self._loaded, flatten_signature(self._loaded.function))
+        self._flat = self._frozen.flat
         excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
+        excluded.update(dict.fromkeys(self._frozen.weights,
+                                      "a frozen weight: enters engines as an argument"))
         self._segmentation = find_segments(
             self._flat.graph_def,
             self._flat.op_types,
@@ -146,13 +157,14 @@ class Converter:
             self._built = True
             return
         assert self._flat is not None
+        feeds = list(iterate_inputs(input_fn, self._loaded.input_specs, "input_fn"))
         boundary = [t for s in self._segments for t in s.graph.segment.inputs]
         probe = function_from_flat(self._flat, self._flat.graph_def, self._loaded.function,
                                    outputs=boundary) if boundary else None
         result = build_engines(
             segments=self._segments,
             probe=probe,
-            inputs=iterate_inputs(input_fn, self._loaded.input_specs, "input_fn"),
+            inputs=feeds,
             maximum_cached_engines=self.params.maximum_cached_engines,
             allow_build_at_runtime=self.params.allow_build_at_runtime,
             keep_slower_engines=self.params.keep_slower_engines,
@@ -164,6 +176,13 @@ class Converter:
         self._export_inputs = result.inputs_to_export
         self._built = True
         self._converted = self._assemble()
+        self._selection = self._select([{k: v.numpy() for k, v in f.items()} for f in feeds])
+        if self._selection.choice.chosen != self._xla_name:
+            for segment in self._segments:
+                segment.drop_engines(f"dropped: {self._selection.choice.chosen} won in the "
+                                     "Session path")
+            self._export_inputs = []
+            self._converted = self._assemble()
 
     def save(self, output_saved_model_dir: str | pathlib.Path,
              save_gpu_specific_engines: bool = True,
@@ -178,16 +197,17 @@ class Converter:
             self._tftrt.save(pathlib.Path(output_saved_model_dir), self.report(),
                              save_gpu_specific_engines, options)
             return
+        tolerance = self._tolerance
         save_converted(
             loaded=self._loaded,
-            converted=self._converted if self._segments else None,
+            write=self._writer(options),
             output_dir=pathlib.Path(output_saved_model_dir),
             report=self.report(),
             engine_inputs=self._export_inputs if save_gpu_specific_engines else [],
-            tolerance=max(TOLERANCE[s.precision] for s in self._segments) if self._segments
-            else 0.0,
+            expected=[self._expected(feed) for feed in self._export_inputs]
+            if save_gpu_specific_engines else [],
+            tolerance=tolerance,
             device=self.device,
-            options=options,
         )
 
     def report(self) -> ConversionReport:
@@ -205,6 +225,8 @@ class Converter:
             segmentation=self._segmentation,
             segments=self._segments,
             built=self._built,
+            freezing=self._frozen.report if self._frozen else None,
+            choice=self._selection.choice if self._selection else None,
         )
 
     def summary(self, line_length: int = 160, detailed: bool = True,
@@ -230,6 +252,70 @@ class Converter:
             device=self.device.slug,
             tensorflow=tf.__version__,
         )
+
+    @property
+    def _tolerance(self) -> float:
+        return max((TOLERANCE[s.precision] for s in self._segments),
+                   default=TOLERANCE[TrtPrecisionMode.FP32])
+
+    @property
+    def _xla_name(self) -> str:
+        assert self._frozen is not None
+        return FROZEN_XLA if self._frozen.report.frozen_variables else XLA
+
+    def _signatures(self, with_engines: bool) -> dict[str, Any]:
+        assert self._frozen is not None
+        signatures = dict(self._frozen.functions)
+        if with_engines:
+            for key in [self._loaded.key, *self._frozen.same_as_converted]:
+                signatures[key] = self._converted
+        return signatures
+
+    def _candidates(self) -> list[CandidateSpec]:
+        assert self._frozen is not None
+        candidates = []
+        if self._frozen.report.frozen_variables:
+            candidates.append(CandidateSpec(
+                FROZEN, "read-only variables frozen into constants, native TensorFlow",
+                lambda d: write_signatures(self._loaded, self._signatures(False), d)))
+        if self._converted is not self._loaded.function and any(
+                s.runs_engine for s in self._segments):
+            candidates.append(CandidateSpec(
+                self._xla_name, "frozen weights, XLA engines where build() kept them "
+                "(weights enter engines as arguments)",
+                lambda d: write_signatures(self._loaded, self._signatures(True), d)))
+        return candidates
+
+    def _select(self, feeds: list[dict[str, np.ndarray]]) -> Selection:
+        self._workdir = tempfile.TemporaryDirectory(prefix="tftrt-candidates-")
+        return select(
+            original=self._loaded.directory,
+            candidates=self._candidates(),
+            workdir=pathlib.Path(self._workdir.name),
+            tags=self._loaded.tags,
+            signature_key=self._loaded.key,
+            feeds=feeds,
+            expected_for=self._expected,
+            tolerance=self._tolerance,
+            forced=self._xla_name if self.params.keep_slower_engines else None,
+        )
+
+    def _expected(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self._loaded.function(**feed).items()}
+
+    def _writer(self, options: tf.saved_model.SaveOptions | None,
+                ) -> Callable[[pathlib.Path], object]:
+        """How save() fills its directory: the measured winner, or without build()
+        (nothing measured) the frozen model with engines where they may build at
+        run time, as TF-TRT does."""
+        if self._selection is not None:
+            source = self._selection.directories[self._selection.choice.chosen]
+            return lambda d: shutil.copytree(source, d)
+        engines = self._converted is not self._loaded.function
+        assert self._frozen is not None
+        if not engines and not self._frozen.report.frozen_variables:
+            return lambda d: shutil.copytree(self._loaded.directory, d)
+        return lambda d: write_signatures(self._loaded, self._signatures(engines), d, options)
 
     def _assemble(self) -> Any:
         assert self._flat is not None

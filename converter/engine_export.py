@@ -12,18 +12,15 @@ Run as: python -m converter.engine_export REQUEST_DIR (see `export_engines`).
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from converter.child_process import ChildFailed, read_tensor, run_child, write_tensors
 from converter.errors import EngineExportError
-
-_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def export_engines(
@@ -43,57 +40,31 @@ def export_engines(
         cases = []
         for index, (feed, want) in enumerate(zip(inputs, expected, strict=True)):
             cases.append({
-                "inputs": _write_tensors(request, f"in{index}", feed),
-                "outputs": _write_tensors(request, f"out{index}", want),
+                "inputs": write_tensors(request, f"in{index}", feed),
+                "outputs": write_tensors(request, f"out{index}", want),
             })
         (request / "request.json").write_text(json.dumps({
             "model": str(saved_model_dir), "tags": list(tags), "key": signature_key,
             "cases": cases, "tolerance": tolerance,
         }))
-        environment = dict(os.environ)
-        environment["TF_XLA_FLAGS"] = " ".join(filter(None, [
-            environment.get("TF_XLA_FLAGS", ""),
-            f"--tf_xla_persistent_cache_directory={cache_dir}",
-        ]))
-        environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(_PACKAGE_ROOT), environment.get("PYTHONPATH", "")])
-        )
-        done = subprocess.run(
-            [sys.executable, "-m", "converter.engine_export", str(request)],
-            env=environment, capture_output=True, text=True, check=False,
-        )
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        raise EngineExportError(
-            f"the converted model at {saved_model_dir} failed in a TF1 Session (the way TF "
-            f"Serving loads it), so it was not saved:\n{tail}"
-        )
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["error"])
-
-
-def _write_tensors(
-    directory: pathlib.Path, prefix: str, tensors: Mapping[str, np.ndarray]
-) -> dict[str, str]:
-    """Save each array as a serialized TensorProto (strings included); name -> file."""
-    import tensorflow as tf
-
-    files = {}
-    for position, (name, value) in enumerate(sorted(tensors.items())):
-        path = directory / f"{prefix}-{position}.pb"
-        path.write_bytes(tf.make_tensor_proto(value).SerializeToString())
-        files[name] = path.name
-    return files
+        try:
+            answer = run_child("converter.engine_export", request,
+                               f"--tf_xla_persistent_cache_directory={cache_dir}")
+        except ChildFailed as failure:
+            raise EngineExportError(
+                f"the converted model at {saved_model_dir} failed in a TF1 Session (the way "
+                f"TF Serving loads it), so it was not saved:\n{failure}"
+            ) from None
+    return float(answer["error"])
 
 
 def _main(request_dir: str) -> None:
     import tensorflow as tf
-    from tensorflow.core.framework import tensor_pb2
 
     from converter.engines import scaled_error
 
     def read(name: str) -> np.ndarray:
-        proto = tensor_pb2.TensorProto.FromString(pathlib.Path(request_dir, name).read_bytes())
-        return np.asarray(tf.make_ndarray(proto))
+        return read_tensor(pathlib.Path(request_dir), name)
 
     meta = json.loads(pathlib.Path(request_dir, "request.json").read_text())
     tf.compat.v1.disable_eager_execution()

@@ -103,22 +103,27 @@ def _run(function: Callable[..., Any], args: Arguments) -> list[np.ndarray]:
 
 def median_call_seconds(sides: Sequence[Callable[..., Any]], args: Arguments) -> list[float]:
     """Median per-call time of each side, timed in interleaved rounds so that
-    drift in machine load affects both alike."""
+    drift in machine load affects all alike. A side that is decisively slower
+    than the best stops being timed; the others go on."""
     for side in sides:  # first calls instantiate functions (and compile engines)
         for _ in range(_WARMUP_CALLS):
             _run(side, args)
     samples: list[list[float]] = [[] for _ in sides]
+    active = list(range(len(sides)))
     deadline = time.perf_counter() + _TIMING_SECONDS * len(sides)
     calls = 0
     while calls < _MAX_CALLS and (calls < _MIN_ROUNDS or time.perf_counter() < deadline):
-        for side, bucket in zip(sides, samples, strict=True):
+        for index in active:
             start = time.perf_counter()
-            _run(side, args)
-            bucket.append(time.perf_counter() - start)
+            _run(sides[index], args)
+            samples[index].append(time.perf_counter() - start)
         calls += 1
-        medians = [statistics.median(bucket) for bucket in samples]
-        if calls >= _DECISIVE_ROUNDS and max(medians) > _DECISIVE_RATIO * min(medians):
-            break
+        if calls >= _DECISIVE_ROUNDS:
+            best = min(statistics.median(samples[i]) for i in active)
+            active = [i for i in active
+                      if statistics.median(samples[i]) <= _DECISIVE_RATIO * best]
+            if len(active) == 1 and len(sides) > 1:
+                break
     return [statistics.median(bucket) for bucket in samples]
 
 

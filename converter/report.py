@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from converter.backends import BackendChoice
 from converter.backends.device import BuildDevice, engine_namespace
+from converter.candidates import ORIGINAL, Choice
+from converter.frozen_signatures import FreezeReport
 from converter.graph.inline import FlatGraph
 from converter.graph.segment import Segmentation
 from converter.loading import LoadedSignature
@@ -84,11 +86,31 @@ class ConversionReport:
     built_inputs: list[list[list[int]]] = dataclasses.field(default_factory=list)
     """The signature input shapes of each input set build() ran (tensorrt backend:
     TF-TRT built its engines for these; the xla backend lists engines instead)."""
+    freezing: FreezeReport | None = None
+    """Which variables became constants and which stayed variables, and why."""
+    choice: Choice | None = None
+    """The candidates timed in the Session path and the one saved (None: build()
+    was not called, nothing was measured)."""
 
     @property
     def nothing_to_compile(self) -> bool:
-        """True when no segment was found: the model is saved unchanged."""
+        """True when no segment was found."""
         return not self.segments
+
+    @property
+    def chosen(self) -> str | None:
+        """The candidate saved ("original", "frozen", "frozen+xla", "xla"), or None
+        when build() measured nothing."""
+        return self.choice.chosen if self.choice else None
+
+    @property
+    def unchanged(self) -> bool:
+        """True when the saved model is the input, unchanged: the original won the
+        measurement, or there was nothing to freeze and nothing to compile."""
+        if self.choice is not None:
+            return self.choice.chosen == ORIGINAL
+        frozen = self.freezing.frozen_variables if self.freezing else 0
+        return self.nothing_to_compile and not frozen
 
     def to_json(self) -> str:
         """The report as indented JSON."""
@@ -106,8 +128,9 @@ class ConversionReport:
             f"{len(self.segments)} segment(s) hold {self.ops_in_segments} of "
             f"{self.total_ops} ops",
         ]
+        lines.extend(self._freezing_lines())
         if self.nothing_to_compile:
-            lines.append("Nothing to compile: the model is saved unchanged.")
+            lines.append("Nothing to compile with XLA.")
         for segment in self.segments:
             lines.append("-" * line_length)
             op_list = ", ".join(f"{op} x{n}" for op, n in sorted(segment.ops.items()))
@@ -144,8 +167,40 @@ class ConversionReport:
         for reason, ops in sorted(self.native.items(), key=lambda kv: -sum(kv[1].values())):
             op_list = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
             lines.append(f"  {sum(ops.values())}: {reason} [{op_list}]")
+        lines.extend(self._choice_lines(line_length))
         lines.append(rule)
         return "\n".join(lines)
+
+    def _freezing_lines(self) -> list[str]:
+        if self.freezing is None:
+            return []
+        freezing = self.freezing
+        lines = [f"frozen: {freezing.frozen_variables} read-only variable(s), "
+                 f"{freezing.frozen_bytes / 2**20:.1f} MiB, now constants (limit "
+                 f"{freezing.limit_bytes / 2**20:.0f} MiB)"]
+        lines.extend(f"  kept as a variable: {name}: {why}"
+                     for name, why in sorted(freezing.kept_variables.items()))
+        lines.extend(f"  signature {key!r} kept its graph: {why}"
+                     for key, why in sorted(freezing.unfrozen_signatures.items()))
+        return lines
+
+    def _choice_lines(self, line_length: int) -> list[str]:
+        lines = ["-" * line_length]
+        if self.choice is None:
+            return [*lines, "Candidates not measured (no build()): saved frozen, with engines "
+                    "where they may build at run time."]
+        choice = self.choice
+        sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + f") x{uses}"
+                for shape_set, uses in zip(choice.shapes, choice.uses, strict=True)]
+        lines.append("Candidates, timed in a TF1 Session (TF Serving's path) on: "
+                     + "; ".join(sets))
+        for candidate in choice.candidates:
+            times = ", ".join(f"{ms:.3f}" for ms in candidate.latency_ms) or "-"
+            mark = "*" if candidate.name == choice.chosen else " "
+            lines.append(f" {mark}{candidate.name:11} {times} ms - {candidate.note} "
+                         f"({candidate.description})")
+        lines.append(f"Chosen: {choice.chosen}: {choice.reason}")
+        return lines
 
     def _built_text(self) -> str:
         sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + ")"
@@ -213,6 +268,8 @@ def build_report(
     segmentation: Segmentation,
     segments: Sequence[ConvertedSegment],
     built: bool,
+    freezing: FreezeReport | None,
+    choice: Choice | None,
 ) -> ConversionReport:
     """Collect the report from the converter's state."""
     native: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
@@ -225,4 +282,6 @@ def build_report(
         segments=[_segment_report(s, flat) for s in segments],
         native={reason: dict(ops) for reason, ops in native.items()},
         built=built,
+        freezing=freezing,
+        choice=choice,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import pathlib
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,36 +42,61 @@ def copy_assets_extra(source: pathlib.Path, destination: pathlib.Path) -> None:
                         ignore=shutil.ignore_patterns("tftrt"))
 
 
+def _saving_root(loaded: LoadedSignature, functions: Iterable[Any]) -> Any:
+    """A root that tracks only what `functions` capture (variables that stay
+    variables, tables, assets), so frozen weights are not saved twice; the loaded
+    root itself if some captured resource cannot be found in it."""
+    objects = list(tf.train.TrackableView(loaded.root).descendants())
+    keep: dict[int, Any] = {}
+    for function in functions:
+        for captured in function.captured_inputs:
+            owners = [o for o in objects if any(
+                getattr(o, attribute, None) is captured
+                for attribute in ("handle", "resource_handle", "asset_path"))]
+            if owners:
+                keep.update((id(o), o) for o in owners)
+            elif captured.dtype == tf.resource:
+                return loaded.root
+    root = tf.Module()
+    root.tftrt_kept = list(keep.values())
+    return root
+
+
+def write_signatures(loaded: LoadedSignature, signatures: Mapping[str, Any],
+                     directory: pathlib.Path,
+                     options: tf.saved_model.SaveOptions | None = None) -> None:
+    """Save `signatures` (every signature of the model) to `directory` with their
+    method names and the input's `assets.extra`."""
+    try:
+        tf.saved_model.save(_saving_root(loaded, signatures.values()), str(directory),
+                            signatures=dict(signatures), options=options)
+    except tf.errors.ResourceExhaustedError as error:
+        # TF reports a full disk as its own error type; callers handle OSError.
+        raise OSError(errno.ENOSPC, f"No space left on device saving {directory}: "
+                      f"{error.message}") from error
+    restore_method_names(directory, loaded.method_names)
+    copy_assets_extra(loaded.directory, directory)
+
+
 def save_converted(
     *,
     loaded: LoadedSignature,
-    converted: Any,
+    write: Callable[[pathlib.Path], object],
     output_dir: pathlib.Path,
     report: ConversionReport,
     engine_inputs: Sequence[Mapping[str, np.ndarray]],
+    expected: Sequence[Mapping[str, np.ndarray]],
     tolerance: float,
     device: BuildDevice,
-    options: tf.saved_model.SaveOptions | None = None,
 ) -> None:
-    """Save `converted` as the signature `loaded.key` (None: nothing was converted,
-    copy the model unchanged), with the report and the prebuilt engines."""
+    """Fill `output_dir` through `write` (which creates the directory it is given),
+    add the report and compile the engines for `engine_inputs` (whose outputs must
+    match `expected`) in a Session, as TF Serving will run them."""
     with staged_directory(output_dir) as staging:
-        if converted is None:
-            shutil.copytree(loaded.directory, staging)
-        else:
-            signatures = dict(loaded.root.signatures)
-            signatures[loaded.key] = converted
-            tf.saved_model.save(loaded.root, str(staging), signatures=signatures,
-                                options=options)
-            restore_method_names(staging, loaded.method_names)
-            copy_assets_extra(loaded.directory, staging)
+        write(staging)
         (staging / REPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
         (staging / REPORT_FILE).write_text(report.to_json())
         if engine_inputs:
-            original = loaded.function
-            expected = [
-                {k: np.asarray(v) for k, v in original(**feed).items()} for feed in engine_inputs
-            ]
             export_engines(
                 staging, loaded.tags, loaded.key, engine_inputs, expected, tolerance,
                 engines_dir(staging, engine_namespace(device)),

@@ -33,6 +33,12 @@ class ConvertedSegment:
         """Whether any shape may run the engine (else the segment stays inline)."""
         return bool(self.plan.prebuilt) or self.plan.fallback is Fallback.ENGINE
 
+    def drop_engines(self, reason: str) -> None:
+        """Keep no engine (another candidate won): the segment stays inline, native."""
+        self.records = [dataclasses.replace(r, kept=False, reason=reason) if r.kept else r
+                        for r in self.records]
+        self.plan = DispatchPlan(prebuilt=(), fallback=Fallback.NATIVE)
+
     def dispatch(self) -> Any:
         """The ConcreteFunction that stands in the converted graph for this segment."""
         return dispatch_function(

@@ -148,11 +148,11 @@ def test_existing_output_is_never_overwritten(mlp_dir: pathlib.Path,
 
 def test_enospc_while_saving_leaves_nothing(mlp_dir: pathlib.Path,
                                              tmp_path: pathlib.Path) -> None:
-    """A real full disk (a 64 KiB tmpfs) in the middle of save: an OSError, and
+    """A real full disk (a 16 KiB tmpfs) in the middle of save: an OSError, and
     neither the output nor a staging directory is left behind."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(disk)], check=True)
     try:
         converter = trt.Converter(mlp_dir)
         converter.convert()

@@ -69,7 +69,7 @@ def test_summary_lists_segments_native_ops_and_engines(mlp_dir: pathlib.Path) ->
     converter.convert()
     before = converter.summary()
     assert "segment_0" in before and "No engines prebuilt" in before
-    assert "weights enter engines as arguments" in before
+    assert "a frozen weight: enters engines as an argument" in before
     converter.build(lambda: iter([{"x": tf.ones([4, 16])}] * 2 + [{"x": tf.ones([2, 16])}]))
     after = converter.summary()
     assert "engine [4x16] FP32" in after and "used by 2 input(s)" in after

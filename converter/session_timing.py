@@ -1,0 +1,116 @@
+"""Time candidate SavedModels the way TF Serving runs them: each loaded through the
+TF1 Session loader in one fresh process, their calls interleaved so that changes
+in machine load touch all alike, their outputs checked against the original's.
+
+Run as: python -m converter.session_timing REQUEST_DIR (see `time_in_sessions`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from converter.child_process import ChildFailed, read_tensor, run_child, write_tensors
+from converter.errors import EngineExportError
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionTiming:
+    """One candidate's measurement: per case, its median call time and its error."""
+
+    failure: str | None
+    """Why it could not load or run in a Session, or None."""
+    seconds: list[float]
+    errors: list[float]
+    """Scaled error against the expected outputs (see `engines.scaled_error`)."""
+
+
+def time_in_sessions(
+    models: Sequence[pathlib.Path],
+    tags: Sequence[str],
+    signature_key: str,
+    inputs: Sequence[Mapping[str, np.ndarray]],
+    expected: Sequence[Mapping[str, np.ndarray]],
+) -> list[SessionTiming]:
+    """Measure every model in `models` on each input in one Session process."""
+    with tempfile.TemporaryDirectory(prefix="tftrt-timing-") as scratch:
+        request = pathlib.Path(scratch)
+        cases = [{"inputs": write_tensors(request, f"in{i}", feed),
+                  "outputs": write_tensors(request, f"out{i}", want)}
+                 for i, (feed, want) in enumerate(zip(inputs, expected, strict=True))]
+        (request / "request.json").write_text(json.dumps({
+            "models": [str(m) for m in models], "tags": list(tags), "key": signature_key,
+            "cases": cases,
+        }))
+        try:
+            answer = run_child("converter.session_timing", request)
+        except ChildFailed as failure:
+            raise EngineExportError(
+                f"timing the candidate models in a TF1 Session failed:\n{failure}") from None
+    return [SessionTiming(**entry) for entry in answer]
+
+
+def _load(tf: Any, tags: list[str], model: str, key: str) -> tuple[Any, Any]:
+    session = tf.compat.v1.Session(graph=tf.Graph())
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, tags, model)
+    return session, meta_graph.signature_def[key]
+
+
+def _main(request_dir: str) -> None:
+    import tensorflow as tf
+
+    from converter.engines import median_call_seconds, scaled_error
+
+    directory = pathlib.Path(request_dir)
+    meta = json.loads((directory / "request.json").read_text())
+    tf.compat.v1.disable_eager_execution()
+    loaded: list[tuple[Any, Any] | None] = []
+    failures: list[str | None] = []
+    for model in meta["models"]:
+        try:
+            loaded.append(_load(tf, meta["tags"], model, meta["key"]))
+            failures.append(None)
+        except Exception as error:  # any load error disqualifies the candidate
+            loaded.append(None)
+            failures.append(f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
+    seconds: list[list[float]] = [[] for _ in loaded]
+    errors: list[list[float]] = [[] for _ in loaded]
+    for case in meta["cases"]:
+        names = sorted(case["outputs"])
+        expected = [read_tensor(directory, case["outputs"][n]) for n in names]
+        sides, owners = [], []
+        for index, entry in enumerate(loaded):
+            if entry is None or failures[index] is not None:
+                continue
+            session, signature = entry
+            feed = {signature.inputs[n].name: read_tensor(directory, f)
+                    for n, f in case["inputs"].items()}
+            fetches = [signature.outputs[n].name for n in names]
+
+            def call(session: Any = session, fetches: list[str] = fetches,
+                     feed: dict[str, np.ndarray] = feed) -> list[np.ndarray]:
+                return list(session.run(fetches, feed))
+
+            try:
+                errors[index].append(scaled_error(call(), expected))
+            except Exception as error:  # a run error disqualifies the candidate
+                failures[index] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                continue
+            sides.append(call)
+            owners.append(index)
+        medians = median_call_seconds(sides, ()) if sides else []
+        for index, median in zip(owners, medians, strict=True):
+            seconds[index].append(median)
+    print(json.dumps([{"failure": failures[i], "seconds": seconds[i], "errors": errors[i]}
+                      for i in range(len(loaded))]))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1])
