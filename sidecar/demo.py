@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from sidecar.config import Settings, load_settings
-from sidecar.publish import numbering
+from sidecar.publish import numbering, published_versions
 from sidecar.watch import list_version_dirs
 
 DEMO_MODEL = "demo"
@@ -49,8 +49,7 @@ def land_demo_version(workdir: Path) -> int:
 
     incoming, serving = workdir / "incoming", workdir / "serving"
     used = [v for model, v, _ in list_version_dirs(incoming) if model == DEMO_MODEL]
-    used += [numbering.incoming_version(v)
-             for model, v, _ in list_version_dirs(serving) if model == DEMO_MODEL]
+    used += [numbering.incoming_version(v) for v in published_versions(serving / DEMO_MODEL)]
     version = max(used, default=0) + 1
     landing = workdir / ".landing"
     shutil.rmtree(landing, ignore_errors=True)
