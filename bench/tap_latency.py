@@ -138,7 +138,8 @@ def _spawn(args: list[str], ready_prefix: str) -> subprocess.Popen[str]:
 
 async def _serve_tap(listen: str, upstream: str, state_dir: Path) -> None:
     from sidecar.shapes import ShapeStore, ShapeStoreSettings
-    from sidecar.tap import TapSettings, serve_tap
+    from sidecar.tap.server import serve_tap
+    from sidecar.tap.settings import TapSettings
 
     with ShapeStore(state_dir, ShapeStoreSettings(), time.time) as store:
         server = await serve_tap(TapSettings(listen=listen, upstream=upstream), store)

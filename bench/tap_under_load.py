@@ -66,7 +66,8 @@ def _serve_loaded_sidecar(listen: str, upstream: str, state_dir: Path, model: Pa
                           load: str) -> None:
     """The converting process with the tap on a thread, printing conversions done on stdin."""
     from sidecar.shapes import ShapeStore, ShapeStoreSettings
-    from sidecar.tap import TapSettings, serve_tap
+    from sidecar.tap.server import serve_tap
+    from sidecar.tap.settings import TapSettings
 
     store = ShapeStore(state_dir, ShapeStoreSettings(), time.time)
     loop = asyncio.new_event_loop()
@@ -92,8 +93,8 @@ def _bench(requests: int, rounds: int, load: str) -> None:
 
     from converter.demo import build_demo_model
     from sidecar.metrics import TapMetrics
-    from sidecar.tap import TapSettings
     from sidecar.tap.process import TapProcess
+    from sidecar.tap.settings import TapSettings
     from tests.support.models import keras_application
     from tests.support.standin_models import predict_request, save_affine_model
 

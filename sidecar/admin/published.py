@@ -28,7 +28,8 @@ from typing import Any, Final
 from sidecar.errors import SidecarError
 from sidecar.publish import published_models, published_versions
 from sidecar.shapes import ShapeSet
-from sidecar.tap import UnparsableRequestError, observations_from_request
+from sidecar.tap.errors import UnparsableRequestError
+from sidecar.tap.request_shapes import observations_from_request
 from sidecar.warmup import read_predict_requests
 
 _LOG = logging.getLogger("sidecar.admin")

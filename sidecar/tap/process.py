@@ -14,7 +14,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from sidecar.tap.child import apply_events, run_tap_child
+from sidecar.tap.child import apply_events
+from sidecar.tap.child_start import start_tap_child
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.settings import TapSettings
 from sidecar.tap.stats import TapObserver
@@ -98,7 +99,7 @@ class TapProcess:
     def _launch(self) -> None:
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=run_tap_child, name="tftrt-sidecar-tap", daemon=True,
+            target=start_tap_child, name="tftrt-sidecar-tap", daemon=True,
             args=(self._settings, self._state_dir, sending, self._grace, self._clock))
         process.start()
         sending.close()  # the child holds the only writer: its exit is our end of file

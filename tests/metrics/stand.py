@@ -27,7 +27,8 @@ from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetr
 from sidecar.publish import VersionPublisher, numbering
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
-from sidecar.tap import TapSettings, serve_tap
+from sidecar.tap.server import serve_tap
+from sidecar.tap.settings import TapSettings
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.tap.conftest import LoopThread
 

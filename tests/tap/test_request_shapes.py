@@ -6,7 +6,8 @@ import pytest
 from tensorflow_serving.apis import inference_pb2
 
 from sidecar.shapes import ShapeSet, TensorSpec
-from sidecar.tap import UnparsableRequestError, observations_from_request
+from sidecar.tap.errors import UnparsableRequestError
+from sidecar.tap.request_shapes import observations_from_request
 from tests.support.standin_models import example, predict_request
 
 

@@ -19,7 +19,9 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from sidecar.metrics import TapMetrics
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
-from sidecar.tap import TapServer, TapSettings, TapSettingsError, TapStartError, serve_tap
+from sidecar.tap.errors import TapSettingsError, TapStartError
+from sidecar.tap.server import TapServer, serve_tap
+from sidecar.tap.settings import TapSettings
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin

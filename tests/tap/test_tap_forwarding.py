@@ -33,7 +33,8 @@ from sidecar.shapes import (
     ShapeStoreSettings,
     TensorSpec,
 )
-from sidecar.tap import TapServer, TapSettings, serve_tap
+from sidecar.tap.server import TapServer, serve_tap
+from sidecar.tap.settings import TapSettings
 from tests.support.standin_models import example, predict_request
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
 from tests.tap.conftest import LoopThread

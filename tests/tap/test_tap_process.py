@@ -27,8 +27,9 @@ from tensorflow_serving.apis import (
 
 from sidecar.metrics import TapMetrics
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
-from sidecar.tap import TapSettings, TapStartError
+from sidecar.tap.errors import TapStartError
 from sidecar.tap.process import TapProcess
+from sidecar.tap.settings import TapSettings
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
@@ -132,7 +133,7 @@ def test_a_taken_port_fails_the_start(tmp_path: Path, standin: StandinHandle) ->
 def test_the_child_does_not_outlive_its_parent(tmp_path: Path, standin: StandinHandle) -> None:
     parent_code = textwrap.dedent(f"""
         import pathlib, sys, time
-        from sidecar.tap import TapSettings
+        from sidecar.tap.settings import TapSettings
         from sidecar.tap.process import TapProcess
         if __name__ == "__main__":
             tap = TapProcess(TapSettings(listen="127.0.0.1:0", upstream={standin.address!r}),

@@ -1,0 +1,25 @@
+"""Where the tap's process starts: TensorFlow is imported first, as quietly as the parent
+chose (``converter.console``), and only then the tap itself.
+
+This module and the arguments it receives (``TapSettings``, a path, a pipe) import nothing
+heavy, so multiprocessing's "spawn" child reaches this function before anything loads
+TensorFlow; otherwise TensorFlow's start-up lines would reach the sidecar's standard error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from converter.console import import_tensorflow
+from sidecar.tap.settings import TapSettings
+
+
+def start_tap_child(settings: TapSettings, state_dir: Path, connection: Connection,
+                    grace: float, clock: Callable[[], float]) -> None:
+    """The spawned process's target: see `sidecar.tap.child.run_tap_child`."""
+    import_tensorflow()
+    from sidecar.tap.child import run_tap_child
+
+    run_tap_child(settings, state_dir, connection, grace, clock)
