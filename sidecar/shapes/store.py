@@ -43,6 +43,7 @@ class ShapeStore:
         self._db: sqlite3.Connection = open_database(state_dir)
         self._path = state_dir / DATABASE_NAME
         self._pruned_below = -math.inf
+        self._coarsened_below: int | None = None
 
     def close(self) -> None:
         """Close the database; the store cannot be used afterwards."""
@@ -75,8 +76,10 @@ class ShapeStore:
                 ) from error
 
     def _record_locked(self, observations: Sequence[ShapeObservation]) -> list[Refusal | None]:
-        first_bucket = self._first_bucket(self._clock())
+        now = self._clock()
+        first_bucket = self._first_bucket(now)
         self._prune_locked(first_bucket)
+        self._coarsen_locked(self._bucket(now - self._settings.fine_seconds))
         counts: Counter[tuple[str, str, str, int]] = Counter()
         refusals: Counter[tuple[str, str, str]] = Counter()
         outcomes: list[Refusal | None] = []
@@ -156,6 +159,34 @@ class ShapeStore:
         if first_bucket > self._pruned_below:
             self._db.execute("DELETE FROM shape_counts WHERE bucket < ?", (first_bucket,))
             self._pruned_below = first_bucket
+
+    def _coarsen_locked(self, horizon: int) -> None:
+        """Fold the fine buckets older than `horizon` into their coarse bucket (the row at
+        the coarse bucket's first fine index), which bounds the rows per shape set by
+        `ShapeStoreSettings.max_rows_per_shape_set`. Totals over the window are unchanged.
+
+        Each fine bucket is folded once, as it passes the horizon; observations stamped up
+        to `fine_seconds` late are still caught, and the first call after opening folds
+        everything below the horizon."""
+        if self._coarsened_below is not None and horizon <= self._coarsened_below:
+            return
+        per_coarse = self._settings.buckets_per_coarse_bucket
+        where = "WHERE bucket < ? AND bucket % ? != 0"
+        args: tuple[int, ...] = (horizon, per_coarse)
+        if self._coarsened_below is not None:
+            late = math.ceil(self._settings.fine_seconds / self._settings.bucket_seconds)
+            where += " AND bucket >= ?"
+            args = (*args, self._coarsened_below - late)
+        self._db.execute(
+            "INSERT INTO shape_counts (model, signature, shape_key, bucket, count) "
+            "SELECT model, signature, shape_key, bucket - bucket % ?, SUM(count) "
+            f"FROM shape_counts {where} GROUP BY model, signature, shape_key, bucket - bucket % ? "
+            "ON CONFLICT (model, signature, shape_key, bucket) "
+            "DO UPDATE SET count = count + excluded.count",
+            (per_coarse, *args, per_coarse),
+        )
+        self._db.execute(f"DELETE FROM shape_counts {where}", args)
+        self._coarsened_below = horizon
 
     def _bucket(self, when: float) -> int:
         return math.floor(when / self._settings.bucket_seconds)

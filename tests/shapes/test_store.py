@@ -48,7 +48,7 @@ def seen(
     return ShapeObservation(model, signature, shape_set, clock(), method=method, sample=sample)
 
 
-SETTINGS = ShapeStoreSettings(window_seconds=600, bucket_seconds=60)
+SETTINGS = ShapeStoreSettings(window_seconds=600, bucket_seconds=60, coarse_bucket_seconds=300)
 
 
 def test_top_shape_sets_rank_by_traffic_with_shares(tmp_path: Path) -> None:
@@ -104,7 +104,8 @@ def test_hostile_shapes_are_refused_and_counted(tmp_path: Path) -> None:
     clock = Clock()
     limits = ShapeLimits(max_elements=1000, max_dimension=100, max_rank=3, max_inputs=2)
     settings = ShapeStoreSettings(
-        window_seconds=600, bucket_seconds=60, limits=limits, max_shape_sets_per_signature=3
+        window_seconds=600, bucket_seconds=60, coarse_bucket_seconds=300, limits=limits,
+        max_shape_sets_per_signature=3,
     )
     hostile = [
         ShapeSet.of({"x": TensorSpec("DT_FLOAT", (1, 1, 1, 1))}),
@@ -157,6 +158,7 @@ def test_samples_are_bounded_per_model_oldest_evicted(tmp_path: Path) -> None:
     settings = ShapeStoreSettings(
         window_seconds=600,
         bucket_seconds=60,
+        coarse_bucket_seconds=300,
         max_samples_per_model=3,
         max_sample_bytes_per_model=250,
     )
@@ -216,3 +218,47 @@ def test_shape_set_key_round_trips() -> None:
     assert list(shape_set) == ["a", "b"]
     assert ShapeSet.from_key(shape_set.key()) == shape_set
     assert shape_set["b"].elements == 1
+
+
+def _count_rows(store_dir: Path) -> int:
+    with sqlite3.connect(store_dir / DATABASE_NAME) as db:
+        return int(db.execute("SELECT COUNT(*) FROM shape_counts").fetchone()[0])
+
+
+def test_rows_stay_within_the_designed_bound_over_days_of_traffic(tmp_path: Path) -> None:
+    # The default buckets, with a smaller shape cap so a day and a half of minutes runs
+    # quickly: every shape set is requested every minute, the worst case for row count.
+    settings = ShapeStoreSettings(max_shape_sets_per_signature=40)
+    shapes = [batch(size) for size in range(1, 41)]
+    clock = Clock(now=1_800_000_000.0)
+    minutes = 36 * 60
+    bound = settings.max_rows_per_signature
+    assert settings.max_rows_per_shape_set == 36  # 10 fine minutes + 1, 24 hours + 1
+    with ShapeStore(tmp_path, settings, clock) as store:
+        for minute in range(minutes):
+            clock.now += 60
+            assert store.record([seen(clock, shape) for shape in shapes]) == [None] * 40
+            if minute % 60 == 0:
+                assert _count_rows(tmp_path) <= bound
+        counts = dict(store.shape_set_counts("m", "serving_default"))
+    rows = _count_rows(tmp_path)
+    assert rows <= bound < 40 * 24 * 60 / 30, f"{rows} rows for 40 shape sets"
+    # Folding keeps every count: each shape set has one request per minute of the window,
+    # less at most the coarse bucket the window's far edge is in.
+    assert set(counts) == set(shapes)
+    assert all(23 * 60 <= count <= 24 * 60 + 1 for count in counts.values()), counts
+
+
+def test_folding_keeps_counts_across_a_restart(tmp_path: Path) -> None:
+    settings = ShapeStoreSettings()
+    clock = Clock(now=1_800_000_000.0)
+    with ShapeStore(tmp_path, settings, clock) as store:
+        for _ in range(90):
+            clock.now += 60
+            store.record([seen(clock, batch(1)), seen(clock, batch(2))])
+    clock.now += 3 * 3600  # the sidecar was down for three hours
+    with ShapeStore(tmp_path, settings, clock) as reopened:
+        reopened.record([seen(clock, batch(1))])
+        counts = dict(reopened.shape_set_counts("m", "serving_default"))
+    assert counts == {batch(1): 91, batch(2): 90}
+    assert _count_rows(tmp_path) <= 2 * 3  # two hours of each, and the current minute
