@@ -4,6 +4,7 @@ the admin API when their addresses are set."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -19,6 +20,7 @@ from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
 from sidecar.config import Settings
 from sidecar.errors import ConfigError
+from sidecar.faults import FaultArea, FaultBoard
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.rebuilds import CoverageRebuilds
@@ -84,7 +86,11 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     published = PublishedModels(settings.serving_base)
     controls = ModelControls.open(settings.state_dir)
     background: list[BackgroundComponent] = []
-    health: dict[str, Callable[[], bool]] = {}
+    faults = FaultBoard()
+    # Storage faults have their own health services: the overall status (the kubelet's
+    # probe) stays SERVING, since restarting the sidecar would cut the tap and fix nothing.
+    health: dict[str, Callable[[], bool]] = {
+        area.health_service: functools.partial(faults.healthy, area) for area in FaultArea}
     observer: JobObserver = LoggingJobObserver()
     metrics: SidecarMetrics | None = None
     if settings.metrics_listen is not None:
@@ -92,7 +98,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
                                  ScrapeSources(journal=journal, published=published,
                                                engine_cache_dir=settings.engine_cache_dir,
-                                               shape_store=store,
+                                               shape_store=store, faults=faults,
                                                incoming_base=settings.incoming_base))
         observer = FanOutObserver([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
@@ -129,4 +135,5 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     return ServiceComponents(
         shape_source=store, observer=observer, background=tuple(background),
         requests=parts.requests, is_paused=controls.is_paused, policy_for=controls.policy_for,
-        serving_lock=parts.serving_lock, on_started=on_started, rebuilds=rebuilds)
+        serving_lock=parts.serving_lock, on_started=on_started, rebuilds=rebuilds,
+        faults=faults)

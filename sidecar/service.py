@@ -5,12 +5,19 @@ changed, run the next job, then apply retention and rewrite TF Serving's model
 config. Jobs run one at a time (one build per device), and the serving base
 has a single writer, so publishing, withdrawing and retention never race.
 A vanished version is noticed between jobs; a job notices its own source
-vanishing at its stage boundaries.
+vanishing, or changing, at its stage boundaries.
+
+Storage faults never stop the service (the tap and TF Serving go on serving): a
+fault in the incoming base withdraws nothing and is reported (admin health,
+``tftrt_sidecar_storage_fault``, the log) until it passes; a step that fails on
+storage (the state disk full) is reported and retried with a backoff, interrupted
+jobs are settled again, and a job that failed on storage is retried by itself
+(:mod:`sidecar.jobs.retry`). Only ``--once`` gives up on a storage error.
 
 Start-up order (each step assumes the previous one): delete stale staging
 directories and config temp files, settle interrupted jobs from the journal,
 withdraw published versions whose source left incoming while the sidecar was
-down, apply retention, write the model config.
+down (not while incoming is faulty), apply retention, write the model config.
 """
 
 from __future__ import annotations
@@ -26,30 +33,42 @@ from pathlib import Path
 from types import TracebackType
 
 from sidecar.config import ModelPolicy, Settings
-from sidecar.errors import OnlyServableVersionError, SidecarError
+from sidecar.errors import SidecarError, StorageError
+from sidecar.faults import FaultArea
 from sidecar.jobs import (
     JobDependencies,
     JobQueue,
     JobResult,
     run_version_job,
 )
-from sidecar.publish import (
-    ModelConfigWriter,
-    VersionPublisher,
-    apply_retention,
-    numbering,
-    withdraw_version,
-)
+from sidecar.jobs.fingerprint import content_fingerprint
+from sidecar.jobs.retry import RetryPolicy
+from sidecar.publish import VersionPublisher, numbering
 from sidecar.publish.numbering import VersionNumberError
 from sidecar.service_components import (
     BackgroundComponent,
     ServiceComponents,
 )
+from sidecar.serving_upkeep import ServingUpkeep
 from sidecar.shapes import ShapeStoreError
 from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
-from sidecar.watch import IncomingWatcher, InotifyWakeup, WatchEvent, WatchEventKind
+from sidecar.watch import (
+    IncomingFault,
+    IncomingWatcher,
+    InotifyWakeup,
+    WatchEvent,
+    WatchEventKind,
+    look_at_incoming,
+)
 
 _LOG = logging.getLogger("sidecar.service")
+
+_STORAGE_FAULTS = (StorageError, ShapeStoreError, OSError, sqlite3.Error)
+"""What a step can fail with when storage refuses; the loop rides it out."""
+
+_MAX_STEP_BACKOFF_SECONDS = 30.0
+"""A loop stalled by a storage fault tries again at least this often, so it carries on
+within this long once the storage works again."""
 
 
 @dataclass(frozen=True)
@@ -97,11 +116,23 @@ class SidecarService:
         parts = self._components
         self._journal = JobJournal.open(settings.state_dir, clock=parts.wall_clock)
         self._publisher = VersionPublisher(settings.serving_base, checkpoint=parts.checkpoint)
-        self._config_writer = ModelConfigWriter(settings.model_config_file, settings.serving_base)
+        self._summary = RunSummary()
+        self._upkeep = ServingUpkeep(
+            settings, self._publisher,
+            on_retired=lambda model, version: self._summary.retired.append((model, version)),
+        )
         self._watcher = IncomingWatcher(
             settings.incoming_base, settle_seconds=settings.settle_seconds,
-            marker_file=settings.marker_file, clock=parts.monotonic,
+            marker_file=settings.marker_file, clock=parts.monotonic, is_served=self._is_served,
         )
+        self._faults = parts.faults
+        self._retry = RetryPolicy(settings.retry_backoff_seconds,
+                                  settings.retry_backoff_max_seconds)
+        self._held: set[tuple[str, int]] = set()
+        """(model, served version) jobs whose source changed under them, waiting for it to
+        settle again."""
+        self._step_failures = 0
+        self._settle_again = False
         self._queue = JobQueue(self._journal)
         self._deps = JobDependencies(
             journal=self._journal,
@@ -114,8 +145,8 @@ class SidecarService:
             observer=parts.observer,
             checkpoint=parts.checkpoint,
             clock=parts.monotonic,
+            retry=self._retry,
         )
-        self._summary = RunSummary()
         self._started = False
 
     @property
@@ -145,21 +176,21 @@ class SidecarService:
 
     def start(self) -> StartReport:
         """Recover from whatever a previous process left, then write the model config."""
+        if self._settings.once and not self._settings.incoming_base.is_dir():
+            raise StorageError(
+                "the incoming base directory does not exist",
+                where=str(self._settings.incoming_base),
+                fix="create it, or point --incoming at the directory where models land",
+            )
         self._settings.serving_base.mkdir(parents=True, exist_ok=True)
-        removed = self._publisher.clean_leftovers() + self._config_writer.clean_leftovers()
+        removed = self._publisher.clean_leftovers() + self._upkeep.clean_leftovers()
         recovery = recover_interrupted_jobs(
             self._journal, is_in_serving=self._publisher.is_published
         )
-        withdrawn: list[tuple[str, int]] = []
-        # An unmounted incoming volume must not look like every version vanished.
-        if self._settings.incoming_base.is_dir():
-            for job in self._journal.jobs([JobState.PUBLISHED]):
-                gone = not self._source(job.model, job.incoming_version).is_dir()
-                if gone and self._withdraw(job.model, job.version):
-                    withdrawn.append((job.model, job.version))
+        withdrawn = self._withdraw_gone_at_start()
         for model in sorted({job.model for job in self._journal.jobs([JobState.PUBLISHED])}):
-            self._retain(model)
-        self._write_model_config()
+            self._upkeep.retain(model)
+        self._upkeep.write_model_config()
         self._started = True
         report = StartReport(tuple(removed), recovery, tuple(withdrawn))
         _LOG.info(
@@ -168,6 +199,22 @@ class SidecarService:
             len(recovery.skipped), len(withdrawn),
         )
         return report
+
+    def _withdraw_gone_at_start(self) -> list[tuple[str, int]]:
+        """Withdraw the published versions incoming says left while the sidecar was down
+        (newest first); under an incoming fault, nothing."""
+        published = self._journal.jobs([JobState.PUBLISHED])
+        expected = {(job.model, job.incoming_version) for job in published}
+        view = look_at_incoming(self._settings.incoming_base, expected,
+                                is_served=self._is_served)
+        self._report_incoming(view.faults)
+        gone = set(view.gone(expected))
+        withdrawn: list[tuple[str, int]] = []
+        for job in published:
+            if (job.model, job.incoming_version) in gone and self._upkeep.withdraw(
+                    job.model, job.version):
+                withdrawn.append((job.model, job.version))
+        return withdrawn
 
     def run(self, stop: threading.Event | None = None) -> RunSummary:
         """Run until ``stop`` is set (or, with ``once``, until nothing is left to do).
@@ -186,7 +233,14 @@ class SidecarService:
                 summary.start = self.start()
                 self._components.on_started()
             while not stop.is_set():
-                if self.step():
+                try:
+                    ran = self.step()
+                except _STORAGE_FAULTS as exc:
+                    if self._settings.once:
+                        raise
+                    stop.wait(self._step_failed(exc))
+                    continue
+                if ran:
                     continue
                 if self._settings.once and self.idle():
                     break
@@ -202,17 +256,70 @@ class SidecarService:
         return summary
 
     def step(self) -> bool:
-        """Rescan once, act on the events, run at most one job; True if a job ran."""
+        """Rescan once, act on the events, run at most one job; True if a job ran.
+
+        Raises what storage refused with (the run loop reports it and tries again).
+        """
         parts = self._components
         with parts.serving_lock:
             self._handle(self._watcher.scan())
-        if self._run_requested():
-            return True
-        job = self._queue.take(parts.is_paused)
-        if job is None:
-            return self._queue_rebuilds()
-        self._run_job(job.model, job.version, self._policy_for(job.model))
-        return True
+        self._report_incoming(self._watcher.faults)
+        wrote = self._settle_after_fault() | self._restart_due_retries()
+        ran = self._run_requested()
+        if not ran:
+            job = self._queue.take(parts.is_paused, self._held)
+            if job is None:
+                ran = self._queue_rebuilds()
+            else:
+                self._run_job(job.model, job.version, self._policy_for(job.model))
+                ran = True
+        if ran or wrote:  # the state directory took writes again
+            self._step_failures = 0
+            self._faults.clear(FaultArea.STATE)
+        return ran
+
+    def _step_failed(self, exc: BaseException) -> float:
+        """Report a step's storage failure; the seconds to wait before the next step."""
+        self._step_failures += 1
+        self._settle_again = True
+        where = str(getattr(exc, "where", "") or getattr(exc, "filename", "") or "")
+        if where.startswith(str(self._settings.incoming_base)):
+            area = FaultArea.INCOMING
+        elif where.startswith(str(self._settings.state_dir)) or not where:
+            area = FaultArea.STATE
+        else:
+            area = FaultArea.SERVING
+        self._faults.report(area, str(exc))
+        return min(self._retry.delay(self._step_failures), _MAX_STEP_BACKOFF_SECONDS)
+
+    def _settle_after_fault(self) -> bool:
+        """After a failed step, settle jobs it left mid-way, as at start; True if any was."""
+        if not self._settle_again:
+            return False
+        report = recover_interrupted_jobs(self._journal,
+                                          is_in_serving=self._publisher.is_published)
+        self._settle_again = False
+        return bool(report.completed or report.restarted or report.skipped)
+
+    def _restart_due_retries(self) -> bool:
+        """Send the failed jobs whose retry is due back to the queue; True if any was."""
+        due = self._journal.due_retries()
+        for job in due:
+            _LOG.info("%s/%s: retrying after a failure that can pass (attempt %d)", job.model,
+                      job.version, job.attempts + 1)
+            self._journal.restart(job.model, job.version,
+                                  reason=f"retried by itself after: {job.reason}")
+        return bool(due)
+
+    def _report_incoming(self, faults: Sequence[IncomingFault]) -> None:
+        if faults:
+            self._faults.report(FaultArea.INCOMING,
+                                "; ".join(fault.describe() for fault in faults))
+        else:
+            self._faults.clear(FaultArea.INCOMING)
+
+    def _is_served(self, model: str) -> bool:
+        return bool(self._publisher.published_versions(model))
 
     def _policy_for(self, model: str) -> ModelPolicy:
         return self._components.policy_for(model, self._settings.policy_for(model))
@@ -234,10 +341,14 @@ class SidecarService:
     def _run_job(self, model: str, version: int, policy: ModelPolicy) -> JobResult:
         with self._components.serving_lock:
             result = run_version_job(self._deps, model, version, policy)
+            if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
+                if self._watcher.resettle(model, numbering.incoming_version(version)):
+                    self._held.add((model, version))
+                return result
             self._summary.results.append(result)
             if result.state is JobState.PUBLISHED:
-                self._retain(model)
-                self._write_model_config()
+                self._upkeep.retain(model)
+                self._upkeep.write_model_config()
         return result
 
     def _run_requested(self) -> bool:
@@ -291,20 +402,54 @@ class SidecarService:
         except VersionNumberError as exc:
             _LOG.error("%s/%s cannot be served: %s", event.model, event.version, exc)
             return
+        self._release(event.model, event.version)
         job, new = self._journal.discover(event.model, served)
         if new:
             _LOG.info("%s/%s is ready; queued as %s", event.model, event.version,
                       numbering.describe(served))
-        elif job.state is JobState.PUBLISHED:
+        elif job.state is JobState.PUBLISHED and not self._restore(event):
             _LOG.info("%s/%s was published before; a published version is never republished",
                       event.model, event.version)
         elif job.state in (JobState.FAILED, JobState.SKIPPED):
             _LOG.info("%s/%s stays %s (%s)", event.model, event.version, job.state.value,
                       job.reason)
 
+    def _restore(self, event: WatchEvent) -> bool:
+        """Put the withdrawn builds of an incoming version back into view when it returned
+        with the content they were built from; True if any was."""
+        restored = False
+        fingerprint: str | None = None
+        for job in self._journal.jobs([JobState.PUBLISHED], model=event.model):
+            if job.incoming_version != event.version or self._publisher.is_published(
+                    job.model, job.version) or not self._upkeep.is_withdrawn(job.model,
+                                                                             job.version):
+                continue
+            try:
+                fingerprint = fingerprint or content_fingerprint(event.path)
+            except OSError as exc:
+                _LOG.warning("%s/%s: cannot read it to compare (%s); not restored yet",
+                             event.model, event.version, exc)
+                return False
+            if job.source_fingerprint != fingerprint:
+                _LOG.warning(
+                    "%s/%s is back in incoming with other content than %s was built from; "
+                    "it stays withdrawn (land new content under a new version number)",
+                    event.model, event.version, numbering.describe(job.version))
+                continue
+            restored = self._upkeep.restore(job.model, job.version) or restored
+        if restored:
+            self._upkeep.retain(event.model)
+            self._upkeep.write_model_config()
+        return restored
+
+    def _release(self, model: str, incoming: int) -> None:
+        self._held = {(m, v) for m, v in self._held
+                      if (m, numbering.incoming_version(v)) != (model, incoming)}
+
     def _on_vanished(self, event: WatchEvent) -> None:
         """Skip the waiting builds of an incoming version that left; withdraw its published
         ones (every rebuild of it, newest first)."""
+        self._release(event.model, event.version)
         for job in self._journal.jobs(model=event.model):
             if job.incoming_version != event.version:
                 continue
@@ -313,42 +458,10 @@ class SidecarService:
                     job.model, job.version, JobState.SKIPPED,
                     reason="removed from incoming before its turn; nothing was published",
                 )
-            elif job.state is JobState.PUBLISHED and self._withdraw(job.model, job.version):
+            elif job.state is JobState.PUBLISHED and self._upkeep.withdraw(job.model,
+                                                                            job.version):
                 self._summary.withdrawn.append((job.model, job.version))
-                self._write_model_config()
-
-    # -- serving base --------------------------------------------------------------------
-
-    def _withdraw(self, model: str, version: int) -> bool:
-        try:
-            removed = withdraw_version(self._publisher.model_dir(model), version)
-        except OnlyServableVersionError as exc:
-            _LOG.warning("%s", exc)
-            return False
-        except SidecarError as exc:
-            _LOG.error("could not withdraw %s/%s: %s", model, version, exc)
-            return False
-        if removed:
-            _LOG.info("%s/%s left incoming; withdrawn from serving", model, version)
-        return removed
-
-    def _retain(self, model: str) -> None:
-        keep = self._settings.policy_for(model).keep_versions
-        try:
-            retired = apply_retention(self._publisher.model_dir(model), keep)
-        except SidecarError as exc:
-            _LOG.error("retention for %s failed: %s", model, exc)
-            return
-        for version in retired:
-            _LOG.info("%s/%s retired (keeping the newest %d)", model, version, keep)
-            self._summary.retired.append((model, version))
-
-    def _write_model_config(self) -> None:
-        try:
-            if self._config_writer.write(self._publisher.models()):
-                _LOG.info("model config %s rewritten", self._config_writer.path)
-        except SidecarError as exc:
-            _LOG.error("%s", exc)
+                self._upkeep.write_model_config()
 
     def _source(self, model: str, incoming_version: int) -> Path:
         return self._settings.incoming_base / model / str(incoming_version)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.config import ModelPolicy
+from sidecar.faults import FaultBoard
 from sidecar.jobs import (
     ConverterFactory,
     JobObserver,
@@ -116,3 +117,6 @@ class ServiceComponents:
 
     on_started: Callable[[], None] = _nothing
     """Called once start-up recovery is done (the admin API reports ready)."""
+
+    faults: FaultBoard = field(default_factory=FaultBoard)
+    """Storage faults the service is riding out (admin health and metrics read them)."""

@@ -14,6 +14,7 @@ from sidecar.jobs.conversion import (
     conversion_params,
     default_converter_factory,
 )
+from sidecar.jobs.dependencies import JobDependencies
 from sidecar.jobs.errors import (
     ModelLoadError,
     ReplayError,
@@ -21,7 +22,7 @@ from sidecar.jobs.errors import (
     VerificationError,
     VersionVanishedError,
 )
-from sidecar.jobs.job import JobDependencies, run_version_job
+from sidecar.jobs.job import run_version_job
 from sidecar.jobs.observer import (
     FanOutObserver,
     JobObserver,

@@ -3,7 +3,8 @@ version, what went wrong and what to do.
 
 The job turns each into a recorded ending: a model TF Serving could not load is
 FAILED, a converted model that does not match the original falls back to the
-original, a version that vanished or is already served is SKIPPED.
+original, a version that vanished or is already served is SKIPPED, and a version whose
+files changed under its job starts again.
 """
 
 from __future__ import annotations
@@ -29,3 +30,8 @@ class VerificationError(UserError):
 
 class VersionVanishedError(UserError):
     """The version was removed from the incoming base while its job ran."""
+
+
+class SourceChangedError(UserError):
+    """The version's files changed while its job ran (replaced or rewritten): the job's
+    work is abandoned and it starts again once the version settles."""

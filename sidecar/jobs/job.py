@@ -12,89 +12,62 @@ serving base:
   with the reason;
 - the version vanished from incoming, is already in the serving base, or is
   older than every version retention keeps: SKIPPED;
-- the filesystem refuses (disk full, permissions): FAILED, retryable.
+- the storage refuses (disk full, I/O error, read-only, incoming detached), at any
+  step and however the error reaches the job: FAILED with a retry time
+  (:mod:`sidecar.jobs.retry`), never a reason to publish the original;
+- the version's content changed under the job (its fingerprint, taken at the
+  start, differs before publishing): the work is abandoned and the job goes back
+  to DISCOVERED, to start again once the version settles.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
 from converter import InputFnError, InstallResult, install_engines
 from sidecar.config import ModelPolicy
-from sidecar.errors import SidecarError, StorageError, VersionAlreadyPublishedError
+from sidecar.errors import (
+    SidecarError,
+    StorageError,
+    VersionAlreadyPublishedError,
+    storage_error_in,
+)
 from sidecar.jobs.conversion import (
-    ConverterFactory,
     ConverterLike,
     conversion_params,
-    default_converter_factory,
     engines_kept,
     save_into_staging,
 )
-from sidecar.jobs.errors import ReplayError, VerificationError, VersionVanishedError
-from sidecar.jobs.observer import JobObserver, LoggingJobObserver, StageOutcome
-from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, ShapeSource, choose_replay_inputs
+from sidecar.jobs.dependencies import JobDependencies
+from sidecar.jobs.errors import (
+    ReplayError,
+    SourceChangedError,
+    VerificationError,
+    VersionVanishedError,
+)
+from sidecar.jobs.observer import StageOutcome
+from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, choose_replay_inputs
 from sidecar.jobs.result import JobResult
 from sidecar.jobs.session_model import Arrays, SessionModel
-from sidecar.jobs.settings import JobSettings
+from sidecar.jobs.source import JobSource
 from sidecar.jobs.verify import Comparison, compare_outputs
-from sidecar.publish import Checkpoint, StagedVersion, VersionPublisher, numbering
+from sidecar.publish import StagedVersion, numbering
 from sidecar.publish.source_links import check_source_links
-from sidecar.state import Flavour, JobJournal, JobState
+from sidecar.state import Flavour, JobState
 from sidecar.warmup import OverLimit, write_warmup_file
 
 _LOG = logging.getLogger("sidecar.jobs")
 
 _T = TypeVar("_T")
 
-_STORAGE_ERRNOS = frozenset(
-    {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
-)
-
-
-def _no_checkpoint(_: str) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class JobDependencies:
-    """Everything a job uses, passed in (tests build them on temporary directories)."""
-
-    journal: JobJournal
-    """Where states, flavours and timings are recorded."""
-
-    publisher: VersionPublisher
-    """Stages and renames versions into the serving base."""
-
-    incoming_base: Path
-    """Where raw versions are, as ``<model>/<version>/``."""
-
-    engine_cache_dir: Path
-    """Engines are installed here, namespaced by TF version and device."""
-
-    settings: JobSettings = field(default_factory=JobSettings)
-    """Signature, tags and verification tolerances."""
-
-    converter_factory: ConverterFactory = default_converter_factory
-    """Makes the converter for a model (the real one unless a test says otherwise)."""
-
-    shape_source: ShapeSource | None = None
-    """Recorded request shapes (the tap's shape store), when there is one."""
-
-    observer: JobObserver = field(default_factory=LoggingJobObserver)
-    """Told about every stage and result."""
-
-    checkpoint: Checkpoint = _no_checkpoint
-    """Called with each step's name (``job-converting`` ... ``job-published``)."""
-
-    clock: Callable[[], float] = time.monotonic
-    """Monotonic seconds, for stage durations."""
+_ENDS_THE_ATTEMPT = (StorageError, VersionVanishedError, VersionAlreadyPublishedError,
+                     SourceChangedError)
+"""Errors that end a job's attempt as they are: never a reason to publish the original."""
 
 
 class _ConversionFailed(Exception):
@@ -133,8 +106,12 @@ class _VersionJob:
         self._model = model
         self._version = version
         self._policy = policy
-        self._source = deps.incoming_base / model / str(numbering.incoming_version(version))
         self._named = f"model {model!r} {numbering.describe(version)}"
+        self._input = JobSource(
+            deps.incoming_base, model, numbering.incoming_version(version), named=self._named,
+            is_served=lambda name: bool(deps.publisher.published_versions(name)),
+        )
+        self._source = self._input.path
         self._journal_state = JobState.DISCOVERED
         self._stage: JobState | None = None
         self._stage_started = 0.0
@@ -149,6 +126,7 @@ class _VersionJob:
     def run(self) -> JobResult:
         try:
             self._check_wanted()
+            self._input.start()
             self._enter(JobState.CONVERTING)
             prepared = self._prepare()
             if prepared.replay is None:
@@ -158,25 +136,53 @@ class _VersionJob:
             except _ConversionFailed as failure:
                 self._finish_stage(StageOutcome.FELL_BACK)
                 return self._publish_original(prepared, failure.reason)
+        except SourceChangedError as exc:
+            return self._start_again(exc)
         except (VersionVanishedError, VersionAlreadyPublishedError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
-        except SidecarError as exc:
-            if self._vanished():
-                return self._end(JobState.SKIPPED, self._vanished_reason())
-            return self._end(JobState.FAILED, str(exc))
         except Exception as exc:
-            if self._vanished():
-                return self._end(JobState.SKIPPED, self._vanished_reason())
-            _LOG.exception("%s/%s: unexpected error", self._model, self._version)
+            return self._failed(exc)
+
+    def _failed(self, exc: Exception) -> JobResult:
+        """End a job that raised ``exc``: as its source explains it, else FAILED (with a retry
+        time when the error can pass)."""
+        try:
+            self._input.check()
+        except SourceChangedError as changed:
+            return self._start_again(changed)
+        except VersionVanishedError as gone:
+            return self._end(JobState.SKIPPED, str(gone))
+        except StorageError as fault:  # incoming failed: that explains whatever broke
+            exc = fault
+        error: SidecarError | None = storage_error_in(exc, action="run the job",
+                                                      path=self._source)
+        if error is None and isinstance(exc, SidecarError):
+            error = exc
+        if error is None:
+            _LOG.exception("%s/%s: unexpected error", self._model, self._version, exc_info=exc)
             return self._end(JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
+        if not error.retryable:
+            return self._end(JobState.FAILED, str(error))
+        job = self._deps.journal.get(self._model, self._version)
+        delay = self._deps.retry.delay(job.attempts if job else 1)
+        incoming = numbering.incoming_version(self._version)
+        return self._end(JobState.FAILED, (
+            f"{error}; the sidecar retries it by itself in {delay:g} s, or now with "
+            f"`tftrt-sidecar admin convert {self._model} {incoming} --rebuild`"), retry_after=delay)
+
+    def _start_again(self, changed: SourceChangedError) -> JobResult:
+        """Abandon this attempt and send the job back to DISCOVERED (not a finished job)."""
+        self._finish_stage(StageOutcome.ABANDONED)
+        reason = str(changed)
+        if self._journal_state is not JobState.DISCOVERED:
+            self._deps.journal.restart(self._model, self._version, reason=reason)
+            self._journal_state = JobState.DISCOVERED
+        _LOG.warning("%s/%s: %s", self._model, self._version, reason)
+        return JobResult(self._model, self._version, JobState.DISCOVERED, reason)
 
     def _check_wanted(self) -> None:
         publisher = self._deps.publisher
-        if self._vanished():
-            raise VersionVanishedError(
-                f"{self._named} was removed from incoming before its turn",
-                where=str(self._source),
-            )
+        self._input.check()
         if publisher.is_published(self._model, self._version):
             raise VersionAlreadyPublishedError(
                 self._model, self._version, publisher.version_dir(self._model, self._version)
@@ -234,7 +240,8 @@ class _VersionJob:
         self._attempt("building engines", lambda: converter.build(replay.input_fn()))
         self._enter(JobState.VERIFYING)
         with self._deps.publisher.stage(self._model, self._version) as staged:
-            self._attempt("saving", lambda: save_into_staging(converter, staged.path))
+            self._attempt("saving the converted model",
+                          lambda: save_into_staging(converter, staged.path), staged.path)
             self._deps.checkpoint("job-saved")
             report = converter.report()
             self._engines_kept = engines_kept(report)
@@ -250,8 +257,7 @@ class _VersionJob:
             return self._commit(staged, Flavour.CONVERTED, None)
 
     def _publish_original(self, prepared: _Prepared, why: str) -> JobResult:
-        if self._vanished():
-            raise VersionVanishedError(self._vanished_reason(), where=str(self._source))
+        self._input.check()
         _LOG.warning("%s/%s: publishing the original: %s", self._model, self._version, why)
         self._enter(JobState.VERIFYING)
         with self._deps.publisher.stage(self._model, self._version) as staged:
@@ -302,9 +308,9 @@ class _VersionJob:
         return result
 
     def _commit(self, staged: StagedVersion, flavour: Flavour, why: str | None) -> JobResult:
-        if self._vanished():
-            raise VersionVanishedError(self._vanished_reason(), where=str(self._source))
-        self._deps.journal.choose_flavour(self._model, self._version, flavour, why=why)
+        self._input.check()
+        self._deps.journal.choose_flavour(self._model, self._version, flavour, why=why,
+                                          source_fingerprint=self._input.fingerprint)
         self._deps.checkpoint("job-flavour-chosen")
         path = staged.commit()
         self._finish_stage(StageOutcome.OK)
@@ -313,23 +319,21 @@ class _VersionJob:
         self._deps.checkpoint("job-published")
         return self._result(JobState.PUBLISHED, None, path)
 
-    def _attempt(self, what: str, action: Callable[[], _T]) -> _T:
+    def _attempt(self, what: str, action: Callable[[], _T], path: Path | None = None) -> _T:
+        """Run one step of conversion; a failure falls back to publishing the original,
+        unless storage or the source explains it."""
         try:
             return action()
-        except (StorageError, VersionVanishedError, VersionAlreadyPublishedError):
+        except _ENDS_THE_ATTEMPT:
             raise
-        except OSError as exc:
-            if exc.errno in _STORAGE_ERRNOS:
-                raise StorageError.from_os_error(
-                    exc, action=what, path=exc.filename or self._source
-                ) from exc
-            raise self._fall_back(what, exc) from exc
         except Exception as exc:
+            storage = storage_error_in(exc, action=what, path=path or self._source)
+            if storage is not None:
+                raise storage from exc
+            self._input.check()  # a source that changed or left explains any failure
             raise self._fall_back(what, exc) from exc
 
     def _fall_back(self, what: str, exc: Exception) -> _ConversionFailed:
-        if self._vanished():
-            return _ConversionFailed(self._vanished_reason())
         _LOG.debug("%s/%s: %s failed", self._model, self._version, what, exc_info=True)
         return _ConversionFailed(f"{what} failed: {type(exc).__name__}: {_gist(exc)}")
 
@@ -351,10 +355,11 @@ class _VersionJob:
         stage, self._stage = self._stage, None
         self._deps.observer.stage_finished(self._model, self._version, stage, seconds, outcome)
 
-    def _end(self, state: JobState, reason: str) -> JobResult:
+    def _end(self, state: JobState, reason: str, retry_after: float | None = None) -> JobResult:
         outcome = StageOutcome.SKIPPED if state is JobState.SKIPPED else StageOutcome.FAILED
         self._finish_stage(outcome)
-        self._deps.journal.advance(self._model, self._version, state, reason=reason)
+        self._deps.journal.advance(self._model, self._version, state, reason=reason,
+                                   retry_after=retry_after)
         self._journal_state = state
         return self._result(state, reason, None)
 
@@ -380,12 +385,6 @@ class _VersionJob:
         )
         self._deps.observer.job_finished(result)
         return result
-
-    def _vanished(self) -> bool:
-        return not self._source.is_dir()
-
-    def _vanished_reason(self) -> str:
-        return f"{self._named} was removed from incoming while its job ran; nothing was published"
 
 
 

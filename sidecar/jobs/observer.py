@@ -37,6 +37,9 @@ class StageOutcome(enum.Enum):
     INTERRUPTED = "interrupted"
     """The process was asked to stop (the job resumes after a restart)."""
 
+    ABANDONED = "abandoned"
+    """The version's content changed under the job; it starts again once it settles."""
+
 
 class JobObserver(Protocol):
     """Receives a job's progress; every method must return quickly and never raise."""

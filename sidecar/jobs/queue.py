@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from sidecar.state import Job, JobJournal, JobState
 
@@ -41,10 +41,15 @@ class JobQueue:
         """Every job waiting for its turn, newest versions first."""
         return self._journal.jobs([JobState.DISCOVERED])
 
-    def take(self, paused: Callable[[str], bool] = lambda model: False) -> Job | None:
+    def take(
+        self, paused: Callable[[str], bool] = lambda model: False,
+        held: Collection[tuple[str, int]] = (),
+    ) -> Job | None:
         """The job to run now (see :func:`next_in_turn`), or None when none waits;
-        jobs of `paused` models wait (they stay DISCOVERED)."""
-        waiting = [job for job in self.pending() if not paused(job.model)]
+        jobs of `paused` models and `held` (model, version) jobs wait (they stay
+        DISCOVERED)."""
+        waiting = [job for job in self.pending()
+                   if not paused(job.model) and (job.model, job.version) not in held]
         job = next_in_turn(waiting, self._last_model)
         if job is not None:
             self._last_model = job.model

@@ -8,6 +8,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Info
 
 from sidecar.admin.published import PublishedModels
+from sidecar.faults import FaultBoard
 from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.collectors import (
     CoverageCollector,
@@ -16,6 +17,7 @@ from sidecar.metrics.collectors import (
     PublishedEnginesCollector,
     VersionStateCollector,
 )
+from sidecar.metrics.fault_metrics import StorageFaultCollector
 from sidecar.metrics.job_metrics import JobMetrics
 from sidecar.metrics.tap_metrics import TapMetrics
 from sidecar.shapes import ShapeStore
@@ -34,6 +36,8 @@ class ScrapeSources:
     """Engine cache bytes."""
     shape_store: ShapeStore | None = None
     """Shape coverage (needs ``published`` too)."""
+    faults: FaultBoard | None = None
+    """Storage faults in progress."""
     incoming_base: Path | None = None
     """Incoming directories refused for their name."""
 
@@ -70,6 +74,8 @@ class SidecarMetrics:
                 registry.register(CoverageCollector(sources.shape_store, sources.published))
         if sources.engine_cache_dir is not None:
             registry.register(EngineCacheCollector(sources.engine_cache_dir))
+        if sources.faults is not None:
+            registry.register(StorageFaultCollector(sources.faults))
         if sources.incoming_base is not None:
             registry.register(IncomingRefusedCollector(sources.incoming_base))
 

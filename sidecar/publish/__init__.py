@@ -10,6 +10,7 @@ from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublishe
 from sidecar.publish.retention import (
     RolledBack,
     apply_retention,
+    restore_withdrawn,
     roll_back_newest,
     withdraw_version,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "published_versions",
     "rename_no_replace",
     "render_model_config",
+    "restore_withdrawn",
     "roll_back_newest",
     "withdraw_version",
 ]

@@ -23,6 +23,9 @@ REMOVING_PREFIX: Final = ".removing-"
 ROLLED_BACK_PREFIX: Final = ".rolled-back-"
 """``.rolled-back-<version>``: a version rolled back, kept for inspection."""
 
+WITHDRAWN_PREFIX: Final = ".withdrawn-"
+"""``.withdrawn-<version>``: a version whose source left incoming, kept to be restored."""
+
 
 def random_token() -> str:
     """A short random suffix that keeps hidden work names unique."""

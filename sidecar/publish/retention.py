@@ -1,8 +1,10 @@
 """Taking versions out of TF Serving's view: retention, withdrawal and rollback.
 
-Each removal first renames the version to a non-numeric name (one atomic step
-for TF Serving, which then unloads it) and only then deletes it, so TF Serving
-never sees a half-deleted version. None of them removes the only servable one.
+Each one renames the version to a non-numeric name (one atomic step for TF
+Serving, which then unloads it). Retention then deletes it, so TF Serving never
+sees a half-deleted version; withdrawal and rollback keep it under that name
+(``.withdrawn-<version>``, ``.rolled-back-<version>``), where it can be renamed
+back. None of them takes away the only servable version.
 """
 
 from __future__ import annotations
@@ -48,20 +50,45 @@ def apply_retention(
 
 def withdraw_version(
     model_dir: Path, version: int, *, token: Callable[[], str] = layout.random_token
-) -> bool:
-    """Remove one version (e.g. gone from incoming); False if it was not published.
+) -> Path | None:
+    """Move one version (e.g. gone from incoming) out of TF Serving's view, keeping it as
+    ``.withdrawn-<version>`` (a suffix is added if that name is taken); return where it
+    went, or None if it was not published. Nothing is deleted: :func:`restore_withdrawn`
+    (or ``mv .withdrawn-<version> <version>``) brings it back.
 
     Raises OnlyServableVersionError if it is the model's only version.
     """
     versions = layout.published_versions(model_dir)
     if version not in versions:
-        return False
+        return None
     if versions == [version]:
         raise OnlyServableVersionError(
             model_dir.name, version, "withdraw", model_dir / str(version)
         )
-    _remove(model_dir, version, token())
-    return True
+    kept = model_dir / f"{layout.WITHDRAWN_PREFIX}{version}"
+    if os.path.lexists(kept):
+        kept = model_dir / f"{layout.WITHDRAWN_PREFIX}{version}-{token()}"
+    _move_out_of_view(model_dir / str(version), kept)
+    return kept
+
+
+def restore_withdrawn(model_dir: Path, version: int) -> Path | None:
+    """Rename a withdrawn ``version`` back into view; return its path, or None when there
+    is no ``.withdrawn-<version>`` to restore (or the number is in view already)."""
+    kept = model_dir / f"{layout.WITHDRAWN_PREFIX}{version}"
+    target = model_dir / str(version)
+    if not kept.is_dir() or os.path.lexists(target):
+        return None
+    try:
+        rename_no_replace(kept, target)
+        fsync_dir(model_dir)
+    except FileExistsError:
+        return None
+    except OSError as exc:
+        raise StorageError.from_os_error(
+            exc, action=f"restore withdrawn version {version} into view", path=kept
+        ) from exc
+    return target
 
 
 def roll_back_newest(

@@ -132,18 +132,18 @@ class JobJournal:
 
     def advance(
         self, model: str, version: int, to: JobState, *, reason: str | None = None,
-        retry_at: float | None = None,
+        retry_after: float | None = None,
     ) -> Job:
         """Move a job forward to ``to``; FAILED and SKIPPED need a ``reason``.
 
-        A FAILED job with ``retry_at`` (clock seconds) is restarted by the service once
-        that time has come (:meth:`due_retries`); without it, only by hand.
+        A FAILED job with ``retry_after`` (seconds) is due for a restart that long from now
+        (:meth:`due_retries`); without it, it is restarted only by hand.
         PUBLISHED needs a flavour recorded first with :meth:`choose_flavour`.
         Raises JournalError for a move :data:`ALLOWED_TRANSITIONS` forbids.
         """
         if to in (JobState.FAILED, JobState.SKIPPED) and not reason:
             raise JournalError(f"moving to {to.value} needs a reason", where=f"{model}/{version}")
-        if retry_at is not None and to is not JobState.FAILED:
+        if retry_after is not None and to is not JobState.FAILED:
             raise JournalError(f"only a failed job is retried, not a {to.value} one",
                                where=f"{model}/{version}")
         with self._transaction(f"record {to.value}") as db:
@@ -160,6 +160,7 @@ class JobJournal:
                     fix="call choose_flavour() before the version is renamed into place",
                 )
             now = self._clock()
+            retry_at = None if retry_after is None else now + retry_after
             db.execute(
                 "UPDATE jobs SET state = ?, reason = ?, updated_at = ?, retry_at = ? "
                 "WHERE model = ? AND version = ?",
@@ -235,9 +236,9 @@ class JobJournal:
         with self._read("list jobs") as db:
             return [_job(row) for row in db.execute(query, params)]
 
-    def due_retries(self, now: float) -> list[Job]:
-        """FAILED jobs whose automatic retry is due at ``now`` (clock seconds), oldest due
-        first."""
+    def due_retries(self) -> list[Job]:
+        """FAILED jobs whose automatic retry is due by the journal's clock, soonest due first."""
+        now = self._clock()
         with self._read("list the jobs due for a retry") as db:
             rows = db.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state = ? AND retry_at <= ? "

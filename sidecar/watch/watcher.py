@@ -116,13 +116,16 @@ class IncomingWatcher:
         finally:
             self._note_refusals(view.listing.refused)
 
-    def resettle(self, model: str, version: int) -> None:
+    def resettle(self, model: str, version: int) -> bool:
         """Judge (model, version) as if just seen: READY is reported again once it settles
-        (or has its marker file). For a job whose source changed under it."""
+        (or has its marker file). For a job whose source changed under it. False if the
+        version is not being watched."""
         seen = self._seen.get((model, version))
-        if seen is not None:
-            seen.fingerprint = fingerprint(seen.path)
-            seen.unchanged_since, seen.ready = self._clock(), False
+        if seen is None:
+            return False
+        seen.fingerprint = fingerprint(seen.path)
+        seen.unchanged_since, seen.ready = self._clock(), False
+        return True
 
     def _events(
         self, versions: tuple[tuple[str, int, Path], ...], gone: list[tuple[str, int]], now: float,

@@ -13,9 +13,11 @@ from sidecar.publish import (
     VersionPublisher,
     apply_retention,
     published_versions,
+    restore_withdrawn,
     roll_back_newest,
     withdraw_version,
 )
+from tests.sidecar.conftest import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 
@@ -51,13 +53,35 @@ def test_withdraw_refuses_the_only_version(tmp_path: Path) -> None:
     model_dir = tmp_path / "m"
     for version in (1, 2):
         (model_dir / str(version)).mkdir(parents=True)
-    assert withdraw_version(model_dir, 3) is False
-    assert withdraw_version(model_dir, 2) is True
+    assert withdraw_version(model_dir, 3) is None
+    assert withdraw_version(model_dir, 2) == model_dir / ".withdrawn-2"
     with pytest.raises(OnlyServableVersionError) as caught:
         withdraw_version(model_dir, 1)
     assert "only servable version" in str(caught.value)
     assert "Fix: publish another version first" in str(caught.value)
     assert published_versions(model_dir) == [1]
+
+
+def test_withdrawal_keeps_the_version_aside_and_restore_brings_it_back(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    model_dir = publish(tmp_path, tiny_model, [1, 2, 3])
+    before = tree_listing(model_dir / "2")
+    with ServingPoller(tmp_path, poll_seconds=0.02) as poller:
+        poller.wait_for("tiny", 3)
+        kept = withdraw_version(model_dir, 2, token=lambda: "t1")
+        assert kept == model_dir / ".withdrawn-2"
+        assert published_versions(model_dir) == [1, 3]
+        assert tree_listing(kept) == before  # nothing deleted, nothing half-moved
+        assert restore_withdrawn(model_dir, 2) == model_dir / "2"
+        assert poller.wait_for("tiny", 2)
+    assert poller.violations == []
+    assert tree_listing(model_dir / "2") == before
+    assert restore_withdrawn(model_dir, 2) is None  # nothing left to restore
+    assert withdraw_version(model_dir, 2) == model_dir / ".withdrawn-2"
+    (model_dir / "2").mkdir()  # an operator put another 2 in view meanwhile
+    assert restore_withdrawn(model_dir, 2) is None
+    assert withdraw_version(model_dir, 2, token=lambda: "t2") == model_dir / ".withdrawn-2-t2"
 
 
 def test_rollback_hides_the_newest_so_the_previous_serves(tmp_path: Path, tiny_model: Path) -> None:
