@@ -35,16 +35,15 @@ from types import TracebackType
 from sidecar.config import ModelPolicy, Settings
 from sidecar.errors import SidecarError, StorageError
 from sidecar.faults import FaultArea
+from sidecar.incoming_changes import IncomingChanges
 from sidecar.jobs import (
     JobDependencies,
     JobQueue,
     JobResult,
     run_version_job,
 )
-from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.jobs.retry import RetryPolicy
 from sidecar.publish import VersionPublisher, numbering
-from sidecar.publish.numbering import VersionNumberError
 from sidecar.service_components import (
     BackgroundComponent,
     ServiceComponents,
@@ -56,8 +55,6 @@ from sidecar.watch import (
     IncomingFault,
     IncomingWatcher,
     InotifyWakeup,
-    WatchEvent,
-    WatchEventKind,
     look_at_incoming,
 )
 
@@ -128,9 +125,8 @@ class SidecarService:
         self._faults = parts.faults
         self._retry = RetryPolicy(settings.retry_backoff_seconds,
                                   settings.retry_backoff_max_seconds)
-        self._held: set[tuple[str, int]] = set()
-        """(model, served version) jobs whose source changed under them, waiting for it to
-        settle again."""
+        self._changes = IncomingChanges(self._journal, self._publisher, self._upkeep,
+                                        self._summary.withdrawn)
         self._step_failures = 0
         self._settle_again = False
         self._queue = JobQueue(self._journal)
@@ -262,12 +258,12 @@ class SidecarService:
         """
         parts = self._components
         with parts.serving_lock:
-            self._handle(self._watcher.scan())
+            self._changes.apply(self._watcher.scan())
         self._report_incoming(self._watcher.faults)
         wrote = self._settle_after_fault() | self._restart_due_retries()
         ran = self._run_requested()
         if not ran:
-            job = self._queue.take(parts.is_paused, self._held)
+            job = self._queue.take(parts.is_paused, self._changes.held)
             if job is None:
                 ran = self._queue_rebuilds()
             else:
@@ -343,7 +339,7 @@ class SidecarService:
             result = run_version_job(self._deps, model, version, policy)
             if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
                 if self._watcher.resettle(model, numbering.incoming_version(version)):
-                    self._held.add((model, version))
+                    self._changes.hold(model, version)
                 return result
             self._summary.results.append(result)
             if result.state is JobState.PUBLISHED:
@@ -384,84 +380,6 @@ class SidecarService:
         return not any(
             _has_files(self._source(model, version)) for model, version in self._watcher.waiting()
         )
-
-    # -- events --------------------------------------------------------------------------
-
-    def _handle(self, events: Sequence[WatchEvent]) -> None:
-        for event in events:
-            if event.kind is WatchEventKind.READY:
-                self._on_ready(event)
-            elif event.kind is WatchEventKind.VANISHED:
-                self._on_vanished(event)
-            else:
-                _LOG.info("%s/%s appeared; waiting for it to settle", event.model, event.version)
-
-    def _on_ready(self, event: WatchEvent) -> None:
-        try:
-            served = numbering.served_version(event.version)
-        except VersionNumberError as exc:
-            _LOG.error("%s/%s cannot be served: %s", event.model, event.version, exc)
-            return
-        self._release(event.model, event.version)
-        job, new = self._journal.discover(event.model, served)
-        if new:
-            _LOG.info("%s/%s is ready; queued as %s", event.model, event.version,
-                      numbering.describe(served))
-        elif job.state is JobState.PUBLISHED and not self._restore(event):
-            _LOG.info("%s/%s was published before; a published version is never republished",
-                      event.model, event.version)
-        elif job.state in (JobState.FAILED, JobState.SKIPPED):
-            _LOG.info("%s/%s stays %s (%s)", event.model, event.version, job.state.value,
-                      job.reason)
-
-    def _restore(self, event: WatchEvent) -> bool:
-        """Put the withdrawn builds of an incoming version back into view when it returned
-        with the content they were built from; True if any was."""
-        restored = False
-        fingerprint: str | None = None
-        for job in self._journal.jobs([JobState.PUBLISHED], model=event.model):
-            if job.incoming_version != event.version or self._publisher.is_published(
-                    job.model, job.version) or not self._upkeep.is_withdrawn(job.model,
-                                                                             job.version):
-                continue
-            try:
-                fingerprint = fingerprint or content_fingerprint(event.path)
-            except OSError as exc:
-                _LOG.warning("%s/%s: cannot read it to compare (%s); not restored yet",
-                             event.model, event.version, exc)
-                return False
-            if job.source_fingerprint != fingerprint:
-                _LOG.warning(
-                    "%s/%s is back in incoming with other content than %s was built from; "
-                    "it stays withdrawn (land new content under a new version number)",
-                    event.model, event.version, numbering.describe(job.version))
-                continue
-            restored = self._upkeep.restore(job.model, job.version) or restored
-        if restored:
-            self._upkeep.retain(event.model)
-            self._upkeep.write_model_config()
-        return restored
-
-    def _release(self, model: str, incoming: int) -> None:
-        self._held = {(m, v) for m, v in self._held
-                      if (m, numbering.incoming_version(v)) != (model, incoming)}
-
-    def _on_vanished(self, event: WatchEvent) -> None:
-        """Skip the waiting builds of an incoming version that left; withdraw its published
-        ones (every rebuild of it, newest first)."""
-        self._release(event.model, event.version)
-        for job in self._journal.jobs(model=event.model):
-            if job.incoming_version != event.version:
-                continue
-            if job.state is JobState.DISCOVERED:
-                self._journal.advance(
-                    job.model, job.version, JobState.SKIPPED,
-                    reason="removed from incoming before its turn; nothing was published",
-                )
-            elif job.state is JobState.PUBLISHED and self._upkeep.withdraw(job.model,
-                                                                            job.version):
-                self._summary.withdrawn.append((job.model, job.version))
-                self._upkeep.write_model_config()
 
     def _source(self, model: str, incoming_version: int) -> Path:
         return self._settings.incoming_base / model / str(incoming_version)
