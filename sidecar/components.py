@@ -27,7 +27,8 @@ from sidecar.rebuilds import CoverageRebuilds
 from sidecar.service_components import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
-from sidecar.tap import TapProcess, TapSettings
+from sidecar.tap.process import TapProcess
+from sidecar.tap.settings import TapSettings
 
 
 class _ClosesOnStop:
