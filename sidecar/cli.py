@@ -121,12 +121,14 @@ def run_command(
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
     from sidecar.components import build_components
+    from sidecar.scratch import ScratchDirectory
     from sidecar.service import SidecarService
 
-    parts = (components or build_components)(settings)
     stop = threading.Event()
-    with _stop_on_signals(stop), SidecarService(settings, parts) as service:
-        summary = service.run(stop)
+    with ScratchDirectory.claim():  # temporary files; a killed run's are removed here
+        parts = (components or build_components)(settings)
+        with _stop_on_signals(stop), SidecarService(settings, parts) as service:
+            summary = service.run(stop)
     print_summary(summary)
     return EXIT_JOB_FAILED if summary.failed else EXIT_OK
 
