@@ -1,7 +1,7 @@
 """Which symbolic links inside an incoming version the sidecar follows.
 
 The policy: a link is followed when its target resolves inside the incoming
-base (or inside the version's own directory, wherever that lives), so exports
+base, so exports
 that share files through links (a ``variables/`` directory linked from a
 sibling export, a Kubernetes volume's ``..data`` links) convert and publish as
 they load. The published version holds the target's content, never a link: it
@@ -9,7 +9,9 @@ stays whole when incoming changes. Every other link is refused before anything
 reads the model, with the link and its target named, so conversion, loading
 and publishing agree: a link that leaves the incoming base (its content would
 be copied into the serving base), one that points at nothing, and a directory
-link to one of its own ancestors (a copy would never end).
+link to one of its own ancestors (a copy would never end). The incoming listing
+applies the same rule to model and version directories that are links (refused,
+with the reason, when they lead outside the incoming base), as the admin API does.
 """
 
 from __future__ import annotations
@@ -24,13 +26,20 @@ class SourceLinkError(UserError):
     """A symbolic link inside an incoming version is one the sidecar does not follow."""
 
 
+def resolves_within(path: Path, roots: tuple[Path, ...]) -> bool:
+    """Whether ``path``, every link in it resolved, is one of ``roots`` (resolved
+    directories) or inside one. The incoming listing asks it of linked model and version
+    directories, :func:`check_source_links` of the links inside a version."""
+    target = Path(os.path.realpath(path))
+    return any(target == root or target.is_relative_to(root) for root in roots)
+
+
 def check_source_links(version_dir: Path, links_within: Path) -> None:
     """Raise SourceLinkError for the first link under ``version_dir`` the policy refuses.
 
-    Links may resolve anywhere inside ``links_within`` (the incoming base) or inside
-    ``version_dir`` itself.
+    Links may resolve anywhere inside ``links_within`` (the incoming base).
     """
-    roots = (Path(os.path.realpath(links_within)), Path(os.path.realpath(version_dir)))
+    roots = (Path(os.path.realpath(links_within)),)
     pending: list[tuple[Path, frozenset[Path]]] = [
         (version_dir, frozenset({Path(os.path.realpath(version_dir))}))
     ]
@@ -59,7 +68,7 @@ def _followable_target(
             f"the symbolic link {shown} in the model points at nothing", where=where,
             fix="export the model again without the broken link, or land the file it names",
         )
-    if not any(target == root or target.is_relative_to(root) for root in roots):
+    if not resolves_within(target, roots):
         raise SourceLinkError(
             f"the symbolic link {shown} in the model leads outside the incoming base "
             f"(to {echo(str(target))}); the sidecar does not copy files from elsewhere "

@@ -10,7 +10,6 @@ from sidecar.watch.listing import (
     Refusal,
     fingerprint,
     list_version_dirs,
-    parse_version_name,
     read_incoming,
 )
 from sidecar.watch.loop import run_watch_loop
@@ -29,7 +28,6 @@ __all__ = [
     "is_model_name",
     "list_version_dirs",
     "look_at_incoming",
-    "parse_version_name",
     "read_incoming",
     "run_watch_loop",
 ]

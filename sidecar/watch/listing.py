@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sidecar.errors import echo
 from sidecar.publish.model_names import is_ignored_name, model_name_problem
 from sidecar.publish.numbering import (
     VersionNumberError,
     incoming_version_from_name,
     is_version_name,
-    served_version_from_name,
 )
+from sidecar.publish.source_links import resolves_within
 
 FileEntry = tuple[str, bool, int, int]
 """(path relative to the version, is a directory, size in bytes, mtime in ns)."""
@@ -50,23 +51,18 @@ class IncomingListing:
     is not a servable number."""
 
 
-def parse_version_name(name: str) -> int | None:
-    """The served number a serving base directory name stands for, or None when it is not one
-    (:func:`sidecar.publish.numbering.served_version_from_name`)."""
-    return served_version_from_name(name)
-
-
 def read_incoming(base: Path) -> IncomingListing:
     """List ``base`` (entries that vanish while being listed are left out)."""
     versions: list[tuple[str, int, Path]] = []
     refused: list[Refusal] = []
+    roots = (Path(os.path.realpath(base)),)
     for model_entry in sorted(_scandir(base), key=lambda entry: entry.name):
         if is_ignored_name(model_entry.name) or not _is_dir(model_entry):
             continue
         numeric = sorted((entry for entry in _scandir(Path(model_entry.path))
                           if is_version_name(entry.name) and _is_dir(entry)),
                          key=lambda entry: entry.name)
-        problem = model_name_problem(model_entry.name)
+        problem = model_name_problem(model_entry.name) or _link_problem(model_entry, roots)
         if problem is not None:
             if numeric:
                 refused.append(Refusal(Path(model_entry.path), f"model directory {problem}"))
@@ -76,6 +72,10 @@ def read_incoming(base: Path) -> IncomingListing:
                 version = incoming_version_from_name(version_entry.name)
             except VersionNumberError as exc:
                 refused.append(Refusal(Path(version_entry.path), str(exc)))
+                continue
+            link = _link_problem(version_entry, roots)
+            if link is not None:
+                refused.append(Refusal(Path(version_entry.path), f"version directory {link}"))
                 continue
             versions.append((model_entry.name, version, Path(version_entry.path)))
     return IncomingListing(tuple(versions), tuple(refused))
@@ -121,6 +121,14 @@ def fingerprint(version_dir: Path) -> tuple[FileEntry, ...]:
             if is_dir:
                 pending.append(Path(entry.path))
     return tuple(sorted(entries))
+
+
+def _link_problem(entry: os.DirEntry[str], roots: tuple[Path, ...]) -> str | None:
+    if not entry.is_symlink() or resolves_within(Path(entry.path), roots):
+        return None
+    return (f"{echo(entry.name)} is a symbolic link leading outside the incoming base (to "
+            f"{echo(os.path.realpath(entry.path))}); the sidecar reads models only from inside "
+            "it: move or bind-mount the model into the incoming base")
 
 
 def _scandir(directory: Path) -> list[os.DirEntry[str]]:

@@ -218,6 +218,23 @@ def test_links_the_policy_refuses_stop_publishing_before_anything_is_copied(
     assert os.listdir(tmp_path / "serving" / "linked") == [], "no staging left behind"
 
 
+def test_linked_model_and_version_directories_are_read_only_inside_the_incoming_base(
+    tmp_path: Path
+) -> None:
+    incoming, elsewhere = tmp_path / "incoming", tmp_path / "elsewhere"
+    _version(elsewhere, "exported", "4")
+    _version(incoming, "resnet", "1")
+    (incoming / "alias").symlink_to(incoming / "resnet")  # inside: the same model twice
+    (incoming / "escaped").symlink_to(elsewhere / "exported")
+    (incoming / "resnet" / "4").symlink_to(elsewhere / "exported" / "4")
+    listing = read_incoming(incoming)
+    assert [(m, v) for m, v, _ in listing.versions] == [("alias", 1), ("resnet", 1)]
+    refused = {str(r.path.relative_to(incoming)): r.reason for r in listing.refused}
+    assert set(refused) == {"escaped", "resnet/4", "alias/4"}
+    assert all("symbolic link leading outside the incoming base" in reason
+               for reason in refused.values())
+
+
 # -- error echoes -------------------------------------------------------------------------
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from sidecar.publish.numbering import served_version_from_name
 from sidecar.warmup import read_warmup_file, warmup_file_path
-from sidecar.watch.listing import fingerprint, parse_version_name
+from sidecar.watch.listing import fingerprint
 
 Manifest = tuple[tuple[str, bool, int], ...]
 
@@ -126,7 +127,7 @@ class ServingPoller:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for name in sorted(names):
-                version = parse_version_name(name)
+                version = served_version_from_name(name)
                 if version is not None and (model_dir / name).is_dir():
                     yield model, version, model_dir / name
 
