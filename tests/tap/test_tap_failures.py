@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,42 @@ def test_client_hanging_up_mid_call_leaves_tap_serving(
     channel2_stub, channel2 = _stub(f"127.0.0.1:{slow_tap.port}")
     with channel2:
         assert channel2_stub.Predict(predict_request("m"), timeout=10).model_spec.name == "m"
+
+
+class _TimingOutUpstream(grpc.GenericRpcHandler):
+    """TEST DOUBLE for a TF Serving that answers DEADLINE_EXCEEDED itself (its own timeout,
+    e.g. a batching queue), whatever deadline the caller has."""
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        def answer(request: bytes, context: grpc.ServicerContext) -> bytes:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "batching queue timeout")
+            raise AssertionError  # abort raises
+
+        return grpc.unary_unary_rpc_method_handler(answer)
+
+
+def test_upstreams_own_deadline_exceeded_is_an_upstream_error(
+    loop_thread: LoopThread, store: ShapeStore
+) -> None:
+    upstream = grpc.server(ThreadPoolExecutor(2))
+    upstream.add_generic_rpc_handlers((_TimingOutUpstream(),))
+    port = upstream.add_insecure_port("127.0.0.1:0")
+    upstream.start()
+    registry = CollectorRegistry()
+    settings = TapSettings(listen="127.0.0.1:0", upstream=f"127.0.0.1:{port}")
+    server = loop_thread.run(serve_tap(settings, store, TapMetrics(registry, None)))
+    try:
+        stub, channel = _stub(f"127.0.0.1:{server.port}")
+        with channel, pytest.raises(grpc.RpcError) as error:
+            stub.Predict(predict_request("m"), timeout=30)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert _eventually(lambda: _sample(registry, "tftrt_sidecar_tap_upstream_errors_total",
+                                           code="DEADLINE_EXCEEDED") == 1)
+        assert _sample(registry, "tftrt_sidecar_tap_client_abandoned_total",
+                       method="Predict", code="DEADLINE_EXCEEDED") == 0
+    finally:
+        loop_thread.run(server.stop(0))
+        upstream.stop(0)
 
 
 def test_killed_upstream_gives_unavailable_fast_and_recovers(
