@@ -22,6 +22,7 @@ from tests.metrics.stand import (
     MetricsStand,
     open_metrics_stand,
     run_converted_job,
+    send_calls_clients_give_up_on,
     send_tap_traffic,
 )
 from tests.support.e2e import free_port
@@ -155,3 +156,12 @@ def test_prometheus_scrapes_conversions_and_tap_traffic(
     assert _query(prometheus, 'sum by (job) (rate(tftrt_sidecar_conversions_total'
                               '{result="failed"}[30m])) > 0') == []
     assert _query(prometheus, "tftrt_sidecar_shape_coverage_ratio < 0.9")
+
+    # A client's own expired deadline and a refused config reload are counted apart; the
+    # critical alert's series (upstream errors) stays absent.
+    send_calls_clients_give_up_on(metrics_stand, event_loop_thread, "mlp")
+    _scalar(prometheus, 'tftrt_sidecar_tap_client_abandoned_total'
+            '{method="Predict",code="DEADLINE_EXCEEDED"}', 1.0)
+    _scalar(prometheus, 'tftrt_sidecar_tap_refused_calls_total'
+            '{method="HandleReloadConfigRequest"}', 1.0)
+    assert _query(prometheus, "tftrt_sidecar_tap_upstream_errors_total") == []

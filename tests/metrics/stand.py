@@ -17,7 +17,12 @@ import tensorflow as tf
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import (
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
 
 from converter import ConversionParams
 from sidecar.admin.published import PublishedModels
@@ -139,6 +144,36 @@ def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: 
         finally:
             loop.run(tap.stop(1))
         return ok
+    finally:
+        standin.stop(0)
+
+
+def send_calls_clients_give_up_on(stand: MetricsStand, loop: LoopThread, model: str) -> None:
+    """Through the real tap with the metrics observer, in front of a TF Serving stand-in
+    that takes a second per call: one Predict whose client deadline (0.2 s) passes, and one
+    HandleReloadConfigRequest, which the tap refuses."""
+    standin = start_standin(StandinSettings(model_name=model, request_delay_seconds=1.0,
+                                            model_base_path=stand.root / "serving" / model))
+    try:
+        settings = TapSettings(listen="127.0.0.1:0", upstream=standin.address)
+        tap = loop.run(serve_tap(settings, stand.shapes, observer=stand.metrics.tap_observer))
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{tap.port}") as channel:
+                request = predict_pb2.PredictRequest()
+                request.model_spec.name = model
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+                try:
+                    stub.Predict(request, timeout=0.2)
+                except grpc.RpcError as expired:
+                    assert expired.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                models = model_service_pb2_grpc.ModelServiceStub(channel)
+                try:
+                    models.HandleReloadConfigRequest(
+                        model_management_pb2.ReloadConfigRequest(), timeout=10)
+                except grpc.RpcError as refused:
+                    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
+        finally:
+            loop.run(tap.stop(1))
     finally:
         standin.stop(0)
 
