@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prometheus_client.core import GaugeMetricFamily
@@ -105,26 +107,48 @@ class PublishedEnginesCollector(Collector):
         yield family
 
 
-class EngineCacheCollector(Collector):
-    """``tftrt_sidecar_engine_cache_bytes{namespace}``: bytes per ``tf-<version>/<device>``."""
+ENGINE_CACHE_MAX_AGE_SECONDS = 60.0
+"""How long one walk of the engine cache serves scrapes. The walk is the costliest part of
+a scrape (tens of thousands of XLA cache files), and the cache only grows when a version's
+engines are installed, so a minute-old size is good enough for a disk-usage gauge."""
 
-    def __init__(self, engine_cache_dir: Path) -> None:
+
+class EngineCacheCollector(Collector):
+    """``tftrt_sidecar_engine_cache_bytes{namespace}``: bytes per ``tf-<version>/<device>``,
+    walked at most once per ``max_age_seconds`` (by ``clock``, monotonic seconds)."""
+
+    def __init__(self, engine_cache_dir: Path,
+                 max_age_seconds: float = ENGINE_CACHE_MAX_AGE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._root = engine_cache_dir
+        self._max_age = max_age_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._walked: tuple[float, dict[str, int]] | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Walk the cache and sum file sizes per namespace."""
+        """Sum file sizes per namespace (from the last walk while it is recent)."""
         family = GaugeMetricFamily(
             "tftrt_sidecar_engine_cache_bytes",
-            "Bytes in the engine cache, per TensorFlow version and device namespace.",
+            "Bytes in the engine cache, per TensorFlow version and device namespace "
+            f"(walked at most every {self._max_age:g} s).",
             labels=["namespace"],
         )
         try:
-            for namespace, size in sorted(_namespace_sizes(self._root).items()):
-                family.add_metric([namespace], size)
+            sizes = self._sizes()
         except OSError as exc:
             _LOG.warning("engine cache size left out of this scrape: %s", exc)
             return
+        for namespace, size in sorted(sizes.items()):
+            family.add_metric([namespace], size)
         yield family
+
+    def _sizes(self) -> dict[str, int]:
+        with self._lock:
+            now = self._clock()
+            if self._walked is None or now - self._walked[0] >= self._max_age:
+                self._walked = (now, _namespace_sizes(self._root))
+            return self._walked[1]
 
 
 class CoverageCollector(Collector):

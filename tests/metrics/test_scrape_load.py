@@ -1,13 +1,19 @@
 """/metrics under load: many Prometheus servers (or a burst of retries) scraping at once
-must all be answered, promptly, over real HTTP connections."""
+must all be answered, promptly, over real HTTP connections; the costliest source (the
+engine cache walk) is not redone for every scrape."""
 
 from __future__ import annotations
 
 import http.client
 import threading
 import time
+from pathlib import Path
 
-from tests.metrics.stand import MetricsStand
+from prometheus_client import CollectorRegistry
+
+from sidecar.metrics import MetricsServer
+from sidecar.metrics.collectors import ENGINE_CACHE_MAX_AGE_SECONDS, EngineCacheCollector
+from tests.metrics.stand import MetricsStand, scrape, value
 
 SCRAPERS = 200
 DEADLINE_SECONDS = 20.0
@@ -52,3 +58,36 @@ def test_200_concurrent_scrapes_are_all_answered(metrics_stand: MetricsStand) ->
     print(f"{SCRAPERS} concurrent scrapes: all answered in {elapsed:.2f} s, "
           f"slowest {slowest:.2f} s")
     assert slowest < 5.0, f"the slowest scrape took {slowest:.2f} s"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_engine_cache_is_walked_at_most_once_a_minute(tmp_path: Path) -> None:
+    namespace = tmp_path / "tf-2.21.0" / "cpu-test"
+    namespace.mkdir(parents=True)
+    (namespace / "a").write_bytes(b"x" * 100)
+    clock = _Clock()
+    registry = CollectorRegistry()
+    registry.register(EngineCacheCollector(tmp_path, clock=clock))
+    server = MetricsServer("127.0.0.1:0", registry)
+    server.start()
+    try:
+        labels = {"namespace": "tf-2.21.0/cpu-test"}
+
+        def scraped() -> float:
+            return value(scrape(server.port), "tftrt_sidecar_engine_cache_bytes", **labels)
+
+        assert scraped() == 100
+        (namespace / "b").write_bytes(b"x" * 50)  # an install between two scrapes
+        clock.now += ENGINE_CACHE_MAX_AGE_SECONDS - 1
+        assert scraped() == 100, "the cache was walked again within the minute"
+        clock.now += 1
+        assert scraped() == 150
+    finally:
+        server.stop()
