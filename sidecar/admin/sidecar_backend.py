@@ -42,7 +42,7 @@ from sidecar.admin.views import (
 from sidecar.publish import numbering, roll_back_newest
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal, JobState, newest_build
-from sidecar.watch.listing import Refusal, read_incoming, refused_spelling
+from sidecar.watch.listing import Refusal, read_incoming, version_refusal
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class SidecarAdminBackend:
         validation.model_dir(deps.incoming_base, model)
         validation.incoming_version(version)
         source = deps.incoming_base / model / str(version)
-        refused = None if source.is_dir() else refused_spelling(source.parent, version)
+        refused = version_refusal(deps.incoming_base, model, version)
         if refused is not None:
             raise PreconditionError(refused.reason, where=str(refused.path))
         if not source.is_dir():

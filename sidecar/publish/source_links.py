@@ -40,6 +40,13 @@ def check_source_links(version_dir: Path, links_within: Path) -> None:
     Links may resolve anywhere inside ``links_within`` (the incoming base).
     """
     roots = (Path(os.path.realpath(links_within)),)
+    if not resolves_within(version_dir, roots):
+        raise SourceLinkError(
+            f"the version directory leads outside the incoming base (to "
+            f"{echo(os.path.realpath(version_dir))}); the sidecar reads models only from "
+            "inside it", where=str(version_dir),
+            fix="move or bind-mount the model into the incoming base",
+        )
     pending: list[tuple[Path, frozenset[Path]]] = [
         (version_dir, frozenset({Path(os.path.realpath(version_dir))}))
     ]

@@ -81,16 +81,17 @@ def read_incoming(base: Path) -> IncomingListing:
     return IncomingListing(tuple(versions), tuple(refused))
 
 
-def refused_spelling(model_dir: Path, version: int) -> Refusal | None:
-    """The refusal of a directory in ``model_dir`` naming ``version`` with leading zeros
-    (``0007`` for 7), when there is one: why asking for ``version`` finds no directory."""
-    for entry in sorted(_scandir(model_dir), key=lambda entry: entry.name):
-        if (is_version_name(entry.name) and entry.name != str(version)
-                and entry.name.lstrip("0") == str(version).lstrip("0")):
-            try:
-                incoming_version_from_name(entry.name)
-            except VersionNumberError as exc:
-                return Refusal(Path(entry.path), str(exc))
+def version_refusal(base: Path, model: str, version: int) -> Refusal | None:
+    """Why incoming ``version`` of ``model`` is not served although a directory stands for
+    it: ``<version>`` is a link leading outside ``base``, or it is missing and a padded name
+    (``0007`` for 7) is there instead. None when there is no such refusal."""
+    canonical = base / model / str(version)
+    for refusal in read_incoming(base).refused:
+        name = refusal.path.name
+        if (refusal.path.parent == canonical.parent and is_version_name(name)
+                and name.lstrip("0") == str(version).lstrip("0")
+                and (name == canonical.name or not canonical.is_dir())):
+            return refusal
     return None
 
 

@@ -3,6 +3,7 @@ the error echoes): the admin API agrees with what discovery serves and refuses."
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import grpc
@@ -64,6 +65,19 @@ def test_converting_a_version_landed_under_a_padded_name_says_why_it_is_refused(
     missing = pb.StartConversionRequest(model="mlp", version=8)
     assert _error(lambda: stand.stub(channel).StartConversion(missing, timeout=10)).code() \
         is grpc.StatusCode.NOT_FOUND
+
+
+def test_converting_a_version_linked_from_outside_the_incoming_base_is_refused(
+    stand: AdminStand, channel: grpc.Channel
+) -> None:
+    elsewhere = stand.root / "elsewhere" / "5"
+    shutil.copytree(stand.model, elsewhere)
+    (stand.incoming / "mlp").mkdir(parents=True)
+    (stand.incoming / "mlp" / "5").symlink_to(elsewhere)
+    request = pb.StartConversionRequest(model="mlp", version=5)
+    error = _error(lambda: stand.stub(channel).StartConversion(request, timeout=10))
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "symbolic link leading outside the incoming base" in error.details()
 
 
 @pytest.mark.parametrize("name", ["my model", "café", "x" * 10_000])

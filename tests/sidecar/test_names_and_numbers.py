@@ -27,8 +27,9 @@ from sidecar.publish import (
 )
 from sidecar.publish.model_names import is_model_name
 from sidecar.publish.numbering import MAX_INCOMING_VERSION, MAX_SERVED_VERSION, served_version
-from sidecar.publish.source_links import SourceLinkError
+from sidecar.publish.source_links import SourceLinkError, check_source_links
 from sidecar.watch import IncomingWatcher, WatchEventKind, read_incoming
+from sidecar.watch.listing import version_refusal
 from tests.metrics.stand import scrape, value
 from tests.sidecar.conftest import ManualClock, tree_listing
 from tests.support.session_run import session_outputs
@@ -111,6 +112,10 @@ def test_a_padded_version_name_is_refused_and_never_confused_with_its_number(
     assert "leading zero" in refused[("both", "007")]
     assert len(caplog.records) == 2, "each refusal is logged once, not on every rescan"
     assert all("not serving" in r.getMessage() for r in caplog.records)
+    # What the admin API answers for "convert 7": the refusal, unless 7 itself is there.
+    padded = version_refusal(tmp_path, "solo", 7)
+    assert padded is not None and padded.path.name == "0007"
+    assert version_refusal(tmp_path, "both", 7) is None
 
     os.rename(tmp_path / "solo" / "0007", tmp_path / "solo" / "7")
     assert [(e.kind, e.model, e.version) for e in watcher.scan()] == [
@@ -233,6 +238,9 @@ def test_linked_model_and_version_directories_are_read_only_inside_the_incoming_
     assert set(refused) == {"escaped", "resnet/4", "alias/4"}
     assert all("symbolic link leading outside the incoming base" in reason
                for reason in refused.values())
+    with pytest.raises(SourceLinkError, match="version directory leads outside"):
+        check_source_links(incoming / "resnet" / "4", incoming)
+    check_source_links(incoming / "alias" / "1", incoming)
 
 
 # -- error echoes -------------------------------------------------------------------------
