@@ -9,6 +9,7 @@ before it starts a model's job and :meth:`ModelControls.policy_for` for its poli
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ CONTROLS_FILE_NAME: Final = "admin-controls.json"
 """The file's name inside the state directory."""
 
 _FORMAT: Final = 1
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ModelControls:
         self._path = path
         self._controls = controls
         self._lock = threading.Lock()
+        self._conflicts_logged: set[tuple[str, PolicyOverrides]] = set()
 
     @classmethod
     def open(cls, state_dir: Path) -> ModelControls:
@@ -88,8 +91,22 @@ class ModelControls:
         return self.get(model).paused
 
     def policy_for(self, model: str, configured: ModelPolicy) -> ModelPolicy:
-        """``configured`` with the model's persisted overrides applied."""
-        return self.get(model).overrides.apply(configured)
+        """``configured`` with the model's persisted overrides applied.
+
+        Overrides that no longer hold together with the configured policy (the config
+        changed since they were set, e.g. a lower ``max_engines``) are not applied: the
+        configured policy is used, and the conflict logged once, naming the fix."""
+        overrides = self.get(model).overrides
+        try:
+            return overrides.checked_on(configured, f"the persisted policy overrides of {model}")
+        except ConfigError as error:
+            with self._lock:
+                first = (model, overrides) not in self._conflicts_logged
+                self._conflicts_logged.add((model, overrides))
+            if first:
+                _LOG.error("%s; model %s uses its configured policy until its overrides are "
+                           "changed (tftrt-sidecar admin policy %s --clear)", error, model, model)
+            return configured
 
     def set_overrides(
         self, model: str, overrides: PolicyOverrides, *, clear: bool = False,

@@ -276,3 +276,24 @@ def test_admin_overrides_that_fit_the_configured_policy_are_kept(tmp_path: Path)
         # Lowering max_engines under the kept batch sizes is refused, naming max_engines.
         controls.set_overrides("m", PolicyOverrides.parse({"max_engines": "4"}, "request"),
                                configured=configured)
+
+
+def test_overrides_the_config_no_longer_fits_are_not_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    wide = load_settings(None, {}, write_toml(tmp_path, _toml_policy({"max_engines": 8})))
+    controls = ModelControls.open(tmp_path / "state")
+    many = PolicyOverrides.parse({"default_batch_sizes": "1,2,4,8,16,32"}, "request")
+    controls.set_overrides("m", many, configured=wide.default_policy)
+    applied = controls.policy_for("m", wide.default_policy)
+    assert applied.default_batch_sizes == many.default_batch_sizes
+
+    # The config file is changed to max_engines = 4 and the sidecar restarted.
+    narrow = load_settings(None, {}, write_toml(tmp_path, _toml_policy({"max_engines": 4})))
+    reopened = ModelControls.open(tmp_path / "state")
+    for _ in range(3):
+        assert reopened.policy_for("m", narrow.default_policy) == narrow.default_policy
+    conflicts = [r for r in caplog.records if "uses its configured policy" in r.getMessage()]
+    assert len(conflicts) == 1, "logged once, not on every use"
+    assert "default_batch_sizes" in conflicts[0].getMessage()
+    assert "admin policy m --clear" in conflicts[0].getMessage()
