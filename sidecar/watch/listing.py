@@ -46,9 +46,10 @@ class IncomingListing:
     """(model, incoming version, path) of each version directory that can be served."""
 
     refused: tuple[Refusal, ...]
-    """Model directories with a name outside the rule (only those holding an all-digit
-    directory: an empty ``lost+found`` is no model) and version directories whose name
-    is not a servable number."""
+    """Model directories with a name outside the rule or linked from outside the base
+    (only those holding an all-digit directory: an empty ``lost+found`` is no model), and
+    version directories whose name is not a servable number or that are linked from
+    outside the base."""
 
 
 def read_incoming(base: Path) -> IncomingListing:
