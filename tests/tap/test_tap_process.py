@@ -4,6 +4,7 @@ processes, real sockets, the real shape store and the real metrics objects."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -27,9 +28,11 @@ from tensorflow_serving.apis import (
 
 from sidecar.metrics import TapMetrics
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
+from sidecar.tap.child import ShippingObserver, apply_events
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.process import TapProcess
 from sidecar.tap.settings import TapSettings
+from sidecar.tap.stats import TapStats
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
@@ -163,3 +166,28 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+
+
+def test_every_observer_callback_crosses_the_pipe() -> None:
+    # What the child observes reaches the parent as pickled events over a real pipe.
+    shipping = ShippingObserver()
+    shipping.forwarded("Predict", grpc.StatusCode.UNAVAILABLE, 0.5)
+    shipping.abandoned("Predict", grpc.StatusCode.DEADLINE_EXCEEDED, 0.2)
+    shipping.abandoned("Classify", grpc.StatusCode.CANCELLED, 0.1)
+    shipping.refused("HandleReloadConfigRequest")
+    shipping.dropped("Predict")
+    shipping.unparsable("Regress")
+    shipping.recorder_failed(OSError("disk full"))
+    receiving, sending = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    with receiving, sending:
+        sending.send(("events", shipping.take()))
+        kind, events = receiving.recv()
+    stats = TapStats()
+    apply_events(events, stats)
+    assert kind == "events" and shipping.take() == []
+    assert stats.calls_by_code == {"UNAVAILABLE": 1}
+    assert stats.abandoned_by_code == {"DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
+    assert stats.calls_by_method == {"Predict": 2, "Classify": 1}
+    assert stats.refused_by_method == {"HandleReloadConfigRequest": 1}
+    assert (stats.dropped_records, stats.unparsable_requests, stats.recorder_failures) == (1, 1, 1)
+    assert stats.upstream_errors == 1
