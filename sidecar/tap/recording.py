@@ -11,7 +11,6 @@ from typing import NamedTuple, Protocol
 from sidecar.shapes import Refusal, ShapeObservation
 from sidecar.tap.errors import UnparsableRequestError
 from sidecar.tap.request_shapes import observations_from_request
-from sidecar.tap.settings import TapSettings
 from sidecar.tap.stats import TapObserver
 
 
@@ -23,6 +22,35 @@ class Recorder(Protocol):
 
     def record(self, observations: Sequence[ShapeObservation]) -> Sequence[Refusal | None]:
         """Store a batch; return, per observation, why it was refused or None."""
+        ...
+
+
+class RecordingSettings(Protocol):
+    """What the recording worker reads of its settings (the tap's or the recorder's)."""
+
+    @property
+    def sample_rate(self) -> float:
+        """Share of recorded requests kept whole as samples."""
+        ...
+
+    @property
+    def sample_max_bytes(self) -> int:
+        """Requests larger than this are never sampled."""
+        ...
+
+    @property
+    def sample_seed(self) -> int | None:
+        """Seed of the sampling random generator."""
+        ...
+
+    @property
+    def record_batch_size(self) -> int:
+        """Most calls recorded at once."""
+        ...
+
+    @property
+    def record_interval_seconds(self) -> float:
+        """Least time between two recordings."""
         ...
 
 
@@ -80,7 +108,7 @@ class RecordingWorker:
         queue: RecordQueue,
         recorder: Recorder,
         observer: TapObserver,
-        settings: TapSettings,
+        settings: RecordingSettings,
     ) -> None:
         self._queue = queue
         self._recorder = recorder

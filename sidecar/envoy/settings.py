@@ -1,0 +1,92 @@
+"""What Envoy is set up from: the addresses it joins and how much it mirrors.
+
+Addresses are validated once here; :mod:`sidecar.envoy.bootstrap` trusts them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from sidecar.errors import ConfigError
+
+_SOURCE = "the Envoy settings"
+
+
+@dataclass(frozen=True)
+class Address:
+    """A ``host:port`` pair; the host is an IP address or a DNS name."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str, field: str) -> Address:
+        """``text`` as an address; ConfigError naming ``field`` when it is not one."""
+        host, _, port = text.rpartition(":")
+        host = host.strip("[]")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(field=field, value=text, source=_SOURCE,
+                              problem="is not host:port", fix="write e.g. 127.0.0.1:8500")
+        return cls(host, int(port))
+
+    @property
+    def is_ip(self) -> bool:
+        """True when the host is an IP address (no name to resolve)."""
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when only this machine can reach the address."""
+        if self.host == "localhost":
+            return True
+        return self.is_ip and ipaddress.ip_address(self.host).is_loopback
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class EnvoySettings:
+    """Everything Envoy's bootstrap is generated from; validated on construction."""
+
+    listen: Address
+    """Where clients call (gRPC): the port the Python tap had."""
+    upstream: Address
+    """TF Serving's gRPC port; every allowed call goes there."""
+    recorder: Address
+    """The shape recorder's gRPC port, where a sample of inference calls is mirrored."""
+    admin: Address
+    """Envoy's admin API (runtime changes, stats); loopback only: it can stop Envoy."""
+    stats_listen: Address | None = None
+    """Where Prometheus scrapes Envoy's own stats (only ``/stats/prometheus`` answers)."""
+    mirror_fraction: float = 1.0
+    """Share of inference calls mirrored to the recorder at start (0 to 1)."""
+    connect_timeout_seconds: float = 1.0
+    """How long Envoy waits for a TCP connection to TF Serving before UNAVAILABLE."""
+    max_request_bytes: int = 64 << 20
+    """Buffer limit per connection and stream: the largest message Envoy buffers while it
+    mirrors a call. Larger calls still pass (Envoy streams them), unmirrored."""
+
+    def __post_init__(self) -> None:
+        if not self.admin.is_loopback:
+            raise ConfigError(field="envoy admin", value=str(self.admin), source=_SOURCE,
+                              problem="is not a loopback address; Envoy's admin API can "
+                              "change its runtime and shut it down",
+                              fix="use 127.0.0.1:<port>")
+        if not 0.0 <= self.mirror_fraction <= 1.0:
+            raise ConfigError(field="mirror_fraction", value=self.mirror_fraction,
+                              source=_SOURCE, problem="is not within [0, 1]",
+                              fix="give a share such as 0.1 (10% of calls)")
+        if self.connect_timeout_seconds <= 0:
+            raise ConfigError(field="connect_timeout_seconds",
+                              value=self.connect_timeout_seconds, source=_SOURCE,
+                              problem="must be positive", fix="give e.g. 1.0")
+        if self.max_request_bytes < 1:
+            raise ConfigError(field="max_request_bytes", value=self.max_request_bytes,
+                              source=_SOURCE, problem="must be at least 1",
+                              fix="give e.g. 67108864 (64 MiB)")
