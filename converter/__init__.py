@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
-    from converter.converter import TOLERANCE, Converter
+    from converter.converter import Converter
     from converter.engine_cache import InstallResult, install_engines
     from converter.engines import scaled_error
     from converter.errors import (
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
         InvalidParameterError,
         OutputExistsError,
         SavedModelError,
+        UnsupportedModelError,
     )
-    from converter.params import ConversionParams, TrtPrecisionMode
+    from converter.loading import graph_input_specs
+    from converter.params import TOLERANCE, ConversionParams, TrtPrecisionMode
     from converter.report import ConversionReport
 
     TrtGraphConverterV2 = Converter
@@ -40,7 +42,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "BuildDevice": ("converter.backends.device", "BuildDevice"),
     "detect_build_device": ("converter.backends.device", "detect_build_device"),
     "engine_namespace": ("converter.backends.device", "engine_namespace"),
-    "TOLERANCE": ("converter.converter", "TOLERANCE"),
+    "TOLERANCE": ("converter.params", "TOLERANCE"),
     "Converter": ("converter.converter", "Converter"),
     "TrtGraphConverterV2": ("converter.converter", "Converter"),
     "InstallResult": ("converter.engine_cache", "InstallResult"),
@@ -54,6 +56,8 @@ _WHERE: dict[str, tuple[str, str]] = {
     "InvalidParameterError": ("converter.errors", "InvalidParameterError"),
     "OutputExistsError": ("converter.errors", "OutputExistsError"),
     "SavedModelError": ("converter.errors", "SavedModelError"),
+    "UnsupportedModelError": ("converter.errors", "UnsupportedModelError"),
+    "graph_input_specs": ("converter.loading", "graph_input_specs"),
     "ConversionParams": ("converter.params", "ConversionParams"),
     "TrtConversionParams": ("converter.params", "ConversionParams"),
     "TrtPrecisionMode": ("converter.params", "TrtPrecisionMode"),
@@ -95,8 +99,10 @@ __all__ = [
     "TrtConversionParams",
     "TrtGraphConverterV2",
     "TrtPrecisionMode",
+    "UnsupportedModelError",
     "detect_build_device",
     "engine_namespace",
+    "graph_input_specs",
     "install_engines",
     "scaled_error",
 ]

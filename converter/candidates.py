@@ -111,8 +111,8 @@ def choose(
             return Choice(best.name, f"fastest in the Session path: {base / total:.2f}x the "
                           "original's speed over the build's shape sets", shapes, uses, reports)
         return Choice(ORIGINAL, f"{best.name}, the fastest rival, is only "
-                      f"{base / total:.2f}x the original's speed (below "
-                      f"{1 / (1 - MIN_GAIN):.2f}x): the original is published unchanged",
+                      f"{base / total:.3f}x the original's speed (below "
+                      f"{1 / (1 - MIN_GAIN):.3f}x): the original is published unchanged",
                       shapes, uses, reports)
     return Choice(ORIGINAL, "no candidate matched the original and was faster on every "
                   "shape set: the original is published unchanged", shapes, uses, reports)

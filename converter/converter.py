@@ -27,15 +27,18 @@ from converter.graph.inline import FlatGraph, flatten_signature
 from converter.graph.segment import Segmentation, find_segments
 from converter.graph.support import SupportTable, exclusion_reasons
 from converter.inputs import iterate_inputs
-from converter.loading import load_signature
-from converter.params import DEFAULT_WORKSPACE_BYTES, ConversionParams, TrtPrecisionMode
+from converter.loading import LoadedSignature, load_signature
+from converter.params import (
+    DEFAULT_WORKSPACE_BYTES,
+    TOLERANCE,
+    ConversionParams,
+    TrtPrecisionMode,
+)
 from converter.report import ConversionReport, build_report
 from converter.saving import save_converted, write_signatures
 from converter.segments import ConvertedSegment, convert_segment
 from converter.selection import CandidateSpec, Selection, select
-
-TOLERANCE = {TrtPrecisionMode.FP32: 1e-4, TrtPrecisionMode.FP16: 2e-2}
-"""Largest scaled error (see `engines.scaled_error`) an engine may have, by precision."""
+from converter.tf1_converter import tf1_conversion
 
 
 class Converter:
@@ -74,16 +77,19 @@ class Converter:
         )
         self.backend = choose_backend(self.params)
         self.device = detect_build_device()
-        self._loaded = load_signature(
+        self._tf1 = tf1_conversion(input_saved_model_dir, input_saved_model_tags,
+                                   input_saved_model_signature_key, self.params, self.backend,
+                                   self.device)
+        self._loaded = None if self._tf1 else load_signature(
             input_saved_model_dir, input_saved_model_tags, input_saved_model_signature_key
         )
         # Dynamic-shape profiles are a TensorRT notion; XLA compiles each shape,
         # so the xla backend accepts `use_dynamic_shape` and its strategy unused.
         self._tftrt = TftrtConversion(
-            self._loaded, self.params, self.backend, self.device,
+            self._model, self.params, self.backend, self.device,
             use_dynamic_shape=use_dynamic_shape,
             dynamic_shape_profile_strategy=dynamic_shape_profile_strategy,
-        ) if self.backend.name == "tensorrt" else None
+        ) if self.backend.name == "tensorrt" and self._loaded else None
         self._flat: FlatGraph | None = None
         self._frozen: FrozenSignatures | None = None
         self._selection: Selection | None = None
@@ -96,8 +102,11 @@ class Converter:
 
     @property
     def input_specs(self) -> dict[str, tf.TensorSpec]:
-        """The signature's inputs, in the order a tuple from `input_fn` gives them."""
-        return dict(self._loaded.input_specs)
+        """The signature's inputs, in the order a tuple from `input_fn` gives them
+        (where the signature leaves a shape open, the graph's shape)."""
+        if self._tf1 is not None:
+            return dict(self._tf1.input_specs)
+        return dict(self._model.input_specs)
 
     def convert(self, calibration_input_fn: Callable[[], Iterable[Any]] | None = None) -> Any:
         """Segment the signature and rewrite each segment to dispatch to an engine.
@@ -109,12 +118,16 @@ class Converter:
         if self._tftrt is not None:
             self._converted = self._tftrt.convert(calibration_input_fn)
             return self._converted
+        if self._tf1 is not None:
+            self._tf1.convert()
+            self._converted = True
+            return None
         if calibration_input_fn is not None:
             raise InvalidParameterError(
                 "calibration_input_fn is only used for INT8 calibration, which needs "
                 "backend='tensorrt'; drop it for FP32 and FP16."
             )
-        self._frozen = freeze_signatures(self._loaded, flatten_signature(self._loaded.function))
+        self._frozen = freeze_signatures(self._model, flatten_signature(self._model.function))
         self._flat = self._frozen.flat
         excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
         excluded.update(dict.fromkeys(self._frozen.weights,
@@ -156,10 +169,15 @@ class Converter:
             self._tftrt.build(input_fn)
             self._built = True
             return
+        if self._tf1 is not None:
+            self._tf1.build([{k: v.numpy() for k, v in feed.items()} for feed in
+                             iterate_inputs(input_fn, self._tf1.input_specs, "input_fn")])
+            self._built = True
+            return
         assert self._flat is not None
-        feeds = list(iterate_inputs(input_fn, self._loaded.input_specs, "input_fn"))
+        feeds = list(iterate_inputs(input_fn, self._model.input_specs, "input_fn"))
         boundary = [t for s in self._segments for t in s.graph.segment.inputs]
-        probe = function_from_flat(self._flat, self._flat.graph_def, self._loaded.function,
+        probe = function_from_flat(self._flat, self._flat.graph_def, self._model.function,
                                    outputs=boundary) if boundary else None
         result = build_engines(
             segments=self._segments,
@@ -170,8 +188,6 @@ class Converter:
             keep_slower_engines=self.params.keep_slower_engines,
             tolerance=TOLERANCE,
             key_for=self._engine_key,
-            original=self._loaded.function,
-            assemble=self._assemble,
         )
         self._export_inputs = result.inputs_to_export
         self._built = True
@@ -197,9 +213,13 @@ class Converter:
             self._tftrt.save(pathlib.Path(output_saved_model_dir), self.report(),
                              save_gpu_specific_engines, options)
             return
+        if self._tf1 is not None:
+            self._tf1.save(pathlib.Path(output_saved_model_dir), self.report())
+            return
         tolerance = self._tolerance
         save_converted(
-            loaded=self._loaded,
+            tags=self._model.tags,
+            signature_key=self._model.key,
             write=self._writer(options),
             output_dir=pathlib.Path(output_saved_model_dir),
             report=self.report(),
@@ -214,10 +234,12 @@ class Converter:
         """Everything `summary()` prints, as data."""
         if self._tftrt is not None and self._converted is not None:
             return self._tftrt.report()
+        if self._tf1 is not None and self._converted is not None:
+            return self._tf1.report(self._built)
         if self._segmentation is None or self._flat is None:
             raise ConverterStateError("report() needs convert() first.")
         return build_report(
-            loaded=self._loaded,
+            loaded=self._model,
             params=self.params,
             backend=self.backend,
             device=self.device,
@@ -240,6 +262,11 @@ class Converter:
         for line in text.splitlines():
             (print_fn or print)(line)
         return text
+
+    @property
+    def _model(self) -> LoadedSignature:
+        assert self._loaded is not None, "TF1 exports take the Session path"
+        return self._loaded
 
     def _engine_key(self, segment: ConvertedSegment, shapes: ShapeSet) -> EngineKey:
         return EngineKey(
@@ -267,7 +294,7 @@ class Converter:
         assert self._frozen is not None
         signatures = dict(self._frozen.functions)
         if with_engines:
-            for key in [self._loaded.key, *self._frozen.same_as_converted]:
+            for key in [self._model.key, *self._frozen.same_as_converted]:
                 signatures[key] = self._converted
         return signatures
 
@@ -277,23 +304,25 @@ class Converter:
         if self._frozen.report.frozen_variables:
             candidates.append(CandidateSpec(
                 FROZEN, "read-only variables frozen into constants, native TensorFlow",
-                lambda d: write_signatures(self._loaded, self._signatures(False), d)))
-        if self._converted is not self._loaded.function and any(
+                lambda d: write_signatures(self._model, self._signatures(False), d)))
+        if self._converted is not self._model.function and any(
                 s.runs_engine for s in self._segments):
             candidates.append(CandidateSpec(
                 self._xla_name, "frozen weights, XLA engines where build() kept them "
                 "(weights enter engines as arguments)",
-                lambda d: write_signatures(self._loaded, self._signatures(True), d)))
+                lambda d: write_signatures(self._model, self._signatures(True), d)))
         return candidates
 
     def _select(self, feeds: list[dict[str, np.ndarray]]) -> Selection:
+        assert self._frozen is not None
+        self._frozen.restore_state()
         self._workdir = tempfile.TemporaryDirectory(prefix="tftrt-candidates-")
         return select(
-            original=self._loaded.directory,
+            original=self._model.directory,
             candidates=self._candidates(),
             workdir=pathlib.Path(self._workdir.name),
-            tags=self._loaded.tags,
-            signature_key=self._loaded.key,
+            tags=self._model.tags,
+            signature_key=self._model.key,
             feeds=feeds,
             expected_for=self._expected,
             tolerance=self._tolerance,
@@ -301,7 +330,7 @@ class Converter:
         )
 
     def _expected(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {k: np.asarray(v) for k, v in self._loaded.function(**feed).items()}
+        return {k: np.asarray(v) for k, v in self._model.function(**feed).items()}
 
     def _writer(self, options: tf.saved_model.SaveOptions | None,
                 ) -> Callable[[pathlib.Path], object]:
@@ -311,19 +340,20 @@ class Converter:
         if self._selection is not None:
             source = self._selection.directories[self._selection.choice.chosen]
             return lambda d: shutil.copytree(source, d)
-        engines = self._converted is not self._loaded.function
+        engines = self._converted is not self._model.function
         assert self._frozen is not None
         if not engines and not self._frozen.report.frozen_variables:
-            return lambda d: shutil.copytree(self._loaded.directory, d)
-        return lambda d: write_signatures(self._loaded, self._signatures(engines), d, options)
+            return lambda d: shutil.copytree(self._model.directory, d)
+        self._frozen.restore_state()
+        return lambda d: write_signatures(self._model, self._signatures(engines), d, options)
 
     def _assemble(self) -> Any:
         assert self._flat is not None
         if not self._segments:
-            return self._loaded.function
+            return self._model.function
         # A segment that never runs an engine stays inline, exactly as it was.
         calls = [(s.graph, s.dispatch()) for s in self._segments if s.runs_engine]
         if not calls:
-            return self._loaded.function
+            return self._model.function
         return function_from_flat(self._flat, replace_segments(self._flat, calls),
-                                  self._loaded.function)
+                                  self._model.function)

@@ -38,3 +38,8 @@ class OutputExistsError(ConverterError, FileExistsError):
 
 class EngineExportError(ConverterError, RuntimeError):
     """The saved model failed to load or run in a TF1 Session (TF Serving's path)."""
+
+
+class UnsupportedModelError(ConverterError, ValueError):
+    """The model uses a construct the converter cannot rewrite; the message names
+    the construct and what to do (e.g. serve the original, or re-export)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
 from converter.graph.assemble import function_from_flat
@@ -45,6 +46,15 @@ class FrozenSignatures:
     weights: frozenset[str]
     """Nodes of `flat` that hold frozen weights: they enter engines as arguments."""
     report: FreezeReport
+    state: list[tuple[Any, Any]]
+    """(variable, value before anything ran) for each written variable."""
+
+    def restore_state(self) -> None:
+        """Put back the written variables' values: build() runs the signature,
+        which changes them (a counter counts), and the saved model must start from
+        the original's state."""
+        for variable, value in self.state:
+            variable.assign(value)
 
 
 def _identity(flat: FlatGraph) -> tuple[bytes, tuple[tuple[str, int], ...]]:
@@ -89,6 +99,8 @@ def freeze_signatures(loaded: LoadedSignature, flat: FlatGraph) -> FrozenSignatu
                                                 loaded.root.signatures[key])
     for key in same:
         functions[key] = functions[loaded.key]
+    state = [(v, v.numpy()) for v in tf.train.TrackableView(loaded.root).descendants()
+             if isinstance(v, tf.Variable) and id(v.handle) in written]
     return FrozenSignatures(
         flat=results[loaded.key].flat,
         functions=functions,
@@ -101,4 +113,5 @@ def freeze_signatures(loaded: LoadedSignature, flat: FlatGraph) -> FrozenSignatu
                             for name, why in r.kept.items()},
             unfrozen_signatures=unfrozen,
         ),
+        state=state,
     )

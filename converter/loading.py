@@ -63,6 +63,50 @@ def _meta_graph(
     )
 
 
+def is_tf1_export(meta_graph: Any) -> bool:
+    """Whether a MetaGraph was written by TF1's SavedModel builder (it has no TF2
+    object graph): such models are converted through the Session loader."""
+    return not meta_graph.object_graph_def.nodes
+
+
+def graph_input_specs(meta_graph: Any, key: str) -> dict[str, tf.TensorSpec]:
+    """The inputs of signature `key`, sorted by name; where the signature leaves a
+    shape open (unknown rank), the shape of the placeholder in the graph."""
+    placeholders = {n.name: n for n in meta_graph.graph_def.node if n.op == "Placeholder"}
+    specs = {}
+    signature = meta_graph.signature_def[key]
+    for name in sorted(signature.inputs):
+        info = signature.inputs[name]
+        shape = tf.TensorShape(info.tensor_shape)
+        node = placeholders.get(info.name.split(":")[0])
+        if shape.rank is None and node is not None and "shape" in node.attr:
+            shape = tf.TensorShape(node.attr["shape"].shape)
+        specs[name] = tf.TensorSpec(shape, tf.as_dtype(info.dtype), name)
+    return specs
+
+
+def read_meta_graph(
+    directory: str | pathlib.Path, tags: Sequence[str] | None = None
+) -> tuple[saved_model_pb2.SavedModel, Any]:
+    """The parsed SavedModel and its MetaGraph tagged `tags` (default "serve")."""
+    path = pathlib.Path(directory)
+    proto = _parse(path)
+    return proto, _meta_graph(proto, path, tuple(tags) if tags else DEFAULT_TAGS)
+
+
+def checked_key(meta_graph: Any, path: pathlib.Path, tags: Sequence[str],
+                key: str | None) -> str:
+    """`key` (default "serving_default") if the MetaGraph has that signature."""
+    chosen = key or DEFAULT_SIGNATURE_KEY
+    if chosen not in meta_graph.signature_def:
+        raise SavedModelError(
+            f"{path} has no signature {chosen!r} under tags {sorted(tags)}; "
+            f"its signatures are {sorted(meta_graph.signature_def)}. Pass one of them as "
+            "input_saved_model_signature_key."
+        )
+    return chosen
+
+
 def load_signature(
     directory: str | pathlib.Path,
     tags: Sequence[str] | None = None,
@@ -71,14 +115,8 @@ def load_signature(
     """Load `directory` and pick the signature `key` of the MetaGraph tagged `tags`."""
     path = pathlib.Path(directory)
     chosen_tags = tuple(tags) if tags else DEFAULT_TAGS
-    chosen_key = key or DEFAULT_SIGNATURE_KEY
-    meta_graph = _meta_graph(_parse(path), path, chosen_tags)
-    if chosen_key not in meta_graph.signature_def:
-        raise SavedModelError(
-            f"{path} has no signature {chosen_key!r} under tags {sorted(chosen_tags)}; "
-            f"its signatures are {sorted(meta_graph.signature_def)}. Pass one of them as "
-            "input_saved_model_signature_key."
-        )
+    _, meta_graph = read_meta_graph(path, chosen_tags)
+    chosen_key = checked_key(meta_graph, path, chosen_tags, key)
     try:
         root = tf.saved_model.load(str(path), tags=list(chosen_tags))
     except Exception as error:  # TF raises many types for a broken model

@@ -24,6 +24,10 @@ class TrtPrecisionMode:
         return [TrtPrecisionMode.FP32, TrtPrecisionMode.FP16, TrtPrecisionMode.INT8]
 
 
+TOLERANCE = {TrtPrecisionMode.FP32: 1e-4, TrtPrecisionMode.FP16: 2e-2}
+"""Largest scaled error (see `engines.scaled_error`) an engine may have, by precision."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ConversionParams:
     """How to convert a model; TF-TRT's `TrtConversionParams` plus `backend`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import pathlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -244,12 +245,12 @@ def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport
     )
 
 
-def report_header(loaded: LoadedSignature, params: ConversionParams, backend: BackendChoice,
-                  device: BuildDevice) -> dict[str, Any]:
+def report_header(directory: pathlib.Path, key: str, params: ConversionParams,
+                  backend: BackendChoice, device: BuildDevice) -> dict[str, Any]:
     """The report fields every backend fills alike: model, signature, backend, device, params."""
     return {
-        "model": str(loaded.directory),
-        "signature": loaded.key,
+        "model": str(directory),
+        "signature": key,
         "backend": backend.name,
         "backend_reason": backend.reason,
         "device": device.slug,
@@ -276,7 +277,7 @@ def build_report(
     for name, reason in segmentation.native.items():
         native[reason][flat.op_types[name]] += 1
     return ConversionReport(
-        **report_header(loaded, params, backend, device),
+        **report_header(loaded.directory, loaded.key, params, backend, device),
         total_ops=len(flat.graph_def.node),
         ops_in_segments=sum(len(s.graph.segment.nodes) for s in segments),
         segments=[_segment_report(s, flat) for s in segments],

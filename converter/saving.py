@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import pathlib
 import shutil
@@ -67,6 +68,10 @@ def write_signatures(loaded: LoadedSignature, signatures: Mapping[str, Any],
                      options: tf.saved_model.SaveOptions | None = None) -> None:
     """Save `signatures` (every signature of the model) to `directory` with their
     method names and the input's `assets.extra`."""
+    # Served models need no gradients, and frozen custom-gradient functions
+    # (Keras's swish in EfficientNet) capture constants that TF cannot save.
+    options = copy.copy(options) if options else tf.saved_model.SaveOptions()
+    options.experimental_custom_gradients = False
     try:
         tf.saved_model.save(_saving_root(loaded, signatures.values()), str(directory),
                             signatures=dict(signatures), options=options)
@@ -80,7 +85,8 @@ def write_signatures(loaded: LoadedSignature, signatures: Mapping[str, Any],
 
 def save_converted(
     *,
-    loaded: LoadedSignature,
+    tags: Sequence[str],
+    signature_key: str,
     write: Callable[[pathlib.Path], object],
     output_dir: pathlib.Path,
     report: ConversionReport,
@@ -98,6 +104,6 @@ def save_converted(
         (staging / REPORT_FILE).write_text(report.to_json())
         if engine_inputs:
             export_engines(
-                staging, loaded.tags, loaded.key, engine_inputs, expected, tolerance,
+                staging, tags, signature_key, engine_inputs, expected, tolerance,
                 engines_dir(staging, engine_namespace(device)),
             )

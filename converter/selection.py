@@ -58,18 +58,22 @@ def select(
     tags: Sequence[str],
     signature_key: str,
     feeds: Sequence[Feed],
-    expected_for: Callable[[Feed], Mapping[str, np.ndarray]],
+    expected_for: Callable[[Feed], Mapping[str, np.ndarray]] | None,
     tolerance: float,
     forced: str | None,
 ) -> Selection:
-    """Write `candidates` under `workdir` and choose among them and the original."""
+    """Write `candidates` under `workdir` and choose among them and the original.
+
+    Outputs are checked against the original as a Session runs it; `expected_for`
+    gives them where the original cannot run in a Session (None: it must)."""
     directories = {ORIGINAL: original}
     for candidate in candidates:
         directories[candidate.name] = workdir / candidate.name.replace("+", "-")
         candidate.write(directories[candidate.name])
     cases, shapes, uses = measured_cases(feeds)
+    expected = [expected_for(feed) for feed in cases] if expected_for else None
     timings = time_in_sessions(list(directories.values()), tags, signature_key, cases,
-                               [expected_for(feed) for feed in cases])
+                               expected)
     choice = choose([ORIGINAL, *(c.name for c in candidates)],
                     ["the input SavedModel, unchanged", *(c.description for c in candidates)],
                     timings, shapes, uses, tolerance, forced)

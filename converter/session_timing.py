@@ -12,7 +12,7 @@ import json
 import pathlib
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,14 +37,18 @@ def time_in_sessions(
     tags: Sequence[str],
     signature_key: str,
     inputs: Sequence[Mapping[str, np.ndarray]],
-    expected: Sequence[Mapping[str, np.ndarray]],
+    expected: Sequence[Mapping[str, np.ndarray]] | None,
 ) -> list[SessionTiming]:
-    """Measure every model in `models` on each input in one Session process."""
+    """Measure every model in `models` on each input in one Session process.
+
+    Outputs are compared with the first model's (the original, as TF Serving runs
+    it); with `expected` where the first model cannot run in a Session."""
     with tempfile.TemporaryDirectory(prefix="tftrt-timing-") as scratch:
         request = pathlib.Path(scratch)
         cases = [{"inputs": write_tensors(request, f"in{i}", feed),
-                  "outputs": write_tensors(request, f"out{i}", want)}
-                 for i, (feed, want) in enumerate(zip(inputs, expected, strict=True))]
+                  "outputs": write_tensors(request, f"out{i}", expected[i])
+                  if expected is not None else None}
+                 for i, feed in enumerate(inputs)]
         (request / "request.json").write_text(json.dumps({
             "models": [str(m) for m in models], "tags": list(tags), "key": signature_key,
             "cases": cases,
@@ -63,6 +67,23 @@ def _load(tf: Any, tags: list[str], model: str, key: str) -> tuple[Any, Any]:
     return session, meta_graph.signature_def[key]
 
 
+def _caller(entry: tuple[Any, Any], directory: pathlib.Path,
+            inputs: dict[str, str]) -> Callable[[], list[np.ndarray]]:
+    session, signature = entry
+    feed = {signature.inputs[n].name: read_tensor(directory, f) for n, f in inputs.items()}
+    fetches = [signature.outputs[n].name for n in sorted(signature.outputs)]
+    return lambda: list(session.run(fetches, feed))
+
+
+def _failure(error: Exception) -> str:
+    """The error's type and its telling lines (TF puts the cause last, after
+    "Graph execution error:" and where it was detected)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    telling = [line for line in lines if not line.startswith(("Graph execution error",
+                                                                "Detected at node"))]
+    return f"{type(error).__name__}: {' '.join(telling[-2:] or lines[:1])[:400]}"
+
+
 def _main(request_dir: str) -> None:
     import tensorflow as tf
 
@@ -79,32 +100,38 @@ def _main(request_dir: str) -> None:
             failures.append(None)
         except Exception as error:  # any load error disqualifies the candidate
             loaded.append(None)
-            failures.append(f"{type(error).__name__}: {str(error).splitlines()[0][:300]}")
-    seconds: list[list[float]] = [[] for _ in loaded]
+            failures.append(_failure(error))
+    calls = [[_caller(entry, directory, case["inputs"]) if entry else None
+              for case in meta["cases"]] for entry in loaded]
     errors: list[list[float]] = [[] for _ in loaded]
-    for case in meta["cases"]:
-        names = sorted(case["outputs"])
-        expected = [read_tensor(directory, case["outputs"][n]) for n in names]
-        sides, owners = [], []
-        for index, entry in enumerate(loaded):
-            if entry is None or failures[index] is not None:
+    # Every check runs before any timing, each case on every candidate in turn, so
+    # stateful models (a counter) have seen the same calls when they are compared.
+    for position, case in enumerate(meta["cases"]):
+        reference: list[np.ndarray] | None = None
+        if case["outputs"] is not None:
+            reference = [read_tensor(directory, case["outputs"][n])
+                         for n in sorted(case["outputs"])]
+        for index, row in enumerate(calls):
+            call = row[position]
+            if call is None or failures[index] is not None:
                 continue
-            session, signature = entry
-            feed = {signature.inputs[n].name: read_tensor(directory, f)
-                    for n, f in case["inputs"].items()}
-            fetches = [signature.outputs[n].name for n in names]
-
-            def call(session: Any = session, fetches: list[str] = fetches,
-                     feed: dict[str, np.ndarray] = feed) -> list[np.ndarray]:
-                return list(session.run(fetches, feed))
-
             try:
-                errors[index].append(scaled_error(call(), expected))
+                produced = call()
             except Exception as error:  # a run error disqualifies the candidate
-                failures[index] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+                failures[index] = _failure(error)
                 continue
-            sides.append(call)
-            owners.append(index)
+            if index == 0:  # the original as TF Serving runs it is the reference
+                reference = produced
+            errors[index].append(scaled_error(produced, reference)
+                                 if reference is not None else float("inf"))
+    seconds: list[list[float]] = [[] for _ in loaded]
+    for position in range(len(meta["cases"])):
+        owners, sides = [], []
+        for index, row in enumerate(calls):
+            call = row[position]
+            if call is not None and failures[index] is None:
+                owners.append(index)
+                sides.append(call)
         medians = median_call_seconds(sides, ()) if sides else []
         for index, median in zip(owners, medians, strict=True):
             seconds[index].append(median)

@@ -88,7 +88,7 @@ def tftrt_report(
                 for n in sorted(engines, key=lambda n: n.name)]
     in_engines = sum(sum(s.ops.values()) for s in segments)
     return ConversionReport(
-        **report_header(loaded, params, backend, device),
+        **report_header(loaded.directory, loaded.key, params, backend, device),
         total_ops=sum(native.values()) + in_engines,
         ops_in_segments=in_engines,
         segments=segments,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
@@ -25,15 +25,3 @@ def engine_function(body: Any, input_specs: Sequence[tf.TensorSpec]) -> Any:
 def native_function(body: Any, input_specs: Sequence[tf.TensorSpec]) -> Any:
     """The same call path without compilation, so timings compare like with like."""
     return _traced(body, input_specs, jit_compile=False)
-
-
-def signature_caller(signature: Any, input_specs: Mapping[str, tf.TensorSpec]) -> Any:
-    """A signature function (called by keyword) behind the positional graph call
-    that `native_function` gives a segment, so whole-signature timings compare
-    like with like and leave out the Python cost of structured calls."""
-    names = list(input_specs)
-
-    def call(*args: tf.Tensor) -> Any:
-        return signature(**dict(zip(names, args, strict=True)))
-
-    return native_function(call, list(input_specs.values()))

@@ -1,0 +1,146 @@
+"""`Converter`'s path for TF1 exports: freeze in a Session, measure, save the winner."""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from converter.backends import BackendChoice
+from converter.backends.device import BuildDevice
+from converter.candidates import FROZEN
+from converter.errors import InputFnError, UnsupportedModelError
+from converter.frozen_signatures import FreezeReport
+from converter.loading import (
+    DEFAULT_TAGS,
+    checked_key,
+    graph_input_specs,
+    is_tf1_export,
+    read_meta_graph,
+)
+from converter.params import TOLERANCE, ConversionParams, TrtPrecisionMode
+from converter.report import ConversionReport, report_header
+from converter.saving import copy_assets_extra, save_converted
+from converter.selection import CandidateSpec, Selection, select
+from converter.session_conversion import (
+    FrozenSessionGraph,
+    freeze_session_graph,
+    write_frozen_export,
+)
+
+TF1_NATIVE = ("a TF1 export: converted through the Session loader, where XLA segments "
+              "cannot be cut (they need a TF2 function graph)")
+
+
+def tf1_conversion(directory: str | pathlib.Path, tags: Sequence[str] | None, key: str | None,
+                   params: ConversionParams, backend: BackendChoice,
+                   device: BuildDevice) -> Tf1Conversion | None:
+    """The Session-path conversion if `directory` is a TF1 export, else None."""
+    path = pathlib.Path(directory)
+    chosen_tags = tuple(tags) if tags else DEFAULT_TAGS
+    proto, meta_graph = read_meta_graph(path, chosen_tags)
+    if not is_tf1_export(meta_graph):
+        return None
+    return Tf1Conversion(path, chosen_tags, checked_key(meta_graph, path, chosen_tags, key),
+                         proto, meta_graph, params, backend, device)
+
+
+class Tf1Conversion:
+    """convert/build/save/report for a SavedModel written by TF1's builder."""
+
+    def __init__(self, directory: pathlib.Path, tags: tuple[str, ...], key: str, proto: Any,
+                 meta_graph: Any, params: ConversionParams, backend: BackendChoice,
+                 device: BuildDevice) -> None:
+        self.directory, self.tags, self.key = directory, tags, key
+        self._proto, self._meta_graph = proto, meta_graph
+        self._params, self._backend, self._device = params, backend, device
+        self.input_specs: dict[str, tf.TensorSpec] = graph_input_specs(meta_graph, key)
+        self._frozen: FrozenSessionGraph | str | None = None
+        self._selection: Selection | None = None
+        self._workdir: tempfile.TemporaryDirectory[str] | None = None
+
+    def convert(self) -> None:
+        """Freeze the Session graph (or learn why it cannot be)."""
+        try:
+            self._frozen = freeze_session_graph(self.directory, self.tags, self._proto,
+                                                self._meta_graph)
+        except Exception as error:  # TF raises many types for graphs it cannot load
+            raise UnsupportedModelError(
+                f"{self.directory}: this TF1 export could not be loaded and frozen in a TF1 "
+                f"Session ({type(error).__name__}: {str(error).splitlines()[0]}). Serve the "
+                "original unchanged, or re-export it with tf.saved_model.save."
+            ) from error
+
+    def build(self, feeds: Sequence[dict[str, np.ndarray]]) -> None:
+        """Time the original and the frozen export on the build's shapes; keep the faster."""
+        candidates = []
+        if isinstance(self._frozen, FrozenSessionGraph):
+            frozen = self._frozen
+            candidates.append(CandidateSpec(
+                FROZEN, "variables frozen into constants (TF1 convert_variables_to_constants)",
+                lambda d: self._write_frozen(frozen, d)))
+        self._workdir = tempfile.TemporaryDirectory(prefix="tftrt-candidates-")
+        self._selection = select(
+            original=self.directory, candidates=candidates,
+            workdir=pathlib.Path(self._workdir.name), tags=self.tags,
+            signature_key=self.key, feeds=feeds, expected_for=None,
+            tolerance=TOLERANCE[TrtPrecisionMode.FP32], forced=None)
+        failure = self._selection.choice.candidates[0].failure
+        if failure is not None:
+            raise InputFnError(
+                f"input_fn's inputs fail on the original model in a TF1 Session: {failure}. "
+                "Yield inputs the model accepts (for a signature over tf.Example, serialized "
+                "tf.train.Example strings with the features it parses).")
+
+    def save(self, output: pathlib.Path, report: ConversionReport) -> None:
+        """Write the measured winner (without build(): the frozen export, unmeasured)."""
+        if self._selection is not None:
+            source = self._selection.directories[self._selection.choice.chosen]
+
+            def write(target: pathlib.Path) -> object:
+                return shutil.copytree(source, target)
+        elif isinstance(self._frozen, FrozenSessionGraph):
+            frozen = self._frozen
+
+            def write(target: pathlib.Path) -> object:
+                self._write_frozen(frozen, target)
+                return None
+        else:
+            def write(target: pathlib.Path) -> object:
+                return shutil.copytree(self.directory, target)
+        save_converted(tags=self.tags, signature_key=self.key, write=write, output_dir=output,
+                       report=report, engine_inputs=[], expected=[], tolerance=0.0,
+                       device=self._device)
+
+    def report(self, built: bool) -> ConversionReport:
+        """The report: no segments, the freezing, the candidates."""
+        ops = collections.Counter(n.op for n in self._meta_graph.graph_def.node)
+        frozen = self._frozen
+        return ConversionReport(
+            **report_header(self.directory, self.key, self._params, self._backend,
+                            self._device),
+            total_ops=sum(ops.values()),
+            ops_in_segments=0,
+            segments=[],
+            native={TF1_NATIVE: dict(ops)},
+            built=built,
+            freezing=FreezeReport(
+                frozen_variables=frozen.variables if isinstance(frozen, FrozenSessionGraph)
+                else 0,
+                frozen_bytes=frozen.frozen_bytes if isinstance(frozen, FrozenSessionGraph)
+                else 0,
+                kept_variables={},
+                unfrozen_signatures={"*": frozen} if isinstance(frozen, str) else {},
+            ),
+            choice=self._selection.choice if self._selection else None,
+        )
+
+    def _write_frozen(self, frozen: FrozenSessionGraph, target: pathlib.Path) -> None:
+        write_frozen_export(frozen, self._meta_graph, self.tags, self.directory, target)
+        copy_assets_extra(self.directory, target)
