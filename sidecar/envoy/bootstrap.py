@@ -24,11 +24,13 @@ from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.tap.methods import FORWARDED_METHODS
 
-MIRROR_RUNTIME_KEY: Final = "tftrt.mirror_fraction.grpc"
-"""Runtime key of the mirrored share: an integer in millionths (``100000`` is 10%),
-changed live through the admin API's ``/runtime_modify``."""
+MIRROR_RUNTIME_KEY: Final = "tftrt.mirror_percent.grpc"
+"""Runtime key of the mirrored share, changed live through the admin API's
+``/runtime_modify``. Envoy reads an integer runtime value of a fractional percent as whole
+percent (measured: ``10`` mirrors 10%, ``0.5`` and ``500000`` do not mean half), so the
+share moves in steps of 1%."""
 
-MIRROR_DENOMINATOR: Final = 1_000_000
+MIRROR_DENOMINATOR: Final = 100
 """The mirrored share's unit: a call is mirrored with probability value / this."""
 
 UPSTREAM_CLUSTER: Final = "tf_serving_grpc"
@@ -76,8 +78,10 @@ def build_bootstrap(settings: EnvoySettings) -> dict[str, Any]:
 
 
 def mirror_runtime_value(fraction: float) -> int:
-    """``fraction`` (0 to 1) as the runtime value of :data:`MIRROR_RUNTIME_KEY`."""
-    return round(fraction * MIRROR_DENOMINATOR)
+    """``fraction`` (0 to 1) as the runtime value of :data:`MIRROR_RUNTIME_KEY`: whole
+    percent, and at least 1 for any share above 0 (a small share never rounds to none)."""
+    value = round(fraction * MIRROR_DENOMINATOR)
+    return max(value, 1) if fraction > 0 else 0
 
 
 def write_bootstrap(settings: EnvoySettings, path: Path) -> Path:
@@ -148,7 +152,7 @@ def _forward_route(path: str, recorded: bool, settings: EnvoySettings) -> dict[s
             "runtime_fraction": {
                 "default_value": {
                     "numerator": mirror_runtime_value(settings.mirror_fraction),
-                    "denominator": "MILLION",
+                    "denominator": "HUNDRED",
                 },
                 "runtime_key": MIRROR_RUNTIME_KEY,
             },

@@ -65,7 +65,7 @@ class EnvoySettings:
     stats_listen: Address | None = None
     """Where Prometheus scrapes Envoy's own stats (only ``/stats/prometheus`` answers)."""
     mirror_fraction: float = 1.0
-    """Share of inference calls mirrored to the recorder at start (0 to 1)."""
+    """Share of inference calls mirrored to the recorder at start (0 to 1, in steps of 0.01)."""
     connect_timeout_seconds: float = 1.0
     """How long Envoy waits for a TCP connection to TF Serving before UNAVAILABLE."""
     max_request_bytes: int = 64 << 20

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -24,6 +26,7 @@ from tensorflow_serving.apis import (
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
+from sidecar.envoy.runtime import EnvoyAdmin
 from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.errors import ConfigError
 from sidecar.shapes import ShapeSet, TensorSpec
@@ -189,3 +192,51 @@ def test_invalid_settings_are_refused_before_envoy_starts(standin: StandinHandle
     assert envoy.pid is None, "Envoy must not start on a configuration it refused"
 
 
+
+
+def test_the_mirrored_share_changes_live(front: Front) -> None:
+    admin = EnvoyAdmin(front.envoy.settings.admin)
+    try:
+        admin.set_mirror_fraction(0.0)
+        assert admin.mirror_fraction() == 0.0
+        before = front.recorded()
+        requests_before = admin.client_requests()
+        with grpc.insecure_channel(front.address) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for _ in range(20):
+                stub.Predict(predict_request("m", batch=2), timeout=10)
+        assert admin.client_requests() - requests_before == 20
+        assert front.loop.run(front.recorder.wait_recorded(5))
+        assert front.recorded() == before, "nothing is mirrored at a share of 0"
+        admin.set_mirror_fraction(0.5)
+        with grpc.insecure_channel(front.address) as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            for _ in range(200):
+                stub.Predict(predict_request("m", batch=2), timeout=10)
+        front.wait_recorded(before + 60)
+        assert 60 <= front.recorded() - before <= 140, "about half of 200 calls"
+    finally:
+        admin.set_mirror_fraction(1.0)
+    with pytest.raises(ConfigError, match="within"):
+        admin.set_mirror_fraction(1.5)
+
+
+def test_the_stats_listener_exposes_only_prometheus_stats(standin: StandinHandle,
+                                                          tmp_path: Path) -> None:
+    settings = envoy_settings(standin.address, free_port(),
+                              stats_listen=Address("127.0.0.1", free_port()))
+    envoy = EnvoyProcess(settings, EnvoyBinary.locate(), tmp_path)
+    envoy.start()
+    try:
+        base = f"http://{settings.stats_listen}"
+        with urllib.request.urlopen(f"{base}/stats/prometheus", timeout=5) as answer:
+            text = answer.read().decode()
+        assert "envoy_cluster_upstream_rq_total" in text or "envoy_server_live" in text
+        for path in ("/quitquitquit", "/runtime_modify?x=1", "/config_dump", "/stats"):
+            request = urllib.request.Request(base + path, method="POST")
+            with pytest.raises(urllib.error.HTTPError) as error:
+                urllib.request.urlopen(request, timeout=5)
+            assert error.value.code == 404
+        assert envoy.serving, "the stats listener must not reach the admin API's actions"
+    finally:
+        envoy.stop()
