@@ -130,7 +130,7 @@ class Settings:
     ``defaults.DEFAULT_TAP_LISTEN``."""
 
     upstream: str | None = defaults.DEFAULT_UPSTREAM
-    """TF Serving's gRPC address, where the tap forwards every call."""
+    """TF Serving's gRPC address, where the tap forwards the calls clients may make."""
 
     admin_listen: str | None = None
     """Where the admin gRPC API listens; None: no admin API. The pod uses

@@ -68,8 +68,9 @@ async def serve_tap(
     """Start the tap on the running event loop and return it once it accepts calls.
 
     `recorder` receives the shapes of successful inference calls; `observer` (e.g. a
-    metrics exporter) is told about every call besides the built-in `TapServer.stats`;
-    `clock` stamps each call (seconds since the epoch, as the shape store expects).
+    metrics exporter) is told about every call, refused ones included, besides the built-in
+    `TapServer.stats`; `clock` stamps each call (seconds since the epoch, as the shape
+    store expects).
     """
     size_options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),

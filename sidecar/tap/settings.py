@@ -17,7 +17,7 @@ class TapSettings:
     listen: str
     """`host:port` the tap serves on (port 0 picks a free port; see `TapServer.port`)."""
     upstream: str
-    """`host:port` of TF Serving's gRPC endpoint; every call is forwarded there."""
+    """`host:port` of TF Serving's gRPC endpoint; every allowed call is forwarded there."""
     max_message_bytes: int = 64 << 20
     """Largest request or response the tap passes, both ways (larger: RESOURCE_EXHAUSTED)."""
     queue_size: int = 4096
