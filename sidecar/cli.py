@@ -121,11 +121,11 @@ def run_command(
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
     from sidecar.components import build_components
-    from sidecar.scratch import ScratchDirectory
+    from sidecar.scratch import owned_temporary_files
     from sidecar.service import SidecarService
 
     stop = threading.Event()
-    with ScratchDirectory.claim():  # temporary files; a killed run's are removed here
+    with owned_temporary_files():  # and a killed run's are removed here
         parts = (components or build_components)(settings)
         with _stop_on_signals(stop), SidecarService(settings, parts) as service:
             summary = service.run(stop)

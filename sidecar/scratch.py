@@ -16,12 +16,14 @@ directories made outside a sidecar (the `tftrt` command line) are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sidecar.errors import StorageError
@@ -120,3 +122,19 @@ class ScratchDirectory:
                 os.environ["TMPDIR"] = environ_tmpdir
         shutil.rmtree(self.path, ignore_errors=True)
         os.close(self._owner)
+
+
+@contextlib.contextmanager
+def owned_temporary_files(root: Path | None = None) -> Iterator[ScratchDirectory | None]:
+    """Run the block with a claimed `ScratchDirectory` in use. When none can be made
+    (the temporary directory is read-only or full), say so and run the block without
+    one: serving must not wait for scratch space, only conversions need it."""
+    try:
+        scratch = ScratchDirectory.claim(root)
+    except StorageError as error:
+        _LOG.error("%s; temporary files go to the default place meanwhile, and a killed "
+                   "sidecar's are not removed", error)
+        yield None
+        return
+    with scratch:
+        yield scratch

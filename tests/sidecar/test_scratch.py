@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,13 @@ import pytest
 
 from sidecar.publish import VersionPublisher
 from sidecar.publish.numbering import served_version
-from sidecar.scratch import OWNER_FILE, SCRATCH_PREFIX, ScratchDirectory, sweep_abandoned
+from sidecar.scratch import (
+    OWNER_FILE,
+    SCRATCH_PREFIX,
+    ScratchDirectory,
+    owned_temporary_files,
+    sweep_abandoned,
+)
 from tests.e2e.test_sidecar_run import REPO_ROOT, SIDECAR, directory_flags
 from tests.jobs.builders import land
 from tests.support.models import keras_mlp
@@ -118,3 +125,21 @@ def test_a_sidecar_killed_while_converting_leaves_nothing_after_restart(
     assert VersionPublisher(tmp_path / "serving").published_versions("alpha") == \
         [served_version(1)]
     assert list(tmp_root.iterdir()) == [], "temporary files were left behind"
+
+
+def test_without_a_writable_temporary_directory_the_block_still_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)],
+                   check=True)
+    try:
+        before = tempfile.gettempdir()
+        with owned_temporary_files(read_only) as scratch:
+            assert scratch is None
+            assert tempfile.gettempdir() == before
+        assert "could not create the sidecar's temporary directory" in caplog.text
+        assert "Read-only file system" in caplog.text
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
