@@ -125,7 +125,7 @@ def run_command(
     from sidecar.service import SidecarService
 
     stop = threading.Event()
-    with owned_temporary_files():  # and a killed run's are removed here
+    with owned_temporary_files():  # a directory of its own; a killed run's is removed
         parts = (components or build_components)(settings)
         with _stop_on_signals(stop), SidecarService(settings, parts) as service:
             summary = service.run(stop)
