@@ -48,13 +48,22 @@ FORWARDED_METHODS: tuple[ForwardedMethod, ...] = (
 """The allow-list: all of TF Serving's PredictionService, and ModelService's read-only
 `GetModelStatus`. Nothing else reaches TF Serving through the tap."""
 
+PROFILER_SERVICE = "tensorflow.ProfilerService"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
 KNOWN_REFUSED_PATHS: dict[str, str] = {
     f"/{MODEL_SERVICE}/HandleReloadConfigRequest": "HandleReloadConfigRequest",
     f"/{SESSION_SERVICE}/SessionRun": "SessionRun",
+    f"/{PROFILER_SERVICE}/Profile": "Profile",
+    f"/{PROFILER_SERVICE}/Monitor": "Monitor",
+    f"/{PROFILER_SERVICE}/Terminate": "Terminate",
+    f"/{HEALTH_SERVICE}/Check": "HealthCheck",
+    f"/{HEALTH_SERVICE}/Watch": "HealthWatch",
 }
-"""TF Serving methods that exist but clients may not call, by path, with the short name
-their refusals are counted under; refusals of any other path count as `other`, so a
-client sending made-up paths cannot grow the metric's label set."""
+"""Methods TF Serving's gRPC port has but clients may not call through the tap (its
+health service too: the tap is not TF Serving, and kubelet probes TF Serving directly),
+by path, with the short name their refusals are counted under; refusals of any other
+path count as `other`, so a client sending made-up paths cannot grow the label set."""
 
 OTHER_METHOD = "other"
 """The `method` label of a refused call whose path is no TF Serving method."""

@@ -215,6 +215,7 @@ def test_methods_off_the_allow_list_are_refused_and_counted(
         "/tensorflow.serving.SessionService/SessionRun",
         "/tensorflow.serving.ModelService/NoSuchMethod",
         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        "/tensorflow.ProfilerService/Profile",
     ]
     with grpc.insecure_channel(_address(tap)) as channel:
         for path in paths:
@@ -237,6 +238,7 @@ def test_methods_off_the_allow_list_are_refused_and_counted(
     refused = tap.stats.refused_by_method
     assert refused["SessionRun"] - refused_before.get("SessionRun", 0) == 2
     assert refused["other"] - refused_before.get("other", 0) == 3
+    assert refused["Profile"] - refused_before.get("Profile", 0) == 1
     assert len(standin.calls()) == seen_before, "a refused call reached TF Serving"
 
 
