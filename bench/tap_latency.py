@@ -1,18 +1,24 @@
-"""Benchmark: what the tap adds to a Predict call, side by side in one run.
+"""Benchmark: what the proxy in front of TF Serving adds to a Predict call, side by side.
 
-Starts the TF Serving stand-in (test-only server) with a small model, the tap (with a
-real shape store) and, for reference, the floor (a bare `grpc.aio` forwarder: raw bytes
-in and out, nothing else) in their own processes on 127.0.0.1, then sends the same
-bounded number of Predict requests directly, through the tap and through the floor with
-1, 8 and 32 concurrent clients, alternating the three ways round by round. Every round
-first warms its connection at its own concurrency, so no way pays for the upstream
-growing its thread pool. Prints added p50/p99 latency in ms, the throughput ratio
-(against direct), and the CPU time the forwarding process spent per call. The machine
-is shared (client, proxy and upstream compete for its cores), so each level also prints
+Starts the TF Serving stand-in (test-only server) with a model, then in their own
+processes on 127.0.0.1: Envoy three times (the hop alone, mirroring 10% and mirroring
+100% of calls to the shape recorder, which records into a real shape store in a process
+of its own), the Python tap, and for reference the floor (a bare `grpc.aio` forwarder:
+raw bytes in and out, nothing else). It sends the same bounded number of Predict
+requests directly and through each of them with 1, 8 and 32 concurrent clients,
+alternating the ways round by round. Every round first warms its connection at its own
+concurrency, so no way pays for the upstream growing its thread pool. Prints added
+p50/p99 latency in ms, the throughput ratio (against direct), the CPU time the proxy
+process spent per call, and the recorder's CPU time per mirrored call. The machine is
+shared (client, proxy and upstream compete for its cores), so each level also prints
 how much CPU other processes in view took while it ran: a busy machine skews the
 numbers (load from outside this machine's process table does not show there).
 
-    python bench/tap_latency.py [--requests 2000] [--rounds 2]
+    python bench/tap_latency.py [--requests 2000] [--rounds 2] [--model affine|mobilenet]
+        [--envoy-workers N]
+
+``--model mobilenet`` serves MobileNetV2 (weights=None, batch 1, 224x224x3: a 600 KB
+request) instead of the small affine model, for throughput with a real model.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sidecar.envoy.process import EnvoyProcess
 
 REPO = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
@@ -103,14 +113,22 @@ class Way:
 
     name: str
     address: str
-    process: subprocess.Popen[str]
+    pid: int
     runs: list[RunResult]
+    mirrored: float = 0.0
     cpu_ticks: int = 0
+    recorder_ticks: int = 0
     calls: int = 0
 
     def cpu_us_per_call(self) -> float:
         """CPU time its serving process spent per call, in microseconds."""
         return self.cpu_ticks / TICKS_PER_SECOND * 1e6 / max(1, self.calls)
+
+    def recorder_us_per_mirrored_call(self) -> float | None:
+        """CPU time the recorder spent per call mirrored to it, in microseconds."""
+        if not self.mirrored:
+            return None
+        return self.recorder_ticks / TICKS_PER_SECOND * 1e6 / max(1.0, self.calls * self.mirrored)
 
 
 def _free_port() -> int:
@@ -150,6 +168,34 @@ async def _serve_tap(listen: str, upstream: str, state_dir: Path) -> None:
             await server.stop(1)
 
 
+async def _serve_recorder(listen: str, state_dir: Path) -> None:
+    from sidecar.shapes import ShapeStore, ShapeStoreSettings
+    from sidecar.tap.recorder_server import RecorderSettings, serve_recorder
+
+    with ShapeStore(state_dir, ShapeStoreSettings(), time.time) as store:
+        server = await serve_recorder(RecorderSettings(listen=listen), store)
+        print(f"recorder ready on {server.port}", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop(1)
+
+
+def _start_envoy(workdir: Path, upstream_port: int, recorder_port: int, fraction: float,
+                 workers: int | None) -> EnvoyProcess:
+    from sidecar.envoy.binary import EnvoyBinary
+    from sidecar.envoy.process import EnvoyProcess
+    from sidecar.envoy.settings import Address, EnvoySettings
+
+    settings = EnvoySettings(
+        listen=Address("127.0.0.1", _free_port()), upstream=Address("127.0.0.1", upstream_port),
+        recorder=Address("127.0.0.1", recorder_port), admin=Address("127.0.0.1", _free_port()),
+        mirror_fraction=fraction, workers=workers)
+    envoy = EnvoyProcess(settings, EnvoyBinary.locate(), workdir / f"envoy-{fraction}")
+    envoy.start()
+    return envoy
+
+
 async def _serve_floor(listen: str, upstream: str) -> None:
     """The least a `grpc.aio` proxy can do: Predict bytes forwarded with the deadline."""
     import grpc
@@ -177,12 +223,32 @@ async def _serve_floor(listen: str, upstream: str) -> None:
     await server.wait_for_termination()
 
 
-def _bench(requests: int, rounds: int) -> None:
+def _model(name: str, version_dir: Path) -> tuple[bytes, str]:
+    """Save the benchmark's model; its Predict request and a description."""
     from tests.support.standin_models import predict_request, save_affine_model
 
+    if name == "affine":
+        save_affine_model(version_dir)
+        return predict_request("m", batch=1).SerializeToString(), "affine model [1, 4] float32"
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    model = tf.keras.applications.MobileNetV2(weights=None)
+    model.export(str(version_dir), format="tf_saved_model", verbose=False)
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    (input_name,) = signature.structured_input_signature[1]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "m"
+    request.inputs[input_name].CopyFrom(
+        tf.make_tensor_proto(np.random.rand(1, 224, 224, 3).astype(np.float32)))
+    return request.SerializeToString(), "MobileNetV2 [1, 224, 224, 3] float32"
+
+
+def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         base = Path(workdir) / "m"
-        save_affine_model(base / "1")
+        request, description = _model(model, base / "1")
         serving_port = _free_port()
         standin = _spawn(
             [
@@ -213,33 +279,53 @@ def _bench(requests: int, rounds: int) -> None:
             ],
             "floor ready",
         )
+        recorder_port = _free_port()
+        recorder = _spawn(
+            [
+                str(Path(__file__).resolve()),
+                "--serve-recorder",
+                f"--listen=127.0.0.1:{recorder_port}",
+                f"--state-dir={Path(workdir) / 'recorder-state'}",
+            ],
+            "recorder ready",
+        )
+        envoys = {fraction: _start_envoy(Path(workdir), serving_port, recorder_port, fraction,
+                                         envoy_workers)
+                  for fraction in (0.0, 0.1, 1.0)}
         try:
-            request = predict_request("m", batch=1).SerializeToString()
             print(
-                f"Predict, affine model [1, 4] float32, {requests} requests per round, "
-                f"{rounds} rounds each way, 127.0.0.1, {os.cpu_count()} CPUs; "
-                "floor = bare grpc.aio forwarder"
+                f"Predict, {description}, {requests} requests per round, "
+                f"{rounds} rounds each way, 127.0.0.1, {os.cpu_count()} CPUs; envoy-N% = Envoy "
+                f"mirroring N% to the recorder ({envoy_workers or 'default'} workers); floor = "
+                "bare grpc.aio forwarder"
             )
             print(
-                f"{'clients':>7} {'way':>6} {'p50':>9} {'added':>9} {'p99':>9} {'added':>9} "
-                f"{'throughput':>10} {'cpu/call':>9}"
+                f"{'clients':>7} {'way':>10} {'p50':>9} {'added':>9} {'p99':>9} {'added':>9} "
+                f"{'throughput':>10} {'cpu/call':>9} {'recorder/mirrored call':>22}"
             )
-            own = [os.getpid(), standin.pid, tap.pid, floor.pid]
+            envoy_pids = [envoy.pid for envoy in envoys.values() if envoy.pid is not None]
+            own = [os.getpid(), standin.pid, tap.pid, floor.pid, recorder.pid, *envoy_pids]
             for clients in CONCURRENCY:
                 ways = [
-                    Way("direct", f"127.0.0.1:{serving_port}", standin, []),
-                    Way("tap", f"127.0.0.1:{tap_port}", tap, []),
-                    Way("floor", f"127.0.0.1:{floor_port}", floor, []),
+                    Way("direct", f"127.0.0.1:{serving_port}", standin.pid, []),
+                    *(Way(f"envoy-{fraction:.0%}", str(envoy.settings.listen),
+                          envoy.pid or 0, [], mirrored=fraction)
+                      for fraction, envoy in envoys.items()),
+                    Way("tap", f"127.0.0.1:{tap_port}", tap.pid, []),
+                    Way("floor", f"127.0.0.1:{floor_port}", floor.pid, []),
                 ]
                 busy_before, own_before = _busy_ticks(), sum(map(_cpu_ticks, own))
                 wall_before = time.perf_counter()
                 for _ in range(rounds):
                     for way in ways:
-                        ticks = _cpu_ticks(way.process.pid)
+                        ticks, recorder_ticks = _cpu_ticks(way.pid), _cpu_ticks(recorder.pid)
                         way.runs.append(
                             asyncio.run(_round(way.address, request, clients, requests))
                         )
-                        way.cpu_ticks += _cpu_ticks(way.process.pid) - ticks
+                        if way.mirrored:
+                            time.sleep(0.3)  # let the recorder finish what was mirrored
+                        way.cpu_ticks += _cpu_ticks(way.pid) - ticks
+                        way.recorder_ticks += _cpu_ticks(recorder.pid) - recorder_ticks
                         way.calls += requests + max(WARMUP_CALLS, 4 * clients)
                 foreign = (_busy_ticks() - busy_before) - (sum(map(_cpu_ticks, own)) - own_before)
                 foreign_share = max(0, foreign) / TICKS_PER_SECOND / (
@@ -247,7 +333,9 @@ def _bench(requests: int, rounds: int) -> None:
                 )
                 _print_level(clients, ways, foreign_share)
         finally:
-            for process in (floor, tap, standin):
+            for envoy in envoys.values():
+                envoy.stop()
+            for process in (floor, tap, recorder, standin):
                 process.terminate()
                 process.wait(20)
 
@@ -262,10 +350,12 @@ def _print_level(clients: int, ways: list[Way], foreign_cpus: float) -> None:
         latencies = [value for run in way.runs for value in run.latencies]
         p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
         ratio = statistics.mean(run.throughput for run in way.runs) / direct_throughput
+        recorder = way.recorder_us_per_mirrored_call()
+        recorded = f"{recorder:>20.0f}us" if recorder is not None else ""
         print(
-            f"{clients:>7} {way.name:>6} {p50 * ms:>7.3f}ms {(p50 - d50) * ms:>+7.3f}ms "
+            f"{clients:>7} {way.name:>10} {p50 * ms:>7.3f}ms {(p50 - d50) * ms:>+7.3f}ms "
             f"{p99 * ms:>7.3f}ms {(p99 - d99) * ms:>+7.3f}ms {ratio:>9.2f}x "
-            f"{way.cpu_us_per_call():>7.0f}us"
+            f"{way.cpu_us_per_call():>7.0f}us {recorded}"
         )
     note = "  (numbers skewed)" if foreign_cpus > 0.1 else ""
     print(f"{'':>7} other processes used {foreign_cpus:.2f} CPUs meanwhile{note}")
@@ -277,7 +367,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per way and level")
     parser.add_argument("--serve-tap", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", choices=("affine", "mobilenet"), default="affine")
+    parser.add_argument("--envoy-workers", type=int, default=None,
+                        help="Envoy's worker threads (default: one per CPU)")
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-recorder", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
@@ -288,7 +382,10 @@ def main() -> int:
     if args.serve_floor:
         asyncio.run(_serve_floor(args.listen, args.upstream))
         return 0
-    _bench(args.requests, args.rounds)
+    if args.serve_recorder:
+        asyncio.run(_serve_recorder(args.listen, args.state_dir))
+        return 0
+    _bench(args.requests, args.rounds, args.model, args.envoy_workers)
     return 0
 
 

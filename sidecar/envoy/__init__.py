@@ -1,8 +1,9 @@
 """Envoy in front of TF Serving: the proxy clients call, which forwards what they may call
-and mirrors a sample of inference calls to the sidecar's shape recorder.
+and mirrors a sample of inference calls to the sidecar's shape recorder
+(:mod:`sidecar.tap.recorder_server`).
 
 Import from the modules: ``settings`` (:class:`EnvoySettings`), ``binary`` (the pinned
 Envoy build and its version check), ``bootstrap`` (Envoy's configuration, generated from
 the settings and validated by Envoy itself), ``process`` (Envoy run and supervised as a
-child process), ``recorder`` (the gRPC server the mirrored calls reach) and ``errors``.
+child process), ``runtime`` (its admin API: the mirrored share, live) and ``errors``.
 """

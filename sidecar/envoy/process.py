@@ -115,6 +115,8 @@ class EnvoyProcess:
     def _launch(self) -> None:
         command = [sys.executable, "-c", _EXEC_DYING_WITH_PARENT, str(self._binary.path),
                    "-c", str(self._bootstrap), "--disable-hot-restart", *ENVOY_LOGGING]
+        if self.settings.workers is not None:
+            command += ["--concurrency", str(self.settings.workers)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         while not self._ready() or process.poll() is not None:  # a taken admin port answers

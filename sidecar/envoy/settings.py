@@ -68,6 +68,8 @@ class EnvoySettings:
     """Share of inference calls mirrored to the recorder at start (0 to 1, in steps of 0.01)."""
     connect_timeout_seconds: float = 1.0
     """How long Envoy waits for a TCP connection to TF Serving before UNAVAILABLE."""
+    workers: int | None = None
+    """Envoy's worker threads (``--concurrency``); None: one per CPU, Envoy's default."""
     max_request_bytes: int = 64 << 20
     """Buffer limit per connection and stream: the largest message Envoy buffers while it
     mirrors a call. Larger calls still pass (Envoy streams them), unmirrored."""
@@ -86,6 +88,9 @@ class EnvoySettings:
             raise ConfigError(field="connect_timeout_seconds",
                               value=self.connect_timeout_seconds, source=_SOURCE,
                               problem="must be positive", fix="give e.g. 1.0")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError(field="workers", value=self.workers, source=_SOURCE,
+                              problem="must be at least 1", fix="give e.g. 2, or leave it unset")
         if self.max_request_bytes < 1:
             raise ConfigError(field="max_request_bytes", value=self.max_request_bytes,
                               source=_SOURCE, problem="must be at least 1",

@@ -1,4 +1,5 @@
-"""The shape recorder: the gRPC server Envoy mirrors a sample of inference calls to.
+"""The shape recorder: the gRPC server Envoy mirrors a sample of inference calls to
+(see :mod:`sidecar.envoy`).
 
 It is never on a client's path: Envoy sends it a copy of the call and does not wait
 for the answer. Each call is answered at once with an empty message and queued, and the
