@@ -55,6 +55,7 @@ from sidecar.watch import (
     IncomingFault,
     IncomingWatcher,
     InotifyWakeup,
+    WatchEventKind,
     look_at_incoming,
 )
 
@@ -100,8 +101,9 @@ class RunSummary:
 
     @property
     def failed(self) -> list[JobResult]:
-        """The jobs that ended FAILED."""
-        return [r for r in self.results if r.state is JobState.FAILED]
+        """The jobs whose last result is FAILED (a failure a retry made good is not)."""
+        last = {(r.model, r.version): r for r in self.results}
+        return [r for r in last.values() if r.state is JobState.FAILED]
 
 
 class SidecarService:
@@ -258,7 +260,15 @@ class SidecarService:
         """
         parts = self._components
         with parts.serving_lock:
-            self._changes.apply(self._watcher.scan())
+            events = self._watcher.scan()
+            try:
+                self._changes.apply(events)
+            except BaseException:
+                # Report these versions READY again once they settle, so none is lost.
+                for event in events:
+                    if event.kind is WatchEventKind.READY:
+                        self._watcher.resettle(event.model, event.version)
+                raise
         self._report_incoming(self._watcher.faults)
         wrote = self._settle_after_fault() | self._restart_due_retries()
         ran = self._run_requested()

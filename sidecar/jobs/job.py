@@ -327,7 +327,7 @@ class _VersionJob:
         except _ENDS_THE_ATTEMPT:
             raise
         except Exception as exc:
-            storage = storage_error_in(exc, action=what, path=path or self._source)
+            storage = storage_error_in(exc, action=f"complete {what}", path=path or self._source)
             if storage is not None:
                 raise storage from exc
             self._input.check()  # a source that changed or left explains any failure

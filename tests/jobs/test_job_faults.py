@@ -15,7 +15,7 @@ from sidecar.publish import VersionPublisher
 from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import small_tmpfs
+from tests.sidecar.conftest import fill_disk, small_tmpfs
 from tests.support.models import keras_mlp
 
 
@@ -25,27 +25,17 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return keras_mlp(tmp_path_factory.mktemp("other") / "model", features=20)
 
 
-def fill_leaving(disk: Path, free_bytes: int) -> Path:
-    """Fill ``disk`` until about ``free_bytes`` are left; delete the file to free it."""
-    filler = disk / "filler"
-    stats = os.statvfs(disk)
-    size = max(stats.f_bavail * stats.f_frsize - free_bytes, 0)
-    with filler.open("wb") as out:
-        out.write(b"\0" * size)
-    return filler
-
-
 def test_a_full_disk_while_saving_is_a_retryable_failure_never_the_original(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
     served = served_version(5)
     pipeline.land(mlp_model, "mlp", 5)
     with small_tmpfs(pipeline.serving, "8m") as serving:
-        filler = fill_leaving(serving, 8 << 10)  # room to stage, none to save
+        filler = fill_disk(serving, leave=8 << 10)  # room to stage, none to save
         failed = pipeline.run("mlp", served)
         assert failed.state is JobState.FAILED and failed.flavour is None
         reason = failed.reason or ""
-        assert os.strerror(errno.ENOSPC) in reason and "saving the converted model" in reason
+        assert os.strerror(errno.ENOSPC) in reason and "complete saving the converted model" in reason
         assert "Fix: free space on the filesystem" in reason
         assert "retries it by itself in 10 s" in reason
         assert "`tftrt-sidecar admin convert mlp 5 --rebuild`" in reason

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -76,6 +77,26 @@ def small_tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", str(path)], check=True)
+
+
+def fill_disk(disk: Path, leave: int = 0) -> Path:
+    """Write a file on ``disk`` until at most ``leave`` bytes are free (0: until ENOSPC);
+    return it (delete it to free the space)."""
+    filler = disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            stats = os.statvfs(disk)
+            room = stats.f_bavail * stats.f_frsize - leave
+            if leave and room <= 0:
+                break
+            os.write(fd, b"\0" * max(min(room, 1 << 20), 4096))
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+    finally:
+        os.close(fd)
+    return filler
 
 
 @pytest.fixture

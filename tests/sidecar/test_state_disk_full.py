@@ -4,7 +4,6 @@ writes succeed again once space is freed."""
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
@@ -20,23 +19,9 @@ from sidecar.shapes import (
     TensorSpec,
 )
 from sidecar.state import JobJournal, JobState
-from tests.sidecar.conftest import ManualClock, small_tmpfs
+from tests.sidecar.conftest import ManualClock, fill_disk, small_tmpfs
 
 BIG = "x" * 300_000  # larger than any free space left on the filled disk
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the filesystem has no byte left; return it (delete it to free)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_journal_on_a_full_disk_reports_the_real_error_and_recovers(tmp_path: Path) -> None:
@@ -47,7 +32,7 @@ def test_journal_on_a_full_disk_reports_the_real_error_and_recovers(tmp_path: Pa
 
 def check_journal_on_full_disk(state: Path, journal: JobJournal) -> None:
     journal.discover("alpha", 1000)
-    filler = fill(state)
+    filler = fill_disk(state)
     with pytest.raises(StorageError) as raised:
         journal.discover("alpha", 2000, reason=BIG)
     message = str(raised.value)
@@ -78,7 +63,7 @@ def test_shape_store_on_a_full_disk_refuses_the_batch_clearly_and_recovers(
 
 def check_store_on_full_disk(state: Path, store: ShapeStore) -> None:
     store.record([observation(b"small")])
-    filler = fill(state)
+    filler = fill_disk(state)
     with pytest.raises(ShapeStoreWriteError) as raised:
         store.record([observation(BIG.encode())])
     message = str(raised.value)
