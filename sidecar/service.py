@@ -62,7 +62,8 @@ from sidecar.watch import (
 _LOG = logging.getLogger("sidecar.service")
 
 _STORAGE_FAULTS = (StorageError, ShapeStoreError, OSError, sqlite3.Error)
-"""What a step can fail with when storage refuses; the loop rides it out."""
+"""What a step fails with when storage refuses: reported as a fault, then ridden out
+(any other failure is logged as a bug and ridden out too)."""
 
 _MAX_STEP_BACKOFF_SECONDS = 30.0
 """A loop stalled by a storage fault tries again at least this often, so it carries on
@@ -233,7 +234,7 @@ class SidecarService:
             while not stop.is_set():
                 try:
                     ran = self.step()
-                except _STORAGE_FAULTS as exc:
+                except Exception as exc:  # client traffic must never depend on this loop
                     if self._settings.once:
                         raise
                     stop.wait(self._step_failed(exc))
@@ -284,10 +285,16 @@ class SidecarService:
             self._faults.clear(FaultArea.STATE)
         return ran
 
-    def _step_failed(self, exc: BaseException) -> float:
-        """Report a step's storage failure; the seconds to wait before the next step."""
+    def _step_failed(self, exc: Exception) -> float:
+        """Report a step's failure (a storage fault, or a bug); the seconds to wait before
+        the next step."""
         self._step_failures += 1
         self._settle_again = True
+        delay = min(self._retry.delay(self._step_failures), _MAX_STEP_BACKOFF_SECONDS)
+        if not isinstance(exc, _STORAGE_FAULTS):
+            _LOG.error("a step of the pipeline failed unexpectedly (a bug: please report it "
+                       "with this log); trying again in %.1f s", delay, exc_info=exc)
+            return delay
         where = str(getattr(exc, "where", "") or getattr(exc, "filename", "") or "")
         if where.startswith(str(self._settings.incoming_base)):
             area = FaultArea.INCOMING
@@ -296,7 +303,7 @@ class SidecarService:
         else:
             area = FaultArea.SERVING
         self._faults.report(area, str(exc))
-        return min(self._retry.delay(self._step_failures), _MAX_STEP_BACKOFF_SECONDS)
+        return delay
 
     def _settle_after_fault(self) -> bool:
         """After a failed step, settle jobs it left mid-way, as at start; True if any was."""

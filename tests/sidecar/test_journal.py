@@ -192,3 +192,41 @@ def test_unwritable_state_dir_is_a_clear_storage_error(tmp_path: Path, clock: Ma
     assert "could not open the job journal" in message
     assert str(state_dir) in message
     assert "Fix:" in message
+
+
+def test_a_retryable_failure_comes_due_after_its_delay(
+    journal: JobJournal, clock: ManualClock
+) -> None:
+    journal.discover("m", 1000)
+    journal.discover("m", 2000)
+    journal.advance("m", 1000, JobState.FAILED, reason="disk full", retry_after=30.0)
+    journal.advance("m", 2000, JobState.FAILED, reason="not a SavedModel")  # not retried
+    assert journal.due_retries() == []
+    clock.advance(30.0)
+    [due] = journal.due_retries()
+    assert (due.version, due.retry_at) == (1000, clock.now)
+    restarted = journal.restart("m", 1000, reason="retried")
+    assert restarted.retry_at is None and restarted.attempts == 2
+    assert journal.due_retries() == []
+    with pytest.raises(JournalError, match="only a failed job is retried"):
+        journal.advance("m", 1000, JobState.SKIPPED, reason="x", retry_after=1.0)
+
+
+def test_a_journal_written_before_retries_and_fingerprints_opens_and_gains_them(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with sqlite3.connect(state / JOURNAL_FILE_NAME) as old:
+        old.executescript(
+            "CREATE TABLE jobs (model TEXT NOT NULL, version INTEGER NOT NULL, state TEXT NOT "
+            "NULL, reason TEXT, flavour TEXT, flavour_reason TEXT, attempts INTEGER NOT NULL, "
+            "created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (model, version));"
+            "INSERT INTO jobs VALUES ('m', 1000, 'failed', 'disk full', NULL, NULL, 1, 1, 1);")
+    with JobJournal.open(state, clock=clock) as journal:
+        job = journal.get("m", 1000)
+        assert job is not None and job.state is JobState.FAILED
+        assert (job.retry_at, job.source_fingerprint) == (None, None)
+        journal.discover("m", 2000)
+        journal.advance("m", 2000, JobState.FAILED, reason="disk full", retry_after=0.0)
+        assert [j.version for j in journal.due_retries()] == [2000]
