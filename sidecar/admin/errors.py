@@ -6,7 +6,7 @@ sidecar error and :mod:`sidecar.admin.status` turns every one into a gRPC status
 
 from __future__ import annotations
 
-from sidecar.errors import ConfigError, InternalError, SidecarError, UserError, echo
+from sidecar.errors import ConfigError, SidecarError, UserError, echo
 
 
 class AdminSettingsError(ConfigError):
@@ -51,6 +51,3 @@ class ConversionFailedError(SidecarError):
 class OperationCancelledError(SidecarError):
     """An operation was cancelled before it ran."""
 
-
-class BackendBugError(InternalError):
-    """The backend returned something a correct backend never returns."""

@@ -73,11 +73,6 @@ class AdminSettings:
         if self.max_workers < 1:
             self._refuse("max_workers", self.max_workers, "is below 1", "use e.g. 8")
 
-    @property
-    def uses_tls(self) -> bool:
-        """Whether the API is served over TLS."""
-        return self.tls_cert_file is not None
-
     def server_credentials(self) -> grpc.ServerCredentials | None:
         """TLS credentials read from the files, or None for plaintext."""
         if self.tls_cert_file is None or self.tls_key_file is None:

@@ -2,14 +2,14 @@
 
 Public API: :class:`SidecarMetrics` with :class:`ScrapeSources` and :class:`BuildInfo`;
 its observers :class:`JobMetrics` (a JobObserver) and :class:`TapMetrics` (a TapObserver);
-:class:`MetricsServer` / :func:`start_metrics_server`.
+:class:`MetricsServer`.
 """
 
 from __future__ import annotations
 
 from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.job_metrics import JobMetrics, conversion_result
-from sidecar.metrics.server import MetricsServer, parse_listen, start_metrics_server
+from sidecar.metrics.server import MetricsServer, parse_listen
 from sidecar.metrics.sidecar_metrics import ScrapeSources, SidecarMetrics
 from sidecar.metrics.tap_metrics import UPSTREAM_ERROR_CODES, TapMetrics
 
@@ -23,5 +23,4 @@ __all__ = [
     "TapMetrics",
     "conversion_result",
     "parse_listen",
-    "start_metrics_server",
 ]

@@ -113,9 +113,3 @@ class MetricsServer:
             self._thread.join()
         self._server = None
 
-
-def start_metrics_server(listen: str, registry: CollectorRegistry) -> MetricsServer:
-    """Start serving ``registry`` at ``http://<listen>/metrics``; stop it with ``stop()``."""
-    server = MetricsServer(listen, registry)
-    server.start()
-    return server

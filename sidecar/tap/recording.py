@@ -70,10 +70,6 @@ class RecordQueue:
         self._max_bytes = max_bytes
         self._bytes = 0
 
-    @property
-    def queued_bytes(self) -> int:
-        """Request bytes currently waiting."""
-        return self._bytes
 
     def offer(self, call: PendingCall) -> bool:
         """Enqueue `call` unless the queue is full; False means it was dropped."""

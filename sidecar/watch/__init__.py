@@ -12,7 +12,6 @@ from sidecar.watch.listing import (
     list_version_dirs,
     read_incoming,
 )
-from sidecar.watch.loop import run_watch_loop
 from sidecar.watch.watcher import IncomingWatcher, WatchEvent, WatchEventKind
 
 __all__ = [
@@ -29,5 +28,4 @@ __all__ = [
     "list_version_dirs",
     "look_at_incoming",
     "read_incoming",
-    "run_watch_loop",
 ]

@@ -12,7 +12,6 @@ from sidecar.watch import (
     InotifyWakeup,
     WatchEvent,
     WatchEventKind,
-    run_watch_loop,
 )
 from tests.sidecar.conftest import ManualClock
 
@@ -142,24 +141,6 @@ def test_missing_incoming_base_is_a_fault_not_an_error(tmp_path: Path, clock: Ma
     [fault] = list(watcher.faults)
     assert fault.model is None and "is missing" in fault.describe()
     assert "Fix: remount or restore it" in fault.describe()
-
-
-def test_watch_loop_scans_sleeps_and_stops(tmp_path: Path, clock: ManualClock) -> None:
-    land(tmp_path, "m", "1", {"f": b"x"})
-    watcher = watcher_for(tmp_path, clock, settle_seconds=5.0)
-    received: list[list[WatchEvent]] = []
-    sleeps: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        sleeps.append(seconds)
-        clock.advance(seconds)
-
-    run_watch_loop(
-        watcher, received.append, interval_seconds=2.0, sleep=sleep,
-        should_stop=lambda: len(sleeps) >= 4,
-    )
-    assert [kinds(batch) for batch in received] == [[(APPEARED, "m", 1)], [(READY, "m", 1)]]
-    assert sleeps == [2.0, 2.0, 2.0, 2.0]
 
 
 def test_inotify_wakes_the_loop_early_on_a_change(tmp_path: Path) -> None:
