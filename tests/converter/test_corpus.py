@@ -133,7 +133,8 @@ def test_a_stateful_counter_still_counts(tmp_path: pathlib.Path) -> None:
     assert [int(r["calls"]) for r in runs] == [1, 2, 3]
     original = session_outputs(source, [x])[0]
     np.testing.assert_allclose(runs[0]["y"], original["y"], rtol=1e-6)
-    (peek,) = session_outputs(tmp_path / "out", [{}], "peek")
+    no_inputs: Feed = {}
+    (peek,) = session_outputs(tmp_path / "out", [no_inputs], "peek")
     assert int(peek["calls"]) == 0
 
 
