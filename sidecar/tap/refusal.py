@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from sidecar.errors import echo
 from sidecar.tap.methods import FORWARDED_METHODS, refused_method_label
 from sidecar.tap.stats import TapObserver
 
@@ -24,9 +25,8 @@ _ALLOWED = ", ".join(method.path[1:] for method in FORWARDED_METHODS)
 def refusal_details(path: str) -> str:
     """The status details a refused call of `path` gets: what was refused, what is allowed,
     and where configuration goes instead."""
-    shown = path if len(path) <= 120 else f"{path[:120]}..."
-    return (f"{shown} is not served on this port: it forwards only {_ALLOWED}. "
-            "Model configuration is managed by tftrt-sidecar (its admin API), not by clients.")
+    return (f"{echo(path)} is not served on this port: it forwards only {_ALLOWED}. "
+            "The served models are managed by tftrt-sidecar, not by clients.")
 
 
 class RefusingHandler(grpc.GenericRpcHandler):
