@@ -18,7 +18,11 @@ from converter.backends.tensorrt import TftrtConversion
 from converter.building import build_engines
 from converter.candidates import FROZEN, FROZEN_XLA, XLA
 from converter.engines import EngineKey
-from converter.errors import ConverterStateError, InvalidParameterError
+from converter.errors import (
+    ConverterStateError,
+    InvalidParameterError,
+    UnsupportedModelError,
+)
 from converter.frozen_signatures import FrozenSignatures, freeze_signatures
 from converter.graph.assemble import function_from_flat, replace_segments
 from converter.graph.dispatch import ShapeSet
@@ -127,7 +131,16 @@ class Converter:
                 "calibration_input_fn is only used for INT8 calibration, which needs "
                 "backend='tensorrt'; drop it for FP32 and FP16."
             )
-        self._frozen = freeze_signatures(self._model, flatten_signature(self._model.function))
+        try:
+            flat = flatten_signature(self._model.function)
+        except Exception as error:  # Grappler raises bare errors for graphs it cannot import
+            raise UnsupportedModelError(
+                f"{self._model.directory}: TensorFlow's Grappler could not inline signature "
+                f"{self._model.key!r} ({type(error).__name__}: {str(error).splitlines()[0]}), "
+                "so it cannot be frozen or segmented. Serve the original unchanged, or "
+                "re-export the model with model.export(path, format='tf_saved_model')."
+            ) from error
+        self._frozen = freeze_signatures(self._model, flat)
         self._flat = self._frozen.flat
         excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
         excluded.update(dict.fromkeys(self._frozen.weights,
