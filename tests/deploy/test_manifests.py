@@ -24,6 +24,7 @@ ALERTS = {
     "TftrtSidecarConversionsFailing": 'tftrt_sidecar_conversions_total{result="failed"}',
     "TftrtSidecarShapeCoverageLow": "tftrt_sidecar_shape_coverage_ratio",
     "TftrtSidecarTapUpstreamErrors": "tftrt_sidecar_tap_upstream_errors_total",
+    "TftrtSidecarStorageFault": "tftrt_sidecar_storage_fault",
 }
 
 
@@ -141,6 +142,11 @@ def test_alert_rules_pass_promtool_and_fire_on_their_series(rendered, tmp_path: 
                 {"series": 'tftrt_sidecar_tap_calls_total{namespace="serving", '
                            'pod="tftrt-serving-1", code="DEADLINE_EXCEEDED"}',
                  "values": "0+600x60"},
+                # The state disk full for 8 minutes; incoming healthy throughout.
+                {"series": f'tftrt_sidecar_storage_fault{series}, area="state"}}',
+                 "values": "0 1x8 0x51"},
+                {"series": f'tftrt_sidecar_storage_fault{series}, area="incoming"}}',
+                 "values": "0x60"},
             ],
             "alert_rule_test": [
                 {"eval_time": "2m", "alertname": "TftrtSidecarConversionsFailing",
@@ -154,6 +160,11 @@ def test_alert_rules_pass_promtool_and_fire_on_their_series(rendered, tmp_path: 
                                           {**where, "model": "m"}, value="50%")]},
                 {"eval_time": "10m", "alertname": "TftrtSidecarTapUpstreamErrors",
                  "exp_alerts": [_expected(rule, "TftrtSidecarTapUpstreamErrors", where)]},
+                {"eval_time": "3m", "alertname": "TftrtSidecarStorageFault", "exp_alerts": []},
+                {"eval_time": "7m", "alertname": "TftrtSidecarStorageFault",
+                 "exp_alerts": [_expected(rule, "TftrtSidecarStorageFault",
+                                          {**where, "area": "state"})]},
+                {"eval_time": "15m", "alertname": "TftrtSidecarStorageFault", "exp_alerts": []},
             ],
         }],
     }
@@ -171,6 +182,7 @@ def _expected(rule, alert: str, labels: dict[str, str], value: str = "") -> dict
     (item,) = [r for g in rule["spec"]["groups"] for r in g["rules"] if r["alert"] == alert]
     annotations = {
         key: text.replace("{{ $labels.pod }}", labels["pod"])
+        .replace("{{ $labels.area }}", labels.get("area", ""))
         .replace("{{ $value | humanizePercentage }}", value)
         for key, text in item["annotations"].items()
     }
