@@ -51,7 +51,8 @@ class TapStats:
         self.calls_by_method: Counter[str] = Counter()
         """Finished calls per method name (`"Predict"`, ...)."""
         self.calls_by_code: Counter[str] = Counter()
-        """Finished calls per status code name (`"OK"`, `"NOT_FOUND"`, ...)."""
+        """Finished calls per status code name (`"OK"`, `"NOT_FOUND"`, ...), abandoned ones
+        included, as `tftrt_sidecar_tap_calls_total` counts them."""
         self.abandoned_by_code: Counter[str] = Counter()
         """Calls the client cancelled (`"CANCELLED"`) or let expire (`"DEADLINE_EXCEEDED"`)."""
         self.refused_by_method: Counter[str] = Counter()
@@ -71,9 +72,10 @@ class TapStats:
 
     @property
     def upstream_errors(self) -> int:
-        """Answered calls that ended with any status other than OK (calls the client
-        abandoned, and refused ones, are counted apart)."""
-        return sum(count for code, count in self.calls_by_code.items() if code != "OK")
+        """Calls that ended with any status other than OK, less those the client abandoned
+        (refused calls are not in `calls_by_code` at all)."""
+        failed = sum(count for code, count in self.calls_by_code.items() if code != "OK")
+        return failed - sum(self.abandoned_by_code.values())
 
     def forwarded(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         """Count a finished call."""
@@ -81,8 +83,9 @@ class TapStats:
         self.calls_by_code[code.name] += 1
 
     def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        """Count a call the client gave up on."""
+        """Count a call the client gave up on, among all calls and apart."""
         self.calls_by_method[method] += 1
+        self.calls_by_code[code.name] += 1
         self.abandoned_by_code[code.name] += 1
 
     def refused(self, method: str) -> None:

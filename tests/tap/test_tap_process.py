@@ -185,7 +185,7 @@ def test_every_observer_callback_crosses_the_pipe() -> None:
     stats = TapStats()
     apply_events(events, stats)
     assert kind == "events" and shipping.take() == []
-    assert stats.calls_by_code == {"UNAVAILABLE": 1}
+    assert stats.calls_by_code == {"UNAVAILABLE": 1, "DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
     assert stats.abandoned_by_code == {"DEADLINE_EXCEEDED": 1, "CANCELLED": 1}
     assert stats.calls_by_method == {"Predict": 2, "Classify": 1}
     assert stats.refused_by_method == {"HandleReloadConfigRequest": 1}
