@@ -18,33 +18,35 @@ SEQUENCE, WIDTH = 32, 64
 VOCABULARY = ("red", "green", "blue")
 
 
-def keras_application(directory: pathlib.Path, name: str) -> pathlib.Path:
-    """MobileNetV2, ResNet50 or EfficientNetB0, random weights, 64x64 inputs."""
+def keras_application(directory: pathlib.Path, name: str,
+                      size: int = IMAGE_SIZE) -> pathlib.Path:
+    """MobileNetV2, ResNet50 or EfficientNetB0, random weights, `size`x`size` inputs."""
     import keras
 
     keras.utils.set_random_seed(2)
     builder = {"MobileNetV2": keras.applications.MobileNetV2,
                "ResNet50": keras.applications.ResNet50,
                "EfficientNetB0": keras.applications.EfficientNetB0}[name]
-    model = builder(weights=None, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
+    model = builder(weights=None, input_shape=(size, size, 3))
     model.export(str(directory), format="tf_saved_model", verbose=False)
     return directory
 
 
-def transformer_encoder(directory: pathlib.Path, layers: int = 2) -> pathlib.Path:
+def transformer_encoder(directory: pathlib.Path, layers: int = 2, sequence: int = SEQUENCE,
+                        width: int = WIDTH) -> pathlib.Path:
     """A small encoder from Keras layers: self-attention and a feed-forward block,
     each with a residual and LayerNorm, then a pooled classifier."""
     import keras
 
     keras.utils.set_random_seed(6)
-    tokens = keras.Input((SEQUENCE, WIDTH), name="tokens")
+    tokens = keras.Input((sequence, width), name="tokens")
     hidden = tokens
     for _ in range(layers):
-        attended = keras.layers.MultiHeadAttention(num_heads=4, key_dim=WIDTH // 4)(
+        attended = keras.layers.MultiHeadAttention(num_heads=4, key_dim=width // 4)(
             hidden, hidden)
         hidden = keras.layers.LayerNormalization()(hidden + attended)
-        fed = keras.layers.Dense(WIDTH * 2, activation="gelu")(hidden)
-        hidden = keras.layers.LayerNormalization()(hidden + keras.layers.Dense(WIDTH)(fed))
+        fed = keras.layers.Dense(width * 2, activation="gelu")(hidden)
+        hidden = keras.layers.LayerNormalization()(hidden + keras.layers.Dense(width)(fed))
     pooled = keras.layers.GlobalAveragePooling1D()(hidden)
     scores = keras.layers.Dense(8, activation="softmax", name="scores")(pooled)
     keras.Model(tokens, scores).export(str(directory), format="tf_saved_model", verbose=False)
