@@ -72,6 +72,11 @@ class PublishedVersion:
     """Engine compiler used ("" without a conversion report)."""
     backend_reason: str
     """Why that backend (e.g. "auto: TF-TRT unavailable (...)")."""
+    candidate: str
+    """The converter's measured choice ("original", "frozen", "frozen+xla", "xla"; ""
+    when nothing was measured)."""
+    candidate_reason: str
+    """Why it won."""
     device: str
     """Build device slug ("" without a conversion report)."""
     engines: tuple[EngineInfo, ...]
@@ -190,6 +195,8 @@ def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
         path=path,
         backend=str(report.get("backend", "")),
         backend_reason=str(report.get("backend_reason", "")),
+        candidate=str((report.get("choice") or {}).get("chosen", "")),
+        candidate_reason=str((report.get("choice") or {}).get("reason", "")),
         device=str(report.get("device", "")),
         engines=engines,
         warmed_up=warmed_up,

@@ -154,6 +154,8 @@ class SidecarAdminBackend:
             prebuilt=published.prebuilt if published else (),
             backend=published.backend if published else "",
             backend_reason=published.backend_reason if published else "",
+            candidate=published.candidate if published else "",
+            candidate_reason=published.candidate_reason if published else "",
             device=published.device if published else "",
         )
 

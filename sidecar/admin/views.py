@@ -60,6 +60,10 @@ class VersionView:
     """Engine compiler used."""
     backend_reason: str = ""
     """Why that compiler."""
+    candidate: str = ""
+    """The converter's measured choice ("original", "frozen", "frozen+xla", "xla")."""
+    candidate_reason: str = ""
+    """Why it won."""
     device: str = ""
     """Build device slug."""
 

@@ -83,6 +83,8 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
         prebuilt_shapes=[shape_set_to_proto(shape_set) for _, shape_set in view.prebuilt],
         backend=view.backend,
         backend_reason=view.backend_reason,
+        candidate=view.candidate,
+        candidate_reason=view.candidate_reason,
         device=view.device,
     )
 

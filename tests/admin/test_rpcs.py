@@ -69,6 +69,9 @@ def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
         assert all(e.compile_seconds > 0 for e in version.engines)
         assert version.backend == "xla" and version.device
         assert version.backend_reason.startswith("auto: TF-TRT unavailable")
+        # The converter's measured choice among its candidates, and why it won.
+        assert version.candidate in ("original", "frozen", "frozen+xla", "xla")
+        assert version.candidate_reason
     assert model.policy.max_engines == 4 and model.policy.precision == "FP32"
 
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=10)
