@@ -54,6 +54,7 @@ from sidecar.jobs.observer import StageOutcome
 from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, choose_replay_inputs
 from sidecar.jobs.result import JobResult
 from sidecar.jobs.session_model import Arrays, SessionModel
+from sidecar.jobs.signature_choice import choose_signature
 from sidecar.jobs.source import JobSource
 from sidecar.jobs.verify import Comparison, compare_outputs
 from sidecar.publish import StagedVersion, numbering
@@ -116,6 +117,8 @@ class _VersionJob:
         self._stage: JobState | None = None
         self._stage_started = 0.0
         self._replay: ReplayInputs | None = None
+        # The signature converted: the configured one, or the busiest (choose_signature).
+        self._signature_key = deps.settings.signature_key
         self._warmup_records = 0
         self._engines_kept = 0
         self._engines: InstallResult | None = None
@@ -201,11 +204,14 @@ class _VersionJob:
     def _prepare(self) -> _Prepared:
         settings = self._deps.settings
         with SessionModel.open(self._source, settings.tags) as original:
-            if settings.signature_key not in original.signature_keys():
-                reason = (f"the model has no signature {settings.signature_key!r} to convert "
-                          f"(it has {original.signature_keys()})")
-                return _Prepared(None, [], reason)
-            signature = original.signature(settings.signature_key)
+            chosen = choose_signature(self._model, settings.signature_key,
+                                      original.signature_keys(), self._deps.shape_source)
+            if chosen.key is None:
+                return _Prepared(None, [], f"nothing to convert: {chosen.reason}")
+            if chosen.key != settings.signature_key:
+                _LOG.info("%s/%s: %s", self._model, self._version, chosen.reason)
+            self._signature_key = chosen.key
+            signature = original.signature(chosen.key)
             try:
                 replay = choose_replay_inputs(
                     self._model, signature, self._source,
@@ -229,7 +235,7 @@ class _VersionJob:
         replay, settings = prepared.replay, self._deps.settings
         converter: ConverterLike = self._attempt("loading the model for conversion", lambda: (
             self._deps.converter_factory(
-                self._source, settings.tags, settings.signature_key,
+                self._source, settings.tags, self._signature_key,
                 conversion_params(self._policy),
             )
         ))
@@ -266,7 +272,7 @@ class _VersionJob:
                 self._write_warmup(staged.path, prepared.replay)
             with SessionModel.open(staged.path, self._deps.settings.tags) as copy:
                 if prepared.replay is not None:
-                    copy.run(self._deps.settings.signature_key, prepared.replay.inputs[:1])
+                    copy.run(self._signature_key, prepared.replay.inputs[:1])
             return self._commit(staged, Flavour.ORIGINAL, why)
 
     # -- steps ---------------------------------------------------------------------------
@@ -277,7 +283,7 @@ class _VersionJob:
         positions = prepared.replay.verify_positions(settings.max_verify_inputs)
         with SessionModel.open(staged.path, settings.tags) as converted:
             produced = converted.run(
-                settings.signature_key, [prepared.replay.inputs[i] for i in positions]
+                self._signature_key, [prepared.replay.inputs[i] for i in positions]
             )
         comparison = compare_outputs(
             produced, [prepared.expected[i] for i in positions],
@@ -292,7 +298,7 @@ class _VersionJob:
         return comparison
 
     def _write_warmup(self, staging: Path, replay: ReplayInputs) -> None:
-        requests = replay.predict_requests(self._model, self._deps.settings.signature_key)
+        requests = replay.predict_requests(self._model, self._signature_key)
         written = write_warmup_file(staging, requests, over_limit=OverLimit.TRUNCATE)
         self._warmup_records = written.written
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from converter import graph_input_specs
 from sidecar.jobs.errors import ModelLoadError, ReplayError, SignatureError
 
 Arrays = dict[str, np.ndarray]
@@ -83,6 +84,8 @@ class SessionModel:
                 fix=f"export the model with a {key!r} signature",
             )
         signature = signatures[key]
+        # Where the signature leaves a shape open, the graph's placeholder may know it.
+        graph_specs = graph_input_specs(self._meta_graph, key)
         inputs: dict[str, tf.TensorSpec] = {}
         for name in sorted(signature.inputs):
             info = signature.inputs[name]
@@ -93,7 +96,7 @@ class SessionModel:
                     where=str(self._directory),
                     fix="serve dense inputs, or convert another signature",
                 )
-            inputs[name] = tf.TensorSpec(_shape(info.tensor_shape), tf.as_dtype(info.dtype), name)
+            inputs[name] = graph_specs[name]
         return SignatureSpec(
             key=key,
             method_name=str(signature.method_name),
@@ -124,12 +127,6 @@ class SessionModel:
                 ) from exc
             results.append(dict(zip(names, (np.asarray(v) for v in values), strict=True)))
         return results
-
-
-def _shape(proto: Any) -> tf.TensorShape:
-    if proto.unknown_rank:
-        return tf.TensorShape(None)
-    return tf.TensorShape([dim.size if dim.size >= 0 else None for dim in proto.dim])
 
 
 def _first_line(exc: BaseException) -> str:
