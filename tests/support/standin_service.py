@@ -136,26 +136,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Return the signature_def metadata of the version the ModelSpec names."""
-
-        def body() -> Any:
-            if not request.metadata_field:
-                raise invalid_argument(
-                    "GetModelMetadataRequest must specify at least one metadata_field"
-                )
-            for field_name in request.metadata_field:
-                if field_name != "signature_def":
-                    raise invalid_argument(f"Metadata field {field_name} is not supported")
-            servable = self._calls.registry.servable_for(request.model_spec)
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = servable.name
-            response.model_spec.version.value = servable.version
-            signatures = get_model_metadata_pb2.SignatureDefMap()
-            for key, signature in servable.signatures.items():
-                signatures.signature_def[key].CopyFrom(signature)
-            response.metadata["signature_def"].Pack(signatures)
-            return response
-
-        return self._calls.run("GetModelMetadata", context, body)
+        registry = self._calls.registry
+        return self._calls.run(
+            "GetModelMetadata", context, lambda: model_metadata(registry, request)
+        )
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -166,30 +150,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Report the state of every version of a model (or of the one requested)."""
-
-        def body() -> Any:
-            spec = request.model_spec
-            entries = self._calls.registry.version_entries(spec.name)
-            if not entries:
-                raise not_found(f"Could not find any versions of model {spec.name}")
-            if spec.WhichOneof("version_choice") == "version":
-                entries = [e for e in entries if e.version == spec.version.value]
-                if not entries:
-                    raise not_found(
-                        f"Could not find version {spec.version.value} of model {spec.name}"
-                    )
-            response = get_model_status_pb2.GetModelStatusResponse()
-            for entry in entries:
-                status = response.model_version_status.add()
-                status.version = entry.version
-                status.state = int(entry.state)
-                status.status.SetInParent()
-                if entry.error is not None:
-                    status.status.error_code = entry.error.code.value[0]
-                    status.status.error_message = entry.error.message
-            return response
-
-        return self._calls.run("GetModelStatus", context, body)
+        registry = self._calls.registry
+        return self._calls.run(
+            "GetModelStatus", context, lambda: model_status(registry, request.model_spec)
+        )
 
     def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Serve the models of the given config from now on (until the config file changes)."""
@@ -199,6 +163,48 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             return model_management_pb2.ReloadConfigResponse()
 
         return self._calls.run("HandleReloadConfigRequest", context, body)
+
+
+def model_metadata(registry: ModelRegistry, request: Any) -> Any:
+    """The GetModelMetadataResponse (signature_def) for `request`; StandinError if refused.
+    Shared by the gRPC servicer and the REST stand-in, as TF Serving shares its impl."""
+    if not request.metadata_field:
+        raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+    for field_name in request.metadata_field:
+        if field_name != "signature_def":
+            raise invalid_argument(f"Metadata field {field_name} is not supported")
+    servable = registry.servable_for(request.model_spec)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    response.model_spec.name = servable.name
+    response.model_spec.version.value = servable.version
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    for key, signature in servable.signatures.items():
+        signatures.signature_def[key].CopyFrom(signature)
+    response.metadata["signature_def"].Pack(signatures)
+    return response
+
+
+def model_status(registry: ModelRegistry, spec: Any) -> Any:
+    """The GetModelStatusResponse for the ModelSpec `spec`: every version of the model, or
+    the one it names; StandinError (NOT_FOUND) when there is none. Shared like
+    `model_metadata`."""
+    entries = registry.version_entries(spec.name)
+    if not entries:
+        raise not_found(f"Could not find any versions of model {spec.name}")
+    if spec.WhichOneof("version_choice") == "version":
+        entries = [e for e in entries if e.version == spec.version.value]
+        if not entries:
+            raise not_found(f"Could not find version {spec.version.value} of model {spec.name}")
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for entry in entries:
+        status = response.model_version_status.add()
+        status.version = entry.version
+        status.state = int(entry.state)
+        status.status.SetInParent()
+        if entry.error is not None:
+            status.status.error_code = entry.error.code.value[0]
+            status.status.error_message = entry.error.message
+    return response
 
 
 def add_servicers(

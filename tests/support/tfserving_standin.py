@@ -118,7 +118,8 @@ class StandinHandle:
         poll_seconds: float,
     ) -> None:
         self._server = server
-        self._registry = registry
+        self.registry = registry
+        """The models it serves (a REST stand-in serves the same ones)."""
         self._log = log
         self._stopping = threading.Event()
         self.port = port
@@ -135,21 +136,21 @@ class StandinHandle:
     def _poll_forever(self, seconds: float) -> None:
         while not self._stopping.wait(seconds):
             try:
-                self._registry.poll()
+                self.registry.poll()
             except Exception:
                 _log.exception("poll failed")
 
     def poll_now(self) -> None:
         """Poll the base paths right away (tests that do not want to wait)."""
-        self._registry.poll()
+        self.registry.poll()
 
     def version_states(self, model: str) -> dict[int, str]:
         """Version number -> state name (`"AVAILABLE"`, `"END"`, ...) of `model`."""
-        return {e.version: e.state.name for e in self._registry.version_entries(model)}
+        return {e.version: e.state.name for e in self.registry.version_entries(model)}
 
     def warmup_records(self, model: str, version: int) -> int:
         """How many warmup records the load of `version` replayed."""
-        for entry in self._registry.version_entries(model):
+        for entry in self.registry.version_entries(model):
             if entry.version == version:
                 return entry.warmup_records
         raise KeyError(f"{model} has no version {version}")
@@ -173,7 +174,7 @@ class StandinHandle:
         self._server.stop(grace).wait()
         if self._poller is not None:
             self._poller.join()
-        self._registry.unload_all()
+        self.registry.unload_all()
 
 
 def start_standin(settings: StandinSettings) -> StandinHandle:
