@@ -8,6 +8,12 @@
   client can reconfigure TF Serving through it.
 - Envoy adds nothing clients or TF Serving would see: no ``x-envoy-*`` headers, no
   request id, the ``server`` header passed through.
+- With ``rest_listen`` set, a second listener for TF Serving's REST API (HTTP/1.1 and
+  HTTP/2): its inference POSTs (:data:`sidecar.envoy.rest_api.PREDICTION_PATH`) go to TF
+  Serving's REST port and mirror a share of their own (:data:`REST_MIRROR_RUNTIME_KEY`) to
+  the REST recorder; status and metadata GETs (and CORS preflights of either) go there
+  unmirrored; anything else is answered by Envoy with 403 and TF Serving's JSON error body.
+  Envoy's own REST errors (TF Serving unreachable, a body over the limit) are JSON too.
 - The admin API listens on loopback only; an optional stats listener exposes just
   ``/stats/prometheus`` from it, for Prometheus.
 """
@@ -21,6 +27,7 @@ from typing import Any, Final
 
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.errors import EnvoyConfigError
+from sidecar.envoy.rest_api import PREDICTION_PATH, STATUS_PATH
 from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.tap.methods import FORWARDED_METHODS
 
@@ -33,11 +40,23 @@ share moves in steps of 1%."""
 MIRROR_DENOMINATOR: Final = 100
 """The mirrored share's unit: a call is mirrored with probability value / this."""
 
+REST_MIRROR_RUNTIME_KEY: Final = "tftrt.mirror_percent.rest"
+"""Runtime key of the mirrored share of REST inference calls, in whole percent like
+:data:`MIRROR_RUNTIME_KEY`; at start both are ``mirror_fraction``."""
+
 UPSTREAM_CLUSTER: Final = "tf_serving_grpc"
 RECORDER_CLUSTER: Final = "shape_recorder_grpc"
+REST_UPSTREAM_CLUSTER: Final = "tf_serving_rest"
+REST_RECORDER_CLUSTER: Final = "shape_recorder_rest"
 ADMIN_CLUSTER: Final = "envoy_admin"
 CLIENT_STAT_PREFIX: Final = "tftrt_grpc"
 """Stat prefix of the clients' listener (``envoy_http_tftrt_grpc_*`` in Prometheus)."""
+REST_STAT_PREFIX: Final = "tftrt_rest"
+"""Stat prefix of the clients' REST listener (``envoy_http_tftrt_rest_*``)."""
+
+REST_REFUSED_STATUS: Final = 403
+"""HTTP status of a REST call clients may not make through the proxy (TF Serving's status
+for PERMISSION_DENIED)."""
 
 PERMISSION_DENIED: Final = "7"
 """gRPC's status code for a method clients may not call."""
@@ -60,6 +79,15 @@ def build_bootstrap(settings: EnvoySettings) -> dict[str, Any]:
         _cluster(UPSTREAM_CLUSTER, settings.upstream, settings, http2=True, guarded=False),
         _cluster(RECORDER_CLUSTER, settings.recorder, settings, http2=True, guarded=True),
     ]
+    if settings.fronts_rest:
+        assert settings.rest_listen and settings.rest_upstream and settings.rest_recorder
+        listeners.append(_rest_listener(settings.rest_listen, settings))
+        clusters += [
+            _cluster(REST_UPSTREAM_CLUSTER, settings.rest_upstream, settings, http2=False,
+                     guarded=False),
+            _cluster(REST_RECORDER_CLUSTER, settings.rest_recorder, settings, http2=False,
+                     guarded=True),
+        ]
     if settings.stats_listen is not None:
         listeners.append(_stats_listener(settings.stats_listen))
         clusters.append(_cluster(ADMIN_CLUSTER, settings.admin, settings, http2=False,
@@ -147,19 +175,94 @@ def _forward_route(path: str, recorded: bool, settings: EnvoySettings) -> dict[s
         "max_stream_duration": {"grpc_timeout_header_max": "0s"},
     }
     if recorded:
-        action["request_mirror_policies"] = [{
-            "cluster": RECORDER_CLUSTER,
-            "runtime_fraction": {
-                "default_value": {
-                    "numerator": mirror_runtime_value(settings.mirror_fraction),
-                    "denominator": "HUNDRED",
-                },
-                "runtime_key": MIRROR_RUNTIME_KEY,
-            },
-            "disable_shadow_host_suffix_append": True,
-        }]
+        action["request_mirror_policies"] = [
+            _mirror(RECORDER_CLUSTER, MIRROR_RUNTIME_KEY, settings)]
     return {"match": {"path": path}, "route": action,
             "request_headers_to_remove": ["x-forwarded-proto"]}
+
+
+def _mirror(cluster: str, runtime_key: str, settings: EnvoySettings) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "runtime_fraction": {
+            "default_value": {
+                "numerator": mirror_runtime_value(settings.mirror_fraction),
+                "denominator": "HUNDRED",
+            },
+            "runtime_key": runtime_key,
+        },
+        "disable_shadow_host_suffix_append": True,
+    }
+
+
+def _rest_listener(address: Address, settings: EnvoySettings) -> dict[str, Any]:
+    routes = [
+        _rest_route("POST", PREDICTION_PATH,
+                    [_mirror(REST_RECORDER_CLUSTER, REST_MIRROR_RUNTIME_KEY, settings)]),
+        _rest_route("GET", STATUS_PATH, []),
+        # TF Serving answers a browser's CORS preflight itself (with --enable_cors_support).
+        _rest_route("OPTIONS", PREDICTION_PATH, []),
+        _rest_route("OPTIONS", STATUS_PATH, []),
+        {"match": {"prefix": "/"},
+         "direct_response": {"status": REST_REFUSED_STATUS,
+                             "body": {"inline_string": "refused"}}},
+    ]
+    manager = {
+        "@type": _HCM,
+        "stat_prefix": REST_STAT_PREFIX,
+        "codec_type": "AUTO",  # HTTP/1.1, and HTTP/2 with prior knowledge (h2c)
+        "generate_request_id": False,
+        "server_header_transformation": "PASS_THROUGH",
+        "http2_protocol_options": {"max_concurrent_streams": 1024},
+        "route_config": {
+            "name": "tf_serving_rest",
+            "virtual_hosts": [{"name": "tf_serving_rest", "domains": ["*"], "routes": routes}],
+        },
+        "local_reply_config": _rest_local_replies(),
+        "http_filters": [{
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": _ROUTER, "suppress_envoy_headers": True},
+        }],
+    }
+    return _listener("clients_rest", address, manager, settings.max_request_bytes)
+
+
+def _rest_route(method: str, path_regex: str, mirrors: list[dict[str, Any]]) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "cluster": REST_UPSTREAM_CLUSTER,
+        "timeout": "0s",  # no route deadline: TF Serving's own (--rest_api_timeout_in_ms) holds
+    }
+    if mirrors:
+        action["request_mirror_policies"] = mirrors
+    return {
+        "match": {
+            "safe_regex": {"regex": path_regex},
+            "headers": [{"name": ":method", "string_match": {"exact": method}}],
+        },
+        "route": action,
+        "request_headers_to_remove": ["x-forwarded-proto"],
+    }
+
+
+def _rest_local_replies() -> dict[str, Any]:
+    # What Envoy answers itself on the REST port reads like TF Serving's errors:
+    # {"error": "<message>"} as application/json. A refused call names itself.
+    refused = (
+        "%REQ(:METHOD)% %REQ(:PATH):200% cannot be called through the sidecar's proxy; "
+        "clients may POST /v1/models/<name>[/versions/<n>|/labels/<label>]:predict, "
+        ":classify or :regress and GET /v1/models/<name>[/versions/<n>|/labels/<label>]"
+        "[/metadata]")
+    return {
+        "mappers": [{
+            "filter": {"status_code_filter": {"comparison": {
+                "op": "EQ",
+                "value": {"default_value": REST_REFUSED_STATUS,
+                          "runtime_key": "tftrt.rest_refused_status"},
+            }}},
+            "body_format_override": {"json_format": {"error": refused}},
+        }],
+        "body_format": {"json_format": {"error": "%LOCAL_REPLY_BODY%"}},
+    }
 
 
 def _stats_listener(address: Address) -> dict[str, Any]:

@@ -73,6 +73,14 @@ class EnvoySettings:
     max_request_bytes: int = 64 << 20
     """Buffer limit per connection and stream: the largest message Envoy buffers while it
     mirrors a call. Larger calls still pass (Envoy streams them), unmirrored."""
+    rest_listen: Address | None = None
+    """Where clients call TF Serving's REST API (HTTP/1.1 and HTTP/2); None: no REST front.
+    Given together with ``rest_upstream`` and ``rest_recorder``."""
+    rest_upstream: Address | None = None
+    """TF Serving's REST port (``--rest_api_port``); every allowed REST call goes there."""
+    rest_recorder: Address | None = None
+    """The REST shape recorder's HTTP port, where a sample of ``:predict``, ``:classify``
+    and ``:regress`` calls is mirrored (the share starts at ``mirror_fraction``)."""
 
     def __post_init__(self) -> None:
         if not self.admin.is_loopback:
@@ -95,3 +103,16 @@ class EnvoySettings:
             raise ConfigError(field="max_request_bytes", value=self.max_request_bytes,
                               source=_SOURCE, problem="must be at least 1",
                               fix="give e.g. 67108864 (64 MiB)")
+        rest = {"rest_listen": self.rest_listen, "rest_upstream": self.rest_upstream,
+                "rest_recorder": self.rest_recorder}
+        missing = sorted(name for name, value in rest.items() if value is None)
+        if missing and len(missing) < len(rest):
+            raise ConfigError(field=missing[0], value=None, source=_SOURCE,
+                              problem="is missing; the REST front needs rest_listen, "
+                              "rest_upstream and rest_recorder together",
+                              fix=f"set {', '.join(missing)} too, or none of the three")
+
+    @property
+    def fronts_rest(self) -> bool:
+        """True when Envoy also fronts TF Serving's REST API."""
+        return self.rest_listen is not None
