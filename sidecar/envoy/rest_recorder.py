@@ -1,0 +1,178 @@
+"""The REST shape recorder: the HTTP server Envoy mirrors a sample of REST inference calls
+to (``:predict``, ``:classify``, ``:regress``).
+
+Like the gRPC recorder (:mod:`sidecar.tap.recorder_server`) it is never on a client's path:
+Envoy sends a copy and does not wait. Every request is answered at once with ``200 {}``
+and queued (bounded; a full queue drops calls, counted); the tap's recording worker reads
+the queued calls' JSON (:mod:`sidecar.envoy.rest_shapes`) and records them in batches,
+off the event loop. HTTP/1.1 only, as Envoy's recorder cluster speaks it, with keep-alive,
+``Content-Length`` or chunked bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Final
+
+from sidecar.envoy.rest_api import method_label
+from sidecar.envoy.rest_shapes import observations_from_rest
+from sidecar.envoy.signature_dtypes import SignatureDtypes
+from sidecar.shapes import ShapeObservation
+from sidecar.tap.errors import TapStartError, UnparsableRequestError
+from sidecar.tap.recorder_server import RecorderSettings
+from sidecar.tap.recording import PendingCall, Recorder, RecordingWorker, RecordQueue
+from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
+
+_OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+              b"content-length: 2\r\n\r\n{}")
+_TOO_LARGE: Final = (b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n"
+                     b"connection: close\r\n\r\n")
+MAX_HEAD_BYTES: Final = 64 << 10
+"""Longest request line and headers accepted (Envoy's own default limit is 60 KiB)."""
+
+
+class RestRecorderServer:
+    """A running REST recorder: ``port``, ``stats``, ``wait_recorded()`` and ``stop()``."""
+
+    def __init__(self, server: asyncio.Server, connections: set[asyncio.StreamWriter],
+                 worker: RecordingWorker, task: asyncio.Task[None], stats: TapStats) -> None:
+        self._server = server
+        self._connections = connections
+        self._worker = worker
+        self._task = task
+        self.port: int = server.sockets[0].getsockname()[1]
+        """The port the recorder listens on."""
+        self.stats = stats
+        """Counters of recordings, drops and unparsable bodies."""
+
+    async def wait_recorded(self, timeout: float) -> bool:
+        """Wait until every queued call was recorded; False if ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while not self._worker.idle:
+            if time.monotonic() >= deadline or self._task.done():
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, record what is queued (up to ``grace`` s), release all."""
+        self._server.close()
+        for writer in list(self._connections):  # Envoy keeps its connections open
+            writer.close()
+        await self.wait_recorded(grace or 0.0)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class _RestRecordingWorker(RecordingWorker):
+    """The tap's worker (queue, batches, sampling, observer), reading REST calls: a queued
+    call's ``method`` is its path, its ``request`` the JSON body."""
+
+    def __init__(self, queue: RecordQueue, recorder: Recorder, observer: TapObserver,
+                 settings: RecorderSettings, signatures: SignatureDtypes) -> None:
+        super().__init__(queue, recorder, observer, settings)
+        self._signatures = signatures
+
+    def _record_batch(self, batch: list[PendingCall]) -> None:
+        observations: list[ShapeObservation] = []
+        for call in batch:
+            try:
+                observations.extend(observations_from_rest(
+                    call.method, call.request, call.received_at, self._should_sample(call),
+                    self._signatures))
+            except UnparsableRequestError:
+                self._observer.unparsable(method_label(call.method))
+        if not observations:
+            return
+        try:
+            refusals = self._recorder.record(observations)
+        except Exception as error:
+            self._observer.recorder_failed(error)
+            return
+        for observation, refusal in zip(observations, refusals, strict=False):
+            self._observer.recorded(observation, refusal)
+
+
+async def serve_rest_recorder(
+    settings: RecorderSettings,
+    recorder: Recorder,
+    signatures: SignatureDtypes,
+    observer: TapObserver | None = None,
+    clock: Callable[[], float] = time.time,
+) -> RestRecorderServer:
+    """Start the REST recorder on the running event loop; return it once it accepts
+    calls. ``signatures`` types the JSON as the served models do."""
+    stats = TapStats()
+    observers: TapObserver = stats if observer is None else ObserverFanout([stats, observer])
+    queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
+    connections: set[asyncio.StreamWriter] = set()
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                method, path, headers = _parse_head(head)
+                body = await _read_body(reader, headers, settings.max_message_bytes)
+                if body is None:
+                    writer.write(_TOO_LARGE)
+                    break
+                if method == "POST" and not queue.offer(PendingCall(path, body, clock())):
+                    observers.dropped(method_label(path))
+                writer.write(_OK)
+                await writer.drain()
+                if headers.get("connection", "").lower() == "close":
+                    break
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
+                ValueError):
+            pass  # a closed or broken connection: Envoy opens another
+        finally:
+            connections.discard(writer)
+            writer.close()
+
+    host, _, port = settings.listen.rpartition(":")
+    try:
+        server = await asyncio.start_server(connection, host.strip("[]"), int(port),
+                                            limit=MAX_HEAD_BYTES)
+    except (OSError, ValueError) as error:
+        raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
+                            "choose a free address") from error
+    worker = _RestRecordingWorker(queue, recorder, observers, settings, signatures)
+    task = asyncio.create_task(worker.run(), name="rest-shape-recording")
+    return RestRecorderServer(server, connections, worker, task, stats)
+
+
+def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+    request_line, *lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = request_line.split(" ", 2)
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return method, path, headers
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str],
+                     max_bytes: int) -> bytes | None:
+    """The request body; None when it is larger than ``max_bytes``."""
+    if headers.get("transfer-encoding", "").lower() != "chunked":
+        length = int(headers.get("content-length") or 0)
+        return await reader.readexactly(length) if length <= max_bytes else None
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            while await reader.readuntil(b"\r\n") != b"\r\n":
+                pass  # trailers
+            return b"".join(chunks)
+        total += size
+        if total > max_bytes:
+            return None
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)  # the chunk's CRLF
