@@ -91,9 +91,12 @@ def freeze(flat: FlatGraph, written: Iterable[int], budget: int) -> Freezing:
         reads, others = _uses(name, consumers)
         if not reads:
             continue
-        if others or id(external) in written_ids:
-            kept[name] = "a signature writes it (or passes it to " + (
-                ", ".join(sorted(set(others))) or "an assignment") + ")"
+        if others:
+            kept[name] = (f"this signature hands it to {', '.join(sorted(set(others)))} "
+                          "(which may write it; freezing rewrites only plain reads)")
+            continue
+        if id(external) in written_ids:
+            kept[name] = "another signature writes it"
             continue
         value = _value(external, tf.as_dtype(reads[0].attr["dtype"].type))
         size = int(value.numpy().nbytes) if value.dtype != tf.string else 0
