@@ -9,8 +9,6 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from tests.support import models
-
 IMAGE_SIZE = 64
 """Keras applications are built for 64x64 images: small enough for CI."""
 SEQUENCE, WIDTH = 32, 64
@@ -54,8 +52,10 @@ def transformer_encoder(directory: pathlib.Path, layers: int = 2, sequence: int 
 
 
 def demo_mlp(directory: pathlib.Path) -> pathlib.Path:
-    """The small Keras MLP the other converter tests use."""
-    return models.keras_mlp(directory)
+    """The demo's model (`tftrt demo`): a transformer-style MLP block over tokens."""
+    from converter.demo import build_demo_model
+
+    return build_demo_model(directory)
 
 
 class _Counter(tf.Module):

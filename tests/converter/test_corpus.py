@@ -111,13 +111,17 @@ def test_transformer_encoder_converts_to_the_measured_winner(
     _assert_serves_like(transformer, tmp_path / "out", feeds)
 
 
-def test_demo_mlp_converts(mlp_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    report = _convert(mlp_dir, tmp_path / "out")
+def test_demo_mlp_converts(tmp_path: pathlib.Path) -> None:
+    from converter.demo import DEMO_INPUT, DEMO_SEQUENCE
+
+    source = corpus.demo_mlp(tmp_path / "in")
+    report = _convert(source, tmp_path / "out")
     _assert_measured_choice(report, tmp_path / "out")
-    feeds = [{"x": np.random.default_rng(3).standard_normal((b, 16)).astype(np.float32)}
+    rng = np.random.default_rng(3)
+    feeds = [{DEMO_INPUT: rng.standard_normal((b, *DEMO_SEQUENCE)).astype(np.float32)}
              for b in (1, 8, 2)]
-    _assert_serves_like(mlp_dir, tmp_path / "out", feeds)
-    assert method_names(tmp_path / "out") == method_names(mlp_dir)
+    _assert_serves_like(source, tmp_path / "out", feeds)
+    assert method_names(tmp_path / "out") == method_names(source)
 
 
 def test_a_stateful_counter_still_counts(tmp_path: pathlib.Path) -> None:
