@@ -131,7 +131,8 @@ class SidecarService:
         self._changes = IncomingChanges(self._journal, self._publisher, self._upkeep,
                                         self._summary.withdrawn)
         self._step_failures = 0
-        self._settle_again = False
+        self._settle_again: str | None = None
+        """Why the last step failed, until the jobs it interrupted are settled."""
         self._queue = JobQueue(self._journal)
         self._deps = JobDependencies(
             journal=self._journal,
@@ -289,7 +290,7 @@ class SidecarService:
         """Report a step's failure (a storage fault, or a bug); the seconds to wait before
         the next step."""
         self._step_failures += 1
-        self._settle_again = True
+        self._settle_again = f"a failure ({exc})"
         delay = min(self._retry.delay(self._step_failures), _MAX_STEP_BACKOFF_SECONDS)
         if not isinstance(exc, _STORAGE_FAULTS):
             _LOG.error("a step of the pipeline failed unexpectedly (a bug: please report it "
@@ -307,11 +308,11 @@ class SidecarService:
 
     def _settle_after_fault(self) -> bool:
         """After a failed step, settle jobs it left mid-way, as at start; True if any was."""
-        if not self._settle_again:
+        if self._settle_again is None:
             return False
-        report = recover_interrupted_jobs(self._journal,
+        report = recover_interrupted_jobs(self._journal, cause=self._settle_again,
                                           is_in_serving=self._publisher.is_published)
-        self._settle_again = False
+        self._settle_again = None
         return bool(report.completed or report.restarted or report.skipped)
 
     def _restart_due_retries(self) -> bool:

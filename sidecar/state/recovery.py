@@ -24,7 +24,8 @@ class RecoveryReport:
 
 
 def recover_interrupted_jobs(
-    journal: JobJournal, *, is_in_serving: Callable[[str, int], bool]
+    journal: JobJournal, *, is_in_serving: Callable[[str, int], bool],
+    cause: str = "the sidecar stopped",
 ) -> RecoveryReport:
     """Resolve every converting, building or verifying job left by a stopped process.
 
@@ -33,7 +34,8 @@ def recover_interrupted_jobs(
     flavour is journaled before it, so: a verifying job with a flavour whose
     version exists was published (finish the record); a version that exists
     without a flavour came from elsewhere (skip, never overwrite); anything else
-    restarts. Call it before any worker starts, after stale staging is cleaned.
+    restarts. Call it before any worker starts, after stale staging is cleaned, or
+    when no job runs after a storage fault broke one (``cause`` says why it stopped).
     """
     completed: list[Job] = []
     restarted: list[Job] = []
@@ -57,7 +59,7 @@ def recover_interrupted_jobs(
                 journal.restart(
                     job.model,
                     job.version,
-                    reason=f"the sidecar stopped while the job was {job.state.value}",
+                    reason=f"{cause} while the job was {job.state.value}",
                 )
             )
     return RecoveryReport(tuple(completed), tuple(restarted), tuple(skipped))

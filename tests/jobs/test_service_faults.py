@@ -1,0 +1,62 @@
+"""The service loop in-process when the state disk fills up in the middle of a job (a real
+tmpfs): the loop lives, reports the fault, and once space is back settles the broken job
+and publishes it, with the journal saying what happened."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from sidecar.config import load_settings
+from sidecar.faults import FaultArea
+from sidecar.publish import VersionPublisher
+from sidecar.service import SidecarService
+from sidecar.service_components import ServiceComponents
+from sidecar.state import JobState
+from tests.jobs.builders import land
+from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.running_sidecar import wait_until
+
+
+def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
+    tmp_path: Path, mlp_model: Path
+) -> None:
+    state = tmp_path / "state"
+    settings = load_settings({
+        "incoming": str(tmp_path / "incoming"), "serving": str(tmp_path / "serving"),
+        "state": str(state), "engine_cache": str(tmp_path / "engines"),
+        "model_config_file": str(tmp_path / "serving" / "models.config"),
+        "settle_seconds": 0, "rescan_interval_seconds": 0.05, "retry_backoff_seconds": 0.2,
+    }, {"TFTRT_SIDECAR_BACKEND": "tensorrt"})  # publishes the original quickly
+    fillers: list[Path] = []
+
+    def fill_when_building(step: str) -> None:
+        if step == "job-verifying" and not fillers:  # the next journal write needs room
+            fillers.append(fill_disk(state))
+
+    land(mlp_model, settings.incoming_base, "m", 1)
+    parts = ServiceComponents(checkpoint=fill_when_building)
+    stop = threading.Event()
+    with small_tmpfs(state, "4m"), SidecarService(settings, parts) as service:
+        loop = threading.Thread(target=service.run, args=(stop,))
+        loop.start()
+        try:
+            wait_until(lambda: not parts.faults.healthy(FaultArea.STATE), 60, "a state fault")
+            fault = parts.faults.current()[FaultArea.STATE].message
+            assert "database or disk is full" in fault and "free space" in fault
+            assert loop.is_alive()
+            os.unlink(fillers[0])
+            wait_until(lambda: VersionPublisher(settings.serving_base).published_versions("m")
+                       == [1000], 60, "m/1000 published once space is back")
+            wait_until(lambda: parts.faults.healthy(FaultArea.STATE), 30, "the fault passed")
+        finally:
+            stop.set()
+            loop.join(timeout=60)
+        job = service.journal.get("m", 1000)
+        reasons = [t.reason or "" for t in service.journal.history("m", 1000)]
+    assert job is not None and job.state is JobState.PUBLISHED and job.attempts == 2
+    assert any("database or disk is full" in reason and "while the job was verifying" in reason
+               for reason in reasons), reasons
+    assert parts.faults.started(FaultArea.STATE) == 1
+    assert [p for p in (settings.serving_base / "m").iterdir() if p.name.startswith(".")] == []
