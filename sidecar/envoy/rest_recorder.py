@@ -12,7 +12,6 @@ off the event loop. HTTP/1.1 only, as Envoy's recorder cluster speaks it, with k
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Final
@@ -22,8 +21,15 @@ from sidecar.envoy.rest_shapes import observations_from_rest
 from sidecar.envoy.signature_dtypes import SignatureDtypes
 from sidecar.shapes import ShapeObservation
 from sidecar.tap.errors import TapStartError, UnparsableRequestError
-from sidecar.tap.recorder_server import RecorderSettings
-from sidecar.tap.recording import PendingCall, Recorder, RecordingWorker, RecordQueue
+from sidecar.tap.recorder_server import RecorderServer
+from sidecar.tap.recording import (
+    PendingCall,
+    Recorder,
+    RecordingTask,
+    RecordingWorker,
+    RecordQueue,
+)
+from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
 
 _OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -34,38 +40,19 @@ MAX_HEAD_BYTES: Final = 64 << 10
 """Longest request line and headers accepted (Envoy's own default limit is 60 KiB)."""
 
 
-class RestRecorderServer:
-    """A running REST recorder: ``port``, ``stats``, ``wait_recorded()`` and ``stop()``."""
+class _HttpListener:
+    """The listening socket and open connections, stopped as a gRPC server stops: so
+    :class:`RecorderServer` runs the REST recorder as it runs the gRPC one."""
 
-    def __init__(self, server: asyncio.Server, connections: set[asyncio.StreamWriter],
-                 worker: RecordingWorker, task: asyncio.Task[None], stats: TapStats) -> None:
+    def __init__(self, server: asyncio.Server, connections: set[asyncio.StreamWriter]) -> None:
         self._server = server
         self._connections = connections
-        self._worker = worker
-        self._task = task
-        self.port: int = server.sockets[0].getsockname()[1]
-        """The port the recorder listens on."""
-        self.stats = stats
-        """Counters of recordings, drops and unparsable bodies."""
 
-    async def wait_recorded(self, timeout: float) -> bool:
-        """Wait until every queued call was recorded; False if ``timeout`` seconds passed."""
-        deadline = time.monotonic() + timeout
-        while not self._worker.idle:
-            if time.monotonic() >= deadline or self._task.done():
-                return False
-            await asyncio.sleep(0.01)
-        return True
-
-    async def stop(self, grace: float | None = None) -> None:
-        """Stop taking calls, record what is queued (up to ``grace`` s), release all."""
+    async def stop(self, grace: float | None) -> None:
+        """Take no more connections and close the open ones (Envoy keeps them open)."""
         self._server.close()
-        for writer in list(self._connections):  # Envoy keeps its connections open
+        for writer in list(self._connections):
             writer.close()
-        await self.wait_recorded(grace or 0.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 class _RestRecordingWorker(RecordingWorker):
@@ -103,9 +90,10 @@ async def serve_rest_recorder(
     signatures: SignatureDtypes,
     observer: TapObserver | None = None,
     clock: Callable[[], float] = time.time,
-) -> RestRecorderServer:
+) -> RecorderServer:
     """Start the REST recorder on the running event loop; return it once it accepts
-    calls. ``signatures`` types the JSON as the served models do."""
+    calls (``port``, ``stats``, ``wait_recorded()``, ``stop()``). ``signatures`` types the
+    JSON as the served models do."""
     stats = TapStats()
     observers: TapObserver = stats if observer is None else ObserverFanout([stats, observer])
     queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
@@ -141,9 +129,11 @@ async def serve_rest_recorder(
     except (OSError, ValueError) as error:
         raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error
-    worker = _RestRecordingWorker(queue, recorder, observers, settings, signatures)
-    task = asyncio.create_task(worker.run(), name="rest-shape-recording")
-    return RestRecorderServer(server, connections, worker, task, stats)
+    recording = RecordingTask(
+        _RestRecordingWorker(queue, recorder, observers, settings, signatures),
+        "rest-shape-recording")
+    port = server.sockets[0].getsockname()[1]
+    return RecorderServer(_HttpListener(server, connections), recording, port, stats)
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:

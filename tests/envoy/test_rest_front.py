@@ -29,12 +29,13 @@ from tensorflow_serving.apis import (
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import REST_MIRROR_RUNTIME_KEY
 from sidecar.envoy.process import EnvoyProcess
-from sidecar.envoy.rest_recorder import RestRecorderServer, serve_rest_recorder
+from sidecar.envoy.rest_recorder import serve_rest_recorder
 from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.envoy.signature_dtypes import SignatureDtypes
 from sidecar.errors import ConfigError
 from sidecar.shapes import ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
-from sidecar.tap.recorder_server import RecorderServer, RecorderSettings, serve_recorder
+from sidecar.tap.recorder_server import RecorderServer, serve_recorder
+from sidecar.tap.settings import RecorderSettings
 from tests.envoy.conftest import envoy_settings
 from tests.support.e2e import free_port
 from tests.support.standin_models import example, predict_request, save_affine_model
@@ -60,7 +61,7 @@ class RestFront:
     envoy: EnvoyProcess
     standin: StandinHandle
     rest: RestStandin
-    rest_recorder: RestRecorderServer
+    rest_recorder: RecorderServer
     grpc_recorder: RecorderServer
     rest_store: ShapeStore
     grpc_store: ShapeStore
