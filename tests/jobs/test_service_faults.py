@@ -60,3 +60,29 @@ def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
                for reason in reasons), reasons
     assert parts.faults.started(FaultArea.STATE) == 1
     assert [p for p in (settings.serving_base / "m").iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_incoming_base_missing_at_start_is_a_fault_the_service_waits_out(
+    tmp_path: Path, mlp_model: Path
+) -> None:
+    settings = load_settings({
+        "incoming": str(tmp_path / "incoming"), "serving": str(tmp_path / "serving"),
+        "state": str(tmp_path / "state"), "engine_cache": str(tmp_path / "engines"),
+        "model_config_file": str(tmp_path / "serving" / "models.config"),
+        "settle_seconds": 0, "rescan_interval_seconds": 0.05,
+    }, {"TFTRT_SIDECAR_BACKEND": "tensorrt"})
+    parts = ServiceComponents()
+    stop = threading.Event()
+    with SidecarService(settings, parts) as service:
+        loop = threading.Thread(target=service.run, args=(stop,))
+        loop.start()
+        try:
+            wait_until(lambda: not parts.faults.healthy(FaultArea.INCOMING), 30, "the fault")
+            assert "is missing" in parts.faults.current()[FaultArea.INCOMING].message
+            land(mlp_model, settings.incoming_base, "m", 1)  # the volume arrives late
+            wait_until(lambda: VersionPublisher(settings.serving_base).published_versions("m")
+                       == [1000], 60, "m/1000 published")
+            assert parts.faults.healthy(FaultArea.INCOMING) and loop.is_alive()
+        finally:
+            stop.set()
+            loop.join(timeout=60)
