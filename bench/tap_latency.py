@@ -170,7 +170,8 @@ async def _serve_tap(listen: str, upstream: str, state_dir: Path) -> None:
 
 async def _serve_recorder(listen: str, state_dir: Path) -> None:
     from sidecar.shapes import ShapeStore, ShapeStoreSettings
-    from sidecar.tap.recorder_server import RecorderSettings, serve_recorder
+    from sidecar.tap.recorder_server import serve_recorder
+    from sidecar.tap.settings import RecorderSettings
 
     with ShapeStore(state_dir, ShapeStoreSettings(), time.time) as store:
         server = await serve_recorder(RecorderSettings(listen=listen), store)

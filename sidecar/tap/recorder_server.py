@@ -9,56 +9,35 @@ off the event loop. A full queue drops calls (counted), never slows Envoy down.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import grpc
 from grpc import aio
 
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.methods import FORWARDED_METHODS, PREDICTION_SERVICE
-from sidecar.tap.recording import PendingCall, Recorder, RecordingWorker, RecordQueue
+from sidecar.tap.recording import (
+    PendingCall,
+    Recorder,
+    RecordingTask,
+    RecordingWorker,
+    RecordQueue,
+)
+from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
 
 _EMPTY = b""
 """The answer to every mirrored call: an empty message of the method's response type."""
 
 
-@dataclass(frozen=True)
-class RecorderSettings:
-    """Where the recorder listens and what it may queue; validated at the edge."""
-
-    listen: str
-    """``host:port`` Envoy mirrors to (port 0 picks a free one; see ``RecorderServer.port``)."""
-    max_message_bytes: int = 64 << 20
-    """Largest mirrored request accepted (Envoy mirrors only what it buffered)."""
-    queue_size: int = 4096
-    """Calls waiting to be recorded; when full, new ones are dropped (and counted)."""
-    queue_max_bytes: int = 64 << 20
-    """Request bytes waiting to be recorded; beyond this, calls are dropped (and counted)."""
-    sample_rate: float = 0.01
-    """Share of recorded requests kept whole as samples, for replay (0 disables)."""
-    sample_max_bytes: int = 1 << 20
-    """Requests larger than this are never sampled."""
-    sample_seed: int | None = None
-    """Seed of the sampling random generator; None seeds from the OS."""
-    record_batch_size: int = 1024
-    """At most this many calls are parsed and handed to the shape store at once."""
-    record_interval_seconds: float = 0.1
-    """The worker records at most this often, so under load calls go in large batches."""
-
-
 class RecorderServer:
-    """A running recorder: ``port``, ``stats``, ``received`` and ``stop()``."""
+    """A running recorder: ``port``, ``stats`` and ``stop()``."""
 
-    def __init__(self, server: aio.Server, worker: RecordingWorker,
-                 task: asyncio.Task[None], port: int, stats: TapStats) -> None:
+    def __init__(self, server: aio.Server, recording: RecordingTask, port: int,
+                 stats: TapStats) -> None:
         self._server = server
-        self._worker = worker
-        self._task = task
+        self._recording = recording
         self.port = port
         """The port the recorder listens on."""
         self.stats = stats
@@ -66,20 +45,12 @@ class RecorderServer:
 
     async def wait_recorded(self, timeout: float) -> bool:
         """Wait until every queued call was recorded; False if ``timeout`` seconds passed."""
-        deadline = time.monotonic() + timeout
-        while not self._worker.idle:
-            if time.monotonic() >= deadline or self._task.done():
-                return False
-            await asyncio.sleep(0.01)
-        return True
+        return await self._recording.wait_recorded(timeout)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop taking calls, record what is queued (up to ``grace`` s), release all."""
         await self._server.stop(grace)
-        await self.wait_recorded(grace or 0.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self._recording.stop(grace or 0.0)
 
 
 async def serve_recorder(
@@ -114,6 +85,6 @@ async def serve_recorder(
         raise TapStartError(f"the recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error
     await server.start()
-    worker = RecordingWorker(queue, recorder, observers, settings)
-    task = asyncio.create_task(worker.run(), name="shape-recording")
-    return RecorderServer(server, worker, task, port, stats)
+    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings),
+                              "shape-recording")
+    return RecorderServer(server, recording, port, stats)

@@ -4,13 +4,16 @@ parses queued requests and hands their shapes to a recorder."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 from sidecar.shapes import Refusal, ShapeObservation
 from sidecar.tap.errors import UnparsableRequestError
 from sidecar.tap.request_shapes import observations_from_request
+from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapObserver
 
 
@@ -22,35 +25,6 @@ class Recorder(Protocol):
 
     def record(self, observations: Sequence[ShapeObservation]) -> Sequence[Refusal | None]:
         """Store a batch; return, per observation, why it was refused or None."""
-        ...
-
-
-class RecordingSettings(Protocol):
-    """What the recording worker reads of its settings (the tap's or the recorder's)."""
-
-    @property
-    def sample_rate(self) -> float:
-        """Share of recorded requests kept whole as samples."""
-        ...
-
-    @property
-    def sample_max_bytes(self) -> int:
-        """Requests larger than this are never sampled."""
-        ...
-
-    @property
-    def sample_seed(self) -> int | None:
-        """Seed of the sampling random generator."""
-        ...
-
-    @property
-    def record_batch_size(self) -> int:
-        """Most calls recorded at once."""
-        ...
-
-    @property
-    def record_interval_seconds(self) -> float:
-        """Least time between two recordings."""
         ...
 
 
@@ -104,7 +78,7 @@ class RecordingWorker:
         queue: RecordQueue,
         recorder: Recorder,
         observer: TapObserver,
-        settings: RecordingSettings,
+        settings: RecorderSettings,
     ) -> None:
         self._queue = queue
         self._recorder = recorder
@@ -156,3 +130,27 @@ class RecordingWorker:
         if rate <= 0.0 or len(call.request) > self._settings.sample_max_bytes:
             return False
         return rate >= 1.0 or self._random.random() < rate
+
+
+class RecordingTask:
+    """A `RecordingWorker` running as a task of the event loop it was started on."""
+
+    def __init__(self, worker: RecordingWorker, name: str) -> None:
+        self._worker = worker
+        self._task = asyncio.create_task(worker.run(), name=name)
+
+    async def wait_recorded(self, timeout: float) -> bool:
+        """Wait until every queued call was recorded; False if `timeout` seconds passed."""
+        deadline = time.monotonic() + timeout
+        while not self._worker.idle:
+            if time.monotonic() >= deadline or self._task.done():
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    async def stop(self, grace: float) -> None:
+        """Record what is queued (for up to `grace` seconds), then end the task."""
+        await self.wait_recorded(grace)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -12,7 +10,7 @@ from grpc import aio
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.methods import FORWARDED_METHODS
 from sidecar.tap.proxy import ForwardingHandlers
-from sidecar.tap.recording import Recorder, RecordingWorker, RecordQueue
+from sidecar.tap.recording import Recorder, RecordingTask, RecordingWorker, RecordQueue
 from sidecar.tap.refusal import RefusingHandler
 from sidecar.tap.settings import TapSettings
 from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
@@ -21,19 +19,11 @@ from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
 class TapServer:
     """A running tap. `port` is the bound port; `stats` its counters; `stop()` ends it."""
 
-    def __init__(
-        self,
-        server: aio.Server,
-        channel: aio.Channel,
-        worker: RecordingWorker,
-        worker_task: asyncio.Task[None],
-        port: int,
-        stats: TapStats,
-    ) -> None:
+    def __init__(self, server: aio.Server, channel: aio.Channel, recording: RecordingTask,
+                 port: int, stats: TapStats) -> None:
         self._server = server
         self._channel = channel
-        self._worker = worker
-        self._worker_task = worker_task
+        self._recording = recording
         self.port = port
         """The port the tap listens on."""
         self.stats = stats
@@ -41,21 +31,13 @@ class TapServer:
 
     async def wait_recorded(self, timeout: float) -> bool:
         """Wait until every queued call was recorded; False if `timeout` seconds passed."""
-        deadline = time.monotonic() + timeout
-        while not self._worker.idle:
-            if time.monotonic() >= deadline or self._worker_task.done():
-                return False
-            await asyncio.sleep(0.01)
-        return True
+        return await self._recording.wait_recorded(timeout)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish for `grace` seconds, record what
         is queued (for up to `grace` seconds more), then release everything."""
         await self._server.stop(grace)
-        await self.wait_recorded(grace or 0.0)
-        self._worker_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._worker_task
+        await self._recording.stop(grace or 0.0)
         await self._channel.close()
 
 
@@ -103,6 +85,6 @@ async def serve_tap(
         await channel.close()
         raise TapStartError(f"cannot listen on {settings.listen}; choose a free address")
     await server.start()
-    worker = RecordingWorker(queue, recorder, observers, settings)
-    worker_task = asyncio.create_task(worker.run(), name="tap-recording")
-    return TapServer(server, channel, worker, worker_task, port, stats)
+    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings),
+                              "tap-recording")
+    return TapServer(server, channel, recording, port, stats)

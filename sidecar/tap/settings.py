@@ -1,4 +1,5 @@
-"""Settings of the tap: where it listens, where it forwards, and what it may buffer."""
+"""Settings of the recorder (where it listens, what it may queue and sample) and of the
+tap, which records the same way and also forwards to TF Serving."""
 
 from __future__ import annotations
 
@@ -11,21 +12,20 @@ TF_SERVING_MAX_MESSAGE_BYTES = (1 << 31) - 1
 
 
 @dataclass(frozen=True)
-class TapSettings:
-    """Everything the tap needs; validated on construction, trusted afterwards."""
+class RecorderSettings:
+    """Where calls to record arrive and how they are recorded; validated on construction,
+    trusted afterwards."""
 
     listen: str
-    """`host:port` the tap serves on (port 0 picks a free port; see `TapServer.port`)."""
-    upstream: str
-    """`host:port` of TF Serving's gRPC endpoint; every allowed call is forwarded there."""
+    """`host:port` to serve on (port 0 picks a free port; see the server's `port`)."""
     max_message_bytes: int = 64 << 20
-    """Largest request or response the tap passes, both ways (larger: RESOURCE_EXHAUSTED)."""
+    """Largest request (and, for the tap, response) accepted (larger: RESOURCE_EXHAUSTED)."""
     queue_size: int = 4096
     """Calls waiting to be recorded; when full, new ones are dropped (and counted)."""
     queue_max_bytes: int = 64 << 20
     """Request bytes waiting to be recorded; beyond this, calls are dropped (and counted)."""
     sample_rate: float = 0.01
-    """Fraction of successful inference requests kept whole as samples (0 disables)."""
+    """Fraction of recorded inference requests kept whole as samples (0 disables)."""
     sample_max_bytes: int = 1 << 20
     """Requests larger than this are never sampled."""
     sample_seed: int | None = None
@@ -35,44 +35,46 @@ class TapSettings:
     record_interval_seconds: float = 0.1
     """The recorder runs at most this often; calls queue up in between, so under load
     parsing and disk writes happen in a few large batches instead of once per call."""
+
+    def __post_init__(self) -> None:
+        self._check_address("listen")
+        for name in ("max_message_bytes", "queue_size", "queue_max_bytes",
+                     "record_batch_size"):
+            self._check_positive(name)
+        if self.max_message_bytes > TF_SERVING_MAX_MESSAGE_BYTES:
+            self._refuse("max_message_bytes", f"must be at most {TF_SERVING_MAX_MESSAGE_BYTES}")
+        if self.record_interval_seconds < 0:
+            self._refuse("record_interval_seconds", "must not be negative")
+        if not 0.0 <= self.sample_rate <= 1.0:
+            self._refuse("sample_rate", "must be within [0, 1]")
+        if self.sample_max_bytes < 0:
+            self._refuse("sample_max_bytes", "must not be negative")
+
+    def _check_address(self, name: str) -> None:
+        host, _, port = getattr(self, name).rpartition(":")
+        if not host or not port.isdigit():
+            self._refuse(name, "must be host:port")
+
+    def _check_positive(self, name: str) -> None:
+        if getattr(self, name) < 1:
+            self._refuse(name, "must be at least 1")
+
+    def _refuse(self, name: str, problem: str) -> None:
+        raise TapSettingsError(
+            f"{type(self).__name__}.{name} {problem}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TapSettings(RecorderSettings):
+    """The tap's settings: the recorder's, and where it forwards."""
+
+    upstream: str
+    """`host:port` of TF Serving's gRPC endpoint; every allowed call is forwarded there."""
     upstream_max_reconnect_backoff_ms: int = 1000
     """Longest wait between reconnect attempts after the upstream went away, so a
     restarted TF Serving is used again within about this time."""
 
     def __post_init__(self) -> None:
-        for name in ("listen", "upstream"):
-            host, _, port = getattr(self, name).rpartition(":")
-            if not host or not port.isdigit():
-                raise TapSettingsError(
-                    f"TapSettings.{name} must be host:port, got {getattr(self, name)!r}"
-                )
-        positive = (
-            "max_message_bytes",
-            "queue_size",
-            "queue_max_bytes",
-            "record_batch_size",
-            "upstream_max_reconnect_backoff_ms",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise TapSettingsError(
-                    f"TapSettings.{name} must be at least 1, got {getattr(self, name)}"
-                )
-        if self.max_message_bytes > TF_SERVING_MAX_MESSAGE_BYTES:
-            raise TapSettingsError(
-                f"TapSettings.max_message_bytes must be at most {TF_SERVING_MAX_MESSAGE_BYTES}, "
-                f"got {self.max_message_bytes}"
-            )
-        if self.record_interval_seconds < 0:
-            raise TapSettingsError(
-                "TapSettings.record_interval_seconds must not be negative, "
-                f"got {self.record_interval_seconds}"
-            )
-        if not 0.0 <= self.sample_rate <= 1.0:
-            raise TapSettingsError(
-                f"TapSettings.sample_rate must be within [0, 1], got {self.sample_rate}"
-            )
-        if self.sample_max_bytes < 0:
-            raise TapSettingsError(
-                f"TapSettings.sample_max_bytes must not be negative, got {self.sample_max_bytes}"
-            )
+        super().__post_init__()
+        self._check_address("upstream")
+        self._check_positive("upstream_max_reconnect_backoff_ms")

@@ -30,7 +30,7 @@ from sidecar.shapes import (
     TensorSpec,
 )
 from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.recorder_server import RecorderSettings
+from sidecar.tap.settings import RecorderSettings
 from tests.support.standin_models import save_affine_model
 from tests.tap.conftest import LoopThread
 
