@@ -281,9 +281,10 @@ class SidecarService:
             else:
                 self._run_job(job.model, job.version, self._policy_for(job.model))
                 ran = True
-        if ran or wrote:  # the state directory took writes again
+        if ran or wrote:  # the state directory took writes again, the step went through
             self._step_failures = 0
             self._faults.clear(FaultArea.STATE)
+            self._faults.clear(FaultArea.SERVING)
         return ran
 
     def _step_failed(self, exc: Exception) -> float:

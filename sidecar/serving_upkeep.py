@@ -62,7 +62,14 @@ class ServingUpkeep:
         return (self._publisher.model_dir(model) / f"{layout.WITHDRAWN_PREFIX}{version}").is_dir()
 
     def restore(self, model: str, version: int) -> bool:
-        """Rename a withdrawn ``version`` back into view; True if it was."""
+        """Rename a withdrawn ``version`` back into view; True if it was. One that retention
+        would remove at once stays withdrawn (kept, not deleted)."""
+        keep = self._settings.policy_for(model).keep_versions
+        newer = [v for v in self._publisher.published_versions(model) if v > version]
+        if len(newer) >= keep:
+            _LOG.info("%s/%s is back in incoming but stays withdrawn: retention keeps the "
+                      "newest %d version(s) %s", model, version, keep, newer)
+            return False
         try:
             restored = restore_withdrawn(self._publisher.model_dir(model), version)
         except SidecarError as exc:
