@@ -13,7 +13,7 @@ import logging
 import mmap
 from collections import OrderedDict
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from google.protobuf.message import DecodeError
 from tensorflow.core.framework import types_pb2
@@ -25,7 +25,8 @@ from sidecar.publish.model_names import is_model_name
 _LOG = logging.getLogger(__name__)
 
 CACHED_VERSIONS: Final = 256
-"""Most model versions whose signatures are kept in memory (least recently used go)."""
+"""Most model versions whose signatures are kept in memory, and most models whose newest
+version is (least recently used go)."""
 
 _META_GRAPHS: Final = 2  # SavedModel.meta_graphs
 _KEPT_FIELDS: Final = (1, 5)  # MetaGraphDef.meta_info_def, MetaGraphDef.signature_def
@@ -33,6 +34,8 @@ _LENGTH_DELIMITED: Final = 2
 
 Signatures = dict[str, dict[str, str]]
 """Signature key -> input name -> dtype name (``DT_FLOAT``)."""
+
+_Value = TypeVar("_Value")
 
 
 class SignatureDtypes:
@@ -42,6 +45,7 @@ class SignatureDtypes:
         """``serving_base`` holds ``<model>/<version>/saved_model.pb``; None knows no model."""
         self._base = serving_base
         self._cache: OrderedDict[Path, tuple[tuple[int, int], Signatures]] = OrderedDict()
+        self._newest: OrderedDict[Path, tuple[int, int]] = OrderedDict()
 
     def input_dtypes(self, model: str, version: int | None, signature: str
                      ) -> dict[str, str] | None:
@@ -51,12 +55,27 @@ class SignatureDtypes:
         if self._base is None or not is_model_name(model):
             return None
         if version is None:
-            versions = published_versions(self._base / model)
-            if not versions:
+            version = self._newest_version(self._base / model)
+            if version is None:
                 return None
-            version = versions[-1]
         signatures = self._signatures(self._base / model / str(version) / "saved_model.pb")
         return None if signatures is None else signatures.get(signature)
+
+    def _newest_version(self, model_dir: Path) -> int | None:
+        # Publishing renames a version into the model directory, which changes its mtime:
+        # the listing is read again only then (a stat per call instead of a listing).
+        try:
+            mtime = model_dir.stat().st_mtime_ns
+        except OSError:
+            return None
+        cached = self._newest.get(model_dir)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        versions = published_versions(model_dir)
+        if not versions:
+            return None
+        _bounded_put(self._newest, model_dir, (mtime, versions[-1]))
+        return versions[-1]
 
     def _signatures(self, path: Path) -> Signatures | None:
         try:
@@ -74,10 +93,15 @@ class SignatureDtypes:
             _LOG.warning("cannot read the signatures of %s (%s); REST requests to it are "
                          "typed from their JSON values", path, error)
             return None
-        self._cache[path] = (key, signatures)
-        if len(self._cache) > CACHED_VERSIONS:
-            self._cache.popitem(last=False)
+        _bounded_put(self._cache, path, (key, signatures))
         return signatures
+
+
+def _bounded_put(cache: OrderedDict[Path, _Value], path: Path, value: _Value) -> None:
+    cache[path] = value
+    cache.move_to_end(path)
+    if len(cache) > CACHED_VERSIONS:
+        cache.popitem(last=False)
 
 
 def read_signatures(path: Path) -> Signatures:
