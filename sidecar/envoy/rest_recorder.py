@@ -132,8 +132,8 @@ async def serve_rest_recorder(
     recording = RecordingTask(
         _RestRecordingWorker(queue, recorder, observers, settings, signatures),
         "rest-shape-recording")
-    port = server.sockets[0].getsockname()[1]
-    return RecorderServer(_HttpListener(server, connections), recording, port, stats)
+    bound: int = server.sockets[0].getsockname()[1]
+    return RecorderServer(_HttpListener(server, connections), recording, bound, stats)
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
