@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +21,7 @@ from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import validate_bootstrap, write_bootstrap
 from sidecar.envoy.errors import EnvoyBinaryError
 from sidecar.envoy.settings import EnvoySettings
+from sidecar.supervision import Supervisor
 
 _LOG = logging.getLogger("sidecar.envoy")
 
@@ -46,11 +46,14 @@ the sidecar with gRPC's threads running, which gRPC logs and warns against.)"""
 
 
 class EnvoyProcess:
-    """Envoy for ``settings``, started by :meth:`start` and kept running until :meth:`stop`.
+    """Envoy for ``settings``, started by :meth:`start` and kept running until :meth:`stop`
+    (``sidecar.supervision``).
 
     ``restart_delays`` are the first and the longest wait before restarting an Envoy that
     died; the wait doubles while Envoys keep dying within a minute of their start.
     """
+
+    name = "Envoy"
 
     def __init__(self, settings: EnvoySettings, binary: EnvoyBinary, work_dir: Path,
                  restart_delays: tuple[float, float] = (0.5, 30.0)) -> None:
@@ -58,14 +61,13 @@ class EnvoyProcess:
         self._binary = binary
         self._bootstrap = work_dir / "envoy.json"
         self._work_dir = work_dir
-        self._restart_delays = restart_delays
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
-        self._started_at = 0.0
-        self._watcher: threading.Thread | None = None
-        self.restarts = 0
+        self._supervisor = Supervisor(self, EnvoyBinaryError, restart_delays)
+
+    @property
+    def restarts(self) -> int:
         """How many times a dead Envoy was replaced."""
+        return self._supervisor.restarts
 
     @property
     def serving(self) -> bool:
@@ -87,32 +89,31 @@ class EnvoyProcess:
         self._work_dir.mkdir(parents=True, exist_ok=True)
         write_bootstrap(self.settings, self._bootstrap)
         validate_bootstrap(self._binary, self._bootstrap)
-        ready = threading.Event()
-        failure: list[Exception] = []
-        self._watcher = threading.Thread(target=self._watch, args=(ready, failure),
-                                         name="envoy-watch", daemon=True)
-        self._watcher.start()
-        ready.wait()
-        if failure:
-            raise failure[0]
+        self._supervisor.start()
 
     def stop(self) -> None:
         """SIGTERM Envoy and wait for it (killing it after a grace period)."""
-        self._stopping.set()
-        with self._lock:
-            process = self._process
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    _LOG.error("Envoy did not stop in time; killing it")
-                    process.kill()
-                    process.wait()
-        if self._watcher is not None:
-            self._watcher.join(10)
+        self._supervisor.stop()
 
-    def _launch(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM the running Envoy and wait for it (killed after the grace period)."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _LOG.error("Envoy did not stop in time; killing it")
+                process.kill()
+                process.wait()
+
+    def wait(self) -> int | None:
+        """Block until the running Envoy exits; its exit code."""
+        assert self._process is not None
+        return self._process.wait()
+
+    def launch(self) -> None:
+        """Start Envoy and wait until its admin API says it is ready."""
         command = [sys.executable, "-c", _EXEC_DYING_WITH_PARENT, str(self._binary.path),
                    "-c", str(self._bootstrap), "--disable-hot-restart", *ENVOY_LOGGING]
         if self.settings.workers is not None:
@@ -132,7 +133,6 @@ class EnvoyProcess:
                                        fix="read Envoy's log lines above")
             time.sleep(0.05)
         self._process = process
-        self._started_at = time.monotonic()
 
     def _ready(self) -> bool:
         url = f"http://{self.settings.admin}/ready"
@@ -141,44 +141,3 @@ class EnvoyProcess:
                 return bool(answer.status == 200)
         except (urllib.error.URLError, OSError):
             return False
-
-    def _watch(self, ready: threading.Event, failure: list[Exception]) -> None:
-        # Envoys start on this thread only: Linux sends a child its parent-death signal
-        # when the thread that started it ends, and this one outlives every Envoy.
-        try:
-            with self._lock:
-                self._launch()
-        except EnvoyBinaryError as error:
-            failure.append(error)
-            ready.set()
-            return
-        ready.set()
-        delay = self._restart_delays[0]
-        while True:
-            process = self._process
-            assert process is not None
-            process.wait()
-            if self._stopping.is_set():
-                return
-            if time.monotonic() - self._started_at > 60:
-                delay = self._restart_delays[0]
-            _LOG.error("Envoy (pid %s) exited with code %s; restarting it in %.1f s",
-                       process.pid, process.returncode, delay)
-            while not self._stopping.wait(delay):
-                delay = min(2 * delay, self._restart_delays[1])
-                with self._lock:
-                    if self._stopping.is_set():
-                        return
-                    try:
-                        self._launch()
-                    except EnvoyBinaryError as error:
-                        _LOG.error("restarting Envoy failed (%s); next try in %.1f s",
-                                   error, delay)
-                        continue
-                self.restarts += 1
-                _LOG.warning("Envoy was restarted (pid %s)", self.pid)
-                break
-            else:
-                return
-
-

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from sidecar.supervision import Supervisor
 from sidecar.tap.child import apply_events
 from sidecar.tap.child_start import start_tap_child
 from sidecar.tap.errors import TapStartError
@@ -29,13 +28,15 @@ START_TIMEOUT_SECONDS = 120.0
 
 
 class TapProcess:
-    """Runs the tap in a child process and keeps it running.
+    """Runs the tap in a child process and keeps it running (`sidecar.supervision`).
 
     `observer` (e.g. the metrics) is told, in this process and on a watcher thread, about
     everything the child observed, within about half a second. `restart_delays` are the
     first and the longest wait before restarting a child that died; the wait doubles
     while children keep dying within a minute of their start.
     """
+
+    name = "the tap process"
 
     def __init__(self, settings: TapSettings, state_dir: Path,
                  observer: TapObserver | None = None,
@@ -47,18 +48,17 @@ class TapProcess:
         self._observer = observer
         self._clock = clock
         self._grace = grace
-        self._restart_delays = restart_delays
         self._context = multiprocessing.get_context("spawn")
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
         self._process: BaseProcess | None = None
         self._connection: Connection | None = None
-        self._started_at = 0.0
-        self._watcher: threading.Thread | None = None
+        self._supervisor = Supervisor(self, TapStartError, restart_delays)
         self.port: int | None = None
         """The port the current child listens on (None before the first start)."""
-        self.restarts = 0
+
+    @property
+    def restarts(self) -> int:
         """How many times a dead child was replaced."""
+        return self._supervisor.restarts
 
     @property
     def serving(self) -> bool:
@@ -74,29 +74,26 @@ class TapProcess:
     def start(self) -> None:
         """Start the child; return once it accepts calls. Raises `TapStartError` when it
         cannot listen (the address is taken) or exits before it does."""
-        started: Future[None] = Future()
-        self._watcher = threading.Thread(target=self._watch, args=(started,), name="tap-watch",
-                                         daemon=True)
-        self._watcher.start()
-        started.result()
+        self._supervisor.start()
 
     def stop(self) -> None:
         """SIGTERM the child (it stops taking calls and lets running ones finish), wait for
         it, and apply what it observed last."""
-        self._stopping.set()
-        with self._lock:
-            process = self._process
-            if process is not None and process.is_alive():
-                process.terminate()
-                process.join(self._grace + 10)
-                if process.is_alive():
-                    _LOG.error("the tap process did not stop in time; killing it")
-                    process.kill()
-                    process.join()
-        if self._watcher is not None:
-            self._watcher.join(10)
+        self._supervisor.stop()
 
-    def _launch(self) -> None:
+    def terminate(self) -> None:
+        """SIGTERM the current child and wait for it (killed after the grace period)."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.terminate()
+            process.join(self._grace + 10)
+            if process.is_alive():
+                _LOG.error("the tap process did not stop in time; killing it")
+                process.kill()
+                process.join()
+
+    def launch(self) -> None:
+        """Start a child and wait until it listens."""
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=start_tap_child, name="tftrt-sidecar-tap", daemon=True,
@@ -118,7 +115,6 @@ class TapProcess:
             receiving.close()
             raise TapStartError(value)
         self._process, self._connection, self.port = process, receiving, value
-        self._started_at = time.monotonic()
 
     def _drain(self, connection: Connection) -> None:
         """Apply shipped events until the child's end closes."""
@@ -132,41 +128,10 @@ class TapProcess:
         finally:
             connection.close()
 
-    def _watch(self, started: Future[None]) -> None:
-        # Children start on this thread only: Linux sends a child its parent-death signal
-        # when the thread that started it ends, and this one outlives every child.
-        try:
-            with self._lock:
-                self._launch()
-        except TapStartError as error:
-            started.set_exception(error)
-            return
-        started.set_result(None)
-        delay = self._restart_delays[0]
-        while True:
-            process, connection = self._process, self._connection
-            assert process is not None and connection is not None
-            self._drain(connection)
-            process.join()
-            if self._stopping.is_set():
-                return
-            if time.monotonic() - self._started_at > 60:
-                delay = self._restart_delays[0]
-            _LOG.error("the tap process %s exited with code %s; restarting it in %.1f s",
-                       process.pid, process.exitcode, delay)
-            while not self._stopping.wait(delay):
-                delay = min(2 * delay, self._restart_delays[1])
-                with self._lock:
-                    if self._stopping.is_set():
-                        return
-                    try:
-                        self._launch()
-                    except TapStartError as error:
-                        _LOG.error("restarting the tap failed (%s); next try in %.1f s",
-                                   error, delay)
-                        continue
-                self.restarts += 1
-                _LOG.warning("the tap process was restarted (pid %s)", self.pid)
-                break
-            else:
-                return
+    def wait(self) -> int | None:
+        """Apply what the current child ships until it exits; its exit code."""
+        process, connection = self._process, self._connection
+        assert process is not None and connection is not None
+        self._drain(connection)
+        process.join()
+        return process.exitcode
