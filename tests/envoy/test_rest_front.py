@@ -6,6 +6,7 @@ the shape sets and dtypes the gRPC path records for the same calls."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import subprocess
@@ -28,6 +29,7 @@ from tensorflow_serving.apis import (
 
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import REST_MIRROR_RUNTIME_KEY
+from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.rest_recorder import serve_rest_recorder
 from sidecar.envoy.settings import Address, EnvoySettings
@@ -117,7 +119,8 @@ def stand_ins(serving: Path, tmp_path_factory: pytest.TempPathFactory
     config = tmp_path_factory.mktemp("config") / "models.config"
     config.write_text("model_config_list {\n" + "".join(
         f'  config {{ name: "{name}" base_path: "{serving / name}" model_platform: '
-        '"tensorflow" }\n' for name in ("m", "typed")) + "}\n")
+        '"tensorflow" version_labels { key: "stable" value: 1 } }\n'
+        for name in ("m", "typed")) + "}\n")
     handle = start_standin(StandinSettings(model_config_file=config,
                                            file_system_poll_wait_seconds=0))
     rest = start_rest_standin(handle.registry)
@@ -178,6 +181,7 @@ CALLS: list[tuple[str, str, object]] = [
     ("POST", "/v1/models/m:regress", {"signature_name": "regress",
                                       "examples": [{"x": ROWS[0]}]}),
     ("POST", "/v1/models/typed:predict", {"instances": [{"a": [1.5, 2.0], "b": 3}]}),
+    ("POST", "/v1/models/m/labels/stable:predict", {"instances": ROWS}),
     ("GET", "/v1/models/m", None),
     ("GET", "/v1/models/m/versions/1", None),
     ("GET", "/v1/models/m/metadata", None),
@@ -185,9 +189,10 @@ CALLS: list[tuple[str, str, object]] = [
     ("POST", "/v1/models/unknown:predict", {"instances": ROWS}),
     ("POST", "/v1/models/m:predict", {"instances": ROWS, "signature_name": "missing"}),
     ("POST", "/v1/models/m:predict", {"instances": [[1.0]]}),
-    ("POST", "/v1/models/m/labels/stable:predict", {"instances": ROWS}),
+    ("POST", "/v1/models/m/labels/canary:predict", {"instances": ROWS}),
     ("GET", "/v1/models/m/versions/9", None),
     ("GET", "/v1/models", None),
+    ("OPTIONS", "/v1/models/m:predict", None),  # a CORS preflight without an Origin
 ]
 
 
@@ -198,7 +203,7 @@ def test_rest_answers_are_byte_identical(front: RestFront) -> None:
         proxied = call(front.rest_address, method, path, None if raw else body, raw)
         assert proxied == direct, f"{method} {path}"
     statuses = [call(front.rest_address, method, path, body)[0] for method, path, body in CALLS]
-    assert statuses[:9] == [200] * 9 and 200 not in statuses[9:]
+    assert statuses[:10] == [200] * 10 and 200 not in statuses[10:]
 
 
 def test_requests_reach_tf_serving_unchanged(front: RestFront) -> None:
@@ -319,7 +324,8 @@ def test_rest_samples_replay_over_grpc(front: RestFront) -> None:
     front.settle()
     before = len(front.rest_store.samples("m"))
     body = {"instances": ROWS, "signature_name": "serving_default"}
-    status, _, answer = call(front.rest_address, "POST", "/v1/models/m/versions/1:predict", body)
+    status, _, answer = call(front.rest_address, "POST", "/v1/models/m/labels/stable:predict",
+                             body)
     classify = {"signature_name": "classify", "context": {"x": ROWS[0]}, "examples": [{}, {}]}
     status_classify, _, classified = call(front.rest_address, "POST", "/v1/models/m:classify",
                                           classify)
@@ -334,6 +340,7 @@ def test_rest_samples_replay_over_grpc(front: RestFront) -> None:
         predicted = stub.Predict(samples[0].request(), timeout=10)
         scores = stub.Classify(samples[1].request(), timeout=10)
     replayed = tf.make_ndarray(predicted.outputs["y"])
+    assert samples[0].request().model_spec.version_label == "stable"  # type: ignore[attr-defined]
     assert predicted.model_spec.version.value == 1
     np.testing.assert_allclose(replayed, json.loads(answer)["predictions"], rtol=1e-6)
     assert [[[c.label, pytest.approx(c.score)] for c in row.classes]
@@ -415,7 +422,14 @@ def test_tf_serving_down_is_a_json_503_at_once(stand_ins: tuple[StandinHandle, R
         envoy.stop()
 
 
-def test_the_rest_front_needs_all_three_addresses() -> None:
+def test_invalid_rest_settings_are_refused_before_envoy_starts(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"rest_recorder.*rest_listen, rest_upstream and"):
         envoy_settings("127.0.0.1:1", 2, rest_listen=Address("127.0.0.1", 3),
                        rest_upstream=Address("127.0.0.1", 4))
+    # Envoy listens on IP addresses only: a host name is refused by Envoy's own check.
+    settings = rest_settings("127.0.0.1:1", "127.0.0.1:2", free_port(), free_port())
+    bad = dataclasses.replace(settings, rest_listen=Address("rest.example", free_port()))
+    envoy = EnvoyProcess(bad, EnvoyBinary.locate(), tmp_path)
+    with pytest.raises(EnvoyConfigError, match="Envoy refused"):
+        envoy.start()
+    assert envoy.pid is None
