@@ -213,6 +213,10 @@ def _rest_listener(address: Address, settings: EnvoySettings) -> dict[str, Any]:
         "codec_type": "AUTO",  # HTTP/1.1, and HTTP/2 with prior knowledge (h2c)
         "generate_request_id": False,
         "server_header_transformation": "PASS_THROUGH",
+        # TF Serving takes HTTP/1.0 too (load tools such as ab speak only that); one sent
+        # without a Host header reaches TF Serving with this one.
+        "http_protocol_options": {"accept_http_10": True,
+                                  "default_host_for_http_10": "tf-serving"},
         "http2_protocol_options": {"max_concurrent_streams": 1024},
         "route_config": {
             "name": "tf_serving_rest",

@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import http.client
 import json
+import socket
 import subprocess
 import time
 import urllib.parse
@@ -236,6 +237,21 @@ def test_http2_clients_get_the_same_answers(front: RestFront) -> None:
         answers.append((content, versions.split()[1]))
         assert versions.split()[0] == ("2" if "http2" in options[0] else "1.1")
     assert answers[0] == answers[1] and answers[1][1] == "200"
+
+
+def test_http10_clients_get_the_same_answers(front: RestFront) -> None:
+    body = json.dumps({"instances": ROWS}).encode()
+    request = (b"POST /v1/models/m:predict HTTP/1.0\r\ncontent-length: %d\r\n\r\n"
+               % len(body) + body)
+    answers = []
+    for address in (front.rest.address, front.rest_address):
+        host, _, port = address.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(request)
+            answer = b"".join(iter(lambda: connection.recv(65536), b""))  # until it closes
+        head, _, content = answer.partition(b"\r\n\r\n")
+        answers.append((head.split(b" ")[1], content))
+    assert answers[0] == answers[1] and answers[1][0] == b"200"
 
 
 def test_paths_clients_may_not_call_are_refused_at_envoy(front: RestFront) -> None:
