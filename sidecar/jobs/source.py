@@ -56,19 +56,24 @@ class JobSource:
             return
         now = self._read_fingerprint()
         if now != self._fingerprint:
-            raise SourceChangedError(
-                f"{self._named} changed in incoming while its job ran (content fingerprint "
-                f"{self._fingerprint[:12]} became {now[:12]}); its work is abandoned and it "
-                "starts again once the version settles",
-                where=str(self.path),
-                fix="land a new model under a new version number instead of replacing one",
-            )
+            raise self._changed(f"content fingerprint {self._fingerprint[:12]} became "
+                                f"{now[:12]}")
+
+    def _changed(self, how: str) -> SourceChangedError:
+        return SourceChangedError(
+            f"{self._named} changed in incoming while its job ran ({how}); its work is "
+            "abandoned and it starts again once the version settles",
+            where=str(self.path),
+            fix="land a new model under a new version number instead of replacing one",
+        )
 
     def _read_fingerprint(self) -> str:
         try:
             return content_fingerprint(self.path)
-        except FileNotFoundError:
-            self._raise_gone()
+        except FileNotFoundError as exc:
+            if not self.path.is_dir():
+                self._raise_gone()
+            raise self._changed(f"{exc.filename or 'a file'} vanished while it was read") from exc
         except OSError as exc:
             raise StorageError.from_os_error(
                 exc, action=f"read {self._named} in incoming", path=exc.filename or self.path
