@@ -35,7 +35,8 @@ def test_a_full_disk_while_saving_is_a_retryable_failure_never_the_original(
         failed = pipeline.run("mlp", served)
         assert failed.state is JobState.FAILED and failed.flavour is None
         reason = failed.reason or ""
-        assert os.strerror(errno.ENOSPC) in reason and "complete saving the converted model" in reason
+        assert os.strerror(errno.ENOSPC) in reason
+        assert "could not complete saving the converted model" in reason
         assert "Fix: free space on the filesystem" in reason
         assert "retries it by itself in 10 s" in reason
         assert "`tftrt-sidecar admin convert mlp 5 --rebuild`" in reason
