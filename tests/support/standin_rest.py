@@ -207,6 +207,9 @@ def start_rest_standin(registry: ModelRegistry, host: str = "127.0.0.1") -> Rest
 def _handler_class(standin: RestStandin) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's libevent server
+        # Headers and body go out in two writes: without this a client's delayed ACK
+        # holds the body back 40 ms (TF Serving sends one buffer).
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             body = _read_body(self)
