@@ -6,4 +6,7 @@ Import from the modules: ``settings`` (:class:`EnvoySettings`), ``binary`` (the 
 Envoy build and its version check), ``bootstrap`` (Envoy's configuration, generated from
 the settings and validated by Envoy itself), ``process`` (Envoy run and supervised as a
 child process), ``runtime`` (its admin API: the mirrored share, live) and ``errors``.
+TF Serving's REST API: ``rest_api`` (the paths Envoy admits), ``rest_recorder`` (the HTTP
+server REST calls are mirrored to), ``rest_shapes`` (their JSON read as TF Serving reads
+it) and ``signature_dtypes`` (the served signatures' dtypes, which type that JSON).
 """
