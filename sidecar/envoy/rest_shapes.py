@@ -10,6 +10,9 @@ The JSON is read the way TF Serving reads it (``json_tensor.cc``):
 - ``:classify`` and ``:regress``: ``examples`` (and an optional ``context``) give
   ``inputs: DT_STRING (n,)``, n examples, as gRPC's serialized ``tf.Example`` list does.
 
+TF Serving refuses ragged tensors; rows of different shapes are caught on every call, a
+ragged tensor inside a row only when the call is sampled (the whole tensor is read then).
+
 Dtypes are the served signature's (:class:`~sidecar.envoy.signature_dtypes.SignatureDtypes`),
 as TF Serving types the call. When the model or signature is not known there, a tensor is
 typed as TensorFlow types the same Python value (``tf.constant``): only booleans DT_BOOL,
