@@ -205,6 +205,7 @@ class SidecarService:
         (newest first); under an incoming fault, nothing."""
         published = self._journal.jobs([JobState.PUBLISHED])
         expected = {(job.model, job.incoming_version) for job in published}
+        self._watcher.expect(expected)
         view = look_at_incoming(self._settings.incoming_base, expected,
                                 is_served=self._is_served)
         self._report_incoming(view.faults)

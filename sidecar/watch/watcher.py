@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +115,16 @@ class IncomingWatcher:
             return []
         finally:
             self._note_refusals(view.listing.refused)
+
+    def expect(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Count (model, version) directories as seen before (e.g. what the journal published
+        before a restart), so that a fault under them is one from the first scan. Each is
+        judged afresh: READY once it settles, VANISHED if incoming says it is gone."""
+        now = self._clock()
+        for model, version in keys:
+            if (model, version) not in self._seen:
+                path = self._base / model / str(version)
+                self._seen[(model, version)] = _Seen(path, (), now, ready=False)
 
     def resettle(self, model: str, version: int) -> bool:
         """Judge (model, version) as if just seen: READY is reported again once it settles

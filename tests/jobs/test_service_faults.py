@@ -86,3 +86,30 @@ def test_an_incoming_base_missing_at_start_is_a_fault_the_service_waits_out(
         finally:
             stop.set()
             loop.join(timeout=60)
+
+
+def test_a_served_models_directory_missing_across_a_restart_stays_a_fault(
+    tmp_path: Path, mlp_model: Path
+) -> None:
+    settings = load_settings({
+        "incoming": str(tmp_path / "incoming"), "serving": str(tmp_path / "serving"),
+        "state": str(tmp_path / "state"), "engine_cache": str(tmp_path / "engines"),
+        "model_config_file": str(tmp_path / "serving" / "models.config"),
+        "settle_seconds": 0, "rescan_interval_seconds": 0.05, "once": True,
+    }, {"TFTRT_SIDECAR_BACKEND": "tensorrt"})
+    for version in (1, 2):
+        land(mlp_model, settings.incoming_base, "m", version)
+    land(mlp_model, settings.incoming_base, "other", 1)
+    with SidecarService(settings) as service:
+        service.run()
+    os.rename(settings.incoming_base / "m", tmp_path / "m-away")  # while the sidecar is down
+    parts = ServiceComponents()
+    with SidecarService(settings, parts) as service:
+        assert service.start().withdrawn == ()
+        for _ in range(3):  # the first scans know what was there: still a fault
+            service.step()
+            assert not parts.faults.healthy(FaultArea.INCOMING)
+        assert VersionPublisher(settings.serving_base).published_versions("m") == [1000, 2000]
+        os.rename(tmp_path / "m-away", settings.incoming_base / "m")
+        service.step()
+        assert parts.faults.healthy(FaultArea.INCOMING)
