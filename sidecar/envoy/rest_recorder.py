@@ -6,13 +6,14 @@ Envoy sends a copy and does not wait. Every request is answered at once with ``2
 and queued (bounded; a full queue drops calls, counted); the tap's recording worker reads
 the queued calls' JSON (:mod:`sidecar.envoy.rest_shapes`) and records them in batches,
 off the event loop. HTTP/1.1 only, as Envoy's recorder cluster speaks it, with keep-alive,
-``Content-Length`` or chunked bodies.
+``Content-Length`` or chunked bodies, gzip-compressed or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import zlib
 from collections.abc import Callable
 from typing import Final
 
@@ -36,6 +37,7 @@ _OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
               b"content-length: 2\r\n\r\n{}")
 _TOO_LARGE: Final = (b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n"
                      b"connection: close\r\n\r\n")
+_GZIP_MAGIC: Final = b"\x1f\x8b"
 MAX_HEAD_BYTES: Final = 64 << 10
 """Longest request line and headers accepted (Envoy's own default limit is 60 KiB)."""
 
@@ -68,8 +70,9 @@ class _RestRecordingWorker(RecordingWorker):
         observations: list[ShapeObservation] = []
         for call in batch:
             try:
+                body = _uncompressed(call.request, self._settings.max_message_bytes)
                 observations.extend(observations_from_rest(
-                    call.method, call.request, call.received_at, self._should_sample(call),
+                    call.method, body, call.received_at, self._should_sample(call),
                     self._signatures))
             except UnparsableRequestError:
                 self._observer.unparsable(method_label(call.method))
@@ -134,6 +137,22 @@ async def serve_rest_recorder(
         "rest-shape-recording")
     bound: int = server.sockets[0].getsockname()[1]
     return RecorderServer(_HttpListener(server, connections), recording, bound, stats)
+
+
+def _uncompressed(body: bytes, limit: int) -> bytes:
+    """``body``, gunzipped if it is gzip (TF Serving reads ``Content-Encoding: gzip``
+    bodies; JSON never starts with gzip's magic bytes); UnparsableRequestError when it
+    does not inflate or inflates past ``limit`` bytes."""
+    if not body.startswith(_GZIP_MAGIC):
+        return body
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise UnparsableRequestError(f"a gzip body does not inflate ({error})") from error
+    if len(data) > limit:
+        raise UnparsableRequestError(f"a gzip body inflates past {limit} bytes")
+    return data
 
 
 def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:

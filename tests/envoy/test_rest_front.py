@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gzip
 import http.client
 import json
 import socket
 import subprocess
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,11 @@ from tensorflow_serving.apis import (
 )
 
 from sidecar.envoy.binary import EnvoyBinary
-from sidecar.envoy.bootstrap import REST_MIRROR_RUNTIME_KEY
+from sidecar.envoy.bootstrap import (
+    RECORDER_CLUSTER,
+    REST_MIRROR_RUNTIME_KEY,
+    REST_RECORDER_CLUSTER,
+)
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.rest_recorder import serve_rest_recorder
@@ -76,17 +82,39 @@ class RestFront:
         return str(self.envoy.settings.rest_listen)
 
     def settle(self) -> None:
-        """Wait until both recorders recorded what Envoy mirrored so far."""
-        for recorder in (self.rest_recorder, self.grpc_recorder):
-            assert self.loop.run(recorder.wait_recorded(10))
-
-    def wait_rest_recorded(self, count: int) -> None:
-        """Wait until the REST store holds ``count`` observations in all."""
+        """Wait until both recorders handled every call Envoy mirrored so far (a mirror
+        is fire and forget: it may still be on its way when the client has its answer)."""
         deadline = time.monotonic() + 10
-        while _total(self.rest_store) < count and time.monotonic() < deadline:
-            self.loop.run(self.rest_recorder.wait_recorded(1))
+        while time.monotonic() < deadline:
+            stats = self._recorder_stats()
+            if not any(stats[f"{cluster}.upstream_rq_pending_active"]
+                       or stats[f"{cluster}.upstream_rq_active"] for cluster in _RECORDERS):
+                handled = []
+                for cluster, recorder in zip(_RECORDERS, (self.rest_recorder,
+                                                          self.grpc_recorder), strict=True):
+                    assert self.loop.run(recorder.wait_recorded(10))
+                    counted = recorder.stats
+                    handled.append(sum(counted.requests_by_model.values())
+                                   + counted.unparsable_requests + counted.dropped_records
+                                   == stats[f"{cluster}.upstream_rq_total"])
+                if all(handled):
+                    return
             time.sleep(0.02)
-        assert _total(self.rest_store) >= count
+        raise AssertionError("the recorders did not handle every mirrored call in time")
+
+    def _recorder_stats(self) -> dict[str, int]:
+        query = urllib.parse.urlencode({"format": "json", "filter": "^cluster\\.shape_recorder"})
+        with urllib.request.urlopen(f"http://{self.envoy.settings.admin}/stats?{query}",
+                                    timeout=5) as answer:
+            stats = json.loads(answer.read())["stats"]
+        found = {stat["name"].removeprefix("cluster."): int(stat["value"])
+                 for stat in stats if "value" in stat}
+        return {f"{cluster}.{name}": found.get(f"{cluster}.{name}", 0) for cluster in _RECORDERS
+                for name in ("upstream_rq_total", "upstream_rq_active",
+                             "upstream_rq_pending_active")}
+
+
+_RECORDERS = (REST_RECORDER_CLUSTER, RECORDER_CLUSTER)
 
 
 def _total(store: ShapeStore) -> int:
@@ -303,7 +331,8 @@ def test_rest_shapes_match_what_grpc_records(front: RestFront) -> None:
         answer = call(front.rest_address, "POST", f"/v1/models/m:{verb}",
                       {"signature_name": verb, "examples": [{"x": row} for row in ROWS[:2]]})
         assert answer[0] == 200
-    front.wait_rest_recorded(base + 6)
+    front.settle()
+    assert _total(front.rest_store) == base + 6
 
     grpc_before = _total(front.grpc_store)
     typed = predict_pb2.PredictRequest()
@@ -346,9 +375,7 @@ def test_rest_samples_replay_over_grpc(front: RestFront) -> None:
     status_classify, _, classified = call(front.rest_address, "POST", "/v1/models/m:classify",
                                           classify)
     assert status == status_classify == 200
-    deadline = time.monotonic() + 10
-    while len(front.rest_store.samples("m")) < before + 2 and time.monotonic() < deadline:
-        front.settle()
+    front.settle()
     samples = front.rest_store.samples("m")[before:]
     assert [sample.method for sample in samples] == ["Predict", "Classify"]
     with grpc.insecure_channel(front.standin.address) as channel:
@@ -363,6 +390,23 @@ def test_rest_samples_replay_over_grpc(front: RestFront) -> None:
             for row in scores.result.classifications] == json.loads(classified)["result"]
 
 
+def test_gzip_bodies_are_answered_and_recorded(front: RestFront) -> None:
+    body = gzip.compress(json.dumps({"instances": [[0.5] * 4] * 11}).encode())
+    answers = []
+    for address in (front.rest.address, front.rest_address):
+        host, _, port = address.rpartition(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        connection.request("POST", "/v1/models/m:predict", body=body,
+                           headers={"content-encoding": "gzip"})
+        answer = connection.getresponse()
+        answers.append((answer.status, answer.read()))
+        connection.close()
+    assert answers[0] == answers[1] and answers[1][0] == 200
+    front.settle()
+    counts = dict(front.rest_store.shape_set_counts("m", "serving_default"))
+    assert counts.get(ShapeSet.of({"x": TensorSpec("DT_FLOAT", (11, 4))})) == 1
+
+
 def test_unparsable_bodies_are_counted_and_recording_goes_on(front: RestFront) -> None:
     front.settle()
     before = front.rest_recorder.stats.unparsable_requests
@@ -370,7 +414,8 @@ def test_unparsable_bodies_are_counted_and_recording_goes_on(front: RestFront) -
         assert call(front.rest_address, "POST", "/v1/models/m:predict", raw=raw)[0] == 400
     recorded = _total(front.rest_store)
     assert call(front.rest_address, "POST", "/v1/models/m:predict", {"instances": ROWS})[0] == 200
-    front.wait_rest_recorded(recorded + 1)
+    front.settle()
+    assert _total(front.rest_store) == recorded + 1
     assert front.rest_recorder.stats.unparsable_requests == before + 3
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import gzip
 import json
 import re
 import threading
@@ -231,6 +232,13 @@ def _handler_class(standin: RestStandin) -> type[BaseHTTPRequestHandler]:
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
+    body = _read_raw_body(handler)
+    # TF Serving inflates a body whose Content-Encoding names gzip.
+    return gzip.decompress(body) if "gzip" in handler.headers.get("Content-Encoding", "") \
+        else body
+
+
+def _read_raw_body(handler: BaseHTTPRequestHandler) -> bytes:
     if handler.headers.get("Transfer-Encoding", "").lower() == "chunked":
         chunks: list[bytes] = []
         while True:
