@@ -5,6 +5,7 @@ with a real shape store."""
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
 import threading
@@ -188,9 +189,13 @@ def test_the_recorder_answers_at_once_and_drops_beyond_its_queue(tmp_path: Path)
             assert _post(server.port, "/v1/models/q:predict", b"x" * 5000) == (413, b"")
             assert _post(server.port, "/v1/models/q:predict", body, chunked=True) == (200, b"{}")
             assert loop.run(server.wait_recorded(10))
+            for gzipped in (gzip.compress(body), gzip.compress(b" " * 5000 + body)):
+                assert _post(server.port, "/v1/models/q:predict", gzipped) == (200, b"{}")
+                assert loop.run(server.wait_recorded(10))
             recorded = sum(count for _, count in store.shape_set_counts("q", "serving_default"))
             assert server.stats.dropped_records >= 2, "at most 2 queued and 2 being recorded"
-            assert recorded + server.stats.dropped_records == 7
+            assert recorded + server.stats.dropped_records == 8
+            assert server.stats.unparsable_requests == 1, "inflated past the body limit"
             loop.run(server.stop(1))
     finally:
         loop.close()
