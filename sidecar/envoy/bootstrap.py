@@ -210,7 +210,7 @@ def _rest_listener(address: Address, settings: EnvoySettings) -> dict[str, Any]:
     manager = {
         "@type": _HCM,
         "stat_prefix": REST_STAT_PREFIX,
-        "codec_type": "AUTO",  # HTTP/1.1, and HTTP/2 with prior knowledge (h2c)
+        "codec_type": "AUTO",  # HTTP/1.x, and HTTP/2 with prior knowledge (h2c)
         "generate_request_id": False,
         "server_header_transformation": "PASS_THROUGH",
         # TF Serving takes HTTP/1.0 too (load tools such as ab speak only that); one sent
