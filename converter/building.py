@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,19 @@ class BuildResult:
     save() still proves the model in the Session path)."""
 
 
+def _segment_arguments(segments: list[ConvertedSegment], probe: Any,
+                       feed: Mapping[str, Any]) -> list[tuple[list[tf.Tensor], ShapeSet]]:
+    """Each segment's arguments for one signature input, and their shape set."""
+    values = list(probe(*map(tf.convert_to_tensor, feed.values()))) if probe is not None else []
+    arguments = []
+    for segment in segments:
+        count = len(segment.graph.input_specs)
+        args, values = values[:count], values[count:]
+        shapes = tuple(tuple(args[i].shape.as_list()) for i in segment.graph.shape_inputs)
+        arguments.append((args, shapes))
+    return arguments
+
+
 def _observe(
     segments: list[ConvertedSegment], probe: Any, inputs: Iterable[dict[str, tf.Tensor]]
 ) -> tuple[list[_Seen], list[dict[str, tf.Tensor]]]:
@@ -43,14 +56,28 @@ def _observe(
     feeds: list[dict[str, tf.Tensor]] = []
     for feed in inputs:
         feeds.append(feed)
-        values = list(probe(*feed.values())) if probe is not None else []
-        for segment, record in zip(segments, seen, strict=True):
-            count = len(segment.graph.input_specs)
-            args, values = values[:count], values[count:]
-            shapes = tuple(tuple(args[i].shape.as_list()) for i in segment.graph.shape_inputs)
+        for (args, shapes), record in zip(_segment_arguments(segments, probe, feed), seen,
+                                          strict=True):
             record.counts[shapes] += 1
             record.examples.setdefault(shapes, (args, len(feeds) - 1))
     return seen, feeds
+
+
+def restrict_engines(segments: list[ConvertedSegment], probe: Any,
+                     winning: Sequence[Mapping[str, Any]], maximum_cached_engines: int) -> None:
+    """Engines only for the shapes the `winning` signature inputs give each segment
+    (where the engines won in the Session path); every other shape runs native."""
+    per_input = [_segment_arguments(segments, probe, feed) for feed in winning]
+    for index, segment in enumerate(segments):
+        wanted = tuple(dict.fromkeys(shapes[index][1] for shapes in per_input))
+        wanted = wanted[:maximum_cached_engines]
+        segment.records = [
+            dataclasses.replace(r, kept=True, reason="kept: won in the Session path")
+            if r.key.shapes in wanted else
+            dataclasses.replace(r, kept=False, reason="dropped: lost in the Session path")
+            for r in segment.records
+        ]
+        segment.plan = DispatchPlan(prebuilt=wanted, fallback=Fallback.NATIVE)
 
 
 def _replan(segment: ConvertedSegment, allow_build_at_runtime: bool) -> None:

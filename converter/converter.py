@@ -15,7 +15,7 @@ import tensorflow as tf
 from converter.backends import choose_backend
 from converter.backends.device import detect_build_device
 from converter.backends.tensorrt import TftrtConversion
-from converter.building import build_engines
+from converter.building import build_engines, restrict_engines
 from converter.candidates import FROZEN, FROZEN_XLA, XLA
 from converter.engines import EngineKey
 from converter.errors import (
@@ -205,7 +205,16 @@ class Converter:
         self._export_inputs = result.inputs_to_export
         self._built = True
         self._converted = self._assemble()
-        self._selection = self._select([{k: v.numpy() for k, v in f.items()} for f in feeds])
+        arrays = [{k: v.numpy() for k, v in f.items()} for f in feeds]
+        self._selection = self._select(arrays, self._candidates(restricted=False))
+        winning = self._engine_wins(self._selection)
+        if winning and not self.params.keep_slower_engines:
+            # Engines won at some shape sets only: keep them there, run native elsewhere,
+            # and measure that as the engine candidate.
+            restrict_engines(self._segments, probe, winning, self.params.maximum_cached_engines)
+            self._export_inputs = winning
+            self._converted = self._assemble()
+            self._selection = self._select(arrays, self._candidates(restricted=True))
         if self._selection.choice.chosen != self._xla_name:
             for segment in self._segments:
                 segment.drop_engines(f"dropped: {self._selection.choice.chosen} won in the "
@@ -311,7 +320,21 @@ class Converter:
                 signatures[key] = self._converted
         return signatures
 
-    def _candidates(self) -> list[CandidateSpec]:
+    def _engine_wins(self, selection: Selection) -> list[dict[str, np.ndarray]]:
+        """The measured inputs at which the engine candidate beat every other
+        candidate, if it beat them at some but not all."""
+        candidates = selection.choice.candidates
+        engines = next((c for c in candidates if c.name == self._xla_name), None)
+        if engines is None or engines.failure or not max(engines.errors,
+                                                         default=0.0) <= self._tolerance:
+            return []
+        rivals = [c for c in candidates if c is not engines and c.failure is None]
+        wins = [i for i, ms in enumerate(engines.latency_ms)
+                if all(ms < rival.latency_ms[i] for rival in rivals)]
+        return [dict(selection.cases[i]) for i in wins] if 0 < len(wins) < len(
+            engines.latency_ms) else []
+
+    def _candidates(self, restricted: bool) -> list[CandidateSpec]:
         assert self._frozen is not None
         candidates = []
         if self._frozen.report.frozen_variables:
@@ -320,19 +343,22 @@ class Converter:
                 lambda d: write_signatures(self._model, self._signatures(False), d)))
         if self._converted is not self._model.function and any(
                 s.runs_engine for s in self._segments):
+            where = ("only at the shape sets where they won a first measurement, native "
+                     "elsewhere" if restricted else "where build() kept them")
             candidates.append(CandidateSpec(
-                self._xla_name, "frozen weights, XLA engines where build() kept them "
-                "(weights enter engines as arguments)",
+                self._xla_name, f"frozen weights, XLA engines {where} (weights enter "
+                "engines as arguments)",
                 lambda d: write_signatures(self._model, self._signatures(True), d)))
         return candidates
 
-    def _select(self, feeds: list[dict[str, np.ndarray]]) -> Selection:
+    def _select(self, feeds: list[dict[str, np.ndarray]],
+                candidates: list[CandidateSpec]) -> Selection:
         assert self._frozen is not None
         self._frozen.restore_state()
         self._workdir = tempfile.TemporaryDirectory(prefix="tftrt-candidates-")
         return select(
             original=self._model.directory,
-            candidates=self._candidates(),
+            candidates=candidates,
             workdir=pathlib.Path(self._workdir.name),
             tags=self._model.tags,
             signature_key=self._model.key,

@@ -101,16 +101,18 @@ def _run(function: Callable[..., Any], args: Arguments) -> list[np.ndarray]:
     return [np.asarray(t) for t in tf.nest.flatten(outputs)]
 
 
-def median_call_seconds(sides: Sequence[Callable[..., Any]], args: Arguments) -> list[float]:
+def median_call_seconds(sides: Sequence[Callable[..., Any]], args: Arguments,
+                        seconds_per_side: float = _TIMING_SECONDS,
+                        decisive_rounds: int = _DECISIVE_ROUNDS) -> list[float]:
     """Median per-call time of each side, timed in interleaved rounds so that
     drift in machine load affects all alike. A side that is decisively slower
-    than the best stops being timed; the others go on."""
+    than the best after `decisive_rounds` stops being timed; the others go on."""
     for side in sides:  # first calls instantiate functions (and compile engines)
         for _ in range(_WARMUP_CALLS):
             _run(side, args)
     samples: list[list[float]] = [[] for _ in sides]
     active = list(range(len(sides)))
-    deadline = time.perf_counter() + _TIMING_SECONDS * len(sides)
+    deadline = time.perf_counter() + seconds_per_side * len(sides)
     calls = 0
     while calls < _MAX_CALLS and (calls < _MIN_ROUNDS or time.perf_counter() < deadline):
         for index in active:
@@ -118,7 +120,7 @@ def median_call_seconds(sides: Sequence[Callable[..., Any]], args: Arguments) ->
             _run(sides[index], args)
             samples[index].append(time.perf_counter() - start)
         calls += 1
-        if calls >= _DECISIVE_ROUNDS:
+        if calls >= decisive_rounds:
             best = min(statistics.median(samples[i]) for i in active)
             active = [i for i in active
                       if statistics.median(samples[i]) <= _DECISIVE_RATIO * best]

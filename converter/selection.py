@@ -35,6 +35,8 @@ class Selection:
 
     choice: Choice
     directories: dict[str, pathlib.Path]
+    cases: list[Feed]
+    """The input measured for each shape set (in `choice.shapes` order)."""
 
 
 def measured_cases(feeds: Sequence[Feed]) -> tuple[list[Feed], list[list[list[int]]], list[int]]:
@@ -77,4 +79,4 @@ def select(
     choice = choose([ORIGINAL, *(c.name for c in candidates)],
                     ["the input SavedModel, unchanged", *(c.description for c in candidates)],
                     timings, shapes, uses, tolerance, forced)
-    return Selection(choice=choice, directories=directories)
+    return Selection(choice=choice, directories=directories, cases=cases)

@@ -20,6 +20,11 @@ import numpy as np
 from converter.child_process import ChildFailed, read_tensor, run_child, write_tensors
 from converter.errors import EngineExportError
 
+# The choice is made once per model, on a machine that may be busy: time longer
+# than an engine comparison does, and rule a candidate out only after many rounds.
+_SECONDS_PER_CANDIDATE = 1.0
+_DECISIVE_ROUNDS = 10
+
 
 @dataclasses.dataclass(frozen=True)
 class SessionTiming:
@@ -132,7 +137,8 @@ def _main(request_dir: str) -> None:
             if call is not None and failures[index] is None:
                 owners.append(index)
                 sides.append(call)
-        medians = median_call_seconds(sides, ()) if sides else []
+        medians = median_call_seconds(sides, (), _SECONDS_PER_CANDIDATE,
+                                      _DECISIVE_ROUNDS) if sides else []
         for index, median in zip(owners, medians, strict=True):
             seconds[index].append(median)
     print(json.dumps([{"failure": failures[i], "seconds": seconds[i], "errors": errors[i]}
