@@ -252,19 +252,26 @@ def test_requests_reach_tf_serving_unchanged(front: RestFront) -> None:
     assert seen[0] == seen[1], "Envoy must add, drop or change nothing TF Serving sees"
 
 
-def test_http2_clients_get_the_same_answers(front: RestFront) -> None:
-    body = json.dumps({"instances": ROWS})
+def test_http2_clients_get_the_same_answers_and_are_recorded(front: RestFront) -> None:
+    front.settle()
+    body = json.dumps({"instances": ROWS[:1] * 13})
     answers = []
     for address, options in ((front.rest.address, ["--http1.1"]),
                              (front.rest_address, ["--http2-prior-knowledge"])):
+        # A body read from stdin has no length: over HTTP/2 it streams without one, and
+        # Envoy mirrors it to the HTTP/1.1 recorder chunked.
         done = subprocess.run(
-            ["curl", "-sS", *options, "-w", "\n%{http_version} %{http_code}", "-d", body,
-             f"http://{address}/v1/models/m:predict"],
-            capture_output=True, text=True, timeout=30, check=True)
+            ["curl", "-sS", *options, "-w", "\n%{http_version} %{http_code}", "-X", "POST",
+             "-T", "-", f"http://{address}/v1/models/m:predict"],
+            input=body, capture_output=True, text=True, timeout=30, check=True)
         content, _, versions = done.stdout.rpartition("\n")
         answers.append((content, versions.split()[1]))
         assert versions.split()[0] == ("2" if "http2" in options[0] else "1.1")
+        assert ("transfer-encoding", "chunked") in front.rest.requests()[-1].headers
     assert answers[0] == answers[1] and answers[1][1] == "200"
+    front.settle()
+    counts = dict(front.rest_store.shape_set_counts("m", "serving_default"))
+    assert counts.get(ShapeSet.of({"x": TensorSpec("DT_FLOAT", (13, 4))})) == 1
 
 
 def test_http10_clients_get_the_same_answers(front: RestFront) -> None:

@@ -243,12 +243,11 @@ def _read_raw_body(handler: BaseHTTPRequestHandler) -> bytes:
         chunks: list[bytes] = []
         while True:
             size = int(handler.rfile.readline().split(b";")[0], 16)
-            chunk = handler.rfile.read(size + 2)[:size]  # the chunk and its CRLF
-            if size == 0:
+            if size == 0:  # the last chunk: trailers, if any, up to an empty line
                 while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
+                    pass
                 return b"".join(chunks)
-            chunks.append(chunk)
+            chunks.append(handler.rfile.read(size + 2)[:size])  # the chunk and its CRLF
     return handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
 
 
