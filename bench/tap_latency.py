@@ -3,8 +3,9 @@
 Starts the TF Serving stand-in (test-only server) with a model, then in their own
 processes on 127.0.0.1: Envoy three times (the hop alone, mirroring 10% and mirroring
 100% of calls to the shape recorder, which records into a real shape store in a process
-of its own), the Python tap, and for reference the floor (a bare `grpc.aio` forwarder:
-raw bytes in and out, nothing else). It sends the same bounded number of Predict
+of its own), and for reference the floor (a bare `grpc.aio` forwarder: raw bytes in and
+out, nothing else: the least a Python proxy could cost, which is why the proxy is Envoy).
+It sends the same bounded number of Predict
 requests directly and through each of them with 1, 8 and 32 concurrent clients,
 alternating the ways round by round. Every round first warms its connection at its own
 concurrency, so no way pays for the upstream growing its thread pool. Prints added
@@ -154,20 +155,6 @@ def _spawn(args: list[str], ready_prefix: str) -> subprocess.Popen[str]:
     return process
 
 
-async def _serve_tap(listen: str, upstream: str, state_dir: Path) -> None:
-    from sidecar.shapes import ShapeStore, ShapeStoreSettings
-    from sidecar.tap.server import serve_tap
-    from sidecar.tap.settings import TapSettings
-
-    with ShapeStore(state_dir, ShapeStoreSettings(), time.time) as store:
-        server = await serve_tap(TapSettings(listen=listen, upstream=upstream), store)
-        print(f"tap ready on {server.port}", flush=True)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.stop(1)
-
-
 async def _serve_recorder(listen: str, state_dir: Path) -> None:
     from sidecar.shapes import ShapeStore, ShapeStoreSettings
     from sidecar.tap.recorder_server import serve_recorder
@@ -260,17 +247,7 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
             ],
             "Running gRPC ModelServer",
         )
-        tap_port, floor_port = _free_port(), _free_port()
-        tap = _spawn(
-            [
-                str(Path(__file__).resolve()),
-                "--serve-tap",
-                f"--listen=127.0.0.1:{tap_port}",
-                f"--upstream=127.0.0.1:{serving_port}",
-                f"--state-dir={Path(workdir) / 'state'}",
-            ],
-            "tap ready",
-        )
+        floor_port = _free_port()
         floor = _spawn(
             [
                 str(Path(__file__).resolve()),
@@ -305,14 +282,13 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
                 f"{'throughput':>10} {'cpu/call':>9} {'recorder/mirrored call':>22}"
             )
             envoy_pids = [envoy.pid for envoy in envoys.values() if envoy.pid is not None]
-            own = [os.getpid(), standin.pid, tap.pid, floor.pid, recorder.pid, *envoy_pids]
+            own = [os.getpid(), standin.pid, floor.pid, recorder.pid, *envoy_pids]
             for clients in CONCURRENCY:
                 ways = [
                     Way("direct", f"127.0.0.1:{serving_port}", standin.pid, []),
                     *(Way(f"envoy-{fraction:.0%}", str(envoy.settings.listen),
                           envoy.pid or 0, [], mirrored=fraction)
                       for fraction, envoy in envoys.items()),
-                    Way("tap", f"127.0.0.1:{tap_port}", tap.pid, []),
                     Way("floor", f"127.0.0.1:{floor_port}", floor.pid, []),
                 ]
                 busy_before, own_before = _busy_ticks(), sum(map(_cpu_ticks, own))
@@ -336,7 +312,7 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
         finally:
             for envoy in envoys.values():
                 envoy.stop()
-            for process in (floor, tap, recorder, standin):
+            for process in (floor, recorder, standin):
                 process.terminate()
                 process.wait(20)
 
@@ -363,11 +339,10 @@ def _print_level(clients: int, ways: list[Way], foreign_cpus: float) -> None:
 
 
 def main() -> int:
-    """Run the benchmark (or, with --serve-tap, be the tap process it starts)."""
+    """Run the benchmark (or be one of the processes it starts)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per way and level")
-    parser.add_argument("--serve-tap", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=("affine", "mobilenet"), default="affine")
     parser.add_argument("--envoy-workers", type=int, default=None,
                         help="Envoy's worker threads (default: one per CPU)")
@@ -377,9 +352,6 @@ def main() -> int:
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
     parser.add_argument("--state-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_tap:
-        asyncio.run(_serve_tap(args.listen, args.upstream, args.state_dir))
-        return 0
     if args.serve_floor:
         asyncio.run(_serve_floor(args.listen, args.upstream))
         return 0

@@ -1,13 +1,16 @@
 """What runs beside the pipeline in `tftrt-sidecar run`, built from the settings:
-the shape store (always: jobs replay its shapes), the tap, the metrics endpoint and
-the admin API when their addresses are set."""
+the shape store (always: jobs replay its shapes), the tap (Envoy in front of TF Serving
+and the shape recorder it mirrors to), the metrics endpoint and the admin API when their
+addresses are set."""
 
 from __future__ import annotations
 
 import functools
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +22,9 @@ from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
 from sidecar.config import Settings
+from sidecar.envoy.binary import EnvoyBinary
+from sidecar.envoy.from_settings import envoy_settings
+from sidecar.envoy.process import EnvoyProcess
 from sidecar.errors import ConfigError
 from sidecar.faults import FaultArea, FaultBoard
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
@@ -27,8 +33,9 @@ from sidecar.rebuilds import CoverageRebuilds
 from sidecar.service_components import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
-from sidecar.tap.process import TapProcess
-from sidecar.tap.settings import TapSettings
+from sidecar.tap.process import RecorderProcess
+from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.stats import TapObserver
 
 
 class _ClosesOnStop:
@@ -75,6 +82,24 @@ def _admin_settings(settings: Settings, listen: str) -> AdminSettings:
         grace_seconds=settings.shutdown_grace_seconds)
 
 
+def _tap_components(settings: Settings, observer: TapObserver | None,
+                    clock: Callable[[], float]) -> list[RecorderProcess | EnvoyProcess]:
+    """The recorder in its own process (conversions here would take the GIL from it) and,
+    unless Envoy runs in a container of its own, Envoy in front of TF Serving."""
+    if settings.upstream is None:
+        raise ConfigError(field="upstream", value=None, source="settings",
+                          problem="is empty while tap_listen is set",
+                          fix="set upstream to TF Serving's gRPC address, e.g. "
+                              "127.0.0.1:8600, or unset tap_listen")
+    recorder = RecorderProcess(RecorderSettings(listen=settings.recorder_listen),
+                               settings.state_dir, observer=observer, clock=clock)
+    if not settings.run_envoy:
+        return [recorder]
+    envoy = EnvoyProcess(envoy_settings(settings), EnvoyBinary.locate(),
+                         Path(tempfile.mkdtemp(prefix="envoy-")))
+    return [recorder, envoy]
+
+
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
                      ) -> ServiceComponents:
     """Every component the settings ask for, wired to the same shape store."""
@@ -104,18 +129,9 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         observer = FanOutObserver([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:
-        if settings.upstream is None:
-            raise ConfigError(field="upstream", value=None, source="settings",
-                              problem="is empty while tap_listen is set",
-                              fix="set upstream to TF Serving's gRPC address, e.g. "
-                                  "127.0.0.1:8600, or unset tap_listen")
-        # Its own process: conversions here would take the GIL from forwarding.
-        tap = TapProcess(
-            TapSettings(listen=settings.tap_listen, upstream=settings.upstream),
-            settings.state_dir, observer=metrics.tap_observer if metrics else None,
-            clock=clock)
-        background.append(tap)
-        health[TAP_HEALTH_SERVICE] = lambda: tap.serving
+        tap = _tap_components(settings, metrics.tap_observer if metrics else None, clock)
+        background.extend(tap)
+        health[TAP_HEALTH_SERVICE] = lambda: all(part.serving for part in tap)
     parts = ServiceComponents(shape_source=store, observer=observer)
     on_started: Callable[[], None] = parts.on_started
     if admin_settings is not None:

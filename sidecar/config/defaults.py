@@ -73,11 +73,20 @@ ENV_CONFIG_FILE: Final = ENV_PREFIX + "CONFIG"
 """Environment variable naming the config file when ``--config`` is not given."""
 
 DEFAULT_TAP_LISTEN: Final = "0.0.0.0:8500"
-"""Where the tap (the PredictionService proxy clients call) listens: TF Serving's
-usual gRPC port, so clients need no change."""
+"""Where clients call (Envoy, in front of TF Serving): TF Serving's usual gRPC port, so
+clients need no change."""
 
 DEFAULT_UPSTREAM: Final = "127.0.0.1:8600"
-"""TF Serving in the same pod, started with ``--port=8600``; the tap forwards here."""
+"""TF Serving in the same pod, started with ``--port=8600``; Envoy forwards here."""
+
+DEFAULT_RECORDER_LISTEN: Final = "127.0.0.1:8702"
+"""The shape recorder Envoy mirrors a sample of inference calls to (loopback)."""
+
+DEFAULT_ENVOY_ADMIN_LISTEN: Final = "127.0.0.1:9901"
+"""Envoy's admin API (loopback only: it can change Envoy's runtime and stop it)."""
+
+DEFAULT_MIRROR_FRACTION: Final = 1.0
+"""Share of inference calls Envoy mirrors to the recorder, 0 to 1 in steps of 0.01."""
 
 DEFAULT_ADMIN_LISTEN: Final = "127.0.0.1:8700"
 """The admin gRPC API: localhost only unless configured otherwise."""

@@ -24,6 +24,11 @@ FLAG_FIELDS: Final = MappingProxyType(
                                       "--retry-backoff-max-seconds"),
         "tap_listen": ("tap_listen", "--tap-listen"),
         "upstream": ("upstream", "--upstream"),
+        "recorder_listen": ("recorder_listen", "--recorder-listen"),
+        "envoy_admin_listen": ("envoy_admin_listen", "--envoy-admin-listen"),
+        "proxy_stats_listen": ("proxy_stats_listen", "--proxy-stats-listen"),
+        "mirror_fraction": ("mirror_fraction", "--mirror-fraction"),
+        "run_envoy": ("run_envoy", "--run-envoy"),
         "admin_listen": ("admin_listen", "--admin-listen"),
         "metrics_listen": ("metrics_listen", "--metrics-listen"),
         "admin_token_file": ("admin_token_file", "--admin-token-file"),
@@ -97,11 +102,33 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tap-listen", default=None, metavar="HOST:PORT",
-        help=f"run the tap here (the pod uses {defaults.DEFAULT_TAP_LISTEN}); off by default",
+        help=f"Envoy takes clients' calls here and records a sample of their shapes (the pod "
+        f"uses {defaults.DEFAULT_TAP_LISTEN}); off by default",
     )
     parser.add_argument(
         "--upstream", default=None, metavar="HOST:PORT",
-        help=f"TF Serving's gRPC address for the tap (default {defaults.DEFAULT_UPSTREAM})",
+        help=f"TF Serving's gRPC address Envoy forwards to (default {defaults.DEFAULT_UPSTREAM})",
+    )
+    parser.add_argument(
+        "--recorder-listen", default=None, metavar="HOST:PORT",
+        help=f"the shape recorder Envoy mirrors to (default {defaults.DEFAULT_RECORDER_LISTEN})",
+    )
+    parser.add_argument(
+        "--envoy-admin-listen", default=None, metavar="HOST:PORT",
+        help=f"Envoy's admin API, loopback only (default {defaults.DEFAULT_ENVOY_ADMIN_LISTEN})",
+    )
+    parser.add_argument(
+        "--proxy-stats-listen", default=None, metavar="HOST:PORT",
+        help="serve Envoy's Prometheus stats here (the pod uses 0.0.0.0:9103); off by default",
+    )
+    parser.add_argument(
+        "--mirror-fraction", default=None, metavar="SHARE",
+        help=f"share of inference calls recorded, 0 to 1 "
+        f"(default {defaults.DEFAULT_MIRROR_FRACTION:g})",
+    )
+    parser.add_argument(
+        "--run-envoy", default=None, metavar="BOOL",
+        help="start Envoy here (default true; false where it runs in its own container)",
     )
     parser.add_argument(
         "--admin-listen", default=None, metavar="HOST:PORT",

@@ -126,11 +126,28 @@ class Settings:
     """The longest wait between two retries of such a job."""
 
     tap_listen: str | None = None
-    """Where the tap (PredictionService proxy) listens; None: no tap. The pod uses
-    ``defaults.DEFAULT_TAP_LISTEN``."""
+    """Where clients call: Envoy listens here, forwards to TF Serving and mirrors a sample
+    to the shape recorder; None: no tap. The pod uses ``defaults.DEFAULT_TAP_LISTEN``."""
 
     upstream: str | None = defaults.DEFAULT_UPSTREAM
-    """TF Serving's gRPC address, where the tap forwards the calls clients may make."""
+    """TF Serving's gRPC address, where Envoy forwards the calls clients may make."""
+
+    recorder_listen: str = defaults.DEFAULT_RECORDER_LISTEN
+    """Where the shape recorder takes the calls Envoy mirrors (keep it on loopback)."""
+
+    envoy_admin_listen: str = defaults.DEFAULT_ENVOY_ADMIN_LISTEN
+    """Envoy's admin API; must be a loopback address."""
+
+    proxy_stats_listen: str | None = None
+    """Where Prometheus scrapes Envoy's own stats (only ``/stats/prometheus``); None: not
+    exposed. The pod uses ``0.0.0.0:9103``."""
+
+    mirror_fraction: float = defaults.DEFAULT_MIRROR_FRACTION
+    """Share of inference calls Envoy mirrors to the recorder (0 to 1, steps of 0.01)."""
+
+    run_envoy: bool = True
+    """Start and supervise Envoy here; False where Envoy runs in a container of its own
+    (the pod), with the bootstrap ``tftrt-sidecar envoy-bootstrap`` wrote."""
 
     admin_listen: str | None = None
     """Where the admin gRPC API listens; None: no admin API. The pod uses

@@ -11,10 +11,9 @@ from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.job_metrics import JobMetrics, conversion_result
 from sidecar.metrics.server import MetricsServer, parse_listen
 from sidecar.metrics.sidecar_metrics import ScrapeSources, SidecarMetrics
-from sidecar.metrics.tap_metrics import UPSTREAM_ERROR_CODES, TapMetrics
+from sidecar.metrics.tap_metrics import TapMetrics
 
 __all__ = [
-    "UPSTREAM_ERROR_CODES",
     "BuildInfo",
     "JobMetrics",
     "MetricsServer",

@@ -1,11 +1,14 @@
-"""The tap: a gRPC proxy in front of TF Serving that forwards the calls clients may make
-(`FORWARDED_METHODS`: PredictionService and ModelService/GetModelStatus) unchanged, refuses
-every other one with PERMISSION_DENIED, and records request shapes off the hot path.
+"""The tap: learning request shapes from traffic without standing in its way.
+
+Envoy (`sidecar.envoy`) forwards the calls clients may make (`methods.FORWARDED_METHODS`:
+PredictionService and ModelService/GetModelStatus) to TF Serving and mirrors a sample of
+inference calls to the recorder here, which parses them and records their shapes off the
+request path.
 
 Import from the modules, so that a light one (``settings``, ``errors``, ``methods``,
-``child_start``) loads neither gRPC's server nor TensorFlow: ``server``
-(`serve_tap(settings, recorder, observer=None, clock=time.time) -> TapServer`),
-``process`` (`TapProcess`: the tap in a process of its own, as `tftrt-sidecar run`
-starts it), ``settings`` (`TapSettings`), ``recording`` (the `Recorder` protocol),
-``stats`` (`TapObserver`, `TapStats`), ``request_shapes`` and ``errors``.
+``child_start``) loads neither gRPC's server nor TensorFlow: ``recorder_server``
+(`serve_recorder(settings, recorder, observer=None, clock=time.time) -> RecorderServer`),
+``process`` (`RecorderProcess`: the recorder in a process of its own, as `tftrt-sidecar
+run` starts it), ``settings`` (`RecorderSettings`), ``recording`` (the `Recorder` protocol
+and the worker), ``stats`` (`TapObserver`, `TapStats`), ``request_shapes`` and ``errors``.
 """

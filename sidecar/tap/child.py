@@ -1,8 +1,8 @@
-"""The tap's own process: serves the tap, records into its own connection to the shape
-store, and ships what it observed to the parent over a pipe.
+"""The recorder's own process: serves the recorder Envoy mirrors calls to, records into
+its own connection to the shape store, and ships what it observed to the parent over a pipe.
 
 It runs apart from the sidecar so conversions (TensorFlow and Python on the sidecar's
-threads) do not take the GIL from request forwarding. Started by `TapProcess` through
+threads) do not take the GIL from recording. Started by `RecorderProcess` through
 multiprocessing's "spawn" context; SIGTERM stops it gracefully, and it ends by itself when
 its parent dies.
 """
@@ -22,12 +22,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from sidecar.shapes import Refusal, ShapeObservation, ShapeStore, ShapeStoreSettings
 from sidecar.tap.errors import TapStartError
-from sidecar.tap.server import serve_tap
-from sidecar.tap.settings import TapSettings
+from sidecar.tap.recorder_server import serve_recorder
+from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapObserver
 
 SHIP_INTERVAL_SECONDS = 0.5
@@ -57,18 +55,6 @@ class ShippingObserver:
         with self._lock:
             self._events.append(event)
 
-    def forwarded(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        """Keep a finished call."""
-        self._add(("forwarded", method, code.name, seconds))
-
-    def abandoned(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
-        """Keep a call the client gave up on."""
-        self._add(("abandoned", method, code.name, seconds))
-
-    def refused(self, method: str) -> None:
-        """Keep a refused call."""
-        self._add(("refused", method))
-
     def dropped(self, method: str) -> None:
         """Keep a dropped record."""
         self._add(("dropped", method))
@@ -95,7 +81,7 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-async def _serve(settings: TapSettings, state_dir: Path, connection: Connection,
+async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connection,
                  grace: float, clock: Callable[[], float]) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -103,7 +89,7 @@ async def _serve(settings: TapSettings, state_dir: Path, connection: Connection,
     shipping = ShippingObserver()
     with ShapeStore(state_dir, ShapeStoreSettings(), clock) as store:
         try:
-            server = await serve_tap(settings, store, shipping, clock)
+            server = await serve_recorder(settings, store, shipping, clock)
         except TapStartError as error:
             connection.send(("failed", str(error)))
             return
@@ -113,13 +99,13 @@ async def _serve(settings: TapSettings, state_dir: Path, connection: Connection,
                 await asyncio.wait_for(stopping.wait(), SHIP_INTERVAL_SECONDS)
             events = shipping.take()
             if events:
-                # Off the loop: a slow parent must not stall forwarding.
+                # Off the loop: a slow parent must not stall taking mirrored calls.
                 await asyncio.to_thread(connection.send, ("events", events))
         await server.stop(grace)
         connection.send(("events", shipping.take()))
 
 
-def run_tap_child(settings: TapSettings, state_dir: Path, connection: Connection,
+def run_recorder_child(settings: RecorderSettings, state_dir: Path, connection: Connection,
                   grace: float, clock: Callable[[], float]) -> None:
     """The child's entry point: serve until SIGTERM (or the parent's death), then stop
     with `grace` seconds for calls in flight. Sends `("ready", port)` or `("failed",
@@ -135,9 +121,7 @@ def run_tap_child(settings: TapSettings, state_dir: Path, connection: Connection
 def apply_events(events: list[Event], observer: TapObserver) -> None:
     """Replay shipped events on `observer` (in the parent)."""
     for name, *args in events:
-        if name in ("forwarded", "abandoned"):
-            getattr(observer, name)(args[0], grpc.StatusCode[args[1]], args[2])
-        elif name == "recorder_failed":
+        if name == "recorder_failed":
             observer.recorder_failed(RuntimeError(args[0]))
         else:
             getattr(observer, name)(*args)

@@ -1,7 +1,7 @@
-"""Where the tap's process starts: TensorFlow is imported first, as quietly as the parent
-chose (``converter.console``), and only then the tap itself.
+"""Where the recorder's process starts: TensorFlow is imported first, as quietly as the
+parent chose (``converter.console``), and only then the recorder itself.
 
-This module and the arguments it receives (``TapSettings``, a path, a pipe) import nothing
+This module and the arguments it receives (``RecorderSettings``, a path, a pipe) import nothing
 heavy, so multiprocessing's "spawn" child reaches this function before anything loads
 TensorFlow; otherwise TensorFlow's start-up lines would reach the sidecar's standard error.
 """
@@ -13,13 +13,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from converter.console import import_tensorflow
-from sidecar.tap.settings import TapSettings
+from sidecar.tap.settings import RecorderSettings
 
 
-def start_tap_child(settings: TapSettings, state_dir: Path, connection: Connection,
-                    grace: float, clock: Callable[[], float]) -> None:
-    """The spawned process's target: see `sidecar.tap.child.run_tap_child`."""
+def start_recorder_child(settings: RecorderSettings, state_dir: Path, connection: Connection,
+                         grace: float, clock: Callable[[], float]) -> None:
+    """The spawned process's target: see `sidecar.tap.child.run_recorder_child`."""
     import_tensorflow()
-    from sidecar.tap.child import run_tap_child
+    from sidecar.tap.child import run_recorder_child
 
-    run_tap_child(settings, state_dir, connection, grace, clock)
+    run_recorder_child(settings, state_dir, connection, grace, clock)

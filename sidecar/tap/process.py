@@ -1,6 +1,6 @@
-"""The tap as a background component of `tftrt-sidecar run`: a child process (see
-`sidecar.tap.child`), started before the pipeline, stopped after it, restarted with backoff
-when it dies, whose observations reach the observer (metrics) in this process."""
+"""The recorder as a background component of `tftrt-sidecar run`: a child process (see
+`sidecar.tap.child`), started before Envoy and the pipeline, stopped after them, restarted
+with backoff when it dies, whose observations reach the observer (metrics) here."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ from pathlib import Path
 
 from sidecar.supervision import Supervisor
 from sidecar.tap.child import apply_events
-from sidecar.tap.child_start import start_tap_child
+from sidecar.tap.child_start import start_recorder_child
 from sidecar.tap.errors import TapStartError
-from sidecar.tap.settings import TapSettings
+from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapObserver
 
 _LOG = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
-"""How long calls in flight may run on when the tap stops."""
+"""How long mirrored calls in flight may run on when the recorder stops."""
 START_TIMEOUT_SECONDS = 120.0
 """How long a starting child may take to listen (it imports TensorFlow's protos)."""
 
 
-class TapProcess:
-    """Runs the tap in a child process and keeps it running (`sidecar.supervision`).
+class RecorderProcess:
+    """Runs the recorder in a child process and keeps it running (`sidecar.supervision`).
 
     `observer` (e.g. the metrics) is told, in this process and on a watcher thread, about
     everything the child observed, within about half a second. `restart_delays` are the
@@ -36,9 +36,9 @@ class TapProcess:
     while children keep dying within a minute of their start.
     """
 
-    name = "the tap process"
+    name = "the recorder process"
 
-    def __init__(self, settings: TapSettings, state_dir: Path,
+    def __init__(self, settings: RecorderSettings, state_dir: Path,
                  observer: TapObserver | None = None,
                  clock: Callable[[], float] = time.time,
                  grace: float = STOP_GRACE_SECONDS,
@@ -72,12 +72,12 @@ class TapProcess:
         return None if self._process is None else self._process.pid
 
     def start(self) -> None:
-        """Start the child; return once it accepts calls. Raises `TapStartError` when it
+        """Start the child; return once it takes calls. Raises `TapStartError` when it
         cannot listen (the address is taken) or exits before it does."""
         self._supervisor.start()
 
     def stop(self) -> None:
-        """SIGTERM the child (it stops taking calls and lets running ones finish), wait for
+        """SIGTERM the child (it stops taking calls and records what it took), wait for
         it, and apply what it observed last."""
         self._supervisor.stop()
 
@@ -88,7 +88,7 @@ class TapProcess:
             process.terminate()
             process.join(self._grace + 10)
             if process.is_alive():
-                _LOG.error("the tap process did not stop in time; killing it")
+                _LOG.error("the recorder process did not stop in time; killing it")
                 process.kill()
                 process.join()
 
@@ -96,7 +96,7 @@ class TapProcess:
         """Start a child and wait until it listens."""
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=start_tap_child, name="tftrt-sidecar-tap", daemon=True,
+            target=start_recorder_child, name="tftrt-sidecar-recorder", daemon=True,
             args=(self._settings, self._state_dir, sending, self._grace, self._clock))
         process.start()
         sending.close()  # the child holds the only writer: its exit is our end of file
@@ -108,7 +108,7 @@ class TapProcess:
         except EOFError:
             process.join()
             receiving.close()
-            raise TapStartError(f"the tap process exited with code {process.exitcode} "
+            raise TapStartError(f"the recorder process exited with code {process.exitcode} "
                                 f"before it listened on {self._settings.listen}") from None
         if kind == "failed":
             process.join()

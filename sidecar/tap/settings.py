@@ -1,5 +1,4 @@
-"""Settings of the recorder (where it listens, what it may queue and sample) and of the
-tap, which records the same way and also forwards to TF Serving."""
+"""Settings of the recorder: where mirrored calls arrive, what may queue and be sampled."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ class RecorderSettings:
     listen: str
     """`host:port` to serve on (port 0 picks a free port; see the server's `port`)."""
     max_message_bytes: int = 64 << 20
-    """Largest request (and, for the tap, response) accepted (larger: RESOURCE_EXHAUSTED)."""
+    """Largest mirrored request accepted (larger: RESOURCE_EXHAUSTED to Envoy, unrecorded)."""
     queue_size: int = 4096
     """Calls waiting to be recorded; when full, new ones are dropped (and counted)."""
     queue_max_bytes: int = 64 << 20
@@ -62,19 +61,3 @@ class RecorderSettings:
     def _refuse(self, name: str, problem: str) -> None:
         raise TapSettingsError(
             f"{type(self).__name__}.{name} {problem}, got {getattr(self, name)!r}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class TapSettings(RecorderSettings):
-    """The tap's settings: the recorder's, and where it forwards."""
-
-    upstream: str
-    """`host:port` of TF Serving's gRPC endpoint; every allowed call is forwarded there."""
-    upstream_max_reconnect_backoff_ms: int = 1000
-    """Longest wait between reconnect attempts after the upstream went away, so a
-    restarted TF Serving is used again within about this time."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._check_address("upstream")
-        self._check_positive("upstream_max_reconnect_backoff_ms")

@@ -23,7 +23,7 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 ALERTS = {
     "TftrtSidecarConversionsFailing": 'tftrt_sidecar_conversions_total{result="failed"}',
     "TftrtSidecarShapeCoverageLow": "tftrt_sidecar_shape_coverage_ratio",
-    "TftrtSidecarTapUpstreamErrors": "tftrt_sidecar_tap_upstream_errors_total",
+    "TftrtSidecarTapUpstreamErrors": "envoy_cluster_upstream_rq_xx",
     "TftrtSidecarStorageFault": "tftrt_sidecar_storage_fault",
 }
 
@@ -132,15 +132,18 @@ def test_alert_rules_pass_promtool_and_fire_on_their_series(rendered, tmp_path: 
                  "values": "0+5x60"},
                 {"series": f'tftrt_sidecar_shape_coverage_ratio{series}, model="m"}}',
                  "values": "0.5x60"},
-                # One upstream error a second.
-                {"series": f"tftrt_sidecar_tap_upstream_errors_total{series}}}",
+                # One call a second Envoy could not get TF Serving's answer to.
+                {"series": f'envoy_cluster_upstream_rq_xx{series}, '
+                           'envoy_cluster_name="tf_serving_grpc", envoy_response_code_class="5"}',
                  "values": "0+60x60"},
-                # Another pod whose clients give up on ten calls a second: not an alert.
-                {"series": 'tftrt_sidecar_tap_client_abandoned_total{namespace="serving", '
-                           'pod="tftrt-serving-1", code="DEADLINE_EXCEEDED"}',
+                # Another pod whose clients give up on ten calls a second (Envoy counts them
+                # as downstream resets), the rest answered: not an alert.
+                {"series": 'envoy_http_downstream_rq_rx_reset{namespace="serving", '
+                           'pod="tftrt-serving-1", envoy_http_conn_manager_prefix="tftrt_grpc"}',
                  "values": "0+600x60"},
-                {"series": 'tftrt_sidecar_tap_calls_total{namespace="serving", '
-                           'pod="tftrt-serving-1", code="DEADLINE_EXCEEDED"}',
+                {"series": 'envoy_cluster_upstream_rq_xx{namespace="serving", '
+                           'pod="tftrt-serving-1", envoy_cluster_name="tf_serving_grpc", '
+                           'envoy_response_code_class="2"}',
                  "values": "0+600x60"},
                 # The state disk full for 8 minutes; incoming healthy throughout.
                 {"series": f'tftrt_sidecar_storage_fault{series}, area="state"}}',

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="import-untyped"
 """End to end with a real Prometheus: Debian's ``prometheus`` scrapes the sidecar's /metrics
 every second while a real conversion runs and traffic goes through the tap; then its HTTP
 query API must show the series with the values the sidecar produced."""
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sidecar.publish.numbering import served_version
 from sidecar.state import JobState
@@ -31,6 +33,19 @@ from tests.tap.conftest import LoopThread
 
 PROMETHEUS = shutil.which("prometheus")
 JOB = "tftrt-sidecar"
+PROXY_JOB = "tftrt-envoy"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _alert_expression(name: str) -> str:
+    """The expression of alert ``name`` in k8s/base/prometheusrule.yaml."""
+    rule = yaml.safe_load((REPO / "k8s/base/prometheusrule.yaml").read_text())
+    (expression,) = (item["expr"] for group in rule["spec"]["groups"]
+                     for item in group["rules"] if item["alert"] == name)
+    return str(expression)
+
+
+UPSTREAM_ERRORS_ALERT = _alert_expression("TftrtSidecarTapUpstreamErrors")
 
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="needs Debian's prometheus package (.ci/run installs it)"
@@ -67,6 +82,9 @@ def prometheus(tmp_path: Path, metrics_stand: MetricsStand) -> Iterator[str]:
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         f"scrape_configs:\n  - job_name: {JOB}\n    scrape_timeout: 1s\n"
         f"    static_configs:\n      - targets: ['127.0.0.1:{metrics_stand.server.port}']\n"
+        f"  - job_name: {PROXY_JOB}\n    scrape_timeout: 1s\n"
+        f"    metrics_path: /stats/prometheus\n"
+        f"    static_configs:\n      - targets: ['{metrics_stand.proxy_stats}']\n"
     )
     port = free_port()
     assert PROMETHEUS is not None
@@ -143,7 +161,8 @@ def test_prometheus_scrapes_conversions_and_tap_traffic(
     _scalar(prometheus, 'tftrt_sidecar_versions{model="mlp",state="published"}', 1.0)
     _scalar(prometheus, 'tftrt_sidecar_tap_requests_total{model="mlp",prebuilt="true"}', 2.0)
     _scalar(prometheus, 'tftrt_sidecar_tap_requests_total{model="mlp",prebuilt="false"}', 1.0)
-    _scalar(prometheus, 'tftrt_sidecar_tap_latency_seconds_count{method="Predict"}', 3.0)
+    _scalar(prometheus, 'envoy_cluster_upstream_rq_time_count'
+            '{envoy_cluster_name="tf_serving_grpc"}', 3.0)
     _scalar(prometheus,
             'round(tftrt_sidecar_shape_coverage_ratio{model="mlp"} * 3)', 2.0)
     _scalar(prometheus, 'tftrt_sidecar_published_version_engines'
@@ -157,11 +176,11 @@ def test_prometheus_scrapes_conversions_and_tap_traffic(
                               '{result="failed"}[30m])) > 0') == []
     assert _query(prometheus, "tftrt_sidecar_shape_coverage_ratio < 0.9")
 
-    # A client's own expired deadline and a refused config reload are counted apart; the
-    # critical alert's series (upstream errors) stays absent.
-    send_calls_clients_give_up_on(metrics_stand, event_loop_thread, "mlp")
-    _scalar(prometheus, 'tftrt_sidecar_tap_client_abandoned_total'
-            '{method="Predict",code="DEADLINE_EXCEEDED"}', 1.0)
-    _scalar(prometheus, 'tftrt_sidecar_tap_refused_calls_total'
-            '{method="HandleReloadConfigRequest"}', 1.0)
-    assert _query(prometheus, "tftrt_sidecar_tap_upstream_errors_total") == []
+    # A client's own expired deadline and a refused config reload are counted apart by
+    # Envoy; the critical alert's expression (upstream errors) stays empty.
+    send_calls_clients_give_up_on(metrics_stand, "mlp")
+    _scalar(prometheus, 'envoy_http_downstream_rq_rx_reset'
+            '{envoy_http_conn_manager_prefix="tftrt_grpc"}', 1.0)
+    _scalar(prometheus, 'envoy_http_rq_direct_response'
+            '{envoy_http_conn_manager_prefix="tftrt_grpc"}', 1.0)
+    assert _query(prometheus, UPSTREAM_ERRORS_ALERT) == []

@@ -1,5 +1,6 @@
 """``tftrt-sidecar run`` prints only its own log lines: TensorFlow's start-up lines, from
-the sidecar and from the tap's own process, are kept off standard error by default."""
+the sidecar and from the recorder's own process, and Envoy's warnings are kept off
+standard error by default."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ def test_run_with_its_tap_prints_only_our_log_lines(tmp_path: Path) -> None:
         "--tap-listen", f"127.0.0.1:{free_port()}", "--upstream", f"127.0.0.1:{free_port()}",
         "--admin-listen", f"127.0.0.1:{free_port()}",
         "--metrics-listen", f"127.0.0.1:{free_port()}",
+        "--recorder-listen", f"127.0.0.1:{free_port()}",
+        "--envoy-admin-listen", f"127.0.0.1:{free_port()}",
     ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True)

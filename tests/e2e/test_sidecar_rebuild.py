@@ -77,7 +77,8 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         "engine_cache": str(tmp_path / "engines"),
         "model_config_file": str(tmp_path / "models.config"), "settle_seconds": 0,
         "rescan_interval_seconds": 0.2, "tap_listen": tap, "upstream": standin.address,
-        "metrics_listen": metrics,
+        "metrics_listen": metrics, "recorder_listen": f"127.0.0.1:{free_port()}",
+        "envoy_admin_listen": f"127.0.0.1:{free_port()}",
     }, {}, config)
     parts = dataclasses.replace(build_components(settings),
                                 converter_factory=_keeping_every_engine)

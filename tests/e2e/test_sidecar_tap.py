@@ -39,7 +39,9 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
          "--engine-cache", str(tmp_path / "engines"),
          "--model-config-file", str(tmp_path / "models.config"), "--settle-seconds", "0",
          "--rescan-interval-seconds", "0.2", "--tap-listen", tap, "--upstream",
-         standin.address, "--admin-listen", admin, "--metrics-listen", metrics],
+         standin.address, "--admin-listen", admin, "--metrics-listen", metrics,
+         "--recorder-listen", f"127.0.0.1:{free_port()}",
+         "--envoy-admin-listen", f"127.0.0.1:{free_port()}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(serving / "mlp" / "1000", 120)
@@ -48,7 +50,7 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
         for _ in range(5):
             through_tap = predict_mlp(tap, 3)
         assert through_tap.SerializeToString() == direct.SerializeToString()
-        time.sleep(1.0)  # the tap records off the hot path, in batches
+        time.sleep(1.0)  # Envoy mirrors off the hot path; the recorder records in batches
         models.keras_mlp(tmp_path / "landing")
         os.rename(tmp_path / "landing", incoming / "2")
         wait_for(serving / "mlp" / "2000", 120)

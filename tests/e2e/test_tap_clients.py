@@ -1,6 +1,6 @@
-"""What clients can do through the tap of a running ``tftrt-sidecar run``: a client that
-tries to reconfigure TF Serving is refused and counted, while other clients' traffic goes
-on being served and TF Serving keeps the sidecar's model list."""
+"""What clients can do through the tap (Envoy) of a running ``tftrt-sidecar run``: a client
+that tries to reconfigure TF Serving is refused and counted, while other clients' traffic
+goes on being served and TF Serving keeps the sidecar's model list."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def test_a_client_cannot_replace_the_served_model_list(tmp_path: Path, mlp: Path
             wait_until(lambda: traffic.served >= served + 5, 60, "traffic after the refusals")
         assert traffic.failures == []
         assert _status(sidecar.tap, "mlp") == grpc.StatusCode.OK  # allowed, and answered
-        wait_until(lambda: sidecar.metric("tftrt_sidecar_tap_refused_calls_total",
-                                          method="HandleReloadConfigRequest") == 3,
-                   10, "the refusals on /metrics")
+        wait_until(lambda: sidecar.proxy_metric("envoy_http_rq_direct_response",
+                                                envoy_http_conn_manager_prefix="tftrt_grpc") == 3,
+                   10, "the refusals in Envoy's stats")
         assert "HandleReloadConfigRequest" not in {c.method for c in sidecar.standin.calls()}
         assert sidecar.standin.version_states("mlp") == {1000: "AVAILABLE"}

@@ -27,13 +27,17 @@ from tensorflow_serving.apis import (
 from converter import ConversionParams
 from sidecar.admin.published import PublishedModels
 from sidecar.config import ModelPolicy
+from sidecar.envoy.binary import EnvoyBinary
+from sidecar.envoy.process import EnvoyProcess
+from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.jobs import JobDependencies, JobResult, default_converter_factory, run_version_job
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish import VersionPublisher, numbering
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
-from sidecar.tap.server import serve_tap
-from sidecar.tap.settings import TapSettings
+from sidecar.tap.recorder_server import serve_recorder
+from sidecar.tap.settings import RecorderSettings
+from tests.support.e2e import free_port
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.tap.conftest import LoopThread
 
@@ -52,6 +56,9 @@ class MetricsStand:
     registry: CollectorRegistry
     metrics: SidecarMetrics
     server: MetricsServer
+    envoy: EnvoyProcess
+    """Envoy in front of the TF Serving stand-in, which the traffic helpers start on
+    ``upstream_port``, mirroring to the recorder they start on ``recorder_port``."""
 
     @property
     def incoming(self) -> Path:
@@ -61,7 +68,21 @@ class MetricsStand:
     def engine_cache(self) -> Path:
         return self.root / "engine-cache"
 
+    @property
+    def upstream_port(self) -> int:
+        return self.envoy.settings.upstream.port
+
+    @property
+    def recorder_port(self) -> int:
+        return self.envoy.settings.recorder.port
+
+    @property
+    def proxy_stats(self) -> str:
+        """Envoy's stats listener, ``host:port``."""
+        return str(self.envoy.settings.stats_listen)
+
     def close(self) -> None:
+        self.envoy.stop()
         self.server.stop()
         self.shapes.close()
         self.journal.close()
@@ -84,8 +105,16 @@ def open_metrics_stand(root: Path) -> MetricsStand:
     )
     server = MetricsServer("127.0.0.1:0", registry)
     server.start()
+    envoy = EnvoyProcess(EnvoySettings(
+        listen=_loopback(), upstream=_loopback(), recorder=_loopback(), admin=_loopback(),
+        stats_listen=_loopback()), EnvoyBinary.locate(), root / "envoy")
+    envoy.start()
     return MetricsStand(root, journal, VersionPublisher(root / "serving"), shapes, published,
-                        registry, metrics, server)
+                        registry, metrics, server, envoy)
+
+
+def _loopback() -> Address:
+    return Address("127.0.0.1", free_port())
 
 
 def _keeping_every_engine(
@@ -119,19 +148,21 @@ def run_converted_job(stand: MetricsStand, model_source: Path, model: str, incom
 def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: int,
                      batches: Sequence[int], features: int = 16) -> int:
     """Serve the serving base with the TF Serving stand-in, wait until it serves SERVED
-    version ``served``, put the real tap with the metrics observer in front, send one
-    Predict per batch size; return how many succeeded."""
-    standin = start_standin(StandinSettings(model_name=model,
+    version ``served``, start the real recorder with the metrics observer behind the stand's
+    Envoy, send one Predict per batch size through Envoy; return how many succeeded, once
+    the recorder has recorded them all."""
+    standin = start_standin(StandinSettings(model_name=model, port=stand.upstream_port,
                                             model_base_path=stand.root / "serving" / model))
     try:
         assert standin.wait_for_state(model, served, "AVAILABLE", 60), \
             standin.version_states(model)
-        settings = TapSettings(listen="127.0.0.1:0", upstream=standin.address,
-                               record_interval_seconds=0.0)
-        tap = loop.run(serve_tap(settings, stand.shapes, observer=stand.metrics.tap_observer))
+        settings = RecorderSettings(listen=f"127.0.0.1:{stand.recorder_port}",
+                                    record_interval_seconds=0.0)
+        recorder = loop.run(serve_recorder(settings, stand.shapes,
+                                           observer=stand.metrics.tap_observer))
         ok = 0
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{tap.port}") as channel:
+            with grpc.insecure_channel(str(stand.envoy.settings.listen)) as channel:
                 stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
                 for batch in batches:
                     request = predict_pb2.PredictRequest()
@@ -140,47 +171,55 @@ def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: 
                     request.inputs["x"].CopyFrom(tf.make_tensor_proto(values))
                     stub.Predict(request, timeout=30)
                     ok += 1
-            assert loop.run(tap.wait_recorded(10))
+            deadline = time.monotonic() + 10
+            while recorder.stats.requests_by_model[model] < ok:  # mirrored asynchronously
+                assert time.monotonic() < deadline, "Envoy's mirrored calls were not recorded"
+                time.sleep(0.02)
         finally:
-            loop.run(tap.stop(1))
+            loop.run(recorder.stop(1))
         return ok
     finally:
         standin.stop(0)
 
 
-def send_calls_clients_give_up_on(stand: MetricsStand, loop: LoopThread, model: str) -> None:
-    """Through the real tap with the metrics observer, in front of a TF Serving stand-in
-    that takes a second per call: one Predict whose client deadline (0.2 s) passes, and one
-    HandleReloadConfigRequest, which the tap refuses."""
+def send_calls_clients_give_up_on(stand: MetricsStand, model: str) -> None:
+    """Through the stand's Envoy, in front of a TF Serving stand-in that takes a second per
+    call: one Predict whose client deadline (0.2 s) passes, and one
+    HandleReloadConfigRequest, which Envoy refuses."""
     standin = start_standin(StandinSettings(model_name=model, request_delay_seconds=1.0,
+                                            port=stand.upstream_port,
                                             model_base_path=stand.root / "serving" / model))
     try:
-        settings = TapSettings(listen="127.0.0.1:0", upstream=standin.address)
-        tap = loop.run(serve_tap(settings, stand.shapes, observer=stand.metrics.tap_observer))
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{tap.port}") as channel:
-                request = predict_pb2.PredictRequest()
-                request.model_spec.name = model
-                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-                try:
-                    stub.Predict(request, timeout=0.2)
-                except grpc.RpcError as expired:
-                    assert expired.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-                models = model_service_pb2_grpc.ModelServiceStub(channel)
-                try:
-                    models.HandleReloadConfigRequest(
-                        model_management_pb2.ReloadConfigRequest(), timeout=10)
-                except grpc.RpcError as refused:
-                    assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
-        finally:
-            loop.run(tap.stop(1))
+        with grpc.insecure_channel(str(stand.envoy.settings.listen)) as channel:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            try:
+                stub.Predict(request, timeout=0.2)
+            except grpc.RpcError as expired:
+                assert expired.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            models = model_service_pb2_grpc.ModelServiceStub(channel)
+            try:
+                models.HandleReloadConfigRequest(
+                    model_management_pb2.ReloadConfigRequest(), timeout=10)
+            except grpc.RpcError as refused:
+                assert refused.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         standin.stop(0)
 
 
 def scrape(port: int) -> dict[str, list[Sample]]:
-    """GET /metrics and parse it; samples by sample name."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    """GET the sidecar's /metrics and parse it; samples by sample name."""
+    return _parsed(f"http://127.0.0.1:{port}/metrics")
+
+
+def scrape_proxy(address: str) -> dict[str, list[Sample]]:
+    """GET Envoy's Prometheus stats from its stats listener and parse them."""
+    return _parsed(f"http://{address}/stats/prometheus")
+
+
+def _parsed(url: str) -> dict[str, list[Sample]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     samples: dict[str, list[Sample]] = {}
     for family in text_string_to_metric_families(text):

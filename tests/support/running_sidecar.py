@@ -77,13 +77,15 @@ class RunningSidecar:
     """A started ``tftrt-sidecar run`` process; see :func:`running_sidecar`."""
 
     def __init__(self, process: subprocess.Popen[str], standin: StandinHandle, tap: str,
-                 admin: str, metrics: str, log: Path) -> None:
+                 admin: str, metrics: str, proxy_stats: str, log: Path) -> None:
         self.process = process
         self.standin = standin
         self.tap = tap
-        """The tap's address (clients call here)."""
+        """The tap's address: Envoy, where clients call."""
         self.admin = admin
         self.metrics = metrics
+        self.proxy_stats = proxy_stats
+        """Envoy's stats listener (``/stats/prometheus``)."""
         self.log = log
         """Where the sidecar's output goes."""
 
@@ -99,20 +101,29 @@ class RunningSidecar:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     def metric(self, name: str, **labels: str) -> float | None:
-        """The value of one series on /metrics, or None when it is not there."""
-        with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=10) as response:
-            exposition = response.read().decode()
-        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-        for line in exposition.splitlines():
-            match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
-            if match and match[1] == name and ",".join(sorted((match[2] or "").split(
-                    ","))) == wanted:
-                return float(match[3])
-        return None
+        """The value of one series on the sidecar's /metrics, or None when it is not there."""
+        return _series(f"http://{self.metrics}/metrics", name, labels)
+
+    def proxy_metric(self, name: str, **labels: str) -> float | None:
+        """The value of one series of Envoy's stats, or None when it is not there."""
+        return _series(f"http://{self.proxy_stats}/stats/prometheus", name, labels)
 
     def output(self) -> str:
         """Everything the process printed so far."""
         return self.log.read_text()
+
+
+def _series(url: str, name: str, labels: dict[str, str]) -> float | None:
+    """One series of the Prometheus exposition at ``url``."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        exposition = response.read().decode()
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in exposition.splitlines():
+        match = re.fullmatch(r"([a-z_]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match[1] == name and ",".join(sorted((match[2] or "").split(
+                ","))) == wanted:
+            return float(match[3])
+    return None
 
 
 @contextmanager
@@ -125,7 +136,8 @@ def running_sidecar(
     (serving / "mlp").mkdir(parents=True, exist_ok=True)
     standin = start_standin(StandinSettings(
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
-    tap, admin, metrics = (f"127.0.0.1:{free_port()}" for _ in range(3))
+    tap, admin, metrics, recorder, envoy_admin, proxy_stats = (
+        f"127.0.0.1:{free_port()}" for _ in range(6))
     log = root / "sidecar.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -135,9 +147,10 @@ def running_sidecar(
              "--model-config-file", str(serving / "models.config"), "--settle-seconds", "0.3",
              "--rescan-interval-seconds", "0.2", "--retry-backoff-seconds", "0.5",
              "--tap-listen", tap, "--upstream", standin.address, "--admin-listen", admin,
-             "--metrics-listen", metrics, *extra],
+             "--metrics-listen", metrics, "--recorder-listen", recorder,
+             "--envoy-admin-listen", envoy_admin, "--proxy-stats-listen", proxy_stats, *extra],
             cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
-    sidecar = RunningSidecar(process, standin, tap, admin, metrics, log)
+    sidecar = RunningSidecar(process, standin, tap, admin, metrics, proxy_stats, log)
     try:
         wait_until(lambda: _answers(sidecar), 120, "the sidecar's admin API and tap")
         yield sidecar
