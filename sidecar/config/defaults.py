@@ -85,6 +85,13 @@ DEFAULT_RECORDER_LISTEN: Final = "127.0.0.1:8702"
 DEFAULT_ENVOY_ADMIN_LISTEN: Final = "127.0.0.1:9901"
 """Envoy's admin API (loopback only: it can change Envoy's runtime and stop it)."""
 
+DEFAULT_REST_UPSTREAM: Final = "127.0.0.1:8601"
+"""TF Serving's REST API in the same pod, started with ``--rest_api_port=8601``; Envoy's
+REST front (``rest_listen``, the pod uses ``0.0.0.0:8501``) forwards here."""
+
+DEFAULT_REST_RECORDER_LISTEN: Final = "127.0.0.1:8703"
+"""The shape recorder's REST side, where Envoy mirrors REST inference calls (loopback)."""
+
 DEFAULT_MIRROR_FRACTION: Final = 1.0
 """Share of inference calls Envoy mirrors to the recorder, 0 to 1 in steps of 0.01."""
 

@@ -25,6 +25,9 @@ FLAG_FIELDS: Final = MappingProxyType(
         "tap_listen": ("tap_listen", "--tap-listen"),
         "upstream": ("upstream", "--upstream"),
         "recorder_listen": ("recorder_listen", "--recorder-listen"),
+        "rest_listen": ("rest_listen", "--rest-listen"),
+        "rest_upstream": ("rest_upstream", "--rest-upstream"),
+        "rest_recorder_listen": ("rest_recorder_listen", "--rest-recorder-listen"),
         "envoy_admin_listen": ("envoy_admin_listen", "--envoy-admin-listen"),
         "proxy_stats_listen": ("proxy_stats_listen", "--proxy-stats-listen"),
         "mirror_fraction": ("mirror_fraction", "--mirror-fraction"),
@@ -112,6 +115,20 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--recorder-listen", default=None, metavar="HOST:PORT",
         help=f"the shape recorder Envoy mirrors to (default {defaults.DEFAULT_RECORDER_LISTEN})",
+    )
+    parser.add_argument(
+        "--rest-listen", default=None, metavar="HOST:PORT",
+        help="Envoy takes clients' REST calls here too (the pod uses 0.0.0.0:8501); off by "
+        "default",
+    )
+    parser.add_argument(
+        "--rest-upstream", default=None, metavar="HOST:PORT",
+        help=f"TF Serving's REST address (default {defaults.DEFAULT_REST_UPSTREAM})",
+    )
+    parser.add_argument(
+        "--rest-recorder-listen", default=None, metavar="HOST:PORT",
+        help=f"the REST side of the shape recorder "
+        f"(default {defaults.DEFAULT_REST_RECORDER_LISTEN})",
     )
     parser.add_argument(
         "--envoy-admin-listen", default=None, metavar="HOST:PORT",

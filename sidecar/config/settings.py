@@ -132,6 +132,16 @@ class Settings:
     upstream: str | None = defaults.DEFAULT_UPSTREAM
     """TF Serving's gRPC address, where Envoy forwards the calls clients may make."""
 
+    rest_listen: str | None = None
+    """Where clients call TF Serving's REST API through Envoy (recorded like gRPC); None:
+    REST is not proxied. The pod uses ``0.0.0.0:8501``."""
+
+    rest_upstream: str = defaults.DEFAULT_REST_UPSTREAM
+    """TF Serving's REST address, where Envoy forwards REST calls."""
+
+    rest_recorder_listen: str = defaults.DEFAULT_REST_RECORDER_LISTEN
+    """Where the shape recorder takes the REST calls Envoy mirrors (keep it on loopback)."""
+
     recorder_listen: str = defaults.DEFAULT_RECORDER_LISTEN
     """Where the shape recorder takes the calls Envoy mirrors (keep it on loopback)."""
 

@@ -17,7 +17,7 @@ def envoy_settings(settings: Settings) -> EnvoySettings:
                           value=None, source="settings", problem="is not set",
                           fix="set tap_listen (where clients call, e.g. 0.0.0.0:8500) and "
                               "upstream (TF Serving's gRPC address, e.g. 127.0.0.1:8600)")
-    stats = settings.proxy_stats_listen
+    stats, rest = settings.proxy_stats_listen, settings.rest_listen
     return EnvoySettings(
         listen=Address.parse(settings.tap_listen, "tap_listen"),
         upstream=Address.parse(settings.upstream, "upstream"),
@@ -25,4 +25,9 @@ def envoy_settings(settings: Settings) -> EnvoySettings:
         admin=Address.parse(settings.envoy_admin_listen, "envoy_admin_listen"),
         stats_listen=None if stats is None else Address.parse(stats, "proxy_stats_listen"),
         mirror_fraction=settings.mirror_fraction,
+        rest_listen=None if rest is None else Address.parse(rest, "rest_listen"),
+        rest_upstream=None if rest is None else Address.parse(settings.rest_upstream,
+                                                              "rest_upstream"),
+        rest_recorder=None if rest is None else Address.parse(settings.rest_recorder_listen,
+                                                              "rest_recorder_listen"),
     )
