@@ -1,7 +1,7 @@
 """The admin gRPC API (``tftrt.sidecar.admin.v1.SidecarAdmin``) with health checking and
 reflection, safe by default: localhost, optional TLS / mutual TLS and bearer token.
 
-Import from the modules, so that a light one (``policy``, ``policy_wire``,
+Import from the modules, so that a light one (``policy_wire``,
 ``validation``, ``errors``) never loads the server, the serving-base reader or
 TensorFlow: ``server`` (:func:`start_admin_server`, :class:`AdminServer`),
 ``settings`` (:class:`AdminSettings`), ``backend`` (the :class:`AdminBackend` protocol,

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sidecar.admin.controls import ModelControl
-from sidecar.admin.policy import PolicyOverrides
 from sidecar.admin.views import (
     ModelSummaryView,
     ModelView,
@@ -24,6 +23,7 @@ from sidecar.admin.views import (
     ShapeStatisticsView,
 )
 from sidecar.config import ModelPolicy
+from sidecar.config.overrides import PolicyOverrides
 from sidecar.watch.listing import Refusal
 
 

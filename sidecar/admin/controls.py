@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from sidecar.admin.policy import PolicyOverrides
 from sidecar.config import ModelPolicy
+from sidecar.config.overrides import PolicyOverrides
 from sidecar.errors import ConfigError, StorageError
 from sidecar.publish import fsync_dir
 

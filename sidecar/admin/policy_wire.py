@@ -5,7 +5,7 @@ Free of gRPC and of the server's imports, so the command-line client stays light
 
 from __future__ import annotations
 
-from sidecar.admin.policy import PolicyOverrides
+from sidecar.config.overrides import PolicyOverrides
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 _OVERRIDE_SCALARS = (

@@ -8,9 +8,9 @@ from types import MappingProxyType
 
 import grpc
 
-from sidecar.admin.policy import PolicyOverrides
 from sidecar.admin.published import EngineInfo
 from sidecar.config import ModelPolicy
+from sidecar.config.overrides import PolicyOverrides
 from sidecar.shapes import ShapeSet
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from sidecar.admin.controls import ModelControls
-from sidecar.admin.policy import PolicyOverrides
 from sidecar.config import ModelPolicy, Settings, build_argument_parser, load_settings
 from sidecar.config import defaults as d
+from sidecar.config.overrides import PolicyOverrides
 from sidecar.errors import ConfigError
 
 
