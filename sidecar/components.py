@@ -16,7 +16,6 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry
 
 from sidecar.admin.backend import ConversionRequest
-from sidecar.admin.controls import ModelControls
 from sidecar.admin.published import PublishedModels
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
@@ -33,8 +32,9 @@ from sidecar.rebuilds import CoverageRebuilds
 from sidecar.service_components import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
+from sidecar.state.controls import ModelControls
 from sidecar.tap.process import RecorderProcess
-from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.settings import RecorderSettings, RestRecording
 from sidecar.tap.stats import TapObserver
 
 
@@ -91,8 +91,10 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
                           problem="is empty while tap_listen is set",
                           fix="set upstream to TF Serving's gRPC address, e.g. "
                               "127.0.0.1:8600, or unset tap_listen")
+    rest = None if settings.rest_listen is None else RestRecording(
+        RecorderSettings(listen=settings.rest_recorder_listen), settings.serving_base)
     recorder = RecorderProcess(RecorderSettings(listen=settings.recorder_listen),
-                               settings.state_dir, observer=observer, clock=clock)
+                               settings.state_dir, observer=observer, rest=rest, clock=clock)
     if not settings.run_envoy:
         return [recorder]
     envoy = EnvoyProcess(envoy_settings(settings), EnvoyBinary.locate(),

@@ -9,7 +9,7 @@
 - Envoy adds nothing clients or TF Serving would see: no ``x-envoy-*`` headers, no
   request id, the ``server`` header passed through.
 - With ``rest_listen`` set, a second listener for TF Serving's REST API (HTTP/1.1 and
-  HTTP/2): its inference POSTs (:data:`sidecar.envoy.rest_api.PREDICTION_PATH`) go to TF
+  HTTP/2): its inference POSTs (:data:`sidecar.tap.rest_api.PREDICTION_PATH`) go to TF
   Serving's REST port and mirror a share of their own (:data:`REST_MIRROR_RUNTIME_KEY`) to
   the REST recorder; status and metadata GETs (and CORS preflights of either) go there
   unmirrored; anything else is answered by Envoy with 403 and TF Serving's JSON error body.
@@ -27,9 +27,9 @@ from typing import Any, Final
 
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.errors import EnvoyConfigError
-from sidecar.envoy.rest_api import PREDICTION_PATH, STATUS_PATH
 from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.tap.methods import FORWARDED_METHODS
+from sidecar.tap.rest_api import PREDICTION_PATH, STATUS_PATH
 
 MIRROR_RUNTIME_KEY: Final = "tftrt.mirror_percent.grpc"
 """Runtime key of the mirrored share, changed live through the admin API's

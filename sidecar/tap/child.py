@@ -24,8 +24,10 @@ from typing import Any
 
 from sidecar.shapes import Refusal, ShapeObservation, ShapeStore, ShapeStoreSettings
 from sidecar.tap.errors import TapStartError
-from sidecar.tap.recorder_server import serve_recorder
-from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.recorder_server import RecorderServer, serve_recorder
+from sidecar.tap.rest_recorder import serve_rest_recorder
+from sidecar.tap.settings import RecorderSettings, RestRecording
+from sidecar.tap.signature_dtypes import SignatureDtypes
 from sidecar.tap.stats import TapObserver
 
 SHIP_INTERVAL_SECONDS = 0.5
@@ -82,18 +84,24 @@ def _die_with_parent() -> None:
 
 
 async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connection,
-                 grace: float, clock: Callable[[], float]) -> None:
+                 grace: float, clock: Callable[[], float], rest: RestRecording | None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     shipping = ShippingObserver()
     with ShapeStore(state_dir, ShapeStoreSettings(), clock) as store:
+        servers: list[RecorderServer] = []
         try:
-            server = await serve_recorder(settings, store, shipping, clock)
+            servers.append(await serve_recorder(settings, store, shipping, clock))
+            if rest is not None:
+                servers.append(await serve_rest_recorder(
+                    rest.settings, store, SignatureDtypes(rest.serving_base), shipping, clock))
         except TapStartError as error:
+            for server in servers:
+                await server.stop(0)
             connection.send(("failed", str(error)))
             return
-        connection.send(("ready", server.port))
+        connection.send(("ready", servers[0].port))
         while not stopping.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), SHIP_INTERVAL_SECONDS)
@@ -101,19 +109,22 @@ async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connec
             if events:
                 # Off the loop: a slow parent must not stall taking mirrored calls.
                 await asyncio.to_thread(connection.send, ("events", events))
-        await server.stop(grace)
+        for server in servers:
+            await server.stop(grace)
         connection.send(("events", shipping.take()))
 
 
 def run_recorder_child(settings: RecorderSettings, state_dir: Path, connection: Connection,
-                  grace: float, clock: Callable[[], float]) -> None:
-    """The child's entry point: serve until SIGTERM (or the parent's death), then stop
-    with `grace` seconds for calls in flight. Sends `("ready", port)` or `("failed",
-    message)` first, then `("events", [...])` batches."""
+                       grace: float, clock: Callable[[], float],
+                       rest: RestRecording | None = None) -> None:
+    """The child's entry point: serve the gRPC recorder (and the REST one, with ``rest``)
+    until SIGTERM (or the parent's death), then stop with `grace` seconds for calls in
+    flight. Sends `("ready", grpc port)` or `("failed", message)` first, then
+    `("events", [...])` batches."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     _die_with_parent()
     try:
-        asyncio.run(_serve(settings, state_dir, connection, grace, clock))
+        asyncio.run(_serve(settings, state_dir, connection, grace, clock, rest))
     finally:
         connection.close()
 

@@ -13,13 +13,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from converter.console import import_tensorflow
-from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.settings import RecorderSettings, RestRecording
 
 
 def start_recorder_child(settings: RecorderSettings, state_dir: Path, connection: Connection,
-                         grace: float, clock: Callable[[], float]) -> None:
+                         grace: float, clock: Callable[[], float],
+                         rest: RestRecording | None) -> None:
     """The spawned process's target: see `sidecar.tap.child.run_recorder_child`."""
     import_tensorflow()
     from sidecar.tap.child import run_recorder_child
 
-    run_recorder_child(settings, state_dir, connection, grace, clock)
+    run_recorder_child(settings, state_dir, connection, grace, clock, rest)

@@ -16,7 +16,7 @@ from sidecar.supervision import Supervisor
 from sidecar.tap.child import apply_events
 from sidecar.tap.child_start import start_recorder_child
 from sidecar.tap.errors import TapStartError
-from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.settings import RecorderSettings, RestRecording
 from sidecar.tap.stats import TapObserver
 
 _LOG = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ class RecorderProcess:
     name = "the recorder process"
 
     def __init__(self, settings: RecorderSettings, state_dir: Path,
-                 observer: TapObserver | None = None,
+                 observer: TapObserver | None = None, rest: RestRecording | None = None,
                  clock: Callable[[], float] = time.time,
                  grace: float = STOP_GRACE_SECONDS,
                  restart_delays: tuple[float, float] = (0.5, 30.0)) -> None:
         self._settings = settings
+        self._rest = rest
         self._state_dir = state_dir
         self._observer = observer
         self._clock = clock
@@ -97,7 +98,8 @@ class RecorderProcess:
         receiving, sending = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=start_recorder_child, name="tftrt-sidecar-recorder", daemon=True,
-            args=(self._settings, self._state_dir, sending, self._grace, self._clock))
+            args=(self._settings, self._state_dir, sending, self._grace, self._clock,
+                  self._rest))
         process.start()
         sending.close()  # the child holds the only writer: its exit is our end of file
         try:

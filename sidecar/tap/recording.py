@@ -28,6 +28,19 @@ class Recorder(Protocol):
         ...
 
 
+class RequestParser(Protocol):
+    """How queued calls of one kind (gRPC, REST) are read."""
+
+    def observations(self, call: PendingCall, sample: bool) -> list[ShapeObservation]:
+        """The call's observations (the first carrying the request when ``sample``);
+        UnparsableRequestError when it cannot be read."""
+        ...
+
+    def method(self, call: PendingCall) -> str:
+        """The label a call is counted under (``Predict``, ``rest:predict``, ...)."""
+        ...
+
+
 class PendingCall(NamedTuple):
     """A successful inference call waiting to be recorded."""
 
@@ -70,6 +83,18 @@ class RecordQueue:
         return self._queue.empty()
 
 
+class GrpcRequests:
+    """PredictionService calls: `PendingCall.method` is the method, `request` its bytes."""
+
+    def observations(self, call: PendingCall, sample: bool) -> list[ShapeObservation]:
+        """The call's request, parsed (see `observations_from_request`)."""
+        return observations_from_request(call.method, call.request, call.received_at, sample)
+
+    def method(self, call: PendingCall) -> str:
+        """The method's name."""
+        return call.method
+
+
 class RecordingWorker:
     """Drains a `RecordQueue`: parses each request, samples some, records the shapes."""
 
@@ -79,7 +104,9 @@ class RecordingWorker:
         recorder: Recorder,
         observer: TapObserver,
         settings: RecorderSettings,
+        parser: RequestParser | None = None,
     ) -> None:
+        self._parser: RequestParser = parser or GrpcRequests()
         self._queue = queue
         self._recorder = recorder
         self._observer = observer
@@ -108,13 +135,9 @@ class RecordingWorker:
         observations: list[ShapeObservation] = []
         for call in batch:
             try:
-                observations.extend(
-                    observations_from_request(
-                        call.method, call.request, call.received_at, self._should_sample(call)
-                    )
-                )
+                observations.extend(self._parser.observations(call, self._should_sample(call)))
             except UnparsableRequestError:
-                self._observer.unparsable(call.method)
+                self._observer.unparsable(self._parser.method(call))
         if not observations:
             return
         try:

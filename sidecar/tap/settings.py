@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sidecar.tap.errors import TapSettingsError
 
@@ -61,3 +62,14 @@ class RecorderSettings:
     def _refuse(self, name: str, problem: str) -> None:
         raise TapSettingsError(
             f"{type(self).__name__}.{name} {problem}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class RestRecording:
+    """The recorder's REST side: where Envoy mirrors REST calls, and where the served
+    models' signatures (which type their JSON) are read."""
+
+    settings: RecorderSettings
+    """Where it listens and what it may queue and sample."""
+    serving_base: Path
+    """TF Serving's model base paths (``<model>/<version>/saved_model.pb``)."""

@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tests.support.e2e import free_port
+from tests.support.standin_rest import start_rest_standin
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,11 +78,16 @@ class RunningSidecar:
     """A started ``tftrt-sidecar run`` process; see :func:`running_sidecar`."""
 
     def __init__(self, process: subprocess.Popen[str], standin: StandinHandle, tap: str,
-                 admin: str, metrics: str, proxy_stats: str, log: Path) -> None:
+                 rest: str, standin_rest: str, admin: str, metrics: str, proxy_stats: str,
+                 log: Path) -> None:
         self.process = process
         self.standin = standin
         self.tap = tap
         """The tap's address: Envoy, where clients call."""
+        self.rest = rest
+        """Envoy's REST front, before the stand-in's REST API."""
+        self.standin_rest = standin_rest
+        """The stand-in's own REST API (TF Serving's, called directly)."""
         self.admin = admin
         self.metrics = metrics
         self.proxy_stats = proxy_stats
@@ -131,13 +137,15 @@ def running_sidecar(
     root: Path, *, incoming: Path, serving: Path, state: Path, extra: Sequence[str] = (),
     launcher: Sequence[str] = ("-m", "sidecar.cli"),
 ) -> Iterator[RunningSidecar]:
-    """Start the stand-in (serving ``serving/mlp``) and ``python <launcher> run`` with a tap,
-    admin API and metrics; stop both afterwards (SIGTERM; the exit status must be 0)."""
+    """Start the stand-in (serving ``serving/mlp`` over gRPC and REST) and ``python
+    <launcher> run`` with a tap (gRPC and REST), admin API and metrics; stop them afterwards
+    (SIGTERM; the exit status must be 0)."""
     (serving / "mlp").mkdir(parents=True, exist_ok=True)
     standin = start_standin(StandinSettings(
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
-    tap, admin, metrics, recorder, envoy_admin, proxy_stats = (
-        f"127.0.0.1:{free_port()}" for _ in range(6))
+    rest_standin = start_rest_standin(standin.registry)
+    tap, rest, admin, metrics, recorder, rest_recorder, envoy_admin, proxy_stats = (
+        f"127.0.0.1:{free_port()}" for _ in range(8))
     log = root / "sidecar.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -148,9 +156,12 @@ def running_sidecar(
              "--rescan-interval-seconds", "0.2", "--retry-backoff-seconds", "0.5",
              "--tap-listen", tap, "--upstream", standin.address, "--admin-listen", admin,
              "--metrics-listen", metrics, "--recorder-listen", recorder,
-             "--envoy-admin-listen", envoy_admin, "--proxy-stats-listen", proxy_stats, *extra],
+             "--envoy-admin-listen", envoy_admin, "--proxy-stats-listen", proxy_stats,
+             "--rest-listen", rest, "--rest-upstream", rest_standin.address,
+             "--rest-recorder-listen", rest_recorder, *extra],
             cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, text=True)
-    sidecar = RunningSidecar(process, standin, tap, admin, metrics, proxy_stats, log)
+    sidecar = RunningSidecar(process, standin, tap, rest, rest_standin.address, admin, metrics,
+                             proxy_stats, log)
     try:
         wait_until(lambda: _answers(sidecar), 120, "the sidecar's admin API and tap")
         yield sidecar
@@ -159,6 +170,7 @@ def running_sidecar(
         try:
             process.wait(timeout=60)
         finally:
+            rest_standin.stop()
             standin.stop()
     assert process.returncode == 0, sidecar.output()[-5000:]
 

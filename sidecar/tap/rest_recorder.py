@@ -4,7 +4,7 @@ to (``:predict``, ``:classify``, ``:regress``).
 Like the gRPC recorder (:mod:`sidecar.tap.recorder_server`) it is never on a client's path:
 Envoy sends a copy and does not wait. Every request is answered at once with ``200 {}``
 and queued (bounded; a full queue drops calls, counted); the tap's recording worker reads
-the queued calls' JSON (:mod:`sidecar.envoy.rest_shapes`) and records them in batches,
+the queued calls' JSON (:mod:`sidecar.tap.rest_shapes`) and records them in batches,
 off the event loop. HTTP/1.1 only, as Envoy's recorder cluster speaks it, with keep-alive,
 ``Content-Length`` or chunked bodies, gzip-compressed or not.
 """
@@ -17,9 +17,6 @@ import zlib
 from collections.abc import Callable
 from typing import Final
 
-from sidecar.envoy.rest_api import method_label
-from sidecar.envoy.rest_shapes import observations_from_rest
-from sidecar.envoy.signature_dtypes import SignatureDtypes
 from sidecar.shapes import ShapeObservation
 from sidecar.tap.errors import TapStartError, UnparsableRequestError
 from sidecar.tap.recorder_server import RecorderServer
@@ -30,7 +27,10 @@ from sidecar.tap.recording import (
     RecordingWorker,
     RecordQueue,
 )
+from sidecar.tap.rest_api import method_label
+from sidecar.tap.rest_shapes import observations_from_rest
 from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.signature_dtypes import SignatureDtypes
 from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
 
 _OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -57,34 +57,23 @@ class _HttpListener:
             writer.close()
 
 
-class _RestRecordingWorker(RecordingWorker):
-    """The tap's worker (queue, batches, sampling, observer), reading REST calls: a queued
-    call's ``method`` is its path, its ``request`` the JSON body."""
+class RestRequests:
+    """TF Serving REST calls: `PendingCall.method` is the path, `request` the JSON body
+    (gzip-compressed or not)."""
 
-    def __init__(self, queue: RecordQueue, recorder: Recorder, observer: TapObserver,
-                 settings: RecorderSettings, signatures: SignatureDtypes) -> None:
-        super().__init__(queue, recorder, observer, settings)
+    def __init__(self, signatures: SignatureDtypes, max_bytes: int) -> None:
         self._signatures = signatures
+        self._max_bytes = max_bytes
 
-    def _record_batch(self, batch: list[PendingCall]) -> None:
-        observations: list[ShapeObservation] = []
-        for call in batch:
-            try:
-                body = _uncompressed(call.request, self._settings.max_message_bytes)
-                observations.extend(observations_from_rest(
-                    call.method, body, call.received_at, self._should_sample(call),
-                    self._signatures))
-            except UnparsableRequestError:
-                self._observer.unparsable(method_label(call.method))
-        if not observations:
-            return
-        try:
-            refusals = self._recorder.record(observations)
-        except Exception as error:
-            self._observer.recorder_failed(error)
-            return
-        for observation, refusal in zip(observations, refusals, strict=False):
-            self._observer.recorded(observation, refusal)
+    def observations(self, call: PendingCall, sample: bool) -> list[ShapeObservation]:
+        """The call's JSON, read as TF Serving reads it (see `observations_from_rest`)."""
+        body = _uncompressed(call.request, self._max_bytes)
+        return observations_from_rest(call.method, body, call.received_at, sample,
+                                      self._signatures)
+
+    def method(self, call: PendingCall) -> str:
+        """The label of the call's verb (`rest:predict`, ...)."""
+        return method_label(call.method)
 
 
 async def serve_rest_recorder(
@@ -132,9 +121,9 @@ async def serve_rest_recorder(
     except (OSError, ValueError) as error:
         raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error
-    recording = RecordingTask(
-        _RestRecordingWorker(queue, recorder, observers, settings, signatures),
-        "rest-shape-recording")
+    parser = RestRequests(signatures, settings.max_message_bytes)
+    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings, parser),
+                              "rest-shape-recording")
     bound: int = server.sockets[0].getsockname()[1]
     return RecorderServer(_HttpListener(server, connections), recording, bound, stats)
 

@@ -13,7 +13,7 @@ The JSON is read the way TF Serving reads it (``json_tensor.cc``):
 TF Serving refuses ragged tensors; rows of different shapes are caught on every call, a
 ragged tensor inside a row only when the call is sampled (the whole tensor is read then).
 
-Dtypes are the served signature's (:class:`~sidecar.envoy.signature_dtypes.SignatureDtypes`),
+Dtypes are the served signature's (:class:`~sidecar.tap.signature_dtypes.SignatureDtypes`),
 as TF Serving types the call. When the model or signature is not known there, a tensor is
 typed as TensorFlow types the same Python value (``tf.constant``): only booleans DT_BOOL,
 only whole numbers DT_INT32, numbers with any fraction DT_FLOAT, strings and ``b64``
@@ -38,11 +38,11 @@ from tensorflow.core.example import example_pb2
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, regression_pb2
 
-from sidecar.envoy.rest_api import PredictionTarget, prediction_target
-from sidecar.envoy.signature_dtypes import SignatureDtypes
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.tap.errors import UnparsableRequestError
 from sidecar.tap.request_shapes import DEFAULT_SIGNATURE, EXAMPLES_INPUT
+from sidecar.tap.rest_api import PredictionTarget, prediction_target
+from sidecar.tap.signature_dtypes import SignatureDtypes
 
 # dtype name -> (TensorProto field, accepts a JSON value, bounds for whole numbers).
 _INT32: Final = (-(1 << 31), (1 << 31) - 1)
