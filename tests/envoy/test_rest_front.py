@@ -38,13 +38,13 @@ from sidecar.envoy.bootstrap import (
 )
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
-from sidecar.envoy.rest_recorder import serve_rest_recorder
 from sidecar.envoy.settings import Address, EnvoySettings
-from sidecar.envoy.signature_dtypes import SignatureDtypes
 from sidecar.errors import ConfigError
 from sidecar.shapes import ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.tap.recorder_server import RecorderServer, serve_recorder
+from sidecar.tap.rest_recorder import serve_rest_recorder
 from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.signature_dtypes import SignatureDtypes
 from tests.envoy.conftest import envoy_settings
 from tests.support.e2e import free_port
 from tests.support.standin_models import example, predict_request, save_affine_model

@@ -19,9 +19,6 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, regression_pb2
 
-from sidecar.envoy.rest_recorder import serve_rest_recorder
-from sidecar.envoy.rest_shapes import observations_from_rest
-from sidecar.envoy.signature_dtypes import SignatureDtypes, read_signatures
 from sidecar.shapes import (
     Refusal,
     ShapeObservation,
@@ -31,7 +28,10 @@ from sidecar.shapes import (
     TensorSpec,
 )
 from sidecar.tap.errors import UnparsableRequestError
+from sidecar.tap.rest_recorder import serve_rest_recorder
+from sidecar.tap.rest_shapes import observations_from_rest
 from sidecar.tap.settings import RecorderSettings
+from sidecar.tap.signature_dtypes import SignatureDtypes, read_signatures
 from tests.support.standin_models import save_affine_model
 from tests.tap.conftest import LoopThread
 
