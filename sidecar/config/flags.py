@@ -31,6 +31,7 @@ FLAG_FIELDS: Final = MappingProxyType(
         "envoy_admin_listen": ("envoy_admin_listen", "--envoy-admin-listen"),
         "proxy_stats_listen": ("proxy_stats_listen", "--proxy-stats-listen"),
         "mirror_fraction": ("mirror_fraction", "--mirror-fraction"),
+        "mirror_budget_per_second": ("mirror_budget_per_second", "--mirror-budget-per-second"),
         "run_envoy": ("run_envoy", "--run-envoy"),
         "admin_listen": ("admin_listen", "--admin-listen"),
         "metrics_listen": ("metrics_listen", "--metrics-listen"),
@@ -140,8 +141,13 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mirror-fraction", default=None, metavar="SHARE",
-        help=f"share of inference calls recorded, 0 to 1 "
+        help=f"largest share of inference calls recorded, 0 to 1 "
         f"(default {defaults.DEFAULT_MIRROR_FRACTION:g})",
+    )
+    parser.add_argument(
+        "--mirror-budget-per-second", default=None, metavar="CALLS",
+        help=f"recorded calls per second above which the share is lowered; 0: never "
+        f"(default {defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND:g})",
     )
     parser.add_argument(
         "--run-envoy", default=None, metavar="BOOL",

@@ -45,6 +45,7 @@ _SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
         "envoy_admin_listen": values.parse_address,
         "proxy_stats_listen": values.parse_address,
         "mirror_fraction": values.parse_share,
+        "mirror_budget_per_second": values.rate_parser(),
         "run_envoy": values.parse_bool,
         "admin_listen": values.parse_address,
         "metrics_listen": values.parse_address,

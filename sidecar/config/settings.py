@@ -22,38 +22,52 @@ the field was not given there."""
 
 @dataclass(frozen=True)
 class ModelPolicy:
-    """How the sidecar converts, builds and keeps the versions of one model."""
+    """How the sidecar converts, builds and keeps the versions of one model.
 
-    backend: Backend = defaults.DEFAULT_BACKEND
+    Each field is declared once (:func:`~sidecar.config.schema.setting`): the config
+    file's ``[policy]`` keys, the environment, the admin API's overrides and their wire
+    mapping are read from these declarations.
+    """
+
+    backend: str = setting(defaults.DEFAULT_BACKEND, values.choice_parser(BACKENDS, upper=False))
     """Engine compiler: "auto" (TF-TRT where TF has it, else XLA), "xla" or "tensorrt"."""
 
-    precision: Precision = defaults.DEFAULT_PRECISION
+    precision: str = setting(defaults.DEFAULT_PRECISION,
+                             values.choice_parser(PRECISIONS, upper=True))
     """Precision engines are built for: "FP32", "FP16", or "INT8" (the tensorrt backend
     only, calibrated on the replayed requests)."""
 
-    max_engines: int = defaults.DEFAULT_MAX_ENGINES
+    # TF Serving replays at most 1000 warmup records, one per prebuilt shape.
+    max_engines: int = setting(defaults.DEFAULT_MAX_ENGINES,
+                               values.positive_int_parser(at_most=1000))
     """Most prebuilt input shapes per segment (TF-TRT's ``maximum_cached_engines``)."""
 
-    minimum_segment_size: int = defaults.DEFAULT_MINIMUM_SEGMENT_SIZE
+    minimum_segment_size: int = setting(defaults.DEFAULT_MINIMUM_SEGMENT_SIZE,
+                                        values.positive_int_parser(at_most=100_000))
     """Segments with fewer ops stay native (TF-TRT's ``minimum_segment_size``)."""
 
-    build_at_runtime: bool = defaults.DEFAULT_BUILD_AT_RUNTIME
+    build_at_runtime: bool = setting(defaults.DEFAULT_BUILD_AT_RUNTIME, values.parse_bool)
     """Whether serving may compile new shapes; off keeps compilation out of serving."""
 
-    keep_versions: int = defaults.DEFAULT_KEEP_VERSIONS
+    keep_versions: int = setting(defaults.DEFAULT_KEEP_VERSIONS,
+                                 values.positive_int_parser(at_most=1000))
     """How many newest published versions stay in the serving base."""
 
-    default_batch_sizes: tuple[int, ...] = defaults.DEFAULT_BATCH_SIZES
+    default_batch_sizes: tuple[int, ...] = setting(defaults.DEFAULT_BATCH_SIZES,
+                                                   values.batch_sizes_parser(at_most=1 << 20))
     """Batch sizes to build engines for when no request shapes are known yet."""
 
-    rebuild_below_coverage: float = defaults.DEFAULT_REBUILD_BELOW_COVERAGE
+    rebuild_below_coverage: float = setting(defaults.DEFAULT_REBUILD_BELOW_COVERAGE,
+                                            values.parse_share)
     """Rebuild for the current top shapes when the served version was built for less than
     this share of recent traffic (0 turns coverage-triggered rebuilds off)."""
 
-    rebuild_after_seconds: float = defaults.DEFAULT_REBUILD_AFTER_SECONDS
+    rebuild_after_seconds: float = setting(defaults.DEFAULT_REBUILD_AFTER_SECONDS,
+                                           values.seconds_parser(allow_zero=True))
     """How long coverage must stay below ``rebuild_below_coverage`` before a rebuild."""
 
-    rebuild_min_requests: int = defaults.DEFAULT_REBUILD_MIN_REQUESTS
+    rebuild_min_requests: int = setting(defaults.DEFAULT_REBUILD_MIN_REQUESTS,
+                                        values.positive_int_parser(at_most=1 << 40))
     """Fewer requests than this in the shape store's window are not judged."""
 
     def check(self, origin: FieldOrigin) -> None:
@@ -153,7 +167,12 @@ class Settings:
     exposed. The pod uses ``0.0.0.0:9103``."""
 
     mirror_fraction: float = defaults.DEFAULT_MIRROR_FRACTION
-    """Share of inference calls Envoy mirrors to the recorder (0 to 1, steps of 0.01)."""
+    """The largest share of inference calls Envoy mirrors to the recorder (0 to 1, steps of
+    0.01); the share in force is lower when traffic exceeds ``mirror_budget_per_second``."""
+
+    mirror_budget_per_second: float = defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND
+    """Mirrored calls per second the recorder is kept to; 0 keeps the share at
+    ``mirror_fraction`` whatever the traffic."""
 
     run_envoy: bool = True
     """Start and supervise Envoy here; False where Envoy runs in a container of its own

@@ -63,6 +63,22 @@ def positive_int_parser(at_most: int) -> ValueParser:
     return parse_positive_int
 
 
+def rate_parser() -> ValueParser:
+    """A parser for a rate per second, 0 or more (0 usually turns the limit off)."""
+
+    def parse_rate(value: object, field: str, source: str) -> float:
+        number = _as_float(value)
+        if number is None or number < 0:
+            raise ConfigError(
+                field=field, value=value, source=source,
+                problem="is not a number of calls per second of at least 0",
+                fix=f"set {field} to e.g. 100, or 0 to turn it off",
+            )
+        return number
+
+    return parse_rate
+
+
 def seconds_parser(*, allow_zero: bool) -> ValueParser:
     """A parser for a finite number of seconds, >= 0 or > 0."""
     lowest = "0" if allow_zero else "more than 0"
