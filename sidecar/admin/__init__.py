@@ -6,7 +6,8 @@ Import from the modules, so that a light one (``policy_wire``,
 TensorFlow: ``server`` (:func:`start_admin_server`, :class:`AdminServer`),
 ``settings`` (:class:`AdminSettings`), ``backend`` (the :class:`AdminBackend` protocol,
 :class:`ConversionRequest`, :data:`ConversionSubmitter`), ``sidecar_backend`` (the real
-backend), ``controls`` (persisted pauses and policy overrides), ``published`` (the
-serving-base reader), ``errors`` and ``status`` (the error-to-status table).
-The command-line client is :mod:`sidecar.client`.
+backend), ``published`` (the serving-base reader), ``errors`` and ``status`` (the
+error-to-status table). What the API changes lives below it: persisted pauses and
+overrides in :mod:`sidecar.state.controls`, policy overrides in
+:mod:`sidecar.config.overrides`. The command-line client is :mod:`sidecar.client`.
 """

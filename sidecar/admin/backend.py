@@ -13,7 +13,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sidecar.admin.controls import ModelControl
 from sidecar.admin.views import (
     ModelSummaryView,
     ModelView,
@@ -24,6 +23,7 @@ from sidecar.admin.views import (
 )
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
+from sidecar.state.controls import ModelControl
 from sidecar.watch.listing import Refusal
 
 

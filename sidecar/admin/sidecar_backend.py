@@ -15,7 +15,6 @@ import grpc
 
 from sidecar.admin import validation
 from sidecar.admin.backend import ConversionRequest, ConversionSubmitter, RollbackObserver
-from sidecar.admin.controls import ModelControl, ModelControls
 from sidecar.admin.errors import (
     AlreadyExistsError,
     ConversionFailedError,
@@ -42,6 +41,7 @@ from sidecar.config.overrides import PolicyOverrides, PolicySource
 from sidecar.publish import numbering, roll_back_newest
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal, JobState, newest_build
+from sidecar.state.controls import ModelControl, ModelControls
 from sidecar.watch.listing import Refusal, read_incoming, version_refusal
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sidecar.admin.controls import ModelControl
 from sidecar.admin.policy_wire import overrides_to_proto
 from sidecar.admin.views import (
     CoverageView,
@@ -17,6 +16,7 @@ from sidecar.admin.views import (
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
 from sidecar.shapes import ShapeSet
+from sidecar.state.controls import ModelControl
 from sidecar.watch.listing import Refusal
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 

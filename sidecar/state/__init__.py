@@ -1,4 +1,5 @@
-"""Durable sidecar state: the job journal (sqlite3, WAL) and recovery after a restart."""
+"""Durable sidecar state: the job journal (sqlite3, WAL), recovery after a restart, and the
+per-model controls set through the admin API (:mod:`sidecar.state.controls`)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar.admin.controls import ModelControls
 from sidecar.admin.published import PublishedModels
 from sidecar.admin.server import AdminServer, start_admin_server
 from sidecar.admin.settings import AdminSettings
@@ -23,6 +22,7 @@ from sidecar.jobs import JobDependencies
 from sidecar.publish import VersionPublisher
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
+from sidecar.state.controls import ModelControls
 from tests.admin.certs import Certificates, make_certificates
 from tests.admin.runner import ServiceJobRunner
 from tests.support.models import keras_mlp

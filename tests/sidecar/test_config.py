@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.admin.controls import ModelControls
 from sidecar.config import ModelPolicy, Settings, build_argument_parser, load_settings
 from sidecar.config import defaults as d
 from sidecar.config.overrides import PolicyOverrides
 from sidecar.errors import ConfigError
+from sidecar.state.controls import ModelControls
 
 
 def write_toml(tmp_path: Path, text: str) -> Path:
