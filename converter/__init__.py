@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         UnsupportedModelError,
     )
     from converter.loading import graph_input_specs
-    from converter.params import TOLERANCE, ConversionParams, TrtPrecisionMode
+    from converter.params import BACKENDS, TOLERANCE, ConversionParams, TrtPrecisionMode
     from converter.report import ConversionReport
 
     TrtGraphConverterV2 = Converter
@@ -42,6 +42,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "BuildDevice": ("converter.backends.device", "BuildDevice"),
     "detect_build_device": ("converter.backends.device", "detect_build_device"),
     "engine_namespace": ("converter.backends.device", "engine_namespace"),
+    "BACKENDS": ("converter.params", "BACKENDS"),
     "TOLERANCE": ("converter.params", "TOLERANCE"),
     "Converter": ("converter.converter", "Converter"),
     "TrtGraphConverterV2": ("converter.converter", "Converter"),
@@ -81,6 +82,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_TRT_CONVERSION_PARAMS",
     "TOLERANCE",
     "BackendUnavailableError",

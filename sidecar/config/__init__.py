@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from sidecar.config.defaults import Backend, Precision
 from sidecar.config.flags import add_settings_arguments, build_argument_parser
 from sidecar.config.loading import load_settings
 from sidecar.config.settings import ModelPolicy, Settings
 
 __all__ = [
-    "Backend",
     "ModelPolicy",
-    "Precision",
     "Settings",
     "add_settings_arguments",
     "build_argument_parser",

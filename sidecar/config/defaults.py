@@ -6,19 +6,7 @@ Kubernetes manifests and the README use the same paths, so change them together.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Literal
-
-Backend = Literal["auto", "xla", "tensorrt"]
-"""Engine compiler: TF-TRT where the TF runtime has it ("auto" prefers it), else XLA."""
-
-Precision = Literal["FP32", "FP16", "INT8"]
-"""Arithmetic precision engines are built for."""
-
-BACKENDS: Final[tuple[Backend, ...]] = ("auto", "xla", "tensorrt")
-"""Accepted values of ``ModelPolicy.backend``."""
-
-PRECISIONS: Final[tuple[Precision, ...]] = ("FP32", "FP16", "INT8")
-"""Accepted values of ``ModelPolicy.precision``."""
+from typing import Final
 
 DEFAULT_INCOMING_BASE: Final = Path("/models/incoming")
 """Where raw SavedModel versions land, as ``<model>/<version>/``."""
@@ -51,8 +39,8 @@ each further attempt waits twice as long..."""
 DEFAULT_RETRY_BACKOFF_MAX_SECONDS: Final = 600.0
 """...up to this."""
 
-DEFAULT_BACKEND: Final[Backend] = "auto"
-DEFAULT_PRECISION: Final[Precision] = "FP32"
+DEFAULT_BACKEND: Final = "auto"
+DEFAULT_PRECISION: Final = "FP32"
 DEFAULT_MAX_ENGINES: Final = 4
 DEFAULT_MINIMUM_SEGMENT_SIZE: Final = 3
 DEFAULT_BUILD_AT_RUNTIME: Final = False

@@ -13,7 +13,8 @@ from types import MappingProxyType
 from typing import Final
 
 from sidecar.config import defaults, values
-from sidecar.config.flags import FLAG_FIELDS
+from sidecar.config.flags import FLAGS
+from sidecar.config.schema import field_specs
 from sidecar.config.settings import ModelPolicy, Settings
 from sidecar.errors import ConfigError
 from sidecar.publish.model_names import MODEL_NAME_RULE, model_name_problem
@@ -23,62 +24,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+_SETTINGS: Final = field_specs(Settings)
+"""Top-level settings, by TOML key (``TFTRT_SIDECAR_<KEY>`` in the environment)."""
+
 _SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
-    {
-        "incoming_base": values.parse_path,
-        "serving_base": values.parse_path,
-        "state_dir": values.parse_path,
-        "engine_cache_dir": values.parse_path,
-        "model_config_file": values.parse_path,
-        "settle_seconds": values.seconds_parser(allow_zero=True),
-        "marker_file": values.parse_marker_file,
-        "rescan_interval_seconds": values.seconds_parser(allow_zero=False),
-        "once": values.parse_bool,
-        "retry_backoff_seconds": values.seconds_parser(allow_zero=False),
-        "retry_backoff_max_seconds": values.seconds_parser(allow_zero=False),
-        "tap_listen": values.parse_address,
-        "upstream": values.parse_address,
-        "recorder_listen": values.parse_address,
-        "rest_listen": values.parse_address,
-        "rest_upstream": values.parse_address,
-        "rest_recorder_listen": values.parse_address,
-        "envoy_admin_listen": values.parse_address,
-        "proxy_stats_listen": values.parse_address,
-        "mirror_fraction": values.parse_share,
-        "mirror_budget_per_second": values.rate_parser(),
-        "run_envoy": values.parse_bool,
-        "admin_listen": values.parse_address,
-        "metrics_listen": values.parse_address,
-        "admin_token_file": values.parse_optional_path,
-        "admin_tls_cert_file": values.parse_optional_path,
-        "admin_tls_key_file": values.parse_optional_path,
-        "admin_tls_client_ca_file": values.parse_optional_path,
-        "shutdown_grace_seconds": values.seconds_parser(allow_zero=True),
-    }
+    {name: spec.parse for name, spec in _SETTINGS.items()}
 )
 
 POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
-    {
-        "backend": values.choice_parser(defaults.BACKENDS, upper=False),
-        "precision": values.choice_parser(defaults.PRECISIONS, upper=True),
-        # TF Serving replays at most 1000 warmup records, one per prebuilt shape.
-        "max_engines": values.positive_int_parser(at_most=1000),
-        "minimum_segment_size": values.positive_int_parser(at_most=100_000),
-        "build_at_runtime": values.parse_bool,
-        "keep_versions": values.positive_int_parser(at_most=1000),
-        "default_batch_sizes": values.batch_sizes_parser(at_most=1 << 20),
-        "rebuild_below_coverage": values.parse_share,
-        "rebuild_after_seconds": values.seconds_parser(allow_zero=True),
-        "rebuild_min_requests": values.positive_int_parser(at_most=1 << 40),
-    }
+    {name: spec.parse for name, spec in field_specs(ModelPolicy).items()}
 )
 """Policy field -> its parser, bounds included; the admin API checks overrides with the
 same table, and both check whole policies with `ModelPolicy.check`."""
-
-_PATH_FIELDS: Final = frozenset(
-    {"incoming_base", "serving_base", "state_dir", "engine_cache_dir", "model_config_file",
-     "admin_token_file", "admin_tls_cert_file", "admin_tls_key_file", "admin_tls_client_ca_file"}
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +108,7 @@ def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _La
     for key, value in document.items():
         source = f"config file {path}"
         if key in _SETTINGS_PARSERS:
-            if key in _PATH_FIELDS and isinstance(value, str) and value:
+            if _SETTINGS[key].relative_to_config and isinstance(value, str) and value:
                 value = os.fspath(path.parent / value)  # relative to the config file
             top[key] = _Raw(value, key, source)
         elif key == "policy":
@@ -189,10 +146,10 @@ def _read_environment(environ: Mapping[str, str], top: _Layer, policy: _Layer) -
 
 
 def _read_flags(flag_values: Mapping[str, object], top: _Layer) -> None:
-    for dest, (key, flag) in FLAG_FIELDS.items():
+    for dest, (spec, flag) in FLAGS.items():
         value = flag_values.get(dest)
         if value is not None:
-            top[key] = _Raw(value, key, f"command-line flag {flag}")
+            top[spec.name] = _Raw(value, spec.name, f"command-line flag {flag.name}")
 
 
 def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:

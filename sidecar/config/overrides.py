@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from sidecar.config import Backend, ModelPolicy, Precision
+from sidecar.config import ModelPolicy
 from sidecar.config.loading import POLICY_PARSERS
 from sidecar.errors import ConfigError
 
@@ -24,10 +24,10 @@ POLICY_KEYS: Final = tuple(POLICY_PARSERS)
 class PolicyOverrides:
     """Changes to a model's configured policy; None leaves a field as configured."""
 
-    backend: Backend | None = None
+    backend: str | None = None
     """Engine compiler: "auto", "xla" or "tensorrt"."""
 
-    precision: Precision | None = None
+    precision: str | None = None
     """"FP32", "FP16" or "INT8" (tensorrt backend)."""
 
     max_engines: int | None = None

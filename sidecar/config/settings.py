@@ -10,10 +10,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Final
 
-from sidecar.config import defaults
-from sidecar.config.defaults import Backend, Precision
+from converter import BACKENDS, TrtPrecisionMode
+from sidecar.config import defaults, values
+from sidecar.config.schema import setting
 from sidecar.errors import ConfigError
+
+PRECISIONS: Final = tuple(TrtPrecisionMode.supported_precision_modes())
+"""Accepted values of ``ModelPolicy.precision``: the converter's."""
 
 FieldOrigin = Callable[[str], "tuple[str, str, object] | None"]
 """``origin(field) -> (name it was given under, where, the value as given)``, or None when
@@ -104,102 +109,171 @@ class ModelPolicy:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the sidecar needs to run, validated."""
+    """Everything the sidecar needs to run, validated.
 
-    incoming_base: Path = defaults.DEFAULT_INCOMING_BASE
+    Each scalar field is declared once (:func:`~sidecar.config.schema.setting`) with its
+    parser and flag: the config file's keys, ``TFTRT_SIDECAR_<FIELD>`` and the flags of
+    ``tftrt-sidecar run`` are read from these declarations.
+    """
+
+    incoming_base: Path = setting(
+        defaults.DEFAULT_INCOMING_BASE, values.parse_path, "--incoming", "DIR",
+        "where raw versions land as <model>/<version>/ (default {default})")
     """Where raw SavedModel versions land, as ``<model>/<version>/`` (absolute)."""
 
-    serving_base: Path = defaults.DEFAULT_SERVING_BASE
+    serving_base: Path = setting(
+        defaults.DEFAULT_SERVING_BASE, values.parse_path, "--serving", "DIR",
+        "TF Serving's model base paths (default {default})")
     """TF Serving's model base paths, as ``<model>/<version>/`` (absolute)."""
 
-    state_dir: Path = defaults.DEFAULT_STATE_DIR
+    state_dir: Path = setting(
+        defaults.DEFAULT_STATE_DIR, values.parse_path, "--state", "DIR",
+        "job journal and shape store (default {default})")
     """Durable state: job journal and shape store (absolute)."""
 
-    engine_cache_dir: Path = defaults.DEFAULT_ENGINE_CACHE_DIR
+    engine_cache_dir: Path = setting(
+        defaults.DEFAULT_ENGINE_CACHE_DIR, values.parse_path, "--engine-cache", "DIR",
+        "compiled engine cache (default {default})")
     """Compiled engines, namespaced by TF version and device model (absolute)."""
 
-    model_config_file: Path = defaults.DEFAULT_MODEL_CONFIG_FILE
+    model_config_file: Path = setting(
+        defaults.DEFAULT_MODEL_CONFIG_FILE, values.parse_path, "--model-config-file", "FILE",
+        "TF Serving's --model_config_file, kept by the sidecar (default {default})")
     """TF Serving's ``--model_config_file``, rewritten atomically by the sidecar (absolute)."""
 
-    settle_seconds: float = defaults.DEFAULT_SETTLE_SECONDS
+    settle_seconds: float = setting(
+        defaults.DEFAULT_SETTLE_SECONDS, values.seconds_parser(allow_zero=True),
+        "--settle-seconds", "SECONDS",
+        "seconds a version's files must stay unchanged (default {default})")
     """Seconds a version's files must stay unchanged before it counts as complete."""
 
-    marker_file: str | None = defaults.DEFAULT_MARKER_FILE
+    marker_file: str | None = setting(
+        defaults.DEFAULT_MARKER_FILE, values.parse_marker_file, "--marker-file", "NAME",
+        "file name that marks a version complete (replaces settling)")
     """File name that marks a version complete; when set, it replaces settling."""
 
-    rescan_interval_seconds: float = defaults.DEFAULT_RESCAN_INTERVAL_SECONDS
+    rescan_interval_seconds: float = setting(
+        defaults.DEFAULT_RESCAN_INTERVAL_SECONDS, values.seconds_parser(allow_zero=False),
+        "--rescan-interval-seconds", "SECONDS", "seconds between rescans (default {default})")
     """Seconds between rescans of the incoming base."""
 
-    once: bool = False
+    once: bool = setting(False, values.parse_bool, "--once", None,
+                         "exit when nothing is left to do")
     """Exit when nothing is left to do instead of watching forever."""
 
-    retry_backoff_seconds: float = defaults.DEFAULT_RETRY_BACKOFF_SECONDS
+    retry_backoff_seconds: float = setting(
+        defaults.DEFAULT_RETRY_BACKOFF_SECONDS, values.seconds_parser(allow_zero=False),
+        "--retry-backoff-seconds", "SECONDS",
+        "wait before retrying a job that failed on a storage fault, doubling per attempt "
+        "(default {default})")
     """Seconds before a job that failed on a storage fault is retried (doubling per attempt)."""
 
-    retry_backoff_max_seconds: float = defaults.DEFAULT_RETRY_BACKOFF_MAX_SECONDS
+    retry_backoff_max_seconds: float = setting(
+        defaults.DEFAULT_RETRY_BACKOFF_MAX_SECONDS, values.seconds_parser(allow_zero=False),
+        "--retry-backoff-max-seconds", "SECONDS",
+        "longest wait between such retries (default {default})")
     """The longest wait between two retries of such a job."""
 
-    tap_listen: str | None = None
+    tap_listen: str | None = setting(
+        None, values.parse_address, "--tap-listen", "HOST:PORT",
+        f"Envoy takes clients' calls here and records a sample of their shapes (the pod "
+        f"uses {defaults.DEFAULT_TAP_LISTEN}); off by default")
     """Where clients call: Envoy listens here, forwards to TF Serving and mirrors a sample
     to the shape recorder; None: no tap. The pod uses ``defaults.DEFAULT_TAP_LISTEN``."""
 
-    upstream: str | None = defaults.DEFAULT_UPSTREAM
+    upstream: str | None = setting(
+        defaults.DEFAULT_UPSTREAM, values.parse_address, "--upstream", "HOST:PORT",
+        "TF Serving's gRPC address Envoy forwards to (default {default})")
     """TF Serving's gRPC address, where Envoy forwards the calls clients may make."""
 
-    rest_listen: str | None = None
+    rest_listen: str | None = setting(
+        None, values.parse_address, "--rest-listen", "HOST:PORT",
+        "Envoy takes clients' REST calls here too (the pod uses 0.0.0.0:8501); off by default")
     """Where clients call TF Serving's REST API through Envoy (recorded like gRPC); None:
     REST is not proxied. The pod uses ``0.0.0.0:8501``."""
 
-    rest_upstream: str = defaults.DEFAULT_REST_UPSTREAM
+    rest_upstream: str = setting(
+        defaults.DEFAULT_REST_UPSTREAM, values.parse_address, "--rest-upstream", "HOST:PORT",
+        "TF Serving's REST address (default {default})")
     """TF Serving's REST address, where Envoy forwards REST calls."""
 
-    rest_recorder_listen: str = defaults.DEFAULT_REST_RECORDER_LISTEN
+    rest_recorder_listen: str = setting(
+        defaults.DEFAULT_REST_RECORDER_LISTEN, values.parse_address, "--rest-recorder-listen",
+        "HOST:PORT", "the REST side of the shape recorder (default {default})")
     """Where the shape recorder takes the REST calls Envoy mirrors (keep it on loopback)."""
 
-    recorder_listen: str = defaults.DEFAULT_RECORDER_LISTEN
+    recorder_listen: str = setting(
+        defaults.DEFAULT_RECORDER_LISTEN, values.parse_address, "--recorder-listen",
+        "HOST:PORT", "the shape recorder Envoy mirrors to (default {default})")
     """Where the shape recorder takes the calls Envoy mirrors (keep it on loopback)."""
 
-    envoy_admin_listen: str = defaults.DEFAULT_ENVOY_ADMIN_LISTEN
+    envoy_admin_listen: str = setting(
+        defaults.DEFAULT_ENVOY_ADMIN_LISTEN, values.parse_address, "--envoy-admin-listen",
+        "HOST:PORT", "Envoy's admin API, loopback only (default {default})")
     """Envoy's admin API; must be a loopback address."""
 
-    proxy_stats_listen: str | None = None
+    proxy_stats_listen: str | None = setting(
+        None, values.parse_address, "--proxy-stats-listen", "HOST:PORT",
+        "serve Envoy's Prometheus stats here (the pod uses 0.0.0.0:9103); off by default")
     """Where Prometheus scrapes Envoy's own stats (only ``/stats/prometheus``); None: not
     exposed. The pod uses ``0.0.0.0:9103``."""
 
-    mirror_fraction: float = defaults.DEFAULT_MIRROR_FRACTION
+    mirror_fraction: float = setting(
+        defaults.DEFAULT_MIRROR_FRACTION, values.parse_share, "--mirror-fraction", "SHARE",
+        "largest share of inference calls recorded, 0 to 1 (default {default})")
     """The largest share of inference calls Envoy mirrors to the recorder (0 to 1, steps of
     0.01); the share in force is lower when traffic exceeds ``mirror_budget_per_second``."""
 
-    mirror_budget_per_second: float = defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND
+    mirror_budget_per_second: float = setting(
+        defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND, values.rate_parser(),
+        "--mirror-budget-per-second", "CALLS",
+        "recorded calls per second above which the share is lowered; 0: never "
+        "(default {default})")
     """Mirrored calls per second the recorder is kept to; 0 keeps the share at
     ``mirror_fraction`` whatever the traffic."""
 
-    run_envoy: bool = True
+    run_envoy: bool = setting(
+        True, values.parse_bool, "--run-envoy", "BOOL",
+        "start Envoy here (default true; false where it runs in its own container)")
     """Start and supervise Envoy here; False where Envoy runs in a container of its own
     (the pod), with the bootstrap ``tftrt-sidecar envoy-bootstrap`` wrote."""
 
-    admin_listen: str | None = None
+    admin_listen: str | None = setting(
+        None, values.parse_address, "--admin-listen", "HOST:PORT",
+        f"serve the admin API here (the pod uses {defaults.DEFAULT_ADMIN_LISTEN})")
     """Where the admin gRPC API listens; None: no admin API. The pod uses
     ``defaults.DEFAULT_ADMIN_LISTEN`` (localhost) or the pod IP for kubelet probes."""
 
-    admin_token_file: Path | None = None
+    admin_token_file: Path | None = setting(
+        None, values.parse_optional_path, "--admin-token-file", "FILE",
+        "file with the bearer token admin calls must carry")
     """A file holding the bearer token admin calls must carry (e.g. a mounted Secret);
     None: no token (the API is then protected only by where it listens)."""
 
-    admin_tls_cert_file: Path | None = None
+    admin_tls_cert_file: Path | None = setting(
+        None, values.parse_optional_path, "--admin-tls-cert", "FILE",
+        "PEM certificate: the admin API serves TLS")
     """PEM certificate of the admin API; with ``admin_tls_key_file`` it serves TLS."""
 
-    admin_tls_key_file: Path | None = None
+    admin_tls_key_file: Path | None = setting(
+        None, values.parse_optional_path, "--admin-tls-key", "FILE",
+        "PEM private key of --admin-tls-cert")
     """PEM private key of the admin API's certificate."""
 
-    admin_tls_client_ca_file: Path | None = None
+    admin_tls_client_ca_file: Path | None = setting(
+        None, values.parse_optional_path, "--admin-tls-client-ca", "FILE",
+        "PEM CA for client certificates (mutual TLS)")
     """PEM CA that client certificates must chain to (mutual TLS); needs the two above."""
 
-    shutdown_grace_seconds: float = 10.0
+    shutdown_grace_seconds: float = setting(
+        10.0, values.seconds_parser(allow_zero=True), "--shutdown-grace-seconds", "SECONDS",
+        "on SIGTERM, time for admin calls to end")
     """On SIGTERM: how long running admin calls may take to finish (the running job
     finishes first; unfinished work resumes on the next start)."""
 
-    metrics_listen: str | None = None
+    metrics_listen: str | None = setting(
+        None, values.parse_address, "--metrics-listen", "HOST:PORT",
+        f"serve /metrics here (the pod uses {defaults.DEFAULT_METRICS_LISTEN})")
     """Where Prometheus ``/metrics`` is served; None: not served. The pod uses
     ``defaults.DEFAULT_METRICS_LISTEN``."""
 

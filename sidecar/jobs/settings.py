@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 from converter import TOLERANCE
-from sidecar.config import Precision
 from sidecar.errors import ConfigError
 
 
@@ -47,7 +46,7 @@ class JobSettings:
             if not math.isfinite(value) or value < 0:
                 self._refuse(name, value, "is not a finite number >= 0", "use e.g. 1e-4")
 
-    def tolerance_for(self, precision: Precision) -> float:
+    def tolerance_for(self, precision: str) -> float:
         """The largest scaled error accepted for engines of ``precision``."""
         return {"FP16": self.fp16_tolerance, "INT8": self.int8_tolerance}.get(
             precision, self.fp32_tolerance)

@@ -297,3 +297,25 @@ def test_overrides_the_config_no_longer_fits_are_not_applied(
     assert len(conflicts) == 1, "logged once, not on every use"
     assert "default_batch_sizes" in conflicts[0].getMessage()
     assert "admin policy m --clear" in conflicts[0].getMessage()
+
+
+def test_every_setting_has_its_flag_and_each_flag_sets_its_field(tmp_path: Path) -> None:
+    # The flags are derived from the settings' declarations: each one must reach its field
+    # (the admin TLS flags once did not: their argparse names differed from the fields').
+    given = {
+        "--admin-tls-cert": ("admin_tls_cert_file", tmp_path / "cert.pem"),
+        "--admin-tls-key": ("admin_tls_key_file", tmp_path / "key.pem"),
+        "--admin-tls-client-ca": ("admin_tls_client_ca_file", tmp_path / "ca.pem"),
+        "--admin-token-file": ("admin_token_file", tmp_path / "token"),
+        "--engine-cache": ("engine_cache_dir", tmp_path / "engines"),
+        "--mirror-budget-per-second": ("mirror_budget_per_second", 5.0),
+        "--run-envoy": ("run_envoy", False),
+    }
+    argv = [part for flag, (_, value) in given.items()
+            for part in (flag, "false" if value is False else str(value))]
+    settings = load_settings(build_argument_parser().parse_args(argv), {})
+    for flag, (field, value) in given.items():
+        assert getattr(settings, field) == value, flag
+    help_text = build_argument_parser().format_help()
+    assert "(default 10)" in help_text  # --settle-seconds shows its default as typed
+    assert "--once" in help_text and "ONCE" not in help_text  # a switch takes no value
