@@ -6,6 +6,8 @@ import collections
 import dataclasses
 import json
 import pathlib
+import types
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,11 +16,13 @@ import tensorflow as tf
 from converter.backends import BackendChoice
 from converter.backends.device import BuildDevice, engine_namespace
 from converter.candidates import ORIGINAL, Choice
+from converter.errors import SavedModelError
 from converter.frozen_signatures import FreezeReport
 from converter.graph.inline import FlatGraph
 from converter.graph.segment import Segmentation
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams
+from converter.saving import REPORT_FILE
 from converter.segments import ConvertedSegment
 
 
@@ -117,6 +121,30 @@ class ConversionReport:
         """The report as indented JSON."""
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+    @classmethod
+    def from_json(cls, text: str) -> ConversionReport:
+        """The report :meth:`to_json` wrote. Raises ValueError naming the field that is
+        missing or of the wrong type."""
+        report = _from_plain(cls, json.loads(text), "report")
+        assert isinstance(report, ConversionReport)
+        return report
+
+    @classmethod
+    def read(cls, saved_model_dir: pathlib.Path) -> ConversionReport | None:
+        """The report saved with a converted SavedModel; None when it has none (a model the
+        converter did not write). Raises SavedModelError when the file cannot be read or
+        is not a report."""
+        path = pathlib.Path(saved_model_dir) / REPORT_FILE
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise SavedModelError(
+                f"{path} is not a readable conversion report: {exc}. Convert the model "
+                "again to rewrite it, or remove the file."
+            ) from exc
+
     def render(self, line_length: int = 100, detailed: bool = True) -> str:
         """The report as text, TF-TRT's summary() layout extended with engines."""
         rule = "=" * line_length
@@ -207,6 +235,47 @@ class ConversionReport:
         sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + ")"
                 for shape_set in self.built_inputs]
         return "; ".join(sets) or "none yet"
+
+
+def _from_plain(kind: Any, value: Any, where: str) -> Any:
+    """``value`` (parsed JSON) as ``kind``: dataclasses, lists, dicts, optionals and scalars,
+    as ``dataclasses.asdict`` wrote them."""
+    origin = typing.get_origin(kind)
+    if kind is Any:
+        return value
+    if origin is types.UnionType:
+        options = typing.get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        return _from_plain(next(o for o in options if o is not type(None)), value, where)
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} is {type(value).__name__}, not an object")
+        hints = typing.get_type_hints(kind)
+        fields = {}
+        for field in dataclasses.fields(kind):
+            if field.name in value:
+                fields[field.name] = _from_plain(hints[field.name], value[field.name],
+                                                 f"{where}.{field.name}")
+            elif (field.default is dataclasses.MISSING
+                  and field.default_factory is dataclasses.MISSING):
+                raise ValueError(f"{where}.{field.name} is missing")
+        return kind(**fields)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{where} is {type(value).__name__}, not a list")
+        (item,) = typing.get_args(kind)
+        return [_from_plain(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where} is {type(value).__name__}, not an object")
+        _, item = typing.get_args(kind)
+        return {k: _from_plain(item, v, f"{where}.{k}") for k, v in value.items()}
+    # JSON writes 1.0 as 1.0 but a float field may hold an int a report computed.
+    accepted = (int, float) if kind is float else (kind,)
+    if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+        raise ValueError(f"{where} is {value!r}, not {kind.__name__}")
+    return value
 
 
 def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport:
