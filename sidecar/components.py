@@ -23,7 +23,9 @@ from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBacke
 from sidecar.config import Settings
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.from_settings import envoy_settings
+from sidecar.envoy.governor import MirrorGovernor
 from sidecar.envoy.process import EnvoyProcess
+from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
 from sidecar.errors import ConfigError
 from sidecar.faults import FaultArea, FaultBoard
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
@@ -83,9 +85,11 @@ def _admin_settings(settings: Settings, listen: str) -> AdminSettings:
 
 
 def _tap_components(settings: Settings, observer: TapObserver | None,
-                    clock: Callable[[], float]) -> list[RecorderProcess | EnvoyProcess]:
-    """The recorder in its own process (conversions here would take the GIL from it) and,
-    unless Envoy runs in a container of its own, Envoy in front of TF Serving."""
+                    clock: Callable[[], float]
+                    ) -> tuple[list[BackgroundComponent], Callable[[], bool]]:
+    """The recorder in its own process (conversions here would take the GIL from it),
+    unless Envoy runs in a container of its own Envoy in front of TF Serving, and the
+    governor of the share Envoy mirrors; with the health check of the first two."""
     if settings.upstream is None:
         raise ConfigError(field="upstream", value=None, source="settings",
                           problem="is empty while tap_listen is set",
@@ -93,13 +97,16 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
                               "127.0.0.1:8600, or unset tap_listen")
     rest = None if settings.rest_listen is None else RestRecording(
         RecorderSettings(listen=settings.rest_recorder_listen), settings.serving_base)
+    proxy = envoy_settings(settings)
     recorder = RecorderProcess(RecorderSettings(listen=settings.recorder_listen),
-                               settings.state_dir, observer=observer, rest=rest, clock=clock)
+                               settings.state_dir, observer=observer, rest=rest, clock=clock,
+                               share=MirrorShare(proxy.admin, proxy.mirror_fraction))
+    governor = MirrorGovernor(EnvoyAdmin(proxy.admin), proxy.mirror_fraction,
+                              settings.mirror_budget_per_second)
     if not settings.run_envoy:
-        return [recorder]
-    envoy = EnvoyProcess(envoy_settings(settings), EnvoyBinary.locate(),
-                         Path(tempfile.mkdtemp(prefix="envoy-")))
-    return [recorder, envoy]
+        return [recorder, governor], lambda: recorder.serving
+    envoy = EnvoyProcess(proxy, EnvoyBinary.locate(), Path(tempfile.mkdtemp(prefix="envoy-")))
+    return [recorder, envoy, governor], lambda: recorder.serving and envoy.serving
 
 
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
@@ -131,9 +138,10 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         observer = FanOutObserver([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:
-        tap = _tap_components(settings, metrics.tap_observer if metrics else None, clock)
+        tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,
+                                       clock)
         background.extend(tap)
-        health[TAP_HEALTH_SERVICE] = lambda: all(part.serving for part in tap)
+        health[TAP_HEALTH_SERVICE] = serving
     parts = ServiceComponents(shape_source=store, observer=observer)
     on_started: Callable[[], None] = parts.on_started
     if admin_settings is not None:

@@ -1,9 +1,10 @@
 """Envoy's admin API on loopback, as the sidecar uses it: the mirrored share, changed live,
-and the counts of calls Envoy routed, read from its stats."""
+and the count of calls clients sent, read from its stats."""
 
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -12,10 +13,15 @@ from sidecar.envoy.bootstrap import (
     CLIENT_STAT_PREFIX,
     MIRROR_DENOMINATOR,
     MIRROR_RUNTIME_KEY,
+    REST_MIRROR_RUNTIME_KEY,
+    REST_STAT_PREFIX,
     mirror_runtime_value,
 )
 from sidecar.envoy.settings import Address
 from sidecar.errors import ConfigError
+
+_CLIENT_REQUESTS = tuple(f"http.{prefix}.downstream_rq_total"
+                         for prefix in (CLIENT_STAT_PREFIX, REST_STAT_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -26,11 +32,12 @@ class EnvoyAdmin:
     timeout_seconds: float = 2.0
 
     def set_mirror_fraction(self, fraction: float) -> None:
-        """Mirror ``fraction`` (0 to 1) of inference calls from now on."""
+        """Mirror ``fraction`` (0 to 1) of inference calls, gRPC and REST, from now on."""
         if not 0.0 <= fraction <= 1.0:
             raise ConfigError(field="mirror_fraction", value=fraction, source="the sidecar",
                               problem="is not within [0, 1]", fix="give a share such as 0.1")
-        query = urllib.parse.urlencode({MIRROR_RUNTIME_KEY: mirror_runtime_value(fraction)})
+        value = mirror_runtime_value(fraction)
+        query = urllib.parse.urlencode({MIRROR_RUNTIME_KEY: value, REST_MIRROR_RUNTIME_KEY: value})
         self._call("POST", f"/runtime_modify?{query}")
 
     def mirror_fraction(self) -> float | None:
@@ -42,13 +49,31 @@ class EnvoyAdmin:
         return int(entry["final_value"]) / MIRROR_DENOMINATOR
 
     def client_requests(self) -> int:
-        """Requests clients sent through Envoy since it started."""
-        name = f"http.{CLIENT_STAT_PREFIX}.downstream_rq_total"
-        query = urllib.parse.urlencode({"filter": f"^{name}$", "format": "json"})
+        """Requests clients sent through Envoy since it started (gRPC and REST)."""
+        query = urllib.parse.urlencode({"filter": "downstream_rq_total$", "format": "json"})
         stats = json.loads(self._call("GET", f"/stats?{query}")).get("stats", [])
-        return sum(int(stat.get("value", 0)) for stat in stats if stat.get("name") == name)
+        return sum(int(stat.get("value", 0)) for stat in stats
+                   if stat.get("name") in _CLIENT_REQUESTS)
 
     def _call(self, method: str, path: str) -> str:
         request = urllib.request.Request(f"http://{self.address}{path}", method=method)
         with urllib.request.urlopen(request, timeout=self.timeout_seconds) as answer:
             return str(answer.read().decode("utf-8"))
+
+
+@dataclass(frozen=True)
+class MirrorShare:
+    """The share of calls Envoy mirrors now, read from its admin API; ``default`` (the
+    bootstrap's) while no share was set live or Envoy cannot be asked. Picklable, so the
+    recorder's process can be handed one."""
+
+    admin: Address
+    default: float
+
+    def __call__(self) -> float:
+        """The share in force."""
+        try:
+            live = EnvoyAdmin(self.admin).mirror_fraction()
+        except (OSError, ValueError, urllib.error.URLError):
+            return self.default
+        return self.default if live is None else live

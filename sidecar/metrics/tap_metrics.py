@@ -20,8 +20,9 @@ class TapMetrics:
         self._published = published
         self._requests = Counter(
             "tftrt_sidecar_tap_requests",
-            "Recorded inference requests (the share Envoy mirrors to the recorder) by model "
-            "and by whether the served version has an engine prebuilt for their shapes.",
+            "Inference requests by model and by whether the served version has an engine "
+            "prebuilt for their shapes, estimated from the share Envoy mirrors to the "
+            "recorder (each recorded call counts as 1 / share).",
             ["model", "prebuilt"], registry=registry,
         )
         self._dropped = Counter(
@@ -46,7 +47,8 @@ class TapMetrics:
         if self._published is not None:
             built = self._published.prebuilt_for(observation.model, observation.signature)
             prebuilt = any(spec.matches(observation.shape_set) for spec in built)
-        self._requests.labels(observation.model, "true" if prebuilt else "false").inc()
+        self._requests.labels(observation.model, "true" if prebuilt else "false").inc(
+            observation.weight)
         if refusal is not None:
             self._dropped.labels(refusal.value).inc()
 

@@ -101,6 +101,7 @@ class ShapeObservation:
 
     `method` is the PredictionService method (`"Predict"`, `"Classify"`, ...).
     `sample` holds the serialized request when the tap sampled it, else None.
+    `weight` is how many calls it stands for: 1 / the share of calls Envoy mirrored.
     """
 
     model: str
@@ -111,3 +112,4 @@ class ShapeObservation:
     version: int | None = None
     version_label: str | None = None
     sample: bytes | None = field(default=None, repr=False)
+    weight: int = 1

@@ -18,7 +18,7 @@ from sidecar.shapes.samples import SAMPLED_METHODS, StoredSample
 from sidecar.shapes.schema import DATABASE_NAME, open_database
 from sidecar.shapes.settings import ShapeStoreSettings
 from sidecar.shapes.shape_set import ShapeObservation, ShapeSet
-from sidecar.state.transaction import immediate_transaction, storage_error
+from sidecar.sqlite_writes import immediate_transaction, storage_error
 
 # TF Serving reads at most this many warmup records.
 MAX_WARMUP_RECORDS = 1000
@@ -102,7 +102,7 @@ class ShapeStore:
             if reason is not None:
                 refusals[(seen.model, seen.signature, reason.value)] += 1
                 continue
-            counts[(seen.model, seen.signature, key, self._bucket(seen.received_at))] += 1
+            counts[(seen.model, seen.signature, key, self._bucket(seen.received_at))] += seen.weight
             if seen.sample is not None and seen.method in SAMPLED_METHODS:
                 self._db.execute(
                     "INSERT INTO samples (model, signature, method, received_at, size, request) "

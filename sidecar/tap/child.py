@@ -84,7 +84,8 @@ def _die_with_parent() -> None:
 
 
 async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connection,
-                 grace: float, clock: Callable[[], float], rest: RestRecording | None) -> None:
+                 grace: float, clock: Callable[[], float], rest: RestRecording | None,
+                 share: Callable[[], float] | None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
@@ -92,10 +93,11 @@ async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connec
     with ShapeStore(state_dir, ShapeStoreSettings(), clock) as store:
         servers: list[RecorderServer] = []
         try:
-            servers.append(await serve_recorder(settings, store, shipping, clock))
+            servers.append(await serve_recorder(settings, store, shipping, clock, share))
             if rest is not None:
                 servers.append(await serve_rest_recorder(
-                    rest.settings, store, SignatureDtypes(rest.serving_base), shipping, clock))
+                    rest.settings, store, SignatureDtypes(rest.serving_base), shipping, clock,
+                    share))
         except TapStartError as error:
             for server in servers:
                 await server.stop(0)
@@ -116,7 +118,8 @@ async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connec
 
 def run_recorder_child(settings: RecorderSettings, state_dir: Path, connection: Connection,
                        grace: float, clock: Callable[[], float],
-                       rest: RestRecording | None = None) -> None:
+                       rest: RestRecording | None = None,
+                       share: Callable[[], float] | None = None) -> None:
     """The child's entry point: serve the gRPC recorder (and the REST one, with ``rest``)
     until SIGTERM (or the parent's death), then stop with `grace` seconds for calls in
     flight. Sends `("ready", grpc port)` or `("failed", message)` first, then
@@ -124,7 +127,7 @@ def run_recorder_child(settings: RecorderSettings, state_dir: Path, connection: 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
     _die_with_parent()
     try:
-        asyncio.run(_serve(settings, state_dir, connection, grace, clock, rest))
+        asyncio.run(_serve(settings, state_dir, connection, grace, clock, rest, share))
     finally:
         connection.close()
 

@@ -30,6 +30,7 @@ START_TIMEOUT_SECONDS = 120.0
 class RecorderProcess:
     """Runs the recorder in a child process and keeps it running (`sidecar.supervision`).
 
+    `share` (picklable: it is sent to the child) tells the share of calls Envoy mirrors.
     `observer` (e.g. the metrics) is told, in this process and on a watcher thread, about
     everything the child observed, within about half a second. `restart_delays` are the
     first and the longest wait before restarting a child that died; the wait doubles
@@ -40,11 +41,13 @@ class RecorderProcess:
 
     def __init__(self, settings: RecorderSettings, state_dir: Path,
                  observer: TapObserver | None = None, rest: RestRecording | None = None,
+                 share: Callable[[], float] | None = None,
                  clock: Callable[[], float] = time.time,
                  grace: float = STOP_GRACE_SECONDS,
                  restart_delays: tuple[float, float] = (0.5, 30.0)) -> None:
         self._settings = settings
         self._rest = rest
+        self._share = share
         self._state_dir = state_dir
         self._observer = observer
         self._clock = clock
@@ -99,7 +102,7 @@ class RecorderProcess:
         process = self._context.Process(
             target=start_recorder_child, name="tftrt-sidecar-recorder", daemon=True,
             args=(self._settings, self._state_dir, sending, self._grace, self._clock,
-                  self._rest))
+                  self._rest, self._share))
         process.start()
         sending.close()  # the child holds the only writer: its exit is our end of file
         try:

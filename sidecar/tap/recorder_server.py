@@ -58,8 +58,12 @@ async def serve_recorder(
     recorder: Recorder,
     observer: TapObserver | None = None,
     clock: Callable[[], float] = time.time,
+    share: Callable[[], float] | None = None,
 ) -> RecorderServer:
-    """Start the recorder on the running event loop; return it once it accepts calls."""
+    """Start the recorder on the running event loop; return it once it accepts calls.
+
+    ``share`` tells the share of calls Envoy mirrors (each recorded call then counts as
+    1 / share); None: every call is mirrored."""
     stats = TapStats()
     observers: TapObserver = stats if observer is None else ObserverFanout([stats, observer])
     queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
@@ -85,6 +89,7 @@ async def serve_recorder(
         raise TapStartError(f"the recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error
     await server.start()
-    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings),
+    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings,
+                                              share=share),
                               "shape-recording")
     return RecorderServer(server, recording, port, stats)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from sidecar.shapes import Refusal, ShapeObservation
@@ -105,8 +106,10 @@ class RecordingWorker:
         observer: TapObserver,
         settings: RecorderSettings,
         parser: RequestParser | None = None,
+        share: Callable[[], float] | None = None,
     ) -> None:
         self._parser: RequestParser = parser or GrpcRequests()
+        self._weight = _Weight(share)
         self._queue = queue
         self._recorder = recorder
         self._observer = observer
@@ -138,6 +141,9 @@ class RecordingWorker:
                 observations.extend(self._parser.observations(call, self._should_sample(call)))
             except UnparsableRequestError:
                 self._observer.unparsable(self._parser.method(call))
+        weight = self._weight.now()
+        if weight != 1:
+            observations = [dataclasses.replace(seen, weight=weight) for seen in observations]
         if not observations:
             return
         try:
@@ -153,6 +159,29 @@ class RecordingWorker:
         if rate <= 0.0 or len(call.request) > self._settings.sample_max_bytes:
             return False
         return rate >= 1.0 or self._random.random() < rate
+
+
+class _Weight:
+    """How many calls each recorded one stands for: 1 / the share of calls Envoy mirrors,
+    asked of ``share`` at most every :data:`SHARE_REFRESH_SECONDS`."""
+
+    def __init__(self, share: Callable[[], float] | None) -> None:
+        self._share = share
+        self._value = 1
+        self._asked_at = -SHARE_REFRESH_SECONDS
+
+    def now(self) -> int:
+        if self._share is None:
+            return 1
+        if time.monotonic() - self._asked_at >= SHARE_REFRESH_SECONDS:
+            share = self._share()
+            self._value = max(1, round(1 / share)) if share > 0 else 1
+            self._asked_at = time.monotonic()
+        return self._value
+
+
+SHARE_REFRESH_SECONDS = 2.0
+"""How often the recorder asks which share of calls it is sent."""
 
 
 class RecordingTask:

@@ -82,6 +82,7 @@ async def serve_rest_recorder(
     signatures: SignatureDtypes,
     observer: TapObserver | None = None,
     clock: Callable[[], float] = time.time,
+    share: Callable[[], float] | None = None,
 ) -> RecorderServer:
     """Start the REST recorder on the running event loop; return it once it accepts
     calls (``port``, ``stats``, ``wait_recorded()``, ``stop()``). ``signatures`` types the
@@ -122,7 +123,8 @@ async def serve_rest_recorder(
         raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error
     parser = RestRequests(signatures, settings.max_message_bytes)
-    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings, parser),
+    recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings, parser,
+                                              share),
                               "rest-shape-recording")
     bound: int = server.sockets[0].getsockname()[1]
     return RecorderServer(_HttpListener(server, connections), recording, bound, stats)

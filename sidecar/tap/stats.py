@@ -40,7 +40,7 @@ class TapStats:
         self.dropped_records = 0
         """Calls not recorded because the queue was full."""
         self.requests_by_model: Counter[str] = Counter()
-        """Recorded observations per model."""
+        """Calls recorded per model, each weighted by the calls it stands for."""
         self.samples = 0
         """Observations that carried a sampled request."""
         self.refused_by_reason: Counter[str] = Counter()
@@ -56,7 +56,7 @@ class TapStats:
 
     def recorded(self, observation: ShapeObservation, refusal: Refusal | None) -> None:
         """Count an observation handed to the shape store."""
-        self.requests_by_model[observation.model] += 1
+        self.requests_by_model[observation.model] += observation.weight
         if observation.sample is not None and refusal is None:
             self.samples += 1
         if refusal is not None:
