@@ -1,35 +1,55 @@
-"""Policy overrides to and from their protobuf message, for the admin server and its client.
+"""Policies and their overrides to and from their protobuf messages, for the admin server
+and its client.
 
-Free of gRPC and of the server's imports, so the command-line client stays light.
+The mapping is by field name: each field of `ModelPolicy` is the field of the same name in
+``PolicyOverrides`` and ``EffectivePolicy`` (a test checks the messages have exactly these
+fields). Free of gRPC and of the server's imports, so the command-line client stays light.
 """
 
 from __future__ import annotations
 
-from sidecar.config.overrides import PolicyOverrides
-from tftrt.sidecar.admin.v1 import admin_pb2 as pb
+from typing import TypeVar
 
-_OVERRIDE_SCALARS = (
-    "backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime",
-    "keep_versions", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests",
-)
+from google.protobuf.message import Message
+
+from sidecar.config import ModelPolicy
+from sidecar.config.overrides import POLICY_KEYS, PolicyOverrides
+from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 
 def overrides_from_proto(message: pb.PolicyOverrides, source: str) -> PolicyOverrides:
     """Check the fields a request sets, as the config file's parsers would; ConfigError if bad."""
-    raw: dict[str, object] = {
-        name: getattr(message, name) for name in _OVERRIDE_SCALARS if message.HasField(name)
-    }
-    if message.default_batch_sizes:
-        raw["default_batch_sizes"] = list(message.default_batch_sizes)
+    raw: dict[str, object] = {}
+    for name in POLICY_KEYS:
+        if _is_repeated(message, name):
+            if getattr(message, name):  # an empty list is not an override
+                raw[name] = list(getattr(message, name))
+        elif message.HasField(name):
+            raw[name] = getattr(message, name)
     return PolicyOverrides.parse(raw, source)
 
 
 def overrides_to_proto(overrides: PolicyOverrides) -> pb.PolicyOverrides:
     """The overrides that are set."""
-    message = pb.PolicyOverrides()
-    for name, value in overrides.as_dict().items():
-        if name == "default_batch_sizes":
-            message.default_batch_sizes.extend(value)
+    return _filled(pb.PolicyOverrides(), overrides.as_dict())
+
+
+def policy_to_proto(policy: ModelPolicy) -> pb.EffectivePolicy:
+    """A whole policy."""
+    return _filled(pb.EffectivePolicy(), {name: getattr(policy, name) for name in POLICY_KEYS})
+
+
+_M = TypeVar("_M", bound=Message)
+
+
+def _filled(message: _M, fields: dict[str, object]) -> _M:
+    for name, value in fields.items():
+        if _is_repeated(message, name):
+            getattr(message, name).extend(value)
         else:
             setattr(message, name, value)
     return message
+
+
+def _is_repeated(message: Message, name: str) -> bool:
+    return bool(message.DESCRIPTOR.fields_by_name[name].is_repeated)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.admin.policy_wire import overrides_to_proto
+from sidecar.admin.policy_wire import overrides_to_proto, policy_to_proto
 from sidecar.admin.views import (
     CoverageView,
     ModelSummaryView,
@@ -13,28 +13,11 @@ from sidecar.admin.views import (
     ShapeStatisticsView,
     VersionView,
 )
-from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
 from sidecar.shapes import ShapeSet
 from sidecar.state.controls import ModelControl
 from sidecar.watch.listing import Refusal
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
-
-
-def policy_to_proto(policy: ModelPolicy) -> pb.EffectivePolicy:
-    """A whole policy."""
-    return pb.EffectivePolicy(
-        backend=policy.backend,
-        precision=policy.precision,
-        max_engines=policy.max_engines,
-        minimum_segment_size=policy.minimum_segment_size,
-        build_at_runtime=policy.build_at_runtime,
-        keep_versions=policy.keep_versions,
-        default_batch_sizes=list(policy.default_batch_sizes),
-        rebuild_below_coverage=policy.rebuild_below_coverage,
-        rebuild_after_seconds=policy.rebuild_after_seconds,
-        rebuild_min_requests=policy.rebuild_min_requests,
-    )
 
 
 def shape_set_to_proto(shape_set: ShapeSet) -> pb.ShapeSet:

@@ -17,42 +17,26 @@ from sidecar.config.loading import POLICY_PARSERS
 from sidecar.errors import ConfigError
 
 POLICY_KEYS: Final = tuple(POLICY_PARSERS)
-"""The policy fields an override may set."""
+"""The policy fields an override may set: every field of `ModelPolicy`, in its order."""
 
 
 @dataclass(frozen=True)
 class PolicyOverrides:
-    """Changes to a model's configured policy; None leaves a field as configured."""
+    """Changes to a model's configured policy: a value for some fields of `ModelPolicy`,
+    the others left as configured.
 
-    backend: str | None = None
-    """Engine compiler: "auto", "xla" or "tensorrt"."""
+    Read a field as an attribute (``overrides.max_engines``): its value, or None when it
+    is not overridden. Build one with :meth:`parse`, which checks every value.
+    """
 
-    precision: str | None = None
-    """"FP32", "FP16" or "INT8" (tensorrt backend)."""
+    given: tuple[tuple[str, object], ...] = ()
+    """(field, typed value) of each overridden field, in `ModelPolicy`'s order."""
 
-    max_engines: int | None = None
-    """Most prebuilt input shapes per segment (1-1000)."""
-
-    minimum_segment_size: int | None = None
-    """Segments with fewer ops stay native."""
-
-    build_at_runtime: bool | None = None
-    """Whether serving may compile shapes that were not prebuilt."""
-
-    keep_versions: int | None = None
-    """How many newest published versions stay in the serving base."""
-
-    default_batch_sizes: tuple[int, ...] | None = None
-    """Batch sizes to build for when no request shapes are known."""
-
-    rebuild_below_coverage: float | None = None
-    """Coverage share under which a rebuild is due (0 turns rebuilds off)."""
-
-    rebuild_after_seconds: float | None = None
-    """How long coverage must stay low before a rebuild."""
-
-    rebuild_min_requests: int | None = None
-    """Requests the window must hold before coverage is judged."""
+    def __getattr__(self, name: str) -> object:
+        # Only for the policy's fields: any other missing name is a real AttributeError.
+        if name not in POLICY_PARSERS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return self.as_dict_typed().get(name)
 
     @classmethod
     def parse(cls, raw: Mapping[str, object], source: str) -> PolicyOverrides:
@@ -69,29 +53,29 @@ class PolicyOverrides:
                     fix=f"use one of {', '.join(POLICY_KEYS)}",
                 )
             parsed[key] = parser(value, key, source)
-        return cls(**cast(dict[str, Any], parsed))
+        return cls._of(parsed)
+
+    @classmethod
+    def _of(cls, typed: Mapping[str, object]) -> PolicyOverrides:
+        return cls(tuple((key, typed[key]) for key in POLICY_KEYS if key in typed))
 
     def as_dict(self) -> dict[str, object]:
         """The fields that are set, as JSON-compatible values."""
-        found: dict[str, object] = {}
-        for key in POLICY_KEYS:
-            value = getattr(self, key)
-            if value is not None:
-                found[key] = list(value) if isinstance(value, tuple) else value
-        return found
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in self.given}
 
     @property
     def empty(self) -> bool:
         """True when nothing is overridden."""
-        return not self.as_dict()
+        return not self.given
 
     def merged_with(self, newer: PolicyOverrides) -> PolicyOverrides:
         """These overrides with every field ``newer`` sets replaced by its value."""
-        return dataclasses.replace(self, **cast(dict[str, Any], newer.as_dict_typed()))
+        return self._of({**self.as_dict_typed(), **newer.as_dict_typed()})
 
     def as_dict_typed(self) -> dict[str, object]:
         """The fields that are set, with their typed values (tuples stay tuples)."""
-        return {key: getattr(self, key) for key in POLICY_KEYS if getattr(self, key) is not None}
+        return dict(self.given)
 
     def apply(self, base: ModelPolicy) -> ModelPolicy:
         """``base`` with these overrides applied."""
