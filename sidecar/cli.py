@@ -73,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default ./tftrt-sidecar-demo)",
     )
     _add_log_level(demo)
+    bootstrap = commands.add_parser(
+        "envoy-bootstrap", help="write Envoy's configuration for an Envoy container",
+        description="Generate Envoy's bootstrap from the same settings as run (tap, upstream, "
+        "recorder, REST and Envoy addresses), check it with Envoy itself, and write it.",
+    )
+    add_settings_arguments(bootstrap)
+    bootstrap.add_argument("--out", type=Path, required=True, metavar="FILE",
+                           help="where to write the bootstrap (JSON)")
+    _add_log_level(bootstrap)
     commands.add_parser(
         "admin", add_help=False,
         help="call a running sidecar's admin API (tftrt-sidecar admin --help)",
@@ -99,6 +108,8 @@ def main(
             from sidecar.demo import run_demo
 
             return run_demo(args.workdir)
+        if args.command == "envoy-bootstrap":
+            return bootstrap_command(args, os.environ)
         return run_command(args, os.environ, components=components)
 
     try:
@@ -131,6 +142,26 @@ def run_command(
             summary = service.run(stop)
     print_summary(summary)
     return EXIT_JOB_FAILED if summary.failed else EXIT_OK
+
+
+def bootstrap_command(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """``tftrt-sidecar envoy-bootstrap``: the bootstrap an Envoy container runs with."""
+    from sidecar.envoy.binary import EnvoyBinary
+    from sidecar.envoy.bootstrap import validate_bootstrap, write_bootstrap
+    from sidecar.envoy.from_settings import envoy_settings
+
+    settings = envoy_settings(load_settings(args, environ))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    checking = args.out.with_name(f".{args.out.name}.checking")
+    try:
+        validate_bootstrap(EnvoyBinary.locate(), write_bootstrap(settings, checking))
+    except BaseException:
+        checking.unlink(missing_ok=True)
+        raise
+    checking.replace(args.out)  # only a bootstrap Envoy accepted ever has this name
+    print(f"wrote {args.out}: Envoy {settings.listen} -> TF Serving {settings.upstream}, "
+          f"mirroring to {settings.recorder}")
+    return EXIT_OK
 
 
 def print_summary(summary: RunSummary) -> None:
