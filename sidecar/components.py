@@ -16,7 +16,6 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry
 
 from sidecar.admin.backend import ConversionRequest
-from sidecar.admin.published import PublishedModels
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
@@ -30,6 +29,7 @@ from sidecar.errors import ConfigError
 from sidecar.faults import FaultArea, FaultBoard
 from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
+from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds
 from sidecar.service_components import BackgroundComponent, RequestedJob, ServiceComponents
 from sidecar.shapes import ShapeStore, ShapeStoreSettings

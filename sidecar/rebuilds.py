@@ -3,7 +3,7 @@ built for, build the current top shapes into a new served version.
 
 A model's served version is *built for* a shape set when its engines were
 compiled and measured for it and its warmup file runs it
-(:mod:`sidecar.admin.published`). Coverage is the share of the shape store's
+(:mod:`sidecar.publish.published`). Coverage is the share of the shape store's
 recent requests of the converted signature whose shape set the served version
 was built for. A rebuild of the served version's incoming version is due when:
 
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sidecar.admin.published import PublishedModels, PublishedVersion
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
+from sidecar.publish.published import PublishedModels, PublishedVersion
 from sidecar.shapes import ShapeSet, ShapeStore, coverage_of, rank_shape_sets
 from sidecar.state import Job, JobJournal, JobState, newest_build
 

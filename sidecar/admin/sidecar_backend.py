@@ -23,7 +23,6 @@ from sidecar.admin.errors import (
     PreconditionError,
 )
 from sidecar.admin.operations import OperationRecord, OperationRegistry
-from sidecar.admin.published import PublishedModels
 from sidecar.admin.status import message_for, status_for
 from sidecar.admin.views import (
     CoverageView,
@@ -39,6 +38,7 @@ from sidecar.admin.views import (
 )
 from sidecar.config.overrides import PolicyOverrides, PolicySource
 from sidecar.publish import numbering, roll_back_newest
+from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal, JobState, newest_build
 from sidecar.state.controls import ModelControl, ModelControls

@@ -8,9 +8,9 @@ from types import MappingProxyType
 
 import grpc
 
-from sidecar.admin.published import EngineInfo
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
+from sidecar.publish.published import EngineInfo
 from sidecar.shapes import ShapeSet
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sidecar.admin.published import PublishedModels
 from sidecar.errors import SidecarError
+from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeStore, ShapeStoreError
 from sidecar.state import Job, JobJournal, JobState
 from sidecar.watch.listing import read_incoming

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from sidecar.admin.published import PublishedModels
 from sidecar.jobs.observer import StageOutcome
+from sidecar.publish.published import PublishedModels
 from sidecar.state import Flavour, JobState
 
 if TYPE_CHECKING:

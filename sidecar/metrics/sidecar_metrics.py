@@ -7,7 +7,6 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Info
 
-from sidecar.admin.published import PublishedModels
 from sidecar.faults import FaultBoard
 from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.collectors import (
@@ -20,6 +19,7 @@ from sidecar.metrics.collectors import (
 from sidecar.metrics.fault_metrics import StorageFaultCollector
 from sidecar.metrics.job_metrics import JobMetrics
 from sidecar.metrics.tap_metrics import TapMetrics
+from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from sidecar.admin.published import PublishedModels
+from sidecar.publish.published import PublishedModels
 from sidecar.shapes import Refusal, ShapeObservation
 
 

@@ -1,8 +1,8 @@
 """What the serving base holds: each published version's engines and prebuilt request shapes.
 
-Read from the files a job publishes: the converter's report
-(``assets.extra/tftrt/conversion.json``) and TF Serving's warmup file, whose
-requests are the shapes engines were built for. A published version never
+Read from the files a job publishes: the converter's report (read as the
+converter's own :class:`converter.ConversionReport`) and TF Serving's warmup
+file, whose requests are the shapes engines were built for. A published version never
 changes, so what is read is cached per (model, version, directory inode).
 
 A version is *built for* a request shape set when the sidecar converted it with
@@ -16,26 +16,21 @@ is built for nothing; its warmup shape sets are still known (``warmed_up``).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
 
+from converter import ConversionReport, SavedModelError
 from sidecar.errors import SidecarError
-from sidecar.publish import published_models, published_versions
+from sidecar.publish.layout import published_models, published_versions
 from sidecar.shapes import ShapeSet
-from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.request_shapes import observations_from_request
+from sidecar.shapes.requests import predict_shape_set, signature_called
 from sidecar.warmup import read_predict_requests
 
-_LOG = logging.getLogger("sidecar.admin")
-
-REPORT_RELATIVE_PATH: Final = Path("assets.extra") / "tftrt" / "conversion.json"
-"""The converter's report inside a converted SavedModel."""
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,44 +170,47 @@ class PublishedModels:
 
 def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
     report = _read_report(path)
+    warmed_up = _warmup_shape_sets(path)
+    if report is None:
+        return PublishedVersion(
+            model=model, version=version, path=path, backend="", backend_reason="",
+            candidate="", candidate_reason="", device="", engines=(), warmed_up=warmed_up,
+            prebuilt=(),
+        )
     engines = tuple(
         EngineInfo(
-            segment=str(segment.get("name", "")),
-            shapes=tuple(tuple(int(d) for d in shape) for shape in engine.get("shapes", [])),
-            precision=str(engine.get("precision", "")),
-            compile_seconds=float(engine.get("compile_seconds", 0.0)),
-            speedup=float(engine.get("speedup", 0.0)),
-            kept=bool(engine.get("kept", False)),
-            reason=str(engine.get("reason", "")),
+            segment=segment.name,
+            shapes=tuple(tuple(shape) for shape in engine.shapes),
+            precision=engine.precision,
+            compile_seconds=engine.compile_seconds,
+            speedup=engine.speedup,
+            kept=engine.kept,
+            reason=engine.reason,
         )
-        for segment in report.get("segments", [])
-        for engine in segment.get("engines", [])
+        for segment in report.segments
+        for engine in segment.engines
     )
-    warmed_up = _warmup_shape_sets(path)
     return PublishedVersion(
         model=model,
         version=version,
         path=path,
-        backend=str(report.get("backend", "")),
-        backend_reason=str(report.get("backend_reason", "")),
-        candidate=str((report.get("choice") or {}).get("chosen", "")),
-        candidate_reason=str((report.get("choice") or {}).get("reason", "")),
-        device=str(report.get("device", "")),
+        backend=report.backend,
+        backend_reason=report.backend_reason,
+        candidate=report.choice.chosen if report.choice else "",
+        candidate_reason=report.choice.reason if report.choice else "",
+        device=report.device,
         engines=engines,
         warmed_up=warmed_up,
-        prebuilt=warmed_up if report.get("built") else (),
+        prebuilt=warmed_up if report.built else (),
     )
 
 
-def _read_report(path: Path) -> dict[str, Any]:
+def _read_report(path: Path) -> ConversionReport | None:
     try:
-        document = json.loads((path / REPORT_RELATIVE_PATH).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
+        return ConversionReport.read(path)
+    except SavedModelError as exc:
         _LOG.warning("cannot read the conversion report of %s: %s", path, exc)
-        return {}
-    return document if isinstance(document, dict) else {}
+        return None
 
 
 def _warmup_shape_sets(path: Path) -> tuple[tuple[str, ShapeSet], ...]:
@@ -223,13 +221,7 @@ def _warmup_shape_sets(path: Path) -> tuple[tuple[str, ShapeSet], ...]:
         return ()
     found: list[tuple[str, ShapeSet]] = []
     for request in requests:
-        try:
-            observations = observations_from_request(
-                "Predict", request.SerializeToString(), 0.0, False
-            )
-        except UnparsableRequestError:
-            continue
-        for seen in observations:
-            if (seen.signature, seen.shape_set) not in found:
-                found.append((seen.signature, seen.shape_set))
+        seen = (signature_called(request.model_spec), predict_shape_set(request))
+        if seen not in found:
+            found.append(seen)
     return tuple(found)

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from sidecar.errors import JournalError, StorageError
+from sidecar.sqlite_writes import immediate_transaction, storage_error
 from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
-from sidecar.state.transaction import immediate_transaction, storage_error
 
 JOURNAL_FILE_NAME: Final = "jobs.sqlite3"
 """The journal's file name inside the state directory."""

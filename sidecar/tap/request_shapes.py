@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from google.protobuf.message import DecodeError
-from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     inference_pb2,
@@ -14,10 +13,8 @@ from tensorflow_serving.apis import (
 )
 
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
+from sidecar.shapes.requests import predict_shape_set, signature_called
 from sidecar.tap.errors import UnparsableRequestError
-
-DEFAULT_SIGNATURE = "serving_default"
-"""The signature TF Serving uses when a request names none."""
 
 EXAMPLES_INPUT = "inputs"
 """The input name of classify and regress signatures (TF Serving's convention)."""
@@ -55,10 +52,7 @@ def observations_from_request(
 def _parse(method: str, request: bytes, received_at: float) -> list[ShapeObservation]:
     if method == "Predict":
         predict = predict_pb2.PredictRequest.FromString(request)
-        shape_set = ShapeSet.of(
-            {name: _tensor_spec(tensor) for name, tensor in predict.inputs.items()}
-        )
-        return [_observation(method, predict.model_spec, shape_set, received_at)]
+        return [_observation(method, predict.model_spec, predict_shape_set(predict), received_at)]
     if method in ("Classify", "Regress"):
         message_type = (
             classification_pb2.ClassificationRequest
@@ -83,23 +77,13 @@ def _observation(
     which = spec.WhichOneof("version_choice")
     return ShapeObservation(
         model=spec.name,
-        signature=spec.signature_name or DEFAULT_SIGNATURE,
+        signature=signature_called(spec),
         shape_set=shape_set,
         received_at=received_at,
         method=method,
         version=spec.version.value if which == "version" else None,
         version_label=spec.version_label if which == "version_label" else None,
     )
-
-
-def _tensor_spec(tensor: object) -> TensorSpec:
-    dtype = tensor.dtype  # type: ignore[attr-defined]
-    try:
-        dtype_name = types_pb2.DataType.Name(dtype)
-    except ValueError:
-        dtype_name = f"DT_{dtype}"
-    dims = tensor.tensor_shape.dim  # type: ignore[attr-defined]
-    return TensorSpec(dtype_name, tuple(int(dim.size) for dim in dims))
 
 
 def _examples_shape_set(examples_input: input_pb2.Input) -> ShapeSet:

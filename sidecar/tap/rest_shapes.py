@@ -39,8 +39,9 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, regression_pb2
 
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
+from sidecar.shapes.requests import DEFAULT_SIGNATURE
 from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.request_shapes import DEFAULT_SIGNATURE, EXAMPLES_INPUT
+from sidecar.tap.request_shapes import EXAMPLES_INPUT
 from sidecar.tap.rest_api import PredictionTarget, prediction_target
 from sidecar.tap.signature_dtypes import SignatureDtypes
 

@@ -13,13 +13,13 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar.admin.published import PublishedModels
 from sidecar.admin.server import AdminServer, start_admin_server
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies
 from sidecar.publish import VersionPublisher
+from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.state.controls import ModelControls

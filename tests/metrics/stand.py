@@ -25,7 +25,6 @@ from tensorflow_serving.apis import (
 )
 
 from converter import ConversionParams
-from sidecar.admin.published import PublishedModels
 from sidecar.config import ModelPolicy
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.process import EnvoyProcess
@@ -33,6 +32,7 @@ from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.jobs import JobDependencies, JobResult, default_converter_factory, run_version_job
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish import VersionPublisher, numbering
+from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.tap.recorder_server import serve_recorder

@@ -3,7 +3,6 @@ on a real journal, shape store and serving base whose versions carry real warmup
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -14,9 +13,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from sidecar.admin.published import REPORT_RELATIVE_PATH, PublishedModels
+from converter import ConversionReport
+from converter.saving import REPORT_FILE
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
+from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds, PlannedRebuild
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobJournal, JobState
@@ -63,8 +64,12 @@ class Stand:
             requests.append(request)
         write_warmup_file(path, requests)
         if built:
-            (path / REPORT_RELATIVE_PATH).parent.mkdir(parents=True)
-            (path / REPORT_RELATIVE_PATH).write_text(json.dumps({"built": True, "segments": []}))
+            report = ConversionReport(
+                model=str(path), signature="serving_default", backend="xla",
+                backend_reason="test", device="cpu", engine_namespace="test", params={},
+                total_ops=0, ops_in_segments=0, segments=[], native={}, built=True)
+            (path / REPORT_FILE).parent.mkdir(parents=True)
+            (path / REPORT_FILE).write_text(report.to_json())
         if journal:
             self.finish(model, served, JobState.PUBLISHED)
 
