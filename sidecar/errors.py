@@ -8,6 +8,10 @@ do about it. Three branches tell the caller how to react:
   denied, read-only, I/O error); retrying after the storage is fixed can succeed.
 - :class:`InternalError`: a bug in the sidecar; report it.
 
+A job's checks of a model (:class:`sidecar.jobs.errors.ModelCheckError`: its replay inputs
+fail, the converted model does not match) are outcomes the job acts on itself, not one of
+these three. The tap's and the shape store's errors are branches of this one hierarchy too.
+
 ``retryable`` is what the service acts on: a job that fails with a retryable error
 is FAILED with a retry time and restarted after a backoff (like kopf's
 ``TemporaryError``); one that fails with any other error stays FAILED until a

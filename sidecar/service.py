@@ -49,7 +49,6 @@ from sidecar.service_components import (
     ServiceComponents,
 )
 from sidecar.serving_upkeep import ServingUpkeep
-from sidecar.shapes import ShapeStoreError
 from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
 from sidecar.watch import (
     IncomingFault,
@@ -61,7 +60,7 @@ from sidecar.watch import (
 
 _LOG = logging.getLogger("sidecar.service")
 
-_STORAGE_FAULTS = (StorageError, ShapeStoreError, OSError, sqlite3.Error)
+_STORAGE_FAULTS = (StorageError, OSError, sqlite3.Error)
 """What a step fails with when storage refuses: reported as a fault, then ridden out
 (any other failure is logged as a bug and ridden out too)."""
 
@@ -347,7 +346,7 @@ class SidecarService:
             return False
         try:
             planned = rebuilds.due(self._journal, self._policy_for, self._components.is_paused)
-        except (SidecarError, ShapeStoreError, OSError, sqlite3.Error) as exc:
+        except (SidecarError, OSError, sqlite3.Error) as exc:
             _LOG.warning("rebuilds not judged this time: %s", exc)
             return False
         for rebuild in planned:

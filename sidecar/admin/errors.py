@@ -39,9 +39,8 @@ class UnauthenticatedError(UserError):
 
 
 class NotReadyError(SidecarError):
-    """The sidecar is still loading its state (or shutting down); retry shortly."""
-
-    retryable = True
+    """The sidecar is still loading its state (or shutting down); retry shortly (the status
+    table answers UNAVAILABLE, which gRPC clients retry)."""
 
 
 class ConversionFailedError(SidecarError):

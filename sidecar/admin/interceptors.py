@@ -15,7 +15,8 @@ from typing import Any
 import grpc
 
 from sidecar.admin.errors import NotReadyError, UnauthenticatedError
-from sidecar.admin.status import STATUS_BY_ERROR, message_for, status_for
+from sidecar.admin.status import message_for, status_for
+from sidecar.errors import SidecarError
 
 _LOG = logging.getLogger("sidecar.admin")
 
@@ -136,8 +137,7 @@ def _guarded(behavior: Callable[..., Any], streams: bool) -> Callable[..., Any]:
 
 
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
-    known = any(cls in STATUS_BY_ERROR for cls in type(exc).__mro__)
-    if not known:
+    if not isinstance(exc, SidecarError):
         code = context.code()
         if code is not None and code is not grpc.StatusCode.OK:
             raise exc  # the handler already aborted with its own status

@@ -67,6 +67,6 @@ def status_for(error: BaseException) -> grpc.StatusCode:
 
 def message_for(error: BaseException) -> str:
     """The status details: the error's own message, or the type and text of an unexpected one."""
-    if isinstance(error, SidecarError) or any(c in STATUS_BY_ERROR for c in type(error).__mro__):
+    if isinstance(error, SidecarError):
         return str(error)
     return f"internal error: {type(error).__name__}: {error}"

@@ -9,7 +9,7 @@ files changed under its job starts again.
 
 from __future__ import annotations
 
-from sidecar.errors import UserError
+from sidecar.errors import SidecarError, UserError
 
 
 class ModelLoadError(UserError):
@@ -20,11 +20,17 @@ class SignatureError(UserError):
     """A SavedModel has no usable signature under the name the job converts."""
 
 
-class ReplayError(UserError):
+class ModelCheckError(SidecarError):
+    """A check the job runs on a model failed: an outcome the job acts on itself (it
+    publishes the original, or fails the version), neither a setting or request a person
+    got wrong nor a bug; retrying unchanged gives the same result."""
+
+
+class ReplayError(ModelCheckError):
     """The replay inputs do not run on the original model in a TF1 Session."""
 
 
-class VerificationError(UserError):
+class VerificationError(ModelCheckError):
     """The converted model's outputs differ from the original's beyond the tolerance."""
 
 

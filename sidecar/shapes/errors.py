@@ -1,26 +1,29 @@
-"""Errors raised by the shape store.
+"""Errors raised by the shape store: each a :class:`~sidecar.errors.SidecarError`.
 
-`ShapeStoreError` is the root. `ShapeStoreSettingsError` is a user error (bad
-configuration, fix the setting); `ShapeStoreCorruptError` means the state file
-cannot be read as a shape store (move it aside; the store rebuilds from traffic);
-`ShapeStoreWriteError` is a storage fault (retryable, see `sidecar.errors.StorageError`).
+`ShapeStoreError` is the store's branch of the sidecar's hierarchy.
+`ShapeStoreSettingsError` is a user error (bad configuration, fix the setting);
+`ShapeStoreCorruptError` means the state file cannot be read as a shape store (move it
+aside; the store rebuilds from traffic) and `ShapeStoreWriteError` that the database
+refused a write: both are storage faults (retryable once the storage is fixed, see
+`sidecar.errors.StorageError`).
 """
 
 from __future__ import annotations
 
-from sidecar.errors import StorageError
+from sidecar.errors import SidecarError, StorageError, UserError
 
 
-class ShapeStoreError(Exception):
+class ShapeStoreError(SidecarError):
     """Root of every error the shape store raises."""
 
 
-class ShapeStoreSettingsError(ShapeStoreError, ValueError):
+class ShapeStoreSettingsError(ShapeStoreError, UserError, ValueError):
     """A shape-store setting is invalid; the message names the field and the fix."""
 
 
-class ShapeStoreCorruptError(ShapeStoreError):
-    """The state database exists but is not a usable shape store."""
+class ShapeStoreCorruptError(ShapeStoreError, StorageError):
+    """The state database exists but is not a usable shape store; once it is moved aside,
+    the store starts empty and fills from traffic again."""
 
 
 class ShapeStoreWriteError(ShapeStoreError, StorageError):

@@ -1,25 +1,29 @@
-"""Errors raised by the tap.
+"""Errors raised by the tap: each a :class:`~sidecar.errors.SidecarError`.
 
-`TapError` is the root. `TapSettingsError` is a user error (fix the setting);
-`TapStartError` means the listen address could not be bound (pick another port or
-stop whatever holds it). Errors of proxied calls are never raised: they go back to
-the client with the upstream's status code and details.
+`TapError` is the tap's branch of the sidecar's hierarchy. `TapSettingsError` is a user
+error (fix the setting); `TapStartError` means the recorder could not start serving,
+usually because its listen address is taken (pick another port or stop whatever holds
+it). Errors of proxied calls are never raised: they go back to the client with the
+upstream's status code and details.
 """
 
 from __future__ import annotations
 
+from sidecar.errors import SidecarError, UserError
 
-class TapError(Exception):
+
+class TapError(SidecarError):
     """Root of every error the tap raises."""
 
 
-class TapSettingsError(TapError, ValueError):
+class TapSettingsError(TapError, UserError, ValueError):
     """A tap setting is invalid; the message names the field and the fix."""
 
 
-class TapStartError(TapError):
+class TapStartError(TapError, UserError):
     """The tap could not start serving (usually: the listen address is taken)."""
 
 
-class UnparsableRequestError(TapError):
-    """A forwarded request could not be parsed for recording (it was still forwarded)."""
+class UnparsableRequestError(TapError, UserError):
+    """A mirrored request could not be parsed for recording (the client's call, which
+    Envoy forwarded, is not affected)."""
