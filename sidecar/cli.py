@@ -101,7 +101,6 @@ def main(
     args = build_parser().parse_args(arguments)
     quiet_tensorflow(verbose=args.verbose)
     _configure_logging(args.log_level)
-    from sidecar.tap.errors import TapStartError
 
     def command() -> int:
         if args.command == "demo":
@@ -115,7 +114,7 @@ def main(
     try:
         return run_reporting_errors(
             "tftrt-sidecar", command,
-            [(UserError, EXIT_USAGE), (TapStartError, EXIT_USAGE), (SidecarError, EXIT_STORAGE)],
+            [(UserError, EXIT_USAGE), (SidecarError, EXIT_STORAGE)],
             verbose=args.verbose,
         )
     except KeyboardInterrupt:

@@ -20,13 +20,13 @@ from prometheus_client.registry import Collector
 
 from sidecar.errors import SidecarError
 from sidecar.publish.published import PublishedModels
-from sidecar.shapes import ShapeStore, ShapeStoreError
+from sidecar.shapes import ShapeStore
 from sidecar.state import Job, JobJournal, JobState
 from sidecar.watch.listing import read_incoming
 
 _LOG = logging.getLogger("sidecar.metrics")
 
-_READ_ERRORS = (SidecarError, ShapeStoreError, OSError, sqlite3.Error)
+_READ_ERRORS = (SidecarError, OSError, sqlite3.Error)
 
 
 class VersionStateCollector(Collector):
