@@ -65,7 +65,7 @@ ENV PATH=/opt/venv/bin:${PATH} \
 USER 10001:10001
 WORKDIR /tmp
 # 8500 tap (clients call it), 8700 admin gRPC (health, jobs), 9102 Prometheus metrics.
-EXPOSE 8500 8700 9102
+EXPOSE 8500 8501 8700 9102 9103
 # gRPC health check of the admin API (grpc.health.v1, overall status), with grpcio
 # itself: no probe binary in the image.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \

@@ -8,20 +8,24 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sidecar.config import Settings, build_argument_parser, defaults, load_settings
+from sidecar.envoy.binary import ENVOY_RELEASE
 from tests.deploy.conftest import GPU_OVERLAYS, OVERLAYS, REPO, Rendered
 from tests.deploy.rendering import split_image
 
-# The tap, upstream, admin and metrics flags are being wired into the parser alongside
-# this work. Until they are, they are accepted here by these exact names (and their
-# values checked against sidecar/config/defaults.py); once the parser has them, they go
-# through the parser like every other flag. Nothing else may be unknown to the parser.
-PENDING_NETWORK_FLAGS = ("--tap-listen", "--upstream", "--admin-listen", "--metrics-listen")
+NETWORK_FLAGS = ("--tap-listen", "--upstream", "--rest-listen", "--rest-upstream",
+                 "--proxy-stats-listen", "--admin-listen", "--metrics-listen")
+"""The sidecar's flags that name addresses; the manifests give each of them."""
+
+ENVOY_FLAGS = ("--config", "--tap-listen", "--upstream", "--rest-listen", "--rest-upstream",
+               "--proxy-stats-listen")
+"""What Envoy's bootstrap is made from: given the same to the init step and to run."""
 
 # tensorflow_model_server's flags (tensorflow/serving, tensorflow_serving/model_servers/
 # main.cc): the ones this deployment may use, by release. 2.18 added XLA:GPU.
@@ -48,19 +52,20 @@ def _flag_pairs(args: list[str]) -> dict[str, str]:
     return pairs
 
 
-def _sidecar_flags(view: Rendered) -> tuple[argparse.Namespace, dict[str, str]]:
-    """The sidecar's settings flags parsed by its own parser, and the network flags."""
-    container = view.container("tftrt-sidecar")
+def _sidecar_flags(view: Rendered, container_name: str = "tftrt-sidecar",
+                   command: str = "run") -> tuple[argparse.Namespace, dict[str, str]]:
+    """The sidecar's settings flags of ``container_name`` (running ``tftrt-sidecar
+    command``) parsed by its own parser, and all its flags as given."""
+    container = view.container(container_name)
     assert container["command"] == ["tftrt-sidecar"]
-    assert container["args"][0] == "run"
+    assert container["args"][0] == command
     pairs = _flag_pairs(container["args"][1:])
     parser = build_argument_parser()
     known = {option for action in parser._actions for option in action.option_strings}
-    unknown = set(pairs) - known
-    assert unknown <= set(PENDING_NETWORK_FLAGS), f"flags the sidecar lacks: {unknown}"
+    unknown = set(pairs) - known - ({"--out"} if command == "envoy-bootstrap" else set())
+    assert not unknown, f"flags the sidecar lacks: {unknown}"
     namespace = parser.parse_args([f"{k}={v}" for k, v in pairs.items() if k in known])
-    network = {name: pairs[name] for name in PENDING_NETWORK_FLAGS}
-    return namespace, network
+    return namespace, pairs
 
 
 def _container_env(container: dict[str, Any]) -> dict[str, str]:
@@ -174,32 +179,64 @@ def test_ports_agree_with_the_sidecar_defaults(rendered, overlay):
     _, network = _sidecar_flags(view)
     assert network["--tap-listen"] == defaults.DEFAULT_TAP_LISTEN
     assert network["--upstream"] == defaults.DEFAULT_UPSTREAM
+    assert network["--rest-upstream"] == defaults.DEFAULT_REST_UPSTREAM
     assert network["--metrics-listen"] == defaults.DEFAULT_METRICS_LISTEN
+    assert network["--run-envoy"] == "false"  # Envoy is a container of its own
     # Same port as the default; on the pod IP so the kubelet's gRPC probes reach it.
     assert network["--admin-listen"] == "0.0.0.0:" + str(_port(defaults.DEFAULT_ADMIN_LISTEN))
-    tap, admin, metrics = (
-        _port(network[f]) for f in ("--tap-listen", "--admin-listen", "--metrics-listen")
-    )
+    tap, rest, stats, admin, metrics = (_port(network[f]) for f in (
+        "--tap-listen", "--rest-listen", "--proxy-stats-listen", "--admin-listen",
+        "--metrics-listen"))
 
-    sidecar_ports = {p["name"]: p["containerPort"]
-                     for p in view.container("tftrt-sidecar")["ports"]}
-    assert sidecar_ports == {"grpc": tap, "admin": admin, "metrics": metrics}
+    def ports(container: str) -> dict[str, int]:
+        return {p["name"]: p["containerPort"] for p in view.container(container)["ports"]}
+
+    assert ports("tftrt-sidecar") == {"admin": admin, "metrics": metrics}
+    assert ports("envoy") == {"grpc": tap, "rest": rest, "proxy-metrics": stats}
     serving = view.container("tf-serving")
     flags = _flag_pairs(serving["args"])
     assert network["--upstream"] == "127.0.0.1:" + flags["--port"]
-    assert int(flags["--rest_api_port"]) == defaults.TF_SERVING_REST_PORT
-    assert {p["containerPort"] for p in serving["ports"]} == {
-        int(flags["--port"]), defaults.TF_SERVING_REST_PORT}
+    assert network["--rest-upstream"] == "127.0.0.1:" + flags["--rest_api_port"]
+    assert set(ports("tf-serving").values()) == {int(flags["--port"]),
+                                                  int(flags["--rest_api_port"])}
 
+    by_name = {**ports("envoy"), **ports("tftrt-sidecar")}
     client = view.one("Service", "tftrt-serving")
-    (port,) = client["spec"]["ports"]
-    assert (port["name"], port["port"], sidecar_ports[port["targetPort"]]) == ("grpc", tap, tap)
+    assert {(p["name"], p["port"], by_name[p["targetPort"]]) for p in client["spec"]["ports"]} \
+        == {("grpc", tap, tap), ("rest", rest, rest)}
     metrics_service = view.one("Service", "tftrt-sidecar-metrics")
-    (port,) = metrics_service["spec"]["ports"]
-    assert sidecar_ports[port["targetPort"]] == metrics
+    assert {by_name[p["targetPort"]] for p in metrics_service["spec"]["ports"]} == {
+        metrics, stats}
     for service in view.all("Service"):
         targets = {p["targetPort"] for p in service["spec"]["ports"]}
-        assert not targets & {"admin", admin, "grpc-upstream", "rest"}, service
+        assert not targets & {"admin", admin, "grpc-upstream", "rest-upstream"}, service
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_envoy_runs_the_bootstrap_the_sidecar_writes_for_it(rendered, overlay, tmp_path):
+    view = rendered[overlay]
+    _, run = _sidecar_flags(view)
+    _, init = _sidecar_flags(view, "envoy-bootstrap", "envoy-bootstrap")
+    assert {flag: init[flag] for flag in ENVOY_FLAGS} == {flag: run[flag] for flag in ENVOY_FLAGS}
+    envoy = view.container("envoy")
+    name, tag = split_image(envoy["image"])
+    assert (name, tag) == ("envoyproxy/envoy", f"v{ENVOY_RELEASE}")
+    bootstrap = Path(init["--out"])
+    assert envoy["args"][:2] == ["-c", str(bootstrap)]
+    written, read = (_covering_mount(view, c, bootstrap) for c in ("envoy-bootstrap", "envoy"))
+    assert written["name"] == read["name"] and read.get("readOnly") is True
+    assert "emptyDir" in view.volume(read["name"])
+    # The init step's own command, run here: Envoy accepts what it writes.
+    config_map = view.one("ConfigMap", "tftrt-sidecar-config")
+    config = tmp_path / Path(init["--config"]).name
+    config.write_text(config_map["data"][config.name], encoding="utf-8")
+    args = [f"{k}={v}" for k, v in init.items() if k not in ("--config", "--out")]
+    done = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "envoy-bootstrap", f"--config={config}",
+         f"--out={tmp_path / 'envoy.json'}", *args],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "envoy.json").is_file()
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -225,7 +262,8 @@ def test_network_policy_admits_only_the_tap_and_metrics(rendered, overlay):
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     admitted = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert admitted == {_port(network["--tap-listen"]), _port(network["--metrics-listen"])}
+    assert admitted == {_port(network[flag]) for flag in (
+        "--tap-listen", "--rest-listen", "--metrics-listen", "--proxy-stats-listen")}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -301,7 +339,7 @@ def test_dockerfile_exposes_the_sidecar_ports_and_probes_the_admin_api(rendered)
     assert expose, "Dockerfile has no EXPOSE"
     exposed = {int(p) for p in expose.group(1).split()}
     _, network = _sidecar_flags(rendered["cpu"])
-    assert exposed == {_port(v) for k, v in network.items() if k != "--upstream"}
+    assert exposed == {_port(v) for k, v in network.items() if k.endswith("-listen")}
     assert f"'{defaults.DEFAULT_ADMIN_LISTEN}'" in text
     assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
     pod_security = rendered["cpu"].pod["securityContext"]

@@ -79,9 +79,9 @@ def test_service_monitor_selects_the_metrics_service(rendered, overlay):
     service = view.one("Service", "tftrt-sidecar-metrics")
     labels = service["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    (endpoint,) = monitor["spec"]["endpoints"]
-    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
-    assert endpoint["path"] == "/metrics"
+    endpoints = {e["port"]: e["path"] for e in monitor["spec"]["endpoints"]}
+    assert endpoints == {"metrics": "/metrics", "proxy-metrics": "/stats/prometheus"}
+    assert set(endpoints) == {p["name"] for p in service["spec"]["ports"]}
     selected = [
         s["metadata"]["name"] for s in view.all("Service")
         if monitor["spec"]["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()
