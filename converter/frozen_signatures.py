@@ -87,10 +87,11 @@ def freeze_signatures(loaded: LoadedSignature, flat: FlatGraph) -> FrozenSignatu
     same = [k for k, f in flats.items() if k != loaded.key and _identity(f) == converted]
     budget = FREEZE_LIMIT_BYTES
     results: dict[str, Freezing] = {}
+    values: dict[int, Any] = {}  # a weight two signatures read is frozen (and saved) once
     for key, graph in flats.items():
         if key in same:
             continue
-        results[key] = freeze(graph, written, budget)
+        results[key] = freeze(graph, written, budget, values)
         budget -= results[key].frozen_bytes
     functions = dict(loaded.root.signatures)
     for key, result in results.items():
@@ -107,7 +108,7 @@ def freeze_signatures(loaded: LoadedSignature, flat: FlatGraph) -> FrozenSignatu
         same_as_converted=same,
         weights=results[loaded.key].weights,
         report=FreezeReport(
-            frozen_variables=sum(r.frozen for r in results.values()),
+            frozen_variables=len(values),
             frozen_bytes=sum(r.frozen_bytes for r in results.values()),
             kept_variables={f"{k}/{name}": why for k, r in results.items()
                             for name, why in r.kept.items()},

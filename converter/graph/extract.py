@@ -81,6 +81,7 @@ def extract_segment(flat: FlatGraph, segment: Segment) -> SegmentGraph:
     shape_inputs = tuple(
         i for i, name in enumerate(segment.inputs)
         if flat.op_types[name.split(":")[0]] not in _FIXED_SHAPE_PRODUCERS
+        and name.split(":")[0] not in flat.weights
     )
     digest = hashlib.sha256()
     for node in graph_def.node:

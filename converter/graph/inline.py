@@ -36,6 +36,9 @@ class FlatGraph:
     """Every tensor produced in the graph, by name ("node:index")."""
     op_types: dict[str, str]
     """Node name -> op type."""
+    weights: frozenset[str] = frozenset()
+    """Placeholders that carry frozen weights (captured constants, `graph.freeze`):
+    their shapes never change, so they do not select engines."""
 
     def outputs_of(self, node: str) -> list[TensorInfo]:
         """The static facts of each output of `node`, in order."""
