@@ -35,7 +35,8 @@ from pathlib import Path
 
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
-from sidecar.publish.published import PublishedModels, PublishedVersion
+from sidecar.publish.published import PublishedModels
+from sidecar.publish.published_version import PublishedVersion
 from sidecar.shapes import ShapeSet, ShapeStore, coverage_of, rank_shape_sets
 from sidecar.state import Job, JobJournal, JobState, newest_build
 

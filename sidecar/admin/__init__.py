@@ -2,12 +2,14 @@
 reflection, safe by default: localhost, optional TLS / mutual TLS and bearer token.
 
 Import from the modules, so that a light one (``policy_wire``,
-``validation``, ``errors``) never loads the server, the serving-base reader or
+``validation``, ``errors``) never loads the server or
 TensorFlow: ``server`` (:func:`start_admin_server`, :class:`AdminServer`),
 ``settings`` (:class:`AdminSettings`), ``backend`` (the :class:`AdminBackend` protocol,
 :class:`ConversionRequest`, :data:`ConversionSubmitter`), ``sidecar_backend`` (the real
-backend), ``published`` (the serving-base reader), ``errors`` and ``status`` (the
-error-to-status table). What the API changes lives below it: persisted pauses and
-overrides in :mod:`sidecar.state.controls`, policy overrides in
-:mod:`sidecar.config.overrides`. The command-line client is :mod:`sidecar.client`.
+backend), ``views`` (its answers as plain values), ``wire`` and ``policy_wire`` (their
+protobuf mapping), ``errors`` and ``status`` (the error-to-status table). What the API
+reads and changes lives below it: the serving-base reader in
+:mod:`sidecar.publish.published`, persisted pauses and overrides in
+:mod:`sidecar.state.controls`, policy overrides in :mod:`sidecar.config.overrides`. The
+command-line client is :mod:`sidecar.client`.
 """

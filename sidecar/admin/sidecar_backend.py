@@ -11,8 +11,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
-
 from sidecar.admin import validation
 from sidecar.admin.backend import ConversionRequest, ConversionSubmitter, RollbackObserver
 from sidecar.admin.errors import (
@@ -23,7 +21,6 @@ from sidecar.admin.errors import (
     PreconditionError,
 )
 from sidecar.admin.operations import OperationRecord, OperationRegistry
-from sidecar.admin.status import message_for, status_for
 from sidecar.admin.views import (
     CoverageView,
     ModelSummaryView,
@@ -282,13 +279,11 @@ class SidecarAdminBackend:
         request = record.request
         job = self._deps.journal.get(request.model, request.version)
         progress = record.progress
-        error: tuple[grpc.StatusCode, str] | None = None
+        failure: BaseException | None = None
         response: VersionView | None = None
         if progress == "done":
             failure = self._failure(record)
-            if failure is not None:
-                error = (status_for(failure), message_for(failure))
-            else:
+            if failure is None:
                 response = self._version_view(request.model, request.version)
         return OperationView(
             name=record.name,
@@ -300,7 +295,7 @@ class SidecarAdminBackend:
             state=job.state.value if job else "",
             created_at=record.created_at,
             updated_at=max(job.updated_at, record.created_at) if job else record.created_at,
-            error=error,
+            failure=failure,
             response=response,
         )
 

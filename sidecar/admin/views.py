@@ -6,11 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-import grpc
-
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
-from sidecar.publish.published import EngineInfo
+from sidecar.publish.published_version import EngineInfo
 from sidecar.shapes import ShapeSet
 
 
@@ -125,8 +123,9 @@ class OperationView:
     """When it was started (epoch seconds)."""
     updated_at: float
     """When the version's state last changed, or ``created_at``."""
-    error: tuple[grpc.StatusCode, str] | None = None
-    """Once done: why it failed (status code and message), or None."""
+    failure: BaseException | None = None
+    """Once done: why it failed (the wire maps it to a status through the one error table),
+    or None."""
     response: VersionView | None = None
     """Once done without error: the version."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sidecar.admin.policy_wire import overrides_to_proto, policy_to_proto
+from sidecar.admin.status import message_for, status_for
 from sidecar.admin.views import (
     CoverageView,
     ModelSummaryView,
@@ -113,9 +114,9 @@ def operation_to_proto(view: OperationView) -> pb.Operation:
             updated_at=view.updated_at, overrides=overrides_to_proto(view.overrides),
         ),
     )
-    if view.error is not None:
-        code, text = view.error
-        message.error.CopyFrom(pb.Status(code=code.value[0], message=text))
+    if view.failure is not None:
+        message.error.CopyFrom(pb.Status(code=status_for(view.failure).value[0],
+                                         message=message_for(view.failure)))
     elif view.response is not None:
         message.response.CopyFrom(version_to_proto(view.response))
     return message
