@@ -6,7 +6,8 @@ Port TF-TRT code by changing one import::
 
 Names are loaded on first use (PEP 562), so importing the package, or a light module of
 it such as ``converter.console``, does not load TensorFlow; ``from converter import
-Converter`` does.
+Converter`` does. The durable file operations (``write_atomically``, ``fsync_tree``,
+``rename_no_replace``, ...) are light too; the sidecar writes through them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
         OutputExistsError,
         SavedModelError,
         UnsupportedModelError,
+    )
+    from converter.files import (
+        fsync_directory,
+        fsync_tree,
+        rename_no_replace,
+        temporary_prefix,
+        write_atomically,
     )
     from converter.loading import graph_input_specs
     from converter.params import BACKENDS, TOLERANCE, ConversionParams, TrtPrecisionMode
@@ -58,6 +66,11 @@ _WHERE: dict[str, tuple[str, str]] = {
     "OutputExistsError": ("converter.errors", "OutputExistsError"),
     "SavedModelError": ("converter.errors", "SavedModelError"),
     "UnsupportedModelError": ("converter.errors", "UnsupportedModelError"),
+    "fsync_directory": ("converter.files", "fsync_directory"),
+    "fsync_tree": ("converter.files", "fsync_tree"),
+    "rename_no_replace": ("converter.files", "rename_no_replace"),
+    "temporary_prefix": ("converter.files", "temporary_prefix"),
+    "write_atomically": ("converter.files", "write_atomically"),
     "graph_input_specs": ("converter.loading", "graph_input_specs"),
     "ConversionParams": ("converter.params", "ConversionParams"),
     "TrtConversionParams": ("converter.params", "ConversionParams"),
@@ -104,7 +117,12 @@ __all__ = [
     "UnsupportedModelError",
     "detect_build_device",
     "engine_namespace",
+    "fsync_directory",
+    "fsync_tree",
     "graph_input_specs",
     "install_engines",
+    "rename_no_replace",
     "scaled_error",
+    "temporary_prefix",
+    "write_atomically",
 ]

@@ -12,7 +12,7 @@ import pathlib
 import shutil
 
 from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
-from converter.files import fsync_directory
+from converter.files import fsync_directory, fsync_file
 
 ENGINES_SUBDIR = pathlib.Path("assets.extra", "tftrt", "engines")
 
@@ -69,8 +69,7 @@ def install_engines(
             continue
         temporary = target / f".{entry.name}.tmp"
         shutil.copyfile(entry, temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
+        fsync_file(temporary)
         os.rename(temporary, destination)
         installed += 1
         size += destination.stat().st_size

@@ -1,33 +1,95 @@
-"""Durable file operations: fsync, and directories that appear whole or not at all."""
+"""Durable file operations, the one place for them (the sidecar uses these too, through
+`converter`): fsync a file, a directory or a tree, replace a file atomically, move a
+directory into place without replacing anything, and directories that appear whole or
+not at all."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import os
 import pathlib
 import secrets
 import shutil
 from collections.abc import Iterator
+from typing import Final
 
 from converter.errors import OutputExistsError
 
-
-def fsync_tree(root: pathlib.Path) -> None:
-    """Flush every file and directory under `root` (and `root`) to disk."""
-    for directory, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(directory, name), "rb") as handle:
-                os.fsync(handle.fileno())
-        fsync_directory(pathlib.Path(directory))
+_AT_FDCWD: Final = -100
+_RENAME_NOREPLACE: Final = 1
 
 
-def fsync_directory(directory: pathlib.Path) -> None:
-    """Flush a directory's entries (so a rename inside it is durable)."""
-    descriptor = os.open(directory, os.O_RDONLY)
+def fsync_file(path: pathlib.Path) -> None:
+    """Flush one file's data and metadata to stable storage."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def fsync_directory(directory: pathlib.Path) -> None:
+    """Flush a directory's entries (names created, renamed or removed in it)."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_tree(root: pathlib.Path) -> None:
+    """Flush every file and directory under `root` (and `root`) to disk.
+
+    Bottom-up, files before their directory, so that once `root` is flushed everything
+    in it is. Symbolic links are not followed: a link's target is not part of the tree
+    (and a dangling one has nothing to flush)."""
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            path = pathlib.Path(directory, name)
+            if not path.is_symlink():
+                fsync_file(path)
+        fsync_directory(pathlib.Path(directory))
+
+
+def temporary_prefix(path: pathlib.Path) -> str:
+    """How the names of `write_atomically(path)`'s temporary files begin (`.<name>.tmp-`),
+    for whoever cleans up after a process that stopped mid-write."""
+    return f".{path.name}.tmp-"
+
+
+def write_atomically(path: pathlib.Path, data: bytes) -> None:
+    """Replace `path` with `data` so readers see the old or the new file, never a mix, and
+    a crash after the call keeps the new one: a temporary file is written and flushed,
+    renamed over `path`, and the directory flushed. On any error the temporary is removed."""
+    temporary = path.with_name(f"{temporary_prefix(path)}{secrets.token_hex(4)}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_directory(path.parent)
+
+
+def rename_no_replace(source: pathlib.Path, target: pathlib.Path) -> None:
+    """Rename `source` to `target`; raise FileExistsError if `target` exists.
+
+    Uses `renameat2(RENAME_NOREPLACE)`, which checks and renames in one step. Where the
+    kernel or filesystem lacks it (e.g. some network filesystems), falls back to
+    check-then-rename, which is only safe with one writer (the sidecar is the only writer
+    of its serving base).
+    """
+    if _renameat2_no_replace(source, target):
+        return
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    os.rename(source, target)
 
 
 @contextlib.contextmanager
@@ -52,15 +114,27 @@ def staged_directory(final: pathlib.Path) -> Iterator[pathlib.Path]:
         raise
 
 
-def write_atomically(path: pathlib.Path, data: bytes) -> None:
-    """Replace `path` with `data` so readers see the old or the new file, never a mix."""
-    temporary = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}")
+def _renameat2_no_replace(source: pathlib.Path, target: pathlib.Path) -> bool:
+    """Try renameat2; True if it renamed, False if unavailable. Other errors raise OSError."""
+    renameat2 = getattr(_LIBC, "renameat2", None) if _LIBC is not None else None
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL):
+        return False
+    raise OSError(code, os.strerror(code), str(source), None, str(target))
+
+
+def _load_libc() -> ctypes.CDLL | None:
     try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC: Final = _load_libc()

@@ -1,0 +1,34 @@
+"""The durable file operations on real files (the converter's saves and the sidecar's writes)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from converter.files import staged_directory, write_atomically
+
+
+def test_a_staged_tree_with_a_dangling_link_appears_whole(tmp_path: pathlib.Path) -> None:
+    final = tmp_path / "out"
+    with staged_directory(final) as staging:
+        (staging / "variables").mkdir(parents=True)
+        (staging / "variables" / "data").write_bytes(b"weights")
+        # Flushing follows no link: a dangling one is part of the tree, not an error.
+        os.symlink(tmp_path / "gone", staging / "link")
+    assert (final / "variables" / "data").read_bytes() == b"weights"
+    assert os.readlink(final / "link") == str(tmp_path / "gone")
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(
+        tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "config"
+    write_atomically(path, b"old")
+    (tmp_path / "blocker").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_atomically(tmp_path / "blocker", b"new")
+    write_atomically(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["blocker", "config"]
