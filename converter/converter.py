@@ -165,7 +165,8 @@ class Converter:
 
     def build(self, input_fn: Callable[[], Iterable[Any]]) -> None:
         """Compile an engine per segment and input-shape set seen in `input_fn()`,
-        and keep only the engines that beat native TensorFlow on this device."""
+        then time the candidates (original, frozen, frozen with the engines that beat
+        native) in a TF1 Session on those shapes; save() writes the winner."""
         if input_fn is None:
             raise ConverterStateError(
                 "build() needs input_fn: a generator function yielding inputs of the "

@@ -3,8 +3,8 @@
 While weights are variables, TF Serving's Grappler cannot fold Keras 3's
 decomposed batch norm into the convolution weights, and oneDNN or cuDNN cannot
 fuse the layers (DESIGN fact 14). TF-TRT froze the graph before building
-engines too. A variable that some signature writes stays a variable, as does
-every variable of a model whose weights would bring the GraphDef near
+engines too. A variable that some signature writes stays a variable, and so do
+the weights past `FREEZE_LIMIT_BYTES`, which keeps the saved GraphDef well under
 protobuf's 2 GB limit.
 """
 
