@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sidecar.publish import numbering
-from sidecar.publish.durable import fsync_dir, fsync_file, fsync_tree, rename_no_replace
 from sidecar.publish.layout import published_models, published_versions
 from sidecar.publish.model_config import ModelConfigWriter, render_model_config
 from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublisher
@@ -22,13 +21,9 @@ __all__ = [
     "StagedVersion",
     "VersionPublisher",
     "apply_retention",
-    "fsync_dir",
-    "fsync_file",
-    "fsync_tree",
     "numbering",
     "published_models",
     "published_versions",
-    "rename_no_replace",
     "render_model_config",
     "restore_withdrawn",
     "roll_back_newest",

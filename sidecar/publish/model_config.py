@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from converter import temporary_prefix, write_atomically
 from sidecar.errors import StorageError
-from sidecar.publish import layout
-from sidecar.publish.durable import fsync_dir
-
-_TEMP_MARK = ".tmp-"
 
 
 def render_model_config(models: Iterable[str], serving_base: Path) -> str:
@@ -29,22 +26,15 @@ def render_model_config(models: Iterable[str], serving_base: Path) -> str:
 
 
 class ModelConfigWriter:
-    """Rewrites the model config file atomically: temp file, fsync, rename, fsync directory.
+    """Rewrites the model config file atomically (``converter.write_atomically``).
 
     TF Serving re-reads the file (``--model_config_file_poll_wait_seconds``) and
     so sees either the old or the new list, never a torn one.
     """
 
-    def __init__(
-        self,
-        config_file: Path,
-        serving_base: Path,
-        *,
-        token: Callable[[], str] = layout.random_token,
-    ) -> None:
+    def __init__(self, config_file: Path, serving_base: Path) -> None:
         self._file = config_file
         self._serving_base = serving_base
-        self._token = token
 
     @property
     def path(self) -> Path:
@@ -63,17 +53,10 @@ class ModelConfigWriter:
             raise StorageError.from_os_error(
                 exc, action="read TF Serving's model config", path=self._file
             ) from exc
-        temp = self._file.with_name(f".{self._file.name}{_TEMP_MARK}{self._token()}")
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
-            with open(temp, "w", encoding="utf-8") as stream:
-                stream.write(text)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temp, self._file)
-            fsync_dir(self._file.parent)
+            write_atomically(self._file, text.encode("utf-8"))
         except OSError as exc:
-            temp.unlink(missing_ok=True)
             raise StorageError.from_os_error(
                 exc, action="write TF Serving's model config", path=self._file
             ) from exc
@@ -81,7 +64,7 @@ class ModelConfigWriter:
 
     def clean_leftovers(self) -> list[Path]:
         """Delete temp files a stopped process left next to the config file."""
-        prefix = f".{self._file.name}{_TEMP_MARK}"
+        prefix = temporary_prefix(self._file)
         try:
             names = os.listdir(self._file.parent)
         except FileNotFoundError:

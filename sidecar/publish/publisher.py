@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from converter import fsync_directory, fsync_tree, rename_no_replace
 from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError, echo
 from sidecar.publish import layout
-from sidecar.publish.durable import fsync_dir, fsync_tree, rename_no_replace
 from sidecar.publish.model_names import MODEL_NAME_RULE, is_model_name
 from sidecar.publish.numbering import MAX_SERVED_VERSION
 from sidecar.publish.source_links import check_source_links
@@ -89,7 +89,7 @@ class VersionPublisher:
             new_model = not model_dir.exists()
             model_dir.mkdir(parents=True, exist_ok=True)
             if new_model:
-                fsync_dir(self._base)
+                fsync_directory(self._base)
             path.mkdir()
         except OSError as exc:
             raise StorageError.from_os_error(
@@ -150,7 +150,7 @@ class VersionPublisher:
             ) from exc
         self._checkpoint("renamed")
         try:
-            fsync_dir(target.parent)
+            fsync_directory(target.parent)
         except OSError as exc:
             raise StorageError.from_os_error(
                 exc, action="flush the new version's directory entry (it is visible)",

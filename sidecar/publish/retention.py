@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from converter import fsync_directory, rename_no_replace
 from sidecar.errors import OnlyServableVersionError, StorageError, UserError
 from sidecar.publish import layout
-from sidecar.publish.durable import fsync_dir, rename_no_replace
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def restore_withdrawn(model_dir: Path, version: int) -> Path | None:
         return None
     try:
         rename_no_replace(kept, target)
-        fsync_dir(model_dir)
+        fsync_directory(model_dir)
     except FileExistsError:
         return None
     except OSError as exc:
@@ -126,7 +126,7 @@ def _remove(model_dir: Path, version: int, token: str) -> None:
 def _move_out_of_view(source: Path, hidden: Path) -> None:
     try:
         rename_no_replace(source, hidden)
-        fsync_dir(source.parent)
+        fsync_directory(source.parent)
     except OSError as exc:
         raise StorageError.from_os_error(
             exc, action=f"move {source.name} out of TF Serving's view", path=source

@@ -1,25 +1,25 @@
 """Per-model controls set through the admin API (pause, policy overrides), kept durably.
 
 One small JSON file in the state directory, replaced atomically on every change
-(write a temporary file, fsync, rename, fsync the directory), so a crash leaves
-either the old controls or the new ones. The service asks :meth:`ModelControls.is_paused`
-before it starts a model's job and :meth:`ModelControls.policy_for` for its policy.
+(``converter.write_atomically``: temporary file, fsync, rename, fsync the directory), so
+a crash leaves either the old controls or the new ones. The service asks
+:meth:`ModelControls.is_paused` before it starts a model's job and
+:meth:`ModelControls.policy_for` for its policy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from converter import write_atomically
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
 from sidecar.errors import ConfigError, StorageError
-from sidecar.publish import fsync_dir
 
 CONTROLS_FILE_NAME: Final = "admin-controls.json"
 """The file's name inside the state directory."""
@@ -159,15 +159,10 @@ class ModelControls:
                 for name, c in sorted(controls.items())
             },
         }
-        temporary = self._path.with_name(f".{self._path.name}.tmp")
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, indent=2, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self._path)
-            fsync_dir(self._path.parent)
+            write_atomically(
+                self._path, json.dumps(document, indent=2, sort_keys=True).encode("utf-8"))
         except OSError as exc:
             raise StorageError.from_os_error(
                 exc, action="write the admin controls", path=self._path

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from converter import rename_no_replace
 from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError
-from sidecar.publish import VersionPublisher, published_versions, rename_no_replace
+from sidecar.publish import VersionPublisher, published_versions
 from tests.sidecar.conftest import immutable, small_tmpfs, tree_listing
 from tests.support.serving_poller import ServingPoller
 
