@@ -80,5 +80,5 @@ class SidecarMetrics:
             registry.register(IncomingRefusedCollector(sources.incoming_base))
 
     def rolled_back(self, model: str, version: int, now_serving: int) -> None:
-        """Count a rollback (a :class:`~sidecar.admin.RollbackObserver`)."""
+        """Count a rollback (a :class:`~sidecar.admin.backend.RollbackObserver`)."""
         self._rollbacks.labels(model).inc()
