@@ -26,8 +26,9 @@ from sidecar.envoy.governor import MirrorGovernor
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
 from sidecar.errors import ConfigError
+from sidecar.fanout import fan_out
 from sidecar.faults import FaultArea, FaultBoard
-from sidecar.jobs import FanOutObserver, JobObserver, LoggingJobObserver
+from sidecar.jobs import JobObserver, LoggingJobObserver
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds
@@ -135,7 +136,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                                                engine_cache_dir=settings.engine_cache_dir,
                                                shape_store=store, faults=faults,
                                                incoming_base=settings.incoming_base))
-        observer = FanOutObserver([observer, metrics.job_observer])
+        observer = fan_out([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:
         tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,

@@ -24,7 +24,6 @@ from sidecar.jobs.errors import (
 )
 from sidecar.jobs.job import run_version_job
 from sidecar.jobs.observer import (
-    FanOutObserver,
     JobObserver,
     LoggingJobObserver,
     StageOutcome,
@@ -40,7 +39,6 @@ __all__ = [
     "Comparison",
     "ConverterFactory",
     "ConverterLike",
-    "FanOutObserver",
     "JobDependencies",
     "JobObserver",
     "JobQueue",

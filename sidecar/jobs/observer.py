@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from sidecar.state import JobState
@@ -58,6 +57,11 @@ class JobObserver(Protocol):
         """The job reached a final state (published, failed or skipped)."""
         ...
 
+    def internal_error(self, model: str, version: int, stage: JobState) -> None:
+        """The job met a bug (an error nothing raises on purpose) in ``stage``; the job
+        logged it with its traceback and published the original or ended FAILED."""
+        ...
+
 
 class LoggingJobObserver:
     """Logs each stage and result to the ``sidecar.jobs`` logger."""
@@ -77,26 +81,5 @@ class LoggingJobObserver:
         level = logging.WARNING if result.state is JobState.FAILED else logging.INFO
         _LOG.log(level, "%s", result.describe())
 
-
-class FanOutObserver:
-    """Passes every call to each of several observers, in order."""
-
-    def __init__(self, observers: Sequence[JobObserver]) -> None:
-        self._observers = tuple(observers)
-
-    def stage_started(self, model: str, version: int, stage: JobState) -> None:
-        """Tell every observer."""
-        for observer in self._observers:
-            observer.stage_started(model, version, stage)
-
-    def stage_finished(
-        self, model: str, version: int, stage: JobState, seconds: float, outcome: StageOutcome
-    ) -> None:
-        """Tell every observer."""
-        for observer in self._observers:
-            observer.stage_finished(model, version, stage, seconds, outcome)
-
-    def job_finished(self, result: JobResult) -> None:
-        """Tell every observer."""
-        for observer in self._observers:
-            observer.job_finished(result)
+    def internal_error(self, model: str, version: int, stage: JobState) -> None:
+        """Nothing more to log: the job logged the error with its traceback."""

@@ -59,6 +59,12 @@ class JobMetrics:
             "(kept: faster than native and used; dropped ones are counted too).",
             ["model", "kept"], registry=registry,
         )
+        self._internal_errors = Counter(
+            "tftrt_sidecar_internal_errors", "Bugs met by version jobs (errors nothing raises "
+            "on purpose; the log has each traceback), by the stage they broke: a conversion "
+            "step published the original instead, any other step ended the job FAILED.",
+            ["stage"], registry=registry,
+        )
         self._engine_seconds = Histogram(
             "tftrt_sidecar_engine_build_duration_seconds", "Compile time of each engine.",
             buckets=ENGINE_BUCKETS, registry=registry,
@@ -91,3 +97,7 @@ class JobMetrics:
         for engine in version.engines if version is not None else ():
             self._engines_built.labels(result.model, "true" if engine.kept else "false").inc()
             self._engine_seconds.observe(engine.compile_seconds)
+
+    def internal_error(self, model: str, version: int, stage: JobState) -> None:
+        """Count the bug by stage."""
+        self._internal_errors.labels(stage.value).inc()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import grpc
 from grpc import aio
 
+from sidecar.fanout import fan_out
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.methods import FORWARDED_METHODS, PREDICTION_SERVICE
 from sidecar.tap.recording import (
@@ -25,7 +26,7 @@ from sidecar.tap.recording import (
     RecordQueue,
 )
 from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
+from sidecar.tap.stats import TapObserver, TapStats
 
 _EMPTY = b""
 """The answer to every mirrored call: an empty message of the method's response type."""
@@ -65,7 +66,7 @@ async def serve_recorder(
     ``share`` tells the share of calls Envoy mirrors (each recorded call then counts as
     1 / share); None: every call is mirrored."""
     stats = TapStats()
-    observers: TapObserver = stats if observer is None else ObserverFanout([stats, observer])
+    observers: TapObserver = stats if observer is None else fan_out([stats, observer])
     queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
 
     def receiver(method: str) -> Callable[[bytes, aio.ServicerContext], object]:

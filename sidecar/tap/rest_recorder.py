@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Final
 
+from sidecar.fanout import fan_out
 from sidecar.shapes import ShapeObservation
 from sidecar.tap.errors import TapStartError, UnparsableRequestError
 from sidecar.tap.recorder_server import RecorderServer
@@ -31,7 +32,7 @@ from sidecar.tap.rest_api import method_label
 from sidecar.tap.rest_shapes import observations_from_rest
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.signature_dtypes import SignatureDtypes
-from sidecar.tap.stats import ObserverFanout, TapObserver, TapStats
+from sidecar.tap.stats import TapObserver, TapStats
 
 _OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
               b"content-length: 2\r\n\r\n{}")
@@ -88,7 +89,7 @@ async def serve_rest_recorder(
     calls (``port``, ``stats``, ``wait_recorded()``, ``stop()``). ``signatures`` types the
     JSON as the served models do."""
     stats = TapStats()
-    observers: TapObserver = stats if observer is None else ObserverFanout([stats, observer])
+    observers: TapObserver = stats if observer is None else fan_out([stats, observer])
     queue = RecordQueue(settings.queue_size, settings.queue_max_bytes)
     connections: set[asyncio.StreamWriter] = set()
 

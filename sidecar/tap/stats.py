@@ -69,30 +69,3 @@ class TapStats:
     def recorder_failed(self, error: Exception) -> None:
         """Count a failed recorder batch."""
         self.recorder_failures += 1
-
-
-class ObserverFanout:
-    """Forwards every callback to several observers, in order."""
-
-    def __init__(self, observers: list[TapObserver]) -> None:
-        self._observers = tuple(observers)
-
-    def dropped(self, method: str) -> None:
-        """Fan out `dropped`."""
-        for observer in self._observers:
-            observer.dropped(method)
-
-    def recorded(self, observation: ShapeObservation, refusal: Refusal | None) -> None:
-        """Fan out `recorded`."""
-        for observer in self._observers:
-            observer.recorded(observation, refusal)
-
-    def unparsable(self, method: str) -> None:
-        """Fan out `unparsable`."""
-        for observer in self._observers:
-            observer.unparsable(method)
-
-    def recorder_failed(self, error: Exception) -> None:
-        """Fan out `recorder_failed`."""
-        for observer in self._observers:
-            observer.recorder_failed(error)

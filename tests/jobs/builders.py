@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from sidecar.jobs import JobResult, StageOutcome
+from converter import ConversionParams, ConversionReport
+from sidecar.jobs import ConverterLike, JobResult, StageOutcome, default_converter_factory
 from sidecar.state import JobState
 
 
@@ -74,3 +77,32 @@ class RecordingObserver:
 
     def job_finished(self, result: JobResult) -> None:
         self.results.append(result)
+
+    def internal_error(self, model: str, version: int, stage: JobState) -> None:
+        self.events.append(("internal-error", model, version, stage, None))
+
+
+class BuildWithABug:
+    """TEST-ONLY: the real converter with a bug planted in ``build()`` (an error nothing
+    raises on purpose), to see what the job does with its own bugs."""
+
+    def __init__(self, real: ConverterLike) -> None:
+        self._real = real
+
+    def convert(self, calibration_input_fn: Callable[[], Iterable[Any]] | None = None) -> Any:
+        return self._real.convert(calibration_input_fn)
+
+    def build(self, input_fn: Callable[[], Iterable[Any]]) -> None:
+        raise KeyError("a planted bug")
+
+    def save(self, output_saved_model_dir: str | Path) -> None:
+        self._real.save(output_saved_model_dir)
+
+    def report(self) -> ConversionReport:
+        return self._real.report()
+
+
+def converter_with_a_bug(source: Path, tags: Sequence[str], key: str,
+                         params: ConversionParams) -> ConverterLike:
+    """A :data:`~sidecar.jobs.ConverterFactory` making :class:`BuildWithABug` converters."""
+    return BuildWithABug(default_converter_factory(source, tags, key, params))

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from sidecar.config import ModelPolicy
-from sidecar.jobs import JobDependencies, JobResult, ShapeSource, run_version_job
+from sidecar.jobs import (
+    ConverterFactory,
+    JobDependencies,
+    JobResult,
+    ShapeSource,
+    default_converter_factory,
+    run_version_job,
+)
 from sidecar.publish import VersionPublisher, numbering
 from sidecar.state import JobJournal
 from tests.jobs.builders import RecordingObserver, corrupt_copy, land, noisy_model
@@ -72,7 +79,8 @@ class Pipeline:
         return path
 
     def run(self, model: str, served: int, policy: ModelPolicy | None = None,
-            *, checkpoint_hook: object = None) -> JobResult:
+            *, checkpoint_hook: object = None,
+            converter_factory: ConverterFactory = default_converter_factory) -> JobResult:
         """Run the job of SERVED version ``served`` (it reads incoming ``served // 1000``),
         calling ``checkpoint_hook`` at each job and publish step."""
         def checkpoint(step: str) -> None:
@@ -88,6 +96,7 @@ class Pipeline:
             shape_source=self.shape_source,
             observer=self.observer,
             checkpoint=checkpoint,
+            converter_factory=converter_factory,
         )
         return run_version_job(deps, model, served, policy or ModelPolicy())
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from sidecar.config import ModelPolicy
@@ -17,6 +19,7 @@ from sidecar.publish.numbering import served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
 from sidecar.warmup import predict_request_from_arrays, read_predict_requests, write_warmup_file
+from tests.jobs.builders import converter_with_a_bug
 from tests.jobs.conftest import Pipeline
 from tests.sidecar.conftest import tree_listing
 from tests.support.serving_poller import ServingPoller
@@ -148,6 +151,34 @@ def test_a_conversion_that_raises_publishes_the_original(
     assert "BackendUnavailableError" in result.flavour_reason
     assert "tensorrt" in result.flavour_reason
     assert result.engines is None
+
+
+def test_a_bug_in_a_conversion_step_publishes_the_original_logged_and_counted(
+    pipeline: Pipeline, mlp_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline.land(mlp_model, "mlp", 4)
+    with caplog.at_level(logging.WARNING, logger="sidecar.jobs"):
+        result = pipeline.run("mlp", served_version(4), converter_factory=converter_with_a_bug)
+
+    assert result.state is JobState.PUBLISHED and result.flavour is Flavour.ORIGINAL
+    assert result.flavour_reason == "building engines failed: KeyError: 'a planted bug'"
+    bugs = [r for r in caplog.records if "a bug: please report it" in r.getMessage()]
+    assert len(bugs) == 1 and bugs[0].levelno == logging.WARNING
+    assert bugs[0].exc_info is not None and bugs[0].exc_info[0] is KeyError  # the traceback
+    assert ("internal-error", "mlp", served_version(4), JobState.BUILDING, None) in (
+        pipeline.observer.events)
+    served_cleanly(pipeline.serving)
+
+
+def test_a_conversion_failing_on_purpose_is_no_internal_error(
+    pipeline: Pipeline, mlp_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline.land(mlp_model, "mlp", 5)
+    with caplog.at_level(logging.WARNING, logger="sidecar.jobs"):
+        result = pipeline.run("mlp", served_version(5), ModelPolicy(backend="tensorrt"))
+    assert result.flavour is Flavour.ORIGINAL  # BackendUnavailableError: TF 2.21 has no TF-TRT
+    assert not any(r.exc_info for r in caplog.records)
+    assert not [e for e in pipeline.observer.events if e[0] == "internal-error"]
 
 
 def test_int8_where_tf_trt_cannot_run_publishes_the_original_saying_why(

@@ -3,6 +3,7 @@ rollback."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 import urllib.error
@@ -19,6 +20,7 @@ from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer, parse_listen
 from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
+from tests.jobs.builders import converter_with_a_bug
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,
     MetricsStand,
@@ -108,6 +110,24 @@ def test_failed_job_is_counted(
     assert value(samples, "tftrt_sidecar_stage_duration_seconds_count",
                  stage="converting", outcome="failed") == 1
     assert value(samples, "tftrt_sidecar_versions", model="broken", state="failed") == 1
+
+
+def test_a_bug_in_a_job_is_counted_as_an_internal_error(
+    metrics_stand: MetricsStand, metrics_mlp: Path
+) -> None:
+    stand = metrics_stand
+    shutil.copytree(metrics_mlp, stand.incoming / "buggy" / "1")
+    stand.journal.discover("buggy", served_version(1))
+    deps = JobDependencies(journal=stand.journal, publisher=stand.publisher,
+                           incoming_base=stand.incoming, engine_cache_dir=stand.engine_cache,
+                           observer=stand.metrics.job_observer,
+                           converter_factory=converter_with_a_bug)
+    result = run_version_job(deps, "buggy", served_version(1), ModelPolicy())
+    assert result.flavour is Flavour.ORIGINAL, result.reason
+    samples = scrape(stand.server.port)
+    assert value(samples, "tftrt_sidecar_internal_errors_total", stage="building") == 1
+    assert value(samples, "tftrt_sidecar_conversions_total", model="buggy",
+                 result="original") == 1
 
 
 def test_metrics_use_only_their_own_registry(metrics_stand: MetricsStand) -> None:
