@@ -24,20 +24,12 @@ _RENAME_NOREPLACE: Final = 1
 
 def fsync_file(path: pathlib.Path) -> None:
     """Flush one file's data and metadata to stable storage."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    _fsync(path, os.O_RDONLY)
 
 
 def fsync_directory(directory: pathlib.Path) -> None:
     """Flush a directory's entries (names created, renamed or removed in it)."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def fsync_tree(root: pathlib.Path) -> None:
@@ -112,6 +104,14 @@ def staged_directory(final: pathlib.Path) -> Iterator[pathlib.Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _fsync(path: pathlib.Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def _renameat2_no_replace(source: pathlib.Path, target: pathlib.Path) -> bool:
