@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sidecar.admin.policy_wire import overrides_to_proto, policy_to_proto
 from sidecar.admin.status import message_for, status_for
 from sidecar.admin.views import (
@@ -15,6 +17,7 @@ from sidecar.admin.views import (
     VersionView,
 )
 from sidecar.publish import numbering
+from sidecar.publish.published_version import EngineInfo
 from sidecar.shapes import ShapeSet
 from sidecar.state.controls import ModelControl
 from sidecar.watch.listing import Refusal
@@ -52,18 +55,7 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
         updated_at=view.updated_at,
         in_serving=view.in_serving,
         stage_timings=[pb.StageTiming(stage=s, seconds=t) for s, t in view.stage_timings],
-        engines=[
-            pb.Engine(
-                segment=engine.segment,
-                shapes=[pb.Shape(dims=list(shape)) for shape in engine.shapes],
-                precision=engine.precision,
-                compile_seconds=engine.compile_seconds,
-                speedup=engine.speedup,
-                kept=engine.kept,
-                reason=engine.reason,
-            )
-            for engine in view.engines
-        ],
+        engines=[engine_to_proto(engine) for engine in view.engines],
         prebuilt_shapes=[shape_set_to_proto(shape_set) for _, shape_set in view.prebuilt],
         backend=view.backend,
         backend_reason=view.backend_reason,
@@ -101,6 +93,13 @@ def model_to_proto(view: ModelView) -> pb.Model:
         versions=[version_to_proto(v) for v in view.versions],
         coverage=[coverage_to_proto(c) for c in view.coverage],
     )
+
+
+def engine_to_proto(engine: EngineInfo) -> pb.Engine:
+    """One engine: the message's fields are the engine's, its shapes ``Shape`` messages."""
+    fields = dataclasses.asdict(engine)
+    fields["shapes"] = [pb.Shape(dims=list(shape)) for shape in engine.shapes]
+    return pb.Engine(**fields)
 
 
 def operation_to_proto(view: OperationView) -> pb.Operation:
