@@ -31,7 +31,7 @@ from sidecar.errors import SidecarError, UserError
 
 if TYPE_CHECKING:
     from sidecar.service import RunSummary
-    from sidecar.service_components import ServiceComponents
+    from sidecar.wiring import ServiceComponents
 
 ComponentsFactory = Callable[[Settings], "ServiceComponents"]
 """Builds the service's components from the validated settings."""
@@ -130,9 +130,9 @@ def run_command(
 ) -> int:
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
-    from sidecar.components import build_components
     from sidecar.scratch import owned_temporary_files
     from sidecar.service import SidecarService
+    from sidecar.wiring import build_components
 
     stop = threading.Event()
     with owned_temporary_files():  # a directory of its own; a killed run's is removed

@@ -44,10 +44,6 @@ from sidecar.jobs import (
 )
 from sidecar.jobs.retry import RetryPolicy
 from sidecar.publish import VersionPublisher, numbering
-from sidecar.service_components import (
-    BackgroundComponent,
-    ServiceComponents,
-)
 from sidecar.serving_upkeep import ServingUpkeep
 from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
 from sidecar.watch import (
@@ -57,6 +53,7 @@ from sidecar.watch import (
     WatchEventKind,
     look_at_incoming,
 )
+from sidecar.wiring import BackgroundComponent, ServiceComponents
 
 _LOG = logging.getLogger("sidecar.service")
 
@@ -369,10 +366,10 @@ class SidecarService:
     def _run_requested(self) -> bool:
         """Run one conversion asked for from outside, if any; True if one ran."""
         try:
-            request = self._components.requests.get_nowait()
+            request, future = self._components.requests.get_nowait()
         except queue.Empty:
             return False
-        if not request.future.set_running_or_notify_cancel():
+        if not future.set_running_or_notify_cancel():
             return True
         try:
             if request.restart:
@@ -380,10 +377,9 @@ class SidecarService:
             else:
                 self._journal.discover(request.model, request.version,
                                        reason=request.reason or None)
-            request.future.set_result(
-                self._run_job(request.model, request.version, request.policy))
+            future.set_result(self._run_job(request.model, request.version, request.policy))
         except Exception as error:  # the caller's future carries it; the loop goes on
-            request.future.set_exception(error)
+            future.set_exception(error)
         return True
 
     def idle(self) -> bool:

@@ -13,12 +13,8 @@ from sidecar.jobs.observer import JobObserver, LoggingJobObserver
 from sidecar.jobs.replay import ShapeSource
 from sidecar.jobs.retry import RetryPolicy
 from sidecar.jobs.settings import JobSettings
-from sidecar.publish import Checkpoint, VersionPublisher
+from sidecar.publish import Checkpoint, VersionPublisher, no_checkpoint
 from sidecar.state import JobJournal
-
-
-def _no_checkpoint(_: str) -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class JobDependencies:
     observer: JobObserver = field(default_factory=LoggingJobObserver)
     """Told about every stage and result."""
 
-    checkpoint: Checkpoint = _no_checkpoint
+    checkpoint: Checkpoint = no_checkpoint
     """Called with each step's name (``job-converting`` ... ``job-published``)."""
 
     clock: Callable[[], float] = time.monotonic

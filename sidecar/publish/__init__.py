@@ -5,7 +5,7 @@ from __future__ import annotations
 from sidecar.publish import numbering
 from sidecar.publish.layout import published_models, published_versions
 from sidecar.publish.model_config import ModelConfigWriter, render_model_config
-from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublisher
+from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublisher, no_checkpoint
 from sidecar.publish.retention import (
     RolledBack,
     apply_retention,
@@ -21,6 +21,7 @@ __all__ = [
     "StagedVersion",
     "VersionPublisher",
     "apply_retention",
+    "no_checkpoint",
     "numbering",
     "published_models",
     "published_versions",

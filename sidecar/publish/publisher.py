@@ -27,8 +27,8 @@ Checkpoint = Callable[[str], None]
 "staged", "synced", "renamed", "published" (for metrics, logs and crash tests)."""
 
 
-def _no_checkpoint(_: str) -> None:
-    return None
+def no_checkpoint(step: str) -> None:
+    """The :data:`Checkpoint` of a run nobody watches step by step: does nothing."""
 
 
 class VersionPublisher:
@@ -39,7 +39,7 @@ class VersionPublisher:
         serving_base: Path,
         *,
         token: Callable[[], str] = layout.random_token,
-        checkpoint: Checkpoint = _no_checkpoint,
+        checkpoint: Checkpoint = no_checkpoint,
     ) -> None:
         self._base = serving_base
         self._token = token

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from converter import ConversionParams, Converter
-from sidecar.components import build_components
 from sidecar.config import load_settings
 from sidecar.jobs.conversion import ConverterLike
 from sidecar.publish import numbering
 from sidecar.service import SidecarService
 from sidecar.warmup import read_predict_requests
+from sidecar.wiring import build_components
 from tests.support import models
 from tests.support.e2e import free_port, predict_mlp, wait_for
 from tests.support.tfserving_standin import StandinSettings, start_standin

@@ -12,8 +12,8 @@ from sidecar.config import load_settings
 from sidecar.faults import FaultArea
 from sidecar.publish import VersionPublisher
 from sidecar.service import SidecarService
-from sidecar.service_components import ServiceComponents
 from sidecar.state import JobState
+from sidecar.wiring import ServiceComponents
 from tests.jobs.builders import land
 from tests.sidecar.conftest import fill_disk, small_tmpfs
 from tests.support.running_sidecar import wait_until

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 from sidecar import cli
-from sidecar.components import build_components
 from sidecar.config import Settings
-from sidecar.service_components import ServiceComponents
+from sidecar.wiring import ServiceComponents, build_components
 
 
 def main(argv: list[str] | None = None) -> int:

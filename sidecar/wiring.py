@@ -1,0 +1,263 @@
+"""How `tftrt-sidecar run` is put together: the parts the service takes
+(:class:`ServiceComponents`) and, from the validated settings, the one place they are built
+(:func:`build_components`).
+
+Always the shape store (jobs replay its shapes); the tap (Envoy in front of TF Serving and
+the shape recorder it mirrors to), the metrics endpoint and the admin API when their
+addresses are set. Tests build :class:`ServiceComponents` themselves, with only the parts
+they replace.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Protocol
+
+from prometheus_client import CollectorRegistry
+
+from sidecar.admin.backend import ConversionRequest
+from sidecar.admin.server import AdminServer
+from sidecar.admin.settings import AdminSettings
+from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
+from sidecar.config import ModelPolicy, Settings
+from sidecar.envoy.binary import EnvoyBinary
+from sidecar.envoy.from_settings import envoy_settings
+from sidecar.envoy.governor import MirrorGovernor
+from sidecar.envoy.process import EnvoyProcess
+from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
+from sidecar.errors import ConfigError
+from sidecar.fanout import fan_out
+from sidecar.faults import FaultArea, FaultBoard
+from sidecar.jobs import (
+    ConverterFactory,
+    JobObserver,
+    JobResult,
+    JobSettings,
+    LoggingJobObserver,
+    ShapeSource,
+    default_converter_factory,
+)
+from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
+from sidecar.publish import Checkpoint, no_checkpoint
+from sidecar.publish.published import PublishedModels
+from sidecar.rebuilds import CoverageRebuilds
+from sidecar.shapes import ShapeStore, ShapeStoreSettings
+from sidecar.state import JobJournal
+from sidecar.state.controls import ModelControls
+from sidecar.tap.process import RecorderProcess
+from sidecar.tap.settings import RecorderSettings, RestRecording
+from sidecar.tap.stats import TapObserver
+
+TAP_HEALTH_SERVICE: Final = "tftrt.sidecar.Tap"
+"""The admin API's health service name for the tap: SERVING while its process is up."""
+
+
+class BackgroundComponent(Protocol):
+    """A server that runs beside the pipeline: the tap, the admin API, the metrics endpoint."""
+
+    def start(self) -> None:
+        """Start serving (return once it is up)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop serving and release its resources."""
+        ...
+
+
+RequestedJob = tuple[ConversionRequest, "Future[JobResult]"]
+"""A conversion asked for from outside the watch loop (the admin API), with the Future its
+result completes (a cancelled one is not run)."""
+
+
+def _never_paused(model: str) -> bool:
+    return False
+
+
+def _as_configured(model: str, configured: ModelPolicy) -> ModelPolicy:
+    return configured
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ServiceComponents:
+    """The optional and replaceable parts of the service, passed in by the caller."""
+
+    shape_source: ShapeSource | None = None
+    """Recorded request shapes (the tap's shape store); None until a tap is plugged in."""
+
+    observer: JobObserver = field(default_factory=LoggingJobObserver)
+    """Told about every job stage and result (logs; metrics plug in here)."""
+
+    background: tuple[BackgroundComponent, ...] = ()
+    """Servers started before the loop and stopped after it."""
+
+    converter_factory: ConverterFactory = default_converter_factory
+    """Makes the converter for a model version."""
+
+    job_settings: JobSettings = field(default_factory=JobSettings)
+    """Signature, tags and verification tolerances of every job."""
+
+    checkpoint: Checkpoint = no_checkpoint
+    """Called at every named job and publish step (crash tests pause here)."""
+
+    wall_clock: Callable[[], float] = time.time
+    """Seconds since the epoch, for the journal."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    """Monotonic seconds, for settling and durations."""
+
+    requests: queue.SimpleQueue[RequestedJob] = field(default_factory=queue.SimpleQueue)
+    """Conversions asked for from outside (the admin API); run before watched jobs."""
+
+    is_paused: Callable[[str], bool] = _never_paused
+    """Whether a model's new versions wait (admin pause)."""
+
+    policy_for: Callable[[str, ModelPolicy], ModelPolicy] = _as_configured
+    """The policy a model runs with, given its configured one (admin overrides)."""
+
+    serving_lock: AbstractContextManager[object] = field(default_factory=threading.Lock)
+    """Held while the service changes the serving base (rollbacks take it too)."""
+
+    rebuilds: CoverageRebuilds | None = None
+    """Queues rebuilds when traffic moves to shapes the served version was not built for."""
+
+    on_started: Callable[[], None] = _nothing
+    """Called once start-up recovery is done (the admin API reports ready)."""
+
+    faults: FaultBoard = field(default_factory=FaultBoard)
+    """Storage faults the service is riding out (admin health and metrics read them)."""
+
+
+def build_components(settings: Settings, clock: Callable[[], float] = time.time
+                     ) -> ServiceComponents:
+    """Every component the settings ask for, wired to the same shape store."""
+    admin_settings = (None if settings.admin_listen is None
+                      else _admin_settings(settings, settings.admin_listen))
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    store = ShapeStore(settings.state_dir, ShapeStoreSettings(), clock)
+    # A second connection to the WAL journal, for readers on server threads.
+    journal = JobJournal.open(settings.state_dir, clock=clock)
+    published = PublishedModels(settings.serving_base)
+    controls = ModelControls.open(settings.state_dir)
+    job_settings = JobSettings()
+    requests: queue.SimpleQueue[RequestedJob] = queue.SimpleQueue()
+    serving_lock = threading.Lock()
+    background: list[BackgroundComponent] = []
+    faults = FaultBoard()
+    # Storage faults have their own health services: the overall status (the kubelet's
+    # probe) stays SERVING, since restarting the sidecar would cut the tap and fix nothing.
+    health: dict[str, Callable[[], bool]] = {
+        area.health_service: functools.partial(faults.healthy, area) for area in FaultArea}
+    observer: JobObserver = LoggingJobObserver()
+    metrics: SidecarMetrics | None = None
+    if settings.metrics_listen is not None:
+        registry = CollectorRegistry()
+        metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
+                                 ScrapeSources(journal=journal, published=published,
+                                               engine_cache_dir=settings.engine_cache_dir,
+                                               shape_store=store, faults=faults,
+                                               incoming_base=settings.incoming_base))
+        observer = fan_out([observer, metrics.job_observer])
+        background.append(MetricsServer(settings.metrics_listen, registry))
+    if settings.tap_listen is not None:
+        tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,
+                                       clock)
+        background.extend(tap)
+        health[TAP_HEALTH_SERVICE] = serving
+    on_started = _nothing
+    if admin_settings is not None:
+        backend = SidecarAdminBackend(BackendDependencies(
+            journal=journal, published=published, controls=controls,
+            incoming_base=settings.incoming_base, policy_for=settings.policy_for,
+            submit=functools.partial(_submit, requests), shape_store=store,
+            rollback_observer=metrics, serving_lock=serving_lock))
+        background.append(AdminServer(admin_settings, backend, health))
+        on_started = backend.mark_ready
+
+    def close() -> None:
+        store.close()
+        journal.close()
+
+    background.append(_ClosesOnStop(close))
+    return ServiceComponents(
+        shape_source=store, observer=observer, background=tuple(background),
+        job_settings=job_settings, requests=requests, is_paused=controls.is_paused,
+        policy_for=controls.policy_for, serving_lock=serving_lock, on_started=on_started,
+        rebuilds=CoverageRebuilds(store, published, settings.incoming_base,
+                                  job_settings.signature_key),
+        faults=faults)
+
+
+def _submit(requests: queue.SimpleQueue[RequestedJob],
+            request: ConversionRequest) -> Future[JobResult]:
+    """Queue ``request`` for the service's loop (the admin API's ConversionSubmitter)."""
+    future: Future[JobResult] = Future()
+    requests.put((request, future))
+    return future
+
+
+class _ClosesOnStop:
+    """Closes a resource when the service stops."""
+
+    def __init__(self, close: Callable[[], None]) -> None:
+        self._close = close
+
+    def start(self) -> None:
+        """Nothing to start: the resource is open already."""
+
+    def stop(self) -> None:
+        """Close the resource."""
+        self._close()
+
+
+def _admin_settings(settings: Settings, listen: str) -> AdminSettings:
+    token = None
+    if settings.admin_token_file is not None:
+        try:
+            token = settings.admin_token_file.read_text().strip()
+        except OSError as error:
+            raise ConfigError(field="admin_token_file", value=settings.admin_token_file,
+                              source="settings", problem=f"cannot be read ({error})",
+                              fix="point it at a readable file holding the token") from error
+    return AdminSettings(
+        listen=listen, token=token, tls_cert_file=settings.admin_tls_cert_file,
+        tls_key_file=settings.admin_tls_key_file,
+        tls_client_ca_file=settings.admin_tls_client_ca_file,
+        grace_seconds=settings.shutdown_grace_seconds)
+
+
+def _tap_components(settings: Settings, observer: TapObserver | None,
+                    clock: Callable[[], float]
+                    ) -> tuple[list[BackgroundComponent], Callable[[], bool]]:
+    """The recorder in its own process (conversions here would take the GIL from it),
+    unless Envoy runs in a container of its own Envoy in front of TF Serving, and the
+    governor of the share Envoy mirrors; with the health check of the first two."""
+    if settings.upstream is None:
+        raise ConfigError(field="upstream", value=None, source="settings",
+                          problem="is empty while tap_listen is set",
+                          fix="set upstream to TF Serving's gRPC address, e.g. "
+                              "127.0.0.1:8600, or unset tap_listen")
+    rest = None if settings.rest_listen is None else RestRecording(
+        RecorderSettings(listen=settings.rest_recorder_listen), settings.serving_base)
+    proxy = envoy_settings(settings)
+    recorder = RecorderProcess(RecorderSettings(listen=settings.recorder_listen),
+                               settings.state_dir, observer=observer, rest=rest, clock=clock,
+                               share=MirrorShare(proxy.admin, proxy.mirror_fraction))
+    governor = MirrorGovernor(EnvoyAdmin(proxy.admin), proxy.mirror_fraction,
+                              settings.mirror_budget_per_second)
+    if not settings.run_envoy:
+        return [recorder, governor], lambda: recorder.serving
+    envoy = EnvoyProcess(proxy, EnvoyBinary.locate(), Path(tempfile.mkdtemp(prefix="envoy-")))
+    return [recorder, envoy, governor], lambda: recorder.serving and envoy.serving
