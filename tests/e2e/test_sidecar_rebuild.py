@@ -11,8 +11,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,8 +23,10 @@ from sidecar.publish import numbering
 from sidecar.service import SidecarService
 from sidecar.warmup import read_predict_requests
 from sidecar.wiring import build_components
+from tests.metrics.stand import scrape, value
 from tests.support import models
 from tests.support.e2e import free_port, predict_mlp, wait_for
+from tests.support.running_sidecar import wait_until
 from tests.support.tfserving_standin import StandinSettings, start_standin
 
 PROBE = Path(__file__).parent.parent / "support" / "xla_cache_probe.py"
@@ -38,11 +38,6 @@ def _keeping_every_engine(directory: Path, tags: Sequence[str], key: str,
     """The real converter, keeping engines that do not beat native on this busy CPU, so
     the test does not hang on a timing race (the keep decision has its own tests)."""
     return Converter(directory, list(tags), key, params._replace(keep_slower_engines=True))
-
-
-def _scrape(address: str) -> str:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
-        return str(response.read().decode())
 
 
 def _warmup_batches(version_dir: Path) -> set[int]:
@@ -97,8 +92,11 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
             wait_for(serving / "mlp" / str(REBUILD), 180)
             assert standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
             assert predict_mlp(tap, 5).model_spec.version.value == REBUILD
-            time.sleep(2.0)  # several rescans: coverage is 1 now, nothing more is due
-            exposition = _scrape(metrics)
+            metrics_port = int(metrics.rpartition(":")[2])
+            wait_until(lambda: value(scrape(metrics_port), "tftrt_sidecar_shape_coverage_ratio",
+                                     model="mlp", signature="serving_default") == 1.0,
+                       30, "coverage of the rebuilt version")  # so no rebuild is due anymore
+            samples = scrape(metrics_port)
         finally:
             stop.set()
             loop.join(timeout=120)
@@ -106,9 +104,9 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         journal = service.journal
         rebuild = journal.history("mlp", REBUILD)
     assert not loop.is_alive()
-    assert 'tftrt_sidecar_rebuilds{model="mlp",state="published"} 1.0' in exposition
-    assert ('tftrt_sidecar_shape_coverage_ratio{model="mlp",signature="serving_default"} 1.0'
-            in exposition)
+    rebuilds = {sample.labels["state"]: sample.value
+                for sample in samples["tftrt_sidecar_rebuilds"] if sample.labels["model"] == "mlp"}
+    assert {state: count for state, count in rebuilds.items() if count} == {"published": 1}
     assert sorted(int(p.name) for p in (serving / "mlp").iterdir() if p.name.isdigit()) == [
         FIRST, REBUILD]
     assert rebuild[0].reason is not None and rebuild[0].reason.startswith("coverage 0.00 below")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import socket
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.metrics.stand import (
     send_tap_traffic,
     value,
 )
+from tests.support.running_sidecar import wait_until
 from tests.tap.conftest import LoopThread
 
 
@@ -82,9 +82,7 @@ def test_job_tap_and_rollback_metrics(
         return value(scrape_proxy(stand.proxy_stats), "envoy_cluster_upstream_rq_time_count",
                      envoy_cluster_name="tf_serving_grpc")
 
-    deadline = time.monotonic() + 15
-    while timed() < 4 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: timed() >= 4, 15, "Envoy's latency histogram")
     assert timed() == 4
 
     stand.metrics.rolled_back("mlp", served_version(2), served)

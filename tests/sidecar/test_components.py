@@ -25,11 +25,12 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
         tmp_path: Path) -> None:
     (tmp_path / "token").write_text("0123456789abcdef-s3cret\n")
     address = _free_address()
-    settings = load_settings({
-        "state_dir": str(tmp_path / "state"), "serving_base": str(tmp_path / "serving"),
-        "incoming_base": str(tmp_path / "incoming"), "admin_listen": address,
+    settings = load_settings({  # flags, by their argparse names
+        "state": str(tmp_path / "state"), "serving": str(tmp_path / "serving"),
+        "incoming": str(tmp_path / "incoming"), "admin_listen": address,
         "admin_token_file": str(tmp_path / "token"), "shutdown_grace_seconds": "1",
     }, {})
+    assert settings.state_dir == tmp_path / "state"
     parts = build_components(settings)
     for component in parts.background:
         component.start()
@@ -55,7 +56,7 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
 
 def test_an_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
     settings = load_settings({
-        "state_dir": str(tmp_path / "state"), "admin_listen": _free_address(),
+        "state": str(tmp_path / "state"), "admin_listen": _free_address(),
         "admin_token_file": str(tmp_path / "missing"),
     }, {})
     with pytest.raises(ConfigError, match="admin_token_file"):
