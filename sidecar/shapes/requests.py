@@ -7,10 +7,10 @@ TensorFlow's protos, so the rest of :mod:`sidecar.shapes` does not import it.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import model_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow_serving.apis import model_pb2, predict_pb2
 
 from sidecar.shapes.shape_set import ShapeSet, TensorSpec
 
@@ -23,7 +23,7 @@ def signature_called(spec: model_pb2.ModelSpec) -> str:
     return spec.signature_name or DEFAULT_SIGNATURE
 
 
-def tensor_spec(tensor: Any) -> TensorSpec:
+def tensor_spec(tensor: tensor_pb2.TensorProto) -> TensorSpec:
     """A ``TensorProto``'s dtype and shape (an unknown dtype number as ``DT_<number>``)."""
     dtype = tensor.dtype
     try:
@@ -33,6 +33,6 @@ def tensor_spec(tensor: Any) -> TensorSpec:
     return TensorSpec(dtype_name, tuple(int(dim.size) for dim in tensor.tensor_shape.dim))
 
 
-def predict_shape_set(request: Any) -> ShapeSet:
+def predict_shape_set(request: predict_pb2.PredictRequest) -> ShapeSet:
     """The shape set of a ``PredictRequest``'s inputs."""
     return ShapeSet.of({name: tensor_spec(tensor) for name, tensor in request.inputs.items()})
