@@ -15,11 +15,12 @@ shared (client, proxy and upstream compete for its cores), so each level also pr
 how much CPU other processes in view took while it ran: a busy machine skews the
 numbers (load from outside this machine's process table does not show there).
 
-    python bench/tap_latency.py [--requests 2000] [--rounds 2] [--model affine|mobilenet]
+    python bench/tap_latency.py [--requests 2000] [--rounds 2] [--model affine|demo|mobilenet]
         [--envoy-workers N]
 
-``--model mobilenet`` serves MobileNetV2 (weights=None, batch 1, 224x224x3: a 600 KB
-request) instead of the small affine model, for throughput with a real model.
+``--model demo`` serves the demo model (batch 1, 64x128 tokens) and ``--model mobilenet``
+MobileNetV2 (weights=None, batch 1, 224x224x3: a 600 KB request) instead of the small
+affine model, for throughput with real models.
 """
 
 from __future__ import annotations
@@ -222,15 +223,22 @@ def _model(name: str, version_dir: Path) -> tuple[bytes, str]:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    model = tf.keras.applications.MobileNetV2(weights=None)
-    model.export(str(version_dir), format="tf_saved_model", verbose=False)
+    if name == "demo":
+        from converter.demo import DEMO_SEQUENCE, build_demo_model
+
+        build_demo_model(version_dir)
+        shape, description = (1, *DEMO_SEQUENCE), "the demo model"
+    else:
+        model = tf.keras.applications.MobileNetV2(weights=None)
+        model.export(str(version_dir), format="tf_saved_model", verbose=False)
+        shape, description = (1, 224, 224, 3), "MobileNetV2"
     signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     (input_name,) = signature.structured_input_signature[1]
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "m"
     request.inputs[input_name].CopyFrom(
-        tf.make_tensor_proto(np.random.rand(1, 224, 224, 3).astype(np.float32)))
-    return request.SerializeToString(), "MobileNetV2 [1, 224, 224, 3] float32"
+        tf.make_tensor_proto(np.random.rand(*shape).astype(np.float32)))
+    return request.SerializeToString(), f"{description} {list(shape)} float32"
 
 
 def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) -> None:
@@ -343,7 +351,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=2000, help="requests per round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per way and level")
-    parser.add_argument("--model", choices=("affine", "mobilenet"), default="affine")
+    parser.add_argument("--model", choices=("affine", "demo", "mobilenet"), default="affine")
     parser.add_argument("--envoy-workers", type=int, default=None,
                         help="Envoy's worker threads (default: one per CPU)")
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
