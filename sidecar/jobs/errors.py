@@ -9,7 +9,8 @@ files changed under its job starts again.
 
 from __future__ import annotations
 
-from sidecar.errors import SidecarError, UserError
+from converter import ConverterError
+from sidecar.errors import SidecarError, StorageError, UserError, VersionAlreadyPublishedError
 
 
 class ModelLoadError(UserError):
@@ -41,3 +42,13 @@ class VersionVanishedError(UserError):
 class SourceChangedError(UserError):
     """The version's files changed while its job ran (replaced or rewritten): the job's
     work is abandoned and it starts again once the version settles."""
+
+
+ENDS_THE_ATTEMPT = (StorageError, VersionVanishedError, VersionAlreadyPublishedError,
+                    SourceChangedError)
+"""Errors that end a job's attempt as they are: never a reason to publish the original."""
+
+FAILS_ON_PURPOSE = (ConverterError, SidecarError)
+"""Errors the converter and the job raise on purpose, each saying what was wrong: a
+conversion step failing with one publishes the original as planned. Any other error is a
+bug, logged with its traceback and counted (``tftrt_sidecar_internal_errors``)."""

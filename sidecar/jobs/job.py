@@ -29,7 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from converter import ConverterError, InputFnError, InstallResult, install_engines
+from converter import InputFnError, InstallResult, install_engines
 from sidecar.config import ModelPolicy
 from sidecar.errors import (
     SidecarError,
@@ -45,6 +45,8 @@ from sidecar.jobs.conversion import (
 )
 from sidecar.jobs.dependencies import JobDependencies
 from sidecar.jobs.errors import (
+    ENDS_THE_ATTEMPT,
+    FAILS_ON_PURPOSE,
     ReplayError,
     SourceChangedError,
     VerificationError,
@@ -65,17 +67,6 @@ from sidecar.warmup import OverLimit, write_warmup_file
 _LOG = logging.getLogger("sidecar.jobs")
 
 _T = TypeVar("_T")
-
-_ENDS_THE_ATTEMPT = (StorageError, VersionVanishedError, VersionAlreadyPublishedError,
-                     SourceChangedError)
-"""Errors that end a job's attempt as they are: never a reason to publish the original."""
-
-
-_FAILS_ON_PURPOSE = (ConverterError, SidecarError)
-"""Errors the converter and the job raise on purpose, each saying what was wrong: a
-conversion step failing with one publishes the original as planned. Any other error is a
-bug, logged with its traceback and counted (``tftrt_sidecar_internal_errors``)."""
-
 
 class _ConversionFailed(Exception):
     """Private: the converted model cannot be published; publish the original instead."""
@@ -168,7 +159,7 @@ class _VersionJob:
         if error is None and isinstance(exc, SidecarError):
             error = exc
         if error is None:
-            self._internal_error("unexpected error; the job ends FAILED", exc)
+            self._internal_error(logging.ERROR, "unexpected error; the job ends FAILED", exc)
             return self._end(JobState.FAILED, f"internal error: {type(exc).__name__}: {exc}")
         if not error.retryable:
             return self._end(JobState.FAILED, str(error))
@@ -336,7 +327,7 @@ class _VersionJob:
         unless storage or the source explains it."""
         try:
             return action()
-        except _ENDS_THE_ATTEMPT:
+        except ENDS_THE_ATTEMPT:
             raise
         except Exception as exc:
             storage = storage_error_in(exc, action=f"complete {what}", path=path or self._source)
@@ -346,16 +337,17 @@ class _VersionJob:
             raise self._fall_back(what, exc) from exc
 
     def _fall_back(self, what: str, exc: Exception) -> _ConversionFailed:
-        if isinstance(exc, _FAILS_ON_PURPOSE):
+        if isinstance(exc, FAILS_ON_PURPOSE):
             _LOG.debug("%s/%s: %s failed", self._model, self._version, what, exc_info=exc)
         else:
-            self._internal_error(f"{what} failed unexpectedly; publishing the original", exc)
+            self._internal_error(logging.WARNING,
+                                 f"{what} failed unexpectedly; publishing the original", exc)
         return _ConversionFailed(f"{what} failed: {type(exc).__name__}: {_gist(exc)}")
 
-    def _internal_error(self, what: str, exc: Exception) -> None:
+    def _internal_error(self, level: int, what: str, exc: Exception) -> None:
         """Log a bug (ours or a library's) with its traceback and count it."""
-        _LOG.warning("%s/%s: %s (a bug: please report it with this log)", self._model,
-                     self._version, what, exc_info=exc)
+        _LOG.log(level, "%s/%s: %s (a bug: please report it with this log)", self._model,
+                 self._version, what, exc_info=exc)
         self._deps.observer.internal_error(self._model, self._version, self._journal_state)
 
     # -- states --------------------------------------------------------------------------
