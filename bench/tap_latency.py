@@ -227,7 +227,8 @@ def _model(name: str, version_dir: Path) -> tuple[bytes, str]:
         from converter.demo import DEMO_SEQUENCE, build_demo_model
 
         build_demo_model(version_dir)
-        shape, description = (1, *DEMO_SEQUENCE), "the demo model"
+        shape: tuple[int, ...] = (1, *DEMO_SEQUENCE)
+        description = "the demo model"
     else:
         model = tf.keras.applications.MobileNetV2(weights=None)
         model.export(str(version_dir), format="tf_saved_model", verbose=False)
