@@ -116,3 +116,13 @@ def test_run_reports_bad_settings_clearly(tmp_path: Path) -> None:
     missing = run_sidecar("--once", *directory_flags(tmp_path))
     assert missing.returncode == 1
     assert "incoming base directory does not exist" in missing.stderr
+
+
+def test_run_reports_a_corrupt_shape_store_as_a_storage_fault(tmp_path: Path) -> None:
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "shapes.sqlite3").write_bytes(b"not a database" * 100)
+    done = run_sidecar("--once", *directory_flags(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert "is not a usable shape store" in done.stderr and "move it aside" in done.stderr
+    assert "internal error" not in done.stderr  # a SidecarError, said as such
