@@ -65,6 +65,9 @@ def load_settings(
     Raises ConfigError naming the field, the value, its source and the fix.
     """
     flag_values = dict(vars(flags) if isinstance(flags, argparse.Namespace) else (flags or {}))
+    if not isinstance(flags, argparse.Namespace):  # a Namespace also holds other commands' flags
+        for key in sorted(flag_values.keys() - {"config", *FLAGS}):
+            _unknown(key, ["config", *FLAGS], "the flags given by their argparse names")
     path = config_path or flag_values.get("config") or environ.get(defaults.ENV_CONFIG_FILE)
 
     top: _Layer = {}

@@ -319,3 +319,12 @@ def test_every_setting_has_its_flag_and_each_flag_sets_its_field(tmp_path: Path)
     help_text = build_argument_parser().format_help()
     assert "(default 10)" in help_text  # --settle-seconds shows its default as typed
     assert "--once" in help_text and "ONCE" not in help_text  # a switch takes no value
+
+
+def test_flags_given_as_a_mapping_by_a_field_name_are_refused() -> None:
+    # A mapping of flags is keyed by argparse names (--state: "state"); a field's name there
+    # would be ignored silently, so it is refused naming the flag meant.
+    with pytest.raises(ConfigError, match="did you mean 'state'") as caught:
+        load_settings({"state_dir": "/srv/state"}, {})
+    assert caught.value.field == "state_dir"
+    assert load_settings({"state": "/srv/state"}, {}).state_dir == Path("/srv/state")
