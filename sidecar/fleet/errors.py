@@ -1,0 +1,36 @@
+"""Errors of the fleet store: each a :class:`~sidecar.errors.SidecarError`.
+
+- :class:`FleetStoreError`: the shared volume refused (full, read-only, gone): a storage
+  fault, retryable once the volume is fixed.
+- :class:`FleetNameError`: a key names no model version the sidecar serves, or a replica id
+  is no file name: a user error.
+- :class:`LeaseLostError`: this replica's lease on a key was revoked (it stopped renewing
+  for longer than the lease, e.g. paused or cut off) or was already ended; its work on the
+  key is discarded. Not retryable as such: the key is someone else's now.
+- :class:`StoreFormatError`: the directory is not a fleet store of this format.
+"""
+
+from __future__ import annotations
+
+from sidecar.errors import SidecarError, StorageError, UserError
+
+
+class FleetError(SidecarError):
+    """Root of every error the fleet store raises."""
+
+
+class FleetStoreError(FleetError, StorageError):
+    """The shared volume refused an operation; retrying after it is fixed can succeed."""
+
+
+class FleetNameError(FleetError, UserError):
+    """A key's model, version, TensorFlow version or device slug, or a replica id, is not a
+    name the store takes."""
+
+
+class LeaseLostError(FleetError):
+    """The lease is no longer this replica's: nothing it does under it reaches the store."""
+
+
+class StoreFormatError(FleetError, UserError):
+    """The store directory holds something else than a fleet store of this format."""

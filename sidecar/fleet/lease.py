@@ -1,0 +1,313 @@
+"""Leases on a key's directory in the shared store: expiry, takeover and fencing.
+
+A key's directory holds, per *generation* ``g`` (1, 2, ...), at most:
+
+- ``lease.<g>``: who holds generation ``g`` (replica, token, lease seconds, a renewal
+  counter). Claiming ``g`` is creating this name exclusively; the holder renews by
+  replacing it with the counter one higher.
+- ``outcome.<g>``: how generation ``g`` ended, created exclusively, never changed:
+  ``complete`` (written by the holder, last, after its artifact: the completion marker),
+  ``revoked`` (written by a replica taking over an expired lease) or ``released`` (the
+  holder gave the key up).
+
+**Fencing.** Both the holder's completion and a taker's revocation are the creation of
+the one name ``outcome.<g>``, so exactly one of them succeeds; whichever comes second
+learns it lost. A holder paused (SIGSTOP) past its lease that resumes finds ``revoked``
+there and publishes nothing, however late it resumes. Generation ``g + 1`` may only be
+claimed once ``outcome.<g>`` exists, and outcomes are never removed, so a replica acting
+on an old listing cannot revive a generation: at any time at most the highest generation
+is undecided, exactly one replica holds it, and at most one generation is ``complete``.
+
+**Expiry without comparing clocks.** A lease is expired for an observer once the
+observer has seen its renewal counter unchanged for the lease's own ``lease_seconds``,
+measured on the observer's monotonic clock (as Kubernetes' leader election does). No
+replica's wall clock is compared with another's or with the file server's, so clock skew
+does not matter; what is assumed is that monotonic clocks run at about the same rate and
+that the holder renews more often than its lease (every third of it). The price: a replica
+that starts watching a dead holder's lease waits one full lease before taking over.
+
+Safety rests only on exclusive creation at the server (``link()``, atomic on NFS v3/v4,
+EFS, CephFS and local filesystems; see :mod:`sidecar.fleet.records`); stale attribute or
+directory caches on the clients can delay a takeover, never cause two completions. An
+object store implements the same with conditional writes (``If-None-Match: *``).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from sidecar.errors import echo
+from sidecar.fleet import records
+from sidecar.fleet.errors import FleetNameError, FleetStoreError, LeaseLostError
+
+LEASE_PREFIX: Final = "lease."
+OUTCOME_PREFIX: Final = "outcome."
+_GENERATION: Final = re.compile(r"[1-9][0-9]{0,17}")
+
+REPLICA_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
+"""A replica id: it names files in the store (``shapes/<replica>.json``); pod names fit."""
+
+
+class Outcome(enum.Enum):
+    """How a generation ended."""
+
+    COMPLETE = "complete"
+    """Its holder completed the artifact: the key is done, for good."""
+
+    REVOKED = "revoked"
+    """Another replica took over its expired lease."""
+
+    RELEASED = "released"
+    """Its holder gave the key up (its work failed); anyone may claim it at once."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Generation ``generation`` of the key at ``directory``, held by this replica."""
+
+    directory: Path
+    """The key's directory in the store."""
+
+    generation: int
+    """1 for the first holder, one more for each takeover or release."""
+
+    replica: str
+    """This replica's identity."""
+
+    lease_seconds: float
+    """How long others wait, after the last renewal they saw, before taking over."""
+
+    token: str
+    """Random, so two leases of one replica (e.g. after a restart) are told apart."""
+
+    took_over_from: str | None
+    """The replica whose expired lease this one revoked, or None."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """Another replica holds the key's lease."""
+
+    replica: str
+    """Who holds it."""
+
+    generation: int
+    """Its generation."""
+
+    retry_after: float
+    """Seconds until this replica takes over if the holder renews no more."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The key's artifact is complete."""
+
+    replica: str
+    """The replica that completed it."""
+
+    generation: int
+    """The generation that completed it (its artifact is ``artifact.<generation>``)."""
+
+
+ClaimResult = Lease | Held | Completed
+"""What :meth:`LeaseBook.claim` answers."""
+
+
+@dataclass(frozen=True)
+class KeyListing:
+    """The generations found in a key's directory."""
+
+    leases: frozenset[int]
+    outcomes: frozenset[int]
+
+    @property
+    def highest(self) -> int:
+        """The highest generation claimed (0: none)."""
+        return max(self.leases, default=0)
+
+
+def list_key(directory: Path) -> KeyListing:
+    """The lease and outcome generations in ``directory`` (empty when it does not exist)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        names = []
+    except OSError as exc:
+        raise FleetStoreError.from_os_error(exc, action="list a key", path=directory) from exc
+    return KeyListing(_generations(names, LEASE_PREFIX), _generations(names, OUTCOME_PREFIX))
+
+
+def read_outcome(directory: Path, generation: int) -> tuple[Outcome, dict[str, Any]] | None:
+    """How ``generation`` ended and its record; None while it has not."""
+    record = records.read(directory / f"{OUTCOME_PREFIX}{generation}")
+    if record is None:
+        return None
+    try:
+        return Outcome(record.get("outcome")), record
+    except ValueError:
+        return None
+
+
+class LeaseBook:
+    """This replica's side of the lease protocol: claims, renewals, the fence.
+
+    Keeps what it saw of other replicas' leases (renewal counter, when first seen on
+    ``clock``) to judge expiry; one book per replica process, thread-safe.
+    """
+
+    def __init__(
+        self, replica: str, lease_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if REPLICA_PATTERN.fullmatch(replica) is None:
+            raise FleetNameError(
+                f"replica id {echo(replica)} is not a name the fleet store takes",
+                fix="use 1-253 ASCII letters, digits, '.', '_' or '-' (a pod name is one)")
+        if not lease_seconds > 0:
+            raise FleetNameError(f"lease seconds {echo(lease_seconds)} must be positive",
+                                 fix="pass a lease of more than 0 seconds (default 30)")
+        self.replica = replica
+        """This replica's identity, written into its leases and outcomes."""
+        self.lease_seconds = lease_seconds
+        """The lease duration this replica's leases declare."""
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[Path, int], tuple[int, float]] = {}
+        self._renewals: dict[str, int] = {}
+
+    def claim(self, directory: Path) -> ClaimResult:
+        """Take the key at ``directory`` if it is free or its lease expired; else say who
+        holds it or that it is complete. Lost races are retried a few times."""
+        _make_directory(directory)
+        answer: ClaimResult | None = None
+        took_over_from: str | None = None
+        for _ in range(4):
+            listing = list_key(directory)
+            done = self.completed(directory, listing)
+            if done is not None:
+                return done
+            current = listing.highest
+            if current == 0 or current in listing.outcomes:
+                lease = self._create(directory, current + 1, took_over_from)
+                if lease is not None:
+                    return lease
+                continue
+            holder = records.read(directory / f"{LEASE_PREFIX}{current}") or {}
+            answer = self._judge(directory, current, holder)
+            if isinstance(answer, Held):
+                return answer
+            # Expired: revoke it. Losing this race is fine (someone else decided it).
+            took_over_from = str(holder.get("replica", "?"))
+            records.create_exclusively(directory / f"{OUTCOME_PREFIX}{current}", {
+                "outcome": Outcome.REVOKED.value, "generation": current,
+                "replica": self.replica, "revoked_replica": took_over_from,
+            })
+        return answer or Held("?", list_key(directory).highest, self.lease_seconds)
+
+    def completed(self, directory: Path, listing: KeyListing | None = None) -> Completed | None:
+        """The key's completion, or None while it is not complete."""
+        for generation in sorted((listing or list_key(directory)).outcomes, reverse=True):
+            ended = read_outcome(directory, generation)
+            if ended is not None and ended[0] is Outcome.COMPLETE:
+                return Completed(str(ended[1].get("replica", "?")), generation)
+        return None
+
+    def renew(self, lease: Lease) -> None:
+        """Tell the fleet this replica still works on ``lease``; LeaseLostError if it ended."""
+        self.check(lease)
+        with self._lock:
+            renewal = self._renewals.get(lease.token, 0) + 1
+            self._renewals[lease.token] = renewal
+        records.replace(directory_lease(lease), _lease_record(lease, renewal))
+
+    def check(self, lease: Lease) -> None:
+        """LeaseLostError if ``lease``'s generation has ended (a cheap early check; only
+        :meth:`seal` decides)."""
+        ended = read_outcome(lease.directory, lease.generation)
+        if ended is not None:
+            raise _lost(lease, ended[0], ended[1])
+
+    def seal(self, lease: Lease, outcome: Outcome, details: dict[str, Any] | None = None) -> None:
+        """End ``lease`` with ``outcome`` (COMPLETE: the artifact is staged and flushed).
+
+        The fence: this and a takeover create the same name; LeaseLostError when the
+        other was first, and then nothing this replica did under the lease counts.
+        """
+        record = {**(details or {}), "outcome": outcome.value, "generation": lease.generation,
+                  "replica": self.replica, "token": lease.token}
+        if records.create_exclusively(lease.directory / f"{OUTCOME_PREFIX}{lease.generation}",
+                                      record):
+            with self._lock:
+                self._renewals.pop(lease.token, None)
+            return
+        ended = read_outcome(lease.directory, lease.generation)
+        raise _lost(lease, *(ended or (Outcome.REVOKED, {})))
+
+    def _create(self, directory: Path, generation: int, took_over_from: str | None) -> Lease | None:
+        lease = Lease(directory, generation, self.replica, self.lease_seconds,
+                      secrets.token_hex(8), took_over_from)
+        if records.create_exclusively(directory_lease(lease), _lease_record(lease, 0)):
+            return lease
+        return None
+
+    def _judge(self, directory: Path, generation: int, holder: dict[str, Any]) -> Held | None:
+        """Held while the holder's renewals move; None once they stood still a lease long."""
+        renewal = holder.get("renewal", -1)
+        seconds = holder.get("lease_seconds", self.lease_seconds)
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            seconds = self.lease_seconds
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get((directory, generation))
+            if seen is None or seen[0] != renewal:
+                seen = (renewal if isinstance(renewal, int) else -1, now)
+                self._seen[(directory, generation)] = seen
+        waited = now - seen[1]
+        if waited >= seconds:
+            return None
+        return Held(str(holder.get("replica", "?")), generation, seconds - waited)
+
+
+def directory_lease(lease: Lease) -> Path:
+    """The file of ``lease``'s generation."""
+    return lease.directory / f"{LEASE_PREFIX}{lease.generation}"
+
+
+def _lease_record(lease: Lease, renewal: int) -> dict[str, Any]:
+    return {"replica": lease.replica, "generation": lease.generation, "token": lease.token,
+            "lease_seconds": lease.lease_seconds, "renewal": renewal}
+
+
+def _lost(lease: Lease, outcome: Outcome, record: dict[str, Any]) -> LeaseLostError:
+    by = record.get("replica", "?")
+    how = {Outcome.REVOKED: f"was taken over by replica {by!r} after it expired",
+           Outcome.COMPLETE: f"already ended: replica {by!r} completed it",
+           Outcome.RELEASED: "was already released"}[outcome]
+    return LeaseLostError(
+        f"replica {lease.replica!r}'s lease (generation {lease.generation}) {how}; "
+        "its work on the key is discarded",
+        where=str(lease.directory),
+        fix="nothing to do: install the key's artifact once it is complete; renew more often "
+            "than the lease (or lengthen --lease-seconds) if this happens without a pause",
+    )
+
+
+def _generations(names: list[str], prefix: str) -> frozenset[int]:
+    found = (name[len(prefix):] for name in names if name.startswith(prefix))
+    return frozenset(int(rest) for rest in found if _GENERATION.fullmatch(rest))
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FleetStoreError.from_os_error(
+            exc, action="create a key's directory", path=directory) from exc

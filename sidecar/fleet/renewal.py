@@ -1,0 +1,67 @@
+"""Renewing a lease while the work under it runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import TracebackType
+
+from sidecar.fleet.errors import FleetStoreError, LeaseLostError
+from sidecar.fleet.lease import Lease, LeaseBook
+
+_LOG = logging.getLogger("sidecar.fleet")
+
+RENEWALS_PER_LEASE = 3
+"""Renewals per lease duration: two may fail (a slow volume) before others take over."""
+
+
+class LeaseKeeper:
+    """Renews ``lease`` every ``lease_seconds / 3`` on a thread while the block runs.
+
+    Renewing is only what keeps others from taking over; it is not what makes completing
+    safe (:meth:`LeaseBook.seal` is). A renewal that finds the lease ended stops the
+    thread and sets :attr:`lost`, so the work can stop early (:meth:`check`); a renewal the
+    volume refuses is logged and tried again at the next tick.
+    """
+
+    def __init__(self, book: LeaseBook, lease: Lease) -> None:
+        self._book = book
+        self._lease = lease
+        self._stop = threading.Event()
+        self._lost: LeaseLostError | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{lease.generation}", daemon=True)
+
+    @property
+    def lost(self) -> bool:
+        """Whether a renewal found the lease ended."""
+        return self._lost is not None
+
+    def check(self) -> None:
+        """Raise the LeaseLostError a renewal found, if one did."""
+        if self._lost is not None:
+            raise self._lost
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = self._lease.lease_seconds / RENEWALS_PER_LEASE
+        while not self._stop.wait(interval):
+            try:
+                self._book.renew(self._lease)
+            except LeaseLostError as exc:
+                self._lost = exc
+                return
+            except FleetStoreError as exc:
+                _LOG.warning("could not renew a lease, retrying: %s", exc)
