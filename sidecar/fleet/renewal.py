@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from types import TracebackType
+from typing import Protocol
 
 from sidecar.fleet.errors import FleetStoreError, LeaseLostError
-from sidecar.fleet.lease import Lease, LeaseBook
+from sidecar.fleet.lease import Lease
 
 _LOG = logging.getLogger("sidecar.fleet")
 
@@ -15,17 +16,27 @@ RENEWALS_PER_LEASE = 3
 """Renewals per lease duration: two may fail (a slow volume) before others take over."""
 
 
+class Renewer(Protocol):
+    """What renews a lease: a :class:`~sidecar.fleet.store.FleetStore` or a
+    :class:`~sidecar.fleet.lease.LeaseBook`."""
+
+    def renew(self, lease: Lease) -> None:
+        """Renew ``lease``; LeaseLostError once it ended."""
+        ...
+
+
 class LeaseKeeper:
-    """Renews ``lease`` every ``lease_seconds / 3`` on a thread while the block runs.
+    """Renews ``lease`` through ``renewer`` every ``lease_seconds / 3`` on a thread while the
+    block runs.
 
     Renewing is only what keeps others from taking over; it is not what makes completing
-    safe (:meth:`LeaseBook.seal` is). A renewal that finds the lease ended stops the
-    thread and sets :attr:`lost`, so the work can stop early (:meth:`check`); a renewal the
-    volume refuses is logged and tried again at the next tick.
+    safe (:meth:`sidecar.fleet.lease.LeaseBook.seal` is). A renewal that finds the lease
+    ended stops the thread and sets :attr:`lost`, so the work can stop early
+    (:meth:`check`); a renewal the volume refuses is logged and tried again at the next tick.
     """
 
-    def __init__(self, book: LeaseBook, lease: Lease) -> None:
-        self._book = book
+    def __init__(self, renewer: Renewer, lease: Lease) -> None:
+        self._renewer = renewer
         self._lease = lease
         self._stop = threading.Event()
         self._lost: LeaseLostError | None = None
@@ -59,7 +70,7 @@ class LeaseKeeper:
         interval = self._lease.lease_seconds / RENEWALS_PER_LEASE
         while not self._stop.wait(interval):
             try:
-                self._book.renew(self._lease)
+                self._renewer.renew(self._lease)
             except LeaseLostError as exc:
                 self._lost = exc
                 return

@@ -1,0 +1,145 @@
+"""Leases between real processes on one store: one winner, takeover after a SIGKILL, and a
+holder paused past its lease (SIGSTOP) that resumes and publishes nothing."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from sidecar.fleet import Completed, Held, Lease, LeaseKeeper, LeaseLostError
+from tests.fleet.conftest import LEASE, Worker, open_store, tree_bytes, write_version
+from tests.fleet.fleet_worker import KEY
+from tests.support.running_sidecar import wait_until
+
+
+def _take_over(store_dir: Path, replica: str) -> tuple[Lease, float]:
+    """Claim the test key as ``replica`` until the lease is this process's; the lease and
+    the seconds it took."""
+    store = open_store(store_dir, replica)
+    started = time.monotonic()
+    won: list[Lease] = []
+
+    def claimed() -> bool:
+        claim = store.claim(KEY)
+        assert not isinstance(claim, Completed), claim
+        if isinstance(claim, Lease):
+            won.append(claim)
+        return bool(won)
+
+    wait_until(claimed, 10, f"{replica} takes the key over")
+    return won[0], time.monotonic() - started
+
+
+def test_racing_processes_claim_one_key_and_exactly_one_wins(
+    tmp_path: Path, workers: list[Worker]
+) -> None:
+    source = write_version(tmp_path / "version")
+    go, resume = tmp_path / "go", tmp_path / "resume"
+    for number in range(6):
+        workers.append(Worker(tmp_path / "store", f"replica-{number}", source, go=go,
+                              hold_at="claimed", resume=resume))
+    for worker in workers:
+        worker.expect("ready")
+    go.touch()
+    results = {worker.replica: worker.expect("claimed", "held") for worker in workers}
+    winners = [replica for replica, event in results.items() if event["event"] == "claimed"]
+    assert len(winners) == 1, results
+    assert {event.get("by") for event in results.values() if event["event"] == "held"} == {
+        winners[0]}
+    resume.touch()
+    winner = next(worker for worker in workers if worker.replica == winners[0])
+    winner.expect("holding")
+    winner.expect("resumed")
+    winner.expect("completed")
+    assert all(worker.finish() == 0 for worker in workers)
+    record = open_store(tmp_path / "store", "reader").artifact(KEY)
+    assert record is not None and record.built_by == winners[0] and record.generation == 1
+
+
+def test_a_holder_killed_mid_work_is_taken_over_once_its_lease_expires(
+    tmp_path: Path, workers: list[Worker]
+) -> None:
+    source = write_version(tmp_path / "version", seed=1)
+    workers.append(Worker(tmp_path / "store", "doomed", source, hold_at="claimed",
+                          resume=tmp_path / "never"))
+    workers[0].expect("ready")
+    workers[0].expect("claimed")
+    workers[0].expect("holding")
+    taker = open_store(tmp_path / "store", "taker")
+    assert isinstance(taker.claim(KEY), Held)  # renewed and unexpired: not taken
+    workers[0].signal(signal.SIGKILL)
+    assert workers[0].finish() == -signal.SIGKILL
+
+    lease, waited = _take_over(tmp_path / "store", "taker")
+    assert lease.generation == 2 and lease.took_over_from == "doomed"
+    assert waited >= LEASE  # not before the holder's lease ran out unrenewed
+    mine = write_version(tmp_path / "mine", seed=2)
+    record = open_store(tmp_path / "store", "taker").complete(
+        KEY, lease, mine, flavour="original", reason="test")
+    assert record.built_by == "taker" and record.generation == 2
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    open_store(tmp_path / "store", "reader").copy_artifact(KEY, copied)
+    assert tree_bytes(copied) == tree_bytes(mine)
+
+
+@pytest.mark.parametrize("paused_at", ["claimed", "artifact-staged"])
+def test_a_holder_paused_past_its_lease_publishes_nothing_when_it_resumes(
+    tmp_path: Path, workers: list[Worker], paused_at: str
+) -> None:
+    """Paused before its work ("claimed") or with its artifact written and flushed, only
+    the completion marker left ("artifact-staged"): it resumes while the taker still works,
+    and its result is discarded, with nothing of it visible, then or later."""
+    store_dir = tmp_path / "store"
+    source = write_version(tmp_path / "version", seed=3)
+    resume = tmp_path / "resume"
+    workers.append(Worker(store_dir, "paused", source, hold_at=paused_at, resume=resume))
+    paused = workers[0]
+    paused.expect("ready")
+    paused.expect("claimed")
+    paused.expect("holding")
+    paused.signal(signal.SIGSTOP)
+    resume.touch()  # seen only once it runs again
+
+    lease, _ = _take_over(store_dir, "taker")
+    assert lease.took_over_from == "paused"
+    paused.signal(signal.SIGCONT)
+    paused.expect("resumed")
+    lost = paused.expect("lost")
+    assert "taken over by replica 'taker'" in lost["message"]
+    assert paused.finish() == 0
+    reader = open_store(store_dir, "reader")
+    assert reader.artifact(KEY) is None
+    assert not (store_dir / KEY.path / "artifact.1").exists()
+
+    mine = write_version(tmp_path / "mine", seed=4)
+    open_store(store_dir, "taker").complete(KEY, lease, mine, flavour="converted", reason=None)
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    record = reader.copy_artifact(KEY, copied)
+    assert record is not None and record.built_by == "taker"
+    assert tree_bytes(copied) == tree_bytes(mine)
+
+
+def test_a_holder_that_keeps_renewing_is_never_taken_over_and_one_that_releases_is_at_once(
+    tmp_path: Path
+) -> None:
+    holder = open_store(tmp_path / "store", "holder")
+    other = open_store(tmp_path / "store", "other")
+    lease = holder.claim(KEY)
+    assert isinstance(lease, Lease)
+    with LeaseKeeper(holder, lease) as keeper:
+        deadline = time.monotonic() + 4 * LEASE
+        while time.monotonic() < deadline:
+            claim = other.claim(KEY)
+            assert isinstance(claim, Held) and claim.replica == "holder", claim
+            time.sleep(LEASE / 10)
+        assert not keeper.lost
+    holder.release(lease)
+    again = other.claim(KEY)
+    assert isinstance(again, Lease) and again.generation == 2 and again.took_over_from is None
+    with pytest.raises(LeaseLostError, match="already released"):
+        holder.renew(lease)
