@@ -192,11 +192,13 @@ class SharedDirectoryStore:
             raise FleetStoreError.from_os_error(
                 exc, action="create the fleet store", path=self._root) from exc
         found = records.read(marker)
-        if found is None and not marker.exists():
-            if _names(self._root):
+        if found is None:
+            others = [name for name in _names(self._root) if name != FORMAT_FILE]
+            if others and not marker.exists():
                 raise StoreFormatError(
                     f"{self._root} holds files but no {FORMAT_FILE}: it is not a fleet store",
                     where=str(self._root), fix="pass an empty directory or an existing store")
+            # Replicas starting together on an empty volume: one creates it, all read it.
             records.create_exclusively(marker, {"format": FORMAT})
             found = records.read(marker)
         if found is None or found.get("format") != FORMAT:
