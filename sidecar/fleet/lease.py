@@ -188,15 +188,15 @@ class LeaseBook:
         holds it or that it is complete. Lost races are retried a few times."""
         _make_directory(directory)
         answer: ClaimResult | None = None
-        took_over_from: str | None = None
         for _ in range(4):
             listing = list_key(directory)
+            self._forget(directory, listing.outcomes)
             done = self.completed(directory, listing)
             if done is not None:
                 return done
             current = listing.highest
             if current == 0 or current in listing.outcomes:
-                lease = self._create(directory, current + 1, took_over_from)
+                lease = self._create(directory, current + 1, _revoked_holder(directory, current))
                 if lease is not None:
                     return lease
                 continue
@@ -205,10 +205,9 @@ class LeaseBook:
             if isinstance(answer, Held):
                 return answer
             # Expired: revoke it. Losing this race is fine (someone else decided it).
-            took_over_from = str(holder.get("replica", "?"))
             records.create_exclusively(directory / f"{OUTCOME_PREFIX}{current}", {
                 "outcome": Outcome.REVOKED.value, "generation": current,
-                "replica": self.replica, "revoked_replica": took_over_from,
+                "replica": self.replica, "revoked_replica": str(holder.get("replica", "?")),
             })
         return answer or Held("?", list_key(directory).highest, self.lease_seconds)
 
@@ -258,6 +257,12 @@ class LeaseBook:
             return lease
         return None
 
+    def _forget(self, directory: Path, ended: frozenset[int]) -> None:
+        """Drop what was seen of generations that ended (they are never judged again)."""
+        with self._lock:
+            for generation in ended:
+                self._seen.pop((directory, generation), None)
+
     def _judge(self, directory: Path, generation: int, holder: dict[str, Any]) -> Held | None:
         """Held while the holder's renewals move; None once they stood still a lease long."""
         renewal = holder.get("renewal", -1)
@@ -279,6 +284,14 @@ class LeaseBook:
 def directory_lease(lease: Lease) -> Path:
     """The file of ``lease``'s generation."""
     return lease.directory / f"{LEASE_PREFIX}{lease.generation}"
+
+
+def _revoked_holder(directory: Path, generation: int) -> str | None:
+    """The replica whose expired lease ``generation`` was revoked; None if it was not."""
+    ended = read_outcome(directory, generation) if generation else None
+    if ended is None or ended[0] is not Outcome.REVOKED:
+        return None
+    return str(ended[1].get("revoked_replica", "?"))
 
 
 def _lease_record(lease: Lease, renewal: int) -> dict[str, Any]:

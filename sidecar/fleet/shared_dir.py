@@ -226,11 +226,15 @@ class SharedDirectoryStore:
 def _copy_tree(source: Path, target: Path) -> None:
     """Copy the tree at ``source`` into ``target`` (created if missing), links as links; the
     first OSError propagates with its errno (``shutil.copytree`` would bundle them)."""
-    for directory, subdirectories, files in os.walk(source):
+    for directory, subdirectories, files in os.walk(source, onerror=_raise):
         here = target / os.path.relpath(directory, source)
         here.mkdir(parents=True, exist_ok=True)
         for name in [*files, *(d for d in subdirectories if os.path.islink(Path(directory, d)))]:
             shutil.copy2(Path(directory, name), here / name, follow_symlinks=False)
+
+
+def _raise(error: OSError) -> None:
+    raise error  # os.walk would skip what it cannot list (a missing version, a lost mount)
 
 
 def _names(directory: Path) -> list[str]:

@@ -16,6 +16,7 @@ from sidecar.fleet import (
     FleetKey,
     FleetNameError,
     FleetStoreError,
+    Held,
     Lease,
     LeaseLostError,
     StoreFormatError,
@@ -132,3 +133,13 @@ def test_a_read_only_store_refuses_writes_retryably_and_still_serves_completed_a
                 reader.contribute_shapes(b"{}")
         finally:
             subprocess.run(["mount", "-o", "remount,rw", str(volume)], check=True)
+
+
+def test_completing_from_a_version_that_is_not_there_stores_nothing(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "store", "builder")
+    lease = _claimed(tmp_path / "store", "builder")
+    with pytest.raises(FleetStoreError, match="No such file or directory"):
+        store.complete(KEY, lease, tmp_path / "missing", flavour="converted", reason=None)
+    assert store.artifact(KEY) is None
+    still = store.claim(KEY)
+    assert isinstance(still, Held) and still.replica == "builder" and still.generation == 1
