@@ -75,3 +75,28 @@ def test_engines_for_another_device_are_not_installed(converted: pathlib.Path,
     result = trt.install_engines(converted, tmp_path / "cache", device=other)
     assert result.installed == 0
     assert "no engines for" in result.note and "gpu-nvidia-h100-sm90" in result.note
+
+
+def test_engines_restricted_to_winning_shapes_run_native_elsewhere(
+        mlp_dir: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """What build() does when engines won at some measured shape sets only
+    (`restrict_engines`): the engine runs for those shapes, every other shape runs
+    native, even with build at runtime allowed."""
+    from converter.building import restrict_engines
+    from converter.graph.assemble import function_from_flat
+    from converter.saving import write_signatures
+
+    converter = trt.Converter(mlp_dir, conversion_params=trt.ConversionParams(
+        allow_build_at_runtime=True))
+    converter.convert()
+    flat, loaded, segments = converter._flat, converter._model, converter._segments
+    assert flat is not None
+    boundary = [t for s in segments for t in s.graph.segment.inputs]
+    probe = function_from_flat(flat, flat.graph_def, loaded.function, outputs=boundary)
+    (eight,) = batch_input_fn(converter.input_specs, [8])()
+    restrict_engines(segments, probe, [eight], maximum_cached_engines=1)
+    assert [s.plan.prebuilt for s in segments] == [(((8, FEATURES),),)]
+    converter._converted = converter._assemble()
+    write_signatures(loaded, converter._signatures(with_engines=True), tmp_path / "out")
+    first, other, again = _probe(tmp_path / "out", tmp_path / "cache", 8, 1, 3)
+    assert [first["files"], other["files"], again["files"]] == [1, 1, 1]
