@@ -53,11 +53,14 @@ def open_store(root: Path, replica: str, lease: float = LEASE) -> SharedDirector
 class Worker:
     """One ``tests.fleet.fleet_worker`` process; read its JSON events with :meth:`expect`."""
 
-    def __init__(self, store: Path, replica: str, source: Path, **options: Path | str) -> None:
+    def __init__(
+        self, store: Path, replica: str, source: Path, **options: Path | str | bool
+    ) -> None:
         command = [sys.executable, "-m", "tests.fleet.fleet_worker", str(store), replica,
                    str(LEASE), str(source)]
         for name, value in options.items():
-            command += [f"--{name.replace('_', '-')}", str(value)]
+            flag = f"--{name.replace('_', '-')}"
+            command += [flag] if value is True else [flag, str(value)]
         self.replica = replica
         self.process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                                         text=True)

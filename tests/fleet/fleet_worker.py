@@ -1,10 +1,12 @@
 """A replica's side of the fleet store in its own process, for the lease tests.
 
 ``python -m tests.fleet.fleet_worker STORE REPLICA LEASE_SECONDS SOURCE [--go F] [--hold-at
-STAGE --resume F]``: waits for the file ``--go`` (so racing workers start together),
-claims the test key once, and if it won, renews while it works and completes the key with
-the version tree ``SOURCE``; at ``--hold-at`` (``claimed`` or ``artifact-staged``) it waits
-for the file ``--resume`` first. Every step is one JSON line on stdout.
+STAGE --resume F] [--until-decided]``: waits for the file ``--go`` (so racing workers start
+together), claims the test key once (with ``--until-decided``, again while another replica
+holds it, until it is this one's or complete), and if it won, renews while it works and
+completes the key with the version tree ``SOURCE``; at ``--hold-at`` (``claimed`` or
+``artifact-staged``) it waits for the file ``--resume`` first. Every step is one JSON line
+on stdout.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--go", type=Path)
     parser.add_argument("--hold-at", default="")
     parser.add_argument("--resume", type=Path)
+    parser.add_argument("--until-decided", action="store_true")
     args = parser.parse_args()
 
     def hold(stage: str) -> None:
@@ -60,6 +63,9 @@ def main() -> None:
     _say("ready")
     _wait_for(args.go)
     claim = store.claim(KEY)
+    while args.until_decided and isinstance(claim, Held):
+        time.sleep(args.lease_seconds / 20)
+        claim = store.claim(KEY)
     if isinstance(claim, Held):
         _say("held", by=claim.replica)
         return

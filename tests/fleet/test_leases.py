@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.fleet import Completed, Held, Lease, LeaseKeeper, LeaseLostError
+from sidecar.fleet import (
+    Completed,
+    Held,
+    Lease,
+    LeaseBook,
+    LeaseKeeper,
+    LeaseLostError,
+    SharedDirectoryStore,
+)
 from tests.fleet.conftest import LEASE, Worker, open_store, tree_bytes, write_version
 from tests.fleet.fleet_worker import KEY
 from tests.support.running_sidecar import wait_until
@@ -84,6 +92,60 @@ def test_a_holder_killed_mid_work_is_taken_over_once_its_lease_expires(
     copied.mkdir()
     open_store(tmp_path / "store", "reader").copy_artifact(KEY, copied)
     assert tree_bytes(copied) == tree_bytes(mine)
+
+
+def test_replicas_racing_to_take_over_a_dead_holders_key_take_it_once(
+    tmp_path: Path, workers: list[Worker]
+) -> None:
+    store_dir, go = tmp_path / "store", tmp_path / "go"
+    doomed = Worker(store_dir, "doomed", write_version(tmp_path / "version"),
+                    hold_at="claimed", resume=tmp_path / "never")
+    workers.append(doomed)
+    doomed.expect("ready")
+    doomed.expect("claimed")
+    doomed.expect("holding")
+    doomed.signal(signal.SIGKILL)
+    takers = [Worker(store_dir, f"taker-{n}", write_version(tmp_path / f"v{n}", seed=n), go=go,
+                     until_decided=True) for n in range(4)]
+    workers.extend(takers)
+    for taker in takers:
+        taker.expect("ready")
+    go.touch()
+    results = {taker.replica: taker.expect("claimed", "completed-by") for taker in takers}
+    winners = [name for name, event in results.items() if event["event"] == "claimed"]
+    assert len(winners) == 1 and results[winners[0]]["generation"] == 2, results
+    assert {event.get("by") for name, event in results.items() if name not in winners} == {
+        winners[0]}
+    record = open_store(store_dir, "reader").artifact(KEY)
+    assert record is not None and record.built_by == winners[0] and record.generation == 2
+
+
+def test_a_revoked_holder_never_gets_its_generation_back(tmp_path: Path) -> None:
+    """With a manual clock: the takeover comes exactly one unrenewed lease after the taker
+    first saw the lease; the revoked holder can neither renew, nor complete, nor claim the
+    key again while the taker renews."""
+    now = [100.0]
+    holder = SharedDirectoryStore(tmp_path / "store", LeaseBook("holder", 10.0))
+    taker = SharedDirectoryStore(tmp_path / "store", LeaseBook("taker", 10.0,
+                                                               clock=lambda: now[0]))
+    first = holder.claim(KEY)
+    assert isinstance(first, Lease)
+    assert taker.claim(KEY) == Held("holder", 1, 10.0)
+    now[0] += 9.9
+    assert isinstance(taker.claim(KEY), Held)
+    holder.renew(first)  # a renewal restarts the taker's wait
+    now[0] += 9.9
+    assert taker.claim(KEY) == Held("holder", 1, 10.0)
+    now[0] += 10.0
+    second = taker.claim(KEY)
+    assert isinstance(second, Lease) and second.generation == 2
+    with pytest.raises(LeaseLostError, match="taken over by replica 'taker'"):
+        holder.renew(first)
+    with pytest.raises(LeaseLostError):
+        holder.complete(KEY, first, write_version(tmp_path / "late"), flavour="converted",
+                        reason=None)
+    again = holder.claim(KEY)
+    assert isinstance(again, Held) and again.replica == "taker" and again.generation == 2
 
 
 @pytest.mark.parametrize("paused_at", ["claimed", "artifact-staged"])
