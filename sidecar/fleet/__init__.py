@@ -34,8 +34,8 @@ imported on its own: it reads :mod:`sidecar.shapes`, which loads TensorFlow's pr
 from __future__ import annotations
 
 from sidecar.fleet.errors import (
+    FleetArgumentError,
     FleetError,
-    FleetNameError,
     FleetStoreError,
     LeaseLostError,
     StoreFormatError,
@@ -50,9 +50,9 @@ __all__ = [
     "ArtifactRecord",
     "ClaimResult",
     "Completed",
+    "FleetArgumentError",
     "FleetError",
     "FleetKey",
-    "FleetNameError",
     "FleetStore",
     "FleetStoreError",
     "Held",

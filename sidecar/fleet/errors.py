@@ -2,8 +2,8 @@
 
 - :class:`FleetStoreError`: the shared volume refused (full, read-only, gone): a storage
   fault, retryable once the volume is fixed.
-- :class:`FleetNameError`: a key names no model version the sidecar serves, or a replica id
-  is no file name: a user error.
+- :class:`FleetArgumentError`: a key names no model version the sidecar serves, a replica
+  id is no file name, or a lease is not positive: a user error.
 - :class:`LeaseLostError`: this replica's lease on a key was revoked (it stopped renewing
   for longer than the lease, e.g. paused or cut off) or was already ended; its work on the
   key is discarded. Not retryable as such: the key is someone else's now.
@@ -23,9 +23,9 @@ class FleetStoreError(FleetError, StorageError):
     """The shared volume refused an operation; retrying after it is fixed can succeed."""
 
 
-class FleetNameError(FleetError, UserError):
-    """A key's model, version, TensorFlow version or device slug, or a replica id, is not a
-    name the store takes."""
+class FleetArgumentError(FleetError, UserError):
+    """A key's model, version, TensorFlow version or device slug, a replica id or a lease
+    duration is not one the store takes; the message names which and the fix."""
 
 
 class LeaseLostError(FleetError):

@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Final
 
 from sidecar.errors import echo
-from sidecar.fleet.errors import FleetNameError
+from sidecar.fleet.errors import FleetArgumentError
 from sidecar.publish import numbering
 from sidecar.publish.model_names import model_name_problem
 
@@ -34,7 +34,7 @@ KEYS_DIR: Final = "keys"
 class FleetKey:
     """One model version built for one TensorFlow version and one device model.
 
-    Construct it with the fields; it is checked on construction (FleetNameError naming the
+    Construct it with the fields; it is checked on construction (FleetArgumentError naming the
     field), so a key in hand always has a path.
     """
 
@@ -53,19 +53,19 @@ class FleetKey:
     def __post_init__(self) -> None:
         problem = model_name_problem(self.model)
         if problem is not None:
-            raise FleetNameError(f"fleet key model: {problem}")
+            raise FleetArgumentError(f"fleet key model: {problem}")
         if not 0 <= self.served <= numbering.MAX_SERVED_VERSION:
-            raise FleetNameError(
+            raise FleetArgumentError(
                 f"fleet key version {echo(self.served)} is not a served version number",
                 fix=f"use 0 to {numbering.MAX_SERVED_VERSION}",
             )
         if TF_VERSION_PATTERN.fullmatch(self.tensorflow) is None:
-            raise FleetNameError(
+            raise FleetArgumentError(
                 f"fleet key TensorFlow version {echo(self.tensorflow)} is not a version string",
                 fix="pass tf.__version__ (digits, letters, '.', '+', '-')",
             )
         if SLUG_PATTERN.fullmatch(self.slug) is None:
-            raise FleetNameError(
+            raise FleetArgumentError(
                 f"fleet key device slug {echo(self.slug)} is not a slug",
                 fix="pass converter.BuildDevice.slug (lower-case letters, digits, '.', '-')",
             )
@@ -76,7 +76,7 @@ class FleetKey:
         (``tf-<version>/<slug>``)."""
         parts = namespace.split("/")
         if len(parts) != 2 or not parts[0].startswith("tf-"):
-            raise FleetNameError(
+            raise FleetArgumentError(
                 f"engine namespace {echo(namespace)} is not 'tf-<version>/<slug>'",
                 fix="pass converter.engine_namespace(device)",
             )
@@ -109,5 +109,5 @@ class FleetKey:
             return None
         try:
             return cls(parts[3], served, parts[1].removeprefix("tf-"), parts[2])
-        except FleetNameError:
+        except FleetArgumentError:
             return None

@@ -47,7 +47,7 @@ from typing import Any, Final
 
 from sidecar.errors import echo
 from sidecar.fleet import records
-from sidecar.fleet.errors import FleetNameError, FleetStoreError, LeaseLostError
+from sidecar.fleet.errors import FleetArgumentError, FleetStoreError, LeaseLostError
 
 LEASE_PREFIX: Final = "lease."
 OUTCOME_PREFIX: Final = "outcome."
@@ -168,11 +168,11 @@ class LeaseBook:
         self, replica: str, lease_seconds: float, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         if REPLICA_PATTERN.fullmatch(replica) is None:
-            raise FleetNameError(
+            raise FleetArgumentError(
                 f"replica id {echo(replica)} is not a name the fleet store takes",
                 fix="use 1-253 ASCII letters, digits, '.', '_' or '-' (a pod name is one)")
         if not lease_seconds > 0:
-            raise FleetNameError(f"lease seconds {echo(lease_seconds)} must be positive",
+            raise FleetArgumentError(f"lease seconds {echo(lease_seconds)} must be positive",
                                  fix="pass a lease of more than 0 seconds (default 30)")
         self.replica = replica
         """This replica's identity, written into its leases and outcomes."""

@@ -13,8 +13,8 @@ import pytest
 from sidecar.errors import StorageError
 from sidecar.fleet import (
     Completed,
+    FleetArgumentError,
     FleetKey,
-    FleetNameError,
     FleetStoreError,
     Held,
     Lease,
@@ -70,9 +70,9 @@ def test_keys_of_two_device_slugs_are_two_keys_each_claimed_once(tmp_path: Path)
                        (("mlp", -1, "2.21.0", "cpu"), "version"),
                        (("mlp", 1, "../x", "cpu"), "TensorFlow version"),
                        (("mlp", 1, "2.21.0", "CPU/../x"), "device slug")]:
-        with pytest.raises(FleetNameError, match=f"fleet key {field}"):
+        with pytest.raises(FleetArgumentError, match=f"fleet key {field}"):
             FleetKey(*bad)
-    with pytest.raises(FleetNameError, match="replica id"):
+    with pytest.raises(FleetArgumentError, match="replica id"):
         open_store(tmp_path / "store", "../escape")
 
 
