@@ -6,8 +6,8 @@ Port TF-TRT code by changing one import::
 
 Names are loaded on first use (PEP 562), so importing the package, or a light module of
 it such as ``converter.console``, does not load TensorFlow; ``from converter import
-Converter`` does. The durable file operations (``write_atomically``, ``fsync_tree``,
-``rename_no_replace``, ...) are light too; the sidecar writes through them.
+Converter`` does. The durable file operations (``write_atomically``, ``write_new``,
+``fsync_tree``, ``rename_no_replace``, ...) are light too; the sidecar writes through them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         rename_no_replace,
         temporary_prefix,
         write_atomically,
+        write_new,
     )
     from converter.loading import graph_input_specs
     from converter.params import BACKENDS, TOLERANCE, ConversionParams, TrtPrecisionMode
@@ -71,6 +72,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "rename_no_replace": ("converter.files", "rename_no_replace"),
     "temporary_prefix": ("converter.files", "temporary_prefix"),
     "write_atomically": ("converter.files", "write_atomically"),
+    "write_new": ("converter.files", "write_new"),
     "graph_input_specs": ("converter.loading", "graph_input_specs"),
     "ConversionParams": ("converter.params", "ConversionParams"),
     "TrtConversionParams": ("converter.params", "ConversionParams"),
@@ -125,4 +127,5 @@ __all__ = [
     "scaled_error",
     "temporary_prefix",
     "write_atomically",
+    "write_new",
 ]

@@ -1,7 +1,7 @@
 """Durable file operations, the one place for them (the sidecar uses these too, through
-`converter`): fsync a file, a directory or a tree, replace a file atomically, move a
-directory into place without replacing anything, and directories that appear whole or
-not at all."""
+`converter`): fsync a file, a directory or a tree, replace a file atomically, create one
+only if it does not exist, move a directory into place without replacing anything, and
+directories that appear whole or not at all."""
 
 from __future__ import annotations
 
@@ -67,6 +67,32 @@ def write_atomically(path: pathlib.Path, data: bytes) -> None:
         temporary.unlink(missing_ok=True)
         raise
     fsync_directory(path.parent)
+
+
+def write_new(path: pathlib.Path, data: bytes) -> bool:
+    """Create `path` holding `data` unless a file of that name exists; True if this call
+    created it. Readers never see it half written, and two writers racing (other processes,
+    other hosts on a shared volume) cannot both succeed.
+
+    `data` is written and flushed under a temporary name, then `link()`-ed to `path`, which
+    fails if `path` exists, atomically at the filesystem's server (NFS v3/v4, CephFS and
+    local filesystems alike). An NFS client may resend a LINK whose reply was lost and get
+    EEXIST for its own success; the temporary's link count (2) tells. The temporary is
+    removed whatever happens (if the filesystem lets it)."""
+    temporary = path.with_name(f".{path.name}.new-{secrets.token_hex(6)}")
+    try:
+        write_atomically(temporary, data)
+        try:
+            os.link(temporary, path)
+            created = True
+        except FileExistsError:
+            created = os.stat(temporary).st_nlink == 2
+    finally:
+        # Best effort: a hidden leftover is harmless, and losing `created` to it is not.
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+    fsync_directory(path.parent)
+    return created
 
 
 def rename_no_replace(source: pathlib.Path, target: pathlib.Path) -> None:

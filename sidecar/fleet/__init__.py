@@ -19,7 +19,7 @@ behind the :class:`~sidecar.fleet.store.FleetStore` interface)::
                                           engines/<namespace>/ (XLA cache entries) and
                                           assets.extra/tftrt/conversion.json (the report)
           artifact.json                   flavour, reason, built_by, generation
-        .tmp-*, .<name>.tmp-*             records being written (hidden, never read)
+        .<name>.new-*, .<name>.tmp-*      records being written (hidden, never read)
       shapes/<replica>.json               one replica's shape counts (replaced atomically)
 
 An artifact is complete when, and only when, ``outcome.<g>`` says ``complete``: the holder

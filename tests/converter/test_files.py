@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from converter.files import staged_directory, write_atomically
+from converter.files import staged_directory, write_atomically, write_new
 
 
 def test_a_staged_tree_with_a_dangling_link_appears_whole(tmp_path: pathlib.Path) -> None:
@@ -32,3 +32,11 @@ def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(
     write_atomically(path, b"new")
     assert path.read_bytes() == b"new"
     assert sorted(os.listdir(tmp_path)) == ["blocker", "config"]
+
+
+def test_a_new_file_is_created_once_whole_and_never_replaced(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "outcome"
+    assert write_new(path, b"first") is True
+    assert write_new(path, b"second") is False
+    assert path.read_bytes() == b"first"
+    assert sorted(os.listdir(tmp_path)) == ["outcome"]  # no temporary left either way
