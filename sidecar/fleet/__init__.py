@@ -11,8 +11,8 @@ behind the :class:`~sidecar.fleet.store.FleetStore` interface)::
         lease.<g>                         holder of generation g: replica, token,
                                           lease seconds, renewal counter (replaced on renewal)
         outcome.<g>                       how g ended, created exclusively, never changed:
-                                          complete | revoked | released
-        artifact.<g>/                     written by g's holder only
+                                          complete (naming its artifact) | revoked | released
+        artifact.<g>.<token>/             one attempt of g's holder, written by it only
           version/                        the published version directory: the converted
                                           model or the original, assets.extra/
                                           tf_serving_warmup_requests, assets.extra/tftrt/
@@ -23,7 +23,7 @@ behind the :class:`~sidecar.fleet.store.FleetStore` interface)::
       shapes/<replica>.json               one replica's shape counts (replaced atomically)
 
 An artifact is complete when, and only when, ``outcome.<g>`` says ``complete``: the holder
-creates it last, after ``artifact.<g>/`` is written and flushed; a completed artifact is
+creates it last, after ``artifact.<g>.<token>/`` is written and flushed; a completed one is
 never written again. Leases expire when their renewals stop for the lease's duration, as
 the observer measures on its own monotonic clock, and are fenced: completing and taking
 over both create ``outcome.<g>``, so exactly one wins (:mod:`sidecar.fleet.lease`).

@@ -115,7 +115,10 @@ class Completed:
     """The replica that completed it."""
 
     generation: int
-    """The generation that completed it (its artifact is ``artifact.<generation>``)."""
+    """The generation that completed it."""
+
+    artifact: str
+    """What its holder's completion names (the store's artifact directory)."""
 
 
 ClaimResult = Lease | Held | Completed
@@ -216,7 +219,8 @@ class LeaseBook:
         for generation in sorted((listing or list_key(directory)).outcomes, reverse=True):
             ended = read_outcome(directory, generation)
             if ended is not None and ended[0] is Outcome.COMPLETE:
-                return Completed(str(ended[1].get("replica", "?")), generation)
+                return Completed(str(ended[1].get("replica", "?")), generation,
+                                 str(ended[1].get("artifact", "")))
         return None
 
     def renew(self, lease: Lease) -> None:

@@ -1,12 +1,13 @@
 """The fleet store on a shared filesystem (a ReadWriteMany volume: NFS, EFS, CephFS).
 
-An artifact is written under ``artifact.<generation>/`` of its key's directory (a name of
-that generation only: no other replica ever writes there), flushed, and becomes complete
-when its holder creates ``outcome.<generation>`` saying ``complete``, last
-(:mod:`sidecar.fleet.lease`). Readers look only at artifacts whose outcome says so, so a
-holder that dies or loses its lease mid-copy leaves nothing anyone reads; the next
-completion of the key sweeps such leftovers. Nothing in a completed artifact is written
-again: no method of the store writes into a completed generation.
+An artifact is written under ``artifact.<generation>.<token>/`` of its key's directory (a
+name of that one attempt: no other replica or attempt ever writes there), flushed, and
+becomes complete when its holder creates ``outcome.<generation>`` saying ``complete`` and
+naming that directory, last (:mod:`sidecar.fleet.lease`). Readers look only at the
+directory a ``complete`` outcome names, so a holder that dies or loses its lease mid-copy
+leaves nothing anyone reads; the next completion of the key sweeps such leftovers. Nothing
+in a completed artifact is written again: every attempt writes and removes only its own
+directory, and a completed one is never an attempt's.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from sidecar.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import FleetStoreError, LeaseLostError, StoreFormatError
 from sidecar.fleet.keys import KEYS_DIR, FleetKey
-from sidecar.fleet.lease import ClaimResult, Lease, LeaseBook, Outcome, list_key
+from sidecar.fleet.lease import ClaimResult, Lease, LeaseBook, Outcome
 from sidecar.fleet.store import ArtifactRecord
 from sidecar.publish import Checkpoint, no_checkpoint
+from sidecar.publish.layout import random_token
 
 FORMAT_FILE: Final = "fleet-store.json"
 """The store's root marker: ``{"format": 1}``."""
@@ -80,7 +82,6 @@ class SharedDirectoryStore:
     def release(self, lease: Lease) -> None:
         """See :meth:`FleetStore.release`."""
         self._book.seal(lease, Outcome.RELEASED)
-        self._remove(lease.directory / f"{ARTIFACT_PREFIX}{lease.generation}")
 
     # -- artifacts --------------------------------------------------------------------------
 
@@ -93,9 +94,8 @@ class SharedDirectoryStore:
                                    fix="complete a key with the lease claimed for it")
         record = ArtifactRecord(key, flavour, reason, lease.replica, lease.generation)
         self._book.check(lease)  # early: a lost lease need not copy a model first
-        artifact = lease.directory / f"{ARTIFACT_PREFIX}{lease.generation}"
+        artifact = lease.directory / f"{ARTIFACT_PREFIX}{lease.generation}.{random_token()}"
         try:
-            self._remove(artifact)  # this generation's own earlier attempt, never another's
             _copy_tree(version_dir, artifact / VERSION_DIR)
             records.replace(artifact / RECORD_FILE, record.to_json())
             fsync_tree(artifact)
@@ -114,7 +114,7 @@ class SharedDirectoryStore:
             self._remove(artifact)
             raise
         self._checkpoint("artifact-complete")
-        self._sweep(lease.directory, keep=lease.generation)
+        self._sweep(lease.directory, keep=artifact.name)
         return record
 
     def artifact(self, key: FleetKey) -> ArtifactRecord | None:
@@ -209,13 +209,21 @@ class SharedDirectoryStore:
 
     def _completed_dir(self, key: FleetKey) -> Path | None:
         done = self._book.completed(self.key_dir(key))
-        return None if done is None else (
-            self.key_dir(key) / f"{ARTIFACT_PREFIX}{done.generation}")
+        if done is None:
+            return None
+        if not done.artifact.startswith(f"{ARTIFACT_PREFIX}{done.generation}.") or (
+                "/" in done.artifact):
+            raise StoreFormatError(
+                f"the completion of {key.describe()} names {echo(done.artifact)}, no artifact "
+                f"of generation {done.generation}", where=str(self.key_dir(key)),
+                fix="remove the key's directory so that it is built again")
+        return self.key_dir(key) / done.artifact
 
-    def _sweep(self, directory: Path, keep: int) -> None:
-        """Remove artifacts of generations that ended without completing."""
-        for generation in list_key(directory).outcomes - {keep}:
-            self._remove(directory / f"{ARTIFACT_PREFIX}{generation}")
+    def _sweep(self, directory: Path, keep: str) -> None:
+        """Remove the artifact directories of attempts that did not complete."""
+        for name in _names(directory):
+            if name.startswith(ARTIFACT_PREFIX) and name != keep:
+                self._remove(directory / name)
 
     @staticmethod
     def _remove(path: Path) -> None:

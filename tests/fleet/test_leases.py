@@ -67,11 +67,14 @@ def test_racing_processes_claim_one_key_and_exactly_one_wins(
     assert record is not None and record.built_by == winners[0] and record.generation == 1
 
 
+@pytest.mark.parametrize("killed_at", ["claimed", "artifact-staged"])
 def test_a_holder_killed_mid_work_is_taken_over_once_its_lease_expires(
-    tmp_path: Path, workers: list[Worker]
+    tmp_path: Path, workers: list[Worker], killed_at: str
 ) -> None:
+    """Killed before its work, or with its artifact written but not complete (which the
+    taker's completion then sweeps away)."""
     source = write_version(tmp_path / "version", seed=1)
-    workers.append(Worker(tmp_path / "store", "doomed", source, hold_at="claimed",
+    workers.append(Worker(tmp_path / "store", "doomed", source, hold_at=killed_at,
                           resume=tmp_path / "never"))
     workers[0].expect("ready")
     workers[0].expect("claimed")
@@ -92,6 +95,8 @@ def test_a_holder_killed_mid_work_is_taken_over_once_its_lease_expires(
     copied.mkdir()
     open_store(tmp_path / "store", "reader").copy_artifact(KEY, copied)
     assert tree_bytes(copied) == tree_bytes(mine)
+    assert [path.name.split(".")[1] for path in (tmp_path / "store" / KEY.path).glob(
+        "artifact.*")] == ["2"]  # the dead holder's attempt is gone
 
 
 def test_replicas_racing_to_take_over_a_dead_holders_key_take_it_once(
@@ -175,7 +180,7 @@ def test_a_holder_paused_past_its_lease_publishes_nothing_when_it_resumes(
     assert paused.finish() == 0
     reader = open_store(store_dir, "reader")
     assert reader.artifact(KEY) is None
-    assert not (store_dir / KEY.path / "artifact.1").exists()
+    assert not list((store_dir / KEY.path).glob("artifact.*"))
 
     mine = write_version(tmp_path / "mine", seed=4)
     open_store(store_dir, "taker").complete(KEY, lease, mine, flavour="converted", reason=None)
