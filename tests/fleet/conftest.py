@@ -19,7 +19,10 @@ from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from tests.support.running_sidecar import REPO_ROOT
 
 LEASE = 0.3
-"""Seconds: every lease in these tests (short, so takeovers are quick)."""
+"""Seconds: the leases in these tests (short, so takeovers are quick)."""
+
+LONG_LEASE = 5.0
+"""Seconds: a lease that a busy machine does not let run out during a test."""
 
 
 def write_version(path: Path, seed: int = 0, size: int = 4096) -> Path:
@@ -54,10 +57,11 @@ class Worker:
     """One ``tests.fleet.fleet_worker`` process; read its JSON events with :meth:`expect`."""
 
     def __init__(
-        self, store: Path, replica: str, source: Path, **options: Path | str | bool
+        self, store: Path, replica: str, source: Path, *, lease: float = LEASE,
+        **options: Path | str | bool
     ) -> None:
         command = [sys.executable, "-m", "tests.fleet.fleet_worker", str(store), replica,
-                   str(LEASE), str(source)]
+                   str(lease), str(source)]
         for name, value in options.items():
             flag = f"--{name.replace('_', '-')}"
             command += [flag] if value is True else [flag, str(value)]
