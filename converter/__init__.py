@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from converter.loading import graph_input_specs
     from converter.params import BACKENDS, TOLERANCE, ConversionParams, TrtPrecisionMode
     from converter.report import ConversionReport
+    from converter.serving_session import ServingSession
 
     TrtGraphConverterV2 = Converter
     TrtConversionParams = ConversionParams
@@ -78,6 +79,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "TrtConversionParams": ("converter.params", "ConversionParams"),
     "TrtPrecisionMode": ("converter.params", "TrtPrecisionMode"),
     "ConversionReport": ("converter.report", "ConversionReport"),
+    "ServingSession": ("converter.serving_session", "ServingSession"),
 }
 """Each public name: the module defining it and its name there (aliases included)."""
 
@@ -113,6 +115,7 @@ __all__ = [
     "InvalidParameterError",
     "OutputExistsError",
     "SavedModelError",
+    "ServingSession",
     "TrtConversionParams",
     "TrtGraphConverterV2",
     "TrtPrecisionMode",
