@@ -61,25 +61,18 @@ def export_engines(
 def _main(request_dir: str) -> None:
     import tensorflow as tf
 
-    from converter.engines import scaled_error
+    from converter.serving_session import ServingSession
 
-    def read(name: str) -> np.ndarray:
-        return read_tensor(pathlib.Path(request_dir), name)
+    def read(files: Mapping[str, str]) -> dict[str, np.ndarray]:
+        return {name: read_tensor(pathlib.Path(request_dir), file)
+                for name, file in files.items()}
 
     meta = json.loads(pathlib.Path(request_dir, "request.json").read_text())
     tf.compat.v1.disable_eager_execution()
-    worst = 0.0
-    with tf.compat.v1.Session(graph=tf.Graph()) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, meta["tags"], meta["model"])
-        signature = meta_graph.signature_def[meta["key"]]
-        fetch_names = sorted(signature.outputs)
-        fetches = [signature.outputs[name].name for name in fetch_names]
-        for case in meta["cases"]:
-            feed = {signature.inputs[name].name: read(file)
-                    for name, file in case["inputs"].items()}
-            produced = session.run(fetches, feed)
-            expected = [read(case["outputs"][name]) for name in fetch_names]
-            worst = max(worst, scaled_error(produced, expected))
+    with ServingSession.load(meta["model"], meta["tags"]) as served:
+        worst = served.largest_error(meta["key"],
+                                     [read(case["inputs"]) for case in meta["cases"]],
+                                     [read(case["outputs"]) for case in meta["cases"]])
     if not worst <= meta["tolerance"]:
         raise SystemExit(
             f"outputs differ from the original model: scaled error {worst:.3g} exceeds "

@@ -12,8 +12,7 @@ import json
 import pathlib
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -66,20 +65,6 @@ def time_in_sessions(
     return [SessionTiming(**entry) for entry in answer]
 
 
-def _load(tf: Any, tags: list[str], model: str, key: str) -> tuple[Any, Any]:
-    session = tf.compat.v1.Session(graph=tf.Graph())
-    meta_graph = tf.compat.v1.saved_model.loader.load(session, tags, model)
-    return session, meta_graph.signature_def[key]
-
-
-def _caller(entry: tuple[Any, Any], directory: pathlib.Path,
-            inputs: dict[str, str]) -> Callable[[], list[np.ndarray]]:
-    session, signature = entry
-    feed = {signature.inputs[n].name: read_tensor(directory, f) for n, f in inputs.items()}
-    fetches = [signature.outputs[n].name for n in sorted(signature.outputs)]
-    return lambda: list(session.run(fetches, feed))
-
-
 def _failure(error: Exception) -> str:
     """The error's type and its telling lines (TF puts the cause last, after
     "Graph execution error:" and where it was detected)."""
@@ -93,21 +78,25 @@ def _main(request_dir: str) -> None:
     import tensorflow as tf
 
     from converter.engines import median_call_seconds, scaled_error
+    from converter.serving_session import ServingSession
 
     directory = pathlib.Path(request_dir)
     meta = json.loads((directory / "request.json").read_text())
     tf.compat.v1.disable_eager_execution()
-    loaded: list[tuple[Any, Any] | None] = []
+    loaded: list[ServingSession | None] = []
     failures: list[str | None] = []
     for model in meta["models"]:
         try:
-            loaded.append(_load(tf, meta["tags"], model, meta["key"]))
+            served = ServingSession.load(model, meta["tags"])
+            served.signature_def(meta["key"])  # a candidate without it is ruled out too
+            loaded.append(served)
             failures.append(None)
         except Exception as error:  # any load error disqualifies the candidate
             loaded.append(None)
             failures.append(_failure(error))
-    calls = [[_caller(entry, directory, case["inputs"]) if entry else None
-              for case in meta["cases"]] for entry in loaded]
+    calls = [[entry.caller(meta["key"], {name: read_tensor(directory, file)
+                                         for name, file in case["inputs"].items()})
+              if entry else None for case in meta["cases"]] for entry in loaded]
     errors: list[list[float]] = [[] for _ in loaded]
     # Every check runs before any timing, each case on every candidate in turn, so
     # stateful models (a counter) have seen the same calls when they are compared.

@@ -1,8 +1,8 @@
 """A SavedModel loaded the way TF Serving loads it: the TF1 loader, its own graph and Session.
 
-Only this path tells whether TF Serving will load a version (a Keras model saved
-the wrong way loads with ``tf.saved_model.load`` but not here), so the job uses
-it to vet the original, to compute the reference outputs, and to replay the
+The loading and running is the converter's ``ServingSession`` (the one runner for
+"served the way TF Serving serves it"); this wraps it in the job's errors. The job
+uses it to vet the original, to compute the reference outputs, and to replay the
 warmup inputs on the staged version before it is renamed into place.
 """
 
@@ -12,12 +12,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from converter import graph_input_specs
+from converter import ServingSession
 from sidecar.jobs.errors import ModelLoadError, ReplayError, SignatureError
 
 Arrays = dict[str, np.ndarray]
@@ -44,20 +43,17 @@ class SignatureSpec:
 class SessionModel:
     """A SavedModel loaded into a TF1 Session; use :meth:`open` as a context manager."""
 
-    def __init__(self, directory: Path, session: Any, meta_graph: Any) -> None:
+    def __init__(self, directory: Path, served: ServingSession) -> None:
         self._directory = directory
-        self._session = session
-        self._meta_graph = meta_graph
+        self._served = served
 
     @classmethod
     @contextmanager
     def open(cls, directory: Path, tags: Sequence[str]) -> Iterator[SessionModel]:
         """Load ``directory`` with ``tags``; raise ModelLoadError if TF Serving could not."""
-        session = tf.compat.v1.Session(graph=tf.Graph())
         try:
-            meta_graph = tf.compat.v1.saved_model.loader.load(session, list(tags), str(directory))
+            served = ServingSession.load(directory, tags)
         except Exception as exc:  # TF raises many types for a broken or partial model
-            session.close()
             raise ModelLoadError(
                 f"the SavedModel does not load through the TF1 Session loader, as TF Serving "
                 f"loads it: {type(exc).__name__}: {_first_line(exc)}",
@@ -65,18 +61,16 @@ class SessionModel:
                 fix="export the model again (Keras 3: model.export(path, "
                 'format="tf_saved_model")) and land it under a new version number',
             ) from exc
-        try:
-            yield cls(directory, session, meta_graph)
-        finally:
-            session.close()
+        with served:
+            yield cls(directory, served)
 
     def signature_keys(self) -> list[str]:
         """Every signature's name, sorted."""
-        return sorted(self._meta_graph.signature_def)
+        return self._served.signature_keys()
 
     def signature(self, key: str) -> SignatureSpec:
         """The signature ``key``; raise SignatureError if it is missing or not dense."""
-        signatures = self._meta_graph.signature_def
+        signatures = self._served.meta_graph.signature_def
         if key not in signatures:
             raise SignatureError(
                 f"the model has no signature {key!r}; it has {sorted(signatures)}",
@@ -85,7 +79,7 @@ class SessionModel:
             )
         signature = signatures[key]
         # Where the signature leaves a shape open, the graph's placeholder may know it.
-        graph_specs = graph_input_specs(self._meta_graph, key)
+        graph_specs = self._served.input_specs(key)
         inputs: dict[str, tf.TensorSpec] = {}
         for name in sorted(signature.inputs):
             info = signature.inputs[name]
@@ -109,14 +103,10 @@ class SessionModel:
 
         Raises ReplayError naming the input that failed.
         """
-        signature = self._meta_graph.signature_def[key]
-        names = sorted(signature.outputs)
-        fetches = [signature.outputs[name].name for name in names]
         results: list[Arrays] = []
         for position, feed in enumerate(inputs):
             try:
-                feed_dict = {signature.inputs[name].name: value for name, value in feed.items()}
-                values = self._session.run(fetches, feed_dict)
+                results.append(self._served.run(key, feed))
             except (tf.errors.OpError, KeyError, ValueError, TypeError) as exc:
                 shapes = {name: list(np.shape(value)) for name, value in feed.items()}
                 raise ReplayError(
@@ -125,7 +115,6 @@ class SessionModel:
                     where=str(self._directory),
                     fix="check the shapes recorded for this model, or its warmup file",
                 ) from exc
-            results.append(dict(zip(names, (np.asarray(v) for v in values), strict=True)))
         return results
 
 
