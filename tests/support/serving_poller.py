@@ -155,20 +155,8 @@ def _manifest(path: Path) -> Manifest:
 
 
 def _load_and_warm_up(path: Path, tags: list[str]) -> None:
-    import tensorflow as tf
+    from converter import ServingSession
 
     warmup = read_warmup_file(path)
-    graph = tf.Graph()
-    with tf.compat.v1.Session(graph=graph) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, tags, str(path))
-        for log in warmup:
-            request = log.predict_log.request
-            signature = meta_graph.signature_def[
-                request.model_spec.signature_name or "serving_default"
-            ]
-            feeds = {
-                signature.inputs[name].name: tf.make_ndarray(tensor)
-                for name, tensor in request.inputs.items()
-            }
-            fetches = [output.name for output in signature.outputs.values()]
-            session.run(fetches, feed_dict=feeds)
+    with ServingSession.load(path, tags) as served:
+        served.replay_predict_requests(log.predict_log.request for log in warmup)

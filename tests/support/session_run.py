@@ -8,22 +8,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from converter import ServingSession
+
 
 def session_outputs(
     model_dir: pathlib.Path,
     feeds: Sequence[Mapping[str, np.ndarray]],
     signature_key: str = "serving_default",
 ) -> list[dict[str, np.ndarray]]:
-    """Load `model_dir` with `tf.compat.v1.saved_model.loader.load` and run each feed."""
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(model_dir))
-        signature = meta_graph.signature_def[signature_key]
-        fetches = {name: info.name for name, info in signature.outputs.items()}
-        return [
-            session.run(fetches, {signature.inputs[k].name: v for k, v in feed.items()})
-            for feed in feeds
-        ]
+    """Load `model_dir` as TF Serving does (the converter's `ServingSession`) and run
+    each feed."""
+    with ServingSession.load(model_dir) as served:
+        return [served.run(signature_key, feed) for feed in feeds]
 
 
 def eager_outputs(

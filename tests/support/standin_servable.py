@@ -1,7 +1,9 @@
 """One loaded model version of the TF Serving stand-in (test-only).
 
-Loads a SavedModel the way TF Serving does, through the TF1 Session loader in its own
-graph and session, and runs Predict, Classify and Regress against its signatures.
+Loads a SavedModel the way TF Serving does, through the converter's `ServingSession`
+(the TF1 Session loader, its own graph and session), and runs Predict, Classify and
+Regress against its signatures; what is TF Serving's own (request checks, warmup
+records of every kind, unloading) is here.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from converter import ServingSession
 from tests.support.standin_errors import (
     StandinError,
     failed_precondition,
@@ -41,33 +44,25 @@ MAX_WARMUP_RECORDS = 1000
 
 
 class LoadedVersion:
-    """A SavedModel version loaded into its own `tf.compat.v1.Session`."""
+    """A SavedModel version loaded into its own `ServingSession`."""
 
     def __init__(self, name: str, version: int, path: Path) -> None:
         self.name = name
         """Model name."""
         self.version = version
         """Version number (the directory name)."""
-        self._graph = tf.Graph()
-        self._session = tf.compat.v1.Session(graph=self._graph)
         self._closed = False
         self._lock = threading.Lock()
-        try:
-            with self._graph.as_default():
-                meta_graph = tf.compat.v1.saved_model.loader.load(
-                    self._session, ["serve"], str(path)
-                )
-        except Exception:
-            self._session.close()
-            raise
-        self.signatures: dict[str, meta_graph_pb2.SignatureDef] = dict(meta_graph.signature_def)
+        self._served = ServingSession.load(path, ["serve"])
+        self.signatures: dict[str, meta_graph_pb2.SignatureDef] = dict(
+            self._served.meta_graph.signature_def)
         """SignatureDefs by key, as in the SavedModel."""
 
     def close(self) -> None:
         """Release the session."""
         with self._lock:
             self._closed = True
-            self._session.close()
+            self._served.close()
 
     # -- warmup ------------------------------------------------------------------------
 
@@ -117,7 +112,7 @@ class LoadedVersion:
                     f"output tensor alias not found in signature: {alias} "
                     f"Outputs expected to be in the set {{{','.join(sorted(signature.outputs))}}}."
                 )
-        values = self._run(feeds, [signature.outputs[alias].name for alias in wanted])
+        values = self._run(key, feeds, wanted)
         response = predict_pb2.PredictResponse()
         self._fill_spec(response.model_spec, key)
         for alias, value in zip(wanted, values, strict=True):
@@ -175,10 +170,7 @@ class LoadedVersion:
         values = dict(
             zip(
                 fetch_names,
-                self._run(
-                    {signature.inputs["inputs"].name: _serialized_examples(examples)},
-                    [signature.outputs[name].name for name in fetch_names],
-                ),
+                self._run(key, {"inputs": _serialized_examples(examples)}, fetch_names),
                 strict=True,
             )
         )
@@ -201,10 +193,7 @@ class LoadedVersion:
         signature = self._examples_signature(key, REGRESS_METHOD, "regression")
         if "outputs" not in signature.outputs:
             raise invalid_argument("Expected regression signature outputs to contain outputs")
-        (values,) = self._run(
-            {signature.inputs["inputs"].name: _serialized_examples(examples)},
-            [signature.outputs["outputs"].name],
-        )
+        (values,) = self._run(key, {"inputs": _serialized_examples(examples)}, ["outputs"])
         result = regression_pb2.RegressionResult()
         flat: list[float] = np.reshape(values, (-1,)).astype(float).tolist()
         for value in flat:
@@ -252,18 +241,18 @@ class LoadedVersion:
                     f"{_dtype_name(tensor.dtype)} is provided"
                 )
             try:
-                feeds[expected.name] = tf.make_ndarray(tensor)
+                feeds[alias] = tf.make_ndarray(tensor)
             except (ValueError, TypeError) as error:
                 raise invalid_argument(f"input {alias} is not a valid tensor: {error}") from error
         return feeds
 
-    def _run(self, feeds: dict[str, Any], fetches: Sequence[str]) -> list[np.ndarray]:
+    def _run(self, key: str, feeds: dict[str, Any], outputs: Sequence[str]) -> list[np.ndarray]:
         with self._lock:
             closed = self._closed
         try:
             if closed:
                 raise RuntimeError("closed session")
-            return list(self._session.run(list(fetches), feed_dict=feeds))
+            return self._served.caller(key, feeds, outputs)()
         except RuntimeError as error:
             raise StandinError(
                 grpc.StatusCode.UNAVAILABLE, f"{self.name} version {self.version} was unloaded"

@@ -1,6 +1,6 @@
-"""Test-only: serve a SavedModel through the TF1 Session loader with XLA's
-persistent cache at a given directory, and report the cache's files after each
-call. A new file means the call compiled an engine; none means it used a cached
+"""Test-only: serve a SavedModel through the TF1 Session loader (the converter's
+`ServingSession`) with XLA's persistent cache at a given directory, and report the
+cache's files after each call. A new file means the call compiled an engine; none means it used a cached
 engine or ran native ops.
 
     python tests/support/xla_cache_probe.py MODEL CACHE_DIR FEATURES BATCH [BATCH ...]
@@ -21,18 +21,17 @@ def main(model: str, cache_dir: str, features: int, batches: list[int]) -> None:
     import numpy as np
     import tensorflow as tf
 
+    from converter import ServingSession
+
     tf.compat.v1.disable_eager_execution()
     results = []
-    with tf.compat.v1.Session(graph=tf.Graph()) as session:
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model)
-        signature = meta_graph.signature_def["serving_default"]
-        (input_info,) = signature.inputs.values()
-        fetches = [info.name for info in signature.outputs.values()]
+    with ServingSession.load(model) as served:
+        (name,) = served.signature_def("serving_default").inputs
         for batch in batches:
-            feed: dict[str, np.ndarray] = {
-                input_info.name: np.ones((batch, features), np.float32)}
+            call = served.caller(
+                "serving_default", {name: np.ones((batch, features), np.float32)})
             start = time.perf_counter()
-            session.run(fetches, feed)
+            call()
             seconds = time.perf_counter() - start
             files = [f for f in os.listdir(cache_dir) if f.endswith(".pb")]
             results.append({"batch": batch, "files": len(files), "seconds": seconds})
