@@ -1,7 +1,7 @@
 """Test-only: serve a SavedModel through the TF1 Session loader (the converter's
 `ServingSession`) with XLA's persistent cache at a given directory, and report the
-cache's files after each call. A new file means the call compiled an engine; none means it used a cached
-engine or ran native ops.
+cache's files after each call. A new file means the call compiled an engine; none
+means it used a cached engine or ran native ops.
 
     python tests/support/xla_cache_probe.py MODEL CACHE_DIR FEATURES BATCH [BATCH ...]
 
