@@ -27,7 +27,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from converter import ServingSession
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,22 +80,14 @@ def _feeds(name: str, model: str) -> list[dict[str, Any]]:
     return list(batch_input_fn(specs, list(BATCHES))())
 
 
-def _sessions(paths: list[str]) -> list[tuple[Any, Any]]:
+def _sessions(paths: list[str]) -> list[ServingSession]:
+    """Each model served the way TF Serving serves it, eager execution off as there."""
     import tensorflow as tf
 
+    from converter import ServingSession
+
     tf.compat.v1.disable_eager_execution()
-    loaded = []
-    for path in paths:
-        session = tf.compat.v1.Session(graph=tf.Graph())
-        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-        loaded.append((session, meta_graph.signature_def["serving_default"]))
-    return loaded
-
-
-def _runner(session: Any, signature: Any, feed: dict[str, Any]) -> Callable[[], object]:
-    fetches = [o.name for o in signature.outputs.values()]
-    feed_dict = {signature.inputs[k].name: v for k, v in feed.items()}
-    return lambda: session.run(fetches, feed_dict)
+    return [ServingSession.load(path) for path in paths]
 
 
 def _peak_rss_mb() -> float:
@@ -109,8 +104,8 @@ def _worker(argv: list[str]) -> dict[str, Any]:
     kind, name, model = argv[0], argv[1], argv[2]
     feeds = _feeds(name, model)
     if kind == "load":
-        ((session, signature),) = _sessions([model])
-        _runner(session, signature, feeds[-1])()
+        (served,) = _sessions([model])
+        served.run("serving_default", feeds[-1])
         return {"rss_mb": _peak_rss_mb()}
     if kind == "convert":
         import converter as trt
@@ -136,7 +131,7 @@ def _worker(argv: list[str]) -> dict[str, Any]:
     sessions = _sessions([model, argv[3]])
     medians = []
     for feed in feeds:
-        calls = [_runner(session, signature, feed) for session, signature in sessions]
+        calls = [served.caller("serving_default", feed) for served in sessions]
         for call in calls * 3:
             call()
         samples: list[list[float]] = [[] for _ in calls]

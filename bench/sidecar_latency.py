@@ -90,32 +90,29 @@ def probe(version_dir: Path, use_warmup: bool) -> dict[str, Any]:
     """In this fresh process: load like TF Serving, maybe replay warmup, then time requests."""
     import tensorflow as tf
 
+    from converter import ServingSession
     from sidecar.warmup import read_warmup_file
 
     start = time.perf_counter()
-    session = tf.compat.v1.Session(graph=tf.Graph())
-    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(version_dir))
-    signature = meta_graph.signature_def["serving_default"]
-    fetches = [output.name for output in signature.outputs.values()]
+    served = ServingSession.load(version_dir)
+    signature = served.signature_def("serving_default")
     loaded = time.perf_counter()
     if use_warmup:
-        for log in read_warmup_file(version_dir):
-            request = log.predict_log.request
-            feeds = {signature.inputs[name].name: tf.make_ndarray(proto)
-                     for name, proto in request.inputs.items()}
-            session.run(fetches, feeds)
+        served.replay_predict_requests(log.predict_log.request
+                                       for log in read_warmup_file(version_dir))
     available = time.perf_counter()
     rng = np.random.default_rng(0)
     feed = {
-        info.name: rng.standard_normal(
+        name: rng.standard_normal(
             [8 if i == 0 else max(d.size, 1) for i, d in enumerate(info.tensor_shape.dim)]
         ).astype(tf.as_dtype(info.dtype).as_numpy_dtype)
-        for info in signature.inputs.values()
+        for name, info in signature.inputs.items()
     }
+    call = served.caller("serving_default", feed)
     latencies = []
     for _ in range(REQUESTS):
         began = time.perf_counter()
-        session.run(fetches, feed)
+        call()
         latencies.append(time.perf_counter() - began)
     steady = statistics.median(latencies[REQUESTS // 2:])
     until = available - start
