@@ -12,11 +12,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from sidecar.warmup import read_predict_requests
 from tests.support import models
@@ -50,7 +54,12 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
         for _ in range(5):
             through_tap = predict_mlp(tap, 3)
         assert through_tap.SerializeToString() == direct.SerializeToString()
-        time.sleep(1.0)  # Envoy mirrors off the hot path; the recorder records in batches
+
+        def tapped_shapes_recorded() -> bool:  # Envoy mirrors off the hot path, in batches
+            shapes = _admin_json(admin, "shapes", "mlp")
+            return sum(int(s["total_requests"]) for s in shapes.get("signatures", [])) >= 5
+
+        assert _eventually(tapped_shapes_recorded, 30), _admin_json(admin, "shapes", "mlp")
         models.keras_mlp(tmp_path / "landing")
         os.rename(tmp_path / "landing", incoming / "2")
         wait_for(serving / "mlp" / "2000", 120)
@@ -63,21 +72,42 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
             check = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service="tftrt.sidecar.Tap"), timeout=10)
         assert check.status == health_pb2.HealthCheckResponse.SERVING
-        listing = subprocess.run(
-            [sys.executable, "-m", "sidecar.cli", "admin", "--address", admin, "--json",
-             "get", "mlp"], capture_output=True, text=True, check=True)
-        model = json.loads(listing.stdout)
-        assert "published" in json.dumps(model) and '"version": "2000"' in json.dumps(model)
-        with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as response:
-            exposition = response.read().decode()
-        published = [line for line in exposition.splitlines()
-                     if line.startswith("tftrt_sidecar_conversions_total{")
-                     and 'model="mlp"' in line]
-        assert published and sum(float(line.rsplit(" ", 1)[1]) for line in published) == 2
-        assert any(line.startswith("tftrt_sidecar_tap_requests_total{")
-                   for line in exposition.splitlines())
+        model = _admin_json(admin, "get", "mlp")
+        states = {int(v["version"]): v["state"] for v in model["versions"]}
+        assert states[2000] == "published", states
+        samples = _metrics(metrics)
+        conversions = [s.value for s in samples if s.name == "tftrt_sidecar_conversions_total"
+                       and s.labels.get("model") == "mlp"]
+        assert sum(conversions) == 2
+        recorded = [s.value for s in samples if s.name == "tftrt_sidecar_tap_requests_total"
+                    and s.labels.get("model") == "mlp"]
+        assert sum(recorded) >= 5
     finally:
         sidecar.send_signal(signal.SIGTERM)
         output, _ = sidecar.communicate(timeout=60)
         standin.stop()
     assert sidecar.returncode == 0, output
+
+
+def _admin_json(admin: str, *command: str) -> dict[str, Any]:
+    listing = subprocess.run(
+        [sys.executable, "-m", "sidecar.cli", "admin", "--address", admin, "--json", *command],
+        capture_output=True, text=True, check=True)
+    answer: dict[str, Any] = json.loads(listing.stdout)
+    return answer
+
+
+def _metrics(address: str) -> list[Sample]:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return [sample for family in text_string_to_metric_families(text)
+            for sample in family.samples]
+
+
+def _eventually(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
