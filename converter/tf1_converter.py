@@ -9,14 +9,15 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 from converter.backends import BackendChoice
+from converter.backends.conversion import InputFn
 from converter.backends.device import BuildDevice
 from converter.candidates import FROZEN
 from converter.errors import InputFnError, UnsupportedModelError
 from converter.frozen_signatures import FreezeReport
+from converter.inputs import iterate_inputs
 from converter.loading import (
     DEFAULT_TAGS,
     checked_key,
@@ -64,9 +65,11 @@ class Tf1Conversion:
         self._frozen: FrozenSessionGraph | str | None = None
         self._selection: Selection | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self._built = False
 
-    def convert(self) -> None:
-        """Freeze the Session graph (or learn why it cannot be)."""
+    def convert(self, calibration_input_fn: InputFn | None) -> None:
+        """Freeze the Session graph (or learn why it cannot be). Calibration is
+        INT8's, which TF1 exports do not get: it is not used."""
         try:
             self._frozen = freeze_session_graph(self.directory, self.tags, self._proto,
                                                 self._meta_graph)
@@ -77,8 +80,10 @@ class Tf1Conversion:
                 "original unchanged, or re-export it with tf.saved_model.save."
             ) from error
 
-    def build(self, feeds: Sequence[dict[str, np.ndarray]]) -> None:
+    def build(self, input_fn: InputFn) -> None:
         """Time the original and the frozen export on the build's shapes; keep the faster."""
+        feeds = [{k: v.numpy() for k, v in feed.items()}
+                 for feed in iterate_inputs(input_fn, self.input_specs, "input_fn")]
         candidates = []
         if isinstance(self._frozen, FrozenSessionGraph):
             frozen = self._frozen
@@ -97,9 +102,13 @@ class Tf1Conversion:
                 f"input_fn's inputs fail on the original model in a TF1 Session: {failure}. "
                 "Yield inputs the model accepts (for a signature over tf.Example, serialized "
                 "tf.train.Example strings with the features it parses).")
+        self._built = True
 
-    def save(self, output: pathlib.Path, report: ConversionReport) -> None:
-        """Write the measured winner (without build(): the frozen export, unmeasured)."""
+    def save(self, output: pathlib.Path, report: ConversionReport,
+             save_gpu_specific_engines: bool,
+             options: tf.saved_model.SaveOptions | None) -> None:
+        """Write the measured winner (without build(): the frozen export, unmeasured).
+        There are no engines to leave out, and nothing to save with `options`."""
         if self._selection is not None:
             source = self._selection.directories[self._selection.choice.chosen]
 
@@ -118,7 +127,7 @@ class Tf1Conversion:
                        report=report, engine_inputs=[], expected=[], tolerance=0.0,
                        device=self._device)
 
-    def report(self, built: bool) -> ConversionReport:
+    def report(self) -> ConversionReport:
         """The report: no segments, the freezing, the candidates."""
         ops = collections.Counter(n.op for n in self._meta_graph.graph_def.node)
         frozen = self._frozen
@@ -129,7 +138,7 @@ class Tf1Conversion:
             ops_in_segments=0,
             segments=[],
             native={TF1_NATIVE: dict(ops)},
-            built=built,
+            built=self._built,
             freezing=FreezeReport(
                 frozen_variables=frozen.variables if isinstance(frozen, FrozenSessionGraph)
                 else 0,
@@ -140,6 +149,10 @@ class Tf1Conversion:
             ),
             choice=self._selection.choice if self._selection else None,
         )
+
+    def summary_lines(self, line_length: int, detailed: bool) -> list[str]:
+        """Nothing beyond the report: it is this path's whole account."""
+        return []
 
     def _write_frozen(self, frozen: FrozenSessionGraph, target: pathlib.Path) -> None:
         write_frozen_export(frozen, self._meta_graph, self.tags, self.directory, target)

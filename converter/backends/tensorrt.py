@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 
 import tensorflow as tf
 
 from converter.backends import BackendChoice
+from converter.backends.conversion import InputFn
 from converter.backends.device import BuildDevice
 from converter.backends.tensorrt_report import tftrt_report
 from converter.errors import InvalidParameterError
@@ -31,8 +32,6 @@ PROFILE_STRATEGIES: Final = ("Range", "Optimal", "Range+Optimal", "ImplicitBatch
 
 SUMMARY_MIN_LINE_LENGTH: Final = 160
 """TF-TRT's `summary()` refuses shorter lines."""
-
-InputFn = Callable[[], Iterable[Any]]
 
 
 def tftrt_keywords(
@@ -122,6 +121,11 @@ class TftrtConversion:
         self._function: Any = None
         self._built = False
         self._built_inputs: list[list[list[int]]] = []
+
+    @property
+    def input_specs(self) -> dict[str, tf.TensorSpec]:
+        """The signature's inputs (where it leaves a shape open, the graph's shape)."""
+        return dict(self._loaded.input_specs)
 
     def convert(self, calibration_input_fn: InputFn | None) -> Any:
         """TF-TRT's `convert()`; returns the converted ConcreteFunction."""

@@ -82,13 +82,17 @@ def test_engines_restricted_to_winning_shapes_run_native_elsewhere(
     """What build() does when engines won at some measured shape sets only
     (`restrict_engines`): the engine runs for those shapes, every other shape runs
     native, even with build at runtime allowed."""
+    from converter.backends import choose_backend
+    from converter.backends.xla_conversion import XlaConversion
     from converter.building import restrict_engines
     from converter.graph.assemble import function_from_flat
+    from converter.loading import load_signature
     from converter.saving import write_signatures
 
-    converter = trt.Converter(mlp_dir, conversion_params=trt.ConversionParams(
-        allow_build_at_runtime=True))
-    converter.convert()
+    params = trt.ConversionParams(allow_build_at_runtime=True)
+    converter = XlaConversion(load_signature(mlp_dir), params, choose_backend(params),
+                              trt.detect_build_device())
+    converter.convert(None)
     flat, loaded, segments = converter._flat, converter._model, converter._segments
     assert flat is not None
     boundary = [t for s in segments for t in s.graph.segment.inputs]
