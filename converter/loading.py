@@ -12,6 +12,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.saved_model import loader_impl
 
 from converter.errors import SavedModelError
+from converter.graph.names import op_name
 
 DEFAULT_TAGS = ("serve",)
 DEFAULT_SIGNATURE_KEY = "serving_default"
@@ -78,7 +79,7 @@ def graph_input_specs(meta_graph: Any, key: str) -> dict[str, tf.TensorSpec]:
     for name in sorted(signature.inputs):
         info = signature.inputs[name]
         shape = tf.TensorShape(info.tensor_shape)
-        node = placeholders.get(info.name.split(":")[0])
+        node = placeholders.get(op_name(info.name))
         if shape.rank is None and node is not None and "shape" in node.attr:
             shape = tf.TensorShape(node.attr["shape"].shape)
         specs[name] = tf.TensorSpec(shape, tf.as_dtype(info.dtype), name)

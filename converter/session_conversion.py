@@ -19,6 +19,7 @@ from tensorflow.core.framework import graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
 from converter.graph.freeze import FREEZE_LIMIT_BYTES
+from converter.graph.names import is_control_input, op_name
 
 _VARIABLES = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Consumers of a variable that only read it (or ask whether it is initialized).
@@ -43,7 +44,7 @@ def _init_op(meta_graph: Any) -> str | None:
         if collection in meta_graph.collection_def:
             values = meta_graph.collection_def[collection].node_list.value
             if values:
-                return str(values[0]).lstrip("^").split(":")[0]
+                return op_name(str(values[0]))
     return None
 
 
@@ -55,8 +56,8 @@ def _written(graph_def: graph_pb2.GraphDef) -> list[str]:
         if node.op in _READERS:
             continue
         for graph_input in node.input:
-            producer = graph_input.lstrip("^").split(":")[0]
-            if not graph_input.startswith("^") and ops.get(producer) in _VARIABLES:
+            producer = op_name(graph_input)
+            if not is_control_input(graph_input) and ops.get(producer) in _VARIABLES:
                 written.add(producer)
     return sorted(written)
 
@@ -69,7 +70,7 @@ def freeze_session_graph(directory: pathlib.Path, tags: tuple[str, ...],
         return ("the SavedModel also has MetaGraphs for other tags, which re-exporting "
                 "would drop")
     init_op = _init_op(meta_graph)
-    keep = sorted({info.name.split(":")[0] for signature in meta_graph.signature_def.values()
+    keep = sorted({op_name(info.name) for signature in meta_graph.signature_def.values()
                    for info in [*signature.outputs.values(), *signature.inputs.values()]}
                   | ({init_op} if init_op else set()))
     graph = tf.Graph()
@@ -102,7 +103,7 @@ def _point_assets_at(graph_def: graph_pb2.GraphDef, meta_graph: Any,
     nodes = {n.name: n for n in graph_def.node}
     paths = loader_impl.get_asset_tensors(str(directory), meta_graph)
     for name, path in paths.items():
-        nodes[name.split(":")[0]].attr["value"].tensor.CopyFrom(
+        nodes[op_name(name)].attr["value"].tensor.CopyFrom(
             tf.make_tensor_proto(tf.compat.as_bytes(path)))
     return sorted(paths)
 

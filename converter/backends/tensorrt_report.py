@@ -17,6 +17,7 @@ import tensorflow as tf
 from converter.backends import BackendChoice
 from converter.backends.device import BuildDevice
 from converter.graph.dispatch import Fallback
+from converter.graph.names import is_control_input
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams
 from converter.report import ConversionReport, SegmentReport, report_header
@@ -51,7 +52,7 @@ def _segment_ops(graph_def: Any, node: Any) -> dict[str, int]:
 
 
 def _engine_segment(graph_def: Any, node: Any, allow_build_at_runtime: bool) -> SegmentReport:
-    data_inputs = [name for name in node.input if not name.startswith("^")]
+    data_inputs = [name for name in node.input if not is_control_input(name)]
     in_types, out_types = _dtype_names(node.attr["InT"]), _dtype_names(node.attr["OutT"])
     in_shapes = _shape_texts(node.attr["input_shapes"], len(in_types))
     precision = node.attr["precision_mode"].s.decode() if "precision_mode" in node.attr else ""

@@ -10,7 +10,8 @@ from tensorflow.python.eager import wrap_function
 from tensorflow.python.util import nest
 
 from converter.graph.extract import SegmentGraph
-from converter.graph.inline import FlatGraph, tensor_name
+from converter.graph.inline import FlatGraph
+from converter.graph.names import is_control_input, op_name, tensor_name
 
 
 def _call_node_name(segment_graph: SegmentGraph) -> str:
@@ -83,8 +84,8 @@ def replace_segments(
         node.ClearField("input")
         control: dict[str, None] = {}
         for graph_input in original.input:
-            producer = graph_input.lstrip("^").split(":")[0]
-            if graph_input.startswith("^"):
+            producer = op_name(graph_input)
+            if is_control_input(graph_input):
                 control[f"^{owner.get(producer, producer)}"] = None
             else:
                 node.input.append(renamed.get(tensor_name(graph_input), graph_input))

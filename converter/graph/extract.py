@@ -12,6 +12,7 @@ from tensorflow.core.framework import graph_pb2
 from tensorflow.python.eager import wrap_function
 
 from converter.graph.inline import FlatGraph
+from converter.graph.names import is_control_input, op_name
 from converter.graph.segment import Segment
 
 # Producers whose outputs have the same shape on every call: weights.
@@ -68,10 +69,10 @@ def extract_segment(flat: FlatGraph, segment: Segment) -> SegmentGraph:
         node.CopyFrom(originals[name])
         node.ClearField("input")
         for graph_input in originals[name].input:
-            producer = graph_input.lstrip("^").split(":")[0]
+            producer = op_name(graph_input)
             if producer in members:
                 node.input.append(graph_input)
-            elif not graph_input.startswith("^"):
+            elif not is_control_input(graph_input):
                 full = graph_input if ":" in graph_input else f"{graph_input}:0"
                 node.input.append(renamed[full])
         node.ClearField("device")
@@ -80,8 +81,8 @@ def extract_segment(flat: FlatGraph, segment: Segment) -> SegmentGraph:
         node.attr.pop("_lower_using_switch_merge", None)
     shape_inputs = tuple(
         i for i, name in enumerate(segment.inputs)
-        if flat.op_types[name.split(":")[0]] not in _FIXED_SHAPE_PRODUCERS
-        and name.split(":")[0] not in flat.weights
+        if flat.op_types[op_name(name)] not in _FIXED_SHAPE_PRODUCERS
+        and op_name(name) not in flat.weights
     )
     digest = hashlib.sha256()
     for node in graph_def.node:

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
 from converter.graph.inline import FlatGraph
+from converter.graph.names import is_control_input, op_name
 
 FREEZE_LIMIT_BYTES = 1 << 30
 """Most bytes of weights frozen into one model's graphs (1 GiB). Protobuf refuses
@@ -46,8 +47,8 @@ def _consumers(graph_def: graph_pb2.GraphDef) -> dict[str, list[Any]]:
     consumers: dict[str, list[Any]] = {n.name: [] for n in graph_def.node}
     for node in graph_def.node:
         for graph_input in node.input:
-            if not graph_input.startswith("^"):
-                consumers[graph_input.split(":")[0]].append(node)
+            if not is_control_input(graph_input):
+                consumers[op_name(graph_input)].append(node)
     return consumers
 
 
@@ -130,12 +131,12 @@ def freeze(flat: FlatGraph, written: Iterable[int], budget: int,
     removed = _handle_chain(chains, consumers) | set(alias)
 
     def rewired(graph_input: str) -> str | None:
-        producer, _, index = graph_input.lstrip("^").partition(":")
-        if graph_input.startswith("^"):
+        producer = op_name(graph_input)
+        if is_control_input(graph_input):
             # Nothing waits on a constant: control edges from frozen reads go.
             return None if producer in removed or producer in values else graph_input
-        if producer in alias:
-            return f"{alias[producer]}:{index}" if index else alias[producer]
+        if producer in alias:  # the same output of the read it aliases
+            return alias[producer] + graph_input[len(producer):]
         return graph_input
 
     for original in flat.graph_def.node:
@@ -155,13 +156,13 @@ def freeze(flat: FlatGraph, written: Iterable[int], budget: int,
     frozen_flat = dataclasses.replace(
         flat,
         graph_def=graph_def,
-        input_names=[n for n in flat.input_names if n.split(":")[0] not in removed],
+        input_names=[n for n in flat.input_names if op_name(n) not in removed],
         output_names=[rewired(n) or n for n in flat.output_names],
         captures={**{k: v for k, v in flat.captures.items() if k not in chains}, **values},
         op_types={**{k: v for k, v in flat.op_types.items() if k not in removed},
                   **{k: "Placeholder" for k in values}},
         weights=frozenset(values),
-        tensors={k: v for k, v in flat.tensors.items() if k.split(":")[0] not in removed},
+        tensors={k: v for k, v in flat.tensors.items() if op_name(k) not in removed},
     )
     return Freezing(flat=frozen_flat, frozen=len(chains), frozen_bytes=total, kept=kept,
                     weights=frozenset(values))

@@ -8,6 +8,7 @@ from tensorflow.core.framework import graph_pb2, node_def_pb2, op_def_pb2, types
 from tensorflow.python.framework import op_def_registry
 
 from converter.graph.extract import SegmentGraph
+from converter.graph.names import is_control_input
 
 _FLOAT = types_pb2.DT_FLOAT
 _HALF = types_pb2.DT_HALF
@@ -84,7 +85,7 @@ def half_precision(segment_graph: SegmentGraph) -> tuple[graph_pb2.GraphDef, lis
         if node.op != "Placeholder":
             _convert_attrs(node, op_def)
         expected = _arg_dtypes(list(op_def.input_arg), node, op_def)
-        data_inputs = [i for i in node.input if not i.startswith("^")]
+        data_inputs = [i for i in node.input if not is_control_input(i)]
         for position, (source, want) in enumerate(zip(data_inputs, expected, strict=True)):
             source_name = source if ":" in source else f"{source}:0"
             have = dtypes[source_name]

@@ -12,6 +12,8 @@ from tensorflow.python.grappler import tf_optimizer
 from tensorflow.python.ops import resource_variable_ops
 from tensorflow.python.training import saver
 
+from converter.graph.names import op_name
+
 
 @dataclasses.dataclass(frozen=True)
 class TensorInfo:
@@ -78,7 +80,7 @@ def _variable_shapes(function: Any) -> dict[str, tuple[tf.DType, tf.TensorShape]
         handle_data = resource_variable_ops.get_eager_safe_handle_data(external)
         if handle_data is not None and handle_data.is_set and len(handle_data.shape_and_type) == 1:
             entry = handle_data.shape_and_type[0]
-            shapes[internal.name.split(":")[0]] = (
+            shapes[op_name(internal.name)] = (
                 tf.as_dtype(entry.dtype), tf.TensorShape(entry.shape)
             )
     return shapes
@@ -95,7 +97,7 @@ def _with_variable_reads_as_placeholders(
 
     def source(name: str) -> str:
         while nodes[name].op == "Identity" and nodes[name].input:
-            name = nodes[name].input[0].split(":")[0]
+            name = op_name(nodes[name].input[0])
         return name
 
     copy = graph_pb2.GraphDef()
@@ -132,7 +134,7 @@ def flatten_signature(function: Any) -> FlatGraph:
     )
     op_types.update({node.name: node.op for node in graph_def.node})
     captures = {
-        internal.name.split(":")[0]: external for external, internal in function.graph.captures
+        op_name(internal.name): external for external, internal in function.graph.captures
     }
     return FlatGraph(
         graph_def=graph_def,
@@ -142,8 +144,3 @@ def flatten_signature(function: Any) -> FlatGraph:
         tensors=tensors,
         op_types=op_types,
     )
-
-
-def tensor_name(graph_def_input: str) -> str:
-    """A GraphDef input string ("node" or "node:1") as a tensor name ("node:0")."""
-    return graph_def_input if ":" in graph_def_input else f"{graph_def_input}:0"

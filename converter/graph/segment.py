@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from tensorflow.core.framework import graph_pb2
 
-from converter.graph.inline import tensor_name
+from converter.graph.names import is_control_input, op_name, tensor_name
 from converter.graph.support import count_compute_ops
 
 
@@ -36,15 +36,11 @@ class Segment:
         return f"segment_{self.index}"
 
 
-def _producer(graph_def_input: str) -> str:
-    return graph_def_input.lstrip("^").split(":")[0]
-
-
 def forward_producers(graph_def: graph_pb2.GraphDef) -> dict[str, set[str]]:
     """Node -> the nodes it consumes from, without TF1 loops' NextIteration back edges."""
     back = {n.name for n in graph_def.node if n.op == "NextIteration"}
     return {
-        node.name: {_producer(i) for i in node.input} - (back if node.op == "Merge" else set())
+        node.name: {op_name(i) for i in node.input} - (back if node.op == "Merge" else set())
         for node in graph_def.node
     }
 
@@ -156,10 +152,10 @@ def _boundary(
     control_inputs: dict[str, None] = {}
     for name in members:
         for graph_input in nodes[name].input:
-            producer = _producer(graph_input)
+            producer = op_name(graph_input)
             if producer in inside:
                 continue
-            if graph_input.startswith("^"):
+            if is_control_input(graph_input):
                 control_inputs[producer] = None
             else:
                 inputs[tensor_name(graph_input)] = None
@@ -168,10 +164,10 @@ def _boundary(
         if node.name in inside:
             continue
         for graph_input in node.input:
-            if not graph_input.startswith("^") and _producer(graph_input) in inside:
+            if not is_control_input(graph_input) and op_name(graph_input) in inside:
                 outputs[tensor_name(graph_input)] = None
     for name in output_names:
-        if _producer(name) in inside:
+        if op_name(name) in inside:
             outputs[name] = None
     return Segment(
         index=index,

@@ -10,7 +10,8 @@ import tensorflow as tf
 from tensorflow.core.framework import function_pb2, graph_pb2, node_def_pb2
 from tensorflow.python.framework import kernels
 
-from converter.graph.inline import FlatGraph, tensor_name
+from converter.graph.inline import FlatGraph
+from converter.graph.names import is_control_input, op_name, tensor_name
 
 # Ops that XLA has kernels for but that must stay outside engines.
 _NEVER_COMPILED = {
@@ -93,7 +94,7 @@ def _function_blocker(
 
 
 def _dtype_blocker(node: node_def_pb2.NodeDef, flat: FlatGraph) -> str | None:
-    names = [tensor_name(i) for i in node.input if not i.startswith("^")]
+    names = [tensor_name(i) for i in node.input if not is_control_input(i)]
     infos = [flat.tensors[n] for n in names if n in flat.tensors] + flat.outputs_of(node.name)
     for info in infos:
         if info.dtype in _UNCOMPILABLE_DTYPES:
@@ -109,7 +110,7 @@ def _tf1_loop_interiors(graph_def: graph_pb2.GraphDef) -> set[str]:
     consumers: dict[str, list[str]] = {n.name: [] for n in graph_def.node}
     for node in graph_def.node:
         for graph_input in node.input:
-            consumers[graph_input.lstrip("^").split(":")[0]].append(node.name)
+            consumers[op_name(graph_input)].append(node.name)
     ops = {n.name: n.op for n in graph_def.node}
     inside: set[str] = set()
     stack = [n.name for n in graph_def.node if n.op == "Enter"]
@@ -125,7 +126,7 @@ def _tf1_loop_interiors(graph_def: graph_pb2.GraphDef) -> set[str]:
 def exclusion_reasons(flat: FlatGraph, table: SupportTable) -> dict[str, str]:
     """Node name -> why it stays native, for every node that may not be compiled."""
     library = {f.signature.name: f for f in flat.graph_def.library.function}
-    output_nodes = {name.split(":")[0] for name in flat.output_names}
+    output_nodes = {op_name(name) for name in flat.output_names}
     loop_interiors = _tf1_loop_interiors(flat.graph_def)
     reasons: dict[str, str] = {}
     for node in flat.graph_def.node:
