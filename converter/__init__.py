@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
     from converter.converter import Converter
     from converter.engine_cache import InstallResult, install_engines
-    from converter.engines import scaled_error
+    from converter.engine_timing import scaled_error
     from converter.errors import (
         BackendUnavailableError,
         ConverterError,
@@ -58,7 +58,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     "TrtGraphConverterV2": ("converter.converter", "Converter"),
     "InstallResult": ("converter.engine_cache", "InstallResult"),
     "install_engines": ("converter.engine_cache", "install_engines"),
-    "scaled_error": ("converter.engines", "scaled_error"),
+    "scaled_error": ("converter.engine_timing", "scaled_error"),
     "BackendUnavailableError": ("converter.errors", "BackendUnavailableError"),
     "ConverterError": ("converter.errors", "ConverterError"),
     "ConverterStateError": ("converter.errors", "ConverterStateError"),

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from converter.engines import EngineKey, measure_engine
+from converter.converted_segment import ConvertedSegment
+from converter.engine_timing import EngineKey, measure_engine
 from converter.graph.dispatch import DispatchPlan, Fallback, ShapeSet
-from converter.segments import ConvertedSegment
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ class TrtPrecisionMode:
 
 
 TOLERANCE = {TrtPrecisionMode.FP32: 1e-4, TrtPrecisionMode.FP16: 2e-2}
-"""Largest scaled error (see `engines.scaled_error`) an engine may have, by precision."""
+"""Largest scaled error (see `engine_timing.scaled_error`) an engine may have, by precision."""
 
 
 @dataclasses.dataclass(frozen=True)

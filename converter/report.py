@@ -16,6 +16,7 @@ import tensorflow as tf
 from converter.backends import BackendChoice
 from converter.backends.device import BuildDevice, engine_namespace
 from converter.candidates import ORIGINAL, Choice
+from converter.converted_segment import ConvertedSegment
 from converter.errors import SavedModelError
 from converter.frozen_signatures import FreezeReport
 from converter.graph.inline import FlatGraph
@@ -23,7 +24,6 @@ from converter.graph.segment import Segmentation
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams
 from converter.saving import REPORT_FILE
-from converter.segments import ConvertedSegment
 
 
 def _dims(spec: tf.TensorSpec) -> list[int | None] | None:

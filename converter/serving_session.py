@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from converter.engines import scaled_error
+from converter.engine_timing import scaled_error
 from converter.errors import SavedModelError
 from converter.loading import graph_input_specs
 

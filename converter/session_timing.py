@@ -33,7 +33,7 @@ class SessionTiming:
     """Why it could not load or run in a Session, or None."""
     seconds: list[float]
     errors: list[float]
-    """Scaled error against the expected outputs (see `engines.scaled_error`)."""
+    """Scaled error against the expected outputs (see `engine_timing.scaled_error`)."""
 
 
 def time_in_sessions(
@@ -77,7 +77,7 @@ def _failure(error: Exception) -> str:
 def _main(request_dir: str) -> None:
     import tensorflow as tf
 
-    from converter.engines import median_call_seconds, scaled_error
+    from converter.engine_timing import median_call_seconds, scaled_error
     from converter.serving_session import ServingSession
 
     directory = pathlib.Path(request_dir)

@@ -17,7 +17,8 @@ from converter.backends.conversion import InputFn
 from converter.backends.device import BuildDevice
 from converter.building import build_engines, restrict_engines
 from converter.candidates import FROZEN, FROZEN_XLA, XLA
-from converter.engines import EngineKey
+from converter.converted_segment import ConvertedSegment, convert_segment
+from converter.engine_timing import EngineKey
 from converter.errors import InvalidParameterError, UnsupportedModelError
 from converter.frozen_signatures import FrozenSignatures, freeze_signatures
 from converter.graph.assemble import function_from_flat, replace_segments
@@ -31,7 +32,6 @@ from converter.loading import LoadedSignature
 from converter.params import TOLERANCE, ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport, build_report
 from converter.saving import save_converted, write_signatures
-from converter.segments import ConvertedSegment, convert_segment
 from converter.selection import CandidateSpec, Selection, select
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from converter.backends.xla import engine_function, native_function
-from converter.engines import EngineRecord
+from converter.engine_timing import EngineRecord
 from converter.graph.dispatch import DispatchPlan, Fallback, dispatch_function
 from converter.graph.extract import SegmentGraph
 from converter.graph.half import half_precision

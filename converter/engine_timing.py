@@ -1,4 +1,6 @@
-"""Engines: one segment compiled for one input-shape set, measured against native."""
+"""Timing an engine: one segment compiled for one input-shape set, measured against
+native by interleaved calls; the key naming it, the record of its measurement, and
+the scaled error outputs are compared by."""
 
 from __future__ import annotations
 
