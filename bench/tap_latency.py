@@ -18,6 +18,8 @@ numbers (load from outside this machine's process table does not show there).
     python bench/tap_latency.py [--requests 2000] [--rounds 2] [--model affine|demo|mobilenet]
         [--envoy-workers N]
 
+``envoy-auto`` is the product's way: Envoy mirroring every call at first and the sidecar's
+governor lowering the share to its default budgets (calls and bytes per second).
 ``--model demo`` serves the demo model (batch 1, 64x128 tokens) and ``--model mobilenet``
 MobileNetV2 (weights=None, batch 1, 224x224x3: a 600 KB request) instead of the small
 affine model, for throughput with real models.
@@ -243,6 +245,10 @@ def _model(name: str, version_dir: Path) -> tuple[bytes, str]:
 
 
 def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) -> None:
+    from sidecar.config import defaults
+    from sidecar.envoy.governor import MirrorGovernor
+    from sidecar.envoy.runtime import EnvoyAdmin
+
     with tempfile.TemporaryDirectory() as workdir:
         base = Path(workdir) / "m"
         request, description = _model(model, base / "1")
@@ -279,6 +285,14 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
         envoys = {fraction: _start_envoy(Path(workdir), serving_port, recorder_port, fraction,
                                          envoy_workers)
                   for fraction in (0.0, 0.1, 1.0)}
+        # The product's own way: all mirrored at first, the governor lowering the share
+        # to the default budgets (calls and bytes per second).
+        adaptive = _start_envoy(Path(workdir) / "auto", serving_port, recorder_port, 1.0,
+                                envoy_workers)
+        governor = MirrorGovernor(
+            EnvoyAdmin(adaptive.settings.admin), 1.0, defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND,
+            defaults.DEFAULT_MIRROR_BUDGET_BYTES_PER_SECOND, interval=1.0)
+        governor.start()
         try:
             print(
                 f"Predict, {description}, {requests} requests per round, "
@@ -290,7 +304,8 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
                 f"{'clients':>7} {'way':>10} {'p50':>9} {'added':>9} {'p99':>9} {'added':>9} "
                 f"{'throughput':>10} {'cpu/call':>9} {'recorder/mirrored call':>22}"
             )
-            envoy_pids = [envoy.pid for envoy in envoys.values() if envoy.pid is not None]
+            envoy_pids = [envoy.pid for envoy in (*envoys.values(), adaptive)
+                          if envoy.pid is not None]
             own = [os.getpid(), standin.pid, floor.pid, recorder.pid, *envoy_pids]
             for clients in CONCURRENCY:
                 ways = [
@@ -298,6 +313,8 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
                     *(Way(f"envoy-{fraction:.0%}", str(envoy.settings.listen),
                           envoy.pid or 0, [], mirrored=fraction)
                       for fraction, envoy in envoys.items()),
+                    Way("envoy-auto", str(adaptive.settings.listen), adaptive.pid or 0, [],
+                        mirrored=1.0),
                     Way("floor", f"127.0.0.1:{floor_port}", floor.pid, []),
                 ]
                 busy_before, own_before = _busy_ticks(), sum(map(_cpu_ticks, own))
@@ -308,6 +325,8 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
                         way.runs.append(
                             asyncio.run(_round(way.address, request, clients, requests))
                         )
+                        if way.name == "envoy-auto":
+                            way.mirrored = governor.share  # the share it ended at
                         if way.mirrored:
                             time.sleep(0.3)  # let the recorder finish what was mirrored
                         way.cpu_ticks += _cpu_ticks(way.pid) - ticks
@@ -319,7 +338,8 @@ def _bench(requests: int, rounds: int, model: str, envoy_workers: int | None) ->
                 )
                 _print_level(clients, ways, foreign_share)
         finally:
-            for envoy in envoys.values():
+            governor.stop()
+            for envoy in (*envoys.values(), adaptive):
                 envoy.stop()
             for process in (floor, recorder, standin):
                 process.terminate()

@@ -256,7 +256,8 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
                                settings.state_dir, observer=observer, rest=rest, clock=clock,
                                share=MirrorShare(proxy.admin, proxy.mirror_fraction))
     governor = MirrorGovernor(EnvoyAdmin(proxy.admin), proxy.mirror_fraction,
-                              settings.mirror_budget_per_second)
+                              settings.mirror_budget_per_second,
+                              settings.mirror_budget_bytes_per_second)
     if not settings.run_envoy:
         return [recorder, governor], lambda: recorder.serving
     envoy = EnvoyProcess(proxy, EnvoyBinary.locate(), Path(tempfile.mkdtemp(prefix="envoy-")))

@@ -224,6 +224,14 @@ class Settings:
     """The largest share of inference calls Envoy mirrors to the recorder (0 to 1, steps of
     0.01); the share in force is lower when traffic exceeds ``mirror_budget_per_second``."""
 
+    mirror_budget_bytes_per_second: float = setting(
+        defaults.DEFAULT_MIRROR_BUDGET_BYTES_PER_SECOND, values.rate_parser(),
+        "--mirror-budget-bytes-per-second", "BYTES",
+        "recorded request bytes per second above which the share is lowered; 0: never "
+        "(default {default})")
+    """Mirrored request bytes per second the recorder is kept to (large requests cost the
+    recorder more to parse); 0 leaves the share to ``mirror_budget_per_second``."""
+
     mirror_budget_per_second: float = setting(
         defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND, values.rate_parser(),
         "--mirror-budget-per-second", "CALLS",

@@ -22,6 +22,8 @@ from sidecar.errors import ConfigError
 
 _CLIENT_REQUESTS = tuple(f"http.{prefix}.downstream_rq_total"
                          for prefix in (CLIENT_STAT_PREFIX, REST_STAT_PREFIX))
+_CLIENT_BYTES = tuple(f"http.{prefix}.downstream_cx_rx_bytes_total"
+                      for prefix in (CLIENT_STAT_PREFIX, REST_STAT_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,16 @@ class EnvoyAdmin:
 
     def client_requests(self) -> int:
         """Requests clients sent through Envoy since it started (gRPC and REST)."""
-        query = urllib.parse.urlencode({"filter": "downstream_rq_total$", "format": "json"})
+        return self.client_traffic()[0]
+
+    def client_traffic(self) -> tuple[int, int]:
+        """Requests, and bytes received, from clients since Envoy started (gRPC and REST)."""
+        query = urllib.parse.urlencode(
+            {"filter": "downstream_(rq_total|cx_rx_bytes_total)$", "format": "json"})
         stats = json.loads(self._call("GET", f"/stats?{query}")).get("stats", [])
-        return sum(int(stat.get("value", 0)) for stat in stats
-                   if stat.get("name") in _CLIENT_REQUESTS)
+        values = {stat.get("name"): int(stat.get("value", 0)) for stat in stats}
+        return (sum(values.get(name, 0) for name in _CLIENT_REQUESTS),
+                sum(values.get(name, 0) for name in _CLIENT_BYTES))
 
     def _call(self, method: str, path: str) -> str:
         request = urllib.request.Request(f"http://{self.address}{path}", method=method)

@@ -180,8 +180,9 @@ class _Weight:
         return self._value
 
 
-SHARE_REFRESH_SECONDS = 2.0
-"""How often the recorder asks which share of calls it is sent."""
+SHARE_REFRESH_SECONDS = 0.5
+"""How often the recorder asks which share of calls it is sent (a local HTTP call to
+Envoy's admin API): a new share is applied to the counts within this long."""
 
 
 class RecordingTask:

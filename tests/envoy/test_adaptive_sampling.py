@@ -33,6 +33,10 @@ def test_the_share_keeps_the_recorder_within_its_budget() -> None:
     assert share_for(1e9, budget_per_second=100, ceiling=1.0) == pytest.approx(0.01)
     assert share_for(1e9, budget_per_second=0, ceiling=0.5) == 0.5  # 0: no adapting
     assert share_for(300, budget_per_second=100, ceiling=1.0) == pytest.approx(0.33)
+    # Large requests: the byte budget is the tighter one (57 calls/s of 600 KB each).
+    assert share_for(57, 100, 1.0, bytes_per_second=34e6,
+                     byte_budget_per_second=8 << 20) == pytest.approx(0.24)
+    assert share_for(57, 100, 1.0, bytes_per_second=34e6, byte_budget_per_second=0) == 1.0
 
 
 def test_heavy_traffic_lowers_the_share_and_counts_stay_the_traffics(
@@ -47,6 +51,7 @@ def test_heavy_traffic_lowers_the_share_and_counts_stay_the_traffics(
             RecorderSettings(listen=f"127.0.0.1:{recorder_port}", record_interval_seconds=0),
             store, share=MirrorShare(settings.admin, settings.mirror_fraction)))
         governor = MirrorGovernor(admin, ceiling=1.0, budget_per_second=20, interval=0.5)
+        assert admin.client_traffic() == (0, 0)
         governor.adjust()  # the first measurement
         stop, sent = threading.Event(), [0]
 
@@ -64,9 +69,10 @@ def test_heavy_traffic_lowers_the_share_and_counts_stay_the_traffics(
             governor.adjust()  # far more than 20 calls/s: the share goes down
             assert governor.share < 0.5
             assert admin.mirror_fraction() == pytest.approx(governor.share)
+            time.sleep(1.0)  # the recorder asks for the share every 0.5 s
             counted_before = _counted(store)
             sent_before = sent[0]
-            time.sleep(3.0)  # the recorder asks for the share every 2 s at most
+            time.sleep(3.0)
         finally:
             stop.set()
             worker.join()
