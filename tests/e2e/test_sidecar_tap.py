@@ -10,9 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from prometheus_client.samples import Sample
 from sidecar.warmup import read_predict_requests
 from tests.support import models
 from tests.support.e2e import free_port, predict_mlp, wait_for
+from tests.support.running_sidecar import wait_until
 from tests.support.tfserving_standin import StandinSettings, start_standin
 
 
@@ -59,7 +58,7 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
             shapes = _admin_json(admin, "shapes", "mlp")
             return sum(int(s["total_requests"]) for s in shapes.get("signatures", [])) >= 5
 
-        assert _eventually(tapped_shapes_recorded, 30), _admin_json(admin, "shapes", "mlp")
+        wait_until(tapped_shapes_recorded, 30, "the tapped requests in the admin API's shapes")
         models.keras_mlp(tmp_path / "landing")
         os.rename(tmp_path / "landing", incoming / "2")
         wait_for(serving / "mlp" / "2000", 120)
@@ -103,11 +102,3 @@ def _metrics(address: str) -> list[Sample]:
     return [sample for family in text_string_to_metric_families(text)
             for sample in family.samples]
 
-
-def _eventually(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
