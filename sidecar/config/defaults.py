@@ -5,6 +5,7 @@ Kubernetes manifests and the README use the same paths, so change them together.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Final
 
@@ -100,3 +101,14 @@ DEFAULT_METRICS_LISTEN: Final = "0.0.0.0:9102"
 
 TF_SERVING_REST_PORT: Final = 8501
 """TF Serving's REST port (not proxied: the tap records gRPC traffic only)."""
+
+DEFAULT_LEASE_SECONDS: Final = 30.0
+"""How long a fleet replica's claim on a key lasts without renewal before another takes over."""
+
+DEFAULT_SHAPE_SHARE_SECONDS: Final = 30.0
+"""How often a fleet replica writes its recorded shape counts into the store."""
+
+
+def default_replica_id() -> str:
+    """The host name: in Kubernetes, the pod's name, unique within its namespace."""
+    return socket.gethostname()

@@ -285,6 +285,32 @@ class Settings:
     """Where Prometheus ``/metrics`` is served; None: not served. The pod uses
     ``defaults.DEFAULT_METRICS_LISTEN``."""
 
+    store: Path | None = setting(
+        None, values.parse_optional_path, "--store", "DIR",
+        "the fleet's shared store (a ReadWriteMany volume); unset: this pod works alone")
+    """The fleet's shared store (absolute): one conversion per model version and device
+    model across every replica pointed at it. None: single-pod mode."""
+
+    replica_id: str = setting(
+        defaults.default_replica_id(), values.parse_name, "--replica-id", "ID",
+        "this replica's name in the fleet store (default: the host name, {default})")
+    """This replica's identity in the fleet store (the pod name, i.e. the host name)."""
+
+    lease_seconds: float = setting(
+        defaults.DEFAULT_LEASE_SECONDS, values.seconds_parser(allow_zero=False),
+        "--lease-seconds", "SECONDS",
+        "how long a fleet claim lasts unrenewed before another replica takes over "
+        "(default {default})")
+    """How long a claim on a key lasts without renewal before another replica takes it."""
+
+    shape_share_seconds: float = setting(
+        defaults.DEFAULT_SHAPE_SHARE_SECONDS, values.seconds_parser(allow_zero=False),
+        "--shape-share-seconds", "SECONDS",
+        "how often this replica writes its shape counts into the fleet store "
+        "(default {default})")
+    """How often this replica's recorded shape counts are written into the store; counts
+    older than four of these are ignored (their replica went away)."""
+
     default_policy: ModelPolicy = field(default_factory=ModelPolicy)
     """Policy for every model without its own ``[models.<name>]`` section."""
 

@@ -172,6 +172,18 @@ def parse_address(value: object, field: str, source: str) -> str | None:
     )
 
 
+def parse_name(value: object, field: str, source: str) -> str:
+    """A non-empty name without spaces or '/' (the fleet store checks the rest)."""
+    if isinstance(value, str) and value.strip() and "/" not in value and (
+            not any(c.isspace() for c in value.strip())):
+        return value.strip()
+    raise ConfigError(
+        field=field, value=value, source=source,
+        problem="is not a name (non-empty, no spaces, no '/')",
+        fix=f"set {field} to e.g. the pod name, sidecar-0",
+    )
+
+
 def parse_marker_file(value: object, field: str, source: str) -> str | None:
     """A plain file name, or None when empty (no marker: completeness by settling)."""
     if value is None or (isinstance(value, str) and not value.strip()):
