@@ -22,6 +22,16 @@ from sidecar.shapes import Coverage, ShapeSet, TopShapeSets, coverage_of, rank_s
 FORMAT: Final = 1
 """The contribution file's format number."""
 
+FRESH_INTERVALS: Final = 4
+"""A contribution is fresh for this many sharing intervals (``shape_share_seconds``): a
+replica whose writes failed a few times in a row still counts, one gone for longer not."""
+
+
+def horizon_for(share_seconds: float) -> float:
+    """How old (seconds) a contribution may be and still count, with replicas writing every
+    ``share_seconds``."""
+    return FRESH_INTERVALS * share_seconds
+
 SignatureCounts = Mapping[tuple[str, str], Sequence[tuple[ShapeSet, int]]]
 """(model, signature) -> each shape set with its request count, as a shape store counts."""
 
