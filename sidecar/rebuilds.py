@@ -3,9 +3,12 @@ built for, build the current top shapes into a new served version.
 
 A model's served version is *built for* a shape set when its engines were
 compiled and measured for it and its warmup file runs it
-(:mod:`sidecar.publish.published`). Coverage is the share of the shape store's
-recent requests of the converted signature whose shape set the served version
-was built for. A rebuild of the served version's incoming version is due when:
+(:mod:`sidecar.publish.published`). Coverage is the share of the recent requests
+of the converted signature whose shape set the served version was built for,
+as :class:`ShapeCounts` count them: this pod's shape store alone, or in a fleet
+the whole fleet's traffic (:class:`sidecar.fleet.shape_source.FleetShapeSource`),
+so every replica judges on the same counts. A rebuild of the served version's
+incoming version is due when:
 
 - the policy's ``rebuild_below_coverage`` is above 0, the window holds at least
   ``rebuild_min_requests`` requests, and coverage has stayed below the threshold
@@ -32,15 +35,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from sidecar.config import ModelPolicy
 from sidecar.publish import numbering
 from sidecar.publish.published import PublishedModels
 from sidecar.publish.published_version import PublishedVersion
-from sidecar.shapes import ShapeSet, ShapeStore, coverage_of, rank_shape_sets
+from sidecar.shapes import ShapeSet, coverage_of, rank_shape_sets
 from sidecar.state import Job, JobJournal, JobState, newest_build
 
 _LOG = logging.getLogger("sidecar.rebuilds")
+
+
+class ShapeCounts(Protocol):
+    """The recent request counts coverage is judged on: :class:`sidecar.shapes.ShapeStore`
+    (this pod's) or :class:`sidecar.fleet.shape_source.FleetShapeSource` (the fleet's)."""
+
+    def shape_set_counts(self, model: str, signature: str) -> list[tuple[ShapeSet, int]]:
+        """Every shape set of (model, signature) in the window with its request count."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,8 @@ class PlannedRebuild:
 class CoverageRebuilds:
     """Decides which models need a rebuild; ask :meth:`due` between jobs."""
 
-    store: ShapeStore
-    """Recent request shapes."""
+    store: ShapeCounts
+    """Recent request shapes (this pod's or the fleet's)."""
     published: PublishedModels
     """What each served version was built for."""
     incoming_base: Path

@@ -1,5 +1,6 @@
 """When a coverage-triggered rebuild is due, and when it is not (sidecar/rebuilds.py),
-on a real journal, shape store and serving base whose versions carry real warmup files."""
+on a real journal, shape store and serving base whose versions carry real warmup files; in a
+fleet, on the counts of another replica's real shape store in a real shared store."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from tensorflow_serving.apis import predict_pb2
 from converter import ConversionReport
 from converter.saving import REPORT_FILE
 from sidecar.config import ModelPolicy
+from sidecar.fleet import LeaseBook, SharedDirectoryStore
+from sidecar.fleet.shape_contributor import ShapeContributor
+from sidecar.fleet.shape_source import FleetShapeSource
 from sidecar.publish import numbering
 from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds, PlannedRebuild
@@ -187,3 +191,28 @@ def test_no_served_number_left_means_no_rebuild(stand: Stand) -> None:
     stand.publish("m", last, [1])
     stand.traffic("m", {5: 50})
     assert stand.due(replace(POLICY, rebuild_after_seconds=0)) == []
+
+
+def test_with_the_fleet_source_traffic_another_replica_recorded_makes_a_rebuild_due(
+    stand: Stand, tmp_path: Path
+) -> None:
+    """This replica saw only traffic its served version covers; another replica of the
+    fleet saw new shapes and contributed them to the shared store."""
+    stand.publish("m", 3000, [1])
+    stand.traffic("m", {1: 10})
+    (tmp_path / "other").mkdir()
+    with ShapeStore(tmp_path / "other", ShapeStoreSettings(), time.time) as other_shapes:
+        other_shapes.record([ShapeObservation("m", "serving_default", batch(5), time.time())
+                             for _ in range(40)])
+        assert ShapeContributor(SharedDirectoryStore(tmp_path / "fleet", LeaseBook("other", 30.0)),
+                                other_shapes, 30.0).contribute()
+    here = SharedDirectoryStore(tmp_path / "fleet", LeaseBook("here", 30.0))
+    fleet = CoverageRebuilds(FleetShapeSource(here, stand.store, 30.0), stand.rebuilds.published,
+                             stand.root / "incoming", "serving_default", stand.clock)
+    policy = replace(POLICY, rebuild_after_seconds=0)
+
+    assert stand.due(policy) == []  # this replica's own traffic is covered
+    (planned,) = fleet.due(stand.journal, lambda model: policy, stand.paused.__contains__)
+    assert (planned.model, planned.version) == ("m", 3001)
+    assert planned.reason.startswith("coverage 0.20 below 0.8 for 0 s (10 of 50 recent requests)")
+    assert planned.reason.endswith("not built for x:DT_FLOAT[5x16]")
