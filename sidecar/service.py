@@ -35,6 +35,7 @@ from types import TracebackType
 from sidecar.config import ModelPolicy, Settings
 from sidecar.errors import SidecarError, StorageError
 from sidecar.faults import FaultArea
+from sidecar.fleet_catchup import FleetCatchUp
 from sidecar.incoming_changes import IncomingChanges
 from sidecar.jobs import (
     JobDependencies,
@@ -142,7 +143,14 @@ class SidecarService:
             checkpoint=parts.checkpoint,
             clock=parts.monotonic,
             retry=self._retry,
+            fleet=parts.fleet,
         )
+        self._fleet_waits: dict[tuple[str, int], float] = {}
+        """Jobs another replica holds the key of: (model, version) -> when to try again."""
+        self._catch_up = None if parts.fleet is None else FleetCatchUp(
+            parts.fleet, self._journal, settings.incoming_base,
+            interval_seconds=max(settings.rescan_interval_seconds, 5.0),
+            is_rolled_back=parts.is_rolled_back, clock=parts.monotonic)
         self._started = False
 
     @property
@@ -269,10 +277,11 @@ class SidecarService:
                         self._watcher.resettle(event.model, event.version)
                 raise
         self._report_incoming(self._watcher.faults)
-        wrote = self._settle_after_fault() | self._restart_due_retries()
+        wrote = (self._settle_after_fault() | self._restart_due_retries()
+                 | self._catch_up_with_fleet())
         ran = self._run_requested()
         if not ran:
-            job = self._queue.take(parts.is_paused, self._changes.held)
+            job = self._queue.take(parts.is_paused, self._changes.held | self._waiting())
             if job is None:
                 ran = self._queue_rebuilds()
             else:
@@ -323,6 +332,22 @@ class SidecarService:
                                   reason=f"retried by itself after: {job.reason}")
         return bool(due)
 
+    def _catch_up_with_fleet(self) -> bool:
+        """Queue what the fleet built and this replica lacks; True if a job was queued."""
+        if self._catch_up is None:
+            return False
+        try:
+            return self._catch_up.due()
+        except StorageError as exc:  # the store is down: serving goes on, jobs report it
+            _LOG.warning("could not look for the fleet's artifacts this time: %s", exc)
+            return False
+
+    def _waiting(self) -> frozenset[tuple[str, int]]:
+        """The jobs whose key another replica holds, until it is time to look again."""
+        now = self._components.monotonic()
+        self._fleet_waits = {job: at for job, at in self._fleet_waits.items() if at > now}
+        return frozenset(self._fleet_waits)
+
     def _report_incoming(self, faults: Sequence[IncomingFault]) -> None:
         if faults:
             self._faults.report(FaultArea.INCOMING,
@@ -353,6 +378,10 @@ class SidecarService:
     def _run_job(self, model: str, version: int, policy: ModelPolicy) -> JobResult:
         with self._components.serving_lock:
             result = run_version_job(self._deps, model, version, policy)
+            if result.retry_in is not None:  # the fleet: another replica holds its key
+                self._fleet_waits[(model, version)] = self._components.monotonic() + min(
+                    result.retry_in, self._settings.rescan_interval_seconds)
+                return result
             if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
                 if self._watcher.resettle(model, numbering.incoming_version(version)):
                     self._changes.hold(model, version)

@@ -37,8 +37,10 @@ from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
 from sidecar.errors import ConfigError
 from sidecar.fanout import fan_out
 from sidecar.faults import FaultArea, FaultBoard
+from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.jobs import (
     ConverterFactory,
+    FleetContext,
     JobObserver,
     JobResult,
     JobSettings,
@@ -79,6 +81,10 @@ result completes (a cancelled one is not run)."""
 
 
 def _never_paused(model: str) -> bool:
+    return False
+
+
+def _never_rolled_back(model: str, version: int) -> bool:
     return False
 
 
@@ -139,6 +145,12 @@ class ServiceComponents:
     faults: FaultBoard = field(default_factory=FaultBoard)
     """Storage faults the service is riding out (admin health and metrics read them)."""
 
+    fleet: FleetContext | None = None
+    """The fleet's shared store and this replica's key namespace; None: single-pod mode."""
+
+    is_rolled_back: Callable[[str, int], bool] = _never_rolled_back
+    """Whether the fleet rolled a model's served version back (it is never installed)."""
+
 
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
                      ) -> ServiceComponents:
@@ -151,6 +163,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     journal = JobJournal.open(settings.state_dir, clock=clock)
     published = PublishedModels(settings.serving_base)
     controls = ModelControls.open(settings.state_dir)
+    fleet = None if settings.store is None else _fleet_context(settings)
     job_settings = JobSettings()
     requests: queue.SimpleQueue[RequestedJob] = queue.SimpleQueue()
     serving_lock = threading.Lock()
@@ -197,7 +210,20 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         policy_for=controls.policy_for, serving_lock=serving_lock, on_started=on_started,
         rebuilds=CoverageRebuilds(store, published, settings.incoming_base,
                                   job_settings.signature_key),
-        faults=faults)
+        faults=faults, fleet=fleet)
+
+
+def _fleet_context(settings: Settings) -> FleetContext:
+    """The fleet store at ``settings.store`` with this replica's lease book, for this
+    replica's TensorFlow version and device."""
+    assert settings.store is not None
+    import tensorflow as tf  # only a fleet replica needs the version (run loads it anyway)
+
+    from converter import detect_build_device
+
+    store = SharedDirectoryStore(settings.store,
+                                 LeaseBook(settings.replica_id, settings.lease_seconds))
+    return FleetContext(store, tf.__version__, detect_build_device().slug)
 
 
 def _submit(requests: queue.SimpleQueue[RequestedJob],

@@ -86,13 +86,15 @@ class SharedDirectoryStore:
     # -- artifacts --------------------------------------------------------------------------
 
     def complete(
-        self, key: FleetKey, lease: Lease, version_dir: Path, *, flavour: str, reason: str | None
+        self, key: FleetKey, lease: Lease, version_dir: Path, *, flavour: str,
+        reason: str | None, source_fingerprint: str | None = None,
     ) -> ArtifactRecord:
         """See :meth:`FleetStore.complete`."""
         if lease.directory != self.key_dir(key):
             raise StoreFormatError(f"the lease is for {lease.directory}, not {key.describe()}",
                                    fix="complete a key with the lease claimed for it")
-        record = ArtifactRecord(key, flavour, reason, lease.replica, lease.generation)
+        record = ArtifactRecord(key, flavour, reason, lease.replica, lease.generation,
+                                source_fingerprint)
         self._book.check(lease)  # early: a lost lease need not copy a model first
         artifact = lease.directory / f"{ARTIFACT_PREFIX}{lease.generation}.{random_token()}"
         try:

@@ -43,6 +43,11 @@ class ArtifactRecord:
     generation: int
     """The lease generation it was completed under."""
 
+    source_fingerprint: str | None = None
+    """The content fingerprint of the incoming version it was built from
+    (:func:`sidecar.jobs.fingerprint.content_fingerprint`): a replica installs it only for
+    the same content."""
+
     def __post_init__(self) -> None:
         if self.flavour not in FLAVOURS:
             raise StoreFormatError(f"artifact flavour {echo(self.flavour)} is not one of "
@@ -53,7 +58,7 @@ class ArtifactRecord:
         return {"model": self.key.model, "served": self.key.served,
                 "tensorflow": self.key.tensorflow, "slug": self.key.slug,
                 "flavour": self.flavour, "reason": self.reason, "built_by": self.built_by,
-                "generation": self.generation}
+                "generation": self.generation, "source_fingerprint": self.source_fingerprint}
 
     @classmethod
     def from_json(cls, record: dict[str, Any], where: str) -> ArtifactRecord:
@@ -61,8 +66,10 @@ class ArtifactRecord:
         try:
             key = FleetKey(record["model"], int(record["served"]), record["tensorflow"],
                            record["slug"])
+            fingerprint = record.get("source_fingerprint")
             return cls(key, str(record["flavour"]), record.get("reason"),
-                       str(record["built_by"]), int(record["generation"]))
+                       str(record["built_by"]), int(record["generation"]),
+                       None if fingerprint is None else str(fingerprint))
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreFormatError(
                 f"artifact record lacks or mistypes {exc}", where=where,
@@ -92,10 +99,12 @@ class FleetStore(Protocol):
         ...
 
     def complete(
-        self, key: FleetKey, lease: Lease, version_dir: Path, *, flavour: str, reason: str | None
+        self, key: FleetKey, lease: Lease, version_dir: Path, *, flavour: str,
+        reason: str | None, source_fingerprint: str | None = None,
     ) -> ArtifactRecord:
         """Store the published version at ``version_dir`` (model, warmup file, engines,
-        report) as ``key``'s artifact, complete and immutable, unless ``lease`` was lost
+        report) as ``key``'s artifact, built from the incoming content
+        ``source_fingerprint``, complete and immutable, unless ``lease`` was lost
         (LeaseLostError; nothing of it is then visible)."""
         ...
 

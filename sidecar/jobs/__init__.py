@@ -2,8 +2,9 @@
 
 Public API: :func:`run_version_job` with its :class:`JobDependencies` and
 :class:`JobSettings`, the result :class:`JobResult`, the :class:`JobQueue`, the
-seams :class:`ShapeSource` (recorded request shapes), :class:`JobObserver`
-(metrics, logs) and :data:`ConverterFactory`, and the job's errors.
+seams :class:`ShapeSource` (recorded request shapes), :class:`FleetContext` (the fleet
+store), :class:`JobObserver` (metrics, logs) and :data:`ConverterFactory`, and the job's
+errors.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sidecar.jobs.errors import (
     VerificationError,
     VersionVanishedError,
 )
+from sidecar.jobs.fleet_work import FleetContext, FleetOrigin
 from sidecar.jobs.job import run_version_job
 from sidecar.jobs.observer import (
     JobObserver,
@@ -39,6 +41,8 @@ __all__ = [
     "Comparison",
     "ConverterFactory",
     "ConverterLike",
+    "FleetContext",
+    "FleetOrigin",
     "JobDependencies",
     "JobObserver",
     "JobQueue",

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.jobs.conversion import ConverterFactory, default_converter_factory
+from sidecar.jobs.fleet_work import FleetContext
 from sidecar.jobs.observer import JobObserver, LoggingJobObserver
 from sidecar.jobs.replay import ShapeSource
 from sidecar.jobs.retry import RetryPolicy
@@ -53,3 +54,6 @@ class JobDependencies:
 
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     """How long a job that failed on a storage fault waits before it runs again."""
+
+    fleet: FleetContext | None = None
+    """The fleet's store and this replica's key namespace; None: single-pod mode."""

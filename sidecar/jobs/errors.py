@@ -44,6 +44,20 @@ class SourceChangedError(UserError):
     work is abandoned and it starts again once the version settles."""
 
 
+class StaleArtifactError(UserError):
+    """The fleet store's artifact of a version was built from other content than the
+    incoming version holds now (it was replaced after the fleet built it)."""
+
+    def __init__(self, named: str, source: str, built_by: str) -> None:
+        super().__init__(
+            f"{named} in incoming is not the content replica {built_by!r} built the fleet "
+            "store's artifact from (it was replaced after the fleet built it); a completed "
+            "artifact is never rebuilt",
+            where=source,
+            fix="land the new content under a new version number (a version's content "
+                "must not change once it is published)")
+
+
 ENDS_THE_ATTEMPT = (StorageError, VersionVanishedError, VersionAlreadyPublishedError,
                     SourceChangedError)
 """Errors that end a job's attempt as they are: never a reason to publish the original."""

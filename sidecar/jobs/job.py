@@ -18,6 +18,12 @@ serving base:
 - the version's content changed under the job (its fingerprint, taken at the
   start, differs before publishing): the work is abandoned and the job goes back
   to DISCOVERED, to start again once the version settles.
+
+In a fleet (:mod:`sidecar.jobs.fleet_work`) the job first claims its key: it builds
+only under a lease, completing the key's artifact in the store just before it publishes;
+it installs the artifact when the key is complete; it waits (stays DISCOVERED, with a time
+to try again) while another replica holds the key; and it goes back to DISCOVERED, to
+install the winner's artifact, when it lost its lease (it was paused past it).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from sidecar.errors import (
     VersionAlreadyPublishedError,
     storage_error_in,
 )
+from sidecar.fleet import Completed, Held, LeaseLostError
 from sidecar.jobs.conversion import (
     ConverterLike,
     conversion_params,
@@ -49,9 +56,11 @@ from sidecar.jobs.errors import (
     FAILS_ON_PURPOSE,
     ReplayError,
     SourceChangedError,
+    StaleArtifactError,
     VerificationError,
     VersionVanishedError,
 )
+from sidecar.jobs.fleet_work import FleetClaim, FleetOrigin
 from sidecar.jobs.observer import StageOutcome
 from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, choose_replay_inputs
 from sidecar.jobs.result import JobResult
@@ -120,28 +129,63 @@ class _VersionJob:
         self._engines_kept = 0
         self._engines: InstallResult | None = None
         self._verification: Comparison | None = None
+        self._claim = FleetClaim(deps.fleet, model, version)
+        self._origin: FleetOrigin | None = None
 
     # -- the pipeline --------------------------------------------------------------------
 
     def run(self) -> JobResult:
         try:
             self._check_wanted()
+            claimed = self._claim.claim()
+            if isinstance(claimed, Held):
+                return self._wait_for(claimed)
             self._input.start()
-            self._enter(JobState.CONVERTING)
-            prepared = self._prepare()
-            if prepared.replay is None:
-                return self._publish_original(prepared, prepared.no_replay_reason)
-            try:
-                return self._convert_and_publish(prepared)
-            except _ConversionFailed as failure:
-                self._finish_stage(StageOutcome.FELL_BACK)
-                return self._publish_original(prepared, failure.reason)
-        except SourceChangedError as exc:
-            return self._start_again(exc)
+            if isinstance(claimed, Completed):
+                return self._install()
+            with self._claim.kept():
+                return self._build()
+        except (SourceChangedError, LeaseLostError) as exc:
+            return self._start_again(exc, retry_in=0.0 if isinstance(exc, LeaseLostError)
+                                     else None)
         except (VersionVanishedError, VersionAlreadyPublishedError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
         except Exception as exc:
             return self._failed(exc)
+        finally:
+            self._claim.let_go()
+
+    def _build(self) -> JobResult:
+        self._enter(JobState.CONVERTING)
+        prepared = self._prepare()
+        if prepared.replay is None:
+            return self._publish_original(prepared, prepared.no_replay_reason)
+        try:
+            return self._convert_and_publish(prepared)
+        except _ConversionFailed as failure:
+            self._finish_stage(StageOutcome.FELL_BACK)
+            return self._publish_original(prepared, failure.reason)
+
+    def _install(self) -> JobResult:
+        """Publish the key's completed artifact, which another replica built (or this one,
+        before a crash kept it from publishing)."""
+        self._enter(JobState.VERIFYING)
+        with self._deps.publisher.stage(self._model, self._version) as staged:
+            record = self._claim.copy_artifact(staged.path)
+            if record.source_fingerprint not in (None, self._input.fingerprint):
+                raise StaleArtifactError(self._named, str(self._source), record.built_by)
+            self._origin = FleetOrigin(record.built_by, installed=True)
+            self._engines = self._install_engines(staged.path)
+            return self._commit(staged, Flavour(record.flavour), record.reason)
+
+    def _wait_for(self, held: Held) -> JobResult:
+        """Leave the job DISCOVERED while ``held.replica`` builds it: it is tried again
+        when that replica's lease could have expired, or sooner."""
+        reason = (f"replica {held.replica!r} is building it (lease generation "
+                  f"{held.generation}); it is installed from the fleet store once complete")
+        _LOG.info("%s/%s: %s", self._model, self._version, reason)
+        return JobResult(self._model, self._version, JobState.DISCOVERED, reason,
+                         retry_in=held.retry_after)
 
     def _failed(self, exc: Exception) -> JobResult:
         """End a job that raised ``exc``: as its source explains it, else FAILED (with a retry
@@ -170,15 +214,18 @@ class _VersionJob:
             f"{error}; the sidecar retries it by itself in {delay:g} s, or now with "
             f"`tftrt-sidecar admin convert {self._model} {incoming} --rebuild`"), retry_after=delay)
 
-    def _start_again(self, changed: SourceChangedError) -> JobResult:
-        """Abandon this attempt and send the job back to DISCOVERED (not a finished job)."""
+    def _start_again(self, why: SidecarError, retry_in: float | None = None) -> JobResult:
+        """Abandon this attempt and send the job back to DISCOVERED (not a finished job):
+        its source changed (it runs once the version settles again), or its fleet lease was
+        lost (it runs again at once, after ``retry_in`` seconds, to install the winner's)."""
         self._finish_stage(StageOutcome.ABANDONED)
-        reason = str(changed)
+        reason = str(why)
         if self._journal_state is not JobState.DISCOVERED:
             self._deps.journal.restart(self._model, self._version, reason=reason)
             self._journal_state = JobState.DISCOVERED
         _LOG.warning("%s/%s: %s", self._model, self._version, reason)
-        return JobResult(self._model, self._version, JobState.DISCOVERED, reason)
+        return JobResult(self._model, self._version, JobState.DISCOVERED, reason,
+                         retry_in=retry_in)
 
     def _check_wanted(self) -> None:
         publisher = self._deps.publisher
@@ -312,8 +359,17 @@ class _VersionJob:
 
     def _commit(self, staged: StagedVersion, flavour: Flavour, why: str | None) -> JobResult:
         self._input.check()
-        self._deps.journal.choose_flavour(self._model, self._version, flavour, why=why,
-                                          source_fingerprint=self._input.fingerprint)
+        # Under a lease the fleet's artifact is completed first (LeaseLostError: this
+        # replica's work is void); an installed one has its origin already.
+        self._origin = self._claim.complete(
+            staged.path, flavour=flavour.value, reason=why,
+            source_fingerprint=self._input.fingerprint) or self._origin
+        origin = self._origin
+        self._deps.journal.choose_flavour(
+            self._model, self._version, flavour, why=why,
+            source_fingerprint=self._input.fingerprint,
+            built_by=origin.built_by if origin else None,
+            installed=origin.installed if origin else False)
         self._deps.checkpoint("job-flavour-chosen")
         path = staged.commit()
         self._finish_stage(StageOutcome.OK)
@@ -353,6 +409,7 @@ class _VersionJob:
     # -- states --------------------------------------------------------------------------
 
     def _enter(self, state: JobState) -> None:
+        self._claim.check()  # a lease found lost while building: stop at the next stage
         self._finish_stage(StageOutcome.OK)
         if self._journal_state is not state:
             self._deps.journal.advance(self._model, self._version, state)
@@ -395,6 +452,7 @@ class _VersionJob:
             engines=self._engines,
             verification=self._verification,
             stage_seconds=MappingProxyType(journal.stage_timings(self._model, self._version)),
+            origin=self._origin,
         )
         self._deps.observer.job_finished(result)
         return result

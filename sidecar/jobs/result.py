@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from converter import InstallResult
+from sidecar.jobs.fleet_work import FleetOrigin
 from sidecar.jobs.replay import ReplayOrigin
 from sidecar.jobs.verify import Comparison
 from sidecar.state import Flavour, JobState
@@ -24,7 +25,7 @@ class JobResult:
     """Version number."""
 
     state: JobState
-    """PUBLISHED, FAILED or SKIPPED."""
+    """PUBLISHED, FAILED or SKIPPED (DISCOVERED: the job is to run again)."""
 
     reason: str | None = None
     """Why it failed or was skipped."""
@@ -60,6 +61,15 @@ class JobResult:
         default_factory=lambda: MappingProxyType({})
     )
     """Seconds spent in each state, from the journal."""
+
+    origin: FleetOrigin | None = None
+    """In a fleet, for a published version: who built it, and whether this replica
+    installed it from the store."""
+
+    retry_in: float | None = None
+    """For a DISCOVERED result in a fleet: run the job again after this many seconds
+    (another replica holds the key, or this one lost its lease). None: it waits for its
+    source to settle again."""
 
     def describe(self) -> str:
         """One line: the model version, its state and the reason or flavour."""

@@ -1,17 +1,21 @@
 """Per-model controls set through the admin API (pause, policy overrides), kept durably.
 
-One small JSON file in the state directory, replaced atomically on every change
-(``converter.write_atomically``: temporary file, fsync, rename, fsync the directory), so
-a crash leaves either the old controls or the new ones. The service asks
-:meth:`ModelControls.is_paused` before it starts a model's job and
-:meth:`ModelControls.policy_for` for its policy.
+:class:`Controls` is what the service and the admin backend use; this module keeps them
+for one pod (:class:`ModelControls`), :mod:`sidecar.state.fleet_controls` for a fleet, in
+its store. One pod's are one small JSON file in the state directory, replaced atomically
+on every change (``converter.write_atomically``: temporary file, fsync, rename, fsync the
+directory), so a crash leaves either the old controls or the new ones. The service asks
+:meth:`Controls.is_paused` before it starts a model's job and :meth:`Controls.policy_for`
+for its policy.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -44,47 +48,42 @@ class ModelControl:
     overrides: PolicyOverrides = field(default_factory=PolicyOverrides)
     """Persisted policy overrides."""
 
+    @property
+    def is_set(self) -> bool:
+        """Whether anything differs from the defaults (a pause or an override)."""
+        return self.paused or not self.overrides.empty
 
-class ModelControls:
-    """The durable per-model controls; thread-safe. Build with :meth:`open`."""
 
-    def __init__(self, path: Path, controls: dict[str, ModelControl]) -> None:
-        self._path = path
-        self._controls = controls
+class Controls(abc.ABC):
+    """The per-model controls the service and the admin backend use, wherever they are kept:
+    :class:`ModelControls` (one pod: a file in its state directory) or
+    :class:`~sidecar.state.fleet_controls.FleetControls` (a fleet: records in the store).
+
+    The rules are here, once: a pause keeps the overrides, overrides keep the pause,
+    overrides are checked on the configured policy. Subclasses read (:meth:`get`,
+    :meth:`models`, :meth:`_current`) and persist (:meth:`_store`). Thread-safe.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conflicts_logged: set[tuple[str, PolicyOverrides]] = set()
 
-    @classmethod
-    def open(cls, state_dir: Path) -> ModelControls:
-        """Load the controls from ``state_dir`` (none yet if the file does not exist).
-
-        Raises StorageError when the file cannot be read or is not a controls file.
-        """
-        path = state_dir / CONTROLS_FILE_NAME
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return cls(path, {})
-        except OSError as exc:
-            raise StorageError.from_os_error(
-                exc, action="read the admin controls", path=path
-            ) from exc
-        return cls(path, _parse(text, path))
-
-    @property
-    def path(self) -> Path:
-        """The JSON file."""
-        return self._path
-
+    @abc.abstractmethod
     def get(self, model: str) -> ModelControl:
         """The controls of ``model`` (defaults if none were set)."""
-        with self._lock:
-            return self._controls.get(model, ModelControl(model))
 
+    @abc.abstractmethod
     def models(self) -> list[str]:
         """Models with any control set, sorted."""
-        with self._lock:
-            return sorted(self._controls)
+
+    @abc.abstractmethod
+    def _current(self, model: str) -> ModelControl:
+        """The controls a change starts from (called holding the lock)."""
+
+    @abc.abstractmethod
+    def _store(self, control: ModelControl) -> ModelControl:
+        """Persist ``control`` (called holding the lock); return it. Raises StorageError
+        and changes nothing when it cannot be persisted."""
 
     def is_paused(self, model: str) -> bool:
         """Whether new conversions of ``model`` are held back."""
@@ -119,7 +118,7 @@ class ModelControls:
         max_engines) raise ConfigError instead.
         """
         with self._lock:
-            current = self._controls.get(model, ModelControl(model))
+            current = self._current(model)
             merged = overrides if clear else current.overrides.merged_with(overrides)
             if configured is not None:
                 merged.checked_on(configured, "the policy overrides")
@@ -128,18 +127,63 @@ class ModelControls:
     def pause(self, model: str, reason: str) -> ModelControl:
         """Hold back new conversions of ``model``; persist."""
         with self._lock:
-            current = self._controls.get(model, ModelControl(model))
+            current = self._current(model)
             return self._store(ModelControl(model, True, reason, current.overrides))
 
     def resume(self, model: str) -> ModelControl:
         """Let conversions of ``model`` start again; persist."""
         with self._lock:
-            current = self._controls.get(model, ModelControl(model))
+            current = self._current(model)
             return self._store(ModelControl(model, False, "", current.overrides))
+
+
+class ModelControls(Controls):
+    """The durable per-model controls of one pod, in its state directory. Build with
+    :meth:`open`."""
+
+    def __init__(self, path: Path, controls: dict[str, ModelControl]) -> None:
+        super().__init__()
+        self._path = path
+        self._controls = controls
+
+    @classmethod
+    def open(cls, state_dir: Path) -> ModelControls:
+        """Load the controls from ``state_dir`` (none yet if the file does not exist).
+
+        Raises StorageError when the file cannot be read or is not a controls file.
+        """
+        path = state_dir / CONTROLS_FILE_NAME
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return cls(path, {})
+        except OSError as exc:
+            raise StorageError.from_os_error(
+                exc, action="read the admin controls", path=path
+            ) from exc
+        return cls(path, _parse(text, path))
+
+    @property
+    def path(self) -> Path:
+        """The JSON file."""
+        return self._path
+
+    def get(self, model: str) -> ModelControl:
+        """The controls of ``model`` (defaults if none were set)."""
+        with self._lock:
+            return self._current(model)
+
+    def models(self) -> list[str]:
+        """Models with any control set, sorted."""
+        with self._lock:
+            return sorted(self._controls)
+
+    def _current(self, model: str) -> ModelControl:
+        return self._controls.get(model, ModelControl(model))
 
     def _store(self, control: ModelControl) -> ModelControl:
         updated = dict(self._controls)
-        if control.paused or not control.overrides.empty:
+        if control.is_set:
             updated[control.model] = control
         else:
             updated.pop(control.model, None)
@@ -150,14 +194,7 @@ class ModelControls:
     def _write(self, controls: dict[str, ModelControl]) -> None:
         document = {
             "format": _FORMAT,
-            "models": {
-                name: {
-                    "paused": c.paused,
-                    "pause_reason": c.pause_reason,
-                    "overrides": c.overrides.as_dict(),
-                }
-                for name, c in sorted(controls.items())
-            },
+            "models": {name: control_entry(c) for name, c in sorted(controls.items())},
         }
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,19 +206,30 @@ class ModelControls:
             ) from exc
 
 
+def control_entry(control: ModelControl) -> dict[str, Any]:
+    """One model's controls as JSON: ``paused``, ``pause_reason``, ``overrides``."""
+    return {"paused": control.paused, "pause_reason": control.pause_reason,
+            "overrides": control.overrides.as_dict()}
+
+
+def control_from_entry(model: str, entry: Mapping[str, Any], source: str) -> ModelControl:
+    """Inverse of :func:`control_entry`; ConfigError for overrides that do not parse,
+    KeyError, TypeError or ValueError for an entry of another shape."""
+    if not isinstance(entry, Mapping):
+        raise TypeError(f"the entry of {model} is not an object")
+    overrides = PolicyOverrides.parse(entry.get("overrides", {}), source)
+    return ModelControl(model, bool(entry["paused"]), str(entry.get("pause_reason", "")),
+                        overrides)
+
+
 def _parse(text: str, path: Path) -> dict[str, ModelControl]:
     fix = f"move {path} aside (pauses and policy overrides set through the admin API are lost)"
     try:
         document: Any = json.loads(text)
         if document.get("format") != _FORMAT:
             raise ValueError(f"unknown format {document.get('format')!r}")
-        controls = {}
-        for name, entry in document["models"].items():
-            overrides = PolicyOverrides.parse(entry.get("overrides", {}), str(path))
-            controls[str(name)] = ModelControl(
-                str(name), bool(entry["paused"]), str(entry.get("pause_reason", "")), overrides
-            )
-        return controls
+        return {str(name): control_from_entry(str(name), entry, str(path))
+                for name, entry in document["models"].items()}
     except (ConfigError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StorageError(
             f"the admin controls file is not readable: {type(exc).__name__}: {exc}",

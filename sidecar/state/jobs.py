@@ -111,6 +111,12 @@ class Job:
     """The content fingerprint of the incoming version this job published (or is about to):
     a withdrawn version is restored only when the same content comes back."""
 
+    built_by: str | None = None
+    """In a fleet: the replica that built what was published (None in single-pod mode)."""
+
+    installed: bool = False
+    """In a fleet: True when this replica installed it from the store instead of building."""
+
     @property
     def incoming_version(self) -> int:
         """The incoming version it is built from."""

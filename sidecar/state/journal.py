@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at REAL NOT NULL,
     retry_at REAL,
     source_fingerprint TEXT,
+    built_by TEXT,
+    installed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (model, version)
 );
 CREATE TABLE IF NOT EXISTS transitions (
@@ -51,10 +53,11 @@ END;
 
 _JOB_COLUMNS = (
     "model, version, state, reason, flavour, flavour_reason, attempts, created_at, updated_at, "
-    "retry_at, source_fingerprint"
+    "retry_at, source_fingerprint, built_by, installed"
 )
 
-_ADDED_COLUMNS = (("retry_at", "REAL"), ("source_fingerprint", "TEXT"))
+_ADDED_COLUMNS = (("retry_at", "REAL"), ("source_fingerprint", "TEXT"), ("built_by", "TEXT"),
+                  ("installed", "INTEGER NOT NULL DEFAULT 0"))
 """Columns later releases added to ``jobs``; journals written before them get them on open."""
 
 
@@ -124,7 +127,7 @@ class JobJournal:
             now = self._clock()
             db.execute(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?, NULL, NULL)",
+                "VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?, NULL, NULL, NULL, 0)",
                 (model, version, JobState.DISCOVERED.value, reason, now, now),
             )
             _log(db, model, version, None, JobState.DISCOVERED, reason, now)
@@ -171,10 +174,12 @@ class JobJournal:
 
     def choose_flavour(
         self, model: str, version: int, flavour: Flavour, *, why: str | None = None,
-        source_fingerprint: str | None = None,
+        source_fingerprint: str | None = None, built_by: str | None = None,
+        installed: bool = False,
     ) -> Job:
-        """Record what will be published, before publishing it (so recovery knows), and
-        the content fingerprint of the incoming version it was built from.
+        """Record what will be published, before publishing it (so recovery knows), the
+        content fingerprint of the incoming version it was built from, and in a fleet the
+        replica that built it and whether this one ``installed`` it from the store.
 
         Publishing the ORIGINAL needs ``why``. Only a VERIFYING job takes a flavour.
         """
@@ -188,9 +193,10 @@ class JobJournal:
                     fix="choose the flavour after verification, before publishing",
                 )
             db.execute(
-                "UPDATE jobs SET flavour = ?, flavour_reason = ?, source_fingerprint = ? "
-                "WHERE model = ? AND version = ?",
-                (flavour.value, why, source_fingerprint, model, version),
+                "UPDATE jobs SET flavour = ?, flavour_reason = ?, source_fingerprint = ?, "
+                "built_by = ?, installed = ? WHERE model = ? AND version = ?",
+                (flavour.value, why, source_fingerprint, built_by, int(installed), model,
+                 version),
             )
             return _require(db, model, version)
 
@@ -209,7 +215,8 @@ class JobJournal:
             now = self._clock()
             db.execute(
                 "UPDATE jobs SET state = ?, reason = ?, flavour = NULL, flavour_reason = NULL, "
-                "source_fingerprint = NULL, retry_at = NULL, attempts = attempts + 1, "
+                "source_fingerprint = NULL, built_by = NULL, installed = 0, retry_at = NULL, "
+                "attempts = attempts + 1, "
                 "updated_at = ? WHERE model = ? AND version = ?",
                 (JobState.DISCOVERED.value, reason, now, model, version),
             )
@@ -323,7 +330,7 @@ def _require(db: sqlite3.Connection, model: str, version: int) -> Job:
 
 def _job(row: tuple[Any, ...]) -> Job:
     (model, version, state, reason, flavour, flavour_reason, attempts, created, updated,
-     retry_at, source_fingerprint) = row
+     retry_at, source_fingerprint, built_by, installed) = row
     return Job(
         model=str(model),
         version=int(version),
@@ -336,6 +343,8 @@ def _job(row: tuple[Any, ...]) -> Job:
         updated_at=float(updated),
         retry_at=None if retry_at is None else float(retry_at),
         source_fingerprint=None if source_fingerprint is None else str(source_fingerprint),
+        built_by=None if built_by is None else str(built_by),
+        installed=bool(installed),
     )
 
 

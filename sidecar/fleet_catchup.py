@@ -1,0 +1,66 @@
+"""Catching up with the fleet: queue the versions other replicas built, to install them.
+
+The incoming watcher discovers every first build (served ``N * 1000``) of an incoming
+version by itself; a rebuild (``N * 1000 + k``) that another replica judged due exists
+only in the store. So, at start and then every ``interval_seconds``, every completed key
+of this replica's TensorFlow version and device slug whose incoming version is present,
+that the journal does not know and the fleet did not roll back, is discovered as a job;
+its job finds the key complete and installs the artifact (:mod:`sidecar.jobs.job`). A new
+replica therefore becomes ready by installing, without converting anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sidecar.jobs import FleetContext
+from sidecar.publish import numbering
+from sidecar.state import JobJournal
+
+_LOG = logging.getLogger("sidecar.fleet")
+
+
+def _never_rolled_back(model: str, served: int) -> bool:
+    return False
+
+
+class FleetCatchUp:
+    """Discovers the store's completed keys this replica has no job for."""
+
+    def __init__(
+        self, context: FleetContext, journal: JobJournal, incoming_base: Path, *,
+        interval_seconds: float, is_rolled_back: Callable[[str, int], bool] = _never_rolled_back,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._context = context
+        self._journal = journal
+        self._incoming_base = incoming_base
+        self._interval = interval_seconds
+        self._is_rolled_back = is_rolled_back
+        self._clock = clock
+        self._next = float("-inf")
+
+    def due(self) -> bool:
+        """Queue what the fleet completed and this replica lacks, when a look is due;
+        True if a job was queued. Raises FleetStoreError when the store refuses."""
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        queued = False
+        for key in self._context.store.completed_keys(self._context.tensorflow,
+                                                      self._context.slug):
+            incoming = numbering.incoming_version(key.served)
+            if (self._journal.get(key.model, key.served) is not None
+                    or self._is_rolled_back(key.model, key.served)
+                    or not (self._incoming_base / key.model / str(incoming)).is_dir()):
+                continue
+            self._journal.discover(key.model, key.served,
+                                   reason="the fleet built it: installing it from the store")
+            _LOG.info("%s/%s: the fleet built it; queued to install it from the store",
+                      key.model, key.served)
+            queued = True
+        return queued

@@ -1,0 +1,169 @@
+"""Version jobs of two replicas sharing one store and one incoming base: the real job, the
+real converter, real SavedModels, the real shared-directory store on temporary dirs."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sidecar.config import ModelPolicy
+from sidecar.fleet import Held, Lease, LeaseBook, SharedDirectoryStore
+from sidecar.fleet.lease import list_key, read_outcome
+from sidecar.jobs import FleetContext, JobDependencies, JobResult, run_version_job
+from sidecar.publish import VersionPublisher, numbering
+from sidecar.state import Flavour, JobJournal, JobState
+from tests.fleet.conftest import tree_bytes
+from tests.jobs.builders import land
+from tests.support.models import keras_mlp
+
+TF = "2.21.0"
+SLUG = "cpu-test"
+SERVED = numbering.served_version(1)
+
+
+@pytest.fixture(scope="module")
+def mlp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras 3 MLP (input x[?,16]) exported for TF Serving."""
+    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+
+
+@dataclass
+class Replica:
+    """One replica's own journal, serving base and engine cache, on the shared store."""
+
+    root: Path
+    name: str
+    store: SharedDirectoryStore
+    journal: JobJournal
+
+    @property
+    def serving(self) -> Path:
+        return self.root / self.name / "serving"
+
+    def run(self, incoming: Path, served: int = SERVED, *, checkpoint: object = None) -> JobResult:
+        self.journal.discover("mlp", served)
+        step = checkpoint if callable(checkpoint) else (lambda name: None)
+        deps = JobDependencies(
+            journal=self.journal, publisher=VersionPublisher(self.serving, checkpoint=step),
+            incoming_base=incoming, engine_cache_dir=self.root / self.name / "engines",
+            checkpoint=step, fleet=FleetContext(self.store, TF, SLUG))
+        return run_version_job(deps, "mlp", served, ModelPolicy())
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (how long a replica saw a lease stand)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[tuple[Path, Clock, list[Replica]]]:
+    """Incoming with the MLP's version 1, and two replicas "a" and "b" (60 s leases, judged
+    on a clock the test moves)."""
+    clock = Clock()
+    replicas = []
+    for name in ("a", "b"):
+        book = LeaseBook(name, 60.0, clock=clock)
+        journal = JobJournal.open(tmp_path / name / "state", clock=time.time)
+        replicas.append(Replica(tmp_path, name, SharedDirectoryStore(tmp_path / "store", book),
+                                journal))
+    try:
+        yield tmp_path / "incoming", clock, replicas
+    finally:
+        for replica in replicas:
+            replica.journal.close()
+
+
+def stages(replica: Replica) -> list[JobState]:
+    return [t.to_state for t in replica.journal.history("mlp", SERVED)]
+
+
+def test_one_replica_builds_the_other_installs_the_same_bytes(
+    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+) -> None:
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+
+    built = a.run(incoming)
+    installed = b.run(incoming)
+
+    assert built.state is JobState.PUBLISHED, built.reason
+    assert installed.state is JobState.PUBLISHED, installed.reason
+    assert built.origin is not None and installed.origin is not None
+    assert (built.origin.built_by, built.origin.installed) == ("a", False)
+    assert (installed.origin.built_by, installed.origin.installed) == ("a", True)
+    # b never converted or built: it went from discovered straight to verifying.
+    assert stages(b) == [JobState.DISCOVERED, JobState.VERIFYING, JobState.PUBLISHED]
+    assert JobState.BUILDING in stages(a)
+    job = b.journal.get("mlp", SERVED)
+    assert job is not None and (job.built_by, job.installed) == ("a", True)
+    assert job.flavour is built.flavour is Flavour.CONVERTED
+    version = f"mlp/{SERVED}"
+    assert tree_bytes(b.serving / version) == tree_bytes(a.serving / version)
+    assert (b.serving / version / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_a_replica_waits_while_another_holds_the_key(
+    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+) -> None:
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+    lease = a.store.claim(FleetContext(a.store, TF, SLUG).key("mlp", SERVED))
+    assert isinstance(lease, Lease)
+
+    waiting = b.run(incoming)
+
+    assert waiting.state is JobState.DISCOVERED and waiting.retry_in is not None
+    assert 0 < waiting.retry_in <= 60.0
+    assert "replica 'a' is building it" in (waiting.reason or "")
+    job = b.journal.get("mlp", SERVED)
+    assert job is not None and job.state is JobState.DISCOVERED
+    assert not (b.serving / "mlp" / str(SERVED)).exists()
+    a.store.release(lease)
+    assert b.run(incoming).state is JobState.PUBLISHED  # released: b builds it at once
+
+
+def test_a_holder_that_lost_its_lease_publishes_nothing_and_installs_the_winner(
+    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+) -> None:
+    incoming, clock, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+    key = FleetContext(b.store, TF, SLUG).key("mlp", SERVED)
+    taken = itertools.count()
+
+    def b_takes_over(step: str) -> None:
+        # While a builds, b watches a's lease stand still for longer than the lease (as if
+        # a were paused) and takes it over.
+        if step == "job-saved" and next(taken) == 0:
+            assert isinstance(b.store.claim(key), Held)
+            clock.now += 61.0
+            b_lease = b.store.claim(key)
+            assert isinstance(b_lease, Lease), b_lease
+            b.store.release(b_lease)
+
+    late = a.run(incoming, checkpoint=b_takes_over)
+
+    assert late.state is JobState.DISCOVERED and late.retry_in == 0.0
+    assert "taken over by replica 'b'" in (late.reason or "")
+    assert not (a.serving / "mlp" / str(SERVED)).exists()
+    directory = b.store.key_dir(key)
+    outcomes = {g: read_outcome(directory, g)[0].value  # type: ignore[index]
+                for g in list_key(directory).outcomes}
+    assert outcomes == {1: "revoked", 2: "released"}
+    assert not [p for p in directory.iterdir() if p.name.startswith("artifact.")]
+
+    assert b.run(incoming).state is JobState.PUBLISHED
+    again = a.run(incoming)
+    assert again.state is JobState.PUBLISHED and again.origin is not None
+    assert (again.origin.built_by, again.origin.installed) == ("b", True)
+    assert tree_bytes(a.serving / "mlp" / str(SERVED)) == tree_bytes(
+        b.serving / "mlp" / str(SERVED))
