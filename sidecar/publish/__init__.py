@@ -9,8 +9,10 @@ from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublishe
 from sidecar.publish.retention import (
     RolledBack,
     apply_retention,
+    newest_to_roll_back,
     restore_withdrawn,
     roll_back_newest,
+    roll_back_version,
     withdraw_version,
 )
 
@@ -21,6 +23,7 @@ __all__ = [
     "StagedVersion",
     "VersionPublisher",
     "apply_retention",
+    "newest_to_roll_back",
     "no_checkpoint",
     "numbering",
     "published_models",
@@ -28,5 +31,6 @@ __all__ = [
     "render_model_config",
     "restore_withdrawn",
     "roll_back_newest",
+    "roll_back_version",
     "withdraw_version",
 ]

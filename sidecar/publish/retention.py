@@ -22,7 +22,7 @@ from sidecar.publish import layout
 
 @dataclass(frozen=True)
 class RolledBack:
-    """The result of :func:`roll_back_newest`."""
+    """The result of :func:`roll_back_newest` and :func:`roll_back_version`."""
 
     version: int
     """The version taken out of view."""
@@ -31,7 +31,7 @@ class RolledBack:
     """Where it is kept (a ``.rolled-back-<version>`` name TF Serving ignores)."""
 
     now_serving: int
-    """The newest version left, which TF Serving serves instead."""
+    """The newest version left, which TF Serving serves (instead, if it was the newest)."""
 
 
 def apply_retention(
@@ -99,6 +99,16 @@ def roll_back_newest(
     It is kept as ``.rolled-back-<version>`` (a suffix is added if that name is
     taken). Raises OnlyServableVersionError if it is the only version.
     """
+    newest = newest_to_roll_back(model_dir)
+    return _roll_back(model_dir, newest, layout.published_versions(model_dir), token())
+
+
+def newest_to_roll_back(model_dir: Path) -> int:
+    """The version :func:`roll_back_newest` would move, checked without moving it (a fleet
+    records the rollback before the move).
+
+    Raises UserError when there is none, OnlyServableVersionError if it is the only one.
+    """
     versions = layout.published_versions(model_dir)
     if not versions:
         raise UserError(
@@ -109,11 +119,34 @@ def roll_back_newest(
     newest = versions[-1]
     if len(versions) == 1:
         raise OnlyServableVersionError(model_dir.name, newest, "roll back", model_dir / str(newest))
-    kept = model_dir / f"{layout.ROLLED_BACK_PREFIX}{newest}"
+    return newest
+
+
+def roll_back_version(
+    model_dir: Path, version: int, *, token: Callable[[], str] = layout.random_token
+) -> RolledBack | None:
+    """Move ``version`` out of view (kept as ``.rolled-back-<version>``, a suffix added if
+    that name is taken); None when it is not in view.
+
+    Raises OnlyServableVersionError if it is the model's only version.
+    """
+    versions = layout.published_versions(model_dir)
+    if version not in versions:
+        return None
+    return _roll_back(model_dir, version, versions, token())
+
+
+def _roll_back(model_dir: Path, version: int, versions: list[int], token: str) -> RolledBack:
+    """Move ``version``, one of the model's ``versions``, to ``.rolled-back-<version>``."""
+    left = [v for v in versions if v != version]
+    if not left:
+        raise OnlyServableVersionError(
+            model_dir.name, version, "roll back", model_dir / str(version))
+    kept = model_dir / f"{layout.ROLLED_BACK_PREFIX}{version}"
     if os.path.lexists(kept):
-        kept = model_dir / f"{layout.ROLLED_BACK_PREFIX}{newest}-{token()}"
-    _move_out_of_view(model_dir / str(newest), kept)
-    return RolledBack(version=newest, moved_to=kept, now_serving=versions[-2])
+        kept = model_dir / f"{layout.ROLLED_BACK_PREFIX}{version}-{token}"
+    _move_out_of_view(model_dir / str(version), kept)
+    return RolledBack(version=version, moved_to=kept, now_serving=left[-1])
 
 
 def _remove(model_dir: Path, version: int, token: str) -> None:
