@@ -69,6 +69,21 @@ class JobMetrics:
             "tftrt_sidecar_engine_build_duration_seconds", "Compile time of each engine.",
             buckets=ENGINE_BUCKETS, registry=registry,
         )
+        self._fleet_publishes = Counter(
+            "tftrt_sidecar_fleet_publishes", "In a fleet: versions published here, by origin "
+            "(built: this replica converted it; installed: copied from the fleet store).",
+            ["model", "origin"], registry=registry,
+        )
+        self._takeovers = Counter(
+            "tftrt_sidecar_fleet_takeovers", "In a fleet: builds this replica took over "
+            "from a replica whose lease expired (it died or stalled mid-build).",
+            ["model"], registry=registry,
+        )
+        self._install_seconds = Histogram(
+            "tftrt_sidecar_fleet_install_duration_seconds", "In a fleet: time to install a "
+            "version from the store (copy, engines, publish).", buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
 
     def stage_started(self, model: str, version: int, stage: JobState) -> None:
         """Count the stage."""
@@ -87,6 +102,7 @@ class JobMetrics:
             return
         flavour = result.flavour.value if result.flavour else "unknown"
         self._publishes.labels(result.model, flavour).inc()
+        self._count_fleet_origin(result)
         if self._published is None:
             return
         try:
@@ -97,6 +113,17 @@ class JobMetrics:
         for engine in version.engines if version is not None else ():
             self._engines_built.labels(result.model, "true" if engine.kept else "false").inc()
             self._engine_seconds.observe(engine.compile_seconds)
+
+    def _count_fleet_origin(self, result: JobResult) -> None:
+        origin = result.origin
+        if origin is None:
+            return
+        self._fleet_publishes.labels(result.model,
+                                     "installed" if origin.installed else "built").inc()
+        if origin.took_over_from is not None:
+            self._takeovers.labels(result.model).inc()
+        if origin.installed:
+            self._install_seconds.observe(result.stage_seconds.get(JobState.VERIFYING, 0.0))
 
     def internal_error(self, model: str, version: int, stage: JobState) -> None:
         """Count the bug by stage."""
