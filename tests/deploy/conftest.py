@@ -12,7 +12,11 @@ from tests.deploy.rendering import Manifest, render
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-OVERLAYS = ("cpu", "gpu", "tf217-tensorrt")
+FLEET_OVERLAYS = ("cpu", "gpu", "tf217-tensorrt", "autoscaled")
+"""Overlays whose replicas share a fleet store on a ReadWriteMany claim."""
+SINGLE_POD_OVERLAYS = ("single-pod",)
+"""Overlays of one pod on ReadWriteOnce claims, without a store."""
+OVERLAYS = FLEET_OVERLAYS + SINGLE_POD_OVERLAYS
 GPU_OVERLAYS = ("gpu", "tf217-tensorrt")
 
 KUBERNETES_VERSION = "1.31.0"

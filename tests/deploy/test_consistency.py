@@ -3,20 +3,24 @@ sidecar's own defaults and parser, so that none of them can drift from the other
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from sidecar.config import Settings, build_argument_parser, defaults, load_settings
+from sidecar.config import defaults
 from sidecar.envoy.binary import ENVOY_RELEASE
-from tests.deploy.conftest import GPU_OVERLAYS, OVERLAYS, REPO, Rendered
+from tests.deploy.conftest import GPU_OVERLAYS, OVERLAYS, REPO
+from tests.deploy.pod_settings import (
+    covering_mount,
+    flag_pairs,
+    sidecar_flags,
+    sidecar_settings,
+)
 from tests.deploy.rendering import split_image
 
 NETWORK_FLAGS = ("--tap-listen", "--upstream", "--rest-listen", "--rest-upstream",
@@ -37,59 +41,8 @@ TF_SERVING_FLAGS_2_17 = frozenset({
 })
 TF_SERVING_FLAGS_2_18 = TF_SERVING_FLAGS_2_17 | {"xla_gpu_compilation_enabled"}
 
-
 def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
-
-
-def _flag_pairs(args: list[str]) -> dict[str, str]:
-    pairs = {}
-    for arg in args:
-        assert re.fullmatch(r"--[a-z0-9_-]+=\S+", arg), f"write flags as --name=value: {arg}"
-        name, value = arg.split("=", 1)
-        assert name not in pairs, f"{name} given twice"
-        pairs[name] = value
-    return pairs
-
-
-def _sidecar_flags(view: Rendered, container_name: str = "tftrt-sidecar",
-                   command: str = "run") -> tuple[argparse.Namespace, dict[str, str]]:
-    """The sidecar's settings flags of ``container_name`` (running ``tftrt-sidecar
-    command``) parsed by its own parser, and all its flags as given."""
-    container = view.container(container_name)
-    assert container["command"] == ["tftrt-sidecar"]
-    assert container["args"][0] == command
-    pairs = _flag_pairs(container["args"][1:])
-    parser = build_argument_parser()
-    known = {option for action in parser._actions for option in action.option_strings}
-    unknown = set(pairs) - known - ({"--out"} if command == "envoy-bootstrap" else set())
-    assert not unknown, f"flags the sidecar lacks: {unknown}"
-    namespace = parser.parse_args([f"{k}={v}" for k, v in pairs.items() if k in known])
-    return namespace, pairs
-
-
-def _container_env(container: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container.get("env", [])}
-
-
-def _settings(view: Rendered, tmp_path: Path) -> Settings:
-    """The sidecar's settings exactly as the pod would load them (ConfigMap TOML, env, flags)."""
-    namespace, _ = _sidecar_flags(view)
-    config_path = Path(namespace.config)
-    config_map = view.one("ConfigMap", "tftrt-sidecar-config")
-    mounted = view.mounts("tftrt-sidecar")[str(config_path.parent)]
-    assert view.volume(mounted["name"])["configMap"]["name"] == config_map["metadata"]["name"]
-    local = tmp_path / config_path.name
-    local.write_text(config_map["data"][config_path.name], encoding="utf-8")
-    environ = _container_env(view.container("tftrt-sidecar"))
-    return load_settings(namespace, environ, local)
-
-
-def _covering_mount(view: Rendered, container: str, path: Path) -> dict[str, Any]:
-    mounts = view.mounts(container)
-    covering = [m for p, m in mounts.items() if path == Path(p) or Path(p) in path.parents]
-    assert covering, f"{view.overlay}: {container} has no volume mounted at {path}"
-    return max(covering, key=lambda m: len(m["mountPath"]))
 
 
 def _dockerfile_arg(dockerfile: str, name: str) -> str:
@@ -100,7 +53,7 @@ def _dockerfile_arg(dockerfile: str, name: str) -> str:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_config_map_loads_with_the_sidecars_own_loader(rendered, overlay, tmp_path):
-    settings = _settings(rendered[overlay], tmp_path)
+    settings = sidecar_settings(rendered[overlay], tmp_path)
     assert settings.incoming_base == defaults.DEFAULT_INCOMING_BASE
     assert settings.serving_base == defaults.DEFAULT_SERVING_BASE
     assert settings.state_dir == defaults.DEFAULT_STATE_DIR
@@ -113,31 +66,30 @@ def test_config_map_loads_with_the_sidecars_own_loader(rendered, overlay, tmp_pa
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_sidecar_directories_are_mounted_as_it_uses_them(rendered, overlay, tmp_path):
     view = rendered[overlay]
-    settings = _settings(view, tmp_path)
+    settings = sidecar_settings(view, tmp_path)
     writable = {
         settings.serving_base: "serving-models", settings.state_dir: "state",
         settings.engine_cache_dir: "engine-cache",
     }
     for path, volume in writable.items():
-        mount = _covering_mount(view, "tftrt-sidecar", path)
+        mount = covering_mount(view, "tftrt-sidecar", path)
         assert mount["name"] == volume and not mount.get("readOnly", False), path
-    incoming = _covering_mount(view, "tftrt-sidecar", settings.incoming_base)
-    assert incoming["name"] == "incoming" and incoming["readOnly"] is True
+    if settings.store is not None:
+        store = covering_mount(view, "tftrt-sidecar", settings.store)
+        assert store["mountPath"] == str(settings.store) and not store.get("readOnly", False)
+    incoming = covering_mount(view, "tftrt-sidecar", settings.incoming_base)
+    assert incoming["mountPath"] == str(settings.incoming_base)
+    assert incoming["readOnly"] is True
     assert settings.model_config_file.parent == settings.serving_base
-    # The serving base and state share a lifetime: both persistent (the journal never
-    # republishes a version it recorded as published).
-    for name in ("serving-models", "state", "incoming"):
-        claim = view.volume(name)["persistentVolumeClaim"]["claimName"]
-        view.one("PersistentVolumeClaim", claim)
     assert view.volume("engine-cache")["hostPath"]["path"] == str(settings.engine_cache_dir)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_tf_serving_reads_what_the_sidecar_writes(rendered, overlay, tmp_path):
     view = rendered[overlay]
-    settings = _settings(view, tmp_path)
+    settings = sidecar_settings(view, tmp_path)
     serving = view.container("tf-serving")
-    flags = _flag_pairs(serving["args"])
+    flags = flag_pairs(serving["args"])
     assert flags["--model_config_file"] == str(settings.model_config_file)
     assert int(flags["--model_config_file_poll_wait_seconds"]) > 0
     assert flags["--file_system_poll_wait_seconds"] == "1"
@@ -151,11 +103,11 @@ def test_tf_serving_reads_what_the_sidecar_writes(rendered, overlay, tmp_path):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_tf_serving_gets_its_xla_flags_from_the_init_step(rendered, overlay, tmp_path):
     view = rendered[overlay]
-    settings = _settings(view, tmp_path)
+    settings = sidecar_settings(view, tmp_path)
     prepare = view.container("prepare-pod")
     assert prepare["image"] == view.container("tftrt-sidecar")["image"]
-    prepare_flags = _flag_pairs(prepare["command"][2:])
-    assert prepare_flags["--config"] == _sidecar_flags(view)[0].config
+    prepare_flags = flag_pairs(prepare["command"][2:])
+    assert prepare_flags["--config"] == sidecar_flags(view)[0].config
     env_file = Path(prepare_flags["--env-file"])
     serving = view.container("tf-serving")
     script = serving["command"][2]
@@ -176,7 +128,7 @@ def test_tf_serving_gets_its_xla_flags_from_the_init_step(rendered, overlay, tmp
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_ports_agree_with_the_sidecar_defaults(rendered, overlay):
     view = rendered[overlay]
-    _, network = _sidecar_flags(view)
+    _, network = sidecar_flags(view)
     assert network["--tap-listen"] == defaults.DEFAULT_TAP_LISTEN
     assert network["--upstream"] == defaults.DEFAULT_UPSTREAM
     assert network["--rest-upstream"] == defaults.DEFAULT_REST_UPSTREAM
@@ -194,7 +146,7 @@ def test_ports_agree_with_the_sidecar_defaults(rendered, overlay):
     assert ports("tftrt-sidecar") == {"admin": admin, "metrics": metrics}
     assert ports("envoy") == {"grpc": tap, "rest": rest, "proxy-metrics": stats}
     serving = view.container("tf-serving")
-    flags = _flag_pairs(serving["args"])
+    flags = flag_pairs(serving["args"])
     assert network["--upstream"] == "127.0.0.1:" + flags["--port"]
     assert network["--rest-upstream"] == "127.0.0.1:" + flags["--rest_api_port"]
     assert set(ports("tf-serving").values()) == {int(flags["--port"]),
@@ -215,15 +167,15 @@ def test_ports_agree_with_the_sidecar_defaults(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_envoy_runs_the_bootstrap_the_sidecar_writes_for_it(rendered, overlay, tmp_path):
     view = rendered[overlay]
-    _, run = _sidecar_flags(view)
-    _, init = _sidecar_flags(view, "envoy-bootstrap", "envoy-bootstrap")
+    _, run = sidecar_flags(view)
+    _, init = sidecar_flags(view, "envoy-bootstrap", "envoy-bootstrap")
     assert {flag: init[flag] for flag in ENVOY_FLAGS} == {flag: run[flag] for flag in ENVOY_FLAGS}
     envoy = view.container("envoy")
     name, tag = split_image(envoy["image"])
     assert (name, tag) == ("envoyproxy/envoy", f"v{ENVOY_RELEASE}")
     bootstrap = Path(init["--out"])
     assert envoy["args"][:2] == ["-c", str(bootstrap)]
-    written, read = (_covering_mount(view, c, bootstrap) for c in ("envoy-bootstrap", "envoy"))
+    written, read = (covering_mount(view, c, bootstrap) for c in ("envoy-bootstrap", "envoy"))
     assert written["name"] == read["name"] and read.get("readOnly") is True
     assert "emptyDir" in view.volume(read["name"])
     # The init step's own command, run here: Envoy accepts what it writes.
@@ -242,14 +194,14 @@ def test_envoy_runs_the_bootstrap_the_sidecar_writes_for_it(rendered, overlay, t
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_are_grpc_on_the_health_ports(rendered, overlay):
     view = rendered[overlay]
-    _, network = _sidecar_flags(view)
-    serving_port = int(_flag_pairs(view.container("tf-serving")["args"])["--port"])
+    _, network = sidecar_flags(view)
+    serving_port = int(flag_pairs(view.container("tf-serving")["args"])["--port"])
     expected = {"tftrt-sidecar": _port(network["--admin-listen"]), "tf-serving": serving_port}
     for name, port in expected.items():
         container = view.container(name)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert container[probe]["grpc"]["port"] == port, (name, probe)
-    flags = _flag_pairs(view.container("tf-serving")["args"])
+    flags = flag_pairs(view.container("tf-serving")["args"])
     assert flags["--enable_grpc_healthcheck_service"] == "true"
 
 
@@ -257,7 +209,7 @@ def test_probes_are_grpc_on_the_health_ports(rendered, overlay):
 def test_network_policy_admits_only_the_tap_and_metrics(rendered, overlay):
     view = rendered[overlay]
     policy = view.one("NetworkPolicy")
-    _, network = _sidecar_flags(view)
+    _, network = sidecar_flags(view)
     pod_labels = view.one("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
@@ -274,14 +226,13 @@ def test_tf_serving_flags_exist_in_its_release(rendered, overlay):
     assert name == "tensorflow/serving"
     release = tuple(int(part) for part in tag.split("-")[0].split(".")[:2])
     known = TF_SERVING_FLAGS_2_18 if release >= (2, 18) else TF_SERVING_FLAGS_2_17
-    flags = _flag_pairs(serving["args"])
+    flags = flag_pairs(serving["args"])
     assert {f[2:] for f in flags} <= known
     xla = {f for f in flags if f.startswith("--xla_")}
     expected = {
-        "cpu": {"--xla_cpu_compilation_enabled"},
         "gpu": {"--xla_gpu_compilation_enabled"},
         "tf217-tensorrt": set(),
-    }[overlay]
+    }.get(overlay, {"--xla_cpu_compilation_enabled"})
     assert xla == expected
 
 
@@ -338,7 +289,7 @@ def test_dockerfile_exposes_the_sidecar_ports_and_probes_the_admin_api(rendered)
     expose = re.search(r"^EXPOSE (.+)$", text, re.MULTILINE)
     assert expose, "Dockerfile has no EXPOSE"
     exposed = {int(p) for p in expose.group(1).split()}
-    _, network = _sidecar_flags(rendered["cpu"])
+    _, network = sidecar_flags(rendered["cpu"])
     assert exposed == {_port(v) for k, v in network.items() if k.endswith("-listen")}
     assert f"'{defaults.DEFAULT_ADMIN_LISTEN}'" in text
     assert re.search(r"^USER 10001:10001$", text, re.MULTILINE)
