@@ -75,11 +75,12 @@ class FleetShapeSource:
         return len(self._fresh_others().contributors) + 1
 
     def shape_set_counts(self, model: str, signature: str) -> list[tuple[ShapeSet, int]]:
-        """Every shape set of (model, signature) the fleet saw, with its request count."""
+        """Every shape set of (model, signature) the fleet saw, with its request count, in
+        no particular order (as a shape store answers)."""
         totals = dict(self._fresh_others().counts.get((model, signature), {}))
         for shape_set, count in self._local.shape_set_counts(model, signature):
-            totals[shape_set.key()] = totals.get(shape_set.key(), 0) + count
-        return [(ShapeSet.from_key(key), count) for key, count in sorted(totals.items())]
+            totals[shape_set] = totals.get(shape_set, 0) + count
+        return list(totals.items())
 
     def top_shape_sets(self, model: str, signature: str, limit: int) -> TopShapeSets:
         """The at most ``limit`` shape sets that carried the most fleet traffic."""

@@ -67,8 +67,8 @@ def encode_contribution(replica: str, written_at: float, counts: SignatureCounts
 class FleetShapes:
     """The merged counts of the fleet's fresh contributions; answers as a shape source does."""
 
-    counts: Mapping[tuple[str, str], Mapping[str, int]]
-    """(model, signature) -> shape-set key -> requests, summed over contributors."""
+    counts: Mapping[tuple[str, str], Mapping[ShapeSet, int]]
+    """(model, signature) -> shape set -> requests, summed over contributors."""
 
     contributors: tuple[str, ...]
     """The replicas whose files were fresh and readable, sorted."""
@@ -78,8 +78,8 @@ class FleetShapes:
 
     def shape_set_counts(self, model: str, signature: str) -> list[tuple[ShapeSet, int]]:
         """Every shape set of (model, signature) the fleet saw, with its request count."""
-        return [(ShapeSet.from_key(key), count)
-                for key, count in sorted(self.counts.get((model, signature), {}).items())]
+        return sorted(self.counts.get((model, signature), {}).items(),
+                      key=lambda entry: entry[0].key())
 
     def top_shape_sets(self, model: str, signature: str, limit: int) -> TopShapeSets:
         """The at most ``limit`` shape sets that carried the most fleet traffic."""
@@ -98,7 +98,7 @@ def merge_contributions(
     files: Mapping[str, bytes], *, now: float, horizon_seconds: float
 ) -> FleetShapes:
     """Sum the contributions written within ``horizon_seconds`` before ``now`` (wall clock)."""
-    merged: dict[tuple[str, str], dict[str, int]] = {}
+    merged: dict[tuple[str, str], dict[ShapeSet, int]] = {}
     contributors: list[str] = []
     ignored: list[str] = []
     for replica, data in sorted(files.items()):
@@ -107,22 +107,21 @@ def merge_contributions(
             ignored.append(replica)
             continue
         contributors.append(replica)
-        for model, signature, key, count in rows:
+        for model, signature, shape_set, count in rows:
             per_shape = merged.setdefault((model, signature), {})
-            per_shape[key] = per_shape.get(key, 0) + count
+            per_shape[shape_set] = per_shape.get(shape_set, 0) + count
     return FleetShapes(merged, tuple(contributors), tuple(ignored))
 
 
-def _fresh_rows(data: bytes, now: float, horizon: float) -> list[tuple[str, str, str, int]] | None:
+def _fresh_rows(data: bytes, now: float, horizon: float
+                ) -> list[tuple[str, str, ShapeSet, int]] | None:
     """The rows of a fresh, well-formed contribution; None for a stale or foreign file
     (a file another release or a crash left is ignored, never trusted)."""
     try:
         value: Any = json.loads(data)
         if value.get("format") != FORMAT or not now - horizon <= float(value["written_at"]):
             return None
-        rows = [(str(m), str(s), str(k), int(c)) for m, s, k, c in value["counts"]]
-        for _, _, key, _ in rows:
-            ShapeSet.from_key(key)
+        return [(str(m), str(s), ShapeSet.from_key(str(k)), int(c))
+                for m, s, k, c in value["counts"]]
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
-    return rows

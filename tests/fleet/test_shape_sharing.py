@@ -74,6 +74,12 @@ class Replica:
         return dict(merged.shape_set_counts("mlp", SIGNATURE))
 
 
+def _counts(source: FleetShapeSource) -> dict[ShapeSet, int]:
+    counts = source.shape_set_counts("mlp", SIGNATURE)
+    assert len(counts) == len(dict(counts))  # each shape set once
+    return dict(counts)
+
+
 def _request(size: int, replica: str) -> bytes:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "mlp"
@@ -107,8 +113,7 @@ def test_the_fleet_counts_every_replicas_traffic_and_its_own_once(
         replica.contributor.start()  # writes at once
     try:
         source = a.source()
-        assert source.shape_set_counts("mlp", SIGNATURE) == [
-            (_batch(1), 5), (_batch(32), 10), (_batch(8), 6)]
+        assert _counts(source) == {_batch(1): 5, _batch(32): 10, _batch(8): 6}
         assert source.top_shape_sets("mlp", SIGNATURE, 2).shape_sets == [_batch(32), _batch(8)]
         assert source.contributors == 3
         assert a.written() == {_batch(1): 3}  # a's own file is there, and not counted again
@@ -120,11 +125,9 @@ def test_the_fleet_counts_every_replicas_traffic_and_its_own_once(
         # Values stay local: a replays its own samples only.
         assert [r.model_spec.signature_name for r in source.predict_requests("mlp")] == ["a"] * 3
         # The others see a's traffic once a wrote it.
-        assert b.source().shape_set_counts("mlp", SIGNATURE) == [
-            (_batch(1), 5), (_batch(32), 10), (_batch(8), 6)]
+        assert _counts(b.source()) == {_batch(1): 5, _batch(32): 10, _batch(8): 6}
         assert a.contributor.contribute()
-        assert b.source().shape_set_counts("mlp", SIGNATURE) == [
-            (_batch(1), 5), (_batch(32), 10), (_batch(64), 20), (_batch(8), 6)]
+        assert _counts(b.source()) == {_batch(1): 5, _batch(32): 10, _batch(64): 20, _batch(8): 6}
         a.traffic({128: 1})
     finally:
         for replica in (a, b, c):
@@ -157,20 +160,20 @@ def test_a_replica_that_stopped_writing_ages_out_after_four_intervals(
     wall.now += 1.0
     monotonic.now += 5.0
     assert source.contributors == 2
-    assert source.shape_set_counts("mlp", SIGNATURE) == [(_batch(32), 2)]
+    assert _counts(source) == {_batch(32): 2}
 
 
 def test_the_store_is_read_at_most_every_few_seconds(fleet: dict[str, Replica]) -> None:
     a, b = fleet["a"], fleet["b"]
     monotonic = Clock(0.0)
     source = a.source(monotonic=monotonic)
-    assert source.contributors == 1 and source.shape_set_counts("mlp", SIGNATURE) == []
+    assert source.contributors == 1 and _counts(source) == {}
     b.traffic({8: 4})
     assert b.contributor.contribute()
     monotonic.now += 4.9
-    assert source.shape_set_counts("mlp", SIGNATURE) == []
+    assert _counts(source) == {}
     monotonic.now += 0.1
-    assert source.shape_set_counts("mlp", SIGNATURE) == [(_batch(8), 4)]
+    assert _counts(source) == {_batch(8): 4}
 
 
 def test_the_contributor_writes_at_start_on_its_interval_and_at_stop(
@@ -212,8 +215,7 @@ def test_a_read_only_store_fails_contributions_countably_and_they_resume_after(
                 assert a.contributor.last_written_at is None
                 assert "a" not in a.store.shape_contributions()
                 # Reading still works on a read-only volume: b's counts are merged.
-                assert a.source().shape_set_counts("mlp", SIGNATURE) == [
-                    (_batch(1), 1), (_batch(8), 4)]
+                assert _counts(a.source()) == {_batch(1): 1, _batch(8): 4}
             finally:
                 subprocess.run(["mount", "-o", "remount,rw", str(volume)], check=True)
             try:
@@ -244,7 +246,7 @@ def test_a_store_that_cannot_be_read_leaves_the_local_counts(
     shapes_dir.rename(tmp_path / "shapes-aside")
     shapes_dir.symlink_to(shapes_dir.name)  # a loop: listing it fails with ELOOP
     with caplog.at_level(logging.WARNING, logger="sidecar.fleet"):
-        assert source.shape_set_counts("mlp", SIGNATURE) == [(_batch(1), 1)]
+        assert _counts(source) == {_batch(1): 1}
         assert source.contributors == 1
         monotonic.now += 5.0
         assert source.top_shape_sets("mlp", SIGNATURE, 1).shape_sets == [_batch(1)]
@@ -256,5 +258,5 @@ def test_a_store_that_cannot_be_read_leaves_the_local_counts(
     shapes_dir.unlink()
     (tmp_path / "shapes-aside").rename(shapes_dir)
     monotonic.now += 5.0
-    assert source.shape_set_counts("mlp", SIGNATURE) == [(_batch(1), 1), (_batch(8), 4)]
+    assert _counts(source) == {_batch(1): 1, _batch(8): 4}
     assert source.contributors == 2
