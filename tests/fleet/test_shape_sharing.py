@@ -190,7 +190,9 @@ def test_the_contributor_writes_at_start_on_its_interval_and_at_stop(
         a.traffic({8: 2})
         wait_until(lambda: a.written() == {_batch(1): 1, _batch(8): 2}, 10,
                    "the next interval's write")
-        assert (a.contributor.last_written_at or 0) > first
+        # The stamp is kept once the store took the file (a moment after it is visible).
+        wait_until(lambda: (a.contributor.last_written_at or 0) > first, 10,
+                   "the stamp of the interval's write")
     finally:
         a.contributor.stop()
     assert a.contributor.failed_writes == 0
@@ -210,7 +212,7 @@ def test_a_read_only_store_fails_contributions_countably_and_they_resume_after(
         with caplog.at_level(logging.INFO, logger="sidecar.fleet"):
             try:
                 a.contributor.start()
-                assert a.contributor.failed_writes == 1
+                assert a.contributor.failed_writes >= 1  # start wrote (and the thread may have)
                 wait_until(lambda: a.contributor.failed_writes >= 4, 10, "retries every tick")
                 assert a.contributor.last_written_at is None
                 assert "a" not in a.store.shape_contributions()
