@@ -71,7 +71,8 @@ class FleetShapeSource:
 
     @property
     def contributors(self) -> int:
-        """How many replicas' counts are merged, this one included (a gauge for metrics)."""
+        """How many replicas' counts are merged, this one included (a gauge for metrics;
+        reading it reads the store when the cached merge is ``refresh_seconds`` old)."""
         return len(self._fresh_others().contributors) + 1
 
     def shape_set_counts(self, model: str, signature: str) -> list[tuple[ShapeSet, int]]:
