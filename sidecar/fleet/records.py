@@ -9,6 +9,7 @@ written, and of two replicas creating one name exactly one succeeds.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,17 @@ def read(path: Path) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def names(directory: Path) -> list[str]:
+    """The names in ``directory`` that are not temporary (:func:`is_temporary`), sorted; none
+    when it does not exist. FleetStoreError when it cannot be listed."""
+    try:
+        return sorted(name for name in os.listdir(directory) if not is_temporary(name))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as exc:
+        raise FleetStoreError.from_os_error(exc, action="list", path=directory) from exc
 
 
 def is_temporary(name: str) -> bool:
