@@ -34,11 +34,12 @@ from sidecar.admin.views import (
     VersionView,
 )
 from sidecar.config.overrides import PolicyOverrides, PolicySource
-from sidecar.publish import numbering, roll_back_newest
+from sidecar.fleet.actions import FleetRollbacks
+from sidecar.publish import newest_to_roll_back, numbering, roll_back_newest
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal, JobState, newest_build
-from sidecar.state.controls import ModelControl, ModelControls
+from sidecar.state.controls import Controls, ModelControl
 from sidecar.watch.listing import Refusal, read_incoming, version_refusal
 
 
@@ -50,8 +51,8 @@ class BackendDependencies:
     """The job journal (states, reasons, timings)."""
     published: PublishedModels
     """The serving base's versions, engines and prebuilt shapes."""
-    controls: ModelControls
-    """Persisted pauses and policy overrides."""
+    controls: Controls
+    """Persisted pauses and policy overrides (this pod's, or the fleet's in its store)."""
     incoming_base: Path
     """Where raw versions land, as ``<model>/<version>/``."""
     policy_for: PolicySource
@@ -66,6 +67,9 @@ class BackendDependencies:
     """Held while rolling back, so the service's publishing and retention do not interleave."""
     clock: Callable[[], float] = time.time
     """Seconds since the epoch."""
+    fleet_rollbacks: FleetRollbacks | None = None
+    """The fleet's rollbacks (a rollback is recorded there first, for every replica); None
+    for a single pod."""
 
 
 class SidecarAdminBackend:
@@ -371,14 +375,24 @@ class SidecarAdminBackend:
         return self._deps.controls.resume(model)
 
     def roll_back(self, model: str) -> RollBackView:
-        """Move the newest published version out of view; refuse for the only one."""
+        """Move the newest published version out of view; refuse for the only one.
+
+        In a fleet it is recorded in the store first, so every replica rolls it back too;
+        when the store refuses, nothing is rolled back here either."""
         deps = self._deps
         model_dir = validation.model_dir(deps.published.serving_base, model)
         if not deps.published.versions(model):
             raise NotFoundError(f"model {model!r} has no published version",
                                 where=str(model_dir), fix="check the model name")
+        fleet = deps.fleet_rollbacks
         with deps.serving_lock or contextlib.nullcontext():
-            rolled = roll_back_newest(model_dir)
+            if fleet is None:
+                rolled = roll_back_newest(model_dir)
+            else:
+                recorded = fleet.record(model, newest_to_roll_back(model_dir),
+                                        "RollBack through the admin API")
+                rolled = roll_back_newest(model_dir)
+                fleet.note_moved(recorded, rolled)
         if deps.rollback_observer is not None:
             deps.rollback_observer.rolled_back(model, rolled.version, rolled.now_serving)
         return RollBackView(model, rolled.version, rolled.now_serving, str(rolled.moved_to))
