@@ -204,6 +204,13 @@ def test_a_rollback_through_one_replica_is_applied_by_every_replica(fleet: Fleet
     fleet.clock.pass_refresh()
     assert b.rollbacks.apply() == [], "and then nothing left to move"
 
+    with pytest.raises(grpc.RpcError) as caught:  # A's only version now: refused, not recorded
+        fleet.stub.RollBack(pb.RollBackRequest(model=MODEL), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "only servable version" in caught.value.details()
+    assert sorted(p.name for p in (fleet.store / "rollbacks").glob("*.json")) == [
+        f"{MODEL}@2000.json"]
+
 
 def test_a_replica_keeps_serving_its_only_version_and_moves_it_once_another_is_there(
     tmp_path: Path
