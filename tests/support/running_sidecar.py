@@ -94,6 +94,8 @@ class RunningSidecar:
         """Envoy's stats listener (``/stats/prometheus``)."""
         self.log = log
         """Where the sidecar's output goes."""
+        self.expected_exit = 0
+        """The exit status the process must end with (a test that kills it says so)."""
 
     def alive(self) -> bool:
         """Whether the process still runs."""
@@ -172,7 +174,7 @@ def running_sidecar(
         finally:
             rest_standin.stop()
             standin.stop()
-    assert process.returncode == 0, sidecar.output()[-5000:]
+    assert process.returncode == sidecar.expected_exit, sidecar.output()[-5000:]
 
 
 def _answers(sidecar: RunningSidecar) -> bool:

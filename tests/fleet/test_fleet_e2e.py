@@ -1,0 +1,215 @@
+"""A fleet of real ``tftrt-sidecar run`` processes, each with its own serving base, state,
+TF Serving stand-in and tap, sharing one store and one incoming base: a version is
+converted once and installed everywhere else, byte for byte; a holder killed mid-build is
+taken over once its lease expires; a holder paused past its lease publishes nothing; a late
+replica installs without converting; two device models convert once each."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import subprocess
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from tests.fleet.replicas import (
+    Replica,
+    key_dirs,
+    outcomes,
+    replica,
+    same_bytes,
+)
+from tests.jobs.builders import land
+from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.models import keras_mlp
+from tests.support.running_sidecar import Traffic, wait_until
+
+SERVED = 1000
+BUILT = ["discovered", "converting", "building", "verifying", "published"]
+INSTALLED = ["discovered", "verifying", "published"]
+
+
+@pytest.fixture(scope="module")
+def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+
+
+def gated(gate: Path, step: str) -> tuple[str, ...]:
+    """The launcher of a replica that waits at ``step`` until ``gate/resume`` exists."""
+    gate.mkdir(parents=True, exist_ok=True)
+    return ("-m", "tests.support.gated_sidecar", str(gate), step, "1")
+
+
+@pytest.mark.timeout(600)
+def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp: Path) -> None:
+    incoming, store = tmp_path / "incoming", tmp_path / "store"
+    incoming.mkdir()
+    with ExitStack() as stack:
+        fleet = [stack.enter_context(replica(tmp_path, name, incoming=incoming, store=store))
+                 for name in ("r1", "r2", "r3")]
+        land(mlp, incoming, "mlp", 1)
+        for member in fleet:
+            member.wait_published(SERVED)
+
+        jobs = {member.name: member.job(SERVED) for member in fleet}
+        builders = [name for name, job in jobs.items() if job and not job.installed]
+        assert len(builders) == 1, jobs
+        for member in fleet:
+            job = jobs[member.name]
+            assert job is not None and job.built_by == builders[0]
+            assert member.stages(SERVED) == (INSTALLED if job.installed else BUILT)
+            wait_until(functools.partial(counted_once, member), 30,
+                       f"{member.name}'s fleet metrics")
+        assert sum(member.fleet_publishes("built") for member in fleet) == 1
+        assert sum(member.fleet_publishes("installed") for member in fleet) == 2
+        assert same_bytes(*(member.published(SERVED) for member in fleet))
+        for member in fleet:
+            assert (member.published(SERVED) / "assets.extra" /
+                    "tf_serving_warmup_requests").is_file()
+        (key,) = key_dirs(store, SERVED)
+        assert outcomes(key) == {1: "complete"}
+
+        started = time.monotonic()
+        late = stack.enter_context(replica(tmp_path, "r4", incoming=incoming, store=store))
+        late.wait_published(SERVED)
+        ready_seconds = time.monotonic() - started
+        assert late.stages(SERVED) == INSTALLED
+        assert same_bytes(late.published(SERVED), fleet[0].published(SERVED))
+        assert late.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        with Traffic(late.sidecar.tap, version=SERVED) as traffic:
+            wait_until(lambda: traffic.served >= 10, 60, "the late replica answering")
+        assert traffic.failures == []
+        assert outcomes(key) == {1: "complete"}  # still built once
+        print(f"late replica ready in {ready_seconds:.1f} s (process start included)")
+
+
+@pytest.mark.timeout(600)
+def test_a_holder_killed_mid_build_is_taken_over_after_its_lease(
+    tmp_path: Path, mlp: Path
+) -> None:
+    incoming, store, gate = tmp_path / "incoming", tmp_path / "store", tmp_path / "gate"
+    incoming.mkdir()
+    with replica(tmp_path, "holder", incoming=incoming, store=store,
+                 launcher=gated(gate, "job-building")) as holder:
+        land(mlp, incoming, "mlp", 1)
+        wait_until((gate / "paused").exists, 240, "the holder building")
+        with replica(tmp_path, "taker", incoming=incoming, store=store) as taker:
+            holder.signal(signal.SIGKILL)
+            holder.sidecar.expected_exit = -signal.SIGKILL
+            killed = time.monotonic()
+            taker.wait_published(SERVED)
+            recovered = time.monotonic() - killed
+            assert not holder.published(SERVED).exists()
+            (key,) = key_dirs(store, SERVED)
+            assert outcomes(key) == {1: "revoked", 2: "complete"}
+            job = taker.job(SERVED)
+            assert job is not None and (job.built_by, job.installed) == ("taker", False)
+            wait_until(lambda: taker.sidecar.metric("tftrt_sidecar_fleet_takeovers_total",
+                                                    model="mlp") == 1, 30, "takeover counted")
+            print(f"recovered {recovered:.1f} s after the SIGKILL (lease 4 s)")
+    # The killed replica's pod comes back on its own disks: it installs, never builds again.
+    with replica(tmp_path, "holder", incoming=incoming, store=store) as back:
+        back.wait_published(SERVED)
+        job = back.job(SERVED)
+        assert job is not None and (job.built_by, job.installed) == ("taker", True)
+        assert same_bytes(back.published(SERVED), tmp_path / "taker" / "serving" / "mlp" /
+                          str(SERVED))
+    assert outcomes(key) == {1: "revoked", 2: "complete"}
+
+
+@pytest.mark.timeout(600)
+def test_a_holder_paused_past_its_lease_publishes_nothing_of_its_own(
+    tmp_path: Path, mlp: Path
+) -> None:
+    incoming, store, gate = tmp_path / "incoming", tmp_path / "store", tmp_path / "gate"
+    incoming.mkdir()
+    with replica(tmp_path, "paused", incoming=incoming, store=store,
+                 launcher=gated(gate, "job-saved")) as paused:
+        land(mlp, incoming, "mlp", 1)
+        wait_until((gate / "paused").exists, 240, "the holder saving its build")
+        paused.signal(signal.SIGSTOP)  # renewals stop with it
+        try:
+            with replica(tmp_path, "taker", incoming=incoming, store=store) as taker:
+                taker.wait_published(SERVED)
+                (key,) = key_dirs(store, SERVED)
+                assert outcomes(key) == {1: "revoked", 2: "complete"}
+                paused.signal(signal.SIGCONT)
+                (gate / "resume").touch()
+                paused.wait_published(SERVED)
+                job = paused.job(SERVED)
+                assert job is not None and (job.built_by, job.installed) == ("taker", True)
+                assert same_bytes(paused.published(SERVED), taker.published(SERVED))
+                assert outcomes(key) == {1: "revoked", 2: "complete"}
+                assert [p.name for p in key.iterdir() if p.name.startswith("artifact.")] == [
+                    next(p.name for p in key.iterdir() if p.name.startswith("artifact.2."))]
+                assert "was taken over by replica 'taker'" in paused.sidecar.output()
+        finally:
+            paused.signal(signal.SIGCONT)
+            (gate / "resume").touch()
+
+
+@pytest.mark.timeout(600)
+def test_each_device_model_converts_once(tmp_path: Path, mlp: Path) -> None:
+    incoming, store = tmp_path / "incoming", tmp_path / "store"
+    incoming.mkdir()
+    forced = ("-m", "tests.fleet.slug_sidecar", "cpu-other-model")
+    with ExitStack() as stack:
+        fleet: list[Replica] = [
+            stack.enter_context(replica(tmp_path, "a1", incoming=incoming, store=store)),
+            stack.enter_context(replica(tmp_path, "a2", incoming=incoming, store=store)),
+            stack.enter_context(replica(tmp_path, "b1", incoming=incoming, store=store,
+                                        launcher=forced)),
+        ]
+        land(mlp, incoming, "mlp", 1)
+        for member in fleet:
+            member.wait_published(SERVED)
+        keys = key_dirs(store, SERVED)
+        assert len(keys) == 2 and any("cpu-other-model" in str(k) for k in keys)
+        assert [outcomes(key) for key in keys] == [{1: "complete"}, {1: "complete"}]
+        installed = {member.name: bool(getattr(member.job(SERVED), "installed", True))
+                     for member in fleet}
+        assert installed["b1"] is False
+        assert sorted([installed["a1"], installed["a2"]]) == [False, True]
+
+
+@pytest.mark.timeout(600)
+def test_a_read_only_or_full_store_fails_the_job_retryably_and_serving_goes_on(
+    tmp_path: Path, mlp: Path
+) -> None:
+    incoming, store = tmp_path / "incoming", tmp_path / "store"
+    incoming.mkdir()
+    land(mlp, incoming, "mlp", 1)
+    with small_tmpfs(store, "16m"), replica(tmp_path, "alone", incoming=incoming,
+                                            store=store) as alone:
+        alone.wait_published(SERVED)
+        assert alone.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        with Traffic(alone.sidecar.tap) as traffic:
+            subprocess.run(["mount", "-o", "remount,ro", str(store)], check=True)
+            land(mlp, incoming, "mlp", 2)
+            failed_on(alone, 2000, "Read-only file system")
+            subprocess.run(["mount", "-o", "remount,rw", str(store)], check=True)
+            filler = fill_disk(store)
+            failed_on(alone, 2000, "No space left on device")
+            filler.unlink()
+            alone.wait_published(2000)
+        assert traffic.failures == [] and traffic.served > 10
+        job = alone.job(2000)
+        assert job is not None and (job.built_by, job.installed) == ("alone", False)
+        assert alone.published(1000).is_dir()  # served throughout, and kept
+
+
+def counted_once(member: Replica) -> bool:
+    """Whether the replica's metrics count the version once, built or installed."""
+    return member.fleet_publishes("built") + member.fleet_publishes("installed") == 1
+
+
+def failed_on(member: Replica, served: int, words: str) -> None:
+    """Wait until the job of ``served`` failed for a reason with ``words``, to be retried."""
+    def failed() -> bool:
+        job = member.job(served)
+        return bool(job and job.state.value == "failed" and words in (job.reason or "")
+                    and job.retry_at is not None)
+    wait_until(failed, 120, f"{member.name}'s job of {served} failing on '{words}'")
