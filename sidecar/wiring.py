@@ -38,6 +38,8 @@ from sidecar.errors import ConfigError
 from sidecar.fanout import fan_out
 from sidecar.faults import FaultArea, FaultBoard
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
+from sidecar.fleet.shape_contributor import ShapeContributor
+from sidecar.fleet.shape_source import FleetShapeSource
 from sidecar.jobs import (
     ConverterFactory,
     FleetContext,
@@ -164,6 +166,16 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     published = PublishedModels(settings.serving_base)
     controls = ModelControls.open(settings.state_dir)
     fleet = None if settings.store is None else _fleet_context(settings)
+    shapes: ShapeStore | FleetShapeSource = store
+    fleet_shapes: tuple[FleetShapeSource, ShapeContributor] | None = None
+    if fleet is not None:
+        # Builds, replays and coverage read the fleet's traffic; this replica adds its own.
+        fleet_shapes = (
+            FleetShapeSource(fleet.store, store, settings.shape_share_seconds,
+                             wall_clock=clock),
+            ShapeContributor(fleet.store, store, settings.shape_share_seconds,
+                             wall_clock=clock))
+        shapes = fleet_shapes[0]
     job_settings = JobSettings()
     requests: queue.SimpleQueue[RequestedJob] = queue.SimpleQueue()
     serving_lock = threading.Lock()
@@ -181,7 +193,8 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                                  ScrapeSources(journal=journal, published=published,
                                                engine_cache_dir=settings.engine_cache_dir,
                                                shape_store=store, faults=faults,
-                                               incoming_base=settings.incoming_base))
+                                               incoming_base=settings.incoming_base,
+                                               fleet_shapes=fleet_shapes))
         observer = fan_out([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:
@@ -204,11 +217,14 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         journal.close()
 
     background.append(_ClosesOnStop(close))
+    if fleet_shapes is not None:
+        # Components stop in reverse: its last write comes before the shape store closes.
+        background.append(fleet_shapes[1])
     return ServiceComponents(
-        shape_source=store, observer=observer, background=tuple(background),
+        shape_source=shapes, observer=observer, background=tuple(background),
         job_settings=job_settings, requests=requests, is_paused=controls.is_paused,
         policy_for=controls.policy_for, serving_lock=serving_lock, on_started=on_started,
-        rebuilds=CoverageRebuilds(store, published, settings.incoming_base,
+        rebuilds=CoverageRebuilds(shapes, published, settings.incoming_base,
                                   job_settings.signature_key),
         faults=faults, fleet=fleet)
 

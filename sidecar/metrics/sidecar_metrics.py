@@ -17,6 +17,7 @@ from sidecar.metrics.collectors import (
     VersionStateCollector,
 )
 from sidecar.metrics.fault_metrics import StorageFaultCollector
+from sidecar.metrics.fleet_collector import FleetShapesCollector, MergedShapes, SharedShapes
 from sidecar.metrics.job_metrics import JobMetrics
 from sidecar.metrics.tap_metrics import TapMetrics
 from sidecar.publish.published import PublishedModels
@@ -40,6 +41,9 @@ class ScrapeSources:
     """Storage faults in progress."""
     incoming_base: Path | None = None
     """Incoming directories refused for their name."""
+    fleet_shapes: tuple[MergedShapes, SharedShapes] | None = None
+    """In a fleet: the merged shape counts (contributors) and this replica's contributions
+    (refused writes)."""
 
 
 class SidecarMetrics:
@@ -78,6 +82,8 @@ class SidecarMetrics:
             registry.register(StorageFaultCollector(sources.faults))
         if sources.incoming_base is not None:
             registry.register(IncomingRefusedCollector(sources.incoming_base))
+        if sources.fleet_shapes is not None:
+            registry.register(FleetShapesCollector(*sources.fleet_shapes))
 
     def rolled_back(self, model: str, version: int, now_serving: int) -> None:
         """Count a rollback (a :class:`~sidecar.admin.backend.RollbackObserver`)."""

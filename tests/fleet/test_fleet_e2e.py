@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.fleet.shape_source import REFRESH_SECONDS
 from tests.fleet.replicas import (
     Replica,
     key_dirs,
     outcomes,
+    predict,
     replica,
     same_bytes,
+    warmup_batches,
 )
 from tests.jobs.builders import land
 from tests.sidecar.conftest import fill_disk, small_tmpfs
@@ -84,6 +87,21 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
         assert traffic.failures == []
         assert outcomes(key) == {1: "complete"}  # still built once
         print(f"late replica ready in {ready_seconds:.1f} s (process start included)")
+
+        # Fleet-wide shapes: each replica sees its own batch size; whoever builds the next
+        # version builds and warms it up for all of them.
+        for member, batch in zip(fleet, (5, 6, 7), strict=True):
+            predict(member.sidecar.tap, batch, calls=20)
+        wait_until(lambda: contributed(store, {"r1": 5, "r2": 6, "r3": 7}), 60,
+                   "every replica's shapes in the store")
+        time.sleep(REFRESH_SECONDS)  # the merged counts are cached this long: wait it out
+        land(mlp, incoming, "mlp", 2)
+        for member in [*fleet, late]:
+            member.wait_published(2000)
+        (builder,) = [m for m in [*fleet, late] if not getattr(m.job(2000), "installed", True)]
+        assert {5, 6, 7} <= warmup_batches(builder.published(2000)), builder.name
+        assert all(member.sidecar.metric("tftrt_sidecar_fleet_shape_contributors") == 4
+                   for member in fleet)
 
 
 @pytest.mark.timeout(600)
@@ -199,6 +217,15 @@ def test_a_read_only_or_full_store_fails_the_job_retryably_and_serving_goes_on(
         job = alone.job(2000)
         assert job is not None and (job.built_by, job.installed) == ("alone", False)
         assert alone.published(1000).is_dir()  # served throughout, and kept
+
+
+def contributed(store: Path, batches: dict[str, int]) -> bool:
+    """Whether each replica's shape file in the store holds its batch size."""
+    for name, batch in batches.items():
+        path = store / "shapes" / f"{name}.json"
+        if not path.exists() or f"[{batch},16]" not in path.read_text():
+            return False
+    return True
 
 
 def counted_once(member: Replica) -> bool:
