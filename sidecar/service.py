@@ -144,6 +144,7 @@ class SidecarService:
             clock=parts.monotonic,
             retry=self._retry,
             fleet=parts.fleet,
+            is_rolled_back=parts.is_rolled_back,
         )
         self._fleet_waits: dict[tuple[str, int], float] = {}
         """Jobs another replica holds the key of: (model, version) -> when to try again."""
@@ -278,7 +279,7 @@ class SidecarService:
                 raise
         self._report_incoming(self._watcher.faults)
         wrote = (self._settle_after_fault() | self._restart_due_retries()
-                 | self._catch_up_with_fleet())
+                 | self._apply_fleet_rollbacks() | self._catch_up_with_fleet())
         ran = self._run_requested()
         if not ran:
             job = self._queue.take(parts.is_paused, self._changes.held | self._waiting())
@@ -331,6 +332,14 @@ class SidecarService:
             self._journal.restart(job.model, job.version,
                                   reason=f"retried by itself after: {job.reason}")
         return bool(due)
+
+    def _apply_fleet_rollbacks(self) -> bool:
+        """Move the versions the fleet rolled back out of view here; True if any was."""
+        with self._components.serving_lock:
+            applied = self._components.apply_rollbacks()
+            if applied:
+                self._upkeep.write_model_config()
+        return bool(applied)
 
     def _catch_up_with_fleet(self) -> bool:
         """Queue what the fleet built and this replica lacks; True if a job was queued."""

@@ -38,6 +38,8 @@ from sidecar.errors import ConfigError
 from sidecar.fanout import fan_out
 from sidecar.faults import FaultArea, FaultBoard
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
+from sidecar.fleet.actions import AppliedRollback, FleetRollbacks
+from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.fleet.shape_contributor import ShapeContributor
 from sidecar.fleet.shape_source import FleetShapeSource
 from sidecar.jobs import (
@@ -56,7 +58,8 @@ from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
-from sidecar.state.controls import ModelControls
+from sidecar.state.controls import Controls, ModelControls
+from sidecar.state.fleet_controls import FleetControls
 from sidecar.tap.process import RecorderProcess
 from sidecar.tap.settings import RecorderSettings, RestRecording
 from sidecar.tap.stats import TapObserver
@@ -96,6 +99,10 @@ def _as_configured(model: str, configured: ModelPolicy) -> ModelPolicy:
 
 def _nothing() -> None:
     return None
+
+
+def _no_rollbacks() -> list[AppliedRollback]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,11 @@ class ServiceComponents:
     is_rolled_back: Callable[[str, int], bool] = _never_rolled_back
     """Whether the fleet rolled a model's served version back (it is never installed)."""
 
+    apply_rollbacks: Callable[[], list[AppliedRollback]] = _no_rollbacks
+    """Moves the versions the fleet rolled back out of this replica's view; what it moved
+    (:meth:`sidecar.fleet.actions.FleetRollbacks.apply`; the service calls it between jobs,
+    holding ``serving_lock``)."""
+
 
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
                      ) -> ServiceComponents:
@@ -164,8 +176,15 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     # A second connection to the WAL journal, for readers on server threads.
     journal = JobJournal.open(settings.state_dir, clock=clock)
     published = PublishedModels(settings.serving_base)
-    controls = ModelControls.open(settings.state_dir)
     fleet = None if settings.store is None else _fleet_context(settings)
+    controls: Controls
+    rollbacks: FleetRollbacks | None = None
+    if settings.store is None:
+        controls = ModelControls.open(settings.state_dir)
+    else:  # after _fleet_context, which checks that the directory is a fleet store
+        records = OperatorRecords(settings.store, settings.replica_id)
+        controls = FleetControls(records)
+        rollbacks = FleetRollbacks(records, settings.serving_base)
     shapes: ShapeStore | FleetShapeSource = store
     fleet_shapes: tuple[FleetShapeSource, ShapeContributor] | None = None
     if fleet is not None:
@@ -208,7 +227,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
             journal=journal, published=published, controls=controls,
             incoming_base=settings.incoming_base, policy_for=settings.policy_for,
             submit=functools.partial(_submit, requests), shape_store=store,
-            rollback_observer=metrics, serving_lock=serving_lock))
+            rollback_observer=metrics, serving_lock=serving_lock, fleet_rollbacks=rollbacks))
         background.append(AdminServer(admin_settings, backend, health))
         on_started = backend.mark_ready
 
@@ -226,7 +245,9 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         policy_for=controls.policy_for, serving_lock=serving_lock, on_started=on_started,
         rebuilds=CoverageRebuilds(shapes, published, settings.incoming_base,
                                   job_settings.signature_key),
-        faults=faults, fleet=fleet)
+        faults=faults, fleet=fleet,
+        is_rolled_back=_never_rolled_back if rollbacks is None else rollbacks.is_rolled_back,
+        apply_rollbacks=_no_rollbacks if rollbacks is None else rollbacks.apply)
 
 
 def _fleet_context(settings: Settings) -> FleetContext:

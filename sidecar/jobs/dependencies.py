@@ -57,3 +57,6 @@ class JobDependencies:
 
     fleet: FleetContext | None = None
     """The fleet's store and this replica's key namespace; None: single-pod mode."""
+
+    is_rolled_back: Callable[[str, int], bool] = lambda model, version: False
+    """Whether the fleet rolled (model, version) back: its job is then SKIPPED."""

@@ -44,6 +44,17 @@ class SourceChangedError(UserError):
     work is abandoned and it starts again once the version settles."""
 
 
+class RolledBackError(UserError):
+    """The fleet rolled this version back: no replica builds or installs it again."""
+
+    def __init__(self, named: str, source: str) -> None:
+        super().__init__(
+            f"{named} was rolled back fleet-wide, so it is neither built nor installed here",
+            where=source,
+            fix="land the model again under a new version number, or delete the rollback's "
+                "record from the fleet store's rollbacks/ to serve it again")
+
+
 class StaleArtifactError(UserError):
     """The fleet store's artifact of a version was built from other content than the
     incoming version holds now (it was replaced after the fleet built it)."""

@@ -55,6 +55,7 @@ from sidecar.jobs.errors import (
     ENDS_THE_ATTEMPT,
     FAILS_ON_PURPOSE,
     ReplayError,
+    RolledBackError,
     SourceChangedError,
     StaleArtifactError,
     VerificationError,
@@ -148,7 +149,7 @@ class _VersionJob:
         except (SourceChangedError, LeaseLostError) as exc:
             return self._start_again(exc, retry_in=0.0 if isinstance(exc, LeaseLostError)
                                      else None)
-        except (VersionVanishedError, VersionAlreadyPublishedError) as exc:
+        except (VersionVanishedError, VersionAlreadyPublishedError, RolledBackError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
         except Exception as exc:
             return self._failed(exc)
@@ -230,6 +231,8 @@ class _VersionJob:
     def _check_wanted(self) -> None:
         publisher = self._deps.publisher
         self._input.check()
+        if self._deps.is_rolled_back(self._model, self._version):
+            raise RolledBackError(self._named, str(self._source))
         if publisher.is_published(self._model, self._version):
             raise VersionAlreadyPublishedError(
                 self._model, self._version, publisher.version_dir(self._model, self._version)

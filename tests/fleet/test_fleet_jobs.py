@@ -13,7 +13,9 @@ import pytest
 
 from sidecar.config import ModelPolicy
 from sidecar.fleet import Held, Lease, LeaseBook, SharedDirectoryStore
+from sidecar.fleet.actions import FleetRollbacks
 from sidecar.fleet.lease import list_key, read_outcome
+from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.jobs import FleetContext, JobDependencies, JobResult, run_version_job
 from sidecar.publish import VersionPublisher, numbering
 from sidecar.state import Flavour, JobJournal, JobState
@@ -48,10 +50,13 @@ class Replica:
     def run(self, incoming: Path, served: int = SERVED, *, checkpoint: object = None) -> JobResult:
         self.journal.discover("mlp", served)
         step = checkpoint if callable(checkpoint) else (lambda name: None)
+        rollbacks = FleetRollbacks(OperatorRecords(self.store.root, self.name), self.serving,
+                                   refresh_seconds=0.0)
         deps = JobDependencies(
             journal=self.journal, publisher=VersionPublisher(self.serving, checkpoint=step),
             incoming_base=incoming, engine_cache_dir=self.root / self.name / "engines",
-            checkpoint=step, fleet=FleetContext(self.store, TF, SLUG))
+            checkpoint=step, fleet=FleetContext(self.store, TF, SLUG),
+            is_rolled_back=rollbacks.is_rolled_back)
         return run_version_job(deps, "mlp", served, ModelPolicy())
 
 
@@ -167,3 +172,19 @@ def test_a_holder_that_lost_its_lease_publishes_nothing_and_installs_the_winner(
     assert (again.origin.built_by, again.origin.installed) == ("b", True)
     assert tree_bytes(a.serving / "mlp" / str(SERVED)) == tree_bytes(
         b.serving / "mlp" / str(SERVED))
+
+
+def test_a_version_the_fleet_rolled_back_is_never_installed(
+    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+) -> None:
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+    assert a.run(incoming).state is JobState.PUBLISHED
+    FleetRollbacks(OperatorRecords(a.store.root, "a"), a.serving).record(
+        "mlp", SERVED, "RollBack through the admin API")
+
+    skipped = b.run(incoming)
+
+    assert skipped.state is JobState.SKIPPED
+    assert "rolled back fleet-wide" in (skipped.reason or "")
+    assert not (b.serving / "mlp" / str(SERVED)).exists()

@@ -1,0 +1,51 @@
+"""The service applies the fleet's operator actions: a replica's real service loop, on its
+own serving base, moves out what another replica rolled back in the shared store, and
+holds back a model another replica paused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sidecar.fleet import LeaseBook, SharedDirectoryStore
+from sidecar.fleet.actions import FleetRollbacks
+from sidecar.fleet.operator_records import OperatorRecords
+from sidecar.publish import published_versions
+from sidecar.service import SidecarService
+from sidecar.state import JobState
+from sidecar.state.fleet_controls import FleetControls
+from sidecar.wiring import ServiceComponents
+from tests.fleet.conftest import write_version
+from tests.jobs.test_service import quick_settings
+
+
+def test_the_service_loop_moves_out_what_another_replica_rolled_back(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    SharedDirectoryStore(store, LeaseBook("b", 30.0))
+    settings = quick_settings(tmp_path / "b")
+    settings.incoming_base.mkdir(parents=True)
+    for seed, version in enumerate((1000, 2000)):
+        write_version(settings.serving_base / "mlp" / str(version), seed=seed)
+    records = OperatorRecords(store, "b")
+    rollbacks = FleetRollbacks(records, settings.serving_base, refresh_seconds=0.0)
+    controls = FleetControls(records, refresh_seconds=0.0)
+    parts = ServiceComponents(is_paused=controls.is_paused, policy_for=controls.policy_for,
+                              is_rolled_back=rollbacks.is_rolled_back,
+                              apply_rollbacks=rollbacks.apply)
+    with SidecarService(settings, parts) as service:
+        service.start()
+        assert published_versions(settings.serving_base / "mlp") == [1000, 2000]
+        FleetRollbacks(OperatorRecords(store, "a"), tmp_path / "a").record(
+            "mlp", 2000, "RollBack through the admin API")
+        service.step()
+        assert published_versions(settings.serving_base / "mlp") == [1000]
+        assert (settings.serving_base / "mlp" / ".rolled-back-2000").is_dir()
+        assert "mlp" in settings.model_config_file.read_text()
+
+        FleetControls(OperatorRecords(store, "a")).pause("mlp", "hold")
+        landed = settings.incoming_base / "mlp" / "3"
+        landed.mkdir(parents=True)
+        (landed / "saved_model.pb").write_bytes(b"a job would fail on this at once")
+        for _ in range(3):
+            assert not service.step(), "no job runs for a model another replica paused"
+        job = service.journal.get("mlp", 3000)
+        assert job is not None and job.state is JobState.DISCOVERED
