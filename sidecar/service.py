@@ -153,6 +153,7 @@ class SidecarService:
             interval_seconds=max(settings.rescan_interval_seconds, 5.0),
             is_rolled_back=parts.is_rolled_back, clock=parts.monotonic)
         self._started = False
+        self._caught_up = False
 
     @property
     def journal(self) -> JobJournal:
@@ -248,7 +249,11 @@ class SidecarService:
                     continue
                 if ran:
                     continue
-                if self._settings.once and self.idle():
+                idle = self.idle()
+                if idle and not self._caught_up:
+                    self._caught_up = True
+                    self._components.on_caught_up()
+                if self._settings.once and idle:
                     break
                 if wakeup is not None:
                     wakeup.sleep(self._settings.rescan_interval_seconds)

@@ -67,6 +67,12 @@ from sidecar.tap.stats import TapObserver
 TAP_HEALTH_SERVICE: Final = "tftrt.sidecar.Tap"
 """The admin API's health service name for the tap: SERVING while its process is up."""
 
+FLEET_HEALTH_SERVICE: Final = "tftrt.sidecar.Fleet"
+"""The admin API's health service name for catching up: in a fleet, SERVING once this
+replica, after it started, had nothing left to build or install (so a new pod takes traffic
+only once it serves what the fleet serves; the pod's readiness probe asks it); always
+SERVING in single-pod mode."""
+
 
 class BackgroundComponent(Protocol):
     """A server that runs beside the pipeline: the tap, the admin API, the metrics endpoint."""
@@ -151,6 +157,10 @@ class ServiceComponents:
     on_started: Callable[[], None] = _nothing
     """Called once start-up recovery is done (the admin API reports ready)."""
 
+    on_caught_up: Callable[[], None] = _nothing
+    """Called once, the first time after start-up that no job waits or runs and no version
+    is settling (a fleet replica has installed or built what the fleet serves)."""
+
     faults: FaultBoard = field(default_factory=FaultBoard)
     """Storage faults the service is riding out (admin health and metrics read them)."""
 
@@ -221,6 +231,10 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                                        clock)
         background.extend(tap)
         health[TAP_HEALTH_SERVICE] = serving
+    caught_up = threading.Event()
+    if fleet is None:
+        caught_up.set()
+    health[FLEET_HEALTH_SERVICE] = caught_up.is_set
     on_started = _nothing
     if admin_settings is not None:
         backend = SidecarAdminBackend(BackendDependencies(
@@ -243,6 +257,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         shape_source=shapes, observer=observer, background=tuple(background),
         job_settings=job_settings, requests=requests, is_paused=controls.is_paused,
         policy_for=controls.policy_for, serving_lock=serving_lock, on_started=on_started,
+        on_caught_up=caught_up.set,
         rebuilds=CoverageRebuilds(shapes, published, settings.incoming_base,
                                   job_settings.signature_key),
         faults=faults, fleet=fleet,

@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from sidecar.wiring import FLEET_HEALTH_SERVICE
 from tests.deploy.conftest import (
     FLEET_OVERLAYS,
     K8S,
@@ -172,3 +173,11 @@ def test_components_apply_to_the_gpu_overlay(component, tmp_path):
     else:
         assert "replicas" not in spec and flags["--store"]
         view.one("HorizontalPodAutoscaler")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_a_pod_is_ready_only_once_it_caught_up_with_the_fleet(rendered, overlay):
+    # The sidecar's readiness asks the health service that turns SERVING once this replica
+    # installed or built what the fleet serves (always SERVING without a store).
+    probe = rendered[overlay].container("tftrt-sidecar")["readinessProbe"]["grpc"]
+    assert probe == {"port": 8700, "service": FLEET_HEALTH_SERVICE}

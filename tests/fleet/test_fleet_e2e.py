@@ -77,8 +77,10 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
 
         started = time.monotonic()
         late = stack.enter_context(replica(tmp_path, "r4", incoming=incoming, store=store))
-        late.wait_published(SERVED)
+        wait_until(lambda: late.sidecar.health("tftrt.sidecar.Fleet") == "SERVING", 120,
+                   "the late replica ready (its pod's readiness probe)")
         ready_seconds = time.monotonic() - started
+        assert late.published(SERVED).is_dir()  # ready only once it serves what the fleet does
         assert late.stages(SERVED) == INSTALLED
         assert same_bytes(late.published(SERVED), fleet[0].published(SERVED))
         assert late.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
