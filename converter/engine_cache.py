@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import secrets
 import shutil
 
 from converter.backends.device import BuildDevice, detect_build_device, engine_namespace
-from converter.files import fsync_directory, fsync_file
+from converter.files import fsync_directory, fsync_file, temporary_prefix
 
 ENGINES_SUBDIR = pathlib.Path("assets.extra", "tftrt", "engines")
 
@@ -67,10 +68,16 @@ def install_engines(
         if destination.exists():
             present += 1
             continue
-        temporary = target / f".{entry.name}.tmp"
-        shutil.copyfile(entry, temporary)
-        fsync_file(temporary)
-        os.rename(temporary, destination)
+        # A name of this call's own: replicas sharing a node's cache may install the same
+        # engine at once (each renames a whole copy; the later one replaces an equal file).
+        temporary = target / f"{temporary_prefix(destination)}{secrets.token_hex(4)}"
+        try:
+            shutil.copyfile(entry, temporary)
+            fsync_file(temporary)
+            os.rename(temporary, destination)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         installed += 1
         size += destination.stat().st_size
     fsync_directory(target)
