@@ -157,6 +157,8 @@ class SidecarAdminBackend:
             backend_reason=published.backend_reason if published else "",
             candidate=published.candidate if published else "",
             candidate_reason=published.candidate_reason if published else "",
+            built_by=(job.built_by or "") if job else "",
+            installed_from_store=job.installed if job else False,
             device=published.device if published else "",
         )
 

@@ -62,6 +62,10 @@ class VersionView:
     """The converter's measured choice ("original", "frozen", "frozen+xla", "xla")."""
     candidate_reason: str = ""
     """Why it won."""
+    built_by: str = ""
+    """In a fleet: the replica that built it ("" in single-pod mode)."""
+    installed_from_store: bool = False
+    """In a fleet: True when this replica installed it from the store instead of building."""
     device: str = ""
     """Build device slug."""
 

@@ -61,6 +61,8 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
         backend_reason=view.backend_reason,
         candidate=view.candidate,
         candidate_reason=view.candidate_reason,
+        built_by=view.built_by,
+        installed_from_store=view.installed_from_store,
         device=view.device,
     )
 

@@ -19,6 +19,8 @@ from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.state import Job, JobJournal
 from sidecar.warmup import read_predict_requests
 from tests.support.running_sidecar import RunningSidecar, running_sidecar, wait_until
+from tftrt.sidecar.admin.v1 import admin_pb2 as admin
+from tftrt.sidecar.admin.v1 import admin_pb2_grpc as admin_grpc
 
 MODEL = "mlp"
 
@@ -61,6 +63,14 @@ class Replica:
         """``tftrt_sidecar_fleet_publishes`` of the test model by ``origin``."""
         return self.sidecar.metric("tftrt_sidecar_fleet_publishes_total", model=MODEL,
                                    origin=origin) or 0.0
+
+    def origin(self, served: int) -> tuple[str, bool]:
+        """``GetModel``'s (built_by, installed_from_store) of ``served``, over the admin API."""
+        with grpc.insecure_channel(self.sidecar.admin) as channel:
+            model = admin_grpc.SidecarAdminStub(channel).GetModel(
+                admin.GetModelRequest(name=MODEL), timeout=10)
+        (version,) = [v for v in model.versions if v.version == served]
+        return version.built_by, version.installed_from_store
 
     def signal(self, number: signal.Signals) -> None:
         os.kill(self.sidecar.process.pid, number)

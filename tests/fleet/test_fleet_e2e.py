@@ -64,6 +64,7 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
             job = jobs[member.name]
             assert job is not None and job.built_by == builders[0]
             assert member.stages(SERVED) == (INSTALLED if job.installed else BUILT)
+            assert member.origin(SERVED) == (builders[0], member.name != builders[0])
             wait_until(functools.partial(counted_once, member), 30,
                        f"{member.name}'s fleet metrics")
         assert sum(member.fleet_publishes("built") for member in fleet) == 1

@@ -70,7 +70,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., policy: _Optional[_Union[EffectivePolicy, _Mapping]] = ..., overrides: _Optional[_Union[PolicyOverrides, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[SignatureCoverage, _Mapping]]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "state", "reason", "flavour", "flavour_reason", "attempts", "created_at", "updated_at", "in_serving", "stage_timings", "engines", "prebuilt_shapes", "backend", "device", "incoming_version", "rebuild", "backend_reason", "candidate", "candidate_reason")
+    __slots__ = ("version", "state", "reason", "flavour", "flavour_reason", "attempts", "created_at", "updated_at", "in_serving", "stage_timings", "engines", "prebuilt_shapes", "backend", "device", "incoming_version", "rebuild", "backend_reason", "candidate", "candidate_reason", "built_by", "installed_from_store")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +90,8 @@ class ModelVersion(_message.Message):
     BACKEND_REASON_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_REASON_FIELD_NUMBER: _ClassVar[int]
+    BUILT_BY_FIELD_NUMBER: _ClassVar[int]
+    INSTALLED_FROM_STORE_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: str
     reason: str
@@ -109,7 +111,9 @@ class ModelVersion(_message.Message):
     backend_reason: str
     candidate: str
     candidate_reason: str
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., flavour: _Optional[str] = ..., flavour_reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., in_serving: _Optional[bool] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., prebuilt_shapes: _Optional[_Iterable[_Union[ShapeSet, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., incoming_version: _Optional[int] = ..., rebuild: _Optional[int] = ..., backend_reason: _Optional[str] = ..., candidate: _Optional[str] = ..., candidate_reason: _Optional[str] = ...) -> None: ...
+    built_by: str
+    installed_from_store: bool
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., flavour: _Optional[str] = ..., flavour_reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., in_serving: _Optional[bool] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., prebuilt_shapes: _Optional[_Iterable[_Union[ShapeSet, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., incoming_version: _Optional[int] = ..., rebuild: _Optional[int] = ..., backend_reason: _Optional[str] = ..., candidate: _Optional[str] = ..., candidate_reason: _Optional[str] = ..., built_by: _Optional[str] = ..., installed_from_store: _Optional[bool] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "seconds")
