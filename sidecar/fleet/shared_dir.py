@@ -148,8 +148,8 @@ class SharedDirectoryStore:
         """See :meth:`FleetStore.completed_keys`."""
         namespace = self._root / KEYS_DIR / f"tf-{tensorflow}" / slug
         keys: list[FleetKey] = []
-        for model in _names(namespace):
-            for served in _names(namespace / model):
+        for model in records.names(namespace):
+            for served in records.names(namespace / model):
                 key = FleetKey.from_path(PurePosixPath(KEYS_DIR, f"tf-{tensorflow}", slug,
                                                        model, served))
                 if key is not None and self._book.completed(self.key_dir(key)) is not None:
@@ -172,7 +172,7 @@ class SharedDirectoryStore:
         """See :meth:`FleetStore.shape_contributions`."""
         directory = self._root / SHAPES_DIR
         found: dict[str, bytes] = {}
-        for name in _names(directory):
+        for name in records.names(directory):
             if name.endswith(".json") and not records.is_temporary(name):
                 try:
                     found[name.removesuffix(".json")] = (directory / name).read_bytes()
@@ -195,7 +195,7 @@ class SharedDirectoryStore:
                 exc, action="create the fleet store", path=self._root) from exc
         found = records.read(marker)
         if found is None:
-            others = [name for name in _names(self._root) if name != FORMAT_FILE]
+            others = [name for name in records.names(self._root) if name != FORMAT_FILE]
             if others and not marker.exists():
                 raise StoreFormatError(
                     f"{self._root} holds files but no {FORMAT_FILE}: it is not a fleet store",
@@ -223,7 +223,7 @@ class SharedDirectoryStore:
 
     def _sweep(self, directory: Path, keep: str) -> None:
         """Remove the artifact directories of attempts that did not complete."""
-        for name in _names(directory):
+        for name in records.names(directory):
             if name.startswith(ARTIFACT_PREFIX) and name != keep:
                 self._remove(directory / name)
 
@@ -245,12 +245,3 @@ def _copy_tree(source: Path, target: Path) -> None:
 
 def _raise(error: OSError) -> None:
     raise error  # os.walk would skip what it cannot list (a missing version, a lost mount)
-
-
-def _names(directory: Path) -> list[str]:
-    try:
-        return sorted(name for name in os.listdir(directory) if not records.is_temporary(name))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    except OSError as exc:
-        raise FleetStoreError.from_os_error(exc, action="list", path=directory) from exc

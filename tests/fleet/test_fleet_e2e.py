@@ -10,7 +10,8 @@ import functools
 import signal
 import subprocess
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,18 @@ def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
-def gated(gate: Path, step: str) -> tuple[str, ...]:
-    """The launcher of a replica that waits at ``step`` until ``gate/resume`` exists."""
-    gate.mkdir(parents=True, exist_ok=True)
-    return ("-m", "tests.support.gated_sidecar", str(gate), step, "1")
+@contextmanager
+def holding_at(tmp_path: Path, mlp: Path, name: str, step: str) -> Iterator[Replica]:
+    """Replica ``name`` alone with the fleet's first version, holding its key and waiting at
+    ``step`` of its build (until ``tmp_path/gate/resume`` exists)."""
+    incoming, gate = tmp_path / "incoming", tmp_path / "gate"
+    incoming.mkdir()
+    gate.mkdir()
+    with replica(tmp_path, name, incoming=incoming, store=tmp_path / "store",
+                 launcher=("-m", "tests.support.gated_sidecar", str(gate), step, "1")) as holder:
+        land(mlp, incoming, "mlp", 1)
+        wait_until((gate / "paused").exists, 240, f"{name} at {step}")
+        yield holder
 
 
 @pytest.mark.timeout(600)
@@ -111,26 +120,22 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
 def test_a_holder_killed_mid_build_is_taken_over_after_its_lease(
     tmp_path: Path, mlp: Path
 ) -> None:
-    incoming, store, gate = tmp_path / "incoming", tmp_path / "store", tmp_path / "gate"
-    incoming.mkdir()
-    with replica(tmp_path, "holder", incoming=incoming, store=store,
-                 launcher=gated(gate, "job-building")) as holder:
-        land(mlp, incoming, "mlp", 1)
-        wait_until((gate / "paused").exists, 240, "the holder building")
-        with replica(tmp_path, "taker", incoming=incoming, store=store) as taker:
-            holder.signal(signal.SIGKILL)
-            holder.sidecar.expected_exit = -signal.SIGKILL
-            killed = time.monotonic()
-            taker.wait_published(SERVED)
-            recovered = time.monotonic() - killed
-            assert not holder.published(SERVED).exists()
-            (key,) = key_dirs(store, SERVED)
-            assert outcomes(key) == {1: "revoked", 2: "complete"}
-            job = taker.job(SERVED)
-            assert job is not None and (job.built_by, job.installed) == ("taker", False)
-            wait_until(lambda: taker.sidecar.metric("tftrt_sidecar_fleet_takeovers_total",
-                                                    model="mlp") == 1, 30, "takeover counted")
-            print(f"recovered {recovered:.1f} s after the SIGKILL (lease 4 s)")
+    incoming, store = tmp_path / "incoming", tmp_path / "store"
+    with holding_at(tmp_path, mlp, "holder", "job-building") as holder, replica(
+            tmp_path, "taker", incoming=incoming, store=store) as taker:
+        holder.signal(signal.SIGKILL)
+        holder.sidecar.expected_exit = -signal.SIGKILL
+        killed = time.monotonic()
+        taker.wait_published(SERVED)
+        recovered = time.monotonic() - killed
+        assert not holder.published(SERVED).exists()
+        (key,) = key_dirs(store, SERVED)
+        assert outcomes(key) == {1: "revoked", 2: "complete"}
+        job = taker.job(SERVED)
+        assert job is not None and (job.built_by, job.installed) == ("taker", False)
+        wait_until(lambda: taker.sidecar.metric("tftrt_sidecar_fleet_takeovers_total",
+                                                model="mlp") == 1, 30, "takeover counted")
+        print(f"recovered {recovered:.1f} s after the SIGKILL (lease 4 s)")
     # The killed replica's pod comes back on its own disks: it installs, never builds again.
     with replica(tmp_path, "holder", incoming=incoming, store=store) as back:
         back.wait_published(SERVED)
@@ -146,11 +151,7 @@ def test_a_holder_paused_past_its_lease_publishes_nothing_of_its_own(
     tmp_path: Path, mlp: Path
 ) -> None:
     incoming, store, gate = tmp_path / "incoming", tmp_path / "store", tmp_path / "gate"
-    incoming.mkdir()
-    with replica(tmp_path, "paused", incoming=incoming, store=store,
-                 launcher=gated(gate, "job-saved")) as paused:
-        land(mlp, incoming, "mlp", 1)
-        wait_until((gate / "paused").exists, 240, "the holder saving its build")
+    with holding_at(tmp_path, mlp, "paused", "job-saved") as paused:
         paused.signal(signal.SIGSTOP)  # renewals stop with it
         try:
             with replica(tmp_path, "taker", incoming=incoming, store=store) as taker:
