@@ -14,6 +14,10 @@ storage (the state disk full) is reported and retried with a backoff, interrupte
 jobs are settled again, and a job that failed on storage is retried by itself
 (:mod:`sidecar.jobs.retry`). Only ``--once`` gives up on a storage error.
 
+In a fleet (``--store``) the loop also, between jobs, applies the fleet's rollbacks and
+queues what other replicas built (:mod:`sidecar.fleet_upkeep`), and holds back a job whose
+key another replica holds until that replica's lease could have run out.
+
 Start-up order (each step assumes the previous one): delete stale staging
 directories and config temp files, settle interrupted jobs from the journal,
 withdraw published versions whose source left incoming while the sidecar was
@@ -35,7 +39,7 @@ from types import TracebackType
 from sidecar.config import ModelPolicy, Settings
 from sidecar.errors import SidecarError, StorageError
 from sidecar.faults import FaultArea
-from sidecar.fleet_catchup import FleetCatchUp
+from sidecar.fleet_upkeep import FleetCatchUp, FleetUpkeep
 from sidecar.incoming_changes import IncomingChanges
 from sidecar.jobs import (
     JobDependencies,
@@ -146,12 +150,13 @@ class SidecarService:
             fleet=parts.fleet,
             is_rolled_back=parts.is_rolled_back,
         )
-        self._fleet_waits: dict[tuple[str, int], float] = {}
-        """Jobs another replica holds the key of: (model, version) -> when to try again."""
-        self._catch_up = None if parts.fleet is None else FleetCatchUp(
-            parts.fleet, self._journal, settings.incoming_base,
-            interval_seconds=max(settings.rescan_interval_seconds, 5.0),
-            is_rolled_back=parts.is_rolled_back, clock=parts.monotonic)
+        self._fleet = FleetUpkeep(
+            None if parts.fleet is None else FleetCatchUp(
+                parts.fleet, self._journal, settings.incoming_base,
+                interval_seconds=max(settings.rescan_interval_seconds, 5.0),
+                is_rolled_back=parts.is_rolled_back, clock=parts.monotonic),
+            apply_rollbacks=parts.apply_rollbacks, serving_lock=parts.serving_lock,
+            write_model_config=self._upkeep.write_model_config, clock=parts.monotonic)
         self._started = False
         self._caught_up = False
 
@@ -284,10 +289,10 @@ class SidecarService:
                 raise
         self._report_incoming(self._watcher.faults)
         wrote = (self._settle_after_fault() | self._restart_due_retries()
-                 | self._apply_fleet_rollbacks() | self._catch_up_with_fleet())
+                 | self._fleet.between_jobs())
         ran = self._run_requested()
         if not ran:
-            job = self._queue.take(parts.is_paused, self._changes.held | self._waiting())
+            job = self._queue.take(parts.is_paused, self._changes.held | self._fleet.waiting())
             if job is None:
                 ran = self._queue_rebuilds()
             else:
@@ -338,30 +343,6 @@ class SidecarService:
                                   reason=f"retried by itself after: {job.reason}")
         return bool(due)
 
-    def _apply_fleet_rollbacks(self) -> bool:
-        """Move the versions the fleet rolled back out of view here; True if any was."""
-        with self._components.serving_lock:
-            applied = self._components.apply_rollbacks()
-            if applied:
-                self._upkeep.write_model_config()
-        return bool(applied)
-
-    def _catch_up_with_fleet(self) -> bool:
-        """Queue what the fleet built and this replica lacks; True if a job was queued."""
-        if self._catch_up is None:
-            return False
-        try:
-            return self._catch_up.due()
-        except StorageError as exc:  # the store is down: serving goes on, jobs report it
-            _LOG.warning("could not look for the fleet's artifacts this time: %s", exc)
-            return False
-
-    def _waiting(self) -> frozenset[tuple[str, int]]:
-        """The jobs whose key another replica holds, until it is time to look again."""
-        now = self._components.monotonic()
-        self._fleet_waits = {job: at for job, at in self._fleet_waits.items() if at > now}
-        return frozenset(self._fleet_waits)
-
     def _report_incoming(self, faults: Sequence[IncomingFault]) -> None:
         if faults:
             self._faults.report(FaultArea.INCOMING,
@@ -393,8 +374,8 @@ class SidecarService:
         with self._components.serving_lock:
             result = run_version_job(self._deps, model, version, policy)
             if result.retry_in is not None:  # the fleet: another replica holds its key
-                self._fleet_waits[(model, version)] = self._components.monotonic() + min(
-                    result.retry_in, self._settings.rescan_interval_seconds)
+                self._fleet.hold(model, version,
+                                 min(result.retry_in, self._settings.rescan_interval_seconds))
                 return result
             if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
                 if self._watcher.resettle(model, numbering.incoming_version(version)):

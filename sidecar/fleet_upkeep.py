@@ -1,4 +1,7 @@
-"""Catching up with the fleet: queue the versions other replicas built, to install them.
+"""The service's part in a fleet, between jobs: apply the fleet's rollbacks, catch up with
+what other replicas built, and hold back the jobs whose key another replica holds.
+
+:class:`FleetCatchUp` queues the versions other replicas built, to install them.
 
 The incoming watcher discovers every first build (served ``N * 1000``) of an incoming
 version by itself; a rebuild (``N * 1000 + k``) that another replica judged due exists
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from sidecar.errors import StorageError
 from sidecar.jobs import FleetContext
 from sidecar.publish import numbering
 from sidecar.state import JobJournal
@@ -64,3 +69,51 @@ class FleetCatchUp:
                       key.model, key.served)
             queued = True
         return queued
+
+
+class FleetUpkeep:
+    """What the service loop does for the fleet between jobs (inert without a store)."""
+
+    def __init__(
+        self, catch_up: FleetCatchUp | None, *, apply_rollbacks: Callable[[], Sequence[object]],
+        serving_lock: AbstractContextManager[object], write_model_config: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._catch_up = catch_up
+        self._apply_rollbacks = apply_rollbacks
+        self._serving_lock = serving_lock
+        self._write_model_config = write_model_config
+        self._clock = clock
+        self._waits: dict[tuple[str, int], float] = {}
+
+    def between_jobs(self) -> bool:
+        """Apply the fleet's rollbacks here (rewriting TF Serving's model config after), then
+        queue what the fleet built and this replica lacks; True if either changed anything.
+
+        A local move that fails raises (the step's fault handling reports it); a store that
+        cannot be listed only skips the catch-up this time.
+        """
+        with self._serving_lock:
+            applied = bool(self._apply_rollbacks())
+            if applied:
+                self._write_model_config()
+        return applied | self._caught_up()
+
+    def hold(self, model: str, version: int, seconds: float) -> None:
+        """Keep (model, version)'s job waiting ``seconds`` (another replica holds its key)."""
+        self._waits[(model, version)] = self._clock() + seconds
+
+    def waiting(self) -> frozenset[tuple[str, int]]:
+        """The jobs held back by :meth:`hold` whose time has not come."""
+        now = self._clock()
+        self._waits = {job: at for job, at in self._waits.items() if at > now}
+        return frozenset(self._waits)
+
+    def _caught_up(self) -> bool:
+        if self._catch_up is None:
+            return False
+        try:
+            return self._catch_up.due()
+        except StorageError as exc:  # the store is down: serving goes on, jobs report it
+            _LOG.warning("could not look for the fleet's artifacts this time: %s", exc)
+            return False
