@@ -68,6 +68,7 @@ from sidecar.jobs.result import JobResult
 from sidecar.jobs.session_model import Arrays, SessionModel
 from sidecar.jobs.signature_choice import choose_signature
 from sidecar.jobs.source import JobSource
+from sidecar.jobs.stages import JobStages
 from sidecar.jobs.verify import Comparison, compare_outputs
 from sidecar.publish import StagedVersion, numbering
 from sidecar.publish.source_links import check_source_links
@@ -120,9 +121,7 @@ class _VersionJob:
             is_served=lambda name: bool(deps.publisher.published_versions(name)),
         )
         self._source = self._input.path
-        self._journal_state = JobState.DISCOVERED
-        self._stage: JobState | None = None
-        self._stage_started = 0.0
+        self._stages = JobStages(deps, model, version)
         self._replay: ReplayInputs | None = None
         # The signature converted: the configured one, or the busiest (choose_signature).
         self._signature_key = deps.settings.signature_key
@@ -164,7 +163,7 @@ class _VersionJob:
         try:
             return self._convert_and_publish(prepared)
         except _ConversionFailed as failure:
-            self._finish_stage(StageOutcome.FELL_BACK)
+            self._stages.finish(StageOutcome.FELL_BACK)
             return self._publish_original(prepared, failure.reason)
 
     def _install(self) -> JobResult:
@@ -219,11 +218,8 @@ class _VersionJob:
         """Abandon this attempt and send the job back to DISCOVERED (not a finished job):
         its source changed (it runs once the version settles again), or its fleet lease was
         lost (it runs again at once, after ``retry_in`` seconds, to install the winner's)."""
-        self._finish_stage(StageOutcome.ABANDONED)
         reason = str(why)
-        if self._journal_state is not JobState.DISCOVERED:
-            self._deps.journal.restart(self._model, self._version, reason=reason)
-            self._journal_state = JobState.DISCOVERED
+        self._stages.restart(reason)
         _LOG.warning("%s/%s: %s", self._model, self._version, reason)
         return JobResult(self._model, self._version, JobState.DISCOVERED, reason,
                          retry_in=retry_in)
@@ -375,9 +371,7 @@ class _VersionJob:
             installed=origin.installed if origin else False)
         self._deps.checkpoint("job-flavour-chosen")
         path = staged.commit()
-        self._finish_stage(StageOutcome.OK)
-        self._deps.journal.advance(self._model, self._version, JobState.PUBLISHED)
-        self._journal_state = JobState.PUBLISHED
+        self._stages.published()
         self._deps.checkpoint("job-published")
         return self._result(JobState.PUBLISHED, None, path)
 
@@ -407,33 +401,16 @@ class _VersionJob:
         """Log a bug (ours or a library's) with its traceback and count it."""
         _LOG.log(level, "%s/%s: %s (a bug: please report it with this log)", self._model,
                  self._version, what, exc_info=exc)
-        self._deps.observer.internal_error(self._model, self._version, self._journal_state)
+        self._deps.observer.internal_error(self._model, self._version, self._stages.state)
 
     # -- states --------------------------------------------------------------------------
 
     def _enter(self, state: JobState) -> None:
         self._claim.check()  # a lease found lost while building: stop at the next stage
-        self._finish_stage(StageOutcome.OK)
-        if self._journal_state is not state:
-            self._deps.journal.advance(self._model, self._version, state)
-            self._journal_state = state
-        self._stage, self._stage_started = state, self._deps.clock()
-        self._deps.observer.stage_started(self._model, self._version, state)
-        self._deps.checkpoint(f"job-{state.value}")
-
-    def _finish_stage(self, outcome: StageOutcome) -> None:
-        if self._stage is None:
-            return
-        seconds = self._deps.clock() - self._stage_started
-        stage, self._stage = self._stage, None
-        self._deps.observer.stage_finished(self._model, self._version, stage, seconds, outcome)
+        self._stages.enter(state)
 
     def _end(self, state: JobState, reason: str, retry_after: float | None = None) -> JobResult:
-        outcome = StageOutcome.SKIPPED if state is JobState.SKIPPED else StageOutcome.FAILED
-        self._finish_stage(outcome)
-        self._deps.journal.advance(self._model, self._version, state, reason=reason,
-                                   retry_after=retry_after)
-        self._journal_state = state
+        self._stages.end(state, reason, retry_after)
         return self._result(state, reason, None)
 
     def _result(self, state: JobState, reason: str | None, path: Path | None) -> JobResult:
@@ -459,7 +436,6 @@ class _VersionJob:
         )
         self._deps.observer.job_finished(result)
         return result
-
 
 
 def _gist(exc: BaseException) -> str:
