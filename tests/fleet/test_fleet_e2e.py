@@ -30,6 +30,7 @@ from tests.jobs.builders import land
 from tests.sidecar.conftest import fill_disk, small_tmpfs
 from tests.support.models import keras_mlp
 from tests.support.running_sidecar import Traffic, wait_until
+from tests.support.serving_poller import ServingPoller
 
 SERVED = 1000
 BUILT = ["discovered", "converting", "building", "verifying", "published"]
@@ -122,7 +123,8 @@ def test_a_holder_killed_mid_build_is_taken_over_after_its_lease(
 ) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
     with holding_at(tmp_path, mlp, "holder", "job-building") as holder, replica(
-            tmp_path, "taker", incoming=incoming, store=store) as taker:
+            tmp_path, "taker", incoming=incoming, store=store) as taker, ServingPoller(
+            taker.serving, poll_seconds=0.1) as watched:
         holder.signal(signal.SIGKILL)
         holder.sidecar.expected_exit = -signal.SIGKILL
         killed = time.monotonic()
@@ -136,6 +138,8 @@ def test_a_holder_killed_mid_build_is_taken_over_after_its_lease(
         wait_until(lambda: taker.sidecar.metric("tftrt_sidecar_fleet_takeovers_total",
                                                 model="mlp") == 1, 30, "takeover counted")
         print(f"recovered {recovered:.1f} s after the SIGKILL (lease 4 s)")
+        assert watched.wait_for("mlp", SERVED, 60)
+    assert watched.violations == []  # nothing partial was ever visible
     # The killed replica's pod comes back on its own disks: it installs, never builds again.
     with replica(tmp_path, "holder", incoming=incoming, store=store) as back:
         back.wait_published(SERVED)
