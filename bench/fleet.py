@@ -8,21 +8,23 @@ Serving: publishing into the serving base is what is measured), with its own ser
 base, state and engine cache, ``--settle-seconds 0.3 --rescan-interval-seconds 0.2`` and
 an admin API for health. For each model (the demo model, MobileNetV2 at 224x224):
 
-1. Conversions per version: fleet replicas (the three and the late joiner) whose journal
+1. Conversions per version: fleet replicas (the three and the late joiners) whose journal
    has the version published and not installed from the store. Goal: 1.
 2. CPU seconds (user + system of each process and the children it waited for, from
    ``wait4``) from launch until all have published and stopped (SIGTERM): (a) three
    sidecars without ``--store`` on one incoming base, (b) a fleet of three with one store.
    Reported raw, and net of start-up and idle: minus, per process, the CPU of an idle
    sidecar (empty incoming, same flags) over the same wall time. Goal: (b) <= 0.4x (a).
-3. A late joiner (a fourth replica started after (b)): launch until health service
-   ``tftrt.sidecar.Fleet`` is SERVING, less the same for a replica with nothing to do,
-   against one conversion (the builder's job, converting to published, from its
-   journal). Goal: <= 0.2x.
+3. A late joiner (a fourth replica started after (b); three, one after another, the
+   median): launch until health service ``tftrt.sidecar.Fleet`` is SERVING, less the
+   median of the same for three replicas with nothing to do (empty store and incoming),
+   against one conversion (the builder's job from leaving DISCOVERED to PUBLISHED, from
+   its journal). Reported raw too (ready / one conversion). Goal: <= 0.2x.
 4. Recovery: on a fresh store the holder waits inside its build
    (``tests.support.gated_sidecar`` at ``job-building``), a second replica waits for the
    key, the holder's process group is SIGKILLed (a pod dying); the time until the second
-   has published. Goal: <= lease (``--lease-seconds`` 5 here) + one conversion.
+   has published. Goal: <= lease (``--lease-seconds`` 5 here) + one conversion. Split
+   into the takeover (SIGKILL until the second's job left DISCOVERED) and its conversion.
 """
 
 from __future__ import annotations
@@ -346,6 +348,10 @@ def figures(result: dict[str, Any], idle: dict[str, Any]) -> dict[str, Any]:
         "4_recovery_s": result["recovery"]["seconds"],
         "4_recovery_goal_s": LEASE_SECONDS + conversion,
         "4_takeover_s": result["recovery"]["takeover_s"],
+        # What recovery took beyond the lease and the taker's own conversion (conversion
+        # times vary by a second or two between runs on a shared machine).
+        "4_beyond_lease_and_own_conversion_s": result["recovery"]["seconds"] - LEASE_SECONDS
+        - result["recovery"]["taker_conversion_s"],
     }
 
 
@@ -367,19 +373,21 @@ def main() -> None:
     for r in results:
         r["figures"] = figures(r, idle)
     print(f"{'model':10} {'convs':>5} {'CPU raw':>8} {'CPU net':>8} {'late':>6} "
-          f"{'late raw':>8} {'recover s':>10} {'goal s':>7} {'takeover s':>10} {'1 conv s':>9}")
+          f"{'late raw':>8} {'recover s':>10} {'goal s':>7} {'takeover s':>10} {'beyond s':>8} "
+          f"{'1 conv s':>9}")
     for r in results:
         f = r["figures"]
         print(f"{r['model']:10} {f['1_conversions_per_version']:>5} "
               f"{f['2_cpu_ratio_raw']:>7.2f}x {f['2_cpu_ratio_net_of_startup_and_idle']:>7.2f}x "
               f"{f['3_late_ready_ratio']:>5.2f}x {f['3_late_ready_raw_ratio']:>7.2f}x "
               f"{f['4_recovery_s']:>10.1f} {f['4_recovery_goal_s']:>7.1f} "
-              f"{f['4_takeover_s']:>10.1f} "
+              f"{f['4_takeover_s']:>10.1f} {f['4_beyond_lease_and_own_conversion_s']:>8.2f} "
               f"{r['one_conversion_s']:>9.1f}")
     print("goals: convs 1; CPU (fleet / three alone; net: less each process's idle CPU over "
           "its wall time) <= 0.4x; late (ready - idle start-up) / one conversion <= 0.2x "
           "(raw: ready / one conversion); recover (SIGKILL to published) <= lease "
-          f"{LEASE_SECONDS:g} s + one conversion; takeover: SIGKILL to the taker converting")
+          f"{LEASE_SECONDS:g} s + one conversion; takeover: SIGKILL to the taker converting; "
+          "beyond: recover - lease - the taker's own conversion")
     report = {"idle": {**idle, "cpu_s": {
         f: {str(w): c for w, c in v.items()} for f, v in idle["cpu_s"].items()}},
         "models": results, "workdir": str(workdir)}
