@@ -45,9 +45,14 @@ def test_replicas_installing_the_same_engines_at_once_leave_whole_files(
     processes = [subprocess.Popen([sys.executable, "-c", _INSTALL, str(tmp_path / "model"),
                                    str(tmp_path / "caches"), str(go), str(ROUNDS)],
                                   stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == 3, 120, "three installers")
-    go.touch()  # all start together
-    errors = [process.communicate(timeout=300)[1] for process in processes]
+    try:
+        wait_until(lambda: len(list(tmp_path.glob("ready-*"))) == 3, 120, "three installers")
+        go.touch()  # all start together
+        errors = [process.communicate(timeout=300)[1] for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
     assert [process.returncode for process in processes] == [0, 0, 0], errors
     for round in range(ROUNDS):

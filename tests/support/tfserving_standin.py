@@ -234,7 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"Running gRPC ModelServer at {handle.address} ...", flush=True)
-    stop.wait()
+    # Timed waits: a signal the OS hands to another thread (gRPC's, TensorFlow's) only
+    # runs its handler once the main thread runs Python again; an untimed wait never does.
+    while not stop.wait(0.5):
+        pass
     handle.stop(1.0)
     return 0
 
