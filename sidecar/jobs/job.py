@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TypeVar
 
-from converter import InputFnError, InstallResult, install_engines
+from converter import InstallResult, install_engines
 from sidecar.config import ModelPolicy
 from sidecar.errors import (
     SidecarError,
@@ -54,22 +53,20 @@ from sidecar.jobs.dependencies import JobDependencies
 from sidecar.jobs.errors import (
     ENDS_THE_ATTEMPT,
     FAILS_ON_PURPOSE,
-    ReplayError,
     RolledBackError,
     SourceChangedError,
     StaleArtifactError,
-    VerificationError,
     VersionVanishedError,
 )
 from sidecar.jobs.fleet_work import FleetClaim, FleetOrigin
 from sidecar.jobs.observer import StageOutcome
-from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, choose_replay_inputs
+from sidecar.jobs.original import Prepared, prepare_original, verify_against_original
+from sidecar.jobs.replay import ReplayInputs
 from sidecar.jobs.result import JobResult
-from sidecar.jobs.session_model import Arrays, SessionModel
-from sidecar.jobs.signature_choice import choose_signature
+from sidecar.jobs.session_model import SessionModel
 from sidecar.jobs.source import JobSource
 from sidecar.jobs.stages import JobStages
-from sidecar.jobs.verify import Comparison, compare_outputs
+from sidecar.jobs.verify import Comparison
 from sidecar.publish import StagedVersion, numbering
 from sidecar.publish.source_links import check_source_links
 from sidecar.state import Flavour, JobState
@@ -85,15 +82,6 @@ class _ConversionFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-@dataclass
-class _Prepared:
-    """What the CONVERTING stage learned from the original."""
-
-    replay: ReplayInputs | None
-    expected: list[Arrays]
-    no_replay_reason: str = ""
 
 
 def run_version_job(
@@ -157,7 +145,9 @@ class _VersionJob:
 
     def _build(self) -> JobResult:
         self._enter(JobState.CONVERTING)
-        prepared = self._prepare()
+        prepared = prepare_original(self._deps, self._model, self._version, self._source,
+                                    self._policy)
+        self._signature_key, self._replay = prepared.signature_key, prepared.replay
         if prepared.replay is None:
             return self._publish_original(prepared, prepared.no_replay_reason)
         try:
@@ -244,36 +234,7 @@ class _VersionJob:
         # Before anything reads the model: conversion must not read what publishing refuses.
         check_source_links(self._source, self._deps.incoming_base)
 
-    def _prepare(self) -> _Prepared:
-        settings = self._deps.settings
-        with SessionModel.open(self._source, settings.tags) as original:
-            chosen = choose_signature(self._model, settings.signature_key,
-                                      original.signature_keys(), self._deps.shape_source)
-            if chosen.key is None:
-                return _Prepared(None, [], f"nothing to convert: {chosen.reason}")
-            if chosen.key != settings.signature_key:
-                _LOG.info("%s/%s: %s", self._model, self._version, chosen.reason)
-            self._signature_key = chosen.key
-            signature = original.signature(chosen.key)
-            try:
-                replay = choose_replay_inputs(
-                    self._model, signature, self._source,
-                    shape_source=self._deps.shape_source,
-                    max_shape_sets=self._policy.max_engines,
-                    default_batch_sizes=self._policy.default_batch_sizes,
-                )
-            except InputFnError as exc:
-                return _Prepared(None, [], f"no replay inputs can be made for it: {exc}")
-            try:
-                expected = original.run(signature.key, replay.inputs)
-            except ReplayError as exc:
-                if replay.origin is ReplayOrigin.MODEL_WARMUP:
-                    raise  # TF Serving would fail to load the original with this warmup file
-                return _Prepared(None, [], f"its replay inputs fail on it ({exc.what})")
-        self._replay = replay
-        return _Prepared(replay, expected)
-
-    def _convert_and_publish(self, prepared: _Prepared) -> JobResult:
+    def _convert_and_publish(self, prepared: Prepared) -> JobResult:
         assert prepared.replay is not None
         replay, settings = prepared.replay, self._deps.settings
         converter: ConverterLike = self._attempt("loading the model for conversion", lambda: (
@@ -296,7 +257,8 @@ class _VersionJob:
             self._engines_kept = engines_kept(report)
             self._write_warmup(staged.path, replay)
             self._verification = self._attempt(
-                "verification", lambda: self._verify(staged, prepared)
+                "verification", lambda: verify_against_original(
+                    prepared, staged.path, self._deps.settings, self._policy.precision)
             )
             if report.nothing_to_compile:
                 return self._commit(staged, Flavour.ORIGINAL, (
@@ -305,7 +267,7 @@ class _VersionJob:
             self._engines = self._install_engines(staged.path)
             return self._commit(staged, Flavour.CONVERTED, None)
 
-    def _publish_original(self, prepared: _Prepared, why: str) -> JobResult:
+    def _publish_original(self, prepared: Prepared, why: str) -> JobResult:
         self._input.check()
         _LOG.warning("%s/%s: publishing the original: %s", self._model, self._version, why)
         self._enter(JobState.VERIFYING)
@@ -319,26 +281,6 @@ class _VersionJob:
             return self._commit(staged, Flavour.ORIGINAL, why)
 
     # -- steps ---------------------------------------------------------------------------
-
-    def _verify(self, staged: StagedVersion, prepared: _Prepared) -> Comparison:
-        assert prepared.replay is not None
-        settings = self._deps.settings
-        positions = prepared.replay.verify_positions(settings.max_verify_inputs)
-        with SessionModel.open(staged.path, settings.tags) as converted:
-            produced = converted.run(
-                self._signature_key, [prepared.replay.inputs[i] for i in positions]
-            )
-        comparison = compare_outputs(
-            produced, [prepared.expected[i] for i in positions],
-            settings.tolerance_for(self._policy.precision),
-        )
-        if not comparison.matches:
-            raise VerificationError(
-                f"the converted model does not match the original in a TF1 Session: "
-                f"{comparison.describe()}",
-                where=str(staged.path),
-            )
-        return comparison
 
     def _write_warmup(self, staging: Path, replay: ReplayInputs) -> None:
         requests = replay.predict_requests(self._model, self._signature_key)
