@@ -30,7 +30,7 @@ from sidecar.config import Settings, add_settings_arguments, load_settings
 from sidecar.errors import SidecarError, UserError
 
 if TYPE_CHECKING:
-    from sidecar.service import RunSummary
+    from sidecar.run_summary import RunSummary
     from sidecar.wiring import ServiceComponents
 
 ComponentsFactory = Callable[[Settings], "ServiceComponents"]

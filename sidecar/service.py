@@ -32,7 +32,6 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -49,8 +48,9 @@ from sidecar.jobs import (
 )
 from sidecar.jobs.retry import RetryPolicy
 from sidecar.publish import VersionPublisher, numbering
+from sidecar.run_summary import RunSummary, StartReport
 from sidecar.serving_upkeep import ServingUpkeep
-from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
+from sidecar.state import JobJournal, JobState, recover_interrupted_jobs
 from sidecar.watch import (
     IncomingFault,
     IncomingWatcher,
@@ -69,43 +69,6 @@ _STORAGE_FAULTS = (StorageError, OSError, sqlite3.Error)
 _MAX_STEP_BACKOFF_SECONDS = 30.0
 """A loop stalled by a storage fault tries again at least this often, so it carries on
 within this long once the storage works again."""
-
-
-@dataclass(frozen=True)
-class StartReport:
-    """What start-up found and did."""
-
-    leftovers_removed: tuple[Path, ...]
-    """Stale staging directories and config temp files deleted."""
-
-    recovery: RecoveryReport
-    """Interrupted jobs completed, restarted or skipped."""
-
-    withdrawn: tuple[tuple[str, int], ...]
-    """Published versions withdrawn because their source left incoming."""
-
-
-@dataclass
-class RunSummary:
-    """Everything the service has done so far (each :meth:`SidecarService.run` adds to it)."""
-
-    start: StartReport | None = None
-    """The start-up report (None if start-up had already run)."""
-
-    results: list[JobResult] = field(default_factory=list)
-    """Each job's result, in the order they ran."""
-
-    withdrawn: list[tuple[str, int]] = field(default_factory=list)
-    """Versions withdrawn from serving because they vanished from incoming."""
-
-    retired: list[tuple[str, int]] = field(default_factory=list)
-    """Versions removed by retention."""
-
-    @property
-    def failed(self) -> list[JobResult]:
-        """The jobs whose last result is FAILED (a failure a retry made good is not)."""
-        last = {(r.model, r.version): r for r in self.results}
-        return [r for r in last.values() if r.state is JobState.FAILED]
 
 
 class SidecarService:
