@@ -221,7 +221,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
                                  ScrapeSources(journal=journal, published=published,
                                                engine_cache_dir=settings.engine_cache_dir,
-                                               shape_store=store, faults=faults,
+                                               shape_store=shapes, faults=faults,
                                                incoming_base=settings.incoming_base,
                                                fleet_shapes=fleet_shapes))
         observer = fan_out([observer, metrics.job_observer])
@@ -240,7 +240,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         backend = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=published, controls=controls,
             incoming_base=settings.incoming_base, policy_for=settings.policy_for,
-            submit=functools.partial(_submit, requests), shape_store=store,
+            submit=functools.partial(_submit, requests), shape_store=shapes,
             rollback_observer=metrics, serving_lock=serving_lock, fleet_rollbacks=rollbacks))
         background.append(AdminServer(admin_settings, backend, health))
         on_started = backend.mark_ready

@@ -37,7 +37,7 @@ from sidecar.config.overrides import PolicyOverrides, PolicySource
 from sidecar.fleet.actions import FleetRollbacks
 from sidecar.publish import newest_to_roll_back, numbering, roll_back_newest
 from sidecar.publish.published import PublishedModels
-from sidecar.shapes import ShapeStore
+from sidecar.shapes import RecordedShapes
 from sidecar.state import JobJournal, JobState, newest_build
 from sidecar.state.controls import Controls, ModelControl
 from sidecar.watch.listing import Refusal, read_incoming, version_refusal
@@ -59,7 +59,7 @@ class BackendDependencies:
     """The configured policy of a model (``Settings.policy_for``)."""
     submit: ConversionSubmitter
     """Queues a conversion on the service's worker."""
-    shape_store: ShapeStore | None = None
+    shape_store: RecordedShapes | None = None
     """Recorded request shapes; None when no tap runs."""
     rollback_observer: RollbackObserver | None = None
     """Told about rollbacks (metrics)."""

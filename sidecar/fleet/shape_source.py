@@ -13,14 +13,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
 from sidecar.fleet.episodes import FaultEpisodes
 from sidecar.fleet.errors import FleetStoreError
 from sidecar.fleet.shapes import FleetShapes, horizon_for, merge_contributions
 from sidecar.fleet.store import FleetStore
-from sidecar.shapes import ShapeSet, TopShapeSets, rank_shape_sets
+from sidecar.shapes import (
+    Coverage,
+    Refusal,
+    ShapeSet,
+    TopShapeSets,
+    coverage_of,
+    rank_shape_sets,
+)
 
 _LOG = logging.getLogger("sidecar.fleet")
 
@@ -36,6 +43,14 @@ class LocalShapes(Protocol):
 
     def shape_set_counts(self, model: str, signature: str) -> list[tuple[ShapeSet, int]]:
         """Every shape set of (model, signature) in the window with its request count."""
+        ...
+
+    def signatures(self) -> list[tuple[str, str]]:
+        """Every (model, signature) with traffic in the window, sorted."""
+        ...
+
+    def refused_counts(self, model: str | None = None) -> dict[Refusal, int]:
+        """Observations refused here, by reason."""
         ...
 
     def predict_requests(self, model: str, signature: str | None = None) -> list[Any]:
@@ -90,6 +105,19 @@ class FleetShapeSource:
     def predict_requests(self, model: str, signature: str | None = None) -> list[Any]:
         """This replica's sampled ``PredictRequest`` protos of ``model``, oldest first."""
         return self._local.predict_requests(model, signature)
+
+    def coverage(self, model: str, signature: str, prebuilt: Iterable[ShapeSet]) -> Coverage:
+        """The share of the fleet's (model, signature) traffic ``prebuilt`` shape sets match
+        (what coverage-triggered rebuilds judge, for the admin API and the metrics)."""
+        return coverage_of(self.shape_set_counts(model, signature), prebuilt)
+
+    def signatures(self) -> list[tuple[str, str]]:
+        """Every (model, signature) with traffic anywhere in the fleet, sorted."""
+        return sorted(set(self._local.signatures()) | set(self._fresh_others().counts))
+
+    def refused_counts(self, model: str | None = None) -> dict[Refusal, int]:
+        """Observations this replica refused (refusals are not shared), by reason."""
+        return self._local.refused_counts(model)
 
     def _fresh_others(self) -> FleetShapes:
         """The other replicas' merged contributions, read again once ``refresh_seconds``

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from sidecar.errors import SidecarError
 from sidecar.publish.published import PublishedModels
-from sidecar.shapes import ShapeStore
+from sidecar.shapes import RecordedShapes
 from sidecar.state import Job, JobJournal, JobState
 from sidecar.watch.listing import read_incoming
 
@@ -155,7 +155,7 @@ class CoverageCollector(Collector):
     """``tftrt_sidecar_shape_coverage_ratio{model,signature}``: share of the shape store's
     recent requests whose shape set the served version has prebuilt."""
 
-    def __init__(self, store: ShapeStore, published: PublishedModels) -> None:
+    def __init__(self, store: RecordedShapes, published: PublishedModels) -> None:
         self._store = store
         self._published = published
 

@@ -21,7 +21,7 @@ from sidecar.metrics.fleet_collector import FleetShapesCollector, MergedShapes, 
 from sidecar.metrics.job_metrics import JobMetrics
 from sidecar.metrics.tap_metrics import TapMetrics
 from sidecar.publish.published import PublishedModels
-from sidecar.shapes import ShapeStore
+from sidecar.shapes import RecordedShapes
 from sidecar.state import JobJournal
 
 
@@ -35,7 +35,7 @@ class ScrapeSources:
     """Engines per published version, prebuilt shapes (coverage, tap prebuilt label)."""
     engine_cache_dir: Path | None = None
     """Engine cache bytes."""
-    shape_store: ShapeStore | None = None
+    shape_store: RecordedShapes | None = None
     """Shape coverage (needs ``published`` too)."""
     faults: FaultBoard | None = None
     """Storage faults in progress."""

@@ -21,6 +21,7 @@ from sidecar.shapes.errors import (
     ShapeStoreWriteError,
 )
 from sidecar.shapes.limits import Refusal, refusal_for
+from sidecar.shapes.recorded import RecordedShapes
 from sidecar.shapes.samples import SAMPLED_METHODS, StoredSample
 from sidecar.shapes.settings import ShapeLimits, ShapeStoreSettings
 from sidecar.shapes.shape_set import ANY_DIMENSION, ShapeObservation, ShapeSet, TensorSpec
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_WARMUP_RECORDS",
     "SAMPLED_METHODS",
     "Coverage",
+    "RecordedShapes",
     "Refusal",
     "ShapeLimits",
     "ShapeObservation",

@@ -72,6 +72,14 @@ class Replica:
         (version,) = [v for v in model.versions if v.version == served]
         return version.built_by, version.installed_from_store
 
+    def batch_sizes_seen(self) -> set[int]:
+        """The batch sizes in ``GetShapeStatistics`` of the test model, over the admin API."""
+        with grpc.insecure_channel(self.sidecar.admin) as channel:
+            stats = admin_grpc.SidecarAdminStub(channel).GetShapeStatistics(
+                admin.GetShapeStatisticsRequest(model=MODEL, limit=20), timeout=10)
+        return {entry.shape_set.inputs[0].dims[0] for signature in stats.signatures
+                for entry in signature.top}
+
     def signal(self, number: signal.Signals) -> None:
         os.kill(self.sidecar.process.pid, number)
 

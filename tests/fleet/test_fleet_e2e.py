@@ -115,6 +115,8 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
         assert {5, 6, 7} <= warmup_batches(builder.published(2000)), builder.name
         assert all(member.sidecar.metric("tftrt_sidecar_fleet_shape_contributors") == 4
                    for member in fleet)
+        # The admin API shows the fleet's traffic too (the counts the builds used).
+        assert {5, 6, 7} <= fleet[0].batch_sizes_seen()
 
 
 @pytest.mark.timeout(600)
