@@ -28,16 +28,12 @@ from sidecar.state import JobJournal
 _LOG = logging.getLogger("sidecar.fleet")
 
 
-def _never_rolled_back(model: str, served: int) -> bool:
-    return False
-
-
 class FleetCatchUp:
     """Discovers the store's completed keys this replica has no job for."""
 
     def __init__(
         self, context: FleetContext, journal: JobJournal, incoming_base: Path, *,
-        interval_seconds: float, is_rolled_back: Callable[[str, int], bool] = _never_rolled_back,
+        interval_seconds: float, is_rolled_back: Callable[[str, int], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._context = context
@@ -97,7 +93,7 @@ class FleetUpkeep:
             applied = bool(self._apply_rollbacks())
             if applied:
                 self._write_model_config()
-        return applied | self._caught_up()
+        return applied | self._queue_what_the_fleet_built()
 
     def hold(self, model: str, version: int, seconds: float) -> None:
         """Keep (model, version)'s job waiting ``seconds`` (another replica holds its key)."""
@@ -109,7 +105,7 @@ class FleetUpkeep:
         self._waits = {job: at for job, at in self._waits.items() if at > now}
         return frozenset(self._waits)
 
-    def _caught_up(self) -> bool:
+    def _queue_what_the_fleet_built(self) -> bool:
         if self._catch_up is None:
             return False
         try:

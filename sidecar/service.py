@@ -217,7 +217,8 @@ class SidecarService:
                     continue
                 if ran:
                     continue
-                idle = self.idle()
+                # Only --once and the first catch-up ask (it lists the settling versions).
+                idle = (self._settings.once or not self._caught_up) and self.idle()
                 if idle and not self._caught_up:
                     self._caught_up = True
                     self._components.on_caught_up()

@@ -78,16 +78,6 @@ class FleetClaim:
         self._lease: Lease | None = None
         self._keeper: LeaseKeeper | None = None
 
-    @property
-    def key(self) -> FleetKey | None:
-        """The job's key (None without a store)."""
-        return self._key
-
-    @property
-    def replica(self) -> str | None:
-        """This replica's id (None without a store)."""
-        return None if self._context is None else self._context.store.replica
-
     def claim(self) -> ClaimResult | None:
         """Claim the key (None without a store); a Lease is then this job's to end."""
         if self._context is None or self._key is None:

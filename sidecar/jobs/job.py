@@ -133,9 +133,10 @@ class _VersionJob:
                 return self._install()
             with self._claim.kept():
                 return self._build()
-        except (SourceChangedError, LeaseLostError) as exc:
-            return self._start_again(exc, retry_in=0.0 if isinstance(exc, LeaseLostError)
-                                     else None)
+        except SourceChangedError as exc:
+            return self._start_again(exc)
+        except LeaseLostError as exc:  # install the winner's at once
+            return self._start_again(exc, retry_in=0.0)
         except (VersionVanishedError, VersionAlreadyPublishedError, RolledBackError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
         except Exception as exc:
