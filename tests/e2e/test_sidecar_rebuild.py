@@ -21,8 +21,8 @@ from sidecar.config import load_settings
 from sidecar.jobs.conversion import ConverterLike
 from sidecar.publish import numbering
 from sidecar.service import SidecarService
-from sidecar.warmup import read_predict_requests
 from sidecar.wiring import build_components
+from tests.jobs.builders import warmup_batches
 from tests.metrics.stand import scrape, value
 from tests.support import models
 from tests.support.e2e import free_port, predict_mlp, wait_for
@@ -38,11 +38,6 @@ def _keeping_every_engine(directory: Path, tags: Sequence[str], key: str,
     """The real converter, keeping engines that do not beat native on this busy CPU, so
     the test does not hang on a timing race (the keep decision has its own tests)."""
     return Converter(directory, list(tags), key, params._replace(keep_slower_engines=True))
-
-
-def _warmup_batches(version_dir: Path) -> set[int]:
-    return {request.inputs["x"].tensor_shape.dim[0].size
-            for request in read_predict_requests(version_dir)}
 
 
 def _cache_files_after(model: Path, cache: Path, batches: list[int]) -> list[int]:
@@ -83,7 +78,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         loop.start()
         try:
             wait_for(serving / "mlp" / str(FIRST), 180)
-            assert _warmup_batches(serving / "mlp" / str(FIRST)) == {1}
+            assert set(warmup_batches(serving / "mlp" / str(FIRST))) == {1}
             assert standin.wait_for_state("mlp", FIRST, "AVAILABLE", 60)
 
             for _ in range(12):  # traffic moves to batch 5: coverage 0 of 12
@@ -113,7 +108,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
     assert rebuild[0].reason.endswith("not built for x:DT_FLOAT[5x16]"), rebuild[0].reason
 
     rebuilt = serving / "mlp" / str(REBUILD)
-    assert _warmup_batches(rebuilt) == {5}
+    assert set(warmup_batches(rebuilt)) == {5}
     report = json.loads((rebuilt / "assets.extra" / "tftrt" / "conversion.json").read_text())
     kept = [engine["shapes"] for segment in report["segments"]
             for engine in segment["engines"] if engine["kept"]]

@@ -10,14 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
-import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from sidecar.fleet.lease import list_key, read_outcome
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.state import Job, JobJournal
-from sidecar.warmup import read_predict_requests
 from tests.support.running_sidecar import RunningSidecar, running_sidecar, wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as admin
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc as admin_grpc
@@ -118,20 +114,3 @@ def key_dirs(store: Path, served: int) -> list[Path]:
 def same_bytes(*versions: Path) -> bool:
     """Whether the version trees hold the same names and bytes."""
     return len({content_fingerprint(version) for version in versions}) == 1
-
-
-def predict(address: str, batch: int, calls: int) -> None:
-    """``calls`` Predict calls of the test model with a batch of ``batch`` through ``address``."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones((batch, 16), np.float32)))
-    with grpc.insecure_channel(address) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        for _ in range(calls):
-            stub.Predict(request, timeout=10)
-
-
-def warmup_batches(version: Path) -> set[int]:
-    """The batch sizes of a published version's warmup requests."""
-    return {int(tf.make_ndarray(request.inputs["x"]).shape[0])
-            for request in read_predict_requests(version)}

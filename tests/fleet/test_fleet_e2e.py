@@ -21,13 +21,12 @@ from tests.fleet.replicas import (
     Replica,
     key_dirs,
     outcomes,
-    predict,
     replica,
     same_bytes,
-    warmup_batches,
 )
-from tests.jobs.builders import land
+from tests.jobs.builders import land, warmup_batches
 from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.e2e import predict_mlp
 from tests.support.models import keras_mlp
 from tests.support.running_sidecar import Traffic, wait_until
 from tests.support.serving_poller import ServingPoller
@@ -104,7 +103,8 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
         # Fleet-wide shapes: each replica sees its own batch size; whoever builds the next
         # version builds and warms it up for all of them.
         for member, batch in zip(fleet, (5, 6, 7), strict=True):
-            predict(member.sidecar.tap, batch, calls=20)
+            for _ in range(20):
+                predict_mlp(member.sidecar.tap, batch)
         wait_until(lambda: contributed(store, {"r1": 5, "r2": 6, "r3": 7}), 60,
                    "every replica's shapes in the store")
         time.sleep(REFRESH_SECONDS)  # the merged counts are cached this long: wait it out
@@ -112,7 +112,7 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
         for member in [*fleet, late]:
             member.wait_published(2000)
         (builder,) = [m for m in [*fleet, late] if not getattr(m.job(2000), "installed", True)]
-        assert {5, 6, 7} <= warmup_batches(builder.published(2000)), builder.name
+        assert {5, 6, 7} <= set(warmup_batches(builder.published(2000))), builder.name
         assert all(member.sidecar.metric("tftrt_sidecar_fleet_shape_contributors") == 4
                    for member in fleet)
         # The admin API shows the fleet's traffic too (the counts the builds used).

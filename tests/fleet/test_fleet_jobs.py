@@ -21,6 +21,7 @@ from sidecar.publish import VersionPublisher, numbering
 from sidecar.state import Flavour, JobJournal, JobState
 from tests.fleet.conftest import tree_bytes
 from tests.jobs.builders import land
+from tests.sidecar.conftest import ManualClock
 from tests.support.models import keras_mlp
 
 TF = "2.21.0"
@@ -60,21 +61,11 @@ class Replica:
         return run_version_job(deps, "mlp", served, ModelPolicy())
 
 
-class Clock:
-    """A monotonic clock the test moves by hand (how long a replica saw a lease stand)."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[tuple[Path, Clock, list[Replica]]]:
+def fleet(tmp_path: Path) -> Iterator[tuple[Path, ManualClock, list[Replica]]]:
     """Incoming with the MLP's version 1, and two replicas "a" and "b" (60 s leases, judged
     on a clock the test moves)."""
-    clock = Clock()
+    clock = ManualClock()  # how long a replica saw a lease stand
     replicas = []
     for name in ("a", "b"):
         book = LeaseBook(name, 60.0, clock=clock)
@@ -93,7 +84,7 @@ def stages(replica: Replica) -> list[JobState]:
 
 
 def test_one_replica_builds_the_other_installs_the_same_bytes(
-    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
 ) -> None:
     incoming, _, (a, b) = fleet
     land(mlp_model, incoming, "mlp", 1)
@@ -118,7 +109,7 @@ def test_one_replica_builds_the_other_installs_the_same_bytes(
 
 
 def test_a_replica_waits_while_another_holds_the_key(
-    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
 ) -> None:
     incoming, _, (a, b) = fleet
     land(mlp_model, incoming, "mlp", 1)
@@ -138,7 +129,7 @@ def test_a_replica_waits_while_another_holds_the_key(
 
 
 def test_a_holder_that_lost_its_lease_publishes_nothing_and_installs_the_winner(
-    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
 ) -> None:
     incoming, clock, (a, b) = fleet
     land(mlp_model, incoming, "mlp", 1)
@@ -150,7 +141,7 @@ def test_a_holder_that_lost_its_lease_publishes_nothing_and_installs_the_winner(
         # a were paused) and takes it over.
         if step == "job-saved" and next(taken) == 0:
             assert isinstance(b.store.claim(key), Held)
-            clock.now += 61.0
+            clock.advance(61.0)
             b_lease = b.store.claim(key)
             assert isinstance(b_lease, Lease), b_lease
             b.store.release(b_lease)
@@ -175,7 +166,7 @@ def test_a_holder_that_lost_its_lease_publishes_nothing_and_installs_the_winner(
 
 
 def test_a_version_the_fleet_rolled_back_is_never_installed(
-    fleet: tuple[Path, Clock, list[Replica]], mlp_model: Path
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
 ) -> None:
     incoming, _, (a, b) = fleet
     land(mlp_model, incoming, "mlp", 1)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from converter import ConversionParams, ConversionReport
 from sidecar.jobs import ConverterLike, JobResult, StageOutcome, default_converter_factory
 from sidecar.state import JobState
+from sidecar.warmup import read_predict_requests
 
 
 class _NoisyModel(tf.Module):
@@ -106,3 +107,9 @@ def converter_with_a_bug(source: Path, tags: Sequence[str], key: str,
                          params: ConversionParams) -> ConverterLike:
     """A :data:`~sidecar.jobs.ConverterFactory` making :class:`BuildWithABug` converters."""
     return BuildWithABug(default_converter_factory(source, tags, key, params))
+
+
+def warmup_batches(version_dir: Path) -> list[int]:
+    """The batch size of each warmup request of a published version, in file order."""
+    return [int(tf.make_ndarray(request.inputs["x"]).shape[0])
+            for request in read_predict_requests(version_dir)]

@@ -19,17 +19,10 @@ from sidecar.publish.numbering import served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
 from sidecar.warmup import predict_request_from_arrays, read_predict_requests, write_warmup_file
-from tests.jobs.builders import converter_with_a_bug
+from tests.jobs.builders import converter_with_a_bug, warmup_batches
 from tests.jobs.conftest import Pipeline
 from tests.sidecar.conftest import tree_listing
 from tests.support.serving_poller import ServingPoller
-
-
-def warmup_batches(version_dir: Path) -> list[int]:
-    return [
-        int(tf.make_ndarray(request.inputs["x"]).shape[0])
-        for request in read_predict_requests(version_dir)
-    ]
 
 
 def served_cleanly(serving: Path) -> ServingPoller:
