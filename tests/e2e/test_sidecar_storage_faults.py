@@ -131,8 +131,9 @@ def test_full_state_and_serving_disks_are_ridden_out_and_retried(
 
 @pytest.fixture(scope="module")
 def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Model B: another MLP (20 input features)."""
-    return keras_mlp(tmp_path_factory.mktemp("other") / "model", features=20)
+    """Model B: an MLP of the same signature with other weights, so that traffic is
+    answered by either."""
+    return keras_mlp(tmp_path_factory.mktemp("other") / "model", seed=2)
 
 
 @pytest.mark.timeout(300)
@@ -147,7 +148,7 @@ def test_a_source_replaced_while_its_job_builds_is_built_again_from_the_new_cont
     with running_sidecar(tmp_path, incoming=incoming, serving=serving, state=state,
                          launcher=launcher) as sidecar:
         published(sidecar, serving, 1000)
-        with Traffic(sidecar.tap, version=1000) as traffic:
+        with Traffic(sidecar.tap) as traffic:  # served by 1000, then by 2000
             land(mlp, incoming, "mlp", 2)  # model A lands as 2...
             wait_until((gate / "paused").exists, 120, "the job of mlp/2 building")
             shutil.copytree(other_model, incoming / "mlp" / ".landing-b")

@@ -8,11 +8,12 @@ import numpy as np
 import tensorflow as tf
 
 
-def keras_mlp(directory: pathlib.Path, features: int = 16) -> pathlib.Path:
-    """A small Keras 3 MLP exported with `model.export` (TF Serving can load it)."""
+def keras_mlp(directory: pathlib.Path, features: int = 16, seed: int = 1) -> pathlib.Path:
+    """A small Keras 3 MLP exported with `model.export` (TF Serving can load it); `seed`
+    draws its weights."""
     import keras
 
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(seed)
     model = keras.Sequential([
         keras.Input((features,), name="x"),
         keras.layers.Dense(32, activation="relu"),
