@@ -14,9 +14,7 @@ import socket
 import subprocess
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -31,174 +29,53 @@ from tensorflow_serving.apis import (
 )
 
 from sidecar.envoy.binary import EnvoyBinary
-from sidecar.envoy.bootstrap import (
-    RECORDER_CLUSTER,
-    REST_MIRROR_RUNTIME_KEY,
-    REST_RECORDER_CLUSTER,
-)
+from sidecar.envoy.bootstrap import REST_MIRROR_RUNTIME_KEY
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
-from sidecar.envoy.settings import Address, EnvoySettings
+from sidecar.envoy.settings import Address
 from sidecar.errors import ConfigError
-from sidecar.shapes import ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
-from sidecar.tap.recorder_server import RecorderServer, serve_recorder
-from sidecar.tap.rest_recorder import serve_rest_recorder
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.signature_dtypes import SignatureDtypes
+from sidecar.shapes import ShapeSet, ShapeStore, TensorSpec
 from tests.envoy.conftest import envoy_settings
+from tests.envoy.rest_front import (
+    ROWS,
+    RestFront,
+    call,
+    rest_settings,
+    running_rest_front,
+    save_serving,
+    serving_stand_ins,
+    stored,
+)
 from tests.support.e2e import free_port
-from tests.support.standin_models import example, predict_request, save_affine_model
-from tests.support.standin_rest import RestStandin, start_rest_standin
-from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
+from tests.support.standin_models import example, predict_request
+from tests.support.standin_rest import RestStandin
+from tests.support.tfserving_standin import StandinHandle
 from tests.tap.conftest import LoopThread
-
-ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.25, 0.0, -1.0], [7.0, 8.0, 9.0, 10.0]]
-
-
-class _Typed(tf.Module):
-    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float64, name="a"),
-                                  tf.TensorSpec([None], tf.int64, name="b")])
-    def predict(self, a: tf.Tensor, b: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"total": tf.reduce_sum(a, axis=1) + tf.cast(b, tf.float64)}
-
-
-@dataclass
-class RestFront:
-    """Envoy fronting the stand-in's gRPC and REST ports, each mirrored to its recorder and
-    shape store."""
-
-    envoy: EnvoyProcess
-    standin: StandinHandle
-    rest: RestStandin
-    rest_recorder: RecorderServer
-    grpc_recorder: RecorderServer
-    rest_store: ShapeStore
-    grpc_store: ShapeStore
-    loop: LoopThread
-
-    @property
-    def rest_address(self) -> str:
-        """Where REST clients call."""
-        return str(self.envoy.settings.rest_listen)
-
-    def settle(self) -> None:
-        """Wait until both recorders handled every call Envoy mirrored so far (a mirror
-        is fire and forget: it may still be on its way when the client has its answer)."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            stats = self._recorder_stats()
-            if not any(stats[f"{cluster}.upstream_rq_pending_active"]
-                       or stats[f"{cluster}.upstream_rq_active"] for cluster in _RECORDERS):
-                handled = []
-                for cluster, recorder in zip(_RECORDERS, (self.rest_recorder,
-                                                          self.grpc_recorder), strict=True):
-                    assert self.loop.run(recorder.wait_recorded(10))
-                    counted = recorder.stats
-                    handled.append(sum(counted.requests_by_model.values())
-                                   + counted.unparsable_requests + counted.dropped_records
-                                   == stats[f"{cluster}.upstream_rq_total"])
-                if all(handled):
-                    return
-            time.sleep(0.02)
-        raise AssertionError("the recorders did not handle every mirrored call in time")
-
-    def _recorder_stats(self) -> dict[str, int]:
-        query = urllib.parse.urlencode({"format": "json", "filter": "^cluster\\.shape_recorder"})
-        with urllib.request.urlopen(f"http://{self.envoy.settings.admin}/stats?{query}",
-                                    timeout=5) as answer:
-            stats = json.loads(answer.read())["stats"]
-        found = {stat["name"].removeprefix("cluster."): int(stat["value"])
-                 for stat in stats if "value" in stat}
-        return {f"{cluster}.{name}": found.get(f"{cluster}.{name}", 0) for cluster in _RECORDERS
-                for name in ("upstream_rq_total", "upstream_rq_active",
-                             "upstream_rq_pending_active")}
-
-
-_RECORDERS = (REST_RECORDER_CLUSTER, RECORDER_CLUSTER)
-
-
-def _total(store: ShapeStore) -> int:
-    return sum(count for model, signature in store.signatures()
-               for _, count in store.shape_set_counts(model, signature))
-
-
-def rest_settings(grpc_upstream: str, rest_upstream: str, recorder: int, rest_recorder: int,
-                  **extra: object) -> EnvoySettings:
-    """Envoy settings with both fronts on free loopback ports."""
-    return envoy_settings(grpc_upstream, recorder, rest_listen=Address("127.0.0.1", free_port()),
-                          rest_upstream=Address.parse(rest_upstream, "rest_upstream"),
-                          rest_recorder=Address("127.0.0.1", rest_recorder), **extra)
 
 
 @pytest.fixture(scope="module")
 def serving(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A serving base: the affine model as m, a float64/int64 model as typed."""
-    base = tmp_path_factory.mktemp("serving")
-    save_affine_model(base / "m" / "1")
-    module = _Typed()
-    tf.saved_model.save(module, str(base / "typed" / "1"),
-                        signatures={"serving_default": module.predict})
-    return base
+    return save_serving(tmp_path_factory.mktemp("serving"))
 
 
 @pytest.fixture(scope="module")
 def stand_ins(serving: Path, tmp_path_factory: pytest.TempPathFactory
               ) -> Iterator[tuple[StandinHandle, RestStandin]]:
     """The gRPC stand-in serving both models, and its REST port."""
-    config = tmp_path_factory.mktemp("config") / "models.config"
-    config.write_text("model_config_list {\n" + "".join(
-        f'  config {{ name: "{name}" base_path: "{serving / name}" model_platform: '
-        '"tensorflow" version_labels { key: "stable" value: 1 } }\n'
-        for name in ("m", "typed")) + "}\n")
-    handle = start_standin(StandinSettings(model_config_file=config,
-                                           file_system_poll_wait_seconds=0))
-    rest = start_rest_standin(handle.registry)
-    yield handle, rest
-    rest.stop()
-    handle.stop(0)
+    with serving_stand_ins(serving, tmp_path_factory.mktemp("config")) as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory, serving: Path,
           stand_ins: tuple[StandinHandle, RestStandin],
           loop_thread: LoopThread) -> Iterator[RestFront]:
-    """Envoy (mirroring every call) in front of both stand-in ports, both recorders behind."""
-    root = tmp_path_factory.mktemp("rest-front")
-    standin, rest = stand_ins
-    recording = RecorderSettings(listen="127.0.0.1:0", sample_rate=1.0,
-                                 record_interval_seconds=0.01)
-    with ShapeStore(root / "rest", ShapeStoreSettings(), time.time) as rest_store, \
-            ShapeStore(root / "grpc", ShapeStoreSettings(), time.time) as grpc_store:
-        rest_recorder = loop_thread.run(serve_rest_recorder(
-            recording, rest_store, SignatureDtypes(serving)))
-        grpc_recorder = loop_thread.run(serve_recorder(recording, grpc_store))
-        settings = rest_settings(standin.address, rest.address, grpc_recorder.port,
-                                 rest_recorder.port)
-        envoy = EnvoyProcess(settings, EnvoyBinary.locate(), root / "envoy")
-        envoy.start()
-        try:
-            yield RestFront(envoy, standin, rest, rest_recorder, grpc_recorder, rest_store,
-                            grpc_store, loop_thread)
-        finally:
-            envoy.stop()
-            loop_thread.run(rest_recorder.stop(1))
-            loop_thread.run(grpc_recorder.stop(1))
-
-
-def call(address: str, method: str, path: str, body: object = None,
-         raw: bytes | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
-    """One HTTP/1.1 request: status, headers (lower-case names, Date left out), body."""
-    host, _, port = address.rpartition(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    connection.request(method, path, body=data,
-                       headers={"content-type": "application/json"} if data else {})
-    answer = connection.getresponse()
-    headers = [(name.lower(), value) for name, value in answer.getheaders()
-               if name.lower() != "date"]
-    content = answer.read()
-    connection.close()
-    return answer.status, headers, content
+    """Envoy (mirroring every call) in front of both stand-in ports, both recorders behind
+    (this module's front: it stands in for the conftest's gRPC-only one)."""
+    with running_rest_front(tmp_path_factory.mktemp("rest-front"), serving, stand_ins,
+                            loop_thread) as rest_front:
+        yield rest_front
 
 
 CALLS: list[tuple[str, str, object]] = [
@@ -322,7 +199,7 @@ def _added(before: dict[tuple[str, str, ShapeSet], int],
 
 def test_rest_shapes_match_what_grpc_records(front: RestFront) -> None:
     front.settle()
-    base = _total(front.rest_store)
+    base = stored(front.rest_store)
     rest_before, grpc_before_counts = _counts(front.rest_store), _counts(front.grpc_store)
     serialized = [example(row).SerializeToString() for row in ROWS]
     rest_calls = [
@@ -339,9 +216,9 @@ def test_rest_shapes_match_what_grpc_records(front: RestFront) -> None:
                       {"signature_name": verb, "examples": [{"x": row} for row in ROWS[:2]]})
         assert answer[0] == 200
     front.settle()
-    assert _total(front.rest_store) == base + 6
+    assert stored(front.rest_store) == base + 6
 
-    grpc_before = _total(front.grpc_store)
+    grpc_before = stored(front.grpc_store)
     typed = predict_pb2.PredictRequest()
     typed.model_spec.name = "typed"
     typed.inputs["a"].CopyFrom(tf.make_tensor_proto(np.array([[1.5, 2], [0, 1]], np.float64)))
@@ -361,7 +238,7 @@ def test_rest_shapes_match_what_grpc_records(front: RestFront) -> None:
             grpc_request.input.example_list.examples.extend([example(row) for row in ROWS[:2]])
             getattr(stub, verb.capitalize())(grpc_request, timeout=10)
     front.settle()
-    assert _total(front.grpc_store) == grpc_before + 6
+    assert stored(front.grpc_store) == grpc_before + 6
     rest_added = _added(rest_before, _counts(front.rest_store))
     assert rest_added == _added(grpc_before_counts, _counts(front.grpc_store))
     assert len(rest_added) == 6
@@ -419,17 +296,17 @@ def test_unparsable_bodies_are_counted_and_recording_goes_on(front: RestFront) -
     before = front.rest_recorder.stats.unparsable_requests
     for raw in (b"{not json", b"[1, 2]", json.dumps({"instances": [[1.0] * 4, [1.0]]}).encode()):
         assert call(front.rest_address, "POST", "/v1/models/m:predict", raw=raw)[0] == 400
-    recorded = _total(front.rest_store)
+    recorded = stored(front.rest_store)
     assert call(front.rest_address, "POST", "/v1/models/m:predict", {"instances": ROWS})[0] == 200
     front.settle()
-    assert _total(front.rest_store) == recorded + 1
+    assert stored(front.rest_store) == recorded + 1
     assert front.rest_recorder.stats.unparsable_requests == before + 3
 
 
 def test_the_rest_share_has_its_own_runtime_key(front: RestFront) -> None:
     admin = f"http://{front.envoy.settings.admin}"
     front.settle()
-    rest_before, grpc_before = _total(front.rest_store), _total(front.grpc_store)
+    rest_before, grpc_before = stored(front.rest_store), stored(front.grpc_store)
     _runtime(admin, 0)
     try:
         for _ in range(10):
@@ -440,8 +317,8 @@ def test_the_rest_share_has_its_own_runtime_key(front: RestFront) -> None:
             for _ in range(10):
                 stub.Predict(predict_request("m"), timeout=10)
         front.settle()
-        assert _total(front.rest_store) == rest_before, "no REST call mirrored at a share of 0"
-        assert _total(front.grpc_store) == grpc_before + 10, "gRPC keeps its own share"
+        assert stored(front.rest_store) == rest_before, "no REST call mirrored at a share of 0"
+        assert stored(front.grpc_store) == grpc_before + 10, "gRPC keeps its own share"
     finally:
         _runtime(admin, 100)
 
