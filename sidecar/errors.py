@@ -153,6 +153,13 @@ def _storage_errno(exc: BaseException) -> int | None:
     return next((code for code in sorted(STORAGE_ERRNOS) if os.strerror(code) in text), None)
 
 
+class ConcurrentChangeError(SidecarError):
+    """A record changed through another replica each time this change was about to be
+    made; nothing was changed. Trying again can succeed."""
+
+    retryable: ClassVar[bool] = True
+
+
 class InternalError(SidecarError):
     """A bug in the sidecar: a state that correct code never reaches."""
 

@@ -23,6 +23,7 @@ from sidecar.admin.errors import (
     UnauthenticatedError,
 )
 from sidecar.errors import (
+    ConcurrentChangeError,
     ConfigError,
     InternalError,
     OnlyServableVersionError,
@@ -45,6 +46,7 @@ STATUS_BY_ERROR: Final[Mapping[type[BaseException], grpc.StatusCode]] = MappingP
         UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
         NotReadyError: grpc.StatusCode.UNAVAILABLE,
         ConversionFailedError: grpc.StatusCode.ABORTED,
+        ConcurrentChangeError: grpc.StatusCode.ABORTED,
         OperationCancelledError: grpc.StatusCode.CANCELLED,
         UserError: grpc.StatusCode.FAILED_PRECONDITION,
         StorageError: grpc.StatusCode.UNAVAILABLE,

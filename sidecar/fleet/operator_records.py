@@ -4,9 +4,13 @@ Two kinds of small JSON record (:mod:`sidecar.fleet.records`, so readers never s
 half written)::
 
     <store>/
-      controls/<model>.json               the model's pause and policy overrides, with who
-                                          set them and when (replaced atomically: the last
-                                          writer wins, per model)
+      controls/<model>/<g>.json           generation <g> of the model's pause and policy
+                                          overrides, with who set them and when; the
+                                          highest is in force. A change creates the next
+                                          generation exclusively, so of two replicas
+                                          changing one model at once, one makes its change
+                                          again on the other's (no change is lost); the
+                                          last few generations are kept
       rollbacks/<model>@<served>.json     served version <served> of <model> is rolled back
                                           fleet-wide: by whom, when, why (created
                                           exclusively, never changed or removed)
@@ -22,6 +26,9 @@ the store's shared directory.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +44,10 @@ from sidecar.publish import numbering
 from sidecar.publish.model_names import model_name_problem
 
 CONTROLS_DIR: Final = "controls"
-"""``controls/<model>.json``: one model's pause and policy overrides."""
+"""``controls/<model>/<g>.json``: the generations of one model's pause and policy overrides."""
+
+KEPT_GENERATIONS: Final = 4
+"""How many of a model's newest control generations a change leaves in the store."""
 
 ROLLBACKS_DIR: Final = "rollbacks"
 """``rollbacks/<model>@<served>.json``: one version rolled back fleet-wide."""
@@ -46,6 +56,20 @@ APPLIED_DIR: Final = "applied"
 """``rollbacks/applied/<model>@<served>/<replica>.json``: what a rollback did on a replica."""
 
 _ROLLBACK_NAME: Final = re.compile(r"(?P<model>[^@/]+)@(?P<served>[0-9]+)\.json")
+_GENERATION_NAME: Final = re.compile(r"(?P<generation>[1-9][0-9]{0,17})\.json")
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ControlRecord:
+    """One generation of a model's control record."""
+
+    generation: int
+    """1 for the first record set, one more with each change."""
+
+    record: dict[str, Any]
+    """What it holds; empty when its file is no JSON object (it cannot be read)."""
 
 
 @dataclass(frozen=True)
@@ -103,12 +127,14 @@ class OperatorRecordStore(Protocol):
         """This replica's identity."""
         ...
 
-    def control(self, model: str) -> dict[str, Any] | None:
-        """The model's control record, or None when none was ever set."""
+    def control(self, model: str) -> ControlRecord | None:
+        """The model's newest control record, or None when none was ever set."""
         ...
 
-    def set_control(self, model: str, record: Mapping[str, Any]) -> None:
-        """Replace the model's control record with ``record`` (atomically)."""
+    def set_control(self, model: str, record: Mapping[str, Any], *, replacing: int) -> bool:
+        """Make ``record`` the model's control record if generation ``replacing`` (0: none)
+        is still its newest, and return True; return False, changing nothing, when another
+        replica changed it since (a conditional write)."""
         ...
 
     def controlled_models(self) -> list[str]:
@@ -153,23 +179,41 @@ class OperatorRecords:
         """This replica's identity."""
         return self._replica
 
-    def control(self, model: str) -> dict[str, Any] | None:
+    def control(self, model: str) -> ControlRecord | None:
         """See :meth:`OperatorRecordStore.control`."""
-        return records.read(self._control_path(model))
+        directory = self._control_dir(model)
+        while True:
+            generations = _generations(directory)
+            if not generations:
+                return None
+            path = directory / f"{generations[-1]}.json"
+            found = records.read(path)
+            if found is not None or os.path.lexists(path):
+                return ControlRecord(generations[-1], found or {})
+            # Pruned since the listing: KEPT_GENERATIONS newer ones were made meanwhile.
 
-    def set_control(self, model: str, record: Mapping[str, Any]) -> None:
+    def set_control(self, model: str, record: Mapping[str, Any], *, replacing: int) -> bool:
         """See :meth:`OperatorRecordStore.set_control`; the record is stamped with this
         replica and the time (``set_by``, ``set_at``)."""
-        path = self._control_path(model)
-        stamped = {**record, "set_by": self._replica, "set_at": self._clock()}
-        _make_dir(path.parent)
-        records.replace(path, stamped)
+        directory = self._control_dir(model)
+        generation = replacing + 1
+        path = directory / f"{generation}.json"
+        _make_dir(directory)
+        if not records.create_exclusively(
+                path, {**record, "set_by": self._replica, "set_at": self._clock()}):
+            return False
+        generations = _generations(directory)
+        if generations[-1] != generation:  # ``replacing`` was so old it had been pruned
+            _remove(path)
+            return False
+        for old in generations[:-KEPT_GENERATIONS]:
+            _remove(directory / f"{old}.json")
+        return True
 
     def controlled_models(self) -> list[str]:
         """See :meth:`OperatorRecordStore.controlled_models`."""
-        models = (name.removesuffix(".json")
-                  for name in records.names(self._root / CONTROLS_DIR) if name.endswith(".json"))
-        return sorted(model for model in models if model_name_problem(model) is None)
+        return [model for model in records.names(self._root / CONTROLS_DIR)
+                if model_name_problem(model) is None]
 
     def record_rollback(self, model: str, served: int, reason: str) -> RollbackRecord:
         """See :meth:`OperatorRecordStore.record_rollback`."""
@@ -209,9 +253,9 @@ class OperatorRecords:
         _make_dir(path.parent)
         records.replace(path, {**outcome, "replica": self._replica, "at": self._clock()})
 
-    def _control_path(self, model: str) -> Path:
+    def _control_dir(self, model: str) -> Path:
         _check_model(model)
-        return self._root / CONTROLS_DIR / f"{model}.json"
+        return self._root / CONTROLS_DIR / model
 
 
 def _check_model(model: str) -> None:
@@ -223,6 +267,22 @@ def _check_model(model: str) -> None:
 def _not_a_record(path: Path) -> NoReturn:
     raise StoreFormatError(f"{path.name} is no rollback record", where=str(path),
                            fix="remove it (and roll back again, if that was meant)")
+
+
+def _generations(directory: Path) -> list[int]:
+    """The control generations in ``directory``, oldest first (other names are left out)."""
+    found = (_GENERATION_NAME.fullmatch(name) for name in records.names(directory))
+    return sorted(int(match["generation"]) for match in found if match is not None)
+
+
+def _remove(path: Path) -> None:
+    """Remove an old or refused generation; one another replica removed first is gone
+    already, and one that cannot be removed is only left over (logged)."""
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    except OSError as exc:
+        _LOG.warning("could not remove %s from the fleet store: %s", path, exc)
 
 
 def _make_dir(directory: Path) -> None:

@@ -15,7 +15,7 @@ import abc
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -61,7 +61,7 @@ class Controls(abc.ABC):
 
     The rules are here, once: a pause keeps the overrides, overrides keep the pause,
     overrides are checked on the configured policy. Subclasses read (:meth:`get`,
-    :meth:`models`, :meth:`_current`) and persist (:meth:`_store`). Thread-safe.
+    :meth:`models`) and make a change durable (:meth:`_change`). Thread-safe.
     """
 
     def __init__(self) -> None:
@@ -77,13 +77,13 @@ class Controls(abc.ABC):
         """Models with any control set, sorted."""
 
     @abc.abstractmethod
-    def _current(self, model: str) -> ModelControl:
-        """The controls a change starts from (called holding the lock)."""
+    def _change(self, model: str, edit: Callable[[ModelControl], ModelControl]) -> ModelControl:
+        """Persist ``edit`` of the model's current controls; return the result.
 
-    @abc.abstractmethod
-    def _store(self, control: ModelControl) -> ModelControl:
-        """Persist ``control`` (called holding the lock); return it. Raises StorageError
-        and changes nothing when it cannot be persisted."""
+        ``edit`` may be called more than once (on controls changed meanwhile elsewhere) and
+        raises to change nothing. Raises StorageError, changing nothing, when the result
+        cannot be persisted.
+        """
 
     def is_paused(self, model: str) -> bool:
         """Whether new conversions of ``model`` are held back."""
@@ -117,24 +117,23 @@ class Controls(abc.ABC):
         hold together on it (e.g. INT8 with backend xla, more default batch sizes than
         max_engines) raise ConfigError instead.
         """
-        with self._lock:
-            current = self._current(model)
+        def merge(current: ModelControl) -> ModelControl:
             merged = overrides if clear else current.overrides.merged_with(overrides)
             if configured is not None:
                 merged.checked_on(configured, "the policy overrides")
-            return self._store(ModelControl(model, current.paused, current.pause_reason, merged))
+            return ModelControl(model, current.paused, current.pause_reason, merged)
+
+        return self._change(model, merge)
 
     def pause(self, model: str, reason: str) -> ModelControl:
         """Hold back new conversions of ``model``; persist."""
-        with self._lock:
-            current = self._current(model)
-            return self._store(ModelControl(model, True, reason, current.overrides))
+        return self._change(
+            model, lambda current: ModelControl(model, True, reason, current.overrides))
 
     def resume(self, model: str) -> ModelControl:
         """Let conversions of ``model`` start again; persist."""
-        with self._lock:
-            current = self._current(model)
-            return self._store(ModelControl(model, False, "", current.overrides))
+        return self._change(
+            model, lambda current: ModelControl(model, False, "", current.overrides))
 
 
 class ModelControls(Controls):
@@ -171,25 +170,24 @@ class ModelControls(Controls):
     def get(self, model: str) -> ModelControl:
         """The controls of ``model`` (defaults if none were set)."""
         with self._lock:
-            return self._current(model)
+            return self._controls.get(model, ModelControl(model))
 
     def models(self) -> list[str]:
         """Models with any control set, sorted."""
         with self._lock:
             return sorted(self._controls)
 
-    def _current(self, model: str) -> ModelControl:
-        return self._controls.get(model, ModelControl(model))
-
-    def _store(self, control: ModelControl) -> ModelControl:
-        updated = dict(self._controls)
-        if control.is_set:
-            updated[control.model] = control
-        else:
-            updated.pop(control.model, None)
-        self._write(updated)
-        self._controls = updated
-        return control
+    def _change(self, model: str, edit: Callable[[ModelControl], ModelControl]) -> ModelControl:
+        with self._lock:
+            control = edit(self._controls.get(model, ModelControl(model)))
+            updated = dict(self._controls)
+            if control.is_set:
+                updated[model] = control
+            else:
+                updated.pop(model, None)
+            self._write(updated)
+            self._controls = updated
+            return control
 
     def _write(self, controls: dict[str, ModelControl]) -> None:
         document = {

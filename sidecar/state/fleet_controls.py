@@ -1,8 +1,12 @@
 """A fleet's per-model controls (pause, policy overrides): one record per model in the store.
 
-A change made through any replica's admin API replaces the model's record
-(:meth:`~sidecar.fleet.operator_records.OperatorRecordStore.set_control`); every replica's
-service reads it. The service asks :meth:`~sidecar.state.controls.Controls.is_paused` and
+A change made through any replica's admin API becomes the model's record through a
+conditional write (:meth:`~sidecar.fleet.operator_records.OperatorRecordStore.set_control`):
+when another replica changed the model since this change read it, the change is made again
+on the newer record, so a pause through one replica and a policy set through another at the
+same moment both hold. Every replica's service reads the record.
+
+The service asks :meth:`~sidecar.state.controls.Controls.is_paused` and
 :meth:`~sidecar.state.controls.Controls.policy_for` several times a second, so a model's
 record is read again only when the copy in hand is ``refresh_seconds`` old: another
 replica's change is seen within that (plus the volume's own attribute caching, on NFS),
@@ -23,9 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from sidecar.errors import ConfigError
+from sidecar.errors import ConcurrentChangeError, ConfigError
 from sidecar.fleet.errors import FleetError, StoreFormatError
-from sidecar.fleet.operator_records import OperatorRecordStore
+from sidecar.fleet.operator_records import ControlRecord, OperatorRecordStore
 from sidecar.state.controls import Controls, ModelControl, control_entry, control_from_entry
 
 FORMAT: Final = 1
@@ -33,6 +37,9 @@ FORMAT: Final = 1
 
 DEFAULT_REFRESH_SECONDS: Final = 2.0
 """How old a copy of a model's record may be before it is read again."""
+
+CHANGE_ATTEMPTS: Final = 5
+"""How many times a change is made on a record other replicas keep changing meanwhile."""
 
 _LOG = logging.getLogger(__name__)
 
@@ -64,7 +71,7 @@ class FleetControls(Controls):
         if copy is not None and now - copy[0] < self._refresh_seconds:
             return copy[1]
         try:
-            control = self._read(model)
+            control = self._parse(model, self._records.control(model))
         except FleetError as error:
             control = copy[1] if copy is not None else ModelControl(model)
             self._log_failure(model, error, control)
@@ -78,23 +85,34 @@ class FleetControls(Controls):
         """Models with a pause or an override in the store, sorted."""
         return [model for model in self._records.controlled_models() if self.get(model).is_set]
 
-    def _current(self, model: str) -> ModelControl:
-        try:
-            return self._read(model)
-        except StoreFormatError as error:  # a change replaces what cannot be read
-            _LOG.error("%s; it is replaced by this change", error)
-            return ModelControl(model)
+    def _change(self, model: str, edit: Callable[[ModelControl], ModelControl]) -> ModelControl:
+        with self._lock:  # this replica's own changes of a model do not race each other
+            for _ in range(CHANGE_ATTEMPTS):
+                found = self._records.control(model)
+                try:
+                    current = self._parse(model, found)
+                except StoreFormatError as error:  # a change replaces what cannot be read
+                    _LOG.error("%s; it is replaced by this change", error)
+                    current = ModelControl(model)
+                control = edit(current)
+                record = {"format": FORMAT, **control_entry(control)}
+                if self._records.set_control(
+                        model, record, replacing=0 if found is None else found.generation):
+                    self._keep(self._monotonic(), control)
+                    return control
+                _LOG.info("the controls of %s were changed through another replica while "
+                          "this change was made; it is made again on theirs", model)
+        raise ConcurrentChangeError(
+            f"the controls of {model} were changed through other replicas each of the "
+            f"{CHANGE_ATTEMPTS} times this change was about to be made; nothing was changed",
+            where=f"the fleet store's controls of {model}",
+            fix="make the change again once the other changes are done")
 
-    def _store(self, control: ModelControl) -> ModelControl:
-        self._records.set_control(control.model, {"format": FORMAT, **control_entry(control)})
-        self._keep(self._monotonic(), control)
-        return control
-
-    def _read(self, model: str) -> ModelControl:
-        record = self._records.control(model)
-        if record is None:
+    def _parse(self, model: str, found: ControlRecord | None) -> ModelControl:
+        if found is None:
             return ModelControl(model)
-        where = f"the fleet store's controls of {model}"
+        record = found.record
+        where = f"the fleet store's controls of {model} (generation {found.generation})"
         try:
             if record.get("format") != FORMAT:
                 raise ValueError(f"unknown format {record.get('format')!r}")

@@ -99,6 +99,11 @@ def _replica(name: str, root: Path, store: Path, clock: Clock, versions: tuple[i
     return replica
 
 
+def newest_control(store: Path) -> Path:
+    """The file of the newest generation of the model's control record."""
+    return max((store / "controls" / MODEL).glob("*.json"), key=lambda path: int(path.stem))
+
+
 @dataclass
 class Fleet:
     store: Path
@@ -150,7 +155,7 @@ def test_a_pause_through_one_replica_holds_back_every_replica(fleet: Fleet) -> N
     assert b.controls.is_paused(MODEL)
     assert b.controls.get(MODEL).pause_reason == "bad data"
     assert b.controls.models() == [MODEL]
-    record = json.loads((fleet.store / "controls" / f"{MODEL}.json").read_text())
+    record = json.loads(newest_control(fleet.store).read_text())
     assert record["set_by"] == "a" and record["paused"] is True
     assert not (fleet.a.root / "state" / CONTROLS_FILE_NAME).exists(), "no local copy"
 
@@ -256,7 +261,7 @@ def test_an_unreadable_controls_record_keeps_the_last_one_and_a_change_replaces_
     fleet.stub.PauseModel(pb.PauseModelRequest(model=MODEL, reason="hold"), timeout=10)
     fleet.clock.pass_refresh()
     assert fleet.b.controls.is_paused(MODEL)
-    record = fleet.store / "controls" / f"{MODEL}.json"
+    record = newest_control(fleet.store)
     record.write_text(json.dumps({"format": 1, "paused": "yes", "overrides": {"nope": 1}}))
     fleet.clock.pass_refresh()
     assert fleet.b.controls.is_paused(MODEL), "the last controls read stay in force"
@@ -264,7 +269,7 @@ def test_an_unreadable_controls_record_keeps_the_last_one_and_a_change_replaces_
     fleet.stub.ResumeModel(pb.ResumeModelRequest(model=MODEL), timeout=10)
     fleet.clock.pass_refresh()
     assert not fleet.b.controls.is_paused(MODEL)
-    assert json.loads(record.read_text())["paused"] is False
+    assert json.loads(newest_control(fleet.store).read_text())["paused"] is False
 
 
 def test_a_read_only_store_fails_the_call_and_changes_nothing(tmp_path: Path) -> None:
