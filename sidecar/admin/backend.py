@@ -117,6 +117,7 @@ class AdminBackend(Protocol):
         """Let conversions of the model start again (persisted)."""
         ...
 
-    def roll_back(self, model: str) -> RollBackView:
-        """Move the newest published version out of TF Serving's view."""
+    def roll_back(self, model: str, reason: str) -> RollBackView:
+        """Move the newest published version out of TF Serving's view; ``reason`` is the
+        operator's (may be empty)."""
         ...

@@ -111,10 +111,7 @@ class SidecarAdminServicer(pb_grpc.SidecarAdminServicer):
     ) -> pb.ModelControl:
         """Pause a model."""
         model = validation.model_name(request.model)
-        if len(request.reason) > _MAX_REASON:
-            raise InvalidRequestError("reason", f"<{len(request.reason)} characters>",
-                                      "is too long", f"keep it under {_MAX_REASON} characters")
-        return wire.control_to_proto(self._backend.pause(model, request.reason))
+        return wire.control_to_proto(self._backend.pause(model, _reason(request.reason)))
 
     def ResumeModel(
         self, request: pb.ResumeModelRequest, context: grpc.ServicerContext
@@ -126,4 +123,13 @@ class SidecarAdminServicer(pb_grpc.SidecarAdminServicer):
         self, request: pb.RollBackRequest, context: grpc.ServicerContext
     ) -> pb.RollBackResponse:
         """Roll back the newest published version."""
-        return wire.rollback_to_proto(self._backend.roll_back(validation.model_name(request.model)))
+        model = validation.model_name(request.model)
+        return wire.rollback_to_proto(self._backend.roll_back(model, _reason(request.reason)))
+
+
+def _reason(reason: str) -> str:
+    """An operator's reason (PauseModel, RollBack), checked for length."""
+    if len(reason) > _MAX_REASON:
+        raise InvalidRequestError("reason", f"<{len(reason)} characters>", "is too long",
+                                  f"keep it under {_MAX_REASON} characters")
+    return reason

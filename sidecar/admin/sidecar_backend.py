@@ -4,6 +4,7 @@ and queues conversions through the service's :data:`~sidecar.admin.backend.Conve
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from sidecar.shapes import RecordedShapes
 from sidecar.state import JobJournal, JobState, newest_build
 from sidecar.state.controls import Controls, ModelControl
 from sidecar.watch.listing import Refusal, read_incoming, version_refusal
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -376,25 +379,29 @@ class SidecarAdminBackend:
         validation.model_name(model)
         return self._deps.controls.resume(model)
 
-    def roll_back(self, model: str) -> RollBackView:
-        """Move the newest published version out of view; refuse for the only one.
+    def roll_back(self, model: str, reason: str) -> RollBackView:
+        """Move the newest published version out of view; refuse for the only one. Logged
+        with ``reason`` (the operator's, or "no reason given").
 
-        In a fleet it is recorded in the store first, so every replica rolls it back too;
-        when the store refuses, nothing is rolled back here either."""
+        In a fleet it is recorded in the store first, with ``reason``, so every replica
+        rolls it back too; when the store refuses, nothing is rolled back here either."""
         deps = self._deps
         model_dir = validation.model_dir(deps.published.serving_base, model)
         if not deps.published.versions(model):
             raise NotFoundError(f"model {model!r} has no published version",
                                 where=str(model_dir), fix="check the model name")
         fleet = deps.fleet_rollbacks
+        reason = reason or "no reason given"
         with deps.serving_lock or contextlib.nullcontext():
             if fleet is None:
                 rolled = roll_back_newest(model_dir)
             else:
-                recorded = fleet.record(model, newest_to_roll_back(model_dir),
-                                        "RollBack through the admin API")
+                recorded = fleet.record(model, newest_to_roll_back(model_dir), reason)
                 rolled = roll_back_newest(model_dir)
                 fleet.note_moved(recorded, rolled)
+        _LOG.warning("rolled back %s/%d through the admin API (%s); %d is served, and the "
+                     "rolled-back version is kept at %s", model, rolled.version, reason,
+                     rolled.now_serving, rolled.moved_to)
         if deps.rollback_observer is not None:
             deps.rollback_observer.rolled_back(model, rolled.version, rolled.now_serving)
         return RollBackView(model, rolled.version, rolled.now_serving, str(rolled.moved_to))

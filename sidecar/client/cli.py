@@ -78,7 +78,9 @@ def build_parser(prog: str = "tftrt-sidecar admin") -> argparse.ArgumentParser:
     pause.add_argument("model")
     pause.add_argument("--reason", default="")
     command("resume", "let a model's conversions start again").add_argument("model")
-    command("rollback", "take a model's newest version out of serving").add_argument("model")
+    rollback = command("rollback", "take a model's newest version out of serving")
+    rollback.add_argument("model")
+    rollback.add_argument("--reason", default="")
     return parser
 
 
@@ -198,7 +200,8 @@ _COMMANDS: Final[dict[str, Callable[[_Stub, argparse.Namespace, float], Any]]] =
     "pause": lambda s, a, t: s.call(
         "PauseModel", pb.PauseModelRequest(model=a.model, reason=a.reason), t),
     "resume": lambda s, a, t: s.call("ResumeModel", pb.ResumeModelRequest(model=a.model), t),
-    "rollback": lambda s, a, t: s.call("RollBack", pb.RollBackRequest(model=a.model), t),
+    "rollback": lambda s, a, t: s.call(
+        "RollBack", pb.RollBackRequest(model=a.model, reason=a.reason), t),
 }
 
 

@@ -22,7 +22,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str, env: dict[str, str] | N
 
 
 def test_commands_print_tables_and_json(
-    stand: AdminStand, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    stand: AdminStand, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+    tmp_path: Path
 ) -> None:
     address = ["--address", stand.address]
     stand.land("mlp", 1)
@@ -57,8 +58,9 @@ def test_commands_print_tables_and_json(
     tiny = build_tiny_saved_model(tmp_path / "tiny")
     stand.publisher.publish_copy("tiny", 1, tiny)
     stand.publisher.publish_copy("tiny", 2, tiny)
-    status, out, _ = _run(capsys, *address, "rollback", "tiny")
+    status, out, _ = _run(capsys, *address, "rollback", "tiny", "--reason", "bad labels")
     assert status == EXIT_OK and "version 2 rolled back" in out and "serves version 1" in out
+    assert "rolled back tiny/2 through the admin API (bad labels)" in caplog.text
 
 
 def test_errors_exit_nonzero_with_the_status(

@@ -210,6 +210,7 @@ def test_invalid_requests_are_invalid_argument(stand: AdminStand, channel: grpc.
                                         timeout=10),
         lambda: stub.RollBack(pb.RollBackRequest(model=".."), timeout=10),
         lambda: stub.PauseModel(pb.PauseModelRequest(model="mlp", reason="x" * 2000), timeout=10),
+        lambda: stub.RollBack(pb.RollBackRequest(model="mlp", reason="x" * 2000), timeout=10),
     ]
     assert [_code(call) for call in calls] == [invalid] * len(calls)
     with pytest.raises(grpc.RpcError) as caught:

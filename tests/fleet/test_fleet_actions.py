@@ -186,18 +186,21 @@ def test_a_policy_override_through_one_replica_is_every_replicas_policy(fleet: F
 
 def test_a_rollback_through_one_replica_is_applied_by_every_replica(fleet: Fleet) -> None:
     a, b = fleet.a, fleet.b
-    answer = fleet.stub.RollBack(pb.RollBackRequest(model=MODEL), timeout=10)
+    answer = fleet.stub.RollBack(pb.RollBackRequest(model=MODEL, reason="2000 mislabels cats"),
+                                 timeout=10)
     assert (answer.rolled_back_version, answer.now_serving_version) == (2000, 1000)
     assert Path(answer.kept_at) == a.model_dir / ".rolled-back-2000"
     assert published_versions(a.model_dir) == [1000]
     assert a.rollbacks.is_rolled_back(MODEL, 2000) and not a.rollbacks.is_rolled_back(MODEL, 1000)
     record = json.loads((fleet.store / "rollbacks" / f"{MODEL}@2000.json").read_text())
-    assert (record["by"], record["served"]) == ("a", 2000) and record["reason"]
+    assert (record["by"], record["served"], record["reason"]) == ("a", 2000,
+                                                                   "2000 mislabels cats")
 
     assert published_versions(b.model_dir) == [1000, 2000], "B has not applied it yet"
     [applied] = b.rollbacks.apply()
     assert (applied.rollback.by, applied.moved.version, applied.moved.now_serving) == (
         "a", 2000, 1000)
+    assert applied.rollback.reason == "2000 mislabels cats", "B knows why"
     assert published_versions(b.model_dir) == [1000]
     assert (b.model_dir / ".rolled-back-2000" / "saved_model.pb").is_file()
     assert b.rollbacks.is_rolled_back(MODEL, 2000)

@@ -401,10 +401,12 @@ class ModelControl(_message.Message):
     def __init__(self, model: _Optional[str] = ..., paused: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RollBackRequest(_message.Message):
-    __slots__ = ("model",)
+    __slots__ = ("model", "reason")
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     model: str
-    def __init__(self, model: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, model: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class RollBackResponse(_message.Message):
     __slots__ = ("model", "rolled_back_version", "now_serving_version", "kept_at")
