@@ -94,6 +94,11 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
         assert late.stages(SERVED) == INSTALLED
         assert same_bytes(late.published(SERVED), fleet[0].published(SERVED))
         assert late.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        # No first-request stall: TF Serving replayed the installed warmup file before the
+        # version became AVAILABLE, as it did on the others.
+        assert fleet[0].sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        assert late.sidecar.standin.warmup_records("mlp", SERVED) == (
+            fleet[0].sidecar.standin.warmup_records("mlp", SERVED)) > 0
         with Traffic(late.sidecar.tap, version=SERVED) as traffic:
             wait_until(lambda: traffic.served >= 10, 60, "the late replica answering")
         assert traffic.failures == []
