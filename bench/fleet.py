@@ -25,6 +25,10 @@ an admin API for health. For each model (the demo model, MobileNetV2 at 224x224)
    key, the holder's process group is SIGKILLed (a pod dying); the time until the second
    has published. Goal: <= lease (``--lease-seconds`` 5 here) + one conversion. Split
    into the takeover (SIGKILL until the second's job left DISCOVERED) and its conversion.
+5. Serving (``bench/fleet_latency.py``, with taps and TF Serving stand-ins): the late
+   joiner's first call, the slowest of its next nine, and its median, each against the
+   builder's steady-state median (interleaved calls). Goal: the steady state (1x) from
+   the first call (which also opens Envoy's upstream connections).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
+from fleet_latency import serving_latency  # noqa: E402
 from fleet_report import figures, print_table, report  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
@@ -275,6 +280,7 @@ def bench_model(launch: Callable[..., Sidecar], name: str, workdir: Path) -> dic
         "fleet": {"wall_s": fleet_wall, "cpu_s": [m.cpu_seconds for m in fleet]},
         "late_ready_s": statistics.median(late_seconds), "late_ready_each_s": late_seconds,
         "recovery": recovery(launch, workdir / name / "recovery", source, name),
+        "serving": serving_latency(workdir / name / "serving", source),
     }
 
 
