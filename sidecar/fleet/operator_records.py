@@ -203,7 +203,10 @@ class OperatorRecords:
                 path, {**record, "set_by": self._replica, "set_at": self._clock()}):
             return False
         generations = _generations(directory)
-        if generations[-1] != generation:  # ``replacing`` was so old it had been pruned
+        if generations[-1] != generation:
+            # Newer ones are there already: ``replacing`` may have been pruned before this
+            # create (a stale change), so it is refused. (Were they made on this one, the
+            # change made again on theirs changes nothing more.)
             _remove(path)
             return False
         for old in generations[:-KEPT_GENERATIONS]:
