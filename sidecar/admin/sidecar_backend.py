@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sidecar.admin import validation
 from sidecar.admin.backend import ConversionRequest, ConversionSubmitter, RollbackObserver
+from sidecar.admin.build_choice import build_to_run
 from sidecar.admin.errors import (
     AlreadyExistsError,
     ConversionFailedError,
@@ -36,10 +37,10 @@ from sidecar.admin.views import (
 )
 from sidecar.config.overrides import PolicyOverrides, PolicySource
 from sidecar.fleet.actions import FleetRollbacks
-from sidecar.publish import newest_to_roll_back, numbering, roll_back_newest
+from sidecar.publish import newest_to_roll_back, roll_back_newest
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import RecordedShapes
-from sidecar.state import JobJournal, JobState, newest_build
+from sidecar.state import JobJournal, JobState
 from sidecar.state.controls import Controls, ModelControl
 from sidecar.watch.listing import Refusal, read_incoming, version_refusal
 
@@ -184,12 +185,8 @@ class SidecarAdminBackend:
     def start_conversion(
         self, model: str, version: int, overrides: PolicyOverrides, rebuild: bool
     ) -> OperationView:
-        """Check that incoming ``version`` can be built now, then queue the build.
-
-        A version never built gets its first build; one that ended failed or
-        skipped is restarted when ``rebuild`` is asked; a published one gets a
-        rebuild under its next served number (:mod:`sidecar.publish.numbering`).
-        """
+        """Check that incoming ``version`` can be built now, then queue the build (which
+        one: :func:`~sidecar.admin.build_choice.build_to_run`)."""
         deps = self._deps
         validation.model_dir(deps.incoming_base, model)
         validation.incoming_version(version)
@@ -206,7 +203,8 @@ class SidecarAdminBackend:
             raise PreconditionError(
                 f"model {model!r} is paused", fix="resume it with ResumeModel first"
             )
-        served, restart = self._build_to_run(model, version, rebuild)
+        served, restart = build_to_run(deps.journal.jobs(model=model), model, version,
+                                       rebuild)
         running = self._operations.unfinished_for(model, served)
         if running is not None:
             raise AlreadyExistsError(
@@ -220,33 +218,6 @@ class SidecarAdminBackend:
                                     restart=restart, reason=reason)
         record = self._operations.add(request, deps.submit(request), deps.clock())
         return self._operation_view(record)
-
-    def _build_to_run(self, model: str, incoming: int, rebuild: bool) -> tuple[int, bool]:
-        """The served number to build for incoming version ``incoming``, and whether its
-        journal job must be restarted first; PreconditionError when it cannot run now."""
-        job = newest_build(self._deps.journal.jobs(model=model), incoming)
-        if job is None:
-            return numbering.served_version(incoming), False
-        where = f"{model}/{job.version}"
-        if job.state is JobState.DISCOVERED:
-            return job.version, False
-        if job.state.is_intermediate:
-            raise PreconditionError(
-                f"model {model!r} {numbering.describe(job.version)} is {job.state.value} now",
-                where=where, fix="wait for its job to finish",
-            )
-        if not rebuild:
-            ended = ("is published; published versions are final"
-                     if job.state is JobState.PUBLISHED else
-                     f"ended {job.state.value} ({job.reason})")
-            raise PreconditionError(
-                f"model {model!r} {numbering.describe(job.version)} {ended}",
-                where=where, fix="ask for a rebuild to build it again (a published version "
-                "is rebuilt under its next served number)",
-            )
-        if job.state is JobState.PUBLISHED:
-            return numbering.next_rebuild(job.version), False
-        return job.version, True
 
     def get_operation(self, name: str) -> OperationView:
         """One operation by name."""
