@@ -39,7 +39,6 @@ import argparse
 import functools
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -60,6 +59,7 @@ from fleet_report import figures, print_table, report  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from sidecar.state import Job, JobJournal, JobState  # noqa: E402
+from tests.jobs.builders import land  # noqa: E402
 from tests.support.e2e import free_port  # noqa: E402
 
 MODELS = ("demo", "mobilenet")
@@ -199,13 +199,6 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> fl
     return time.monotonic()
 
 
-def land(source: Path, incoming: Path, model: str) -> None:
-    """Put ``source`` into incoming as version 1 of ``model``, complete at once (rename)."""
-    (incoming / model).mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source, incoming / model / ".landing-1")
-    os.rename(incoming / model / ".landing-1", incoming / model / "1")
-
-
 def build_model(name: str, directory: Path) -> None:
     """Export the benchmark's model ``name`` (runs in a child: this process stays light)."""
     from converter.demo import build_demo_model
@@ -268,7 +261,7 @@ def _publish(launch: Callable[..., Sidecar], root: Path, store: Path | None,
     group = [launch(root / name, incoming, store, name) for name in names]
     for member in group:
         wait_until(functools.partial(_answers, member), 180, f"{member.name} answering")
-    land(source, incoming, model)
+    land(source, incoming, model, 1)
     wait_until(lambda: _all_published(group, model), 1800, f"{names} publishing {model}")
     for member in group:
         member.stop()
@@ -307,7 +300,7 @@ def bench_model(launch: Callable[..., Sidecar], name: str, workdir: Path) -> dic
         "fleet": {"wall_s": fleet_wall, "cpu_s": [m.cpu_seconds for m in fleet]},
         "late_ready_s": statistics.median(late_seconds), "late_ready_each_s": late_seconds,
         "recovery": recovery(launch, workdir / name / "recovery", source, name),
-        "serving": serving_latency(workdir / name / "serving", source),
+        "serving": serving_latency(workdir / name / "serving", source, SERVED),
     }
 
 
@@ -320,7 +313,7 @@ def recovery(launch: Callable[..., Sidecar], root: Path, source: Path,
     holder = launch(root / "holder", incoming, store, "holder",
                     launcher=("-m", "tests.support.gated_sidecar", str(gate), "job-building",
                               "1"))
-    land(source, incoming, model)
+    land(source, incoming, model, 1)
     wait_until((gate / "paused").exists, 1200, "the holder building")
     taker = launch(root / "taker", incoming, store, "taker")
     # The taker has seen the version and waits on the holder's claim.

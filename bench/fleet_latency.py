@@ -33,9 +33,6 @@ from tests.fleet.replicas import MODEL, replica
 from tests.jobs.builders import land
 from tests.support.running_sidecar import wait_until
 
-SERVED: Final = 1000
-"""TF Serving's number for incoming version 1."""
-
 WARM_CALLS: Final = 20
 """Calls the builder answers before anything is timed."""
 
@@ -46,15 +43,16 @@ CALLS: Final = 50
 """Calls to each replica, interleaved, for the medians."""
 
 
-def serving_latency(root: Path, source: Path) -> dict[str, Any]:
-    """Milliseconds per Predict call through the builder's and the late joiner's taps."""
+def serving_latency(root: Path, source: Path, served: int) -> dict[str, Any]:
+    """Milliseconds per Predict call through the builder's and the late joiner's taps, to
+    ``served``, TF Serving's number for ``source`` landed as incoming version 1."""
     incoming, store = root / "incoming", root / "store"
     incoming.mkdir(parents=True)
     land(source, incoming, MODEL, 1)
     with replica(root, "builder", incoming=incoming, store=store) as builder:
-        builder.wait_published(SERVED, timeout=1800)
-        assert builder.sidecar.standin.wait_for_state(MODEL, SERVED, "AVAILABLE", 600)
-        request = read_predict_requests(builder.published(SERVED))[0]
+        builder.wait_published(served, timeout=1800)
+        assert builder.sidecar.standin.wait_for_state(MODEL, served, "AVAILABLE", 600)
+        request = read_predict_requests(builder.published(served))[0]
         with grpc.insecure_channel(builder.sidecar.tap) as to_builder:
             builder_call = _timed_caller(to_builder, request)
             builder_first = builder_call()
@@ -63,12 +61,12 @@ def serving_latency(root: Path, source: Path) -> dict[str, Any]:
             with replica(root, "late", incoming=incoming, store=store) as late:
                 wait_until(lambda: late.sidecar.health("tftrt.sidecar.Fleet") == "SERVING",
                            600, "the late joiner ready")
-                assert late.sidecar.standin.wait_for_state(MODEL, SERVED, "AVAILABLE", 600)
+                assert late.sidecar.standin.wait_for_state(MODEL, served, "AVAILABLE", 600)
                 with grpc.insecure_channel(late.sidecar.tap) as to_late:
                     late_call = _timed_caller(to_late, request)
                     first = [late_call() for _ in range(FIRST_CALLS)]
                     pairs = [(builder_call(), late_call()) for _ in range(CALLS)]
-                job = late.job(SERVED)
+                job = late.job(served)
     steady = statistics.median(b for b, _ in pairs)
     return {
         "builder_first_ms": builder_first,
