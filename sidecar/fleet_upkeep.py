@@ -24,6 +24,7 @@ from sidecar.errors import StorageError
 from sidecar.jobs import FleetContext
 from sidecar.publish import numbering
 from sidecar.state import JobJournal
+from sidecar.watch import incoming_version_dir
 
 _LOG = logging.getLogger("sidecar.fleet")
 
@@ -57,7 +58,7 @@ class FleetCatchUp:
             incoming = numbering.incoming_version(key.served)
             if (self._journal.get(key.model, key.served) is not None
                     or self._is_rolled_back(key.model, key.served)
-                    or not (self._incoming_base / key.model / str(incoming)).is_dir()):
+                    or incoming_version_dir(self._incoming_base, key.model, incoming) is None):
                 continue
             self._journal.discover(key.model, key.served,
                                    reason="the fleet built it: installing it from the store")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish import VersionPublisher, numbering
@@ -22,10 +23,13 @@ class IncomingChanges:
 
     Each version withdrawn is appended to ``withdrawn`` as (model, served version).
     Jobs :meth:`hold` holds wait until their incoming version is READY again.
+    ``incoming_base`` is where links in a returning version may lead (its fingerprint
+    follows them, as the job's did).
     """
 
     def __init__(self, journal: JobJournal, publisher: VersionPublisher, upkeep: ServingUpkeep,
-                 withdrawn: list[tuple[str, int]]) -> None:
+                 withdrawn: list[tuple[str, int]], *, incoming_base: Path) -> None:
+        self._incoming_base = incoming_base
         self._journal = journal
         self._publisher = publisher
         self._upkeep = upkeep
@@ -80,7 +84,8 @@ class IncomingChanges:
                                                                              job.version):
                 continue
             try:
-                fingerprint = fingerprint or content_fingerprint(event.path)
+                fingerprint = fingerprint or content_fingerprint(
+                    event.path, links_within=self._incoming_base)
             except OSError as exc:
                 _LOG.warning("%s/%s: cannot read it to compare (%s); not restored yet",
                              event.model, event.version, exc)

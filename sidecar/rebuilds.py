@@ -43,6 +43,7 @@ from sidecar.publish.published import PublishedModels
 from sidecar.publish.published_version import PublishedVersion
 from sidecar.shapes import ShapeSet, coverage_of, rank_shape_sets
 from sidecar.state import Job, JobJournal, JobState, newest_build
+from sidecar.watch import incoming_version_dir
 
 _LOG = logging.getLogger("sidecar.rebuilds")
 
@@ -146,8 +147,8 @@ class CoverageRebuilds:
         ours = [job.version for job in jobs if job.state is JobState.PUBLISHED]
         if not versions or not ours or versions[-1] != max(ours):
             return None
-        source = self.incoming_base / model / str(numbering.incoming_version(versions[-1]))
-        if not source.is_dir():
+        incoming = numbering.incoming_version(versions[-1])
+        if incoming_version_dir(self.incoming_base, model, incoming) is None:
             return None
         return self.published.version(model, versions[-1])
 

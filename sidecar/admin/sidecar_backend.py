@@ -42,7 +42,12 @@ from sidecar.publish.published import PublishedModels
 from sidecar.shapes import RecordedShapes
 from sidecar.state import JobJournal, JobState
 from sidecar.state.controls import Controls, ModelControl
-from sidecar.watch.listing import Refusal, read_incoming, version_refusal
+from sidecar.watch.listing import (
+    Refusal,
+    incoming_version_dir,
+    read_incoming,
+    version_refusal,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -190,14 +195,13 @@ class SidecarAdminBackend:
         deps = self._deps
         validation.model_dir(deps.incoming_base, model)
         validation.incoming_version(version)
-        source = deps.incoming_base / model / str(version)
         refused = version_refusal(deps.incoming_base, model, version)
         if refused is not None:
             raise PreconditionError(refused.reason, where=str(refused.path))
-        if not source.is_dir():
+        if incoming_version_dir(deps.incoming_base, model, version) is None:
             raise NotFoundError(
                 f"model {model!r} has no version {version} in the incoming base",
-                where=str(source), fix="land the SavedModel there first",
+                where=str(deps.incoming_base / model), fix="land the SavedModel there first",
             )
         if deps.controls.is_paused(model):
             raise PreconditionError(

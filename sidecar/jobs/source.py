@@ -2,7 +2,8 @@
 
 Three things can happen to it while the job runs, and each has its own ending: it is
 removed (the job is SKIPPED), incoming itself fails (a storage fault: FAILED and retried
-after a backoff), or its files are replaced or rewritten (the job starts again).
+after a backoff), or its files are replaced, rewritten or renamed, or another name comes to
+stand for the same number (the job starts again once one version directory has settled).
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from sidecar.errors import StorageError
+from sidecar.errors import StorageError, echo
 from sidecar.jobs.errors import SourceChangedError, VersionVanishedError
 from sidecar.jobs.fingerprint import content_fingerprint
+from sidecar.publish.numbering import clash_error
 from sidecar.watch import look_at_incoming
+from sidecar.watch.listing import version_dirs
 
 
 class JobSource:
-    """``incoming/<model>/<version>`` as one job sees it.
+    """``incoming/<model>/<version>`` as one job sees it, under the name found on disk
+    (``0007`` for incoming 7 stays ``0007``).
 
     :meth:`start` takes the content fingerprint; :meth:`check` raises when the
     version is no longer the one the job started from.
@@ -34,8 +38,10 @@ class JobSource:
         self._named = named
         self._is_served = is_served
         self._fingerprint: str | None = None
-        self.path = incoming_base / model / str(incoming_version)
-        """The version directory."""
+        found = version_dirs(incoming_base, model, incoming_version)
+        self.path = found[0] if len(found) == 1 else incoming_base / model
+        """The version directory as found when the job began (the model directory when
+        none or several stood for the version: :meth:`check` then raises)."""
 
     @property
     def fingerprint(self) -> str | None:
@@ -49,9 +55,23 @@ class JobSource:
 
     def check(self) -> None:
         """Raise VersionVanishedError if the version was removed, StorageError if incoming
-        cannot say (a fault), SourceChangedError if its content differs from :meth:`start`'s."""
-        if not self.path.is_dir():
+        cannot say (a fault), SourceChangedError if it is no longer the one directory
+        :meth:`start` read, with the same content."""
+        try:
+            found = version_dirs(self._base, self._model, self._version)
+        except OSError as exc:
+            raise StorageError.from_os_error(
+                exc, action=f"list {self._named}'s model directory in incoming",
+                path=exc.filename or self._base / self._model) from exc
+        if len(found) > 1:
+            clash = clash_error([path.name for path in found], self._version)
+            raise SourceChangedError(
+                f"{self._named} cannot be read: {clash.what}; the job waits until one of "
+                "them is left", where=str(self._base / self._model), fix=clash.fix)
+        if not found:
             self._raise_gone()
+        if found[0] != self.path:
+            raise self._changed(f"renamed to {echo(found[0].name)}")
         if self._fingerprint is None:
             return
         now = self._read_fingerprint()
@@ -69,7 +89,8 @@ class JobSource:
 
     def _read_fingerprint(self) -> str:
         try:
-            return content_fingerprint(self.path)
+            # Links inside the incoming base count as their content, as publishing copies it.
+            return content_fingerprint(self.path, links_within=self._base)
         except FileNotFoundError as exc:
             if not self.path.is_dir():
                 self._raise_gone()

@@ -20,16 +20,23 @@ admin API, rollback and withdrawal all ask it:
   :data:`MAX_INCOMING_VERSION` (about 9.2e15, 16 digits: epoch seconds,
   milliseconds and microseconds all fit), so that its every generation fits
   an int64 (0 included: TF Serving serves a version 0);
-- a version directory name is its number written the one canonical way
-  (ASCII digits, no leading zero). TF Serving takes any all-digit name as a
-  version, so ``7`` and ``007`` would be the same version 7 under two paths;
-  the sidecar refuses the padded spelling instead of guessing which one is
-  meant, and every layer can then derive the path from the number.
+- an incoming version directory is named as TF Serving reads one: its
+  ``ParseVersionNumber`` is ``absl::SimpleAtoi`` (tensorflow/serving
+  ``file_system_storage_path_source.cc``), so ``00000123`` (the layout of TF
+  Serving's own test model ``saved_model_half_plus_two_tf2_cpu``) is version 123,
+  as are ``123``, ``+123`` and `` 123``. Every layer keeps the name it found on
+  disk; none rebuilds a path from the number. Two names for one number (``7`` and
+  ``007``) are a clash the sidecar refuses, naming both and the one TF Serving
+  itself would serve;
+- a serving base directory name is the number written the one canonical way
+  (ASCII digits, no leading zero): the sidecar writes it so, and reads no other.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable
 from typing import Final
 
 from sidecar.errors import UserError, echo
@@ -46,7 +53,12 @@ MIN_INCOMING_VERSION: Final = 0
 MAX_INCOMING_VERSION: Final = MAX_SERVED_VERSION // GENERATIONS - 1
 """The highest incoming version number whose every generation fits in an int64."""
 
-_ALL_DIGITS: Final = re.compile(r"[0-9]+")
+_SIMPLE_ATOI: Final = re.compile(r"[ \t\n\v\f\r]*([+-]?)([0-9]+)[ \t\n\v\f\r]*")
+"""What ``absl::SimpleAtoi`` reads as a base-10 number: ASCII whitespace around an
+optional sign and ASCII digits (``absl::ascii_isspace``; no ``0x``, no Unicode digits)."""
+
+_CANONICAL: Final = re.compile(r"0|[1-9][0-9]*")
+"""A number written the one way the sidecar writes it into the serving base."""
 
 _RANGE_FIX: Final = (
     f"land the model under a version number from {MIN_INCOMING_VERSION} to "
@@ -71,44 +83,62 @@ def check_incoming_version(incoming: int) -> int:
 
 
 def is_version_name(name: str) -> bool:
-    """Whether TF Serving would take the directory name ``name`` for a version (all digits)."""
-    return _ALL_DIGITS.fullmatch(name) is not None
+    """Whether the directory name ``name`` is spelled as TF Serving reads a version
+    (``absl::SimpleAtoi``: ``7``, ``007``, ``+7``), whether or not its number fits."""
+    return _SIMPLE_ATOI.fullmatch(name) is not None
 
 
 def served_version_from_name(name: str) -> int | None:
     """The served number a serving base directory name stands for; None when TF Serving
-    would not read it as one, or the sidecar never writes it so (a leading zero)."""
-    if (not is_version_name(name) or (len(name) > 1 and name.startswith("0"))
-            or len(name) > len(str(MAX_SERVED_VERSION))):
+    would not read it as one, or the sidecar never writes it so (a leading zero, a sign)."""
+    if _CANONICAL.fullmatch(name) is None or len(name) > len(str(MAX_SERVED_VERSION)):
         return None
     number = int(name)
     return number if number <= MAX_SERVED_VERSION else None
 
 
 def incoming_version_from_name(name: str) -> int:
-    """The incoming version an all-digit directory name stands for.
+    """The incoming version a directory name stands for, read as TF Serving reads it
+    (``0007`` is 7).
 
-    VersionNumberError when it is not written canonically or out of range.
+    VersionNumberError when it is no version name, or its number is out of range.
     """
-    if not is_version_name(name):
+    spelled = _SIMPLE_ATOI.fullmatch(name)
+    if spelled is None:
         raise VersionNumberError(
             f"{echo(name)} is not a version number", fix="name version directories 1, 2, ..."
         )
-    if len(name.lstrip("0")) > len(str(MAX_SERVED_VERSION)):
+    sign, digits = spelled.groups()
+    if len(digits.lstrip("0")) > len(str(MAX_SERVED_VERSION)):
         # int() of thousands of digits is slow (and refused past 4,300); it is too big anyway.
         raise VersionNumberError(
             f"incoming version {echo(name)} has more digits than TF Serving's int64 holds",
             fix=_RANGE_FIX,
         )
-    number = int(name)
-    if name != str(number):
-        raise VersionNumberError(
-            f"version directory {echo(name)} has a leading zero; the sidecar reads a version "
-            "directory only under its number's one spelling, so that two names "
-            f"('{number}' and {echo(name)}) never claim the same version {number}",
-            fix=f"rename it to {number} (if {number} exists too, remove one of them)",
-        )
-    return check_incoming_version(number)
+    return check_incoming_version(-int(digits) if sign == "-" else int(digits))
+
+
+def tf_serving_choice(names: Iterable[str]) -> str:
+    """Which of several directory names for one version TF Serving serves: it indexes a
+    model's children by version in sorted (bytewise) order and the last name wins
+    (``IndexChildrenByVersion``, logging "Duplicate version directories detected")."""
+    return max(names, key=os.fsencode)
+
+
+def clash_error(names: Iterable[str], version: int) -> VersionNumberError:
+    """Why the sidecar serves none of ``names``, directory names that all stand for
+    incoming ``version``: what TF Serving would do instead, and the fix."""
+    spelled = sorted(names, key=os.fsencode)
+    listed = ", ".join(echo(name) for name in spelled[:-1]) + f" and {echo(spelled[-1])}"
+    chosen = tf_serving_choice(spelled)
+    return VersionNumberError(
+        f"version directories {listed} {'both' if len(spelled) == 2 else 'all'} stand for "
+        f"version {version} (TF Serving reads a version name as a number); TF Serving itself "
+        f"would serve {echo(chosen)} (the name that sorts last) and ignore the "
+        f"other{'' if len(spelled) == 2 else 's'}, so the sidecar serves none of them rather "
+        "than guess which one is meant",
+        fix=f"remove or renumber all but one of {listed}",
+    )
 
 
 def served_version(incoming: int, generation: int = 0) -> int:

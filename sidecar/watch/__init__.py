@@ -9,6 +9,7 @@ from sidecar.watch.listing import (
     IncomingListing,
     Refusal,
     fingerprint,
+    incoming_version_dir,
     list_version_dirs,
     read_incoming,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "WatchEvent",
     "WatchEventKind",
     "fingerprint",
+    "incoming_version_dir",
     "is_model_name",
     "list_version_dirs",
     "look_at_incoming",

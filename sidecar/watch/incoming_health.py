@@ -53,10 +53,12 @@ class IncomingView:
     """Why some of it cannot be trusted (empty when incoming is healthy)."""
 
     def present(self) -> set[VersionKey]:
-        """The (model, incoming version) directories found."""
+        """The (model, incoming version) directories found (a clash of two names for one
+        version included: it is there, only not served anew)."""
         if self.listing is None:
             return set()
-        return {(model, version) for model, version, _ in self.listing.versions}
+        return {(model, version) for model, version, _ in self.listing.versions} | set(
+            self.listing.clashed)
 
     def is_trusted(self, model: str) -> bool:
         """Whether incoming can say that a version of ``model`` is gone."""
@@ -85,7 +87,8 @@ def look_at_incoming(
         listing = read_incoming(base)
     except OSError as exc:
         return _unreadable(base, f"cannot be read ({exc.strerror or exc})")
-    found = {model for model, _, _ in listing.versions}
+    view = IncomingView(listing, ())
+    found = {model for model, _ in view.present()}
     missing = sorted(model for model in {model for model, _ in expected} - found
                      if is_served(model))
     faults: tuple[IncomingFault, ...]

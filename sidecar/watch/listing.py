@@ -18,6 +18,7 @@ from sidecar.errors import echo
 from sidecar.publish.model_names import is_ignored_name, model_name_problem
 from sidecar.publish.numbering import (
     VersionNumberError,
+    clash_error,
     incoming_version_from_name,
     is_version_name,
 )
@@ -43,22 +44,31 @@ class IncomingListing:
     """One reading of the incoming base."""
 
     versions: tuple[tuple[str, int, Path], ...]
-    """(model, incoming version, path) of each version directory that can be served."""
+    """(model, incoming version, path) of each version directory that can be served, the
+    path under the name found on disk (``00000123`` stays ``00000123``)."""
 
     refused: tuple[Refusal, ...]
     """Model directories with a name outside the rule or linked from outside the base
-    (only those holding an all-digit directory: an empty ``lost+found`` is no model), and
-    version directories whose name is not a servable number or that are linked from
-    outside the base."""
+    (only those holding a version directory: an empty ``lost+found`` is no model), and
+    version directories whose name is not a servable number, that are linked from
+    outside the base, or that share their number with another (a clash)."""
+
+    clashed: tuple[tuple[str, int], ...] = ()
+    """(model, incoming version) for which two or more directories stand (``7`` and
+    ``007``): each is refused, so none is built, but the version is still there, so
+    nothing built from it is withdrawn."""
 
 
-def read_incoming(base: Path) -> IncomingListing:
-    """List ``base`` (entries that vanish while being listed are left out)."""
+def read_incoming(base: Path, *, model: str | None = None) -> IncomingListing:
+    """List ``base`` (only ``model``'s directory when given; entries that vanish while
+    being listed are left out)."""
     versions: list[tuple[str, int, Path]] = []
     refused: list[Refusal] = []
+    clashed: list[tuple[str, int]] = []
     roots = (Path(os.path.realpath(base)),)
     for model_entry in sorted(_scandir(base), key=lambda entry: entry.name):
-        if is_ignored_name(model_entry.name) or not _is_dir(model_entry):
+        if (model is not None and model_entry.name != model) or is_ignored_name(
+                model_entry.name) or not _is_dir(model_entry):
             continue
         numeric = sorted((entry for entry in _scandir(Path(model_entry.path))
                           if is_version_name(entry.name) and _is_dir(entry)),
@@ -68,30 +78,48 @@ def read_incoming(base: Path) -> IncomingListing:
             if numeric:
                 refused.append(Refusal(Path(model_entry.path), f"model directory {problem}"))
             continue
+        by_number: dict[int, list[os.DirEntry[str]]] = {}
         for version_entry in numeric:
             try:
                 version = incoming_version_from_name(version_entry.name)
             except VersionNumberError as exc:
                 refused.append(Refusal(Path(version_entry.path), str(exc)))
                 continue
-            link = _link_problem(version_entry, roots)
-            if link is not None:
-                refused.append(Refusal(Path(version_entry.path), f"version directory {link}"))
+            by_number.setdefault(version, []).append(version_entry)
+        for version, entries in sorted(by_number.items()):
+            if len(entries) > 1:
+                clash = str(clash_error([entry.name for entry in entries], version))
+                refused.extend(Refusal(Path(entry.path), clash) for entry in entries)
+                clashed.append((model_entry.name, version))
                 continue
-            versions.append((model_entry.name, version, Path(version_entry.path)))
-    return IncomingListing(tuple(versions), tuple(refused))
+            link = _link_problem(entries[0], roots)
+            if link is not None:
+                refused.append(Refusal(Path(entries[0].path), f"version directory {link}"))
+                continue
+            versions.append((model_entry.name, version, Path(entries[0].path)))
+    return IncomingListing(tuple(versions), tuple(refused), tuple(clashed))
+
+
+def version_dirs(base: Path, model: str, version: int) -> list[Path]:
+    """Every directory in ``base/<model>`` whose name TF Serving reads as incoming
+    ``version``, under that name, sorted: none, the one (``7`` or ``0007``), or a clash."""
+    return sorted(Path(entry.path) for entry in _scandir(base / model)
+                  if _number(entry.name) == version and _is_dir(entry))
+
+
+def incoming_version_dir(base: Path, model: str, version: int) -> Path | None:
+    """The directory that stands for incoming ``version`` of ``model``, under the name
+    found on disk; None when there is none, or more than one (a clash)."""
+    found = version_dirs(base, model, version)
+    return found[0] if len(found) == 1 else None
 
 
 def version_refusal(base: Path, model: str, version: int) -> Refusal | None:
     """Why incoming ``version`` of ``model`` is not served although a directory stands for
-    it: ``<version>`` is a link leading outside ``base``, or it is missing and a padded name
-    (``0007`` for 7) is there instead. None when there is no such refusal."""
-    canonical = base / model / str(version)
-    for refusal in read_incoming(base).refused:
-        name = refusal.path.name
-        if (refusal.path.parent == canonical.parent and is_version_name(name)
-                and name.lstrip("0") == str(version).lstrip("0")
-                and (name == canonical.name or not canonical.is_dir())):
+    it: it is a link leading outside ``base``, or another name stands for the same number
+    (``7`` and ``007``). None when there is no such refusal."""
+    for refusal in read_incoming(base, model=model).refused:
+        if refusal.path.parent == base / model and _number(refusal.path.name) == version:
             return refusal
     return None
 
@@ -102,27 +130,52 @@ def list_version_dirs(base: Path) -> Iterator[tuple[str, int, Path]]:
     yield from read_incoming(base).versions
 
 
-def fingerprint(version_dir: Path) -> tuple[FileEntry, ...]:
+def fingerprint(version_dir: Path, *, links_within: Path | None = None) -> tuple[FileEntry, ...]:
     """Every file and directory under ``version_dir`` with its size and mtime, sorted.
 
     Two equal fingerprints taken a settle period apart mean nothing was written
-    in between. Symbolic links are described, not followed.
+    in between. A symbolic link is described (so re-pointing it is a change) and, when
+    it resolves inside ``links_within`` (the incoming base; default ``version_dir``), also
+    followed: the files it leads to are part of the version, as publishing copies them.
     """
     entries: list[FileEntry] = []
-    pending = [version_dir]
+    roots = (Path(os.path.realpath(links_within or version_dir)),)
+    pending = [(version_dir, frozenset({Path(os.path.realpath(version_dir))}))]
     while pending:
-        directory = pending.pop()
+        directory, ancestors = pending.pop()
         for entry in _scandir(directory):
+            relative = os.path.relpath(entry.path, version_dir)
             try:
                 info = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    entries.append((relative, False, info.st_size, info.st_mtime_ns))
+                    target = followed_link(Path(entry.path), roots, ancestors)
+                    if target is None:
+                        continue
+                    info = target.stat()
             except FileNotFoundError:
                 continue
             is_dir = stat.S_ISDIR(info.st_mode)
-            relative = os.path.relpath(entry.path, version_dir)
             entries.append((relative, is_dir, 0 if is_dir else info.st_size, info.st_mtime_ns))
             if is_dir:
-                pending.append(Path(entry.path))
+                pending.append((Path(entry.path),
+                                ancestors | {Path(os.path.realpath(entry.path))}))
     return tuple(sorted(entries))
+
+
+def followed_link(link: Path, roots: tuple[Path, ...], ancestors: frozenset[Path]) -> Path | None:
+    """Where the symbolic link ``link`` leads, when the sidecar follows it: it resolves
+    inside ``roots`` (:func:`~sidecar.publish.source_links.resolves_within`) to something
+    that exists and holds neither the link nor any of ``ancestors`` (the resolved
+    directories walked to reach it): following such a loop would never end. None for any
+    other link (publishing refuses those; a fingerprint describes them)."""
+    target = Path(os.path.realpath(link))
+    if not target.exists() or not resolves_within(target, roots):
+        return None
+    here = Path(os.path.realpath(link.parent))
+    if any(place.is_relative_to(target) for place in (here, *ancestors)):
+        return None
+    return target
 
 
 def _link_problem(entry: os.DirEntry[str], roots: tuple[Path, ...]) -> str | None:
@@ -131,6 +184,16 @@ def _link_problem(entry: os.DirEntry[str], roots: tuple[Path, ...]) -> str | Non
     return (f"{echo(entry.name)} is a symbolic link leading outside the incoming base (to "
             f"{echo(os.path.realpath(entry.path))}); the sidecar reads models only from inside "
             "it: move or bind-mount the model into the incoming base")
+
+
+def _number(name: str) -> int | None:
+    """The incoming version ``name`` stands for; None when it stands for none."""
+    if not is_version_name(name):
+        return None
+    try:
+        return incoming_version_from_name(name)
+    except VersionNumberError:
+        return None
 
 
 def _scandir(directory: Path) -> list[os.DirEntry[str]]:

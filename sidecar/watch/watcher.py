@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sidecar.errors import echo
 from sidecar.watch.incoming_health import IncomingFault, look_at_incoming
-from sidecar.watch.listing import FileEntry, Refusal, fingerprint
+from sidecar.watch.listing import FileEntry, Refusal, fingerprint, incoming_version_dir
 
 _LOG = logging.getLogger("sidecar.watch")
 
@@ -25,8 +25,8 @@ class WatchEventKind(enum.Enum):
     """The version is complete: its files settled, or its marker file exists."""
 
     VANISHED = "vanished"
-    """A version seen before is gone from the incoming base (while incoming is healthy:
-    see :mod:`sidecar.watch.incoming_health`)."""
+    """A version seen before has been gone from the incoming base for the settle time
+    (while incoming is healthy: see :mod:`sidecar.watch.incoming_health`)."""
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,20 @@ class WatchEvent:
     """Version number."""
 
     path: Path
-    """The version directory (may no longer exist for VANISHED)."""
+    """The version directory under the name found on disk (``0007`` stays ``0007``). For
+    VANISHED, the one last seen, or the model directory when the version was expected
+    (:meth:`IncomingWatcher.expect`) but never seen."""
 
 
 @dataclass
 class _Seen:
-    path: Path
+    path: Path | None
+    """The version directory as last listed; None while it has not been."""
     fingerprint: tuple[FileEntry, ...]
     unchanged_since: float
     ready: bool
+    gone_since: float | None = None
+    """When a scan first found it gone (reset whenever it is there again)."""
 
 
 class IncomingWatcher:
@@ -62,6 +67,11 @@ class IncomingWatcher:
     ``clock``. With ``marker_file`` set, a version is ready as soon as that file
     exists in its top directory, and not before. READY is reported once per
     version; a version that vanishes and comes back starts over.
+
+    A version is VANISHED only once it has stayed gone for ``settle_seconds``: a scan
+    that runs while ``rm -rf`` works through a model's versions (removing some and not
+    yet others) must not withdraw the newest and keep the oldest. Gone and back within
+    that time, it is as if it never left.
 
     A fault in the incoming base (missing, unreadable, or empty where ``is_served``
     models had versions) is not a vanishing: the versions under it stay seen, no
@@ -108,7 +118,7 @@ class IncomingWatcher:
         if view.listing is None:
             return []
         try:
-            return self._events(view.listing.versions, view.gone(self._seen.keys()), now)
+            return self._events(view.listing.versions, set(view.gone(self._seen.keys())), now)
         except OSError as exc:  # a version's files became unreadable while being listed
             self._faults = (IncomingFault(self._base, f"cannot be read ({exc.strerror or exc})",
                                           None),)
@@ -123,7 +133,7 @@ class IncomingWatcher:
         now = self._clock()
         for model, version in keys:
             if (model, version) not in self._seen:
-                path = self._base / model / str(version)
+                path = incoming_version_dir(self._base, model, version)
                 self._seen[(model, version)] = _Seen(path, (), now, ready=False)
 
     def resettle(self, model: str, version: int) -> bool:
@@ -133,31 +143,42 @@ class IncomingWatcher:
         seen = self._seen.get((model, version))
         if seen is None:
             return False
-        seen.fingerprint = fingerprint(seen.path)
+        seen.fingerprint = () if seen.path is None else self._fingerprint(seen.path)
         seen.unchanged_since, seen.ready = self._clock(), False
         return True
 
     def _events(
-        self, versions: tuple[tuple[str, int, Path], ...], gone: list[tuple[str, int]], now: float,
+        self, versions: tuple[tuple[str, int, Path], ...], gone: set[tuple[str, int]], now: float,
     ) -> list[WatchEvent]:
         events: list[WatchEvent] = []
         for model, version, path in versions:
             key = (model, version)
-            current = fingerprint(path)
+            current = self._fingerprint(path)
             seen = self._seen.get(key)
             if seen is None:
                 seen = self._seen[key] = _Seen(path, current, now, ready=False)
                 events.append(WatchEvent(WatchEventKind.APPEARED, model, version, path))
-            elif current != seen.fingerprint:
-                seen.fingerprint, seen.unchanged_since = current, now
-            if not seen.ready and self._is_complete(seen, now):
+            elif current != seen.fingerprint or path != seen.path:
+                seen.path, seen.fingerprint, seen.unchanged_since = path, current, now
+            if not seen.ready and self._is_complete(seen, path, now):
                 seen.ready = True
                 events.append(WatchEvent(WatchEventKind.READY, model, version, path))
-        for key in gone:
-            left = self._seen.pop(key)
-            events.append(WatchEvent(WatchEventKind.VANISHED, key[0], key[1], left.path))
+        for key, seen in list(self._seen.items()):
+            if key not in gone:
+                seen.gone_since = None
+                continue
+            if seen.gone_since is None:
+                seen.gone_since = now
+            if now - seen.gone_since >= self._settle_seconds:
+                del self._seen[key]
+                events.append(WatchEvent(WatchEventKind.VANISHED, key[0], key[1],
+                                         seen.path or self._base / key[0]))
         events.sort(key=lambda event: (event.model, event.version))
         return events
+
+    def _fingerprint(self, path: Path) -> tuple[FileEntry, ...]:
+        # Links inside the incoming base are followed: a change behind one is a change.
+        return fingerprint(path, links_within=self._base)
 
     def refused(self) -> list[Refusal]:
         """Directories the last scan refused (a model or version name that cannot be served)."""
@@ -177,8 +198,8 @@ class IncomingWatcher:
         """Versions seen but not ready yet, as (model, version)."""
         return sorted(key for key, seen in self._seen.items() if not seen.ready)
 
-    def _is_complete(self, seen: _Seen, now: float) -> bool:
+    def _is_complete(self, seen: _Seen, path: Path, now: float) -> bool:
         if self._marker_file is not None:
-            return (seen.path / self._marker_file).is_file()
+            return (path / self._marker_file).is_file()
         has_file = any(not is_dir for _, is_dir, _, _ in seen.fingerprint)
         return has_file and now - seen.unchanged_since >= self._settle_seconds

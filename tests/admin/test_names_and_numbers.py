@@ -43,25 +43,26 @@ def test_refused_incoming_directories_are_listed_with_their_reasons(
     stand: AdminStand, channel: grpc.Channel
 ) -> None:
     too_big = str(MAX_INCOMING_VERSION + 1)
-    for relative in ["mlp/0007", "my model/1", f"mlp/{too_big}", "mlp/3"]:
+    for relative in ["mlp/0007", "mlp/7", "my model/1", f"mlp/{too_big}", "mlp/3", "mlp/0004"]:
         (stand.incoming / relative).mkdir(parents=True)
     answer = stand.stub(channel).ListModels(pb.ListModelsRequest(), timeout=10)
     refused = {str(Path(r.path).relative_to(stand.incoming)): r.reason for r in answer.refused}
-    assert set(refused) == {"mlp/0007", "my model", f"mlp/{too_big}"}
-    assert "rename it to 7" in refused["mlp/0007"]
+    assert set(refused) == {"mlp/0007", "mlp/7", "my model", f"mlp/{too_big}"}
+    assert "'0007' and '7' both stand for version 7" in refused["mlp/0007"]
     assert "ASCII letters" in refused["my model"]
     assert "int64" in refused[f"mlp/{too_big}"]
 
 
-def test_converting_a_version_landed_under_a_padded_name_says_why_it_is_refused(
+def test_converting_a_version_two_names_stand_for_says_why_it_is_refused(
     stand: AdminStand, channel: grpc.Channel
 ) -> None:
     (stand.incoming / "mlp" / "0007").mkdir(parents=True)
+    (stand.incoming / "mlp" / "7").mkdir(parents=True)
     request = pb.StartConversionRequest(model="mlp", version=7)
     error = _error(lambda: stand.stub(channel).StartConversion(request, timeout=10))
     assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
-    assert "'0007' has a leading zero" in error.details()
-    assert "rename it to 7" in error.details()
+    assert "'0007' and '7' both stand for version 7" in error.details()
+    assert "TF Serving itself would serve '7'" in error.details()
     missing = pb.StartConversionRequest(model="mlp", version=8)
     assert _error(lambda: stand.stub(channel).StartConversion(missing, timeout=10)).code() \
         is grpc.StatusCode.NOT_FOUND

@@ -42,6 +42,32 @@ def noisy_model(directory: Path) -> Path:
     return directory
 
 
+class _HalfPlusTwo(tf.Module):
+    """TF Serving's TF2 test model (``saved_model_half_plus_two.py``, ``HalfPlusTwoModel``):
+    variables a, b, c, an asset ``foo.txt``, and ``y = a * x + b`` as serving_default."""
+
+    def __init__(self, assets: Path) -> None:
+        super().__init__()
+        self.a = tf.Variable(0.5, name="a")
+        self.b = tf.Variable(2.0, name="b")
+        self.c = tf.Variable(3.0, name="c")
+        assets.mkdir(parents=True, exist_ok=True)
+        (assets / "foo.txt").write_text("asset-file-contents")
+        self.asset = tf.saved_model.Asset(str(assets / "foo.txt"))
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[1], dtype=tf.float32)])
+    def predict(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"y": tf.add(tf.multiply(self.a, x), self.b)}
+
+
+def half_plus_two(directory: Path) -> Path:
+    """A copy of TF Serving's ``saved_model_half_plus_two_tf2_cpu`` model (its predict
+    signature), saved at ``directory``."""
+    module = _HalfPlusTwo(directory.with_name(f"{directory.name}-assets"))
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.predict})
+    return directory
+
+
 def corrupt_copy(source: Path, directory: Path) -> Path:
     """A copy of ``source`` whose ``saved_model.pb`` is garbage."""
     shutil.copytree(source, directory)
@@ -49,8 +75,9 @@ def corrupt_copy(source: Path, directory: Path) -> Path:
     return directory
 
 
-def land(source: Path, incoming: Path, model: str, version: int) -> Path:
-    """Copy ``source`` beside incoming/<model>/ and rename it in, complete at once."""
+def land(source: Path, incoming: Path, model: str, version: int | str) -> Path:
+    """Copy ``source`` beside incoming/<model>/ and rename it in, complete at once (a name
+    such as ``"00000123"`` lands under that very name)."""
     model_dir = incoming / model
     model_dir.mkdir(parents=True, exist_ok=True)
     hidden = model_dir / f".landing-{version}"

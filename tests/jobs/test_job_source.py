@@ -47,3 +47,40 @@ def test_a_removed_version_has_vanished_unless_incoming_is_at_fault(tmp_path: Pa
     with pytest.raises(StorageError, match="is missing") as raised:
         source.check()
     assert raised.value.retryable
+
+
+def _padded(base: Path) -> JobSource:
+    directory = base / "m" / "0007"
+    directory.mkdir(parents=True)
+    (directory / "saved_model.pb").write_bytes(b"graph")
+    return JobSource(base, "m", 7, named="model 'm' version 7000", is_served=bool)
+
+
+def test_a_padded_version_is_read_under_the_name_found_on_disk(tmp_path: Path) -> None:
+    source = _padded(tmp_path)
+    assert source.path == tmp_path / "m" / "0007"
+    source.start()
+    source.check()
+
+
+def test_a_version_renamed_to_another_spelling_under_its_job_is_a_changed_source(
+    tmp_path: Path
+) -> None:
+    source = _padded(tmp_path)
+    source.start()
+    os.rename(tmp_path / "m" / "0007", tmp_path / "m" / "7")  # the paths the job used are gone
+    with pytest.raises(SourceChangedError, match="renamed to '7'"):
+        source.check()
+
+
+def test_a_second_name_for_the_version_under_its_job_makes_it_wait_for_one(
+    tmp_path: Path
+) -> None:
+    source = _padded(tmp_path)
+    source.start()
+    (tmp_path / "m" / "007").mkdir()
+    with pytest.raises(SourceChangedError) as raised:
+        source.check()
+    message = str(raised.value)
+    assert "'0007' and '007' both stand for version 7" in message
+    assert "TF Serving itself would serve '007'" in message and "Fix: remove" in message

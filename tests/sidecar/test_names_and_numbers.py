@@ -1,6 +1,7 @@
 """Odd version numbers, version names, model names and symbolic links on real directories:
 every layer (incoming listing, serving listing, publisher, model config, rollback,
-withdrawal, admin validation) applies the same rule (issue 12, items 6-9)."""
+withdrawal, admin validation) applies the same rule (issue 12, items 6-9; issue 24, item 1:
+version names read as TF Serving reads them)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from sidecar.publish.model_names import is_model_name
 from sidecar.publish.numbering import MAX_INCOMING_VERSION, MAX_SERVED_VERSION, served_version
 from sidecar.publish.source_links import SourceLinkError, check_source_links
 from sidecar.watch import IncomingWatcher, WatchEventKind, read_incoming
-from sidecar.watch.listing import version_refusal
+from sidecar.watch.listing import incoming_version_dir, version_refusal
 from tests.metrics.stand import scrape, value
 from tests.sidecar.conftest import ManualClock, tree_listing
 from tests.support.session_run import session_outputs
@@ -94,33 +95,69 @@ def test_incoming_versions_that_cannot_be_served_are_refused_with_the_range(
 # -- item 7: one spelling -----------------------------------------------------------------
 
 
-def test_a_padded_version_name_is_refused_and_never_confused_with_its_number(
+def test_a_padded_version_name_is_read_as_tf_serving_reads_it_and_keeps_its_name(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Issue 24, item 1: ``absl::SimpleAtoi`` reads ``00000123`` as 123 (TF Serving's own
+    test model is laid out so), ``0007`` as 7, ``+5`` as 5; the path keeps the name."""
+    padded = _version(tmp_path, "half_plus_two", "00000123")
+    seven = _version(tmp_path, "solo", "0007")
+    signed = _version(tmp_path, "solo", "+5")
+    watcher = IncomingWatcher(tmp_path, settle_seconds=0.0, marker_file=None, clock=clock)
+    events = watcher.scan()
+    assert [(e.kind, e.model, e.version, e.path) for e in events] == [
+        (WatchEventKind.APPEARED, "half_plus_two", 123, padded),
+        (WatchEventKind.READY, "half_plus_two", 123, padded),
+        (WatchEventKind.APPEARED, "solo", 5, signed),
+        (WatchEventKind.READY, "solo", 5, signed),
+        (WatchEventKind.APPEARED, "solo", 7, seven),
+        (WatchEventKind.READY, "solo", 7, seven),
+    ]
+    assert watcher.refused() == []
+    assert incoming_version_dir(tmp_path, "half_plus_two", 123) == padded
+    assert incoming_version_dir(tmp_path, "solo", 7) == seven
+    assert incoming_version_dir(tmp_path, "solo", 8) is None
+    assert version_refusal(tmp_path, "solo", 7) is None
+    # The serving base stays canonical: the sidecar writes 7000, and reads no other spelling.
+    for name in ("7000", "0007000", "+7000"):
+        (tmp_path / "serving" / "m" / name).mkdir(parents=True)
+    assert VersionPublisher(tmp_path / "serving").published_versions("m") == [7000]
+    # A rename to another spelling of the same number is the same version, under its new
+    # name: nothing vanishes (nothing would be withdrawn), the path follows.
+    os.rename(seven, tmp_path / "solo" / "7")
+    assert watcher.scan() == []
+    assert watcher.refused() == []
+    assert incoming_version_dir(tmp_path, "solo", 7) == tmp_path / "solo" / "7"
+
+
+def test_two_names_for_one_version_are_a_clash_that_names_both_and_tf_servings_choice(
     tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _version(tmp_path, "solo", "0007")
     kept = _version(tmp_path, "both", "7")
+    watcher = IncomingWatcher(tmp_path, settle_seconds=0.0, marker_file=None, clock=clock,
+                              is_served={"both"}.__contains__)
+    assert [(e.kind, e.version) for e in watcher.scan()] == [
+        (WatchEventKind.APPEARED, 7), (WatchEventKind.READY, 7)]
     _version(tmp_path, "both", "007")
-    watcher = IncomingWatcher(tmp_path, settle_seconds=0.0, marker_file=None, clock=clock)
     with caplog.at_level(logging.ERROR, logger="sidecar.watch"):
-        events = watcher.scan()
+        clock.advance(60)
+        assert watcher.scan() == [], "a clash is no vanishing: nothing built from 7 leaves"
         watcher.scan()
-    assert [(e.kind, e.model, e.version, e.path) for e in events] == [
-        (WatchEventKind.APPEARED, "both", 7, kept), (WatchEventKind.READY, "both", 7, kept)]
-    refused = {(r.path.parent.name, r.path.name): r.reason for r in watcher.refused()}
-    assert set(refused) == {("solo", "0007"), ("both", "007")}
-    assert "rename it to 7" in refused[("solo", "0007")]
-    assert "leading zero" in refused[("both", "007")]
+    assert watcher.faults == ()
+    refused = {r.path.name: r.reason for r in watcher.refused()}
+    assert set(refused) == {"007", "7"}
+    for reason in refused.values():
+        assert "'007' and '7' both stand for version 7" in reason
+        assert "TF Serving itself would serve '7'" in reason
+        assert "Fix: remove or renumber all but one of '007' and '7'" in reason
     assert len(caplog.records) == 2, "each refusal is logged once, not on every rescan"
-    assert all("not serving" in r.getMessage() for r in caplog.records)
-    # What the admin API answers for "convert 7": the refusal, unless 7 itself is there.
-    padded = version_refusal(tmp_path, "solo", 7)
-    assert padded is not None and padded.path.name == "0007"
-    assert version_refusal(tmp_path, "both", 7) is None
+    assert incoming_version_dir(tmp_path, "both", 7) is None
+    clash = version_refusal(tmp_path, "both", 7)
+    assert clash is not None and "both stand for version 7" in clash.reason
 
-    os.rename(tmp_path / "solo" / "0007", tmp_path / "solo" / "7")
-    assert [(e.kind, e.model, e.version) for e in watcher.scan()] == [
-        (WatchEventKind.APPEARED, "solo", 7), (WatchEventKind.READY, "solo", 7)]
-    assert [r.path.name for r in watcher.refused()] == ["007"]
+    shutil.rmtree(tmp_path / "both" / "007")  # the clash resolved: 7 is served again
+    assert watcher.scan() == [] and watcher.refused() == []
+    assert incoming_version_dir(tmp_path, "both", 7) == kept
 
 
 # -- item 8: one rule for model names -------------------------------------------------------
@@ -255,7 +292,8 @@ def test_echoed_values_are_shortened_and_name_their_length() -> None:
 
 
 def test_refused_directories_are_counted_by_kind_on_the_metrics_endpoint(tmp_path: Path) -> None:
-    for relative in ["my model/1", "café/2", "m/0007", "m/99999999999999999999", "m/3"]:
+    for relative in ["my model/1", "café/2", "m/0007", "m/007", "m/99999999999999999999",
+                     "m/3", "m/0004"]:
         (tmp_path / relative).mkdir(parents=True)
     registry = CollectorRegistry()
     SidecarMetrics(registry, BuildInfo("test", "test", "auto"),
@@ -269,5 +307,6 @@ def test_refused_directories_are_counted_by_kind_on_the_metrics_endpoint(tmp_pat
     finally:
         server.stop()
     assert value(samples, "tftrt_sidecar_incoming_refused", kind="model_name") == 2
-    assert value(samples, "tftrt_sidecar_incoming_refused", kind="version_name") == 2
+    # 0007 and 007 (one clash: each named), the 20-digit one; 0004 is version 4.
+    assert value(samples, "tftrt_sidecar_incoming_refused", kind="version_name") == 3
     assert value(after, "tftrt_sidecar_incoming_refused", kind="model_name") == 1

@@ -33,7 +33,9 @@ def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp: Path) -> None:
     incoming, serving, outside = tmp_path / "incoming", tmp_path / "serving", tmp_path / "secret"
     land(mlp, incoming, "clock", EPOCH_MICROSECONDS)
-    shutil.copytree(mlp, incoming / "clock" / "0007")
+    shutil.copytree(mlp, incoming / "clock" / "0007")  # TF Serving's reading: version 7
+    shutil.copytree(mlp, incoming / "clash" / "4")
+    shutil.copytree(mlp, incoming / "clash" / "04")
     shutil.copytree(mlp, incoming / "my model" / "1")
     # linked/1: its variables/ is a link to an export elsewhere in the incoming base.
     shutil.copytree(mlp, incoming / ".shared")
@@ -68,19 +70,22 @@ def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp: Path) -> No
     # Item 6: the 19-digit served number is published, listed and in the model config.
     assert len(str(served)) == 19
     publisher = VersionPublisher(serving)
-    assert publisher.published_versions("clock") == [served]
+    assert publisher.published_versions("clock") == [served_version(7), served]
     assert publisher.models() == ["clock", "linked"]
     model_config = (serving / "models.config").read_text()
     assert 'name: "clock"' in model_config and 'name: "linked"' in model_config
-    # Items 7 and 8: refused with reasons in the log, never published.
-    assert "0007' has a leading zero" in done.stderr and "rename it to 7" in done.stderr
+    # Items 7 and 8: refused with reasons in the log, never published (issue 24, item 1: a
+    # padded name is read as TF Serving reads it; only two names for one number are refused).
+    assert "'04' and '4' both stand for version 4" in done.stderr
+    assert "TF Serving itself would serve '4'" in done.stderr
+    assert not (serving / "clash").exists()
     assert "'my model' is not a model name the sidecar serves" in done.stderr
     assert not (serving / "my model").exists()
 
     # Item 9: the linked variables/ were published as their content, and load.
     with JobJournal.open(tmp_path / "state", clock=lambda: 0.0) as journal:
         jobs = {(j.model, j.version): j for j in journal.jobs()}
-    assert set(jobs) == {("clock", served), ("linked", 1000), ("leak", 1000)}
+    assert set(jobs) == {("clock", served), ("clock", 7000), ("linked", 1000), ("leak", 1000)}
     assert jobs[("linked", 1000)].state is JobState.PUBLISHED
     assert jobs[("linked", 1000)].flavour is Flavour.ORIGINAL
     published = serving / "linked" / "1000"

@@ -112,6 +112,8 @@ def test_version_that_vanishes_before_it_settles(tmp_path: Path, clock: ManualCl
     assert kinds(watcher.scan()) == [(APPEARED, "m", 4)]
     shutil.rmtree(tmp_path / "m" / "4")
     clock.advance(20)
+    assert watcher.scan() == []  # first seen gone now: it must stay gone the settle time
+    clock.advance(10)
     assert kinds(watcher.scan()) == [(VANISHED, "m", 4)]
     assert watcher.waiting() == []
 
@@ -122,7 +124,6 @@ def test_non_numeric_hidden_and_temporary_names_are_ignored(
     land(tmp_path, "m", "abc", {"f": b"x"})
     land(tmp_path, "m", ".12", {"f": b"x"})
     land(tmp_path, "m", "12.tmp", {"f": b"x"})
-    land(tmp_path, "m", "-3", {"f": b"x"})
     land(tmp_path, "m", "١٢", {"f": b"x"})  # Arabic-Indic digits are not a TF Serving version
     land(tmp_path, ".hidden", "1", {"f": b"x"})
     land(tmp_path, "_tmp", "1", {"f": b"x"})
@@ -133,6 +134,16 @@ def test_non_numeric_hidden_and_temporary_names_are_ignored(
     watcher = watcher_for(tmp_path, clock, settle_seconds=0.0)
     assert kinds(watcher.scan()) == [(APPEARED, "m", 12), (READY, "m", 12)]
     assert watcher.refused() == []
+
+
+def test_a_negative_version_name_tf_serving_would_read_is_refused_with_the_range(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    land(tmp_path, "m", "-3", {"f": b"x"})  # absl::SimpleAtoi reads -3: not one we serve
+    watcher = watcher_for(tmp_path, clock, settle_seconds=0.0)
+    assert watcher.scan() == []
+    [refusal] = watcher.refused()
+    assert refusal.path.name == "-3" and "outside 0 to" in refusal.reason
 
 
 def test_missing_incoming_base_is_a_fault_not_an_error(tmp_path: Path, clock: ManualClock) -> None:
