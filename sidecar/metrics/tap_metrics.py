@@ -13,8 +13,8 @@ from sidecar.shapes import Refusal, ShapeObservation
 
 
 class TapMetrics:
-    """Counts recorded requests by model and whether their shape is prebuilt, and dropped
-    shape records by reason."""
+    """Counts recorded requests by model and whether their shape is prebuilt, dropped
+    shape records by reason, and lost batches and recording tasks."""
 
     def __init__(self, registry: CollectorRegistry, published: PublishedModels | None) -> None:
         self._published = published
@@ -35,6 +35,12 @@ class TapMetrics:
             "tftrt_sidecar_shape_recorder_failures",
             "Batches of shape records lost because the shape store raised.",
             registry=registry,
+        )
+        self._recording_failures = Counter(
+            "tftrt_sidecar_shape_recording_failures",
+            "Times a recording task died (the batch it was recording is lost), by task: "
+            "shape-recording (gRPC) or rest-shape-recording (REST); each is started again.",
+            ["task"], registry=registry,
         )
 
     def dropped(self, method: str) -> None:
@@ -59,3 +65,10 @@ class TapMetrics:
     def recorder_failed(self, error: Exception) -> None:
         """Count a lost batch."""
         self._recorder_failures.inc()
+
+    def recording_stopped(self, task: str, error: Exception, restart_in: float) -> None:
+        """Count a recording task that died."""
+        self._recording_failures.labels(task).inc()
+
+    def recording_restarted(self, task: str) -> None:
+        """Nothing to count: the death was."""

@@ -71,7 +71,19 @@ class ShippingObserver:
 
     def recorder_failed(self, error: Exception) -> None:
         """Keep a failed recorder batch (its message: exceptions may not pickle)."""
-        self._add(("recorder_failed", f"{type(error).__name__}: {error}"))
+        self._add(("recorder_failed", _message(error)))
+
+    def recording_stopped(self, task: str, error: Exception, restart_in: float) -> None:
+        """Keep a stopped recording task (with the error's message)."""
+        self._add(("recording_stopped", task, _message(error), restart_in))
+
+    def recording_restarted(self, task: str) -> None:
+        """Keep a restarted recording task."""
+        self._add(("recording_restarted", task))
+
+
+def _message(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _die_with_parent() -> None:
@@ -137,5 +149,8 @@ def apply_events(events: list[Event], observer: TapObserver) -> None:
     for name, *args in events:
         if name == "recorder_failed":
             observer.recorder_failed(RuntimeError(args[0]))
+        elif name == "recording_stopped":
+            task, message, restart_in = args
+            observer.recording_stopped(task, RuntimeError(message), restart_in)
         else:
             getattr(observer, name)(*args)

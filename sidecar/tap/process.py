@@ -12,12 +12,14 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from sidecar.fanout import fan_out
+from sidecar.shapes import Refusal, ShapeObservation
 from sidecar.supervision import Supervisor
 from sidecar.tap.child import apply_events
 from sidecar.tap.child_start import start_recorder_child
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.settings import RecorderSettings, RestRecording
-from sidecar.tap.stats import TapObserver
+from sidecar.tap.stats import TapObserver, TapStats
 
 _LOG = logging.getLogger(__name__)
 
@@ -49,7 +51,10 @@ class RecorderProcess:
         self._rest = rest
         self._share = share
         self._state_dir = state_dir
-        self._observer = observer
+        self.stats = TapStats()
+        """What every child observed, counted here."""
+        observers: list[TapObserver] = [self.stats, _RecordingLog()]
+        self._observer = fan_out(observers if observer is None else [*observers, observer])
         self._clock = clock
         self._grace = grace
         self._context = multiprocessing.get_context("spawn")
@@ -66,9 +71,11 @@ class RecorderProcess:
 
     @property
     def serving(self) -> bool:
-        """True while a child is up and taking calls."""
+        """True while a child is up, taking calls and recording them (none of its
+        recording tasks waits to be started again after it died)."""
         process = self._process
-        return process is not None and process.is_alive()
+        return (process is not None and process.is_alive()
+                and not self.stats.stopped_recordings)
 
     @property
     def pid(self) -> int | None:
@@ -119,6 +126,7 @@ class RecorderProcess:
             process.join()
             receiving.close()
             raise TapStartError(value)
+        self.stats.stopped_recordings.clear()  # the dead child's tasks are gone with it
         self._process, self._connection, self.port = process, receiving, value
 
     def _drain(self, connection: Connection) -> None:
@@ -126,7 +134,7 @@ class RecorderProcess:
         try:
             while True:
                 kind, events = connection.recv()
-                if kind == "events" and self._observer is not None:
+                if kind == "events":
                     apply_events(events, self._observer)
         except (EOFError, OSError):
             pass
@@ -140,3 +148,30 @@ class RecorderProcess:
         self._drain(connection)
         process.join()
         return process.exitcode
+
+
+class _RecordingLog:
+    """Logs, here where logging is set up, the child's recording tasks that died and came
+    back; a `TapObserver` for which nothing else is worth a line."""
+
+    def dropped(self, method: str) -> None:
+        """Not logged (counted)."""
+
+    def recorded(self, observation: ShapeObservation, refusal: Refusal | None) -> None:
+        """Not logged."""
+
+    def unparsable(self, method: str) -> None:
+        """Not logged (counted)."""
+
+    def recorder_failed(self, error: Exception) -> None:
+        """Not logged (counted)."""
+
+    def recording_stopped(self, task: str, error: Exception, restart_in: float) -> None:
+        """Log the death."""
+        _LOG.error("the recorder's %s task died (%s); its batch of calls is lost, and it "
+                   "restarts in %.1f s (the tap's health is NOT_SERVING meanwhile)",
+                   task, error, restart_in)
+
+    def recording_restarted(self, task: str) -> None:
+        """Log the restart."""
+        _LOG.warning("the recorder's %s task was restarted", task)

@@ -92,5 +92,5 @@ async def serve_recorder(
     await server.start()
     recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings,
                                               share=share),
-                              "shape-recording")
+                              "shape-recording", observers, settings.recording_restart_seconds)
     return RecorderServer(server, recording, port, stats)

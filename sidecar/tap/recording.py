@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from sidecar.shapes import Refusal, ShapeObservation
+from sidecar.supervision import QUICK_DEATH_SECONDS
 from sidecar.tap.errors import UnparsableRequestError
 from sidecar.tap.request_shapes import observations_from_request
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapObserver
+
+_LOG = logging.getLogger(__name__)
 
 
 class Recorder(Protocol):
@@ -116,6 +120,7 @@ class RecordingWorker:
         self._settings = settings
         self._random = random.Random(settings.sample_seed)
         self._busy = False
+        self._bugs_logged: set[str] = set()
 
     @property
     def idle(self) -> bool:
@@ -141,6 +146,8 @@ class RecordingWorker:
                 observations.extend(self._parser.observations(call, self._should_sample(call)))
             except UnparsableRequestError:
                 self._observer.unparsable(self._parser.method(call))
+            except Exception as error:  # a parser bug must cost this call, not the next ones
+                self._parser_bug(call, error)
         weight = self._weight.now()
         if weight != 1:
             observations = [dataclasses.replace(seen, weight=weight) for seen in observations]
@@ -153,6 +160,16 @@ class RecordingWorker:
             return
         for observation, refusal in zip(observations, refusals, strict=False):
             self._observer.recorded(observation, refusal)
+
+    def _parser_bug(self, call: PendingCall, error: Exception) -> None:
+        method = self._parser.method(call)
+        self._observer.unparsable(method)
+        kind = type(error).__name__
+        if kind not in self._bugs_logged:  # once per kind: every call of a kind may raise
+            self._bugs_logged.add(kind)
+            _LOG.error("cannot read a mirrored %s call (%s: %s); it is counted as "
+                       "unparsable, and so is every later call failing so", method, kind,
+                       error, exc_info=error)
 
     def _should_sample(self, call: PendingCall) -> bool:
         rate = self._settings.sample_rate
@@ -186,11 +203,34 @@ Envoy's admin API): a new share is applied to the counts within this long."""
 
 
 class RecordingTask:
-    """A `RecordingWorker` running as a task of the event loop it was started on."""
+    """A `RecordingWorker` running as a task of the event loop it was started on, started
+    again whenever it raises: the observer hears `recording_stopped` then, and
+    `recording_restarted` once it runs again (the batch it was recording is lost)."""
 
-    def __init__(self, worker: RecordingWorker, name: str) -> None:
+    def __init__(self, worker: RecordingWorker, name: str, observer: TapObserver,
+                 restart_delays: tuple[float, float]) -> None:
+        """``restart_delays``: the first and the longest wait before a restart (see
+        `RecorderSettings.recording_restart_seconds`)."""
         self._worker = worker
-        self._task = asyncio.create_task(worker.run(), name=name)
+        self._name = name
+        self._observer = observer
+        self._restart_delays = restart_delays
+        self._task = asyncio.create_task(self._keep_running(), name=name)
+
+    async def _keep_running(self) -> None:
+        delay = self._restart_delays[0]
+        while True:
+            started = time.monotonic()
+            try:
+                await self._worker.run()
+            except Exception as error:
+                # Anything but cancellation (a BaseException): recording must outlive it.
+                if time.monotonic() - started > QUICK_DEATH_SECONDS:
+                    delay = self._restart_delays[0]
+                self._observer.recording_stopped(self._name, error, delay)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, self._restart_delays[1])
+                self._observer.recording_restarted(self._name)
 
     async def wait_recorded(self, timeout: float) -> bool:
         """Wait until every queued call was recorded; False if `timeout` seconds passed."""

@@ -62,14 +62,18 @@ class RestRequests:
     """TF Serving REST calls: `PendingCall.method` is the path, `request` the JSON body
     (gzip-compressed or not)."""
 
-    def __init__(self, signatures: SignatureDtypes, max_bytes: int) -> None:
+    def __init__(self, signatures: SignatureDtypes, max_bytes: int,
+                 sample_max_bytes: int) -> None:
         self._signatures = signatures
         self._max_bytes = max_bytes
+        self._sample_max_bytes = sample_max_bytes
 
     def observations(self, call: PendingCall, sample: bool) -> list[ShapeObservation]:
-        """The call's JSON, read as TF Serving reads it (see `observations_from_rest`)."""
+        """The call's JSON, read as TF Serving reads it (see `observations_from_rest`);
+        sampled only when it is small once inflated too (a sample's values are built)."""
         body = _uncompressed(call.request, self._max_bytes)
-        return observations_from_rest(call.method, body, call.received_at, sample,
+        return observations_from_rest(call.method, body, call.received_at,
+                                      sample and len(body) <= self._sample_max_bytes,
                                       self._signatures)
 
     def method(self, call: PendingCall) -> str:
@@ -123,10 +127,11 @@ async def serve_rest_recorder(
     except (OSError, ValueError) as error:
         raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error
-    parser = RestRequests(signatures, settings.max_message_bytes)
+    parser = RestRequests(signatures, settings.max_message_bytes, settings.sample_max_bytes)
     recording = RecordingTask(RecordingWorker(queue, recorder, observers, settings, parser,
                                               share),
-                              "rest-shape-recording")
+                              "rest-shape-recording", observers,
+                              settings.recording_restart_seconds)
     bound: int = server.sockets[0].getsockname()[1]
     return RecorderServer(_HttpListener(server, connections), recording, bound, stats)
 

@@ -10,8 +10,11 @@ The JSON is read the way TF Serving reads it (``json_tensor.cc``):
 - ``:classify`` and ``:regress``: ``examples`` (and an optional ``context``) give
   ``inputs: DT_STRING (n,)``, n examples, as gRPC's serialized ``tf.Example`` list does.
 
-TF Serving refuses ragged tensors; rows of different shapes are caught on every call, a
-ragged tensor inside a row only when the call is sampled (the whole tensor is read then).
+The body is read without building its values (:mod:`sidecar.tap.json_reader`: shapes and
+value kinds only, at most 64 levels deep, in memory near the body's size); only a sampled
+call's values are built, and a sample is small (``sample_max_bytes``, once inflated). A
+body TF Serving would refuse is refused, with the reason: ragged tensors, values of a
+kind the input's dtype cannot hold, more than `MAX_INPUTS` inputs.
 
 Dtypes are the served signature's (:class:`~sidecar.tap.signature_dtypes.SignatureDtypes`),
 as TF Serving types the call. When the model or signature is not known there, a tensor is
@@ -41,6 +44,7 @@ from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, 
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.shapes.requests import DEFAULT_SIGNATURE
 from sidecar.tap.errors import UnparsableRequestError
+from sidecar.tap.json_reader import JsonReader, TensorRead
 from sidecar.tap.request_shapes import EXAMPLES_INPUT
 from sidecar.tap.rest_api import PredictionTarget, prediction_target
 from sidecar.tap.signature_dtypes import SignatureDtypes
@@ -63,14 +67,47 @@ _VALUE_FIELDS: Final[dict[str, tuple[str, str, tuple[int, int] | None]]] = {
 """The dtypes TF Serving's JSON can carry (it answers UNIMPLEMENTED for any other)."""
 
 
+MAX_INPUTS: Final = 1024
+"""Most inputs one object of a body may name (a signature has a handful)."""
+
+
 @dataclass(frozen=True)
 class _Tensor:
-    """One input as the JSON gives it: its value (row format: the list of rows), shape
-    and dtype name."""
+    """One input as the body gives it: its shape, dtype name and where its values are
+    (row format: one range per row)."""
 
-    value: Any
     shape: tuple[int, ...]
     dtype: str
+    spans: tuple[tuple[int, int], ...]
+    rows: bool
+
+
+@dataclass
+class _Input:
+    """One input of a body as read so far: its (row's) shape, value kinds and ranges."""
+
+    shape: tuple[int, ...]
+    kinds: set[str]
+    spans: list[tuple[int, int]]
+
+    @classmethod
+    def of(cls, read: TensorRead) -> _Input:
+        return cls(read.shape, set(read.kinds), [read.span])
+
+
+@dataclass
+class _Body:
+    """What a REST body holds that TF Serving reads, values left in the body."""
+
+    signature_name: str | None = ""
+    """None when it is not a string."""
+    rows: dict[str | None, _Input] | None = None
+    """``instances``: per input name (None: the one unnamed input), over all rows."""
+    row_count: int = 0
+    columns: dict[str | None, _Input] | None = None
+    """``inputs``: per input name (None: the one unnamed input)."""
+    examples: TensorRead | None = None
+    context: TensorRead | None = None
 
 
 def observations_from_rest(path: str, body: bytes, received_at: float, sample: bool,
@@ -82,14 +119,12 @@ def observations_from_rest(path: str, body: bytes, received_at: float, sample: b
     if target is None:
         raise UnparsableRequestError(f"{path[:200]!r} is not a REST inference path")
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise _unparsable(target, f"the body is not JSON ({error})") from error
-    if not isinstance(document, dict):
-        raise _unparsable(target, "the body is not a JSON object")
-    signature_name = document.get("signature_name", "")
-    if not isinstance(signature_name, str):
+        document = _read_body(target, JsonReader(body))
+    except ValueError as error:
+        raise _unparsable(target, f"the body is {error}") from None
+    if document.signature_name is None:
         raise _unparsable(target, "signature_name is not a string")
+    signature_name = document.signature_name
     key = signature_name or DEFAULT_SIGNATURE
     request: Message | None = None
     if target.method == "Predict":
@@ -101,12 +136,12 @@ def observations_from_rest(path: str, body: bytes, received_at: float, sample: b
             request = predict_pb2.PredictRequest()
             _fill_spec(request.model_spec, target, signature_name)
             for name, tensor in tensors.items():
-                request.inputs[name].CopyFrom(_tensor_proto(target, name, tensor))
+                request.inputs[name].CopyFrom(_tensor_proto(target, name, tensor, body))
     else:
-        examples, context = _examples(target, document)
-        shape_set = ShapeSet.of({EXAMPLES_INPUT: TensorSpec("DT_STRING", (len(examples),))})
+        examples = _examples(target, document)
+        shape_set = ShapeSet.of({EXAMPLES_INPUT: TensorSpec("DT_STRING", (examples,))})
         if sample:
-            request = _examples_request(target, signature_name, examples, context)
+            request = _examples_request(target, signature_name, document, body)
     return [ShapeObservation(
         model=target.model, signature=key, shape_set=shape_set, received_at=received_at,
         method=target.method, version=target.version, version_label=target.label,
@@ -118,46 +153,85 @@ def _unparsable(target: PredictionTarget, reason: str) -> UnparsableRequestError
     return UnparsableRequestError(f"REST {target.method} of model {target.model!r}: {reason}")
 
 
-def _predict_tensors(target: PredictionTarget, document: dict[str, Any],
+def _read_body(target: PredictionTarget, reader: JsonReader) -> _Body:
+    """The parts of the body ``target``'s method reads (the others are only read past)."""
+    if reader.kind() != "object":
+        raise ValueError("not a JSON object")
+    document = _Body()
+    for name in reader.members():
+        if name == "signature_name":
+            document.signature_name = reader.string()
+        elif name == "instances" and target.method == "Predict":
+            document.rows, document.row_count = _read_rows(target, reader)
+        elif name == "inputs" and target.method == "Predict":
+            columns = (reader.named_tensors(MAX_INPUTS) if reader.kind() == "object"
+                       else reader.tensor())
+            document.columns = ({None: _Input.of(columns)} if isinstance(columns, TensorRead)
+                                else {name: _Input.of(read) for name, read in columns.items()})
+        elif name == "examples" and target.method != "Predict":
+            document.examples = reader.tensor()
+        elif name == "context" and target.method != "Predict":
+            document.context = reader.tensor()
+        else:
+            reader.skip()
+    reader.end()
+    return document
+
+
+def _read_rows(target: PredictionTarget, reader: JsonReader
+               ) -> tuple[dict[str | None, _Input], int]:
+    """Each input of ``instances`` over its rows (which must agree), and the row count;
+    only each row's range of values is kept."""
+    if reader.kind() != "list":
+        raise _unparsable(target, "'instances' is not a non-empty list")
+    inputs: dict[str | None, _Input] = {}
+    count = 0
+    for index in reader.elements():
+        count += 1
+        row = (reader.named_tensors(MAX_INPUTS) if reader.kind() == "object"
+               else reader.tensor())
+        named = row if isinstance(row, dict) else {None: row}
+        if index == 0:
+            inputs = {name: _Input.of(read) for name, read in named.items()}
+            continue
+        if named.keys() != inputs.keys():
+            raise _unparsable(target, "the instances do not all name the same inputs")
+        for name, read in named.items():
+            seen = inputs[name]
+            if read.shape != seen.shape:
+                raise _unparsable(target, f"the instances of input {name!r} differ in shape")
+            seen.kinds |= read.kinds
+            seen.spans.append(read.span)
+    return inputs, count
+
+
+def _predict_tensors(target: PredictionTarget, document: _Body,
                      dtypes: dict[str, str] | None) -> dict[str, _Tensor]:
-    if ("instances" in document) == ("inputs" in document):
+    if (document.rows is None) == (document.columns is None):
         raise _unparsable(target, "the body needs exactly one of 'instances' or 'inputs'")
-    if "instances" in document:
-        return _row_tensors(target, document["instances"], dtypes)
-    columns = document["inputs"]
-    if not isinstance(columns, dict) or _is_b64(columns):
-        columns = {_only_input(target, dtypes): columns}
+    rows = document.rows is not None
+    inputs = document.rows if document.rows is not None else document.columns
+    assert inputs is not None
+    if rows and not document.row_count:
+        raise _unparsable(target, "'instances' is not a non-empty list")
+    if not inputs:
+        raise _unparsable(target, "the body names no inputs")
+    if None in inputs:
+        inputs = {_only_input(target, dtypes): inputs[None]}
+    elif dtypes is not None and rows:
+        if set(inputs) != set(dtypes):
+            raise _unparsable(target, f"instances name {sorted(inputs, key=str)}, the "
+                              f"signature {sorted(dtypes)}")
     elif dtypes is not None:
-        missing = sorted(set(dtypes) - set(columns))
+        missing = sorted(set(dtypes) - set(inputs))
         if missing:
             raise _unparsable(target, f"'inputs' lacks the signature's inputs {missing}")
-        columns = {name: columns[name] for name in dtypes}  # TF Serving ignores the others
-    return {name: _Tensor(value, _dense_shape(value), _dtype(target, dtypes, name, value))
-            for name, value in columns.items()}
-
-
-def _row_tensors(target: PredictionTarget, instances: Any, dtypes: dict[str, str] | None
-                 ) -> dict[str, _Tensor]:
-    if not isinstance(instances, list) or not instances:
-        raise _unparsable(target, "'instances' is not a non-empty list")
-    named = isinstance(instances[0], dict) and not _is_b64(instances[0])
-    if named:
-        names = sorted(instances[0])
-        if dtypes is not None and set(names) != set(dtypes):
-            raise _unparsable(target, f"instances name {names}, the signature {sorted(dtypes)}")
-        if any(not isinstance(row, dict) or sorted(row) != names for row in instances):
-            raise _unparsable(target, "the instances do not all name the same inputs")
-        rows = {name: [row[name] for row in instances] for name in names}
-    else:
-        rows = {_only_input(target, dtypes): instances}
-    tensors = {}
-    for name, values in rows.items():
-        shape = _dense_shape(values[0])
-        if any(_dense_shape(value) != shape for value in values):
-            raise _unparsable(target, f"the instances of input {name!r} differ in shape")
-        tensors[name] = _Tensor(values, (len(values), *shape),
-                                _dtype(target, dtypes, name, values))
-    return tensors
+        inputs = {name: inputs[name] for name in dtypes}  # TF Serving ignores the others
+    count = document.row_count
+    return {str(name): _Tensor((count, *seen.shape) if rows else seen.shape,
+                               _dtype(target, dtypes, str(name), seen.kinds),
+                               tuple(seen.spans), rows)
+            for name, seen in inputs.items()}
 
 
 def _only_input(target: PredictionTarget, dtypes: dict[str, str] | None) -> str:
@@ -170,13 +244,19 @@ def _only_input(target: PredictionTarget, dtypes: dict[str, str] | None) -> str:
 
 
 def _dtype(target: PredictionTarget, dtypes: dict[str, str] | None, name: str,
-           value: Any) -> str:
+           found: set[str]) -> str:
+    kinds = {"string" if kind == "b64" else kind for kind in found}
     if dtypes is not None:
-        if dtypes[name] not in _VALUE_FIELDS:
-            raise _unparsable(target, f"input {name!r} is {dtypes[name]}, which TF Serving's "
+        dtype = dtypes[name]
+        if dtype not in _VALUE_FIELDS:
+            raise _unparsable(target, f"input {name!r} is {dtype}, which TF Serving's "
                               "JSON cannot carry")
-        return dtypes[name]
-    kinds = {_kind(leaf) for leaf in _leaves(value)}
+        accepted = _VALUE_FIELDS[dtype][1]
+        wrong = sorted(kind for kind in kinds
+                       if kind != accepted and not (accepted == "number" and kind == "int"))
+        if wrong:
+            raise _unparsable(target, f"input {name!r} ({dtype}) holds a {wrong[0]} value")
+        return dtype
     if kinds == {"bool"}:
         return "DT_BOOL"
     if kinds == {"string"}:
@@ -184,25 +264,6 @@ def _dtype(target: PredictionTarget, dtypes: dict[str, str] | None, name: str,
     if kinds <= {"int", "number"}:
         return "DT_INT32" if kinds == {"int"} else "DT_FLOAT"
     raise _unparsable(target, f"input {name!r} mixes JSON value kinds {sorted(kinds)}")
-
-
-def _dense_shape(value: Any) -> tuple[int, ...]:
-    # TF Serving's GetDenseTensorShape: the nesting of the first element at each level.
-    shape = []
-    while isinstance(value, list):
-        shape.append(len(value))
-        if not value:
-            break
-        value = value[0]
-    return tuple(shape)
-
-
-def _leaves(value: Any) -> Iterator[Any]:
-    if isinstance(value, list):
-        for item in value:
-            yield from _leaves(item)
-    else:
-        yield value
 
 
 def _kind(leaf: Any) -> str:
@@ -230,17 +291,18 @@ def _bytes(target: PredictionTarget, value: Any) -> bytes:
         raise _unparsable(target, "a b64 value is not base64") from error
 
 
-def _tensor_proto(target: PredictionTarget, name: str, tensor: _Tensor
+def _tensor_proto(target: PredictionTarget, name: str, tensor: _Tensor, body: bytes
                   ) -> tensor_pb2.TensorProto:
+    # Only a sample's values are built (it is small); the reader checked the shape and
+    # `_dtype` the kinds.
     field, accepted, bounds = _VALUE_FIELDS[tensor.dtype]
     values = []
-    for leaf in _flat(target, name, tensor.value, tensor.shape, 0):
-        kind = _kind(leaf)
-        if not (kind == accepted or (accepted == "number" and kind == "int")):
-            raise _unparsable(target, f"input {name!r} ({tensor.dtype}) holds a {kind} value")
-        if bounds is not None and not bounds[0] <= leaf <= bounds[1]:
-            raise _unparsable(target, f"input {name!r} ({tensor.dtype}) holds {leaf}")
-        values.append(_bytes(target, leaf) if accepted == "string" else leaf)
+    rank = len(tensor.shape) - 1 if tensor.rows else len(tensor.shape)
+    for start, end in tensor.spans:
+        for leaf in _flat(json.loads(body[start:end]), rank):
+            if bounds is not None and not bounds[0] <= leaf <= bounds[1]:
+                raise _unparsable(target, f"input {name!r} ({tensor.dtype}) holds {leaf}")
+            values.append(_bytes(target, leaf) if accepted == "string" else leaf)
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(tensor.dtype))
     for size in tensor.shape:
         proto.tensor_shape.dim.add().size = size
@@ -248,47 +310,44 @@ def _tensor_proto(target: PredictionTarget, name: str, tensor: _Tensor
     return proto
 
 
-def _flat(target: PredictionTarget, name: str, value: Any, shape: tuple[int, ...],
-          level: int) -> Iterator[Any]:
-    # Every value must sit at the tensor's rank, every list be as long as the shape says:
-    # TF Serving refuses the call otherwise (FillTensorProto).
-    if level == len(shape):
-        if isinstance(value, list):
-            raise _unparsable(target, f"input {name!r} is nested deeper than its shape")
+def _flat(value: Any, rank: int) -> Iterator[Any]:
+    # At most MAX_DEPTH levels: the reader refused deeper bodies.
+    if rank == 0:
         yield value
         return
-    if not isinstance(value, list) or len(value) != shape[level]:
-        raise _unparsable(target, f"input {name!r} is ragged (not of shape {shape})")
     for item in value:
-        yield from _flat(target, name, item, shape, level + 1)
+        yield from _flat(item, rank - 1)
 
 
-def _examples(target: PredictionTarget, document: dict[str, Any]
-              ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    examples = document.get("examples")
-    if not isinstance(examples, list) or not examples:
+def _examples(target: PredictionTarget, document: _Body) -> int:
+    """How many examples the body holds (each a JSON object)."""
+    examples = document.examples
+    if examples is None or len(examples.shape) != 1 or not examples.shape[0]:
         raise _unparsable(target, "'examples' is not a non-empty list")
-    if not all(isinstance(example, dict) for example in examples):
+    if not examples.kinds <= {"object", "b64"}:
         raise _unparsable(target, "an example is not a JSON object")
-    context = document.get("context")
-    if context is not None and not isinstance(context, dict):
+    context = document.context
+    if context is not None and (context.shape or not context.kinds <= {"object", "b64"}):
         raise _unparsable(target, "'context' is not a JSON object")
-    return examples, context
+    return examples.shape[0]
 
 
-def _examples_request(target: PredictionTarget, signature_name: str,
-                      examples: list[dict[str, Any]], context: dict[str, Any] | None
-                      ) -> Message:
+def _examples_request(target: PredictionTarget, signature_name: str, document: _Body,
+                      body: bytes) -> Message:
     request: classification_pb2.ClassificationRequest | regression_pb2.RegressionRequest = (
         classification_pb2.ClassificationRequest() if target.method == "Classify"
         else regression_pb2.RegressionRequest())
     _fill_spec(request.model_spec, target, signature_name)
-    if context is None:
+    assert document.examples is not None
+    if document.context is None:
         listed = request.input.example_list.examples
     else:
-        request.input.example_list_with_context.context.CopyFrom(_example(target, context))
+        start, end = document.context.span
+        request.input.example_list_with_context.context.CopyFrom(
+            _example(target, json.loads(body[start:end])))
         listed = request.input.example_list_with_context.examples
-    for example in examples:
+    start, end = document.examples.span
+    for example in json.loads(body[start:end]):
         listed.add().CopyFrom(_example(target, example))
     return request
 

@@ -35,6 +35,9 @@ class RecorderSettings:
     record_interval_seconds: float = 0.1
     """The recorder runs at most this often; calls queue up in between, so under load
     parsing and disk writes happen in a few large batches instead of once per call."""
+    recording_restart_seconds: tuple[float, float] = (0.5, 30.0)
+    """The first and the longest wait before a recording task that died is started again
+    (its process goes on); the wait doubles while it keeps dying within a minute."""
 
     def __post_init__(self) -> None:
         self._check_address("listen")
@@ -47,6 +50,10 @@ class RecorderSettings:
             self._refuse("record_interval_seconds", "must not be negative")
         if not 0.0 <= self.sample_rate <= 1.0:
             self._refuse("sample_rate", "must be within [0, 1]")
+        first, longest = self.recording_restart_seconds
+        if not 0 < first <= longest:
+            self._refuse("recording_restart_seconds", "must be (first, longest) seconds, "
+                         "0 < first <= longest")
         if self.sample_max_bytes < 0:
             self._refuse("sample_max_bytes", "must not be negative")
 

@@ -32,6 +32,13 @@ class TapObserver(Protocol):
     def recorder_failed(self, error: Exception) -> None:
         """The shape store raised; the batch it was given is lost, the recorder goes on."""
 
+    def recording_stopped(self, task: str, error: Exception, restart_in: float) -> None:
+        """Recording task ``task`` (``shape-recording``: gRPC, ``rest-shape-recording``:
+        REST) raised ``error`` and stopped; it is started again in ``restart_in`` seconds."""
+
+    def recording_restarted(self, task: str) -> None:
+        """Recording task ``task``, stopped before, runs again."""
+
 
 class TapStats:
     """Plain counters of a running recorder; a `TapObserver` that is always attached."""
@@ -49,6 +56,10 @@ class TapStats:
         """Mirrored requests that could not be parsed for recording."""
         self.recorder_failures = 0
         """Batches lost because the shape store raised."""
+        self.recording_restarts = 0
+        """Times a recording task that had died was started again."""
+        self.stopped_recordings: set[str] = set()
+        """Recording tasks that died and wait to be started again."""
 
     def dropped(self, method: str) -> None:
         """Count a dropped record."""
@@ -69,3 +80,12 @@ class TapStats:
     def recorder_failed(self, error: Exception) -> None:
         """Count a failed recorder batch."""
         self.recorder_failures += 1
+
+    def recording_stopped(self, task: str, error: Exception, restart_in: float) -> None:
+        """Note the task as stopped."""
+        self.stopped_recordings.add(task)
+
+    def recording_restarted(self, task: str) -> None:
+        """Count the restart; the task runs again."""
+        self.stopped_recordings.discard(task)
+        self.recording_restarts += 1

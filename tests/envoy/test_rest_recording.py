@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import http.client
 import json
 import threading
 import time
@@ -33,7 +32,7 @@ from sidecar.tap.rest_shapes import observations_from_rest
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.signature_dtypes import SignatureDtypes, read_signatures
 from tests.support.standin_models import save_affine_model
-from tests.tap.conftest import LoopThread
+from tests.tap.conftest import LoopThread, post_rest
 
 UNKNOWN = SignatureDtypes(None)
 
@@ -67,6 +66,13 @@ def test_unknown_signatures_are_typed_as_tensorflow_types_the_values() -> None:
                        "grid": TensorSpec("DT_INT32", (1, 2, 1))})
 
 
+def _nested(levels: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize("body, reason", [
     ({"instances": [[1.0, 2.0]]}, "unnamed input"),
     ({"inputs": [1.0]}, "unnamed input"),
@@ -77,11 +83,18 @@ def test_unknown_signatures_are_typed_as_tensorflow_types_the_values() -> None:
     ({"instances": [{"x": 1}], "inputs": {"x": 1}}, "exactly one"),
     ({"signature_name": 3, "inputs": {"x": 1}}, "signature_name"),
     ([1, 2], "not a JSON object"),
+    ({"instances": [{"x": [[1, 2], [3]]}]}, r"ragged \(the value at byte 30 is of shape "
+                                            r"\(1,\), the list's first of shape \(2,\)\)"),
+    ({"inputs": {"x": [1, [2]]}}, "ragged"),
+    ({"inputs": {"x": _nested(63)}}, r"nested deeper than 64 levels \(at byte 79\)"),
+    ({"inputs": {f"x{n}": 1 for n in range(1025)}}, "more than 1024 inputs"),
+    ({"instances": [{"\ud800": 1}]}, r"not JSON \(unexpected .*ud800.* at byte 16\)"),
 ])
 def test_bodies_tf_serving_cannot_read_are_unparsable(body: object, reason: str) -> None:
-    with pytest.raises(UnparsableRequestError, match=reason):
-        observations_from_rest("/v1/models/ghost:predict", json.dumps(body).encode(), 0.0,
-                               True, UNKNOWN)
+    for sample in (True, False):
+        with pytest.raises(UnparsableRequestError, match=reason):
+            observations_from_rest("/v1/models/ghost:predict", json.dumps(body).encode(), 0.0,
+                                   sample, UNKNOWN)
     with pytest.raises(UnparsableRequestError, match="not JSON"):
         observations_from_rest("/v1/models/ghost:predict", b"\xff{", 0.0, False, UNKNOWN)
     with pytest.raises(UnparsableRequestError, match="not a REST inference path"):
@@ -101,10 +114,11 @@ def test_signatures_type_the_json_and_follow_new_versions(tmp_path: Path) -> Non
         {"v": TensorSpec("DT_DOUBLE", (1, 3))})
     # A name leading out of the serving base is never looked up there.
     assert SignatureDtypes(tmp_path / "scaled").input_dtypes("..", 1, "serving_default") is None
-    with pytest.raises(UnparsableRequestError, match=r"DT_DOUBLE\) holds a string"):
-        observations_from_rest("/v1/models/scaled/versions/1:predict",
-                               json.dumps({"instances": [["a", "b", "c"]]}).encode(), 0.0,
-                               True, signatures)
+    for sample in (True, False):
+        with pytest.raises(UnparsableRequestError, match=r"DT_DOUBLE\) holds a string"):
+            observations_from_rest("/v1/models/scaled/versions/1:predict",
+                                   json.dumps({"instances": [["a", "b", "c"]]}).encode(), 0.0,
+                                   sample, signatures)
 
 
 def test_only_the_signatures_are_read_of_a_saved_model(tmp_path: Path) -> None:
@@ -149,18 +163,6 @@ def test_samples_are_the_requests_tf_serving_builds(tmp_path: Path) -> None:
                                0.0, True, UNKNOWN)
 
 
-def _post(port: int, path: str, body: bytes, chunked: bool = False) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    if chunked:
-        connection.request("POST", path, body=iter([body[:5], body[5:]]), encode_chunked=True)
-    else:
-        connection.request("POST", path, body=body)
-    answer = connection.getresponse()
-    content = answer.read()
-    connection.close()
-    return answer.status, content
-
-
 class _HeldStore:
     """The real store behind a gate, as a slow disk holds the recorder's writes."""
 
@@ -183,14 +185,15 @@ def test_the_recorder_answers_at_once_and_drops_beyond_its_queue(tmp_path: Path)
         with ShapeStore(tmp_path / "state", ShapeStoreSettings(), time.time) as store:
             held = _HeldStore(store)
             server = loop.run(serve_rest_recorder(settings, held, UNKNOWN))
-            answers = [_post(server.port, "/v1/models/q:predict", body) for _ in range(6)]
+            answers = [post_rest(server.port, "/v1/models/q:predict", body) for _ in range(6)]
             assert answers == [(200, b"{}")] * 6, "answered while recording is held"
             held.open.set()
-            assert _post(server.port, "/v1/models/q:predict", b"x" * 5000) == (413, b"")
-            assert _post(server.port, "/v1/models/q:predict", body, chunked=True) == (200, b"{}")
+            assert post_rest(server.port, "/v1/models/q:predict", b"x" * 5000) == (413, b"")
+            assert post_rest(server.port, "/v1/models/q:predict", body,
+                             chunked=True) == (200, b"{}")
             assert loop.run(server.wait_recorded(10))
             for gzipped in (gzip.compress(body), gzip.compress(b" " * 5000 + body)):
-                assert _post(server.port, "/v1/models/q:predict", gzipped) == (200, b"{}")
+                assert post_rest(server.port, "/v1/models/q:predict", gzipped) == (200, b"{}")
                 assert loop.run(server.wait_recorded(10))
             recorded = sum(count for _, count in store.shape_set_counts("q", "serving_default"))
             assert server.stats.dropped_records >= 2, "at most 2 queued and 2 being recorded"

@@ -4,17 +4,54 @@ event loop thread the (asyncio) tap runs on while tests call it with blocking st
 from __future__ import annotations
 
 import asyncio
+import http.client
 import shutil
 import threading
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 import pytest
 
 from tests.support.standin_models import predict_log, predict_request, save_affine_model
 
 T = TypeVar("T")
+PREDICT = "/tensorflow.serving.PredictionService/Predict"
+
+
+def mirror(port: int | None, batch: int) -> bytes:
+    """Send a Predict call of model "m" as Envoy mirrors one; the recorder's (empty) answer."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        answer: bytes = channel.unary_unary(PREDICT)(
+            predict_request("m", batch).SerializeToString(), timeout=10)
+        return answer
+
+
+def post_rest(port: int, path: str, body: bytes, chunked: bool = False,
+              timeout: float = 5.0) -> tuple[int, bytes]:
+    """POST ``body`` to the REST recorder on ``port`` as Envoy mirrors a call (in two
+    chunks with ``chunked``); the answer's status and body."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if chunked:
+        connection.request("POST", path, body=iter([body[:5], body[5:]]), encode_chunked=True)
+    else:
+        connection.request("POST", path, body=body)
+    answer = connection.getresponse()
+    content = answer.read()
+    connection.close()
+    return answer.status, content
+
+
+def eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Whether ``check`` holds within ``timeout`` seconds (asked every 0.1 s)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
 
 
 class LoopThread:

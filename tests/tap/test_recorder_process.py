@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -28,27 +27,9 @@ from sidecar.tap.process import RecorderProcess
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapStats
 from tests.support.e2e import free_port
-from tests.support.standin_models import predict_request
+from tests.tap.conftest import eventually, mirror
 
 REPO = Path(__file__).resolve().parents[2]
-PREDICT = "/tensorflow.serving.PredictionService/Predict"
-
-
-def _mirror(port: int | None, batch: int) -> bytes:
-    """Send a Predict call as Envoy mirrors one; the recorder's (empty) answer."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        answer: bytes = channel.unary_unary(PREDICT)(
-            predict_request("m", batch).SerializeToString(), timeout=10)
-        return answer
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 def test_child_records_and_feeds_the_parents_metrics(tmp_path: Path) -> None:
@@ -58,13 +39,13 @@ def test_child_records_and_feeds_the_parents_metrics(tmp_path: Path) -> None:
     recorder.start()
     try:
         assert recorder.pid != os.getpid() and recorder.serving
-        assert _mirror(recorder.port, 3) == b""
+        assert mirror(recorder.port, 3) == b""
 
         def recorded() -> float | None:
             return registry.get_sample_value(
                 "tftrt_sidecar_tap_requests_total", {"model": "m", "prebuilt": "false"})
 
-        assert _eventually(lambda: recorded() == 1.0)
+        assert eventually(lambda: recorded() == 1.0)
         with (grpc.insecure_channel(f"127.0.0.1:{recorder.port}") as channel,
               pytest.raises(grpc.RpcError) as unknown):
             channel.unary_unary("/tensorflow.serving.ModelService/"
@@ -86,13 +67,13 @@ def test_a_killed_child_is_restarted_and_serves_again(
     try:
         first = recorder.pid
         assert first is not None
-        _mirror(port, 1)
+        mirror(port, 1)
         with caplog.at_level(logging.ERROR, logger="sidecar"):
             os.kill(first, signal.SIGKILL)
-            assert _eventually(lambda: recorder.restarts == 1 and recorder.serving, 60)
+            assert eventually(lambda: recorder.restarts == 1 and recorder.serving, 60)
         assert f"exited with code -{signal.SIGKILL.value}" in caplog.text
         assert recorder.pid != first
-        assert _mirror(port, 2) == b""
+        assert mirror(port, 2) == b""
     finally:
         recorder.stop()
 
@@ -130,7 +111,7 @@ def test_the_child_does_not_outlive_its_parent(tmp_path: Path) -> None:
         assert _alive(child)
         parent.kill()
         parent.wait(10)
-        assert _eventually(lambda: not _alive(child), 20)
+        assert eventually(lambda: not _alive(child), 20)
     finally:
         parent.kill()
 
@@ -149,6 +130,9 @@ def test_every_observer_callback_crosses_the_pipe() -> None:
     shipping.dropped("Predict")
     shipping.unparsable("Regress")
     shipping.recorder_failed(OSError("disk full"))
+    shipping.recording_stopped("rest-shape-recording", RecursionError("too deep"), 0.5)
+    shipping.recording_stopped("shape-recording", RuntimeError("share"), 0.5)
+    shipping.recording_restarted("shape-recording")
     receiving, sending = multiprocessing.get_context("spawn").Pipe(duplex=False)
     with receiving, sending:
         sending.send(("events", shipping.take()))
@@ -157,3 +141,5 @@ def test_every_observer_callback_crosses_the_pipe() -> None:
     apply_events(events, stats)
     assert kind == "events" and shipping.take() == []
     assert (stats.dropped_records, stats.unparsable_requests, stats.recorder_failures) == (1, 1, 1)
+    assert stats.stopped_recordings == {"rest-shape-recording"}
+    assert stats.recording_restarts == 1
