@@ -1,10 +1,10 @@
 """Storage faults the running service rides out, for admin health, metrics and logs.
 
 The service keeps serving through a fault in the directories it reads and writes (the
-incoming base, the state directory, the serving base): it reports the fault here when
-it starts, keeps it while it lasts and clears it when the storage works again. Admin
-health (``tftrt.sidecar.Incoming`` ...) and ``tftrt_sidecar_storage_fault`` read the
-board; it logs each fault once when it starts or changes, and once when it passes.
+incoming base, the state directory, the serving base, the fleet store): it reports the
+fault here when it starts, keeps it while it lasts and clears it when the storage works
+again. Admin health (``tftrt.sidecar.Incoming`` ...) and ``tftrt_sidecar_storage_fault``
+read the board; it logs each fault once when it starts or changes, and once when it passes.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class FaultArea(enum.Enum):
 
     SERVING = "serving"
     """The serving base, the engine cache or TF Serving's model config file."""
+
+    STORE = "store"
+    """The fleet store (``--store``): refusing writes, or its marker gone (deleted,
+    unmounted); reported by the replica's claim renewals (:mod:`sidecar.fleet.replica_claim`)."""
 
     @property
     def health_service(self) -> str:

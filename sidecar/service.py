@@ -56,6 +56,7 @@ from sidecar.watch import (
     IncomingWatcher,
     InotifyWakeup,
     WatchEventKind,
+    incoming_version_dir,
     look_at_incoming,
 )
 from sidecar.wiring import BackgroundComponent, ServiceComponents
@@ -93,7 +94,8 @@ class SidecarService:
         self._retry = RetryPolicy(settings.retry_backoff_seconds,
                                   settings.retry_backoff_max_seconds)
         self._changes = IncomingChanges(self._journal, self._publisher, self._upkeep,
-                                        self._summary.withdrawn)
+                                        self._summary.withdrawn,
+                                        incoming_base=settings.incoming_base)
         self._step_failures = 0
         self._settle_again: str | None = None
         """Why the last step failed, until the jobs it interrupted are settled."""
@@ -279,7 +281,10 @@ class SidecarService:
                        "with this log); trying again in %.1f s", delay, exc_info=exc)
             return delay
         where = str(getattr(exc, "where", "") or getattr(exc, "filename", "") or "")
-        if where.startswith(str(self._settings.incoming_base)):
+        store = self._settings.store
+        if store is not None and where.startswith(str(store)):
+            area = FaultArea.STORE  # cleared by the replica's claim renewals, the store's probe
+        elif where.startswith(str(self._settings.incoming_base)):
             area = FaultArea.INCOMING
         elif where.startswith(str(self._settings.state_dir)) or not where:
             area = FaultArea.STATE
@@ -384,9 +389,9 @@ class SidecarService:
             _has_files(self._source(model, version)) for model, version in self._watcher.waiting()
         )
 
-    def _source(self, model: str, incoming_version: int) -> Path:
-        return self._settings.incoming_base / model / str(incoming_version)
+    def _source(self, model: str, incoming_version: int) -> Path | None:
+        return incoming_version_dir(self._settings.incoming_base, model, incoming_version)
 
 
-def _has_files(directory: Path) -> bool:
-    return any(files for _, _, files in os.walk(directory))
+def _has_files(directory: Path | None) -> bool:
+    return directory is not None and any(files for _, _, files in os.walk(directory))

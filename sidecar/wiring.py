@@ -40,6 +40,7 @@ from sidecar.faults import FaultArea, FaultBoard
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import AppliedRollback, FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
+from sidecar.fleet.replica_claim import ReplicaClaim
 from sidecar.fleet.shape_contributor import ShapeContributor
 from sidecar.fleet.shape_source import FleetShapeSource
 from sidecar.jobs import (
@@ -186,7 +187,13 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     # A second connection to the WAL journal, for readers on server threads.
     journal = JobJournal.open(settings.state_dir, clock=clock)
     published = PublishedModels(settings.serving_base)
-    fleet = None if settings.store is None else _fleet_context(settings)
+    faults = FaultBoard()
+    background: list[BackgroundComponent] = []
+    fleet = None
+    if settings.store is not None:
+        fleet, claim = _fleet_context(settings, faults)
+        # First, so it is claimed before anything else writes to the store, released last.
+        background.append(claim)
     controls: Controls
     rollbacks: FleetRollbacks | None = None
     if settings.store is None:
@@ -208,8 +215,6 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     job_settings = JobSettings()
     requests: queue.SimpleQueue[RequestedJob] = queue.SimpleQueue()
     serving_lock = threading.Lock()
-    background: list[BackgroundComponent] = []
-    faults = FaultBoard()
     # Storage faults have their own health services: the overall status (the kubelet's
     # probe) stays SERVING, since restarting the sidecar would cut the tap and fix nothing.
     health: dict[str, Callable[[], bool]] = {
@@ -223,7 +228,8 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                                                engine_cache_dir=settings.engine_cache_dir,
                                                shape_store=shapes, faults=faults,
                                                incoming_base=settings.incoming_base,
-                                               fleet_shapes=fleet_shapes))
+                                               fleet_shapes=fleet_shapes,
+                                               fleet_store=None if fleet is None else fleet.store))
         observer = fan_out([observer, metrics.job_observer])
         background.append(MetricsServer(settings.metrics_listen, registry))
     if settings.tap_listen is not None:
@@ -265,17 +271,19 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         apply_rollbacks=_no_rollbacks if rollbacks is None else rollbacks.apply)
 
 
-def _fleet_context(settings: Settings) -> FleetContext:
+def _fleet_context(settings: Settings, faults: FaultBoard) -> tuple[FleetContext, ReplicaClaim]:
     """The fleet store at ``settings.store`` with this replica's lease book, for this
-    replica's TensorFlow version and device."""
+    replica's TensorFlow version and device; and its claim on its id there (reporting the
+    store's faults to ``faults``)."""
     assert settings.store is not None
     import tensorflow as tf  # only a fleet replica needs the version (run loads it anyway)
 
     from converter import detect_build_device
 
-    store = SharedDirectoryStore(settings.store,
-                                 LeaseBook(settings.replica_id, settings.lease_seconds))
-    return FleetContext(store, tf.__version__, detect_build_device().slug)
+    book = LeaseBook(settings.replica_id, settings.lease_seconds)
+    store = SharedDirectoryStore(settings.store, book)
+    return (FleetContext(store, tf.__version__, detect_build_device().slug),
+            ReplicaClaim(store.store_root, book, faults))
 
 
 def _submit(requests: queue.SimpleQueue[RequestedJob],

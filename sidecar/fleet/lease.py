@@ -8,7 +8,15 @@ A key's directory holds, per *generation* ``g`` (1, 2, ...), at most:
 - ``outcome.<g>``: how generation ``g`` ended, created exclusively, never changed:
   ``complete`` (written by the holder, last, after its artifact: the completion marker),
   ``revoked`` (written by a replica taking over an expired lease) or ``released`` (the
-  holder gave the key up).
+  holder gave the key up). One that cannot be read (not a record this sidecar writes)
+  still ends ``g``, without a completion; each replica logs and counts it once.
+- ``rejected.<g>``: an installer found ``g``'s completed artifact damaged (its record,
+  a file against its manifest, or its model not loading) and refused it: created
+  exclusively, never changed, never removed. A rejected generation is not complete for
+  anyone, so the key is claimed again, as generation ``g + 1``, by exactly one replica
+  (claiming is creating ``lease.<g + 1>``), and built anew. After
+  :data:`MAX_REJECTIONS` refusals a key is not refused again: its artifact is kept for a
+  person to look at.
 
 **Fencing.** Both the holder's completion and a taker's revocation are the creation of
 the one name ``outcome.<g>``, so exactly one of them succeeds; whichever comes second
@@ -16,7 +24,8 @@ learns it lost. A holder paused (SIGSTOP) past its lease that resumes finds ``re
 there and publishes nothing, however late it resumes. Generation ``g + 1`` may only be
 claimed once ``outcome.<g>`` exists, and outcomes are never removed, so a replica acting
 on an old listing cannot revive a generation: at any time at most the highest generation
-is undecided, exactly one replica holds it, and at most one generation is ``complete``.
+is undecided, exactly one replica holds it, and at most one generation is ``complete``
+and not rejected.
 
 **Expiry without comparing clocks.** A lease is expired for an observer once the
 observer has seen its renewal counter unchanged for the lease's own ``lease_seconds``,
@@ -35,6 +44,7 @@ object store implements the same with conditional writes (``If-None-Match: *``).
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
 import secrets
@@ -51,7 +61,14 @@ from sidecar.fleet.errors import FleetArgumentError, FleetStoreError, LeaseLostE
 
 LEASE_PREFIX: Final = "lease."
 OUTCOME_PREFIX: Final = "outcome."
+REJECTED_PREFIX: Final = "rejected."
 _GENERATION: Final = re.compile(r"[1-9][0-9]{0,17}")
+_LOG = logging.getLogger("sidecar.fleet")
+
+MAX_REJECTIONS: Final = 3
+"""Refusals of one key's artifacts after which it is built no more by itself: a damaged
+artifact is rebuilt once; artifacts refused again and again point at a fault no rebuild
+mends (a replica that cannot load what others built), which a person must look at."""
 
 REPLICA_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 """A replica id: it names files in the store (``shapes/<replica>.json``); pod names fit."""
@@ -131,6 +148,7 @@ class KeyListing:
 
     leases: frozenset[int]
     outcomes: frozenset[int]
+    rejected: frozenset[int] = frozenset()
 
     @property
     def highest(self) -> int:
@@ -146,18 +164,27 @@ def list_key(directory: Path) -> KeyListing:
         names = []
     except OSError as exc:
         raise FleetStoreError.from_os_error(exc, action="list a key", path=directory) from exc
-    return KeyListing(_generations(names, LEASE_PREFIX), _generations(names, OUTCOME_PREFIX))
+    return KeyListing(_generations(names, LEASE_PREFIX), _generations(names, OUTCOME_PREFIX),
+                      _generations(names, REJECTED_PREFIX))
 
 
-def read_outcome(directory: Path, generation: int) -> tuple[Outcome, dict[str, Any]] | None:
-    """How ``generation`` ended and its record; None while it has not."""
-    record = records.read(directory / f"{OUTCOME_PREFIX}{generation}")
-    if record is None:
+def read_outcome(
+    directory: Path, generation: int, *, on_corrupt: Callable[[Path], None] | None = None
+) -> tuple[Outcome, dict[str, Any]] | None:
+    """How ``generation`` ended and its record; None while it has not, or when its file
+    cannot be read (``on_corrupt`` is then called with its path)."""
+    path = directory / f"{OUTCOME_PREFIX}{generation}"
+    record = records.read(path)
+    if record is not None:
+        try:
+            return Outcome(record.get("outcome")), record
+        except ValueError:
+            pass
+    elif not _exists(path):  # records are created whole (link()), so one there is corrupt
         return None
-    try:
-        return Outcome(record.get("outcome")), record
-    except ValueError:
-        return None
+    if on_corrupt is not None:
+        on_corrupt(path)
+    return None
 
 
 class LeaseBook:
@@ -185,11 +212,20 @@ class LeaseBook:
         self._lock = threading.Lock()
         self._seen: dict[tuple[Path, int], tuple[int, float]] = {}
         self._renewals: dict[str, int] = {}
+        self._corrupt: set[Path] = set()
+
+    @property
+    def corrupt_outcomes(self) -> int:
+        """Outcome files this book found unreadable so far, each counted once."""
+        with self._lock:
+            return len(self._corrupt)
 
     def claim(self, directory: Path) -> ClaimResult:
         """Take the key at ``directory`` if it is free or its lease expired; else say who
-        holds it or that it is complete. Lost races are retried a few times."""
-        _make_directory(directory)
+        holds it or that it is complete. Lost races are retried a few times.
+
+        The directory must exist (the store creates it: :mod:`sidecar.fleet.store_root`);
+        a missing one is a FleetStoreError."""
         answer: ClaimResult | None = None
         for _ in range(4):
             listing = list_key(directory)
@@ -199,7 +235,8 @@ class LeaseBook:
                 return done
             current = listing.highest
             if current == 0 or current in listing.outcomes:
-                lease = self._create(directory, current + 1, _revoked_holder(directory, current))
+                lease = self._create(directory, current + 1, self._revoked_holder(directory,
+                                                                                  current))
                 if lease is not None:
                     return lease
                 continue
@@ -215,13 +252,34 @@ class LeaseBook:
         return answer or Held("?", list_key(directory).highest, self.lease_seconds)
 
     def completed(self, directory: Path, listing: KeyListing | None = None) -> Completed | None:
-        """The key's completion, or None while it is not complete."""
-        for generation in sorted((listing or list_key(directory)).outcomes, reverse=True):
-            ended = read_outcome(directory, generation)
+        """The key's completion, or None while it is not complete (a rejected one is not)."""
+        listing = listing or list_key(directory)
+        for generation in sorted(listing.outcomes - listing.rejected, reverse=True):
+            ended = self._read_outcome(directory, generation)
             if ended is not None and ended[0] is Outcome.COMPLETE:
                 return Completed(str(ended[1].get("replica", "?")), generation,
                                  str(ended[1].get("artifact", "")))
         return None
+
+    def reject(self, directory: Path, generation: int, reason: str) -> bool:
+        """Refuse the completed ``generation`` of the key at ``directory`` for ``reason``:
+        True when it is no longer complete for anyone (rejected now or before, or not
+        complete at all: a key whose directory was removed is not recreated); False when
+        the key has :data:`MAX_REJECTIONS` rejections already, and this one stands."""
+        listing = list_key(directory)
+        if generation in listing.rejected:
+            return True
+        ended = self._read_outcome(directory, generation)
+        if ended is None or ended[0] is not Outcome.COMPLETE:
+            return True
+        if len(listing.rejected) >= MAX_REJECTIONS:
+            return False
+        # Losing this race is fine: another installer refused the same generation.
+        records.create_exclusively(directory / f"{REJECTED_PREFIX}{generation}", {
+            "generation": generation, "replica": self.replica, "reason": reason,
+            "artifact": str(ended[1].get("artifact", "")),
+            "built_by": str(ended[1].get("replica", "?"))})
+        return True
 
     def renew(self, lease: Lease) -> None:
         """Tell the fleet this replica still works on ``lease``; LeaseLostError if it ended."""
@@ -234,7 +292,7 @@ class LeaseBook:
     def check(self, lease: Lease) -> None:
         """LeaseLostError if ``lease``'s generation has ended (a cheap early check; only
         :meth:`seal` decides)."""
-        ended = read_outcome(lease.directory, lease.generation)
+        ended = self._read_outcome(lease.directory, lease.generation)
         if ended is not None:
             raise _lost(lease, ended[0], ended[1])
 
@@ -251,8 +309,32 @@ class LeaseBook:
             with self._lock:
                 self._renewals.pop(lease.token, None)
             return
-        ended = read_outcome(lease.directory, lease.generation)
+        ended = self._read_outcome(lease.directory, lease.generation)
         raise _lost(lease, *(ended or (Outcome.REVOKED, {})))
+
+    def _read_outcome(
+        self, directory: Path, generation: int
+    ) -> tuple[Outcome, dict[str, Any]] | None:
+        return read_outcome(directory, generation, on_corrupt=self._found_corrupt)
+
+    def _found_corrupt(self, path: Path) -> None:
+        """Log and count an unreadable outcome file, once: it is read at every claim."""
+        with self._lock:
+            if path in self._corrupt:
+                return
+            self._corrupt.add(path)
+        _LOG.warning(
+            "fleet store: %s is no outcome record this sidecar writes (unreadable or "
+            "damaged); its generation counts as ended without a completion, so the key is "
+            "built again under the next one. Nothing to do; if this recurs, check the volume",
+            path)
+
+    def _revoked_holder(self, directory: Path, generation: int) -> str | None:
+        """The replica whose expired lease ``generation`` was revoked; None if it was not."""
+        ended = self._read_outcome(directory, generation) if generation else None
+        if ended is None or ended[0] is not Outcome.REVOKED:
+            return None
+        return str(ended[1].get("revoked_replica", "?"))
 
     def _create(self, directory: Path, generation: int, took_over_from: str | None) -> Lease | None:
         lease = Lease(directory, generation, self.replica, self.lease_seconds,
@@ -290,14 +372,6 @@ def directory_lease(lease: Lease) -> Path:
     return lease.directory / f"{LEASE_PREFIX}{lease.generation}"
 
 
-def _revoked_holder(directory: Path, generation: int) -> str | None:
-    """The replica whose expired lease ``generation`` was revoked; None if it was not."""
-    ended = read_outcome(directory, generation) if generation else None
-    if ended is None or ended[0] is not Outcome.REVOKED:
-        return None
-    return str(ended[1].get("revoked_replica", "?"))
-
-
 def _lease_record(lease: Lease, renewal: int) -> dict[str, Any]:
     return {"replica": lease.replica, "generation": lease.generation, "token": lease.token,
             "lease_seconds": lease.lease_seconds, "renewal": renewal}
@@ -322,9 +396,8 @@ def _generations(names: list[str], prefix: str) -> frozenset[int]:
     return frozenset(int(rest) for rest in found if _GENERATION.fullmatch(rest))
 
 
-def _make_directory(directory: Path) -> None:
+def _exists(path: Path) -> bool:
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        return path.exists()
     except OSError as exc:
-        raise FleetStoreError.from_os_error(
-            exc, action="create a key's directory", path=directory) from exc
+        raise FleetStoreError.from_os_error(exc, action=f"look for {path.name}", path=path) from exc

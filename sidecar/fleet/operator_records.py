@@ -38,8 +38,9 @@ from typing import Any, Final, NoReturn, Protocol
 
 from sidecar.errors import echo
 from sidecar.fleet import records
-from sidecar.fleet.errors import FleetArgumentError, FleetStoreError, StoreFormatError
+from sidecar.fleet.errors import FleetArgumentError, StoreFormatError
 from sidecar.fleet.lease import REPLICA_PATTERN
+from sidecar.fleet.store_root import StoreRoot
 from sidecar.publish import numbering
 from sidecar.publish.model_names import model_name_problem
 
@@ -160,7 +161,9 @@ class OperatorRecordStore(Protocol):
 
 
 class OperatorRecords:
-    """The :class:`OperatorRecordStore` in the fleet store's directory ``root``.
+    """The :class:`OperatorRecordStore` in the fleet store's directory ``root`` (opened with
+    :meth:`~sidecar.fleet.store_root.StoreRoot.open`; a store whose marker went is a
+    FleetStoreError, read or written, never an empty store).
 
     ``clock`` stamps the records (seconds since the epoch).
     """
@@ -171,6 +174,7 @@ class OperatorRecords:
                 f"replica id {echo(replica)} cannot name a file in the store",
                 fix="use letters, digits, '.', '_' or '-' (a pod name fits)")
         self._root = root
+        self._store_root = StoreRoot.open(root)
         self._replica = replica
         self._clock = clock
 
@@ -182,6 +186,7 @@ class OperatorRecords:
     def control(self, model: str) -> ControlRecord | None:
         """See :meth:`OperatorRecordStore.control`."""
         directory = self._control_dir(model)
+        self._store_root.check()  # a store that went is no store without controls
         while True:
             generations = _generations(directory)
             if not generations:
@@ -198,7 +203,7 @@ class OperatorRecords:
         directory = self._control_dir(model)
         generation = replacing + 1
         path = directory / f"{generation}.json"
-        _make_dir(directory)
+        self._store_root.make_directory(directory)
         if not records.create_exclusively(
                 path, {**record, "set_by": self._replica, "set_at": self._clock()}):
             return False
@@ -215,6 +220,7 @@ class OperatorRecords:
 
     def controlled_models(self) -> list[str]:
         """See :meth:`OperatorRecordStore.controlled_models`."""
+        self._store_root.check()
         return [model for model in records.names(self._root / CONTROLS_DIR)
                 if model_name_problem(model) is None]
 
@@ -226,7 +232,7 @@ class OperatorRecords:
                                      fix=f"use 0 to {numbering.MAX_SERVED_VERSION}")
         rollback = RollbackRecord(model, served, self._replica, self._clock(), reason)
         path = self._root / ROLLBACKS_DIR / f"{rollback.name}.json"
-        _make_dir(path.parent)
+        self._store_root.make_directory(path.parent)
         if records.create_exclusively(path, rollback.to_json()):
             return rollback
         found = self.rollback(rollback.name)
@@ -234,6 +240,7 @@ class OperatorRecords:
 
     def rollback_names(self) -> list[str]:
         """See :meth:`OperatorRecordStore.rollback_names` (names of other files are left out)."""
+        self._store_root.check()  # a store that went is no store without rollbacks
         return [name.removesuffix(".json") for name in records.names(self._root / ROLLBACKS_DIR)
                 if _ROLLBACK_NAME.fullmatch(name)]
 
@@ -244,6 +251,7 @@ class OperatorRecords:
             raise FleetArgumentError(f"{echo(name)} is no rollback record's name",
                                      fix="pass a name rollback_names() gave")
         path = self._root / ROLLBACKS_DIR / f"{name}.json"
+        self._store_root.check()
         found = records.read(path)
         if found is None:
             return None if not path.exists() else _not_a_record(path)
@@ -253,7 +261,7 @@ class OperatorRecords:
     def note_applied(self, rollback: RollbackRecord, outcome: Mapping[str, Any]) -> None:
         """See :meth:`OperatorRecordStore.note_applied`; stamped with the time (``at``)."""
         path = self._root / ROLLBACKS_DIR / APPLIED_DIR / rollback.name / f"{self._replica}.json"
-        _make_dir(path.parent)
+        self._store_root.make_directory(path.parent)
         records.replace(path, {**outcome, "replica": self._replica, "at": self._clock()})
 
     def _control_dir(self, model: str) -> Path:
@@ -286,12 +294,3 @@ def _remove(path: Path) -> None:
             path.unlink()
     except OSError as exc:
         _LOG.warning("could not remove %s from the fleet store: %s", path, exc)
-
-
-def _make_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise FleetStoreError.from_os_error(exc, action=f"create {directory.name}/",
-                                            path=directory) from exc
-

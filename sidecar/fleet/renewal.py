@@ -32,7 +32,8 @@ class LeaseKeeper:
     Renewing is only what keeps others from taking over; it is not what makes completing
     safe (:meth:`sidecar.fleet.lease.LeaseBook.seal` is). A renewal that finds the lease
     ended stops the thread and sets :attr:`lost`, so the work can stop early
-    (:meth:`check`); a renewal the volume refuses is logged and tried again at the next tick.
+    (:meth:`check`); a renewal the volume refuses is tried again at the next tick (logged
+    when the refusals start and when they end).
     """
 
     def __init__(self, renewer: Renewer, lease: Lease) -> None:
@@ -68,6 +69,7 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         interval = self._lease.lease_seconds / RENEWALS_PER_LEASE
+        failing = False
         while not self._stop.wait(interval):
             try:
                 self._renewer.renew(self._lease)
@@ -75,4 +77,11 @@ class LeaseKeeper:
                 self._lost = exc
                 return
             except FleetStoreError as exc:
-                _LOG.warning("could not renew a lease, retrying: %s", exc)
+                if not failing:  # once per fault: a store gone for hours is one line
+                    _LOG.warning("could not renew a lease, retrying every %.1f s: %s",
+                                 interval, exc)
+                failing = True
+            else:
+                if failing:
+                    _LOG.info("renewing a lease works again")
+                failing = False

@@ -7,31 +7,41 @@ naming that directory, last (:mod:`sidecar.fleet.lease`). Readers look only at t
 directory a ``complete`` outcome names, so a holder that dies or loses its lease mid-copy
 leaves nothing anyone reads; the next completion of the key sweeps such leftovers. Nothing
 in a completed artifact is written again: every attempt writes and removes only its own
-directory, and a completed one is never an attempt's.
+directory, and a completed one is never an attempt's. Its ``artifact.json`` carries the
+manifest of the files as the builder copied them in (:mod:`sidecar.fleet.manifest`), and a
+copy out that differs from it, or a record that cannot be read, is a
+:class:`~sidecar.fleet.errors.DamagedArtifactError` (the installer then refuses the
+generation, :meth:`SharedDirectoryStore.reject`). Every directory it creates in the
+store goes through :class:`~sidecar.fleet.store_root.StoreRoot`, so a store deleted under a
+running replica is never recreated in part.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import shutil
+import threading
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import Final
 
 from converter import fsync_directory, fsync_tree, write_atomically
 from sidecar.errors import echo
 from sidecar.fleet import records
-from sidecar.fleet.errors import FleetStoreError, LeaseLostError, StoreFormatError
+from sidecar.fleet.errors import (
+    DamagedArtifactError,
+    FleetStoreError,
+    LeaseLostError,
+    StoreFormatError,
+)
 from sidecar.fleet.keys import KEYS_DIR, FleetKey
-from sidecar.fleet.lease import ClaimResult, Lease, LeaseBook, Outcome
+from sidecar.fleet.lease import ClaimResult, Completed, Lease, LeaseBook, Outcome
+from sidecar.fleet.manifest import copy_tree
 from sidecar.fleet.store import ArtifactRecord
+from sidecar.fleet.store_root import StoreRoot
 from sidecar.publish import Checkpoint, no_checkpoint
 from sidecar.publish.layout import random_token
-
-FORMAT_FILE: Final = "fleet-store.json"
-"""The store's root marker: ``{"format": 1}``."""
-
-FORMAT: Final = 1
-"""The layout version this module reads and writes."""
 
 SHAPES_DIR: Final = "shapes"
 """``shapes/<replica>.json``: one shape-count file per replica."""
@@ -50,15 +60,22 @@ class SharedDirectoryStore:
     """
 
     def __init__(self, root: Path, book: LeaseBook, *, checkpoint: Checkpoint = no_checkpoint):
+        self._store_root = StoreRoot.open(root)
         self._root = root
         self._book = book
         self._checkpoint = checkpoint
-        self._check_format()
+        self._lock = threading.Lock()
+        self._refused: dict[str, int] = {}
 
     @property
     def root(self) -> Path:
         """The store's directory."""
         return self._root
+
+    @property
+    def store_root(self) -> StoreRoot:
+        """The store's root: its marker, and where directories in it are created."""
+        return self._store_root
 
     @property
     def replica(self) -> str:
@@ -73,6 +90,7 @@ class SharedDirectoryStore:
 
     def claim(self, key: FleetKey) -> ClaimResult:
         """See :meth:`FleetStore.claim`."""
+        self._store_root.make_directory(self.key_dir(key), action=f"claim {key.describe()}")
         return self._book.claim(self.key_dir(key))
 
     def renew(self, lease: Lease) -> None:
@@ -97,8 +115,11 @@ class SharedDirectoryStore:
                                 source_fingerprint)
         self._book.check(lease)  # early: a lost lease need not copy a model first
         artifact = lease.directory / f"{ARTIFACT_PREFIX}{lease.generation}.{random_token()}"
+        self._store_root.make_directory(artifact,
+                                        action=f"store the artifact of {key.describe()}")
         try:
-            _copy_tree(version_dir, artifact / VERSION_DIR)
+            record = dataclasses.replace(record,
+                                         manifest=copy_tree(version_dir, artifact / VERSION_DIR))
             records.replace(artifact / RECORD_FILE, record.to_json())
             fsync_tree(artifact)
             fsync_directory(lease.directory)
@@ -121,31 +142,54 @@ class SharedDirectoryStore:
 
     def artifact(self, key: FleetKey) -> ArtifactRecord | None:
         """See :meth:`FleetStore.artifact`."""
-        found = self._completed_dir(key)
-        if found is None:
-            return None
-        record = records.read(found / RECORD_FILE)
-        if record is None:
-            raise StoreFormatError(f"the completed artifact of {key.describe()} has no record",
-                                   where=str(found / RECORD_FILE),
-                                   fix="remove the key's directory so that it is built again")
-        return ArtifactRecord.from_json(record, str(found / RECORD_FILE))
+        self._store_root.check()  # a store that went is not one without the artifact
+        found = self._completed(key)
+        return None if found is None else self._record(key, *found)
 
     def copy_artifact(self, key: FleetKey, destination: Path) -> ArtifactRecord | None:
         """See :meth:`FleetStore.copy_artifact`."""
-        record = self.artifact(key)
-        found = self._completed_dir(key)
-        if record is None or found is None:
+        self._store_root.check()  # a store that went is not one whose artifact went
+        found = self._completed(key)
+        if found is None:
             return None
+        done, directory = found
+        record = self._record(key, done, directory)
         try:
-            _copy_tree(found / VERSION_DIR, destination)
+            copied = copy_tree(directory / VERSION_DIR, destination)
+        except FileNotFoundError as exc:
+            if not str(exc.filename or "").startswith(str(directory)):
+                raise FleetStoreError.from_os_error(
+                    exc, action=f"copy the artifact of {key.describe()}",
+                    path=destination) from exc
+            raise self._damaged(key, done, f"{exc.filename} is gone", directory) from exc
         except OSError as exc:
             raise FleetStoreError.from_os_error(
                 exc, action=f"copy the artifact of {key.describe()}", path=destination) from exc
+        problem = None if record.manifest is None else record.manifest.difference(copied)
+        if problem is not None:
+            raise self._damaged(key, done, f"{VERSION_DIR}/{problem}", directory)
         return record
+
+    def reject(self, key: FleetKey, generation: int, reason: str) -> bool:
+        """See :meth:`FleetStore.reject`."""
+        with self._lock:
+            self._refused[key.model] = self._refused.get(key.model, 0) + 1
+        return self._book.reject(self.key_dir(key), generation, reason)
+
+    @property
+    def refused_artifacts(self) -> Mapping[str, int]:
+        """See :attr:`FleetStore.refused_artifacts`."""
+        with self._lock:
+            return MappingProxyType(dict(self._refused))
+
+    @property
+    def corrupt_outcomes(self) -> int:
+        """See :attr:`FleetStore.corrupt_outcomes`."""
+        return self._book.corrupt_outcomes
 
     def completed_keys(self, tensorflow: str, slug: str) -> list[FleetKey]:
         """See :meth:`FleetStore.completed_keys`."""
+        self._store_root.check()
         namespace = self._root / KEYS_DIR / f"tf-{tensorflow}" / slug
         keys: list[FleetKey] = []
         for model in records.names(namespace):
@@ -161,8 +205,8 @@ class SharedDirectoryStore:
     def contribute_shapes(self, data: bytes) -> None:
         """See :meth:`FleetStore.contribute_shapes`."""
         path = self._root / SHAPES_DIR / f"{self.replica}.json"
+        self._store_root.make_directory(path.parent, action="write this replica's shape counts")
         try:
-            path.parent.mkdir(exist_ok=True)
             write_atomically(path, data)
         except OSError as exc:
             raise FleetStoreError.from_os_error(
@@ -170,6 +214,7 @@ class SharedDirectoryStore:
 
     def shape_contributions(self) -> dict[str, bytes]:
         """See :meth:`FleetStore.shape_contributions`."""
+        self._store_root.check()
         directory = self._root / SHAPES_DIR
         found: dict[str, bytes] = {}
         for name in records.names(directory):
@@ -186,40 +231,35 @@ class SharedDirectoryStore:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _check_format(self) -> None:
-        marker = self._root / FORMAT_FILE
-        try:
-            self._root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise FleetStoreError.from_os_error(
-                exc, action="create the fleet store", path=self._root) from exc
-        found = records.read(marker)
-        if found is None:
-            others = [name for name in records.names(self._root) if name != FORMAT_FILE]
-            if others and not marker.exists():
-                raise StoreFormatError(
-                    f"{self._root} holds files but no {FORMAT_FILE}: it is not a fleet store",
-                    where=str(self._root), fix="pass an empty directory or an existing store")
-            # Replicas starting together on an empty volume: one creates it, all read it.
-            records.create_exclusively(marker, {"format": FORMAT})
-            found = records.read(marker)
-        if found is None or found.get("format") != FORMAT:
-            raise StoreFormatError(
-                f"{marker} says format {echo(found and found.get('format'))}, this sidecar "
-                f"reads format {FORMAT}", where=str(marker),
-                fix="point every replica of the fleet at a store of the same sidecar release")
-
-    def _completed_dir(self, key: FleetKey) -> Path | None:
+    def _completed(self, key: FleetKey) -> tuple[Completed, Path] | None:
+        """The key's completion and the artifact directory it names; None while it is not
+        complete."""
         done = self._book.completed(self.key_dir(key))
         if done is None:
             return None
         if not done.artifact.startswith(f"{ARTIFACT_PREFIX}{done.generation}.") or (
                 "/" in done.artifact):
-            raise StoreFormatError(
-                f"the completion of {key.describe()} names {echo(done.artifact)}, no artifact "
-                f"of generation {done.generation}", where=str(self.key_dir(key)),
-                fix="remove the key's directory so that it is built again")
-        return self.key_dir(key) / done.artifact
+            raise self._damaged(key, done, f"its completion names {echo(done.artifact)}, no "
+                                f"artifact of generation {done.generation}", self.key_dir(key))
+        return done, self.key_dir(key) / done.artifact
+
+    def _record(self, key: FleetKey, done: Completed, directory: Path) -> ArtifactRecord:
+        path = directory / RECORD_FILE
+        record = records.read(path)
+        if record is None:  # also when the directory the completion names is gone
+            raise self._damaged(key, done, f"{RECORD_FILE} is missing or no JSON object", path)
+        try:
+            return ArtifactRecord.from_json(record, str(path))
+        except StoreFormatError as exc:
+            raise self._damaged(key, done, exc.what, path) from exc
+
+    @staticmethod
+    def _damaged(key: FleetKey, done: Completed, problem: str, where: Path
+                 ) -> DamagedArtifactError:
+        return DamagedArtifactError(
+            f"the fleet store's artifact of {key.describe()} (generation {done.generation}, "
+            f"built by {done.replica!r}) is damaged: {problem}", where=str(where),
+            generation=done.generation)
 
     def _sweep(self, directory: Path, keep: str) -> None:
         """Remove the artifact directories of attempts that did not complete."""
@@ -231,17 +271,3 @@ class SharedDirectoryStore:
     def _remove(path: Path) -> None:
         # Nobody reads an artifact that is not complete; what cannot go now goes at a later sweep.
         shutil.rmtree(path, ignore_errors=True)
-
-
-def _copy_tree(source: Path, target: Path) -> None:
-    """Copy the tree at ``source`` into ``target`` (created if missing), links as links; the
-    first OSError propagates with its errno (``shutil.copytree`` would bundle them)."""
-    for directory, subdirectories, files in os.walk(source, onerror=_raise):
-        here = target / os.path.relpath(directory, source)
-        here.mkdir(parents=True, exist_ok=True)
-        for name in [*files, *(d for d in subdirectories if os.path.islink(Path(directory, d)))]:
-            shutil.copy2(Path(directory, name), here / name, follow_symlinks=False)
-
-
-def _raise(error: OSError) -> None:
-    raise error  # os.walk would skip what it cannot list (a missing version, a lost mount)

@@ -8,7 +8,8 @@ TensorFlow version, device slug) before it reads the model
   the job runs (:class:`~sidecar.fleet.renewal.LeaseKeeper`), and the staged version is
   completed into the store before it is published here;
 - :class:`~sidecar.fleet.lease.Completed`: the job installs the key's artifact instead of
-  building it;
+  building it, once its copy matches the artifact's manifest and loads; a damaged one is
+  refused (:meth:`FleetClaim.reject`), so the key is built again under a new lease;
 - :class:`~sidecar.fleet.lease.Held`: another replica builds it; the job waits its turn.
 
 Without a store, :class:`FleetClaim` says so and the job runs alone, as it always did.
@@ -25,14 +26,16 @@ from pathlib import Path
 from sidecar.fleet import (
     ArtifactRecord,
     ClaimResult,
+    Completed,
+    DamagedArtifactError,
     FleetKey,
     FleetStore,
     FleetStoreError,
     Lease,
     LeaseKeeper,
     LeaseLostError,
-    StoreFormatError,
 )
+from sidecar.fleet.lease import MAX_REJECTIONS
 
 _LOG = logging.getLogger("sidecar.jobs")
 
@@ -76,6 +79,7 @@ class FleetClaim:
         self._context = context
         self._key = None if context is None else context.key(model, served)
         self._lease: Lease | None = None
+        self._completed: Completed | None = None
         self._keeper: LeaseKeeper | None = None
 
     def claim(self) -> ClaimResult | None:
@@ -85,6 +89,8 @@ class FleetClaim:
         answer = self._context.store.claim(self._key)
         if isinstance(answer, Lease):
             self._lease = answer
+        elif isinstance(answer, Completed):
+            self._completed = answer
         return answer
 
     @contextmanager
@@ -120,15 +126,34 @@ class FleetClaim:
         return FleetOrigin(record.built_by, installed=False, took_over_from=lease.took_over_from)
 
     def copy_artifact(self, destination: Path) -> ArtifactRecord:
-        """Copy the key's completed artifact into ``destination`` (a staging directory)."""
+        """Copy the key's completed artifact into ``destination`` (a staging directory);
+        DamagedArtifactError when it is damaged, or gone since the claim."""
         assert self._context is not None and self._key is not None, "no store, no artifact"
+        assert self._completed is not None, "claim() found no completed artifact"
         record = self._context.store.copy_artifact(self._key, destination)
-        if record is None:  # complete is for good: only someone's hands remove it
-            raise StoreFormatError(
-                f"the fleet store says {self._key.describe()} is complete but holds no "
-                "artifact for it", where=str(self._key.path),
-                fix="remove the key's directory from the store so that it is built again")
+        if record is None:  # refused by another replica, or its key directory removed
+            raise DamagedArtifactError(
+                f"the fleet store's artifact of {self._key.describe()} (generation "
+                f"{self._completed.generation}) is no longer complete", where=str(self._key.path),
+                generation=self._completed.generation,
+                fix="nothing to do: the job claims the key again, to build or install it")
         return record
+
+    def reject(self, damaged: DamagedArtifactError) -> None:
+        """Refuse the damaged artifact (:meth:`~sidecar.fleet.store.FleetStore.reject`), so
+        that the key is claimed again and built under a new lease. When the fleet refused
+        the key's artifacts too often to build it again by itself, a DamagedArtifactError
+        saying so, with every step of the fix."""
+        assert self._context is not None and self._key is not None, "no store, no artifact"
+        if self._context.store.reject(self._key, damaged.generation, damaged.what):
+            return
+        raise DamagedArtifactError(
+            f"{damaged.what}; the fleet refused this key's artifacts {MAX_REJECTIONS} times, "
+            "so it is not built again by itself", where=damaged.where,
+            generation=damaged.generation,
+            fix="find why in the replicas' logs and the key's rejected.<generation> files, "
+                f"then remove the key's directory {self._key.path} from the fleet store: "
+                "every replica then builds or installs it again by itself") from damaged
 
     def let_go(self) -> None:
         """Release a lease the job did not complete, so another replica may build the key

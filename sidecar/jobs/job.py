@@ -21,9 +21,12 @@ serving base:
 
 In a fleet (:mod:`sidecar.jobs.fleet_work`) the job first claims its key: it builds
 only under a lease, completing the key's artifact in the store just before it publishes;
-it installs the artifact when the key is complete; it waits (stays DISCOVERED, with a time
-to try again) while another replica holds the key; and it goes back to DISCOVERED, to
-install the winner's artifact, when it lost its lease (it was paused past it).
+it installs the artifact when the key is complete, once the copy matches the manifest its
+builder recorded and loads as TF Serving loads it; it waits (stays DISCOVERED, with a time
+to try again) while another replica holds the key; and it goes back to DISCOVERED, to claim
+the key again at once, when it lost its lease (it was paused past it: it installs the
+winner's artifact) or refused a damaged artifact (the key is then built again under a new
+lease, by this replica or another).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from sidecar.errors import (
     VersionAlreadyPublishedError,
     storage_error_in,
 )
-from sidecar.fleet import Completed, Held, LeaseLostError
+from sidecar.fleet import ArtifactRecord, Completed, DamagedArtifactError, Held, LeaseLostError
 from sidecar.jobs.conversion import (
     ConverterLike,
     conversion_params,
@@ -53,6 +56,7 @@ from sidecar.jobs.dependencies import JobDependencies
 from sidecar.jobs.errors import (
     ENDS_THE_ATTEMPT,
     FAILS_ON_PURPOSE,
+    ModelLoadError,
     RolledBackError,
     SourceChangedError,
     StaleArtifactError,
@@ -137,6 +141,8 @@ class _VersionJob:
             return self._start_again(exc)
         except LeaseLostError as exc:  # install the winner's at once
             return self._start_again(exc, retry_in=0.0)
+        except DamagedArtifactError as exc:
+            return self._refuse(exc)
         except (VersionVanishedError, VersionAlreadyPublishedError, RolledBackError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
         except Exception as exc:
@@ -162,12 +168,40 @@ class _VersionJob:
         before a crash kept it from publishing)."""
         self._enter(JobState.VERIFYING)
         with self._deps.publisher.stage(self._model, self._version) as staged:
-            record = self._claim.copy_artifact(staged.path)
+            record = self._claim.copy_artifact(staged.path)  # checked against its manifest
             if record.source_fingerprint not in (None, self._input.fingerprint):
                 raise StaleArtifactError(self._named, str(self._source), record.built_by)
+            self._check_loads(staged.path, record)
             self._origin = FleetOrigin(record.built_by, installed=True)
             self._engines = self._install_engines(staged.path)
             return self._commit(staged, Flavour(record.flavour), record.reason)
+
+    def _check_loads(self, staging: Path, record: ArtifactRecord) -> None:
+        """DamagedArtifactError unless the installed copy loads through the TF1 Session
+        loader, as TF Serving will load it: its builder's copy did, so this catches what
+        the manifest cannot (an artifact completed before manifests, a builder's fault)."""
+        try:
+            with SessionModel.open(staging, self._deps.settings.tags):
+                pass
+        except ModelLoadError as exc:
+            storage = storage_error_in(exc, action="load the installed copy", path=staging)
+            if storage is not None:  # this replica's disk, not the artifact
+                raise storage from exc
+            raise DamagedArtifactError(
+                f"the fleet store's artifact of {record.key.describe()} (generation "
+                f"{record.generation}, built by {record.built_by!r}) is damaged: {exc.what}",
+                where=str(record.key.path), generation=record.generation) from exc
+
+    def _refuse(self, damaged: DamagedArtifactError) -> JobResult:
+        """Refuse a damaged artifact of the store: the job goes back to DISCOVERED, to claim
+        the key again at once and build it under a new lease (or wait for the replica that
+        does, and install its artifact). FAILED, retried by itself, when the fleet refused
+        the key too often to build it again by itself, or the store refuses the refusal."""
+        try:
+            self._claim.reject(damaged)
+        except (DamagedArtifactError, StorageError) as exc:
+            return self._failed(exc)
+        return self._start_again(damaged, retry_in=0.0)
 
     def _wait_for(self, held: Held) -> JobResult:
         """Leave the job DISCOVERED while ``held.replica`` builds it: it is tried again

@@ -17,7 +17,13 @@ from sidecar.metrics.collectors import (
     VersionStateCollector,
 )
 from sidecar.metrics.fault_metrics import StorageFaultCollector
-from sidecar.metrics.fleet_collector import FleetShapesCollector, MergedShapes, SharedShapes
+from sidecar.metrics.fleet_collector import (
+    FleetShapesCollector,
+    FleetStoreCollector,
+    MergedShapes,
+    SharedShapes,
+    StoreFindings,
+)
 from sidecar.metrics.job_metrics import JobMetrics
 from sidecar.metrics.tap_metrics import TapMetrics
 from sidecar.publish.published import PublishedModels
@@ -44,6 +50,9 @@ class ScrapeSources:
     fleet_shapes: tuple[MergedShapes, SharedShapes] | None = None
     """In a fleet: the merged shape counts (contributors) and this replica's contributions
     (refused writes)."""
+    fleet_store: StoreFindings | None = None
+    """In a fleet: the store, for the damage this replica found in it (refused artifacts,
+    unreadable outcome files)."""
 
 
 class SidecarMetrics:
@@ -84,6 +93,8 @@ class SidecarMetrics:
             registry.register(IncomingRefusedCollector(sources.incoming_base))
         if sources.fleet_shapes is not None:
             registry.register(FleetShapesCollector(*sources.fleet_shapes))
+        if sources.fleet_store is not None:
+            registry.register(FleetStoreCollector(sources.fleet_store))
 
     def rolled_back(self, model: str, version: int, now_serving: int) -> None:
         """Count a rollback (a :class:`~sidecar.admin.backend.RollbackObserver`)."""

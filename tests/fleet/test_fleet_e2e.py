@@ -223,11 +223,17 @@ def test_a_read_only_or_full_store_fails_the_job_retryably_and_serving_goes_on(
             subprocess.run(["mount", "-o", "remount,ro", str(store)], check=True)
             land(mlp, incoming, "mlp", 2)
             failed_on(alone, 2000, "Read-only file system")
+            # The claim's renewals report it on health (the overall status stays SERVING).
+            wait_until(lambda: alone.sidecar.health("tftrt.sidecar.Store") == "NOT_SERVING",
+                       30, "the store's fault on health")
+            assert alone.sidecar.health("") == "SERVING"
             subprocess.run(["mount", "-o", "remount,rw", str(store)], check=True)
             filler = fill_disk(store)
             failed_on(alone, 2000, "No space left on device")
             filler.unlink()
             alone.wait_published(2000)
+            wait_until(lambda: alone.sidecar.health("tftrt.sidecar.Store") == "SERVING", 30,
+                       "the store's fault passed")
         assert traffic.failures == [] and traffic.served > 10
         job = alone.job(2000)
         assert job is not None and (job.built_by, job.installed) == ("alone", False)

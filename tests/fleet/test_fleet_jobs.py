@@ -4,8 +4,10 @@ real converter, real SavedModels, the real shared-directory store on temporary d
 from __future__ import annotations
 
 import itertools
+import json
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +16,14 @@ import pytest
 from sidecar.config import ModelPolicy
 from sidecar.fleet import Held, Lease, LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import FleetRollbacks
-from sidecar.fleet.lease import list_key, read_outcome
+from sidecar.fleet.lease import MAX_REJECTIONS, list_key, read_outcome
 from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.jobs import FleetContext, JobDependencies, JobResult, run_version_job
+from sidecar.jobs.session_model import SessionModel
 from sidecar.publish import VersionPublisher, numbering
 from sidecar.state import Flavour, JobJournal, JobState
-from tests.fleet.conftest import tree_bytes
+from tests.fleet.conftest import tree_bytes, write_version
+from tests.fleet.replicas import outcomes
 from tests.jobs.builders import land
 from tests.sidecar.conftest import ManualClock
 from tests.support.models import keras_mlp
@@ -179,3 +183,108 @@ def test_a_version_the_fleet_rolled_back_is_never_installed(
     assert skipped.state is JobState.SKIPPED
     assert "rolled back fleet-wide" in (skipped.reason or "")
     assert not (b.serving / "mlp" / str(SERVED)).exists()
+
+
+def _garbage_model(artifact: Path) -> None:
+    (artifact / "version" / "saved_model.pb").write_bytes(b"not a SavedModel")
+
+
+def _one_byte_of_the_variables(artifact: Path) -> None:
+    (data,) = (artifact / "version" / "variables").glob("variables.data-*")
+    content = bytearray(data.read_bytes())
+    content[len(content) // 2] ^= 0x01  # still loads: only the manifest tells
+    data.write_bytes(bytes(content))
+
+
+def _garbage_model_before_manifests(artifact: Path) -> None:
+    record = json.loads((artifact / "artifact.json").read_text())
+    del record["manifest"]  # as an artifact completed by the previous release
+    (artifact / "artifact.json").write_text(json.dumps(record))
+    _garbage_model(artifact)
+
+
+def _unreadable_record(artifact: Path) -> None:
+    (artifact / "artifact.json").write_bytes(b"\x00\x01 not json")
+
+
+@pytest.mark.parametrize(("damage", "named"), [
+    (_garbage_model, "version/saved_model.pb holds 16 bytes"),
+    (_one_byte_of_the_variables, "differs from the bytes its builder wrote"),
+    (_garbage_model_before_manifests, "does not load through the TF1 Session loader"),
+    (_unreadable_record, "artifact.json is missing or no JSON object"),
+])
+def test_a_damaged_artifact_is_refused_built_again_under_a_new_lease_and_installed(
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path,
+    damage: Callable[[Path], None], named: str
+) -> None:
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+    assert a.run(incoming).state is JobState.PUBLISHED
+    key_dir = a.store.key_dir(FleetContext(a.store, TF, SLUG).key("mlp", SERVED))
+    (artifact,) = key_dir.glob("artifact.1.*")
+    damage(artifact)
+
+    refused = b.run(incoming)
+
+    assert refused.state is JobState.DISCOVERED and refused.retry_in == 0.0  # claim again
+    assert named in (refused.reason or "") and "is damaged" in (refused.reason or "")
+    assert not (b.serving / "mlp" / str(SERVED)).exists()  # nothing of it published
+    job = b.journal.get("mlp", SERVED)
+    assert job is not None and job.state is JobState.DISCOVERED and named in (job.reason or "")
+    assert stages(b) == [JobState.DISCOVERED, JobState.VERIFYING, JobState.DISCOVERED]
+    assert b.store.refused_artifacts == {"mlp": 1}
+    assert (key_dir / "rejected.1").is_file()
+
+    rebuilt = b.run(incoming)  # the job's retry: the key is claimable again, and b builds
+
+    assert rebuilt.state is JobState.PUBLISHED, rebuilt.reason
+    assert rebuilt.origin is not None and not rebuilt.origin.installed
+    assert outcomes(key_dir) == {1: "complete", 2: "complete"}
+    with JobJournal.open(a.root / "c" / "state", clock=time.time) as journal:
+        c = Replica(a.root, "c", SharedDirectoryStore(a.store.root, LeaseBook("c", 60.0)),
+                    journal)
+        installed = c.run(incoming)
+        assert installed.state is JobState.PUBLISHED, installed.reason
+        assert installed.origin is not None
+        assert (installed.origin.built_by, installed.origin.installed) == ("b", True)
+    version = f"mlp/{SERVED}"
+    assert tree_bytes(c.serving / version) == tree_bytes(b.serving / version)
+    for member in (a, b, c):  # every replica serves a model that loads
+        with SessionModel.open(member.serving / version, ["serve"]) as model:
+            assert model.signature_keys()
+
+
+def test_artifacts_refused_too_often_fail_the_job_retryably_until_the_key_is_removed(
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
+) -> None:
+    """The fix the error prints is every step: remove the key's directory; the job's own
+    retry (as the service runs it, journal.restart then the job) then builds it."""
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+    key = FleetContext(a.store, TF, SLUG).key("mlp", SERVED)
+    key_dir = a.store.key_dir(key)
+    for generation in range(1, MAX_REJECTIONS + 2):
+        lease = a.store.claim(key)
+        assert isinstance(lease, Lease) and lease.generation == generation
+        a.store.complete(key, lease, write_version(a.root / f"junk{generation}"),
+                         flavour="converted", reason=None)
+        if generation <= MAX_REJECTIONS:
+            assert a.store.reject(key, generation, "test")
+
+    failed = b.run(incoming)
+
+    assert failed.state is JobState.FAILED
+    reason = failed.reason or ""
+    assert f"refused this key's artifacts {MAX_REJECTIONS} times" in reason
+    assert f"remove the key's directory {key.path} from the fleet store" in reason
+    assert "the sidecar retries it by itself in" in reason
+    job = b.journal.get("mlp", SERVED)
+    assert job is not None and job.retry_at is not None  # retried: the state does not stick
+    assert not (key_dir / f"rejected.{MAX_REJECTIONS + 1}").exists()
+
+    shutil.rmtree(key_dir)
+    b.journal.restart("mlp", SERVED, reason="retry")
+    recovered = b.run(incoming)
+
+    assert recovered.state is JobState.PUBLISHED, recovered.reason
+    assert outcomes(key_dir) == {1: "complete"}
