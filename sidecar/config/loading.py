@@ -111,9 +111,7 @@ def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _La
     for key, value in document.items():
         source = f"config file {path}"
         if key in _SETTINGS_PARSERS:
-            if _SETTINGS[key].relative_to_config and isinstance(value, str) and value:
-                value = os.fspath(path.parent / value)  # relative to the config file
-            top[key] = _Raw(value, key, source)
+            top[key] = _Raw(_SETTINGS[key].from_config_file(value, path.parent), key, source)
         elif key == "policy":
             _read_policy_table(value, "policy", source, policy)
         elif key == "models":

@@ -12,17 +12,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
-from sidecar.config.values import ValueParser, parse_optional_path, parse_path
+from sidecar.config.values import PathParser, ValueParser
 
 _T = TypeVar("_T")
 
 _SPEC: Final = "sidecar.config.schema"
 """The key of a field's :class:`FieldSpec` in its ``dataclasses.field`` metadata."""
-
-_PATH_PARSERS: Final = frozenset({parse_path, parse_optional_path})
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,12 @@ class FieldSpec:
     flag: Flag | None
     """Its command-line flag; None: not a flag (policy fields)."""
 
-    @property
-    def relative_to_config(self) -> bool:
-        """Whether a relative value in the config file is taken from the file's directory."""
-        return self.parse in _PATH_PARSERS
+    def from_config_file(self, value: object, directory: Path) -> object:
+        """``value`` as the config file in ``directory`` gives it: a relative local path
+        is taken from the file's directory, as a reader of the file expects."""
+        if isinstance(self.parse, PathParser):
+            return self.parse.from_config_file(value, directory)
+        return value
 
     def shown_default(self) -> str:
         """The default as help text shows it (``10`` for ``10.0``)."""

@@ -6,10 +6,14 @@ where it came from and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
+from typing import Final
 
 from sidecar.errors import ConfigError
 
@@ -18,19 +22,6 @@ ValueParser = Callable[[object, str, str], object]
 
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-
-
-def parse_path(value: object, field: str, source: str) -> Path:
-    """A non-empty path, made absolute (relative paths are taken from the current directory)."""
-    if isinstance(value, Path):
-        value = os.fspath(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(
-            field=field, value=value, source=source,
-            problem="is not a directory or file path",
-            fix=f"set {field} to a path such as /models/serving",
-        )
-    return Path(os.path.abspath(value))
 
 
 def parse_bool(value: object, field: str, source: str) -> bool:
@@ -150,11 +141,77 @@ def batch_sizes_parser(at_most: int) -> ValueParser:
     return parse_batch_sizes
 
 
-def parse_optional_path(value: object, field: str, source: str) -> Path | None:
-    """A path made absolute, or None when empty (not used)."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return parse_path(value, field, source)
+_URL_SCHEME: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+"""A URL's scheme (RFC 3986) followed by ``://``. ``C:/models``, ``./s3://x`` or
+``models:v2`` do not match: they are legal local paths."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PathParser:
+    """A parser for a local path, made absolute (a relative one is taken from the current
+    directory), or for a URL of a scheme the setting supports.
+
+    A URL of any other scheme is refused: taken as a path, ``s3://fleet/p`` would
+    silently become the local directory ``./s3:/fleet/p``.
+    """
+
+    optional: bool = False
+    """Whether an empty value means None (not used)."""
+
+    urls: Mapping[str, ValueParser] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}))
+    """Scheme (lower case, e.g. ``s3``) -> the parser of this setting's URLs of it."""
+
+    def __call__(self, value: object, field: str, source: str) -> object:
+        """The path (None when optional and empty), or the URL as its scheme's parser
+        reads it; ConfigError for anything else."""
+        if isinstance(value, Path):
+            value = os.fspath(value)
+        if self.optional and (value is None or (isinstance(value, str) and not value.strip())):
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(
+                field=field, value=value, source=source,
+                problem="is not a directory or file path",
+                fix=f"set {field} to a path such as /models/serving",
+            )
+        scheme = url_scheme(value)
+        if scheme is None:
+            return Path(os.path.abspath(value))
+        if scheme in self.urls:
+            return self.urls[scheme](value, field, source)
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem=f"is a URL ({scheme}://), which {field} does not take: it takes "
+            f"{self.supported()}",
+            fix=f"set {field} to a local path; for remote storage, mount it as a volume and "
+            "give its mount point, e.g. /mnt/store",
+        )
+
+    def supported(self) -> str:
+        """What the setting takes, as an error message names it."""
+        schemes = ", ".join(f"{scheme}://" for scheme in sorted(self.urls))
+        return f"a local path or a URL ({schemes})" if schemes else "a local path only"
+
+    def from_config_file(self, value: object, directory: Path) -> object:
+        """``value`` as a config file in ``directory`` gives it: a relative local path is
+        taken from that directory; anything else is left for :meth:`__call__` to judge."""
+        if isinstance(value, str) and value and url_scheme(value) is None:
+            return os.fspath(directory / value)
+        return value
+
+
+def url_scheme(value: str) -> str | None:
+    """The URL scheme ``value`` starts with, lower-cased; None for a local path."""
+    match = _URL_SCHEME.match(value.lstrip())
+    return match.group(1).lower() if match else None
+
+
+parse_path: Final = PathParser()
+"""A non-empty local path, made absolute."""
+
+parse_optional_path: Final = PathParser(optional=True)
+"""A local path made absolute, or None when empty (not used)."""
 
 
 def parse_address(value: object, field: str, source: str) -> str | None:
