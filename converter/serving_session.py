@@ -103,6 +103,20 @@ class ServingSession:
         names = sorted(signature.outputs) if outputs is None else list(outputs)
         return dict(zip(names, self.caller(key, feed, names)(), strict=True))
 
+    def traced_run(self, key: str, feed: Mapping[str, np.ndarray]) -> Any:
+        """Run signature `key` once on `feed`, fully traced: the RunMetadata, with the
+        graphs the Session ran (`partition_graphs`, after Grappler's fusions) and each
+        op's time (`step_stats`)."""
+        signature = self.signature_def(key)
+        metadata = tf.compat.v1.RunMetadata()
+        self._session.run(
+            [signature.outputs[name].name for name in sorted(signature.outputs)],
+            {signature.inputs[name].name: value for name, value in feed.items()},
+            options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE,
+                                            output_partition_graphs=True),
+            run_metadata=metadata)
+        return metadata
+
     def replay_predict_requests(self, requests: Iterable[Any]) -> int:
         """Run each PredictRequest (as a warmup file's predict logs hold them) on its
         signature, the default where it names none; the number run."""

@@ -2,10 +2,11 @@
 loader, which is how TF Serving loads them and the only loader that reads all of
 them (reference variables, main ops, unknown-rank inputs; DESIGN fact 16).
 
-Freezing uses TF1's own `convert_variables_to_constants` on the Session graph,
-then re-exports with the TF1 builder: every signature with its method name, the
-assets and the main op (table initializers) survive. XLA segments need a TF2
-function graph, so the candidates here are the original and frozen native.
+Freezing uses TF1's own `convert_variables_to_constants` on the Session graph and
+folds the result for TF's fusions (`graph.fold`), then re-exports with the TF1
+builder: every signature with its method name, the assets and the main op (table
+initializers) survive. XLA segments need a TF2 function graph, so the candidates
+here are the original and frozen native.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 from tensorflow.python.saved_model import loader_impl
 
+from converter.graph.fold import fold_for_fusion
 from converter.graph.freeze import FREEZE_LIMIT_BYTES
 from converter.graph.names import is_control_input, op_name
 
@@ -30,7 +32,8 @@ _INIT_COLLECTIONS = ("saved_model_main_op", "legacy_init_op")
 
 @dataclasses.dataclass(frozen=True)
 class FrozenSessionGraph:
-    """A TF1 export's graph with its variables as constants, ready to re-export."""
+    """A TF1 export's graph with its variables as constants, folded for fusion,
+    ready to re-export."""
 
     graph_def: graph_pb2.GraphDef
     init_op: str | None
@@ -91,8 +94,10 @@ def freeze_session_graph(directory: pathlib.Path, tags: tuple[str, ...],
     if size > FREEZE_LIMIT_BYTES:
         return (f"its weights ({size / 2**20:.0f} MiB) pass the "
                 f"{FREEZE_LIMIT_BYTES / 2**20:.0f} MiB freezing limit (protobuf's 2 GB is near)")
-    return FrozenSessionGraph(graph_def=frozen, init_op=init_op, variables=len(variables),
-                              frozen_bytes=size)
+    # Asset paths are found by name when re-exporting (`_point_assets_at`).
+    assets = {op_name(name) for name in loader_impl.get_asset_tensors(str(directory), meta_graph)}
+    return FrozenSessionGraph(graph_def=fold_for_fusion(frozen, {*keep, *assets}),
+                              init_op=init_op, variables=len(variables), frozen_bytes=size)
 
 
 def _point_assets_at(graph_def: graph_pb2.GraphDef, meta_graph: Any,

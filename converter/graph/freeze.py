@@ -17,7 +17,8 @@ from typing import Any
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
-from converter.graph.inline import FlatGraph
+from converter.graph.fold import fold_for_fusion
+from converter.graph.inline import FlatGraph, TensorInfo
 from converter.graph.names import is_control_input, op_name
 
 FREEZE_LIMIT_BYTES = 1 << 30
@@ -79,9 +80,11 @@ def _value(external: Any, dtype: tf.DType) -> tf.Tensor:
 
 
 def freeze(flat: FlatGraph, written: Iterable[int], budget: int,
-           values_by_variable: dict[int, tf.Tensor] | None = None) -> Freezing:
+           values_by_variable: dict[int, tf.Tensor] | None = None,
+           fuse: bool = True) -> Freezing:
     """Replace the reads of every captured variable that nothing writes (`written`:
-    ids over all signatures) by constants, while the weights fit `budget` bytes.
+    ids over all signatures) by constants, while the weights fit `budget` bytes;
+    with `fuse`, then fold them for TF's fusions (`fold.fold_for_fusion`).
 
     Each read becomes a placeholder that captures the variable's value as an eager
     constant: saved, it is a constant of the graph TF Serving loads (Grappler folds
@@ -164,8 +167,60 @@ def freeze(flat: FlatGraph, written: Iterable[int], budget: int,
         weights=frozenset(values),
         tensors={k: v for k, v in flat.tensors.items() if op_name(k) not in removed},
     )
+    if chains and fuse:
+        frozen_flat = _fused(frozen_flat)
     return Freezing(flat=frozen_flat, frozen=len(chains), frozen_bytes=total, kept=kept,
-                    weights=frozenset(values))
+                    weights=frozen_flat.weights)
+
+
+def _fused(flat: FlatGraph) -> FlatGraph:
+    """`flat` rewritten by `fold_for_fusion`, so that TF Serving's remapper fuses
+    its convolutions and matmuls with their bias and activation.
+
+    The passes read weights as Const nodes; after them every weight is a
+    placeholder capturing its value again (see `freeze`), an unchanged one the
+    very tensor it had, so weights that signatures share are still saved once."""
+    graph_def = graph_pb2.GraphDef()
+    graph_def.CopyFrom(flat.graph_def)
+    originals = {}
+    for node in graph_def.node:
+        if node.name in flat.weights:
+            value = flat.captures[node.name]
+            node.op = "Const"
+            node.attr.clear()
+            node.attr["dtype"].type = value.dtype.as_datatype_enum
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value.numpy()))
+            originals[node.name] = node.attr["value"].tensor
+    constants = {n.name for n in flat.graph_def.node if n.op == "Const"}
+    folded = fold_for_fusion(graph_def, {op_name(n) for n in
+                                         [*flat.input_names, *flat.output_names]})
+    values: dict[str, tf.Tensor] = {}
+    for node in folded.node:
+        if node.op != "Const" or node.name in constants:
+            continue
+        tensor = node.attr["value"].tensor
+        unchanged = originals.get(node.name) == tensor
+        values[node.name] = (flat.captures[node.name] if unchanged
+                             else tf.constant(tf.make_ndarray(tensor)))
+        node.op = "Placeholder"
+        node.attr.clear()
+        node.attr["dtype"].type = values[node.name].dtype.as_datatype_enum
+        node.attr["shape"].shape.CopyFrom(values[node.name].shape.as_proto())
+    names = {node.name: node.op for node in folded.node}
+    # A rewritten node keeps its name and its output's shape, so only new weights
+    # need their facts added.
+    tensors = {k: v for k, v in flat.tensors.items() if op_name(k) in names}
+    tensors.update((f"{name}:0", TensorInfo(dtype=value.dtype, shape=value.shape))
+                   for name, value in values.items())
+    return dataclasses.replace(
+        flat,
+        graph_def=folded,
+        captures={**{k: v for k, v in flat.captures.items()
+                     if k in names and k not in flat.weights}, **values},
+        op_types=names,
+        weights=frozenset(values),
+        tensors=tensors,
+    )
 
 
 def _handle_chain(captures: set[str], consumers: dict[str, list[Any]]) -> set[str]:
