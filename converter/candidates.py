@@ -1,18 +1,21 @@
-"""Choose what to publish by measuring it: the original, frozen native, or frozen
-with XLA segments, each timed in the TF1 Session path (TF Serving's) on the shape
-sets the build saw. The converted model is never slower than the original."""
+"""Choose what to publish by measuring it: the original, frozen native, frozen with
+XLA segments, or frozen in bfloat16, each timed in the TF1 Session path (TF Serving's)
+on the shape sets the build saw and checked with its precision's tolerance. The
+converted model is never slower than the original."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 
+from converter.params import TOLERANCE, TrtPrecisionMode
 from converter.session_timing import SessionTiming
 
 ORIGINAL = "original"
 FROZEN = "frozen"
 FROZEN_XLA = "frozen+xla"
 XLA = "xla"
+FROZEN_BF16 = "frozen+bf16"
 """Candidate names: XLA is FROZEN_XLA when no weight could be frozen."""
 
 MIN_GAIN = 0.03
@@ -30,9 +33,18 @@ class CandidateReport:
     latency_ms: list[float]
     """Median Session call time per measured shape set (same order as `Choice.shapes`)."""
     errors: list[float]
+    """Scaled error against the original per measured shape set (`engine_timing.scaled_error`)."""
     failure: str | None
     eligible: bool
     note: str
+    precision: str = TrtPrecisionMode.FP32
+    """What it computes in; its errors are held to `TOLERANCE[precision]`. (Reports
+    written before candidates had precisions read as FP32, which they all were.)"""
+
+    @property
+    def worst_error(self) -> float | None:
+        """Its largest scaled error, or None when it did not run."""
+        return max(self.errors) if self.errors else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,33 +78,35 @@ def _verdict(timing: SessionTiming, tolerance: float,
         if slower:
             return False, (f"not {MIN_GAIN:.0%} faster than the original on shape set(s) "
                            + ", ".join(str(i + 1) for i in slower))
-    return True, f"within tolerance (scaled error {worst:.3g})"
+    return True, f"within tolerance ({worst:.3g} <= {tolerance:g})"
 
 
 def choose(
     names: Sequence[str],
     descriptions: Sequence[str],
+    precisions: Sequence[str],
     timings: Sequence[SessionTiming],
     shapes: list[list[list[int]]],
     uses: list[int],
-    tolerance: float,
     forced: str | None = None,
 ) -> Choice:
     """Pick among candidates (`names[0]` is the original): the fastest in total
-    (weighted by uses) of those that match the original within `tolerance` and beat
-    it by `MIN_GAIN` on every shape set; else the original. `forced`
-    (keep_slower_engines) wins whenever it runs and matches, whatever its speed."""
+    (weighted by uses) of those that match the original within their precision's
+    tolerance (`TOLERANCE`) and beat it by `MIN_GAIN` on every shape set; else the
+    original. `forced` (keep_slower_engines) wins whenever it runs and matches,
+    whatever its speed."""
     original = timings[0]
     reports = []
-    for index, (name, description, timing) in enumerate(
-            zip(names, descriptions, timings, strict=True)):
-        eligible, note = _verdict(timing, tolerance, None if index == 0 else original)
+    for index, (name, description, precision, timing) in enumerate(
+            zip(names, descriptions, precisions, timings, strict=True)):
+        eligible, note = _verdict(timing, TOLERANCE[precision],
+                                  None if index == 0 else original)
         if index > 0 and name == forced and timing.failure is None and "differ" not in note:
             eligible, note = True, "kept whatever its speed (keep_slower_engines)"
         reports.append(CandidateReport(
             name=name, description=description,
             latency_ms=[s * 1e3 for s in timing.seconds], errors=list(timing.errors),
-            failure=timing.failure, eligible=eligible, note=note))
+            failure=timing.failure, eligible=eligible, note=note, precision=precision))
     rivals = [(r, t) for r, t in zip(reports[1:], timings[1:], strict=True) if r.eligible]
     if forced is not None and any(r.name == forced for r, _ in rivals):
         return Choice(forced, "keep_slower_engines keeps the engines whatever their speed",

@@ -24,9 +24,11 @@ class ChildFailed(ConverterError):
     raise their own error naming what failed."""
 
 
-def run_child(module: str, request_dir: pathlib.Path, xla_flags: str = "") -> Any:
-    """Run `python -m module request_dir`; return its last output line, parsed."""
-    environment = dict(os.environ)
+def run_child(module: str, request_dir: pathlib.Path, xla_flags: str = "",
+              settings: Mapping[str, str] | None = None) -> Any:
+    """Run `python -m module request_dir`, with the environment variables `settings`
+    on top of ours; return its last output line, parsed."""
+    environment = {**os.environ, **(settings or {})}
     environment["TF_XLA_FLAGS"] = " ".join(filter(None, [
         environment.get("TF_XLA_FLAGS", ""), xla_flags]))
     environment["PYTHONPATH"] = os.pathsep.join(

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from converter.backends import choose_backend
 from converter.backends.conversion import Conversion
-from converter.backends.device import detect_build_device
+from converter.backends.device import BuildDevice, detect_build_device
 from converter.backends.tensorrt import TftrtConversion
 from converter.backends.xla_conversion import XlaConversion
 from converter.errors import ConverterStateError
@@ -47,7 +47,11 @@ class Converter:
         maximum_cached_engines: int = 1,
         use_calibration: bool = True,
         allow_build_at_runtime: bool = True,
+        build_device: BuildDevice | None = None,
     ) -> None:
+        """`build_device` (not TF-TRT's) is the device to convert for and measure on:
+        default the one this process has (`detect_build_device()`), whose bfloat16
+        support decides what FP16 computes in on a CPU."""
         # As in TF-TRT: `conversion_params`, when given, wins over the keywords.
         self.params = conversion_params or ConversionParams(
             max_workspace_size_bytes=max_workspace_size_bytes,
@@ -58,7 +62,7 @@ class Converter:
             allow_build_at_runtime=allow_build_at_runtime,
         )
         self.backend = choose_backend(self.params)
-        self.device = detect_build_device()
+        self.device = build_device or detect_build_device()
         tf1 = tf1_conversion(input_saved_model_dir, input_saved_model_tags,
                              input_saved_model_signature_key, self.params, self.backend,
                              self.device)
@@ -128,17 +132,21 @@ class Converter:
                               save_gpu_specific_engines, options)
 
     def report(self) -> ConversionReport:
-        """Everything `summary()` prints, as data."""
+        """Everything about the conversion, as data: what `summary()` prints and the
+        detail it leaves out (each segment's inputs and outputs, each kept variable);
+        `save()` writes it as `conversion.json`."""
         if not self._converted:
             raise ConverterStateError("report() needs convert() first.")
         return self._conversion.report()
 
     def summary(self, line_length: int = 160, detailed: bool = True,
                 print_fn: Callable[[str], Any] | None = None) -> str:
-        """Print a TF-TRT-like report (segments, native ops and why, engines and
-        timings; with the tensorrt backend, TF-TRT's own table after it) line by
-        line through `print_fn` (default `print`); return it too."""
-        text = self.report().render(line_length=line_length, detailed=detailed)
+        """Print the conversion on one screen (the choice and the candidates' timings,
+        the largest segments with their op counts and, when `detailed`, op types, their
+        engines, the ops left native and why; with the tensorrt backend, TF-TRT's own
+        table after it) line by line through `print_fn` (default `print`); return it
+        too. `report()` holds everything, and its `render()` prints it all."""
+        text = self.report().summary(line_length=line_length, detailed=detailed)
         extra = self._conversion.summary_lines(line_length, detailed)
         if extra:
             text += "\n" + "\n".join(extra)

@@ -35,9 +35,10 @@ def _typed(value: Any) -> bool:
 def bind_inputs(item: Any, specs: Mapping[str, tf.TensorSpec], where: str) -> dict[str, tf.Tensor]:
     """One yielded item as tensors by input name, checked for dtype and shape."""
     names = list(specs)
+    given = _as_mapping(item, names, where)
     bound = {}
-    for name, value in _as_mapping(item, names, where).items():
-        spec = specs[name]
+    for name in names:  # in the signature's order, whatever the dict's: callers pass them on
+        value, spec = given[name], specs[name]
         # Arrays keep their dtype (a float64 array is an error, not a silent cast);
         # Python scalars and lists take the signature's.
         tensor = tf.convert_to_tensor(value, dtype_hint=None if _typed(value) else spec.dtype)

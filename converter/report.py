@@ -1,4 +1,5 @@
-"""What a conversion did, as data (saved with the model) and as text (`summary()`)."""
+"""What a conversion did, as data (saved with the model) and as text: all of it
+(`render()`), or one screen (`summary()`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from typing import Any
 import tensorflow as tf
 
 from converter.backends import BackendChoice
-from converter.backends.device import BuildDevice, engine_namespace
+from converter.backends.device import (
+    BuildDevice,
+    PrecisionChoice,
+    choose_precision,
+    engine_namespace,
+)
 from converter.candidates import ORIGINAL, Choice
 from converter.converted_segment import ConvertedSegment
 from converter.errors import SavedModelError
@@ -24,6 +30,16 @@ from converter.graph.segment import Segmentation
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams
 from converter.saving import REPORT_FILE
+
+SUMMARY_SEGMENTS = 4
+"""`summary()` shows the largest segments, at most this many; `render()` shows all."""
+
+SUMMARY_ENGINES = 3
+"""`summary()` shows at most this many engines per segment; `render()` shows all."""
+
+SUMMARY_REASONS = 5
+"""`summary()` shows the reasons that leave the most ops native, at most this many (each
+op type without an XLA kernel is a reason of its own); `render()` shows all."""
 
 
 def _dims(spec: tf.TensorSpec) -> list[int | None] | None:
@@ -96,6 +112,11 @@ class ConversionReport:
     choice: Choice | None = None
     """The candidates timed in the Session path and the one saved (None: build()
     was not called, nothing was measured)."""
+    precision: str = ""
+    """What `params.precision_mode` computes in on this device (FP16 is BF16 on a CPU
+    with native bfloat16); empty in reports written before it was recorded."""
+    precision_reason: str = ""
+    """Why: the device's bfloat16 support, or why a bfloat16 rewrite could not be made."""
 
     @property
     def nothing_to_compile(self) -> bool:
@@ -146,74 +167,137 @@ class ConversionReport:
             ) from exc
 
     def render(self, line_length: int = 100, detailed: bool = True) -> str:
-        """The report as text, TF-TRT's summary() layout extended with engines."""
+        """The whole report as text, TF-TRT's summary() layout extended with engines:
+        every segment with (when `detailed`) each of its inputs and outputs, every
+        engine, every variable kept and why, every candidate. `summary` is its one
+        screen."""
         rule = "=" * line_length
-        lines = [
-            rule,
-            f"Converted {self.model} signature {self.signature!r}",
-            f"backend {self.backend} ({self.backend_reason}); device {self.device}; "
-            f"precision {self.params['precision_mode']}",
-            f"engine cache namespace: {self.engine_namespace}",
-            f"{len(self.segments)} segment(s) hold {self.ops_in_segments} of "
-            f"{self.total_ops} ops",
-        ]
+        lines = [rule, *self._header_lines()]
         lines.extend(self._freezing_lines())
         if self.nothing_to_compile:
             lines.append("Nothing to compile with XLA.")
         for segment in self.segments:
             lines.append("-" * line_length)
-            op_list = ", ".join(f"{op} x{n}" for op, n in sorted(segment.ops.items()))
-            lines.append(f"{segment.name}: {sum(segment.ops.values())} ops [{op_list}]")
+            lines.append(f"{segment.name}: {sum(segment.ops.values())} ops "
+                         f"[{_ops_text(segment.ops)}]")
             lines.append(f"  inputs {len(segment.inputs)}, outputs {len(segment.outputs)}; "
                          f"precision {segment.precision}"
                          + (f" ({segment.note})" if segment.note else ""))
             if detailed:
                 lines.extend(f"    in:  {name}" for name in segment.inputs)
                 lines.extend(f"    out: {name}" for name in segment.outputs)
-            prebuilt = "; ".join(
-                ", ".join(_shape_text(s) for s in shape_set) for shape_set in segment.prebuilt
-            )
-            if segment.inline:
-                lines.append("  no engine runs: the segment stays inline as native TensorFlow")
-            elif self.backend == "tensorrt":
-                lines.append(f"  engines built by TF-TRT for: {self._built_text()}; other "
-                             f"shapes run {segment.fallback}")
-            else:
-                lines.append(f"  prebuilt shapes: {prebuilt or 'none'}; other shapes run "
-                             f"{segment.fallback}")
-            for engine in segment.engines:
-                shapes = ", ".join(_shape_text(s) for s in engine.shapes)
-                lines.append(
-                    f"  engine [{shapes}] {engine.precision}: {engine.engine_ms:.3f} ms vs "
-                    f"native {engine.native_ms:.3f} ms ({engine.speedup:.2f}x), compile "
-                    f"{engine.compile_seconds:.2f} s, used by {engine.uses} input(s) - "
-                    f"{engine.reason}"
-                )
+            lines.append(f"  {self._dispatch_text(segment)}")
+            lines.extend(f"  {_engine_text(engine)}" for engine in segment.engines)
         if not self.built and self.segments:
             lines.append("No engines prebuilt: call build(input_fn) to compile and measure them.")
         lines.append("-" * line_length)
         lines.append("Ops left native, by reason:")
-        for reason, ops in sorted(self.native.items(), key=lambda kv: -sum(kv[1].values())):
-            op_list = ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
-            lines.append(f"  {sum(ops.values())}: {reason} [{op_list}]")
-        lines.extend(self._choice_lines(line_length))
+        lines.extend(self._native_lines(detailed=True, most=None))
+        lines.extend(self._choice_lines(line_length, described=True))
         lines.append(rule)
         return "\n".join(lines)
+
+    def summary(self, line_length: int = 100, detailed: bool = True) -> str:
+        """The report on one screen: the choice and every candidate's timings, the
+        largest segments with their op counts (their op types when `detailed`), their
+        engines, and the ops left native. The rest (each segment's inputs and outputs,
+        each kept variable) is in `render()` and the saved `conversion.json`."""
+        rule = "=" * line_length
+        lines = [rule, *self._header_lines()]
+        if self.freezing is not None:
+            lines.append(self._frozen_text(self.freezing))
+        lines.extend(self._choice_lines(line_length, described=False))
+        lines.append("-" * line_length)
+        if self.nothing_to_compile:
+            lines.append("Nothing to compile with XLA.")
+        largest = sorted(self.segments, key=lambda s: -sum(s.ops.values()))
+        for segment in largest[:SUMMARY_SEGMENTS]:
+            lines.append(f"{segment.name}: {sum(segment.ops.values())} ops, "
+                         f"{len(segment.inputs)} input(s), {len(segment.outputs)} output(s), "
+                         f"{segment.precision}: {self._dispatch_text(segment)}")
+            if detailed:
+                lines.append(f"  ops: {_ops_text(segment.ops)}")
+            lines.extend(f"  {_engine_text(engine)}"
+                         for engine in segment.engines[:SUMMARY_ENGINES])
+            if len(segment.engines) > SUMMARY_ENGINES:
+                lines.append(f"  ... and {len(segment.engines) - SUMMARY_ENGINES} more "
+                             "engine(s)")
+        rest = largest[SUMMARY_SEGMENTS:]
+        if rest:
+            lines.append(f"... and {len(rest)} smaller segment(s) holding "
+                         f"{sum(sum(s.ops.values()) for s in rest)} ops")
+        if not self.built and self.segments:
+            lines.append("No engines prebuilt: call build(input_fn) to compile and measure them.")
+        native = sum(sum(ops.values()) for ops in self.native.values())
+        lines.append(f"Ops left native: {native}, by reason:")
+        lines.extend(self._native_lines(detailed=detailed, most=SUMMARY_REASONS))
+        lines.append("Every segment's inputs and outputs, every kept variable: "
+                     f"report().render(), or {REPORT_FILE.as_posix()} in the saved model.")
+        lines.append(rule)
+        return "\n".join(lines)
+
+    def _header_lines(self) -> list[str]:
+        return [
+            f"Converted {self.model} signature {self.signature!r}",
+            f"backend {self.backend} ({self.backend_reason}); device {self.device}; "
+            f"precision {self.params['precision_mode']}" + (
+                f" -> {self.precision} ({self.precision_reason})"
+                if self.precision_reason not in ("", "requested") else ""),
+            f"engine cache namespace: {self.engine_namespace}",
+            f"{len(self.segments)} segment(s) hold {self.ops_in_segments} of "
+            f"{self.total_ops} ops",
+        ]
+
+    def _dispatch_text(self, segment: SegmentReport) -> str:
+        """Which shapes run an engine, and what runs the others."""
+        if segment.inline:
+            return "no engine runs: the segment stays inline as native TensorFlow"
+        if self.backend == "tensorrt":
+            return (f"engines built by TF-TRT for: {self._built_text()}; other shapes run "
+                    f"{segment.fallback}")
+        prebuilt = "; ".join(
+            ", ".join(_shape_text(s) for s in shape_set) for shape_set in segment.prebuilt)
+        return f"prebuilt shapes: {prebuilt or 'none'}; other shapes run {segment.fallback}"
+
+    def _native_lines(self, detailed: bool, most: int | None) -> list[str]:
+        """A line per reason ops stay native (with their types when `detailed`), the
+        `most` that hold the most ops (None: all)."""
+        reasons = sorted(self.native.items(), key=lambda kv: -sum(kv[1].values()))
+        lines = []
+        for reason, ops in reasons[:most]:
+            listed = f" [{_ops_text(ops)}]" if detailed else ""
+            lines.append(f"  {sum(ops.values())}: {reason}{listed}")
+        rest = reasons[len(lines):]
+        if rest:
+            lines.append(f"  {sum(sum(ops.values()) for _, ops in rest)}: "
+                         f"{len(rest)} other reason(s)")
+        return lines
+
+    @staticmethod
+    def _frozen_text(freezing: FreezeReport) -> str:
+        text = (f"frozen: {freezing.frozen_variables} read-only variable(s), "
+                f"{freezing.frozen_bytes / 2**20:.1f} MiB, now constants (limit "
+                f"{freezing.limit_bytes / 2**20:.0f} MiB)")
+        if freezing.kept_variables:
+            text += f"; {len(freezing.kept_variables)} kept as variables"
+        if freezing.unfrozen_signatures:
+            text += f"; {len(freezing.unfrozen_signatures)} signature(s) kept their graph"
+        return text
 
     def _freezing_lines(self) -> list[str]:
         if self.freezing is None:
             return []
         freezing = self.freezing
-        lines = [f"frozen: {freezing.frozen_variables} read-only variable(s), "
-                 f"{freezing.frozen_bytes / 2**20:.1f} MiB, now constants (limit "
-                 f"{freezing.limit_bytes / 2**20:.0f} MiB)"]
+        lines = [self._frozen_text(freezing)]
         lines.extend(f"  kept as a variable: {name}: {why}"
                      for name, why in sorted(freezing.kept_variables.items()))
         lines.extend(f"  signature {key!r} kept its graph: {why}"
                      for key, why in sorted(freezing.unfrozen_signatures.items()))
         return lines
 
-    def _choice_lines(self, line_length: int) -> list[str]:
+    def _choice_lines(self, line_length: int, described: bool) -> list[str]:
+        """The candidates, one row each (with their descriptions when `described`), and
+        the choice."""
         lines = ["-" * line_length]
         if self.choice is None:
             return [*lines, "Candidates not measured (no build()): saved frozen, with engines "
@@ -226,8 +310,11 @@ class ConversionReport:
         for candidate in choice.candidates:
             times = ", ".join(f"{ms:.3f}" for ms in candidate.latency_ms) or "-"
             mark = "*" if candidate.name == choice.chosen else " "
-            lines.append(f" {mark}{candidate.name:11} {times} ms - {candidate.note} "
-                         f"({candidate.description})")
+            described_as = f" ({candidate.description})" if described else ""
+            error = (f", error {candidate.worst_error:.2g}"
+                     if candidate.worst_error is not None else "")
+            lines.append(f" {mark}{candidate.name:11} {candidate.precision} {times} ms{error}"
+                         f" - {candidate.note}{described_as}")
         lines.append(f"Chosen: {choice.chosen}: {choice.reason}")
         return lines
 
@@ -235,6 +322,17 @@ class ConversionReport:
         sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + ")"
                 for shape_set in self.built_inputs]
         return "; ".join(sets) or "none yet"
+
+
+def _ops_text(ops: dict[str, int]) -> str:
+    return ", ".join(f"{op} x{n}" for op, n in sorted(ops.items()))
+
+
+def _engine_text(engine: EngineReport) -> str:
+    shapes = ", ".join(_shape_text(s) for s in engine.shapes)
+    return (f"engine [{shapes}] {engine.precision}: {engine.engine_ms:.3f} ms vs native "
+            f"{engine.native_ms:.3f} ms ({engine.speedup:.2f}x), compile "
+            f"{engine.compile_seconds:.2f} s, used by {engine.uses} input(s) - {engine.reason}")
 
 
 def _from_plain(kind: Any, value: Any, where: str) -> Any:
@@ -315,8 +413,11 @@ def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport
 
 
 def report_header(directory: pathlib.Path, key: str, params: ConversionParams,
-                  backend: BackendChoice, device: BuildDevice) -> dict[str, Any]:
-    """The report fields every backend fills alike: model, signature, backend, device, params."""
+                  backend: BackendChoice, device: BuildDevice,
+                  precision: PrecisionChoice | None = None) -> dict[str, Any]:
+    """The report fields every backend fills alike: model, signature, backend, device,
+    params, and the precision (default: what the device makes of params')."""
+    chosen = precision or choose_precision(params.precision_mode, device)
     return {
         "model": str(directory),
         "signature": key,
@@ -325,6 +426,8 @@ def report_header(directory: pathlib.Path, key: str, params: ConversionParams,
         "device": device.slug,
         "engine_namespace": engine_namespace(device),
         "params": dataclasses.asdict(params),
+        "precision": chosen.precision,
+        "precision_reason": chosen.reason,
     }
 
 
@@ -340,13 +443,14 @@ def build_report(
     built: bool,
     freezing: FreezeReport | None,
     choice: Choice | None,
+    precision: PrecisionChoice | None = None,
 ) -> ConversionReport:
     """Collect the report from the converter's state."""
     native: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for name, reason in segmentation.native.items():
         native[reason][flat.op_types[name]] += 1
     return ConversionReport(
-        **report_header(loaded.directory, loaded.key, params, backend, device),
+        **report_header(loaded.directory, loaded.key, params, backend, device, precision),
         total_ops=len(flat.graph_def.node),
         ops_in_segments=sum(len(s.graph.segment.nodes) for s in segments),
         segments=[_segment_report(s, flat) for s in segments],

@@ -35,12 +35,25 @@ def restore_method_names(directory: pathlib.Path, method_names: Mapping[str, str
     write_atomically(directory / "saved_model.pb", proto.SerializeToString(deterministic=True))
 
 
-def copy_assets_extra(source: pathlib.Path, destination: pathlib.Path) -> None:
-    """Keep the input's `assets.extra` (e.g. its TF Serving warmup file)."""
+def copy_input_files(source: pathlib.Path, destination: pathlib.Path) -> None:
+    """Keep what the input holds beside its graph that re-saving does not write: every
+    file under `assets/` (vocabularies, label maps, which users read beside the model
+    whether the graph reads them or not) and `assets.extra/` (e.g. its warmup file)."""
+    assets = source / "assets"
+    if assets.is_dir():
+        shutil.copytree(assets, destination / "assets", dirs_exist_ok=True,
+                        copy_function=_copy_unless_present)
     extra = source / "assets.extra"
     if extra.is_dir():
         shutil.copytree(extra, destination / "assets.extra", dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("tftrt"))
+
+
+def _copy_unless_present(source: str, destination: str) -> object:
+    # An asset the save wrote is the one the saved graph reads: it stays as written.
+    if pathlib.Path(destination).exists():
+        return destination
+    return shutil.copy2(source, destination)
 
 
 def _saving_root(loaded: LoadedSignature, functions: Iterable[Any]) -> Any:
@@ -67,7 +80,7 @@ def write_signatures(loaded: LoadedSignature, signatures: Mapping[str, Any],
                      directory: pathlib.Path,
                      options: tf.saved_model.SaveOptions | None = None) -> None:
     """Save `signatures` (every signature of the model) to `directory` with their
-    method names and the input's `assets.extra`."""
+    method names and every file of the input's `assets` and `assets.extra`."""
     # Served models need no gradients, and frozen custom-gradient functions
     # (Keras's swish in EfficientNet) capture constants that TF cannot save.
     options = copy.copy(options) if options else tf.saved_model.SaveOptions()
@@ -80,7 +93,7 @@ def write_signatures(loaded: LoadedSignature, signatures: Mapping[str, Any],
         raise OSError(errno.ENOSPC, f"No space left on device saving {directory}: "
                       f"{error.message}") from error
     restore_method_names(directory, loaded.method_names)
-    copy_assets_extra(loaded.directory, directory)
+    copy_input_files(loaded.directory, directory)
 
 
 def save_converted(

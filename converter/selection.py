@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from converter.candidates import ORIGINAL, Choice, choose
+from converter.params import TrtPrecisionMode
 from converter.session_timing import time_in_sessions
 
 MAX_MEASURED_SHAPE_SETS = 4
@@ -27,6 +28,8 @@ class CandidateSpec:
     description: str
     write: Callable[[pathlib.Path], object]
     """Creates the SavedModel at the given (not yet existing) directory."""
+    precision: str = TrtPrecisionMode.FP32
+    """What it computes in: its outputs are checked with that precision's tolerance."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +64,6 @@ def select(
     signature_key: str,
     feeds: Sequence[Feed],
     expected_for: Callable[[Feed], Mapping[str, np.ndarray]] | None,
-    tolerance: float,
     forced: str | None,
 ) -> Selection:
     """Write `candidates` under `workdir` and choose among them and the original.
@@ -78,5 +80,6 @@ def select(
                                expected)
     choice = choose([ORIGINAL, *(c.name for c in candidates)],
                     ["the input SavedModel, unchanged", *(c.description for c in candidates)],
-                    timings, shapes, uses, tolerance, forced)
+                    [TrtPrecisionMode.FP32, *(c.precision for c in candidates)],
+                    timings, shapes, uses, forced)
     return Selection(choice=choice, directories=directories, cases=cases)

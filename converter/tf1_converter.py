@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import pathlib
 import shutil
 import tempfile
@@ -13,10 +14,11 @@ import tensorflow as tf
 
 from converter.backends import BackendChoice
 from converter.backends.conversion import InputFn
-from converter.backends.device import BuildDevice
-from converter.candidates import FROZEN
+from converter.backends.device import BuildDevice, PrecisionChoice, choose_precision
+from converter.candidates import FROZEN, FROZEN_BF16
 from converter.errors import InputFnError, UnsupportedModelError
 from converter.frozen_signatures import FreezeReport
+from converter.graph.bfloat16 import bfloat16_graph
 from converter.inputs import iterate_inputs
 from converter.loading import (
     DEFAULT_TAGS,
@@ -25,9 +27,9 @@ from converter.loading import (
     is_tf1_export,
     read_meta_graph,
 )
-from converter.params import TOLERANCE, ConversionParams, TrtPrecisionMode
+from converter.params import ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport, report_header
-from converter.saving import copy_assets_extra, save_converted
+from converter.saving import copy_input_files, save_converted
 from converter.selection import CandidateSpec, Selection, select
 from converter.session_conversion import (
     FrozenSessionGraph,
@@ -66,6 +68,8 @@ class Tf1Conversion:
         self._selection: Selection | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
         self._built = False
+        self._precision = choose_precision(params.precision_mode, device)
+        self._bfloat16: FrozenSessionGraph | None = None
 
     def convert(self, calibration_input_fn: InputFn | None) -> None:
         """Freeze the Session graph (or learn why it cannot be). Calibration is
@@ -79,9 +83,34 @@ class Tf1Conversion:
                 f"Session ({type(error).__name__}: {str(error).splitlines()[0]}). Serve the "
                 "original unchanged, or re-export it with tf.saved_model.save."
             ) from error
+        if self._precision.precision == TrtPrecisionMode.BF16:
+            self._bfloat16 = self._bfloat16_export()
+
+    def _bfloat16_export(self) -> FrozenSessionGraph | None:
+        """The frozen export computing in bfloat16; None (the precision falls back to
+        FP32) where it cannot be made."""
+        if not isinstance(self._frozen, FrozenSessionGraph):
+            why = f"the export cannot be frozen ({self._frozen})"
+        else:
+            infos = [info for signature in self._meta_graph.signature_def.values()
+                     for info in [*signature.inputs.values(), *signature.outputs.values()]]
+            # A sparse tensor's TensorInfo names its three parts instead of a tensor.
+            keep = sorted({name for info in infos for name in (
+                [info.name] if info.name else [info.coo_sparse.indices_tensor_name,
+                                               info.coo_sparse.values_tensor_name,
+                                               info.coo_sparse.dense_shape_tensor_name])
+                if name} | ({self._frozen.init_op} if self._frozen.init_op else set()))
+            rewritten = bfloat16_graph(self._frozen.graph_def, keep)
+            if not isinstance(rewritten, str):
+                return dataclasses.replace(self._frozen, graph_def=rewritten)
+            why = rewritten
+        self._precision = PrecisionChoice(
+            TrtPrecisionMode.FP32, f"{self._precision.reason}; but {why}: FP32 only")
+        return None
 
     def build(self, input_fn: InputFn) -> None:
-        """Time the original and the frozen export on the build's shapes; keep the faster."""
+        """Time the original, the frozen export and (BF16) its bfloat16 form on the
+        build's shapes; keep the fastest that is accurate."""
         feeds = [{k: v.numpy() for k, v in feed.items()}
                  for feed in iterate_inputs(input_fn, self.input_specs, "input_fn")]
         candidates = []
@@ -90,12 +119,17 @@ class Tf1Conversion:
             candidates.append(CandidateSpec(
                 FROZEN, "variables frozen into constants (TF1 convert_variables_to_constants)",
                 lambda d: self._write_frozen(frozen, d)))
+        if self._bfloat16 is not None:
+            bfloat16 = self._bfloat16
+            candidates.append(CandidateSpec(
+                FROZEN_BF16, "frozen, computing in bfloat16 through oneDNN, float32 at the "
+                "signatures", lambda d: self._write_frozen(bfloat16, d),
+                precision=TrtPrecisionMode.BF16))
         self._workdir = tempfile.TemporaryDirectory(prefix="tftrt-candidates-")
         self._selection = select(
             original=self.directory, candidates=candidates,
             workdir=pathlib.Path(self._workdir.name), tags=self.tags,
-            signature_key=self.key, feeds=feeds, expected_for=None,
-            tolerance=TOLERANCE[TrtPrecisionMode.FP32], forced=None)
+            signature_key=self.key, feeds=feeds, expected_for=None, forced=None)
         failure = self._selection.choice.candidates[0].failure
         if failure is not None:
             raise InputFnError(
@@ -133,7 +167,7 @@ class Tf1Conversion:
         frozen = self._frozen
         return ConversionReport(
             **report_header(self.directory, self.key, self._params, self._backend,
-                            self._device),
+                            self._device, self._precision),
             total_ops=sum(ops.values()),
             ops_in_segments=0,
             segments=[],
@@ -156,4 +190,4 @@ class Tf1Conversion:
 
     def _write_frozen(self, frozen: FrozenSessionGraph, target: pathlib.Path) -> None:
         write_frozen_export(frozen, self._meta_graph, self.tags, self.directory, target)
-        copy_assets_extra(self.directory, target)
+        copy_input_files(self.directory, target)

@@ -31,7 +31,15 @@ def resolve_backend(params: ConversionParams, tensorrt_problem: str | None) -> B
     """Resolve `params.backend` given why TF-TRT cannot run (None: it can).
 
     `auto` prefers TF-TRT where it runs, unless `keep_slower_engines` (an xla
-    setting) asks for xla; INT8, which only TF-TRT has, outranks it."""
+    setting) or BF16 (bfloat16, which TF-TRT lacks) asks for xla; INT8, which only
+    TF-TRT has, outranks it."""
+    bf16 = params.precision_mode == TrtPrecisionMode.BF16
+    if params.backend == "tensorrt" and bf16:
+        raise InvalidParameterError(
+            "precision_mode='BF16' is not a TF-TRT precision (TF-TRT has FP32, FP16 and "
+            "INT8); use precision_mode='FP16' with backend='tensorrt', or backend='auto' "
+            "or 'xla' for bfloat16 on a CPU with native bf16."
+        )
     if params.backend == "tensorrt":
         if tensorrt_problem is not None:
             raise BackendUnavailableError(
@@ -42,10 +50,13 @@ def resolve_backend(params: ConversionParams, tensorrt_problem: str | None) -> B
             )
         return _tensorrt(params, "requested")
     if params.backend == "auto" and tensorrt_problem is None:
-        if not params.keep_slower_engines or params.precision_mode == TrtPrecisionMode.INT8:
+        if bf16:
+            reason = "auto: BF16 is not a TF-TRT precision"
+        elif not params.keep_slower_engines or params.precision_mode == TrtPrecisionMode.INT8:
             return _tensorrt(params, "auto: TF-TRT can run here (TensorRT build, GPU visible)")
-        reason = ("auto: keep_slower_engines=True is an xla setting (TF-TRT does not time "
-                  "engines against native TensorFlow)")
+        else:
+            reason = ("auto: keep_slower_engines=True is an xla setting (TF-TRT does not "
+                      "time engines against native TensorFlow)")
     elif params.backend == "xla":
         reason = "requested"
     else:

@@ -25,7 +25,7 @@ from converter.inputs import iterate_inputs
 from converter.loading import LoadedSignature
 from converter.params import ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport
-from converter.saving import REPORT_FILE, copy_assets_extra, restore_method_names
+from converter.saving import REPORT_FILE, copy_input_files, restore_method_names
 
 PROFILE_STRATEGIES: Final = ("Range", "Optimal", "Range+Optimal", "ImplicitBatchModeCompatible")
 """TF-TRT's dynamic-shape profile strategies (`supported_profile_strategies()`), any case."""
@@ -152,7 +152,7 @@ class TftrtConversion:
                                      save_gpu_specific_engines=save_gpu_specific_engines,
                                      options=options)
                 restore_method_names(staging, self._loaded.method_names)
-                copy_assets_extra(self._loaded.directory, staging)
+                copy_input_files(self._loaded.directory, staging)
             (staging / REPORT_FILE).parent.mkdir(parents=True, exist_ok=True)
             (staging / REPORT_FILE).write_text(report.to_json())
 

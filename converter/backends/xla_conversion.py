@@ -1,5 +1,6 @@
 """The xla backend's conversion: freeze the signature, segment it, compile each
-segment with XLA, and keep what beats the original in a TF1 Session."""
+segment with XLA (or, for BF16, rewrite the frozen graph to bfloat16), and keep what
+beats the original in a TF1 Session."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ import tensorflow as tf
 
 from converter.backends import BackendChoice
 from converter.backends.conversion import InputFn
-from converter.backends.device import BuildDevice
+from converter.backends.device import BuildDevice, PrecisionChoice, choose_precision
 from converter.building import build_engines, restrict_engines
-from converter.candidates import FROZEN, FROZEN_XLA, XLA
+from converter.candidates import FROZEN, FROZEN_BF16, FROZEN_XLA, XLA
 from converter.converted_segment import ConvertedSegment, convert_segment
 from converter.engine_timing import EngineKey
 from converter.errors import InvalidParameterError, UnsupportedModelError
 from converter.frozen_signatures import FrozenSignatures, freeze_signatures
 from converter.graph.assemble import function_from_flat, replace_segments
+from converter.graph.bfloat16 import bfloat16_graph
 from converter.graph.dispatch import ShapeSet
 from converter.graph.extract import extract_segment
 from converter.graph.inline import FlatGraph, flatten_signature
@@ -52,6 +54,11 @@ class XlaConversion:
         self._converted: Any = None
         self._built = False
         self._export_inputs: list[dict[str, np.ndarray]] = []
+        self.precision: PrecisionChoice = choose_precision(params.precision_mode, device)
+        """What the conversion computes in, and why (BF16 falls back to FP32 where the
+        bfloat16 rewrite cannot be made)."""
+        self._bfloat16: Any = None
+        """The converted signature's frozen function in bfloat16 (BF16 only)."""
 
     @property
     def input_specs(self) -> dict[str, tf.TensorSpec]:
@@ -77,6 +84,8 @@ class XlaConversion:
             ) from error
         self._frozen = freeze_signatures(self._model, flat)
         self._flat = self._frozen.flat
+        if self.precision.precision == TrtPrecisionMode.BF16:
+            self._bfloat16 = self._bfloat16_function(self._flat)
         excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
         excluded.update(dict.fromkeys(self._frozen.weights,
                                       "a frozen weight: enters engines as an argument"))
@@ -90,7 +99,9 @@ class XlaConversion:
         self._segments = [
             convert_segment(
                 extract_segment(self._flat, segment),
-                self.params.precision_mode,
+                # XLA segments compute in half for FP16; with BF16 the bfloat16
+                # candidate is the whole graph, and segments stay FP32.
+                self.precision.precision,
                 self.params.allow_build_at_runtime,
             )
             for segment in self._segmentation.segments
@@ -169,6 +180,7 @@ class XlaConversion:
             built=self._built,
             freezing=self._frozen.report if self._frozen else None,
             choice=self._selection.choice if self._selection else None,
+            precision=self.precision,
         )
 
     def summary_lines(self, line_length: int, detailed: bool) -> list[str]:
@@ -188,21 +200,39 @@ class XlaConversion:
         )
 
     @property
+    def _engine_precision(self) -> str:
+        """What the engine candidate computes in: FP16 if any segment does."""
+        precisions = {s.precision for s in self._segments}
+        return (TrtPrecisionMode.FP16 if TrtPrecisionMode.FP16 in precisions
+                else TrtPrecisionMode.FP32)
+
+    @property
     def _tolerance(self) -> float:
-        return max((TOLERANCE[s.precision] for s in self._segments),
-                   default=TOLERANCE[TrtPrecisionMode.FP32])
+        return TOLERANCE[self._engine_precision]
+
+    def _bfloat16_function(self, flat: FlatGraph) -> Any:
+        """The converted signature's frozen graph in bfloat16, as a function taking
+        its place; None (and the precision falls back to FP32) where it cannot be."""
+        rewritten = bfloat16_graph(flat.graph_def, [*flat.input_names, *flat.output_names])
+        if isinstance(rewritten, str):
+            self.precision = PrecisionChoice(
+                TrtPrecisionMode.FP32, f"{self.precision.reason}; but {rewritten}: FP32 only")
+            return None
+        return function_from_flat(flat, rewritten, self._model.function)
 
     @property
     def _xla_name(self) -> str:
         assert self._frozen is not None
         return FROZEN_XLA if self._frozen.report.frozen_variables else XLA
 
-    def _signatures(self, with_engines: bool) -> dict[str, Any]:
+    def _signatures(self, with_engines: bool, converted: Any = None) -> dict[str, Any]:
+        """Every signature frozen; the converted one (and those that share its graph)
+        with its engines, or as `converted` when given."""
         assert self._frozen is not None
         signatures = dict(self._frozen.functions)
-        if with_engines:
+        if with_engines or converted is not None:
             for key in [self._model.key, *self._frozen.same_as_converted]:
-                signatures[key] = self._converted
+                signatures[key] = self._converted if converted is None else converted
         return signatures
 
     def _engine_wins(self, selection: Selection) -> list[dict[str, np.ndarray]]:
@@ -226,6 +256,12 @@ class XlaConversion:
             candidates.append(CandidateSpec(
                 FROZEN, "read-only variables frozen into constants, native TensorFlow",
                 lambda d: write_signatures(self._model, self._signatures(False), d)))
+        if self._bfloat16 is not None:
+            candidates.append(CandidateSpec(
+                FROZEN_BF16, "frozen, computing in bfloat16 through oneDNN, float32 at "
+                "the signature",
+                lambda d: write_signatures(self._model, self._signatures(False, self._bfloat16), d),
+                precision=TrtPrecisionMode.BF16))
         if self._converted is not self._model.function and any(
                 s.runs_engine for s in self._segments):
             where = ("only at the shape sets where they won a first measurement, native "
@@ -233,7 +269,8 @@ class XlaConversion:
             candidates.append(CandidateSpec(
                 self._xla_name, f"frozen weights, XLA engines {where} (weights enter "
                 "engines as arguments)",
-                lambda d: write_signatures(self._model, self._signatures(True), d)))
+                lambda d: write_signatures(self._model, self._signatures(True), d),
+                precision=self._engine_precision))
         return candidates
 
     def _select(self, feeds: list[dict[str, np.ndarray]],
@@ -249,7 +286,6 @@ class XlaConversion:
             signature_key=self._model.key,
             feeds=feeds,
             expected_for=self._expected,
-            tolerance=self._tolerance,
             forced=self._xla_name if self.params.keep_slower_engines else None,
         )
 

@@ -29,7 +29,8 @@ class JobSettings:
     """Largest scaled error (``max|converted - original| / (1 + max|original|)``) for FP32."""
 
     fp16_tolerance: float = TOLERANCE["FP16"]
-    """Largest scaled error for FP16, whose engines compute in half precision."""
+    """Largest scaled error for the 16-bit floats: FP16, and BF16 (which FP16 becomes on a
+    CPU with native bf16, so both are verified alike)."""
 
     int8_tolerance: float = 5e-2
     """Largest scaled error for INT8 (tensorrt backend), whose engines quantize."""
@@ -48,8 +49,8 @@ class JobSettings:
 
     def tolerance_for(self, precision: str) -> float:
         """The largest scaled error accepted for engines of ``precision``."""
-        return {"FP16": self.fp16_tolerance, "INT8": self.int8_tolerance}.get(
-            precision, self.fp32_tolerance)
+        return {"FP16": self.fp16_tolerance, "BF16": self.fp16_tolerance,
+                "INT8": self.int8_tolerance}.get(precision.upper(), self.fp32_tolerance)
 
     @staticmethod
     def _refuse(field: str, value: object, problem: str, fix: str) -> None:

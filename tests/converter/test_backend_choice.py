@@ -96,6 +96,8 @@ def test_this_machine_is_read_as_it_is() -> None:
         "xla", "auto: keep_slower_engines=True is an xla setting (TF-TRT does not time "
         "engines against native TensorFlow)")),
     ({"keep_slower_engines": True, "backend": "xla"}, None, BackendChoice("xla", "requested")),
+    ({"precision_mode": "BF16"}, None, BackendChoice(
+        "xla", "auto: BF16 is not a TF-TRT precision")),
 ])
 def test_backend_resolution(changes: dict[str, Any], problem: str | None,
                             expected: BackendChoice) -> None:
@@ -120,6 +122,12 @@ def test_int8_without_tensorrt_is_a_value_error_naming_tensorrt(
         changes: dict[str, Any], problem: str | None) -> None:
     with pytest.raises(ValueError, match="INT8 needs backend='tensorrt'"):
         resolve_backend(_params(precision_mode="INT8", **changes), problem)
+
+
+def test_bf16_with_tensorrt_is_refused_naming_the_ways_out() -> None:
+    with pytest.raises(trt.InvalidParameterError, match=r"'BF16' is not a TF-TRT precision"
+                       r".*precision_mode='FP16' with backend='tensorrt'"):
+        resolve_backend(_params(precision_mode="bf16", backend="tensorrt"), None)
 
 
 @pytest.mark.parametrize("changes", [

@@ -10,8 +10,8 @@ SHAPES = [[[1, 4]], [[8, 4]]]
 
 
 def _choose(*timings: SessionTiming, forced: str | None = None) -> tuple[str, list[str]]:
-    choice = choose(NAMES[:len(timings)], ["-"] * len(timings), list(timings), SHAPES,
-                    [3, 1], 1e-4, forced)
+    choice = choose(NAMES[:len(timings)], ["-"] * len(timings), ["FP32"] * len(timings),
+                    list(timings), SHAPES, [3, 1], forced)
     return choice.chosen, [c.note for c in choice.candidates]
 
 
@@ -47,3 +47,14 @@ def test_an_original_that_fails_in_a_session_loses_to_one_that_runs() -> None:
 def test_keep_slower_engines_forces_the_engines_when_they_match() -> None:
     assert _choose(_ok(1.0, 1.0), _ok(0.5, 0.5), _ok(3.0, 3.0),
                    forced="frozen+xla")[0] == "frozen+xla"
+
+
+def test_each_candidate_is_held_to_its_own_precisions_tolerance() -> None:
+    # 1e-2 off the original: within BF16's tolerance, far outside FP32's.
+    off = SessionTiming(None, [0.5, 0.5], [1e-2, 1e-2])
+    choice = choose(["original", "frozen", "frozen+bf16"], ["-"] * 3, ["FP32", "FP32", "BF16"],
+                    [_ok(1.0, 1.0), off, off], SHAPES, [3, 1])
+    assert choice.chosen == "frozen+bf16"
+    assert choice.candidates[1].note.startswith("outputs differ: scaled error 0.01 exceeds 0.0001")
+    assert [(c.precision, c.worst_error) for c in choice.candidates] == [
+        ("FP32", 0.0), ("FP32", 1e-2), ("BF16", 1e-2)]
