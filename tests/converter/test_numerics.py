@@ -97,7 +97,9 @@ def test_keras_applications_match_the_original(fixture: str, request: pytest.Fix
     converter = _convert(source, tmp_path / "out", [1], allow_build_at_runtime=False,
                          keep_slower_engines=False)
     report = converter.report()
-    assert report.ops_in_segments > 300
+    # The whole network is one large segment; its batch norms are folded into the
+    # convolutions first (converter/graph/fold.py): MobileNetV2 165 ops, ResNet50 182.
+    assert report.ops_in_segments > 150
     # Whether or not an engine beat native here, its numerics were checked, and
     # only an engine faster than native is kept.
     engines = [e for s in report.segments for e in s.engines]
