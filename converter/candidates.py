@@ -1,5 +1,5 @@
 """Choose what to publish by measuring it: the original, frozen native, frozen with
-XLA segments, or frozen in bfloat16, each timed in the TF1 Session path (TF Serving's)
+XLA segments, frozen in bfloat16 or in int8, each timed in the TF1 Session path (TF Serving's)
 on the shape sets the build saw and checked with its precision's tolerance. The
 converted model is never slower than the original."""
 
@@ -16,6 +16,7 @@ FROZEN = "frozen"
 FROZEN_XLA = "frozen+xla"
 XLA = "xla"
 FROZEN_BF16 = "frozen+bf16"
+FROZEN_INT8 = "frozen+int8"
 """Candidate names: XLA is FROZEN_XLA when no weight could be frozen."""
 
 MIN_GAIN = 0.03

@@ -31,8 +31,9 @@ def resolve_backend(params: ConversionParams, tensorrt_problem: str | None) -> B
     """Resolve `params.backend` given why TF-TRT cannot run (None: it can).
 
     `auto` prefers TF-TRT where it runs, unless `keep_slower_engines` (an xla
-    setting) or BF16 (bfloat16, which TF-TRT lacks) asks for xla; INT8, which only
-    TF-TRT has, outranks it."""
+    setting) or BF16 (bfloat16, which TF-TRT lacks) asks for xla; INT8, which TF-TRT
+    has on GPUs, outranks it. The xla backend's INT8 (oneDNN's, on a CPU) is checked
+    against the build device (`device.choose_precision`)."""
     bf16 = params.precision_mode == TrtPrecisionMode.BF16
     if params.backend == "tensorrt" and bf16:
         raise InvalidParameterError(
@@ -61,12 +62,6 @@ def resolve_backend(params: ConversionParams, tensorrt_problem: str | None) -> B
         reason = "requested"
     else:
         reason = f"auto: TF-TRT unavailable ({tensorrt_problem})"
-    if params.precision_mode == TrtPrecisionMode.INT8:
-        raise InvalidParameterError(
-            "precision_mode='INT8' is not supported by the xla backend; INT8 needs "
-            "backend='tensorrt' (TensorFlow <= 2.17 built with TensorRT, with a GPU). "
-            "Use precision_mode='FP16' or 'FP32' with the xla backend."
-        )
     return BackendChoice(name="xla", reason=reason)
 
 

@@ -1,5 +1,6 @@
 """The build device: its XLA device type, a name for engine-cache namespaces, and
-the precision it computes FP16 in (bfloat16 on a CPU with bf16 arithmetic)."""
+what its precisions compute in (FP16 in bfloat16 on a CPU with bf16 arithmetic;
+INT8 through oneDNN's int8 kernels on a CPU)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ from typing import Final
 
 import tensorflow as tf
 
+from converter.errors import InvalidParameterError
+from converter.onednn import ONEDNN_VARIABLE, onednn_enabled
 from converter.params import TrtPrecisionMode
 
 NATIVE_BF16_FLAGS: Final = frozenset({"avx512_bf16", "amx_bf16"})
 """/proc/cpuinfo flags of a CPU with bfloat16 arithmetic (AVX512_BF16, AMX): there
 oneDNN's bf16 kernels beat float32 (DESIGN fact 19); elsewhere oneDNN falls back to
 Eigen, which emulates bf16 no faster than float32."""
+
+INT8_DOT_FLAGS: Final = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+"""/proc/cpuinfo flags of a CPU with int8 dot-product instructions (VNNI, AMX), where
+oneDNN's int8 kernels are fastest; without them oneDNN multiplies int8 with AVX2's
+16-bit multiply-adds: slower, and measured like every candidate."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +40,13 @@ class BuildDevice:
 
     native_bf16: bool = False
     """A CPU with bfloat16 arithmetic (see `NATIVE_BF16_FLAGS`); False for GPUs."""
+
+    int8_dot: bool = False
+    """A CPU with int8 dot-product instructions (see `INT8_DOT_FLAGS`); False for GPUs."""
+
+    onednn: bool = False
+    """Whether this process runs CPU kernels through oneDNN (`onednn.onednn_enabled`),
+    which INT8 needs; False for GPUs."""
 
     @property
     def xla_device_type(self) -> str:
@@ -78,8 +93,10 @@ def detect_build_device(flags: Iterable[str] | None = None) -> BuildDevice:
         if capability:
             name += f" sm{capability[0]}{capability[1]}"
         return BuildDevice(kind="GPU", model=name)
-    native = bool(NATIVE_BF16_FLAGS & frozenset(cpu_flags() if flags is None else flags))
-    return BuildDevice(kind="CPU", model=_cpu_model(), native_bf16=native)
+    present = frozenset(cpu_flags() if flags is None else flags)
+    return BuildDevice(kind="CPU", model=_cpu_model(),
+                       native_bf16=bool(NATIVE_BF16_FLAGS & present),
+                       int8_dot=bool(INT8_DOT_FLAGS & present), onednn=onednn_enabled())
 
 
 def engine_namespace(device: BuildDevice) -> str:
@@ -95,7 +112,8 @@ class PrecisionChoice:
 
     precision: str
     """"FP32", "FP16" (XLA segments in half precision), "BF16" (the whole frozen graph
-    in bfloat16 through oneDNN) or "INT8" (TF-TRT)."""
+    in bfloat16 through oneDNN) or "INT8" (the frozen graph in int8 through oneDNN on a
+    CPU; TF-TRT on a GPU)."""
     reason: str
 
 
@@ -103,11 +121,34 @@ _NO_BF16 = ("this CPU has no native bfloat16 (no avx512_bf16 or amx_bf16 flag in
             "/proc/cpuinfo), where oneDNN would emulate it no faster than float32")
 
 
+def _int8(device: BuildDevice) -> PrecisionChoice:
+    if device.kind != "CPU":
+        raise InvalidParameterError(
+            "precision_mode='INT8' on a GPU needs backend='tensorrt' (TensorFlow <= 2.17 "
+            "built with TensorRT); the xla backend's INT8 is oneDNN's, for CPUs. Use "
+            "precision_mode='FP16' or 'FP32' here."
+        )
+    if not device.onednn:
+        raise InvalidParameterError(
+            "precision_mode='INT8' needs oneDNN, which is off in this process (TensorFlow "
+            "turns it on by default only on CPUs with VNNI, BF16 or AMX): start the "
+            f"converter with {ONEDNN_VARIABLE}=1, and TF Serving with the same, since int8 "
+            "ops run only with it; or use precision_mode='FP32'."
+        )
+    instructions = ("int8 dot products (VNNI or AMX)" if device.int8_dot else
+                    "no int8 dot-product instructions (no VNNI or AMX: oneDNN multiplies "
+                    "int8 with AVX2), so INT8 wins only where it measures faster")
+    return PrecisionChoice(TrtPrecisionMode.INT8, f"requested; this CPU has {instructions}")
+
+
 def choose_precision(requested: str, device: BuildDevice) -> PrecisionChoice:
     """What `requested` (a ConversionParams.precision_mode) computes in on `device`.
 
     A CPU's fast 16-bit float is bfloat16 where it has bf16 arithmetic, so FP16 means
-    BF16 there; elsewhere FP16 keeps its half-precision XLA segments, as on a GPU."""
+    BF16 there; elsewhere FP16 keeps its half-precision XLA segments, as on a GPU.
+    INT8 needs oneDNN in this process (InvalidParameterError says so where it is off)."""
+    if requested == TrtPrecisionMode.INT8:
+        return _int8(device)
     if requested == TrtPrecisionMode.FP16:
         if device.kind == "CPU" and device.native_bf16:
             return PrecisionChoice(TrtPrecisionMode.BF16, "FP16 on a CPU with native bfloat16 "

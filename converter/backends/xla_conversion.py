@@ -1,6 +1,7 @@
 """The xla backend's conversion: freeze the signature, segment it, compile each
-segment with XLA (or, for BF16, rewrite the frozen graph to bfloat16), and keep what
-beats the original in a TF1 Session."""
+segment with XLA (or rewrite the frozen graph to bfloat16 for BF16, or to int8
+calibrated on `calibration_input_fn` for INT8), and keep what beats the original in
+a TF1 Session."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from converter.backends import BackendChoice
 from converter.backends.conversion import InputFn
 from converter.backends.device import BuildDevice, PrecisionChoice, choose_precision
 from converter.building import build_engines, restrict_engines
-from converter.candidates import FROZEN, FROZEN_BF16, FROZEN_XLA, XLA
+from converter.candidates import FROZEN, FROZEN_BF16, FROZEN_INT8, FROZEN_XLA, XLA
 from converter.converted_segment import ConvertedSegment, convert_segment
 from converter.engine_timing import EngineKey
 from converter.errors import InvalidParameterError, UnsupportedModelError
@@ -26,7 +27,9 @@ from converter.graph.assemble import function_from_flat, replace_segments
 from converter.graph.bfloat16 import bfloat16_graph
 from converter.graph.dispatch import ShapeSet
 from converter.graph.extract import extract_segment
+from converter.graph.freeze import weights_as_constants, with_constant_weights
 from converter.graph.inline import FlatGraph, flatten_signature
+from converter.graph.int8 import Int8Rewrite, int8_graph
 from converter.graph.segment import Segmentation, find_segments
 from converter.graph.support import SupportTable, exclusion_reasons
 from converter.inputs import iterate_inputs
@@ -59,6 +62,10 @@ class XlaConversion:
         bfloat16 rewrite cannot be made)."""
         self._bfloat16: Any = None
         """The converted signature's frozen function in bfloat16 (BF16 only)."""
+        self._int8: Any = None
+        """The converted signature's frozen function in int8 (INT8 only)."""
+        self.int8: Int8Rewrite | str | None = None
+        """What the int8 rewrite did, or why it could not be made (INT8 only)."""
 
     @property
     def input_specs(self) -> dict[str, tf.TensorSpec]:
@@ -67,12 +74,9 @@ class XlaConversion:
 
     def convert(self, calibration_input_fn: InputFn | None) -> Any:
         """Segment the signature and rewrite each segment to dispatch to an engine;
-        the converted ConcreteFunction. Calibration is INT8's, which XLA lacks."""
-        if calibration_input_fn is not None:
-            raise InvalidParameterError(
-                "calibration_input_fn is only used for INT8 calibration, which needs "
-                "backend='tensorrt'; drop it for FP32 and FP16."
-            )
+        the converted ConcreteFunction. For INT8, `calibration_input_fn` gives the
+        inputs its ranges are calibrated on."""
+        calibration = self._calibration_feeds(calibration_input_fn)
         try:
             flat = flatten_signature(self._model.function)
         except Exception as error:  # Grappler raises bare errors for graphs it cannot import
@@ -86,6 +90,8 @@ class XlaConversion:
         self._flat = self._frozen.flat
         if self.precision.precision == TrtPrecisionMode.BF16:
             self._bfloat16 = self._bfloat16_function(self._flat)
+        if self.precision.precision == TrtPrecisionMode.INT8:
+            self._int8 = self._int8_function(self._flat, calibration)
         excluded = exclusion_reasons(self._flat, SupportTable(self.device.xla_device_type))
         excluded.update(dict.fromkeys(self._frozen.weights,
                                       "a frozen weight: enters engines as an argument"))
@@ -210,6 +216,49 @@ class XlaConversion:
     def _tolerance(self) -> float:
         return TOLERANCE[self._engine_precision]
 
+    def _calibration_feeds(self, calibration_input_fn: InputFn | None,
+                           ) -> list[dict[str, np.ndarray]]:
+        """The calibration inputs, by flat input tensor name (INT8 with calibration)."""
+        int8 = self.precision.precision == TrtPrecisionMode.INT8
+        if calibration_input_fn is not None and not (int8 and self.params.use_calibration):
+            raise InvalidParameterError(
+                "calibration_input_fn is only used for INT8 calibration "
+                "(precision_mode='INT8', use_calibration=True); drop it, or ask for INT8."
+            )
+        if not int8:
+            return []
+        if not self.params.use_calibration:
+            raise InvalidParameterError(
+                "precision_mode='INT8' with use_calibration=False takes its ranges from "
+                "fake-quantization nodes, which the xla backend does not read yet: use "
+                "use_calibration=True with convert(calibration_input_fn=...), a generator "
+                "function yielding inputs like input_fn's (a few hundred real ones)."
+            )
+        if calibration_input_fn is None:
+            raise InvalidParameterError(
+                "precision_mode='INT8' with use_calibration=True calibrates its ranges on "
+                "real inputs: pass convert(calibration_input_fn=...), a generator function "
+                "yielding inputs like input_fn's (a few hundred real ones)."
+            )
+        return [{name: tensor.numpy() for name, tensor in feed.items()} for feed in
+                iterate_inputs(calibration_input_fn, self._model.input_specs,
+                               "calibration_input_fn")]
+
+    def _int8_function(self, flat: FlatGraph, calibration: list[dict[str, np.ndarray]]) -> Any:
+        """The converted signature's frozen graph in int8, as a function taking its
+        place; None (and the precision falls back to FP32) where it cannot be."""
+        # Feeds come by signature input name, in the signature's (sorted) order, which
+        # is the flat graph's positional order.
+        feeds = [dict(zip(flat.input_names, feed.values(), strict=True)) for feed in calibration]
+        self.int8 = int8_graph(weights_as_constants(flat), flat.input_names, flat.output_names,
+                               feeds, TOLERANCE[TrtPrecisionMode.INT8])
+        if isinstance(self.int8, str):
+            self.precision = PrecisionChoice(
+                TrtPrecisionMode.FP32, f"{self.precision.reason}; but {self.int8}: FP32 only")
+            return None
+        quantized = with_constant_weights(flat, self.int8.graph_def)
+        return function_from_flat(quantized, quantized.graph_def, self._model.function)
+
     def _bfloat16_function(self, flat: FlatGraph) -> Any:
         """The converted signature's frozen graph in bfloat16, as a function taking
         its place; None (and the precision falls back to FP32) where it cannot be."""
@@ -262,6 +311,16 @@ class XlaConversion:
                 "the signature",
                 lambda d: write_signatures(self._model, self._signatures(False, self._bfloat16), d),
                 precision=TrtPrecisionMode.BF16))
+        if self._int8 is not None:
+            assert isinstance(self.int8, Int8Rewrite)
+            kept = (f", {len(self.int8.kept_float)} kept in float32 for accuracy"
+                    if self.int8.kept_float else "")
+            candidates.append(CandidateSpec(
+                FROZEN_INT8, f"frozen, {self.int8.quantized} convolutions and matmuls in int8 "
+                f"through oneDNN{kept}, calibrated on calibration_input_fn, float32 at the "
+                "signature",
+                lambda d: write_signatures(self._model, self._signatures(False, self._int8), d),
+                precision=TrtPrecisionMode.INT8))
         if self._converted is not self._model.function and any(
                 s.runs_engine for s in self._segments):
             where = ("only at the shape sets where they won a first measurement, native "

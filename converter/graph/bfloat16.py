@@ -22,7 +22,6 @@ import pathlib
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Final
 
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, types_pb2
@@ -30,9 +29,7 @@ from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
 from tensorflow.python.grappler import tf_optimizer
 
 from converter.child_process import ChildFailed, run_child
-
-ONEDNN_ON: Final = {"TF_ENABLE_ONEDNN_OPTS": "1"}
-"""The rewriting child's environment: Grappler offers the rewrite only with oneDNN on."""
+from converter.onednn import ONEDNN_ON
 
 _OPTIMIZER = "auto_mixed_precision_onednn_bfloat16"
 

@@ -175,14 +175,17 @@ def freeze(flat: FlatGraph, written: Iterable[int], budget: int,
 
 def _fused(flat: FlatGraph) -> FlatGraph:
     """`flat` rewritten by `fold_for_fusion`, so that TF Serving's remapper fuses
-    its convolutions and matmuls with their bias and activation.
+    its convolutions and matmuls with their bias and activation."""
+    folded = fold_for_fusion(weights_as_constants(flat), {
+        op_name(n) for n in [*flat.input_names, *flat.output_names]})
+    return with_captured_weights(flat, folded)
 
-    The passes read weights as Const nodes; after them every weight is a
-    placeholder capturing its value again (see `freeze`), an unchanged one the
-    very tensor it had, so weights that signatures share are still saved once."""
+
+def weights_as_constants(flat: FlatGraph) -> graph_pb2.GraphDef:
+    """`flat`'s graph with each frozen weight a Const node holding its value: the
+    form graph passes (folding, quantization) read weights in."""
     graph_def = graph_pb2.GraphDef()
     graph_def.CopyFrom(flat.graph_def)
-    originals = {}
     for node in graph_def.node:
         if node.name in flat.weights:
             value = flat.captures[node.name]
@@ -190,23 +193,32 @@ def _fused(flat: FlatGraph) -> FlatGraph:
             node.attr.clear()
             node.attr["dtype"].type = value.dtype.as_datatype_enum
             node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value.numpy()))
-            originals[node.name] = node.attr["value"].tensor
+    return graph_def
+
+
+def with_captured_weights(flat: FlatGraph, rewritten: graph_pb2.GraphDef) -> FlatGraph:
+    """`flat` with its graph replaced by `rewritten` (a pass's output over
+    `weights_as_constants(flat)`, which keeps the signature's input and output
+    nodes), each weight a placeholder capturing its value again (see `freeze`).
+
+    An unchanged weight captures the very tensor it had, so weights that signatures
+    share are still saved once."""
+    graph_def = graph_pb2.GraphDef()
+    graph_def.CopyFrom(rewritten)
     constants = {n.name for n in flat.graph_def.node if n.op == "Const"}
-    folded = fold_for_fusion(graph_def, {op_name(n) for n in
-                                         [*flat.input_names, *flat.output_names]})
     values: dict[str, tf.Tensor] = {}
-    for node in folded.node:
+    for node in graph_def.node:
         if node.op != "Const" or node.name in constants:
             continue
         tensor = node.attr["value"].tensor
-        unchanged = originals.get(node.name) == tensor
-        values[node.name] = (flat.captures[node.name] if unchanged
-                             else tf.constant(tf.make_ndarray(tensor)))
+        original = flat.captures.get(node.name) if node.name in flat.weights else None
+        unchanged = original is not None and tf.make_tensor_proto(original.numpy()) == tensor
+        values[node.name] = original if unchanged else tf.constant(tf.make_ndarray(tensor))
         node.op = "Placeholder"
         node.attr.clear()
         node.attr["dtype"].type = values[node.name].dtype.as_datatype_enum
         node.attr["shape"].shape.CopyFrom(values[node.name].shape.as_proto())
-    names = {node.name: node.op for node in folded.node}
+    names = {node.name: node.op for node in graph_def.node}
     # A rewritten node keeps its name and its output's shape, so only new weights
     # need their facts added.
     tensors = {k: v for k, v in flat.tensors.items() if op_name(k) in names}
@@ -214,12 +226,28 @@ def _fused(flat: FlatGraph) -> FlatGraph:
                    for name, value in values.items())
     return dataclasses.replace(
         flat,
-        graph_def=folded,
+        graph_def=graph_def,
         captures={**{k: v for k, v in flat.captures.items()
                      if k in names and k not in flat.weights}, **values},
         op_types=names,
         weights=frozenset(values),
         tensors=tensors,
+    )
+
+
+def with_constant_weights(flat: FlatGraph, rewritten: graph_pb2.GraphDef) -> FlatGraph:
+    """`flat` with its graph replaced by `rewritten` (a pass's output over
+    `weights_as_constants(flat)`), every weight left a Const node: oneDNN's int8
+    convolutions refuse a filter that is not a constant."""
+    names = {node.name: node.op for node in rewritten.node}
+    return dataclasses.replace(
+        flat,
+        graph_def=rewritten,
+        captures={k: v for k, v in flat.captures.items()
+                  if k in names and k not in flat.weights},
+        op_types=names,
+        weights=frozenset(),
+        tensors={k: v for k, v in flat.tensors.items() if op_name(k) in names},
     )
 
 

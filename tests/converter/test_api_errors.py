@@ -45,14 +45,6 @@ def test_minus_one_segment_size_converts_nothing(mlp_dir: pathlib.Path) -> None:
     assert converter.report().nothing_to_compile
 
 
-def test_int8_on_xla_names_the_backend_that_supports_it(mlp_dir: pathlib.Path) -> None:
-    for backend in ("xla", "auto"):
-        with pytest.raises(ValueError, match="backend='tensorrt'") as raised:
-            trt.Converter(mlp_dir, conversion_params=trt.ConversionParams(
-                precision_mode="INT8", backend=backend))
-        assert "INT8" in str(raised.value)
-
-
 def test_tensorrt_backend_fails_at_once_naming_version_and_ways_out(mlp_dir: pathlib.Path) -> None:
     with pytest.raises(RuntimeError) as raised:
         trt.Converter(mlp_dir, conversion_params=trt.ConversionParams(backend="tensorrt"))

@@ -92,6 +92,10 @@ def test_this_machine_is_read_as_it_is() -> None:
     ({"precision_mode": "INT8"}, None, BackendChoice("tensorrt", CAN_RUN)),
     ({"precision_mode": "INT8", "backend": "tensorrt"}, None,
      BackendChoice("tensorrt", "requested")),
+    # The xla backend's INT8 is oneDNN's; the build device decides (test_int8.py).
+    ({"precision_mode": "INT8", "backend": "xla"}, None, BackendChoice("xla", "requested")),
+    ({"precision_mode": "INT8"}, MISSING, BackendChoice(
+        "xla", f"auto: TF-TRT unavailable ({MISSING})")),
     ({"keep_slower_engines": True}, None, BackendChoice(
         "xla", "auto: keep_slower_engines=True is an xla setting (TF-TRT does not time "
         "engines against native TensorFlow)")),
@@ -111,17 +115,6 @@ def test_tensorrt_where_it_cannot_run_names_version_reason_and_ways_out() -> Non
     assert MISSING in message
     assert "backend='xla'" in message and "TensorFlow 2.17 with a GPU" in message
     assert isinstance(raised.value, RuntimeError)
-
-
-@pytest.mark.parametrize(("changes", "problem"), [
-    ({"backend": "xla"}, None),
-    ({"backend": "xla"}, MISSING),
-    ({"backend": "auto"}, MISSING),
-])
-def test_int8_without_tensorrt_is_a_value_error_naming_tensorrt(
-        changes: dict[str, Any], problem: str | None) -> None:
-    with pytest.raises(ValueError, match="INT8 needs backend='tensorrt'"):
-        resolve_backend(_params(precision_mode="INT8", **changes), problem)
 
 
 def test_bf16_with_tensorrt_is_refused_naming_the_ways_out() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
-import pytest
 
 import converter as trt  # was: from tensorflow.python.compiler.tensorrt import trt_convert as trt
 from tests.support.session_run import eager_outputs, session_outputs
@@ -55,10 +54,3 @@ def test_keyword_recipe(mlp_dir: pathlib.Path) -> None:
     assert converter.params.allow_build_at_runtime is False
 
 
-def test_int8_recipe_fails_naming_the_backend(mlp_dir: pathlib.Path) -> None:
-    params = trt.DEFAULT_TRT_CONVERSION_PARAMS._replace(
-        precision_mode=trt.TrtPrecisionMode.INT8, use_calibration=True)
-    with pytest.raises(ValueError, match="tensorrt"):
-        converter = trt.TrtGraphConverterV2(input_saved_model_dir=str(mlp_dir),
-                                            conversion_params=params)
-        converter.convert(calibration_input_fn=_input_fn)
