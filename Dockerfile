@@ -56,12 +56,16 @@ RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     && /opt/venv/bin/pip uninstall --yes pip
 # HOME and KERAS_HOME point at /tmp so the image runs with a read-only root filesystem
 # (Kubernetes mounts an emptyDir there).
+# TF_ENABLE_ONEDNN_OPTS=1: oneDNN on, as k8s/ sets it for the sidecar and TF Serving alike
+# (TensorFlow turns it on by itself only on CPUs with AVX512_VNNI, AVX512_BF16 or AMX);
+# run TF Serving with the same value, or what the sidecar measured is not what it serves.
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
     KERAS_HOME=/tmp/.keras \
-    TF_CPP_MIN_LOG_LEVEL=2
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    TF_ENABLE_ONEDNN_OPTS=1
 USER 10001:10001
 WORKDIR /tmp
 # 8500 tap (clients call it), 8700 admin gRPC (health, jobs), 9102 Prometheus metrics.

@@ -130,6 +130,7 @@ def run_command(
 ) -> int:
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
+    _warn_if_onednn_off()
     from sidecar.scratch import owned_temporary_files
     from sidecar.service import SidecarService
     from sidecar.wiring import build_components
@@ -212,6 +213,19 @@ def _add_log_level(parser: argparse.ArgumentParser) -> None:
         help="log level on standard error (default INFO)",
     )
     add_verbose_argument(parser)
+
+
+def _warn_if_onednn_off() -> None:
+    # The sidecar measures and verifies versions in this process tree, TF Serving serves
+    # them: with oneDNN on in one and off in the other, a version verified here can run
+    # slower or fail there (int8 ops run only with oneDNN).
+    from converter.onednn import ONEDNN_VARIABLE, onednn_enabled
+
+    if not onednn_enabled():
+        logging.getLogger("sidecar").warning(
+            "oneDNN is off in this process, so versions are measured and verified without "
+            f"it (and INT8 cannot be made): start the sidecar with {ONEDNN_VARIABLE}=1, and "
+            "TF Serving the same (k8s/ sets both), or leave both off")
 
 
 def _configure_logging(level: str) -> None:

@@ -46,9 +46,14 @@ def sidecar_flags(view: Rendered, container_name: str = "tftrt-sidecar",
     return namespace, pairs
 
 
-def container_env(container: dict[str, Any]) -> dict[str, str]:
-    """The container's environment as the kubelet sets it in the pod ``POD_NAME``."""
+def container_env(view: Rendered, name: str) -> dict[str, str]:
+    """The environment of container ``name`` as the kubelet sets it in the pod ``POD_NAME``:
+    its ``envFrom`` ConfigMaps first, then its ``env``, which wins where both set a name."""
+    container = view.container(name)
     environ = {}
+    for source in container.get("envFrom", []):
+        assert source.keys() == {"configMapRef"}, f"{view.overlay}: {name} envFrom {source}"
+        environ.update(view.one("ConfigMap", source["configMapRef"]["name"])["data"])
     for item in container.get("env", []):
         if "value" in item:
             environ[item["name"]] = item["value"]
@@ -67,7 +72,7 @@ def sidecar_settings(view: Rendered, tmp_path: Path) -> Settings:
     assert view.volume(mounted["name"])["configMap"]["name"] == config_map["metadata"]["name"]
     local = tmp_path / config_path.name
     local.write_text(config_map["data"][config_path.name], encoding="utf-8")
-    environ = container_env(view.container("tftrt-sidecar"))
+    environ = container_env(view, "tftrt-sidecar")
     return load_settings(namespace, environ, local)
 
 
