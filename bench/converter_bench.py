@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import resource
 import statistics
@@ -63,6 +64,8 @@ from peer_runtimes import (  # noqa: E402  (bench/ is first on sys.path: see the
     onnxruntime_call,
     openvino_calls,
 )
+
+from converter.onednn import ONEDNN_VARIABLE  # noqa: E402  (no TensorFlow imported)
 
 BATCHES = (1, 8)
 MODELS = ("mlp", "mobilenet", "resnet", "efficientnet", "transformer", "counter",
@@ -269,9 +272,15 @@ def _worker(argv: list[str]) -> dict[str, Any]:
     return _steady(json.loads(argv[1]))
 
 
+ONEDNN: dict[str, str] = {}
+"""Set by --onednn: the TF_ENABLE_ONEDNN_OPTS every worker starts with (empty: the
+machine's default), so the original, ours and the int8 candidate's kernels run as in
+the pod (k8s/ sets it to 1 for TF Serving and the sidecar)."""
+
+
 def _run_worker(*args: str) -> dict[str, Any]:
     done = subprocess.run([sys.executable, __file__, "worker", *args], capture_output=True,
-                          text=True, check=False)
+                          text=True, check=False, env={**os.environ, **ONEDNN})
     if done.returncode != 0:
         raise RuntimeError(f"worker {args[:2]} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -461,8 +470,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help=f"a smoke run: {QUICK.rounds} rounds and {QUICK.seconds:g} s "
                              f"per batch instead of {FULL.rounds} and {FULL.seconds:g} s")
+    parser.add_argument("--onednn", choices=("on", "off", "default"), default="on",
+                        help="TF_ENABLE_ONEDNN_OPTS for every process: on (as the pod "
+                             "runs TF Serving and the sidecar; INT8 needs it), off, or the "
+                             "machine's default")
     parser.add_argument("--workdir", type=pathlib.Path, default=None)
     args = parser.parse_args()
+    if args.onednn != "default":
+        ONEDNN[ONEDNN_VARIABLE] = "1" if args.onednn == "on" else "0"
     models = args.models or list(QUICK_MODELS if args.quick else MODELS)
     timing = QUICK if args.quick else FULL
     workdir = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="tftrt-bench-"))
