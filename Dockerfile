@@ -24,6 +24,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY converter ./converter
+COPY durable ./durable
 COPY sidecar ./sidecar
 COPY protos ./protos
 # One wheel per distribution, pinned: the runtime stage installs from here with no index.

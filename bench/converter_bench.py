@@ -65,7 +65,7 @@ from peer_runtimes import (  # noqa: E402  (bench/ is first on sys.path: see the
     openvino_calls,
 )
 
-from converter.onednn import ONEDNN_VARIABLE  # noqa: E402  (no TensorFlow imported)
+from converter import ONEDNN_VARIABLE  # noqa: E402  (no TensorFlow imported)
 
 BATCHES = (1, 8)
 MODELS = ("mlp", "mobilenet", "resnet", "efficientnet", "transformer", "counter",
@@ -96,7 +96,7 @@ _WARMUP_ROUNDS = 3
 
 
 def _build(name: str, directory: pathlib.Path) -> None:
-    from converter.demo import build_demo_model
+    from converter import build_demo_model
     from tests.converter import corpus
 
     builders: dict[str, Callable[[pathlib.Path], object]] = {
@@ -117,14 +117,14 @@ def _feeds(name: str, model: str) -> list[dict[str, Any]]:
     """One input per batch size in BATCHES (serialized tf.Example for the estimator)."""
     import numpy as np
 
-    from converter.synthetic import batch_input_fn
+    from converter import batch_input_fn
 
     if name == "tf1-estimator":
         from tests.converter import corpus
 
         examples = corpus.examples()
         return [{"inputs": np.resize(examples, batch)} for batch in BATCHES]
-    from converter.loading import graph_input_specs, read_meta_graph
+    from converter import graph_input_specs, read_meta_graph
 
     # The signature as saved_model.pb has it: nothing is loaded, so a worker may
     # still switch eager execution off for its Sessions.
@@ -159,7 +159,7 @@ def _convert(name: str, model: str, output: str, precision: str) -> dict[str, An
     """Convert, build at BATCHES and save at `precision`; a refusal (any error the
     converter raises on purpose) is the answer, not a failure."""
     import converter as trt
-    from converter.errors import ConverterError
+    from converter import ConverterError
 
     feeds = _feeds(name, model)
     start = time.perf_counter()
@@ -212,7 +212,7 @@ def _interleaved_medians(calls: list[Callable[[], object]], timing: Timing) -> l
 def _steady(spec: dict[str, Any]) -> dict[str, Any]:
     """Every contender in this one process, per batch: median ms, scaled error of its
     outputs against the original's, or why it could not run."""
-    from converter.engine_timing import scaled_error
+    from converter import scaled_error
 
     name, original = spec["name"], spec["original"]
     converted: dict[str, str] = spec["converted"]

@@ -31,7 +31,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from sidecar.warmup import read_predict_requests
 from tests.fleet.replicas import MODEL, replica
 from tests.jobs.builders import land
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 WARM_CALLS: Final = 20
 """Calls the builder answers before anything is timed."""
@@ -51,7 +51,7 @@ def serving_latency(root: Path, source: Path, served: int) -> dict[str, Any]:
     land(source, incoming, MODEL, 1)
     with replica(root, "builder", incoming=incoming, store=store) as builder:
         builder.wait_published(served, timeout=1800)
-        assert builder.sidecar.standin.wait_for_state(MODEL, served, "AVAILABLE", 600)
+        builder.sidecar.standin.wait_for_state(MODEL, served, "AVAILABLE", 600)
         request = read_predict_requests(builder.published(served))[0]
         with grpc.insecure_channel(builder.sidecar.tap) as to_builder:
             builder_call = _timed_caller(to_builder, request)
@@ -61,7 +61,7 @@ def serving_latency(root: Path, source: Path, served: int) -> dict[str, Any]:
             with replica(root, "late", incoming=incoming, store=store) as late:
                 wait_until(lambda: late.sidecar.health("tftrt.sidecar.Fleet") == "SERVING",
                            600, "the late joiner ready")
-                assert late.sidecar.standin.wait_for_state(MODEL, served, "AVAILABLE", 600)
+                late.sidecar.standin.wait_for_state(MODEL, served, "AVAILABLE", 600)
                 with grpc.insecure_channel(late.sidecar.tap) as to_late:
                     late_call = _timed_caller(to_late, request)
                     first = [late_call() for _ in range(FIRST_CALLS)]

@@ -42,8 +42,7 @@ STEADY_FACTOR = 1.5
 
 def conversion_alone(model: Path, output: Path) -> float:
     """Seconds for convert + build (policy's default batch sizes) + save, as a user would run it."""
-    from converter import ConversionParams, Converter
-    from converter.synthetic import batch_input_fn
+    from converter import ConversionParams, Converter, batch_input_fn
     from sidecar.config import ModelPolicy
     from sidecar.jobs import conversion_params
 
@@ -161,7 +160,7 @@ def main() -> int:
         return 0
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from converter.demo import build_demo_model
+    from converter import build_demo_model
     from sidecar.publish import numbering
 
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))

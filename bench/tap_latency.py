@@ -226,7 +226,7 @@ def _model(name: str, version_dir: Path) -> tuple[bytes, str]:
     from tensorflow_serving.apis import predict_pb2
 
     if name == "demo":
-        from converter.demo import DEMO_SEQUENCE, build_demo_model
+        from converter import DEMO_SEQUENCE, build_demo_model
 
         build_demo_model(version_dir)
         shape: tuple[int, ...] = (1, *DEMO_SEQUENCE)

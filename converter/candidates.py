@@ -1,15 +1,19 @@
 """Choose what to publish by measuring it: the original, frozen native, frozen with
-XLA segments, frozen in bfloat16 or in int8, each timed in the TF1 Session path (TF Serving's)
-on the shape sets the build saw and checked with its precision's tolerance. The
-converted model is never slower than the original."""
+XLA segments, frozen in bfloat16 or in int8, each written, timed in the TF1 Session path
+(TF Serving's) on the shape sets the build saw and checked with its precision's
+tolerance. The converted model is never slower than the original."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Sequence
+import pathlib
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
 
 from converter.params import TOLERANCE, TrtPrecisionMode
-from converter.session_timing import SessionTiming
+from converter.serving.timing import SessionTiming, time_in_sessions
 
 ORIGINAL = "original"
 FROZEN = "frozen"
@@ -24,6 +28,12 @@ MIN_GAIN = 0.03
 every measured shape set: smaller gains are within the timing noise of a busy
 machine, and the converted model must never be slower than the original."""
 
+MAX_MEASURED_SHAPE_SETS = 4
+"""Candidates are timed on the build's most frequent shape sets, at most this many
+(each costs a few seconds of timing per candidate)."""
+
+Feed = Mapping[str, np.ndarray]
+
 
 @dataclasses.dataclass(frozen=True)
 class CandidateReport:
@@ -34,7 +44,7 @@ class CandidateReport:
     latency_ms: list[float]
     """Median Session call time per measured shape set (same order as `Choice.shapes`)."""
     errors: list[float]
-    """Scaled error against the original per measured shape set (`engine_timing.scaled_error`)."""
+    """Scaled error against the original per measured shape set (`scaled_error`)."""
     failure: str | None
     eligible: bool
     note: str
@@ -128,3 +138,68 @@ def choose(
     return Choice(ORIGINAL, f"no candidate matched the original and was {MIN_GAIN:.0%} "
                   "faster on every shape set: the original is saved unchanged",
                   shapes, uses, reports)
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateSpec:
+    """A candidate to measure: how to write it, and what it is."""
+
+    name: str
+    description: str
+    write: Callable[[pathlib.Path], object]
+    """Creates the SavedModel at the given (not yet existing) directory."""
+    precision: str = TrtPrecisionMode.FP32
+    """What it computes in: its outputs are checked with that precision's tolerance."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The measured choice and where each candidate was written."""
+
+    choice: Choice
+    directories: dict[str, pathlib.Path]
+    cases: list[Feed]
+    """The input measured for each shape set (in `choice.shapes` order)."""
+
+
+def measured_cases(feeds: Sequence[Feed]) -> tuple[list[Feed], list[list[list[int]]], list[int]]:
+    """The first feed of each of the most frequent shape sets, their shapes, their counts."""
+    counts: collections.Counter[tuple[tuple[int, ...], ...]] = collections.Counter()
+    first: dict[tuple[tuple[int, ...], ...], Feed] = {}
+    for feed in feeds:
+        shapes = tuple(tuple(np.shape(feed[name])) for name in sorted(feed))
+        counts[shapes] += 1
+        first.setdefault(shapes, feed)
+    chosen = counts.most_common(MAX_MEASURED_SHAPE_SETS)
+    return ([first[s] for s, _ in chosen], [[list(d) for d in s] for s, _ in chosen],
+            [n for _, n in chosen])
+
+
+def select(
+    *,
+    original: pathlib.Path,
+    candidates: Sequence[CandidateSpec],
+    workdir: pathlib.Path,
+    tags: Sequence[str],
+    signature_key: str,
+    feeds: Sequence[Feed],
+    expected_for: Callable[[Feed], Mapping[str, np.ndarray]] | None,
+    forced: str | None,
+) -> Selection:
+    """Write `candidates` under `workdir` and choose among them and the original.
+
+    Outputs are checked against the original as a Session runs it; `expected_for`
+    gives them where the original cannot run in a Session (None: it must)."""
+    directories = {ORIGINAL: original}
+    for candidate in candidates:
+        directories[candidate.name] = workdir / candidate.name.replace("+", "-")
+        candidate.write(directories[candidate.name])
+    cases, shapes, uses = measured_cases(feeds)
+    expected = [expected_for(feed) for feed in cases] if expected_for else None
+    timings = time_in_sessions(list(directories.values()), tags, signature_key, cases,
+                               expected)
+    choice = choose([ORIGINAL, *(c.name for c in candidates)],
+                    ["the input SavedModel, unchanged", *(c.description for c in candidates)],
+                    [TrtPrecisionMode.FP32, *(c.precision for c in candidates)],
+                    timings, shapes, uses, forced)
+    return Selection(choice=choice, directories=directories, cases=cases)

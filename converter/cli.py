@@ -50,7 +50,7 @@ def _load_input_fn(reference: str) -> Callable[[], Iterator[Any]]:
 
 
 def _parse_shapes(items: Sequence[str]) -> dict[str, list[tuple[int, ...]]]:
-    from converter.synthetic import parse_shape
+    from converter.savedmodel.synthetic import parse_shape
 
     shapes = {}
     for item in items:
@@ -64,8 +64,8 @@ def _parse_shapes(items: Sequence[str]) -> dict[str, list[tuple[int, ...]]]:
 
 def _convert(args: argparse.Namespace) -> int:
     from converter.converter import Converter
-    from converter.engine_cache import install_engines
-    from converter.synthetic import synthetic_input_fn
+    from converter.savedmodel.engine_cache import install_engines
+    from converter.savedmodel.synthetic import synthetic_input_fn
 
     params = ConversionParams(
         precision_mode=args.precision,
@@ -104,7 +104,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _install(args: argparse.Namespace) -> int:
-    from converter.engine_cache import install_engines
+    from converter.savedmodel.engine_cache import install_engines
 
     result = install_engines(args.model, args.engine_cache)
     print(f"{result.installed} installed, {result.already_present} already present in "

@@ -1,24 +1,54 @@
 """`Converter`: TF-TRT's `TrtGraphConverterV2` API, compiling segments with XLA, or
-handing the whole conversion to TF-TRT itself (backend `tensorrt`)."""
+handing the whole conversion to TF-TRT itself (backend `tensorrt`); and the
+`Conversion` each path implements."""
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import tensorflow as tf
 
-from converter.backends import choose_backend
-from converter.backends.conversion import Conversion
-from converter.backends.device import BuildDevice, detect_build_device
-from converter.backends.tensorrt import TftrtConversion
-from converter.backends.xla_conversion import XlaConversion
+from converter.backend import choose_backend
+from converter.device import BuildDevice, detect_build_device
 from converter.errors import ConverterStateError
-from converter.loading import load_signature
 from converter.params import DEFAULT_WORKSPACE_BYTES, ConversionParams, TrtPrecisionMode
 from converter.report import ConversionReport
-from converter.tf1_converter import tf1_conversion
+from converter.savedmodel.inputs import InputFn
+from converter.savedmodel.loading import load_signature
+from converter.tensorrt.conversion import TftrtConversion
+from converter.tf1.conversion import tf1_conversion
+from converter.xla.conversion import XlaConversion
+
+
+class Conversion(Protocol):
+    """One model's conversion: convert, optionally build, then save; a report after convert.
+
+    Three paths implement it: XLA engines (`xla.conversion`), TF-TRT itself
+    (`tensorrt.conversion`) and the Session path for TF1 exports (`tf1.conversion`).
+    The Converter checks the order of the calls."""
+
+    @property
+    def input_specs(self) -> dict[str, tf.TensorSpec]:
+        """The signature's inputs, in the order a tuple from `input_fn` gives them."""
+
+    def convert(self, calibration_input_fn: InputFn | None) -> Any:
+        """Rewrite the model; the converted ConcreteFunction, where there is one."""
+
+    def build(self, input_fn: InputFn) -> None:
+        """Build engines for, and measure on, the inputs `input_fn` yields."""
+
+    def save(self, output_dir: pathlib.Path, report: ConversionReport,
+             save_gpu_specific_engines: bool,
+             options: tf.saved_model.SaveOptions | None) -> None:
+        """Write the converted SavedModel, whole or not at all."""
+
+    def report(self) -> ConversionReport:
+        """What the conversion did, as data."""
+
+    def summary_lines(self, line_length: int, detailed: bool) -> list[str]:
+        """Lines the summary prints after the report (TF-TRT's own table), if any."""
 
 
 class Converter:
@@ -26,9 +56,9 @@ class Converter:
 
     The API is TF-TRT's: `convert()`, optionally `build(input_fn)`, then
     `save(dir)`; `summary()` reports at any point after `convert()`. This checks
-    the order of the calls; a backend object does the work (`backends.conversion`):
-    XLA engines (`backends.xla_conversion`), TF-TRT itself with the tensorrt backend
-    (`backends.tensorrt`), or the Session path for TF1 exports. The checks, the
+    the order of the calls; a `Conversion` does the work: XLA engines
+    (`xla.conversion`), TF-TRT itself with the tensorrt backend (`tensorrt.conversion`),
+    or the Session path for TF1 exports (`tf1.conversion`). The checks, the
     report and the way the output is written stay ours.
     """
 

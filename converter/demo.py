@@ -37,9 +37,9 @@ def build_demo_model(directory: pathlib.Path) -> pathlib.Path:
 def run_demo(workdir: pathlib.Path) -> int:
     """Build the demo model in a fresh folder under `workdir`, convert it and check it."""
     from converter.converter import Converter
-    from converter.engine_cache import install_engines
     from converter.params import ConversionParams
-    from converter.synthetic import batch_input_fn
+    from converter.savedmodel.engine_cache import install_engines
+    from converter.savedmodel.synthetic import batch_input_fn
 
     run = workdir.absolute() / time.strftime("%Y%m%d-%H%M%S")
     print(f"demo folder: {run}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Final
 
 from converter.errors import InvalidParameterError
@@ -28,9 +29,19 @@ class TrtPrecisionMode:
         return precisions + [p.lower() for p in precisions]
 
 
+class Fallback(enum.Enum):
+    """What a segment runs for a shape that has no prebuilt engine
+    (`ConversionParams.allow_build_at_runtime` chooses; both backends report it)."""
+
+    ENGINE = "engine"
+    """Compile (or reuse) an engine for the new shape while serving."""
+    NATIVE = "native"
+    """Run the segment's plain TensorFlow ops: serving never compiles."""
+
+
 TOLERANCE = {TrtPrecisionMode.FP32: 1e-4, TrtPrecisionMode.FP16: 2e-2,
              TrtPrecisionMode.BF16: 2e-2, TrtPrecisionMode.INT8: 5e-2}
-"""Largest scaled error (see `engine_timing.scaled_error`) a converted model, candidate
+"""Largest scaled error (see `serving.measuring.scaled_error`) a converted model, candidate
 or engine may have against the original, by the precision it computes in: the one
 table every check reads. BF16 keeps 8 significant bits to FP16's 11, yet gets FP16's
 bound: a sidecar policy of FP16, which a bf16 CPU computes in BF16, is verified with

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import pathlib
@@ -12,24 +11,20 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-import tensorflow as tf
-
-from converter.backends import BackendChoice
-from converter.backends.device import (
+from converter.backend import BackendChoice
+from converter.candidates import ORIGINAL, Choice
+from converter.device import (
     BuildDevice,
     PrecisionChoice,
     choose_precision,
     engine_namespace,
 )
-from converter.candidates import ORIGINAL, Choice
-from converter.converted_segment import ConvertedSegment
 from converter.errors import SavedModelError
-from converter.frozen_signatures import FreezeReport
-from converter.graph.inline import FlatGraph
-from converter.graph.segment import Segmentation
-from converter.loading import LoadedSignature
+from converter.graph.freeze import FREEZE_LIMIT_BYTES
 from converter.params import ConversionParams
-from converter.saving import REPORT_FILE
+
+REPORT_FILE = pathlib.Path("assets.extra", "tftrt", "conversion.json")
+"""Where a converted SavedModel holds its report."""
 
 SUMMARY_SEGMENTS = 4
 """`summary()` shows the largest segments, at most this many; `render()` shows all."""
@@ -42,14 +37,24 @@ SUMMARY_REASONS = 5
 op type without an XLA kernel is a reason of its own); `render()` shows all."""
 
 
-def _dims(spec: tf.TensorSpec) -> list[int | None] | None:
-    return None if spec.shape.rank is None else list(spec.shape.as_list())
-
-
-def _shape_text(shape: Sequence[int | None] | None) -> str:
+def shape_text(shape: Sequence[int | None] | None) -> str:
+    """A shape as the report prints it: "8x?x3", "scalar", or "?" for an unknown rank."""
     if shape is None:
         return "?"
     return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+@dataclasses.dataclass(frozen=True)
+class FreezeReport:
+    """What freezing did: which variables became constants, which stayed and why."""
+
+    frozen_variables: int
+    frozen_bytes: int
+    kept_variables: dict[str, str]
+    """Signature/capture -> why that variable stays a variable."""
+    unfrozen_signatures: dict[str, str]
+    """Signature -> why its graph was kept as it was."""
+    limit_bytes: int = FREEZE_LIMIT_BYTES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +261,7 @@ class ConversionReport:
             return (f"engines built by TF-TRT for: {self._built_text()}; other shapes run "
                     f"{segment.fallback}")
         prebuilt = "; ".join(
-            ", ".join(_shape_text(s) for s in shape_set) for shape_set in segment.prebuilt)
+            ", ".join(shape_text(s) for s in shape_set) for shape_set in segment.prebuilt)
         return f"prebuilt shapes: {prebuilt or 'none'}; other shapes run {segment.fallback}"
 
     def _native_lines(self, detailed: bool, most: int | None) -> list[str]:
@@ -303,7 +308,7 @@ class ConversionReport:
             return [*lines, "Candidates not measured (no build()): saved frozen, with engines "
                     "where they may build at run time."]
         choice = self.choice
-        sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + f") x{uses}"
+        sets = ["(" + ", ".join(shape_text(s) for s in shape_set) + f") x{uses}"
                 for shape_set, uses in zip(choice.shapes, choice.uses, strict=True)]
         lines.append("Candidates, timed in a TF1 Session (TF Serving's path) on: "
                      + "; ".join(sets))
@@ -319,7 +324,7 @@ class ConversionReport:
         return lines
 
     def _built_text(self) -> str:
-        sets = ["(" + ", ".join(_shape_text(s) for s in shape_set) + ")"
+        sets = ["(" + ", ".join(shape_text(s) for s in shape_set) + ")"
                 for shape_set in self.built_inputs]
         return "; ".join(sets) or "none yet"
 
@@ -329,7 +334,7 @@ def _ops_text(ops: dict[str, int]) -> str:
 
 
 def _engine_text(engine: EngineReport) -> str:
-    shapes = ", ".join(_shape_text(s) for s in engine.shapes)
+    shapes = ", ".join(shape_text(s) for s in engine.shapes)
     return (f"engine [{shapes}] {engine.precision}: {engine.engine_ms:.3f} ms vs native "
             f"{engine.native_ms:.3f} ms ({engine.speedup:.2f}x), compile "
             f"{engine.compile_seconds:.2f} s, used by {engine.uses} input(s) - {engine.reason}")
@@ -376,42 +381,6 @@ def _from_plain(kind: Any, value: Any, where: str) -> Any:
     return value
 
 
-def _segment_report(segment: ConvertedSegment, flat: FlatGraph) -> SegmentReport:
-    graph = segment.graph
-    ops = collections.Counter(flat.op_types[name] for name in graph.segment.nodes)
-    engines = [
-        EngineReport(
-            shapes=[list(s) for s in r.key.shapes],
-            precision=r.key.precision,
-            uses=r.uses,
-            compile_seconds=r.compile_seconds,
-            engine_ms=r.engine_seconds * 1e3,
-            native_ms=r.native_seconds * 1e3,
-            speedup=r.speedup,
-            error=r.error,
-            kept=r.kept,
-            reason=r.reason,
-            key=r.key.describe(),
-        )
-        for r in segment.records
-    ]
-    specs = graph.input_specs
-    return SegmentReport(
-        name=graph.segment.name,
-        ops=dict(ops),
-        inputs=[f"{name} {spec.dtype.name} {_shape_text(_dims(spec))}"
-                for name, spec in zip(graph.segment.inputs, specs, strict=True)],
-        outputs=list(graph.segment.outputs),
-        shape_inputs=list(graph.shape_inputs),
-        precision=segment.precision,
-        note=segment.precision_note,
-        prebuilt=[[list(s) for s in shape_set] for shape_set in segment.plan.prebuilt],
-        fallback=segment.plan.fallback.value,
-        inline=not segment.runs_engine,
-        engines=engines,
-    )
-
-
 def report_header(directory: pathlib.Path, key: str, params: ConversionParams,
                   backend: BackendChoice, device: BuildDevice,
                   precision: PrecisionChoice | None = None) -> dict[str, Any]:
@@ -429,33 +398,3 @@ def report_header(directory: pathlib.Path, key: str, params: ConversionParams,
         "precision": chosen.precision,
         "precision_reason": chosen.reason,
     }
-
-
-def build_report(
-    *,
-    loaded: LoadedSignature,
-    params: ConversionParams,
-    backend: BackendChoice,
-    device: BuildDevice,
-    flat: FlatGraph,
-    segmentation: Segmentation,
-    segments: Sequence[ConvertedSegment],
-    built: bool,
-    freezing: FreezeReport | None,
-    choice: Choice | None,
-    precision: PrecisionChoice | None = None,
-) -> ConversionReport:
-    """Collect the report from the converter's state."""
-    native: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    for name, reason in segmentation.native.items():
-        native[reason][flat.op_types[name]] += 1
-    return ConversionReport(
-        **report_header(loaded.directory, loaded.key, params, backend, device, precision),
-        total_ops=len(flat.graph_def.node),
-        ops_in_segments=sum(len(s.graph.segment.nodes) for s in segments),
-        segments=[_segment_report(s, flat) for s in segments],
-        native={reason: dict(ops) for reason, ops in native.items()},
-        built=built,
-        freezing=freezing,
-        choice=choice,
-    )

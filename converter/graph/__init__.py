@@ -1,1 +1,2 @@
-"""Graph work: flatten a signature, find what compiles, cut it into segments."""
+"""Graph work on a signature: flatten it into one GraphDef, freeze its read-only variables,
+fold it into the shapes TensorFlow's fusions want, and read its node names."""

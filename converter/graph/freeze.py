@@ -235,16 +235,41 @@ def with_captured_weights(flat: FlatGraph, rewritten: graph_pb2.GraphDef) -> Fla
     )
 
 
+def captures_as_constants(flat: FlatGraph) -> graph_pb2.GraphDef | str:
+    """`weights_as_constants(flat)` with every other captured value a Const node too,
+    so that only the signature's inputs stay placeholders; or why it cannot be (a
+    captured variable, which a constant cannot stand for)."""
+    graph_def = weights_as_constants(flat)
+    variables = sorted(name for name, value in flat.captures.items()
+                       if name not in flat.weights and value.dtype == tf.resource)
+    if variables:
+        return (f"the graph keeps variable(s) {variables[:3]} (written by a signature, or "
+                "past the freezing limit), which must stay variables")
+    for node in graph_def.node:
+        if node.name in flat.captures and node.name not in flat.weights:
+            value = flat.captures[node.name]
+            node.op = "Const"
+            node.attr.clear()
+            node.attr["dtype"].type = value.dtype.as_datatype_enum
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value.numpy()))
+    return graph_def
+
+
+def signature_inputs(flat: FlatGraph) -> list[str]:
+    """`flat`'s input tensors that the signature feeds (the others are captures)."""
+    return [name for name in flat.input_names if op_name(name) not in flat.captures]
+
+
 def with_constant_weights(flat: FlatGraph, rewritten: graph_pb2.GraphDef) -> FlatGraph:
     """`flat` with its graph replaced by `rewritten` (a pass's output over
-    `weights_as_constants(flat)`), every weight left a Const node: oneDNN's int8
-    convolutions refuse a filter that is not a constant."""
+    `captures_as_constants(flat)`), every weight and captured value left a Const
+    node: oneDNN's int8 convolutions refuse a filter that is not a constant."""
     names = {node.name: node.op for node in rewritten.node}
     return dataclasses.replace(
         flat,
         graph_def=rewritten,
-        captures={k: v for k, v in flat.captures.items()
-                  if k in names and k not in flat.weights},
+        input_names=signature_inputs(flat),
+        captures={},
         op_types=names,
         weights=frozenset(),
         tensors={k: v for k, v in flat.tensors.items() if op_name(k) in names},

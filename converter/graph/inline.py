@@ -1,16 +1,20 @@
-"""Flatten a signature's function into one GraphDef with its body inline."""
+"""Flatten a signature's function into one GraphDef with its body inline, and make a
+function of such a graph again (capturing the original's variables)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+from tensorflow.python.eager import wrap_function
 from tensorflow.python.grappler import tf_optimizer
 from tensorflow.python.ops import resource_variable_ops
 from tensorflow.python.training import saver
+from tensorflow.python.util import nest
 
 from converter.graph.names import op_name
 
@@ -144,3 +148,21 @@ def flatten_signature(function: Any) -> FlatGraph:
         tensors=tensors,
         op_types=op_types,
     )
+
+
+def function_from_flat(flat: FlatGraph, graph_def: graph_pb2.GraphDef,
+                       original: Any, outputs: Sequence[str] | None = None) -> Any:
+    """A ConcreteFunction of `graph_def` that captures the original's variables.
+
+    With `outputs` it returns those tensors (a probe); otherwise it takes the
+    place of `original`, with its structured inputs and outputs."""
+    function = wrap_function.function_from_graph_def(
+        graph_def, flat.input_names, list(outputs or flat.output_names), flat.captures
+    )
+    if outputs is None:
+        function.graph.structured_outputs = nest.pack_sequence_as(
+            original.graph.structured_outputs, function.graph.structured_outputs
+        )
+        function._function_type = original.function_type  # as TF-TRT does
+        function.graph.structured_input_signature = original.structured_input_signature
+    return function

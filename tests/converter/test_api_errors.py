@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import converter as trt
-from converter.synthetic import batch_input_fn
+from converter.savedmodel.synthetic import batch_input_fn
 
 
 def test_tf_trt_names_are_aliases() -> None:

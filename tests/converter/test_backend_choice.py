@@ -15,17 +15,22 @@ from tensorflow.core.framework import attr_value_pb2, graph_pb2, types_pb2
 from tensorflow.python.compiler.tensorrt import trt_convert
 
 import converter as trt
-from converter.backends import BackendChoice, choose_backend, resolve_backend
-from converter.backends.tensorrt import (
+from converter.backend import (
+    BackendChoice,
+    TensorrtRuntime,
+    choose_backend,
+    detect_tensorrt_runtime,
+    resolve_backend,
+)
+from converter.savedmodel.loading import load_signature
+from converter.savedmodel.synthetic import batch_input_fn
+from converter.tensorrt.conversion import (
     PROFILE_STRATEGIES,
     check_calibration,
     needs_calibration,
     tftrt_keywords,
 )
-from converter.backends.tensorrt_report import LEFT_NATIVE, tftrt_report
-from converter.backends.tensorrt_runtime import TensorrtRuntime, detect_tensorrt_runtime
-from converter.loading import load_signature
-from converter.synthetic import batch_input_fn
+from converter.tensorrt.report import LEFT_NATIVE, tftrt_report
 
 READY = TensorrtRuntime("2.17.1", tensorrt_build=True, gpus=1,
                         linked_tensorrt=(8, 6, 1), loaded_tensorrt=(8, 6, 1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from converter.candidates import choose
-from converter.session_timing import SessionTiming
+from converter.serving.timing import SessionTiming
 
 NAMES = ["original", "frozen", "frozen+xla"]
 SHAPES = [[[1, 4]], [[8, 4]]]

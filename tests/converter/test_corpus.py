@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import converter as trt
-from converter.synthetic import batch_input_fn
+from converter.savedmodel.synthetic import batch_input_fn
 from tests.converter import corpus
 from tests.support.session_run import method_names, session_outputs
 

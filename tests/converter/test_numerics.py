@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import converter as trt
-from converter.synthetic import batch_input_fn
+from converter.savedmodel.synthetic import batch_input_fn
 from tests.support.session_run import eager_outputs, session_outputs
 
 

@@ -8,8 +8,8 @@ import pathlib
 import pytest
 
 import converter as trt
-from converter.saving import REPORT_FILE
-from converter.synthetic import batch_input_fn
+from converter.report import REPORT_FILE
+from converter.savedmodel.synthetic import batch_input_fn
 
 
 def test_a_built_models_report_reads_back_equal(mlp_dir: pathlib.Path,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from converter.backends import tensorrt_unavailable_reason
+from converter.backend import tensorrt_unavailable_reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,8 +13,8 @@ import pytest
 from tensorflow.python.saved_model import loader_impl
 
 import converter as trt
-from converter.backends import BackendChoice
-from converter.saving import REPORT_FILE
+from converter.backend import BackendChoice
+from converter.report import REPORT_FILE
 from tests.support.session_run import eager_outputs, session_outputs
 
 pytestmark = pytest.mark.tensorrt

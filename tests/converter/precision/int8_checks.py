@@ -1,0 +1,99 @@
+"""Test-only: INT8 checks that run in a process with oneDNN on (`onednn_child`),
+where int8 kernels run; each returns what the test asserts on, as JSON values."""
+
+from __future__ import annotations
+
+import collections
+import pathlib
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import graph_pb2
+
+import converter as trt
+from converter.graph.freeze import captures_as_constants, signature_inputs
+from converter.graph.inline import flatten_signature
+from converter.precision.int8 import Int8Rewrite, int8_graph
+from converter.savedmodel.loading import load_signature
+from converter.serving.session import ServingSession
+from converter.xla.frozen_signatures import freeze_signatures
+from tests.support import trained_models
+
+CALIBRATION_IMAGES = 256
+"""Training images the ranges are calibrated on (in batches of 8)."""
+
+
+def _inputs(kind: str) -> tuple[str, np.ndarray]:
+    if kind == "cnn":
+        return "image", trained_models.digit_images()
+    return "tokens", trained_models.digit_tokens()
+
+
+def _calibration(name: str, inputs: np.ndarray) -> list[dict[str, np.ndarray]]:
+    return [{name: inputs[i:i + 8]} for i in range(0, CALIBRATION_IMAGES, 8)]
+
+
+def _run(graph_def: graph_pb2.GraphDef, inputs: list[str], outputs: list[str],
+         feed: np.ndarray) -> np.ndarray:
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(graph_def, name="")
+    with tf.compat.v1.Session(graph=graph) as session:
+        return np.asarray(session.run(outputs[0], {inputs[0]: feed}))
+
+
+def rewrite_agreement(model_dir: str, kind: str) -> dict[str, Any]:
+    """The int8 rewrite of a trained model: its ops, and its top-1 agreement with
+    float32 on the held-out images."""
+    name, inputs = _inputs(kind)
+    loaded = load_signature(model_dir)
+    flat = freeze_signatures(loaded, flatten_signature(loaded.function)).flat
+    float_graph = captures_as_constants(flat)
+    assert not isinstance(float_graph, str), float_graph
+    fed = signature_inputs(flat)
+    feeds = [dict(zip(fed, feed.values(), strict=True)) for feed in _calibration(name, inputs)]
+    rewrite = int8_graph(float_graph, fed, flat.output_names, feeds, trt.TOLERANCE["INT8"])
+    assert isinstance(rewrite, Int8Rewrite), rewrite
+    held_out = trained_models.held_out(inputs)
+    expected = _run(float_graph, fed, flat.output_names, held_out)
+    produced = _run(rewrite.graph_def, fed, flat.output_names, held_out)
+    return {"agreement": float(np.mean(expected.argmax(1) == produced.argmax(1))),
+            "captured_constants": len(set(flat.captures) - flat.weights),
+            "explicit_padding": sum(1 for n in float_graph.node if n.op == "Conv2D"
+                                    and n.attr["padding"].s == b"EXPLICIT"),
+            "held_out": len(held_out), "quantized": rewrite.quantized,
+            "kept_float": rewrite.kept_float,
+            "ops": collections.Counter(n.op for n in rewrite.graph_def.node)}
+
+
+def tftrt_int8_recipe(model_dir: str, output_dir: str) -> dict[str, Any]:
+    """TF-TRT's INT8 recipe on the default backend: convert with calibration, build
+    at batch 1 and 8, save; the candidates' verdicts and the saved model's top-1
+    agreement with the original on the held-out images, both as TF Serving runs them."""
+    name, inputs = _inputs("cnn")
+    params = trt.DEFAULT_TRT_CONVERSION_PARAMS._replace(
+        precision_mode=trt.TrtPrecisionMode.INT8, use_calibration=True)
+    converter = trt.TrtGraphConverterV2(input_saved_model_dir=model_dir,
+                                        conversion_params=params)
+    converter.convert(calibration_input_fn=lambda: iter(_calibration(name, inputs)))
+    converter.build(input_fn=lambda: ({name: inputs[i:i + b]} for b in (1, 8)
+                                      for i in range(2)))
+    converter.save(output_dir)
+    report = converter.report()
+    assert report.choice is not None
+    held_out = {name: trained_models.held_out(inputs)}
+    tf.compat.v1.disable_eager_execution()
+    scores = []
+    for directory in (model_dir, output_dir):
+        with ServingSession.load(pathlib.Path(directory)) as served:
+            (output,) = served.run("serving_default", held_out).values()
+            scores.append(np.asarray(output))
+    return {
+        "precision": [report.precision, report.precision_reason],
+        "chosen": report.choice.chosen,
+        "candidates": {c.name: {"precision": c.precision, "failure": c.failure,
+                                "worst_error": c.worst_error, "note": c.note}
+                       for c in report.choice.candidates},
+        "agreement": float(np.mean(scores[0].argmax(1) == scores[1].argmax(1))),
+    }
