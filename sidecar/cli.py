@@ -219,7 +219,7 @@ def _warn_if_onednn_off() -> None:
     # The sidecar measures and verifies versions in this process tree, TF Serving serves
     # them: with oneDNN on in one and off in the other, a version verified here can run
     # slower or fail there (int8 ops run only with oneDNN).
-    from converter.onednn import ONEDNN_VARIABLE, onednn_enabled
+    from converter import ONEDNN_VARIABLE, onednn_enabled
 
     if not onednn_enabled():
         logging.getLogger("sidecar").warning(

@@ -46,7 +46,7 @@ def land_demo_version(workdir: Path) -> int:
 
     It is written elsewhere first and renamed in, so it lands complete at once.
     """
-    from converter.demo import build_demo_model
+    from converter import build_demo_model
 
     incoming, serving = workdir / "incoming", workdir / "serving"
     used = [v for model, v, _ in list_version_dirs(incoming) if model == DEMO_MODEL]

@@ -5,7 +5,8 @@ do about it. Three branches tell the caller how to react:
 
 - :class:`UserError`: configuration or input is wrong; a person must change it.
 - :class:`StorageError`: the filesystem or database refused (disk full, permission
-  denied, read-only, I/O error); retrying after the storage is fixed can succeed.
+  denied, read-only, I/O error); retrying after the storage is fixed can succeed. Its
+  ``area`` says which storage refused, as the service reports the fault.
 - :class:`InternalError`: a bug in the sidecar; report it.
 
 A job's checks of a model (:class:`sidecar.jobs.errors.ModelCheckError`: its replay inputs
@@ -24,6 +25,8 @@ from __future__ import annotations
 import errno
 import os
 from typing import ClassVar, Final
+
+from sidecar.faults import FaultArea
 
 ECHO_LIMIT: Final = 80
 """The most characters of a bad value an error message quotes (see :func:`echo`)."""
@@ -80,17 +83,28 @@ class StorageError(SidecarError):
 
     retryable: ClassVar[bool] = True
 
+    area: FaultArea | None = None
+    """Which storage refused, named where the error is raised (a subclass of one storage
+    names it once, on the class): the service reports a step's fault under it (admin
+    health, ``tftrt_sidecar_storage_fault``). None: storage outside those areas (the
+    temporary directory), only logged."""
+
     def __init__(
-        self, what: str, *, where: str = "", fix: str = "", errno_value: int | None = None
+        self, what: str, *, where: str = "", fix: str = "", errno_value: int | None = None,
+        area: FaultArea | None = None,
     ) -> None:
         self.errno = errno_value
+        if area is not None:
+            self.area = area
         super().__init__(what, where=where, fix=fix)
 
     @classmethod
     def from_os_error(
-        cls, exc: OSError, *, action: str, path: os.PathLike[str] | str
+        cls, exc: OSError, *, action: str, path: os.PathLike[str] | str,
+        area: FaultArea | None = None,
     ) -> StorageError:
-        """Translate ``exc``, raised while doing ``action`` on ``path``, into a clear error."""
+        """Translate ``exc``, raised while doing ``action`` on ``path`` in ``area``, into a
+        clear error."""
         fix = _FIXES_BY_ERRNO.get(exc.errno or 0, "check the path and the filesystem, then retry")
         reason = exc.strerror or str(exc)
         return cls(
@@ -98,6 +112,7 @@ class StorageError(SidecarError):
             where=os.fspath(path),
             fix=fix.format(path=os.fspath(path)),
             errno_value=exc.errno,
+            area=area,
         )
 
 
@@ -122,14 +137,16 @@ STORAGE_ERRNOS: frozenset[int] = frozenset({
 
 
 def storage_error_in(
-    exc: BaseException, *, action: str, path: os.PathLike[str] | str
+    exc: BaseException, *, action: str, path: os.PathLike[str] | str,
+    area: FaultArea | None = None,
 ) -> StorageError | None:
     """The storage fault behind ``exc`` as a StorageError, or None when there is none.
 
     Looks at ``exc`` and every error it was raised from: a StorageError is returned as
     it is; an OSError with one of :data:`STORAGE_ERRNOS`, or an error whose message
     carries one's text (TensorFlow reports a full disk as "... No space left on
-    device"), becomes one about doing ``action`` on ``path`` (or the file it names).
+    device"), becomes one about doing ``action`` on ``path`` (or the file it names) in
+    ``area``.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -141,7 +158,8 @@ def storage_error_in(
         if found is not None:
             filename = getattr(current, "filename", None) if isinstance(current, OSError) else None
             os_error = OSError(found, os.strerror(found))
-            return StorageError.from_os_error(os_error, action=action, path=filename or path)
+            return StorageError.from_os_error(os_error, action=action, path=filename or path,
+                                              area=area)
         current = current.__cause__ or current.__context__
     return None
 

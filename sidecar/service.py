@@ -63,10 +63,6 @@ from sidecar.wiring import BackgroundComponent, ServiceComponents
 
 _LOG = logging.getLogger("sidecar.service")
 
-_STORAGE_FAULTS = (StorageError, OSError, sqlite3.Error)
-"""What a step fails with when storage refuses: reported as a fault, then ridden out
-(any other failure is logged as a bug and ridden out too)."""
-
 _MAX_STEP_BACKOFF_SECONDS = 30.0
 """A loop stalled by a storage fault tries again at least this often, so it carries on
 within this long once the storage works again."""
@@ -157,6 +153,7 @@ class SidecarService:
                 "the incoming base directory does not exist",
                 where=str(self._settings.incoming_base),
                 fix="create it, or point --incoming at the directory where models land",
+                area=FaultArea.INCOMING,
             )
         self._settings.serving_base.mkdir(parents=True, exist_ok=True)
         removed = self._publisher.clean_leftovers() + self._upkeep.clean_leftovers()
@@ -276,21 +273,16 @@ class SidecarService:
         self._step_failures += 1
         self._settle_again = f"a failure ({exc})"
         delay = min(self._retry.delay(self._step_failures), _MAX_STEP_BACKOFF_SECONDS)
-        if not isinstance(exc, _STORAGE_FAULTS):
+        # A storage fault is reported under the area its raise named (a STORE fault is
+        # cleared by the replica's claim renewals, the store's probe). An OSError or sqlite
+        # error that nothing translated says neither what was done nor where: a bug.
+        if not isinstance(exc, StorageError):
             _LOG.error("a step of the pipeline failed unexpectedly (a bug: please report it "
                        "with this log); trying again in %.1f s", delay, exc_info=exc)
-            return delay
-        where = str(getattr(exc, "where", "") or getattr(exc, "filename", "") or "")
-        store = self._settings.store
-        if store is not None and where.startswith(str(store)):
-            area = FaultArea.STORE  # cleared by the replica's claim renewals, the store's probe
-        elif where.startswith(str(self._settings.incoming_base)):
-            area = FaultArea.INCOMING
-        elif where.startswith(str(self._settings.state_dir)) or not where:
-            area = FaultArea.STATE
+        elif exc.area is None:
+            _LOG.error("a step failed on storage: %s; trying again in %.1f s", exc, delay)
         else:
-            area = FaultArea.SERVING
-        self._faults.report(area, str(exc))
+            self._faults.report(exc.area, str(exc))
         return delay
 
     def _settle_after_fault(self) -> bool:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sidecar.errors import StorageError
+from sidecar.faults import FaultArea
 
 
 @contextmanager
@@ -42,9 +43,10 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection
 
 def storage_error(
     exc: sqlite3.Error, action: str, path: Path, *,
-    error_type: type[StorageError] = StorageError,
+    error_type: type[StorageError] = StorageError, area: FaultArea | None = None,
 ) -> StorageError:
-    """A clear, retryable error for ``exc``, raised while trying to ``action`` on ``path``.
+    """A clear, retryable error for ``exc``, raised while trying to ``action`` on ``path``
+    in ``area`` (None: the area ``error_type`` names).
 
     The fix names what to do for a full disk, a read-only or missing directory, and
     anything else sqlite reports.
@@ -59,4 +61,4 @@ def storage_error(
         fix = f"check the volume holding {path.parent} (kernel log, mount); the sidecar retries"
     else:
         fix = f"check {path} (sqlite reports: {text}); restore it from a backup if it is corrupt"
-    return error_type(f"could not {action}: {text}", where=str(path), fix=fix)
+    return error_type(f"could not {action}: {text}", where=str(path), fix=fix, area=area)

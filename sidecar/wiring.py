@@ -28,7 +28,7 @@ from sidecar.admin.backend import ConversionRequest
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
-from sidecar.config import ModelPolicy, Settings
+from sidecar.config import Address, ModelPolicy, Settings
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.from_settings import envoy_settings
 from sidecar.envoy.governor import MirrorGovernor
@@ -231,7 +231,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                                                fleet_shapes=fleet_shapes,
                                                fleet_store=None if fleet is None else fleet.store))
         observer = fan_out([observer, metrics.job_observer])
-        background.append(MetricsServer(settings.metrics_listen, registry))
+        background.append(MetricsServer(str(settings.metrics_listen), registry))
     if settings.tap_listen is not None:
         tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,
                                        clock)
@@ -308,7 +308,7 @@ class _ClosesOnStop:
         self._close()
 
 
-def _admin_settings(settings: Settings, listen: str) -> AdminSettings:
+def _admin_settings(settings: Settings, listen: Address) -> AdminSettings:
     token = None
     if settings.admin_token_file is not None:
         try:
@@ -318,7 +318,7 @@ def _admin_settings(settings: Settings, listen: str) -> AdminSettings:
                               source="settings", problem=f"cannot be read ({error})",
                               fix="point it at a readable file holding the token") from error
     return AdminSettings(
-        listen=listen, token=token, tls_cert_file=settings.admin_tls_cert_file,
+        listen=str(listen), token=token, tls_cert_file=settings.admin_tls_cert_file,
         tls_key_file=settings.admin_tls_key_file,
         tls_client_ca_file=settings.admin_tls_client_ca_file,
         grace_seconds=settings.shutdown_grace_seconds)
@@ -336,9 +336,9 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
                           fix="set upstream to TF Serving's gRPC address, e.g. "
                               "127.0.0.1:8600, or unset tap_listen")
     rest = None if settings.rest_listen is None else RestRecording(
-        RecorderSettings(listen=settings.rest_recorder_listen), settings.serving_base)
+        RecorderSettings(listen=str(settings.rest_recorder_listen)), settings.serving_base)
     proxy = envoy_settings(settings)
-    recorder = RecorderProcess(RecorderSettings(listen=settings.recorder_listen),
+    recorder = RecorderProcess(RecorderSettings(listen=str(settings.recorder_listen)),
                                settings.state_dir, observer=observer, rest=rest, clock=clock,
                                share=MirrorShare(proxy.admin, proxy.mirror_fraction))
     governor = MirrorGovernor(EnvoyAdmin(proxy.admin), proxy.mirror_fraction,

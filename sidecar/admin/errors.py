@@ -6,6 +6,8 @@ sidecar error and :mod:`sidecar.admin.status` turns every one into a gRPC status
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sidecar.errors import ConfigError, SidecarError, UserError, echo
 
 
@@ -41,6 +43,8 @@ class UnauthenticatedError(UserError):
 class NotReadyError(SidecarError):
     """The sidecar is still loading its state (or shutting down); retry shortly (the status
     table answers UNAVAILABLE, which gRPC clients retry)."""
+
+    retryable: ClassVar[bool] = True
 
 
 class ConversionFailedError(SidecarError):

@@ -44,6 +44,8 @@ _M = TypeVar("_M", bound=Message)
 
 def _filled(message: _M, fields: dict[str, object]) -> _M:
     for name, value in fields.items():
+        if value is None:  # an optional field left to its default (max_scaled_error)
+            continue
         if _is_repeated(message, name):
             getattr(message, name).extend(value)
         else:

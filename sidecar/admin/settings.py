@@ -11,6 +11,7 @@ from typing import Final
 import grpc
 
 from sidecar.admin.errors import AdminSettingsError
+from sidecar.config.address import Address
 from sidecar.config.defaults import DEFAULT_ADMIN_LISTEN
 
 _TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
@@ -47,10 +48,8 @@ class AdminSettings:
     """Threads serving calls."""
 
     def __post_init__(self) -> None:
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            self._refuse("listen", self.listen, "is not host:port",
-                         "use e.g. 127.0.0.1:8700, [::1]:8700 or 0.0.0.0:8700")
+        Address.parse(self.listen, "AdminSettings.listen", _SOURCE, free_port=True,
+                      error_type=AdminSettingsError)
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             self._refuse("tls_cert_file", self.tls_cert_file, "and tls_key_file go together",
                          "set both the certificate and its key, or neither")

@@ -169,6 +169,7 @@ class SidecarAdminBackend:
             built_by=(job.built_by or "") if job else "",
             installed_from_store=job.installed if job else False,
             device=published.device if published else "",
+            accuracy=published.accuracy if published else None,
         )
 
     def _coverage(self, model: str) -> list[CoverageView]:

@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
+from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.publish.published_version import EngineInfo
 from sidecar.shapes import ShapeSet
 
@@ -59,7 +60,8 @@ class VersionView:
     backend_reason: str = ""
     """Why that compiler."""
     candidate: str = ""
-    """The converter's measured choice ("original", "frozen", "frozen+xla", "xla")."""
+    """The converter's measured choice ("original", "frozen", "frozen+xla", "frozen+bf16",
+    "frozen+int8", "xla")."""
     candidate_reason: str = ""
     """Why it won."""
     built_by: str = ""
@@ -68,6 +70,8 @@ class VersionView:
     """In a fleet: True when this replica installed it from the store instead of building."""
     device: str = ""
     """Build device slug."""
+    accuracy: AccuracyRecord | None = None
+    """What it computes in and its measured accuracy; None when not measured."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from sidecar.admin.views import (
     VersionView,
 )
 from sidecar.publish import numbering
+from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.publish.published_version import EngineInfo
 from sidecar.shapes import ShapeSet
 from sidecar.state.controls import ModelControl
@@ -64,7 +65,19 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
         built_by=view.built_by,
         installed_from_store=view.installed_from_store,
         device=view.device,
+        precision=view.accuracy.precision if view.accuracy else "",
+        precision_reason=view.accuracy.precision_reason if view.accuracy else "",
+        accuracy=accuracy_to_proto(view.accuracy) if view.accuracy else None,
     )
+
+
+def accuracy_to_proto(record: AccuracyRecord) -> pb.Accuracy:
+    """A version's accuracy check."""
+    return pb.Accuracy(
+        compared_on=record.compared_on, compared=record.compared,
+        scaled_error=record.scaled_error, max_scaled_error=record.max_scaled_error,
+        top1_agreement=record.top1_agreement, top1_rows=record.top1_rows,
+        min_top1_agreement=record.min_top1_agreement)
 
 
 def model_summary_to_proto(view: ModelSummaryView) -> pb.ModelSummary:

@@ -57,14 +57,26 @@ def policy_text(policy: pb.EffectivePolicy, overrides: pb.PolicyOverrides) -> st
     return "\n".join(lines)
 
 
+def accuracy_text(version: pb.ModelVersion) -> str:
+    """A version's accuracy check in one cell: top-1 agreement where it was counted,
+    else the largest scaled error; how many requests it ran on."""
+    if not version.HasField("accuracy"):
+        return "-"
+    accuracy = version.accuracy
+    figure = (f"top1 {accuracy.top1_agreement:.3f}" if accuracy.HasField("top1_agreement")
+              else f"error {accuracy.scaled_error:.2g}")
+    return f"{figure} on {accuracy.compared}"
+
+
 def model_text(model: pb.Model) -> str:
     """GetModel: the policy, the versions table and coverage."""
     versions = table(
-        ["VERSION", "INCOMING", "STATE", "FLAVOUR", "SERVING", "ENGINES", "BUILT FOR", "STAGES",
-         "REASON"],
+        ["VERSION", "INCOMING", "STATE", "FLAVOUR", "PRECISION", "ACCURACY", "SERVING",
+         "ENGINES", "BUILT FOR", "STAGES", "REASON"],
         [
             [v.version, f"{v.incoming_version}" + (f" rebuild {v.rebuild}" if v.rebuild else ""),
-             v.state or "-", v.flavour or "-", "yes" if v.in_serving else "no",
+             v.state or "-", v.flavour or "-", v.precision or "-", accuracy_text(v),
+             "yes" if v.in_serving else "no",
              f"{sum(1 for e in v.engines if e.kept)}/{len(v.engines)}",
              "; ".join(shape_set_text(s) for s in v.prebuilt_shapes) or "-",
              " ".join(f"{t.stage}={t.seconds:.1f}s" for t in v.stage_timings) or "-",

@@ -14,11 +14,18 @@ from typing import Final
 
 from converter import BACKENDS, TrtPrecisionMode
 from sidecar.config import defaults, values
+from sidecar.config.address import Address
 from sidecar.config.schema import setting
 from sidecar.errors import ConfigError
 
 PRECISIONS: Final = tuple(TrtPrecisionMode.supported_precision_modes())
 """Accepted values of ``ModelPolicy.precision``: the converter's."""
+
+ACCURACY_CHECKS: Final = ("auto", "top1", "scaled_error")
+"""Accepted values of ``ModelPolicy.accuracy``."""
+
+_DEFAULTS: Final = "sidecar.config.defaults"
+"""Where a default address comes from, as an error would name it (a typo there)."""
 
 FieldOrigin = Callable[[str], "tuple[str, str, object] | None"]
 """``origin(field) -> (name it was given under, where, the value as given)``, or None when
@@ -39,8 +46,29 @@ class ModelPolicy:
 
     precision: str = setting(defaults.DEFAULT_PRECISION,
                              values.choice_parser(PRECISIONS, upper=True))
-    """Precision engines are built for: "FP32", "FP16", or "INT8" (the tensorrt backend
-    only, calibrated on the replayed requests)."""
+    """The lowest precision the model may compute in, as TF-TRT's ``precision_mode``:
+    "FP32" float32 only; "FP16" or "BF16" a 16-bit float (bfloat16 on a CPU with native
+    bf16) or float32; "INT8" int8 (calibrated on recorded requests), a 16-bit float or
+    float32. Of those allowed, the fastest measured that passes the accuracy check is
+    published. FP32 by default: changing a model's results is its owner's choice."""
+
+    accuracy: str = setting(defaults.DEFAULT_ACCURACY,
+                            values.choice_parser(ACCURACY_CHECKS, upper=False))
+    """How a converted version's outputs are checked against the original's: "auto"
+    (top-1 agreement for outputs that are class probabilities, i.e. float [batch,
+    classes >= 2] whose rows are >= 0 and sum to 1; scaled error for every other output),
+    "top1" (top-1 agreement for every float [batch, classes >= 2] output, logits too;
+    scaled error for the others) or "scaled_error" (scaled error for every output)."""
+
+    min_top1_agreement: float = setting(defaults.DEFAULT_MIN_TOP1_AGREEMENT,
+                                        values.parse_share)
+    """Smallest share of rows whose top-1 class must match the original's, in each output
+    the top-1 check applies to."""
+
+    max_scaled_error: float | None = setting(None, values.optional_tolerance_parser())
+    """Largest scaled error (``max|converted - original| / (1 + max|original|)``) an output
+    checked by scaled error may have; None (unset): the tolerance of the precision the
+    version computes in (``converter.TOLERANCE``: FP32 1e-4, FP16/BF16 2e-2, INT8 5e-2)."""
 
     # TF Serving replays at most 1000 warmup records, one per prebuilt shape.
     max_engines: int = setting(defaults.DEFAULT_MAX_ENGINES,
@@ -97,13 +125,6 @@ class ModelPolicy:
                 f"{len(self.default_batch_sizes)} engines per segment, but max_engines = "
                 f"{self.max_engines}",
                 "list at most max_engines default batch sizes, or raise max_engines",
-            )
-        if self.precision == "INT8" and self.backend == "xla":
-            yield (
-                ("precision", "backend"),
-                "asks for INT8 with backend 'xla', which has no INT8 engines",
-                "use precision FP16 or FP32 with backend 'xla', or backend 'tensorrt' "
-                "(TensorFlow <= 2.17 with TensorRT and a GPU) for INT8",
             )
 
 
@@ -174,46 +195,53 @@ class Settings:
         "longest wait between such retries (default {default})")
     """The longest wait between two retries of such a job."""
 
-    tap_listen: str | None = setting(
-        None, values.parse_address, "--tap-listen", "HOST:PORT",
+    tap_listen: Address | None = setting(
+        None, values.parse_optional_address, "--tap-listen", "HOST:PORT",
         f"Envoy takes clients' calls here and records a sample of their shapes (the pod "
         f"uses {defaults.DEFAULT_TAP_LISTEN}); off by default")
     """Where clients call: Envoy listens here, forwards to TF Serving and mirrors a sample
     to the shape recorder; None: no tap. The pod uses ``defaults.DEFAULT_TAP_LISTEN``."""
 
-    upstream: str | None = setting(
-        defaults.DEFAULT_UPSTREAM, values.parse_address, "--upstream", "HOST:PORT",
+    upstream: Address | None = setting(
+        values.parse_address(defaults.DEFAULT_UPSTREAM, "upstream", _DEFAULTS),
+        values.parse_optional_address, "--upstream", "HOST:PORT",
         "TF Serving's gRPC address Envoy forwards to (default {default})")
     """TF Serving's gRPC address, where Envoy forwards the calls clients may make."""
 
-    rest_listen: str | None = setting(
-        None, values.parse_address, "--rest-listen", "HOST:PORT",
+    rest_listen: Address | None = setting(
+        None, values.parse_optional_address, "--rest-listen", "HOST:PORT",
         "Envoy takes clients' REST calls here too (the pod uses 0.0.0.0:8501); off by default")
     """Where clients call TF Serving's REST API through Envoy (recorded like gRPC); None:
     REST is not proxied. The pod uses ``0.0.0.0:8501``."""
 
-    rest_upstream: str = setting(
-        defaults.DEFAULT_REST_UPSTREAM, values.parse_address, "--rest-upstream", "HOST:PORT",
+    rest_upstream: Address = setting(
+        values.parse_address(defaults.DEFAULT_REST_UPSTREAM, "rest_upstream", _DEFAULTS),
+        values.parse_address, "--rest-upstream", "HOST:PORT",
         "TF Serving's REST address (default {default})")
     """TF Serving's REST address, where Envoy forwards REST calls."""
 
-    rest_recorder_listen: str = setting(
-        defaults.DEFAULT_REST_RECORDER_LISTEN, values.parse_address, "--rest-recorder-listen",
-        "HOST:PORT", "the REST side of the shape recorder (default {default})")
+    rest_recorder_listen: Address = setting(
+        values.parse_address(defaults.DEFAULT_REST_RECORDER_LISTEN, "rest_recorder_listen",
+                             _DEFAULTS),
+        values.parse_address, "--rest-recorder-listen", "HOST:PORT",
+        "the REST side of the shape recorder (default {default})")
     """Where the shape recorder takes the REST calls Envoy mirrors (keep it on loopback)."""
 
-    recorder_listen: str = setting(
-        defaults.DEFAULT_RECORDER_LISTEN, values.parse_address, "--recorder-listen",
-        "HOST:PORT", "the shape recorder Envoy mirrors to (default {default})")
+    recorder_listen: Address = setting(
+        values.parse_address(defaults.DEFAULT_RECORDER_LISTEN, "recorder_listen", _DEFAULTS),
+        values.parse_address, "--recorder-listen", "HOST:PORT",
+        "the shape recorder Envoy mirrors to (default {default})")
     """Where the shape recorder takes the calls Envoy mirrors (keep it on loopback)."""
 
-    envoy_admin_listen: str = setting(
-        defaults.DEFAULT_ENVOY_ADMIN_LISTEN, values.parse_address, "--envoy-admin-listen",
-        "HOST:PORT", "Envoy's admin API, loopback only (default {default})")
+    envoy_admin_listen: Address = setting(
+        values.parse_address(defaults.DEFAULT_ENVOY_ADMIN_LISTEN, "envoy_admin_listen",
+                             _DEFAULTS),
+        values.parse_address, "--envoy-admin-listen", "HOST:PORT",
+        "Envoy's admin API, loopback only (default {default})")
     """Envoy's admin API; must be a loopback address."""
 
-    proxy_stats_listen: str | None = setting(
-        None, values.parse_address, "--proxy-stats-listen", "HOST:PORT",
+    proxy_stats_listen: Address | None = setting(
+        None, values.parse_optional_address, "--proxy-stats-listen", "HOST:PORT",
         "serve Envoy's Prometheus stats here (the pod uses 0.0.0.0:9103); off by default")
     """Where Prometheus scrapes Envoy's own stats (only ``/stats/prometheus``); None: not
     exposed. The pod uses ``0.0.0.0:9103``."""
@@ -246,8 +274,8 @@ class Settings:
     """Start and supervise Envoy here; False where Envoy runs in a container of its own
     (the pod), with the bootstrap ``tftrt-sidecar envoy-bootstrap`` wrote."""
 
-    admin_listen: str | None = setting(
-        None, values.parse_address, "--admin-listen", "HOST:PORT",
+    admin_listen: Address | None = setting(
+        None, values.parse_optional_address, "--admin-listen", "HOST:PORT",
         f"serve the admin API here (the pod uses {defaults.DEFAULT_ADMIN_LISTEN})")
     """Where the admin gRPC API listens; None: no admin API. The pod uses
     ``defaults.DEFAULT_ADMIN_LISTEN`` (localhost) or the pod IP for kubelet probes."""
@@ -279,8 +307,8 @@ class Settings:
     """On SIGTERM: how long running admin calls may take to finish (the running job
     finishes first; unfinished work resumes on the next start)."""
 
-    metrics_listen: str | None = setting(
-        None, values.parse_address, "--metrics-listen", "HOST:PORT",
+    metrics_listen: Address | None = setting(
+        None, values.parse_optional_address, "--metrics-listen", "HOST:PORT",
         f"serve /metrics here (the pod uses {defaults.DEFAULT_METRICS_LISTEN})")
     """Where Prometheus ``/metrics`` is served; None: not served. The pod uses
     ``defaults.DEFAULT_METRICS_LISTEN``."""

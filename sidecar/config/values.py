@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from sidecar.config.address import Address
 from sidecar.errors import ConfigError
 
 ValueParser = Callable[[object, str, str], object]
@@ -97,6 +98,26 @@ def parse_share(value: object, field: str, source: str) -> float:
             fix=f"set {field} to a number from 0 to 1, e.g. 0.8 for 80 %",
         )
     return number
+
+
+def optional_tolerance_parser() -> ValueParser:
+    """A parser for a scaled-error bound: a finite number of at least 0, or None when
+    empty or None (the bound then follows the precision)."""
+
+    def parse_tolerance(value: object, field: str, source: str) -> float | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        number = _as_float(value)
+        if number is None or number < 0:
+            raise ConfigError(
+                field=field, value=value, source=source,
+                problem="is not a scaled error of at least 0",
+                fix=f"set {field} to e.g. 0.05, or to an empty string for the tolerance of "
+                "the precision the version computes in",
+            )
+        return number
+
+    return parse_tolerance
 
 
 def choice_parser(choices: Sequence[str], *, upper: bool) -> ValueParser:
@@ -214,19 +235,17 @@ parse_optional_path: Final = PathParser(optional=True)
 """A local path made absolute, or None when empty (not used)."""
 
 
-def parse_address(value: object, field: str, source: str) -> str | None:
-    """HOST:PORT (port 0-65535; an IPv6 host in brackets), or None when empty (off)."""
+def parse_address(value: object, field: str, source: str) -> Address:
+    """HOST:PORT (port 1-65535; an IPv6 host in brackets), as :meth:`Address.parse` reads
+    it."""
+    return Address.parse(value, field, source)
+
+
+def parse_optional_address(value: object, field: str, source: str) -> Address | None:
+    """HOST:PORT as :func:`parse_address` reads it, or None when empty (off)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, str):
-        host, separator, port = value.strip().rpartition(":")
-        if separator and host and port.isdigit() and int(port) <= 65535:
-            return value.strip()
-    raise ConfigError(
-        field=field, value=value, source=source,
-        problem="is not HOST:PORT",
-        fix=f"set {field} to e.g. 127.0.0.1:8700 or [::1]:8700, or to an empty string (off)",
-    )
+    return Address.parse(value, field, source, can_be_off=True)
 
 
 def parse_name(value: object, field: str, source: str) -> str:

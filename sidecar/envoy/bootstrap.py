@@ -25,9 +25,10 @@ import subprocess
 from pathlib import Path
 from typing import Any, Final
 
+from sidecar.config.address import Address
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.errors import EnvoyConfigError
-from sidecar.envoy.settings import Address, EnvoySettings
+from sidecar.envoy.settings import EnvoySettings
 from sidecar.tap.methods import FORWARDED_METHODS
 from sidecar.tap.rest_api import PREDICTION_PATH, STATUS_PATH
 

@@ -5,7 +5,7 @@ Envoy that ``tftrt-sidecar run`` supervises and for the bootstrap
 from __future__ import annotations
 
 from sidecar.config import Settings
-from sidecar.envoy.settings import Address, EnvoySettings
+from sidecar.envoy.settings import EnvoySettings
 from sidecar.errors import ConfigError
 
 
@@ -17,17 +17,15 @@ def envoy_settings(settings: Settings) -> EnvoySettings:
                           value=None, source="settings", problem="is not set",
                           fix="set tap_listen (where clients call, e.g. 0.0.0.0:8500) and "
                               "upstream (TF Serving's gRPC address, e.g. 127.0.0.1:8600)")
-    stats, rest = settings.proxy_stats_listen, settings.rest_listen
+    rest = settings.rest_listen is not None
     return EnvoySettings(
-        listen=Address.parse(settings.tap_listen, "tap_listen"),
-        upstream=Address.parse(settings.upstream, "upstream"),
-        recorder=Address.parse(settings.recorder_listen, "recorder_listen"),
-        admin=Address.parse(settings.envoy_admin_listen, "envoy_admin_listen"),
-        stats_listen=None if stats is None else Address.parse(stats, "proxy_stats_listen"),
+        listen=settings.tap_listen,
+        upstream=settings.upstream,
+        recorder=settings.recorder_listen,
+        admin=settings.envoy_admin_listen,
+        stats_listen=settings.proxy_stats_listen,
         mirror_fraction=settings.mirror_fraction,
-        rest_listen=None if rest is None else Address.parse(rest, "rest_listen"),
-        rest_upstream=None if rest is None else Address.parse(settings.rest_upstream,
-                                                              "rest_upstream"),
-        rest_recorder=None if rest is None else Address.parse(settings.rest_recorder_listen,
-                                                              "rest_recorder_listen"),
+        rest_listen=settings.rest_listen,
+        rest_upstream=settings.rest_upstream if rest else None,
+        rest_recorder=settings.rest_recorder_listen if rest else None,
     )

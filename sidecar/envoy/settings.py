@@ -1,53 +1,17 @@
 """What Envoy is set up from: the addresses it joins and how much it mirrors.
 
-Addresses are validated once here; :mod:`sidecar.envoy.bootstrap` trusts them.
+Addresses come parsed (:class:`~sidecar.config.address.Address`); the rest is validated
+once here, and :mod:`sidecar.envoy.bootstrap` trusts it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
+from sidecar.config.address import Address
 from sidecar.errors import ConfigError
 
 _SOURCE = "the Envoy settings"
-
-
-@dataclass(frozen=True)
-class Address:
-    """A ``host:port`` pair; the host is an IP address or a DNS name."""
-
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str, field: str) -> Address:
-        """``text`` as an address; ConfigError naming ``field`` when it is not one."""
-        host, _, port = text.rpartition(":")
-        host = host.strip("[]")
-        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ConfigError(field=field, value=text, source=_SOURCE,
-                              problem="is not host:port", fix="write e.g. 127.0.0.1:8500")
-        return cls(host, int(port))
-
-    @property
-    def is_ip(self) -> bool:
-        """True when the host is an IP address (no name to resolve)."""
-        try:
-            ipaddress.ip_address(self.host)
-        except ValueError:
-            return False
-        return True
-
-    @property
-    def is_loopback(self) -> bool:
-        """True when only this machine can reach the address."""
-        if self.host == "localhost":
-            return True
-        return self.is_ip and ipaddress.ip_address(self.host).is_loopback
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)

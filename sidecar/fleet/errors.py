@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from sidecar.errors import SidecarError, StorageError, UserError
+from sidecar.faults import FaultArea
 
 
 class FleetError(SidecarError):
@@ -26,6 +27,8 @@ class FleetError(SidecarError):
 
 class FleetStoreError(FleetError, StorageError):
     """The shared volume refused an operation; retrying after it is fixed can succeed."""
+
+    area = FaultArea.STORE
 
 
 class FleetArgumentError(FleetError, UserError):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from converter import write_atomically, write_new
+from durable import write_atomically, write_new
 from sidecar.fleet.errors import FleetStoreError
 
 

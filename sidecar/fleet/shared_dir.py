@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Final
 
-from converter import fsync_directory, fsync_tree, write_atomically
+from durable import fsync_directory, fsync_tree, write_atomically
 from sidecar.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import (

@@ -47,10 +47,11 @@ def default_converter_factory(
     return Converter(saved_model_dir, list(tags), signature_key, params)
 
 
-def conversion_params(policy: ModelPolicy) -> ConversionParams:
-    """The converter's parameters for a model's policy."""
+def conversion_params(policy: ModelPolicy, precision_mode: str | None = None) -> ConversionParams:
+    """The converter's parameters for a model's policy; ``precision_mode`` replaces the
+    policy's precision (an INT8 policy that cannot calibrate asks for FP16)."""
     return ConversionParams(
-        precision_mode=policy.precision,
+        precision_mode=precision_mode or policy.precision,
         maximum_cached_engines=policy.max_engines,
         minimum_segment_size=policy.minimum_segment_size,
         allow_build_at_runtime=policy.build_at_runtime,
@@ -76,3 +77,13 @@ def save_into_staging(converter: ConverterLike, staging: Path) -> None:
 def engines_kept(report: ConversionReport) -> int:
     """How many engines the converter kept (faster than native, within tolerance)."""
     return sum(1 for segment in report.segments for engine in segment.engines if engine.kept)
+
+
+def computed_precision(report: ConversionReport) -> str:
+    """What the converted model computes in: its measured candidate's precision, else
+    what the converter made of the requested precision on this device."""
+    if report.choice is not None:
+        for candidate in report.choice.candidates:
+            if candidate.name == report.choice.chosen:
+                return candidate.precision
+    return report.precision or str(report.params.get("precision_mode", "FP32")).upper()

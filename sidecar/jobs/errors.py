@@ -3,11 +3,13 @@ version, what went wrong and what to do.
 
 The job turns each into a recorded ending: a model TF Serving could not load is
 FAILED, a converted model that does not match the original falls back to the
-original, a version that vanished or is already served is SKIPPED, and a version whose
-files changed under its job starts again.
+original, a version that vanished, is already served or is too old to keep is SKIPPED,
+and a version whose files changed under its job starts again.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from converter import ConverterError
 from sidecar.errors import SidecarError, StorageError, UserError, VersionAlreadyPublishedError
@@ -35,13 +37,29 @@ class VerificationError(ModelCheckError):
     """The converted model's outputs differ from the original's beyond the tolerance."""
 
 
-class VersionVanishedError(UserError):
-    """The version was removed from the incoming base while its job ran."""
+class SourceMovedError(SidecarError):
+    """The version's directory in incoming moved under its job: an outcome the job acts on
+    itself (it skips the version, or starts again), neither a setting or input a person got
+    wrong (removing or replacing a version is allowed) nor a bug."""
 
 
-class SourceChangedError(UserError):
-    """The version's files changed while its job ran (replaced or rewritten): the job's
-    work is abandoned and it starts again once the version settles."""
+class VersionVanishedError(SourceMovedError):
+    """The version was removed from the incoming base before or while its job ran: the job
+    is SKIPPED. Not retryable: trying again finds it gone again (landed again, it is
+    discovered anew)."""
+
+
+class SourceChangedError(SourceMovedError):
+    """The version's files changed while its job ran (replaced, rewritten or renamed): the
+    job's work is abandoned and it starts again once the version settles. Retryable: the
+    next attempt reads the settled content."""
+
+    retryable: ClassVar[bool] = True
+
+
+class VersionTooOldError(UserError):
+    """The version is older than the newest ``keep_versions`` published ones, so retention
+    would remove it as soon as it was published: the job is SKIPPED."""
 
 
 class RolledBackError(UserError):

@@ -45,9 +45,11 @@ from sidecar.errors import (
     VersionAlreadyPublishedError,
     storage_error_in,
 )
+from sidecar.faults import FaultArea
 from sidecar.fleet import ArtifactRecord, Completed, DamagedArtifactError, Held, LeaseLostError
 from sidecar.jobs.conversion import (
     ConverterLike,
+    computed_precision,
     conversion_params,
     engines_kept,
     save_into_staging,
@@ -60,17 +62,19 @@ from sidecar.jobs.errors import (
     RolledBackError,
     SourceChangedError,
     StaleArtifactError,
+    VersionTooOldError,
     VersionVanishedError,
 )
 from sidecar.jobs.fleet_work import FleetClaim, FleetOrigin
 from sidecar.jobs.observer import StageOutcome
 from sidecar.jobs.original import Prepared, prepare_original, verify_against_original
+from sidecar.jobs.precision_plan import plan_precision
 from sidecar.jobs.replay import ReplayInputs
 from sidecar.jobs.result import JobResult
 from sidecar.jobs.session_model import SessionModel
 from sidecar.jobs.source import JobSource
 from sidecar.jobs.stages import JobStages
-from sidecar.jobs.verify import Comparison
+from sidecar.jobs.verify import AccuracyCheck, Comparison, accuracy_record
 from sidecar.publish import StagedVersion, numbering
 from sidecar.publish.source_links import check_source_links
 from sidecar.state import Flavour, JobState
@@ -143,7 +147,8 @@ class _VersionJob:
             return self._start_again(exc, retry_in=0.0)
         except DamagedArtifactError as exc:
             return self._refuse(exc)
-        except (VersionVanishedError, VersionAlreadyPublishedError, RolledBackError) as exc:
+        except (VersionVanishedError, VersionTooOldError, VersionAlreadyPublishedError,
+                RolledBackError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
         except Exception as exc:
             return self._failed(exc)
@@ -184,7 +189,8 @@ class _VersionJob:
             with SessionModel.open(staging, self._deps.settings.tags):
                 pass
         except ModelLoadError as exc:
-            storage = storage_error_in(exc, action="load the installed copy", path=staging)
+            storage = storage_error_in(exc, action="load the installed copy", path=staging,
+                                       area=FaultArea.SERVING)
             if storage is not None:  # this replica's disk, not the artifact
                 raise storage from exc
             raise DamagedArtifactError(
@@ -223,8 +229,9 @@ class _VersionJob:
             return self._end(JobState.SKIPPED, str(gone))
         except StorageError as fault:  # incoming failed: that explains whatever broke
             exc = fault
+        # What TensorFlow or the converter raised names a file at most, not its storage.
         error: SidecarError | None = storage_error_in(exc, action="run the job",
-                                                      path=self._source)
+                                                      path=self._source, area=None)
         if error is None and isinstance(exc, SidecarError):
             error = exc
         if error is None:
@@ -260,7 +267,7 @@ class _VersionJob:
             )
         newer = [v for v in publisher.published_versions(self._model) if v > self._version]
         if len(newer) >= self._policy.keep_versions:
-            raise VersionVanishedError(
+            raise VersionTooOldError(
                 f"{self._named} is older than the {self._policy.keep_versions} newest "
                 f"published version(s) {newer}, so retention would remove it at once",
                 where=str(self._source),
@@ -272,35 +279,52 @@ class _VersionJob:
     def _convert_and_publish(self, prepared: Prepared) -> JobResult:
         assert prepared.replay is not None
         replay, settings = prepared.replay, self._deps.settings
+        plan = plan_precision(self._policy.precision, replay)
+        if plan.precision_mode != self._policy.precision:
+            _LOG.warning("%s/%s: %s", self._model, self._version, plan.reason)
         converter: ConverterLike = self._attempt("loading the model for conversion", lambda: (
             self._deps.converter_factory(
                 self._source, settings.tags, self._signature_key,
-                conversion_params(self._policy),
+                conversion_params(self._policy, plan.precision_mode),
             )
         ))
-        # INT8 calibrates on the replayed requests: sampled real traffic where there is some.
-        calibration = replay.calibration_fn() if self._policy.precision == "INT8" else None
-        self._attempt("conversion", lambda: converter.convert(calibration))
+        self._attempt("conversion", lambda: converter.convert(plan.calibration))
         self._enter(JobState.BUILDING)
         self._attempt("building engines", lambda: converter.build(replay.input_fn()))
         self._enter(JobState.VERIFYING)
         with self._deps.publisher.stage(self._model, self._version) as staged:
             self._attempt("saving the converted model",
-                          lambda: save_into_staging(converter, staged.path), staged.path)
+                          lambda: save_into_staging(converter, staged.path), staged.path,
+                          FaultArea.SERVING)
             self._deps.checkpoint("job-saved")
             report = converter.report()
             self._engines_kept = engines_kept(report)
             self._write_warmup(staged.path, replay)
-            self._verification = self._attempt(
+            precision = computed_precision(report)
+            check = self._accuracy_check(precision)
+            self._verification = verification = self._attempt(
                 "verification", lambda: verify_against_original(
-                    prepared, staged.path, self._deps.settings, self._policy.precision)
+                    prepared, staged.path, self._deps.settings, check)
             )
+            self._attempt("writing the accuracy record", lambda: accuracy_record(
+                precision, plan.outcome(report.chosen, precision), prepared.checked_on,
+                verification).write(staged.path),
+                staged.path)
             if report.nothing_to_compile:
                 return self._commit(staged, Flavour.ORIGINAL, (
                     "the converter found nothing to compile; the model is unchanged "
                     "(see assets.extra/tftrt/conversion.json)"))
             self._engines = self._install_engines(staged.path)
             return self._commit(staged, Flavour.CONVERTED, None)
+
+    def _accuracy_check(self, precision: str) -> AccuracyCheck:
+        """The policy's accuracy check for a version computing in ``precision``."""
+        policy = self._policy
+        tolerance = policy.max_scaled_error
+        return AccuracyCheck(
+            policy.accuracy,
+            self._deps.settings.tolerance_for(precision) if tolerance is None else tolerance,
+            policy.min_top1_agreement)
 
     def _publish_original(self, prepared: Prepared, why: str) -> JobResult:
         self._input.check()
@@ -328,7 +352,7 @@ class _VersionJob:
         except OSError as exc:
             raise StorageError.from_os_error(
                 exc, action="install engines into the engine cache",
-                path=self._deps.engine_cache_dir,
+                path=self._deps.engine_cache_dir, area=FaultArea.SERVING,
             ) from exc
         self._deps.checkpoint("job-engines-installed")
         return result
@@ -352,15 +376,18 @@ class _VersionJob:
         self._deps.checkpoint("job-published")
         return self._result(JobState.PUBLISHED, None, path)
 
-    def _attempt(self, what: str, action: Callable[[], _T], path: Path | None = None) -> _T:
+    def _attempt(self, what: str, action: Callable[[], _T], path: Path | None = None,
+                 area: FaultArea | None = None) -> _T:
         """Run one step of conversion; a failure falls back to publishing the original,
-        unless storage or the source explains it."""
+        unless storage (``path`` in ``area``, when the step writes one) or the source
+        explains it."""
         try:
             return action()
         except ENDS_THE_ATTEMPT:
             raise
         except Exception as exc:
-            storage = storage_error_in(exc, action=f"complete {what}", path=path or self._source)
+            storage = storage_error_in(exc, action=f"complete {what}", path=path or self._source,
+                                       area=area)
             if storage is not None:
                 raise storage from exc
             self._input.check()  # a source that changed or left explains any failure

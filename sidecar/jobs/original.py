@@ -16,7 +16,7 @@ from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, choose_replay_inputs
 from sidecar.jobs.session_model import Arrays, SessionModel
 from sidecar.jobs.settings import JobSettings
 from sidecar.jobs.signature_choice import choose_signature
-from sidecar.jobs.verify import Comparison, compare_outputs
+from sidecar.jobs.verify import AccuracyCheck, Comparison, compare_outputs
 
 _LOG = logging.getLogger("sidecar.jobs")
 
@@ -31,11 +31,23 @@ class Prepared:
     replay: ReplayInputs | None
     """The inputs built, verified and warmed up for; None: publish the original."""
 
-    expected: list[Arrays]
-    """The original's outputs on ``replay``'s inputs."""
-
     no_replay_reason: str = ""
     """Why there is nothing to replay (so the original is published)."""
+
+    checked: tuple[Arrays, ...] = ()
+    """The inputs the accuracy check runs on: the held-out recorded requests (if any
+    were sampled), then up to ``JobSettings.max_verify_inputs`` of the replay inputs."""
+
+    checked_expected: tuple[Arrays, ...] = ()
+    """The original's outputs on ``checked``."""
+
+    checked_on: str = ""
+    """What ``checked`` is: REPLAY_INPUTS, or HELD_OUT_SAMPLES and REPLAY_INPUTS."""
+
+
+HELD_OUT_SAMPLES = "held-out samples"
+REPLAY_INPUTS = "replay inputs"
+"""What an accuracy check ran on (``Prepared.checked_on``)."""
 
 
 def prepare_original(
@@ -50,7 +62,7 @@ def prepare_original(
         chosen = choose_signature(model, settings.signature_key, original.signature_keys(),
                                   deps.shape_source)
         if chosen.key is None:
-            return Prepared(settings.signature_key, None, [],
+            return Prepared(settings.signature_key, None,
                             f"nothing to convert: {chosen.reason}")
         if chosen.key != settings.signature_key:
             _LOG.info("%s/%s: %s", model, version, chosen.reason)
@@ -62,31 +74,40 @@ def prepare_original(
                 default_batch_sizes=policy.default_batch_sizes,
             )
         except InputFnError as exc:
-            return Prepared(chosen.key, None, [], f"no replay inputs can be made for it: {exc}")
+            return Prepared(chosen.key, None, f"no replay inputs can be made for it: {exc}")
+        held_out = replay.held_out()
         try:
             expected = original.run(signature.key, replay.inputs)
+            # The replay inputs (one per shape set first) are checked whatever else is:
+            # they are the shapes the version will serve; held-out samples add inputs it
+            # was never calibrated on.
+            positions = replay.verify_positions(settings.max_verify_inputs)
+            checked = tuple(replay.inputs[i] for i in positions)
+            checked_expected = [expected[i] for i in positions]
+            checked_on = REPLAY_INPUTS
+            if held_out:
+                checked, checked_on = held_out + checked, f"{HELD_OUT_SAMPLES} and {REPLAY_INPUTS}"
+                checked_expected = [*original.run(signature.key, held_out), *checked_expected]
         except ReplayError as exc:
             if replay.origin is ReplayOrigin.MODEL_WARMUP:
                 raise  # TF Serving would fail to load the original with this warmup file
-            return Prepared(chosen.key, None, [], f"its replay inputs fail on it ({exc.what})")
-    return Prepared(chosen.key, replay, expected)
+            return Prepared(chosen.key, None, f"its replay inputs fail on it ({exc.what})")
+    return Prepared(chosen.key, replay, checked=checked,
+                    checked_expected=tuple(checked_expected), checked_on=checked_on)
 
 
 def verify_against_original(
-    prepared: Prepared, converted_dir: Path, settings: JobSettings, precision: str
+    prepared: Prepared, converted_dir: Path, settings: JobSettings, check: AccuracyCheck
 ) -> Comparison:
-    """Run the converted model at ``converted_dir`` as TF Serving does on (up to
-    ``settings.max_verify_inputs`` of) the replayed inputs and compare with the original's
-    outputs; VerificationError when they differ beyond the precision's tolerance."""
+    """Run the converted model at ``converted_dir`` as TF Serving does on the prepared
+    check inputs (``Prepared.checked``) and compare with the original's outputs;
+    VerificationError when an output fails ``check``."""
     assert prepared.replay is not None, "verify only what was replayed"
-    positions = prepared.replay.verify_positions(settings.max_verify_inputs)
     with SessionModel.open(converted_dir, settings.tags) as converted:
-        produced = converted.run(prepared.signature_key,
-                                 [prepared.replay.inputs[i] for i in positions])
-    comparison = compare_outputs(produced, [prepared.expected[i] for i in positions],
-                                 settings.tolerance_for(precision))
+        produced = converted.run(prepared.signature_key, prepared.checked)
+    comparison = compare_outputs(produced, prepared.checked_expected, check)
     if not comparison.matches:
         raise VerificationError(
-            "the converted model does not match the original in a TF1 Session: "
-            f"{comparison.describe()}", where=str(converted_dir))
+            "the converted model does not match the original in a TF1 Session on the "
+            f"{prepared.checked_on}: {comparison.describe()}", where=str(converted_dir))
     return comparison

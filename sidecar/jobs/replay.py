@@ -4,6 +4,13 @@ Priority: the request shapes real traffic had (a :class:`ShapeSource`, e.g. the
 tap's shape store, once it has any for the model and signature); else the raw
 version's own TF Serving warmup file; else the signature's shapes with the
 policy's default batch sizes.
+
+Beside them, the recorded requests themselves (the shape source's samples that fit the
+signature): the only inputs known to be real traffic. Every :data:`HOLD_OUT_EVERY`-th of
+them (at least one) is held out: the accuracy check runs on those, INT8 calibrates on the
+rest, so a version is never judged on what it was calibrated on. A warmup file's requests
+are not taken for real traffic: they are often zeros or made-up values, and ranges
+calibrated (and accuracy checked) on them say nothing about production.
 """
 
 from __future__ import annotations
@@ -12,17 +19,20 @@ import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
-from converter.synthetic import batch_input_fn, synthetic_input_fn
+from converter import batch_input_fn, synthetic_input_fn
 from sidecar.errors import WarmupError
 from sidecar.jobs.session_model import Arrays, SignatureSpec
 from sidecar.shapes import ShapeSet, TensorSpec, TopShapeSets
 from sidecar.warmup import MAX_WARMUP_RECORDS, predict_request_from_arrays, read_predict_requests
+
+HOLD_OUT_EVERY: Final = 5
+"""One recorded request in this many is held out of calibration for the accuracy check."""
 
 
 class ShapeSource(Protocol):
@@ -63,6 +73,10 @@ class ReplayInputs:
     note: str
     """Why earlier sources were not used (empty when the first one was)."""
 
+    samples: tuple[Arrays, ...] = ()
+    """The recorded requests that fit the signature, oldest first (real traffic; empty
+    unless the inputs came from the shape source)."""
+
     def input_fn(self) -> Callable[[], Iterator[Arrays]]:
         """A generator function for ``Converter.build``."""
         inputs = self.inputs
@@ -72,11 +86,25 @@ class ReplayInputs:
 
         return replay
 
+    def held_out_positions(self) -> list[int]:
+        """Positions in :attr:`samples` held out of calibration for the accuracy check:
+        every :data:`HOLD_OUT_EVERY`-th, or the newest when there are fewer."""
+        every = [p for p in range(len(self.samples)) if p % HOLD_OUT_EVERY == HOLD_OUT_EVERY - 1]
+        return every or ([len(self.samples) - 1] if self.samples else [])
+
+    def held_out(self) -> tuple[Arrays, ...]:
+        """The held-out recorded requests (never given to calibration)."""
+        return tuple(self.samples[p] for p in self.held_out_positions())
+
+    def calibration_samples(self) -> tuple[Arrays, ...]:
+        """The recorded requests INT8 may calibrate on: all but the held-out ones."""
+        held = set(self.held_out_positions())
+        return tuple(feed for p, feed in enumerate(self.samples) if p not in held)
+
     def calibration_fn(self) -> Callable[[], Iterator[Arrays]]:
-        """A generator function for INT8 calibration: the inputs of the first (most
-        requested) shape set only, since TF-TRT calibrates one engine shape at a time."""
-        first = _shape_key(self.inputs[0]) if self.inputs else None
-        inputs = tuple(feed for feed in self.inputs if _shape_key(feed) == first)
+        """A generator function for INT8 calibration (``Converter.convert``): the
+        :meth:`calibration_samples`."""
+        inputs = self.calibration_samples()
 
         def calibrate() -> Iterator[Arrays]:
             yield from inputs
@@ -117,9 +145,9 @@ def choose_replay_inputs(
     """
     notes: list[str] = []
     if shape_source is not None:
-        recorded = _from_shape_source(model, signature, shape_source, max_shape_sets)
+        recorded, samples = _from_shape_source(model, signature, shape_source, max_shape_sets)
         if recorded:
-            return ReplayInputs(ReplayOrigin.SHAPE_SOURCE, tuple(recorded), "")
+            return ReplayInputs(ReplayOrigin.SHAPE_SOURCE, tuple(recorded), "", tuple(samples))
         notes.append("no recorded request shapes fit the signature")
     else:
         notes.append("no shape source")
@@ -138,15 +166,18 @@ def choose_replay_inputs(
 
 def _from_shape_source(
     model: str, signature: SignatureSpec, source: ShapeSource, limit: int
-) -> list[Arrays]:
+) -> tuple[list[Arrays], list[Arrays]]:
+    """(one input per top shape set, a sample where one was kept; the samples that fit)."""
     top = source.top_shape_sets(model, signature.key, limit)
     wanted = [s for s in top.shape_sets if _shape_set_fits(s, signature.inputs)]
     if not wanted:
-        return []
+        return [], []
+    samples: list[Arrays] = []
     sampled: dict[str, Arrays] = {}
     for request in source.predict_requests(model, signature.key):
         feed = _arrays(request)
         if feed is not None and _fits(feed, signature.inputs):
+            samples.append(feed)
             sampled.setdefault(_shape_set_of(feed).key(), feed)
     chosen: list[Arrays] = []
     missing: list[ShapeSet] = []
@@ -158,7 +189,7 @@ def _from_shape_source(
     if missing:
         shapes = {name: [tuple(s[name].shape) for s in missing] for name in signature.inputs}
         chosen += [dict(feed) for feed in synthetic_input_fn(signature.inputs, shapes)()]
-    return chosen
+    return chosen, samples
 
 
 def _from_warmup_file(signature: SignatureSpec, version_dir: Path) -> list[Arrays]:

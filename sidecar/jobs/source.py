@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from sidecar.errors import StorageError, echo
+from sidecar.faults import FaultArea
 from sidecar.jobs.errors import SourceChangedError, VersionVanishedError
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish.numbering import clash_error
@@ -62,7 +63,7 @@ class JobSource:
         except OSError as exc:
             raise StorageError.from_os_error(
                 exc, action=f"list {self._named}'s model directory in incoming",
-                path=exc.filename or self._base / self._model) from exc
+                path=exc.filename or self._base / self._model, area=FaultArea.INCOMING) from exc
         if len(found) > 1:
             clash = clash_error([path.name for path in found], self._version)
             raise SourceChangedError(
@@ -97,14 +98,16 @@ class JobSource:
             raise self._changed(f"{exc.filename or 'a file'} vanished while it was read") from exc
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action=f"read {self._named} in incoming", path=exc.filename or self.path
+                exc, action=f"read {self._named} in incoming", path=exc.filename or self.path,
+                area=FaultArea.INCOMING,
             ) from exc
 
     def _raise_gone(self) -> NoReturn:
         view = look_at_incoming(self._base, [(self._model, self._version)],
                                 is_served=self._is_served)
         if not view.is_trusted(self._model):
-            raise StorageError(view.faults[0].describe(), where=str(self.path))
+            raise StorageError(view.faults[0].describe(), where=str(self.path),
+                               area=FaultArea.INCOMING)
         when = "before its turn" if self._fingerprint is None else "while its job ran"
         raise VersionVanishedError(
             f"{self._named} was removed from incoming {when}; nothing was published",

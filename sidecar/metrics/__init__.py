@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.job_metrics import JobMetrics, conversion_result
-from sidecar.metrics.server import MetricsServer, parse_listen
+from sidecar.metrics.server import MetricsServer
 from sidecar.metrics.sidecar_metrics import ScrapeSources, SidecarMetrics
 from sidecar.metrics.tap_metrics import TapMetrics
 
@@ -21,5 +21,4 @@ __all__ = [
     "SidecarMetrics",
     "TapMetrics",
     "conversion_result",
-    "parse_listen",
 ]

@@ -18,6 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry
 
+from sidecar.config.address import Address
 from sidecar.errors import ConfigError
 from sidecar.metrics.rendering import SharedRendering
 
@@ -28,17 +29,6 @@ LISTEN_BACKLOG = 1024
 ``net.core.somaxconn``, 4096 on current kernels)."""
 
 _PATHS = ("/metrics", "/")
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``) as (host, port); raises ConfigError when malformed."""
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(
-            field="metrics_listen", value=listen, source="metrics settings",
-            problem="is not host:port", fix="use e.g. 0.0.0.0:9102 or 127.0.0.1:9102",
-        )
-    return host.strip("[]"), int(port)
 
 
 class _ScrapeServer(ThreadingMixIn, WSGIServer):
@@ -69,10 +59,12 @@ def _metrics_app(rendering: SharedRendering) -> Callable[..., Iterable[bytes]]:
 
 
 class MetricsServer:
-    """Serves ``registry`` at ``http://<listen>/metrics``; :meth:`start`, then :meth:`stop`."""
+    """Serves ``registry`` at ``http://<listen>/metrics`` (port 0 picks a free port: see
+    :attr:`port`); :meth:`start`, then :meth:`stop`."""
 
     def __init__(self, listen: str, registry: CollectorRegistry) -> None:
-        self._host, self._requested_port = parse_listen(listen)
+        self._address = Address.parse(listen, "metrics_listen", "metrics settings",
+                                      free_port=True)
         self._rendering = SharedRendering(registry)
         self._server: _ScrapeServer | None = None
         self._thread: threading.Thread | None = None
@@ -81,18 +73,18 @@ class MetricsServer:
     def port(self) -> int:
         """The bound port (the requested one, or the one picked for port 0)."""
         if self._server is None:
-            return self._requested_port
+            return self._address.port
         return int(self._server.server_port)
 
     def start(self) -> None:
         """Bind and serve on a background thread."""
         try:
-            family = socket.getaddrinfo(self._host, self._requested_port,
-                                        type=socket.SOCK_STREAM)[0][0]
-            self._server = _ScrapeServer((self._host, self._requested_port), family)
+            host, port = self._address.host, self._address.port
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+            self._server = _ScrapeServer((host, port), family)
         except OSError as exc:
             raise ConfigError(
-                field="metrics_listen", value=f"{self._host}:{self._requested_port}",
+                field="metrics_listen", value=str(self._address),
                 source="metrics settings",
                 problem=f"cannot be listened on ({exc.strerror or exc})",
                 fix="choose a free port on an address of this host",
@@ -101,7 +93,8 @@ class MetricsServer:
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics",
                                         daemon=True)
         self._thread.start()
-        _LOG.info("metrics on http://%s:%d/metrics", self._host, self.port)
+        _LOG.info("metrics on http://%s/metrics",
+                  Address(self._address.host, self.port))
 
     def stop(self) -> None:
         """Stop serving and close the socket (idempotent)."""

@@ -11,6 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Final
 
+from sidecar.errors import StorageError
+from sidecar.faults import FaultArea
 from sidecar.publish.model_names import is_model_name
 from sidecar.publish.numbering import served_version_from_name
 
@@ -47,12 +49,21 @@ def is_leftover_name(name: str) -> bool:
     return name.startswith((STAGING_PREFIX, REMOVING_PREFIX))
 
 
-def published_versions(model_dir: Path) -> list[int]:
-    """The versions TF Serving would see in ``model_dir``, ascending (empty if it is missing)."""
+def _listing(directory: Path, action: str) -> list[str]:
+    """The names in ``directory`` of the serving base (none if it is missing); any other
+    failure is a fault of the serving base's storage."""
     try:
-        names = os.listdir(model_dir)
+        return os.listdir(directory)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise StorageError.from_os_error(exc, action=action, path=directory,
+                                         area=FaultArea.SERVING) from exc
+
+
+def published_versions(model_dir: Path) -> list[int]:
+    """The versions TF Serving would see in ``model_dir``, ascending (empty if it is missing)."""
+    names = _listing(model_dir, "list the published versions")
     versions = (served_version_from_name(name) for name in names)
     return sorted(
         v for v, name in zip(versions, names, strict=True)
@@ -63,10 +74,7 @@ def published_versions(model_dir: Path) -> list[int]:
 def published_models(serving_base: Path) -> list[str]:
     """Model directories in ``serving_base`` holding at least one version, sorted (files
     there, such as TF Serving's model config, are not models)."""
-    try:
-        names = sorted(os.listdir(serving_base))
-    except FileNotFoundError:
-        return []
+    names = sorted(_listing(serving_base, "list the published models"))
     return [name for name in names
             if is_model_name(name) and (serving_base / name).is_dir()
             and published_versions(serving_base / name)]

@@ -9,8 +9,9 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from converter import temporary_prefix, write_atomically
+from durable import temporary_prefix, write_atomically
 from sidecar.errors import StorageError
+from sidecar.faults import FaultArea
 
 
 def render_model_config(models: Iterable[str], serving_base: Path) -> str:
@@ -51,14 +52,16 @@ class ModelConfigWriter:
             pass
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="read TF Serving's model config", path=self._file
+                exc, action="read TF Serving's model config", path=self._file,
+                area=FaultArea.SERVING,
             ) from exc
         try:
             self._file.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(self._file, text.encode("utf-8"))
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="write TF Serving's model config", path=self._file
+                exc, action="write TF Serving's model config", path=self._file,
+                area=FaultArea.SERVING,
             ) from exc
         return True
 

@@ -1,7 +1,8 @@
 """What the serving base holds: each published version's engines and prebuilt request shapes.
 
 Read from the files a job publishes: the converter's report (read as the
-converter's own :class:`converter.ConversionReport`) and TF Serving's warmup
+converter's own :class:`converter.ConversionReport`), the job's accuracy record
+(:mod:`sidecar.publish.published_accuracy`) and TF Serving's warmup
 file, whose requests are the shapes engines were built for. A published version
 never changes, so what is read is cached per (model, version, directory inode).
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from converter import ConversionReport, SavedModelError
 from sidecar.errors import SidecarError
 from sidecar.publish.layout import published_models, published_versions
+from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.publish.published_version import EngineInfo, PublishedVersion
 from sidecar.shapes import ShapeSet
 from sidecar.shapes.requests import predict_shape_set, signature_called
@@ -104,11 +106,12 @@ class PublishedModels:
 def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
     report = _read_report(path)
     warmed_up = _warmup_shape_sets(path)
+    accuracy = _read_accuracy(path)
     if report is None:
         return PublishedVersion(
             model=model, version=version, path=path, backend="", backend_reason="",
             candidate="", candidate_reason="", device="", engines=(), warmed_up=warmed_up,
-            prebuilt=(),
+            prebuilt=(), accuracy=accuracy,
         )
     engines = tuple(
         EngineInfo(
@@ -135,6 +138,7 @@ def _read_version(model: str, version: int, path: Path) -> PublishedVersion:
         engines=engines,
         warmed_up=warmed_up,
         prebuilt=warmed_up if report.built else (),
+        accuracy=accuracy,
     )
 
 
@@ -143,6 +147,14 @@ def _read_report(path: Path) -> ConversionReport | None:
         return ConversionReport.read(path)
     except SavedModelError as exc:
         _LOG.warning("cannot read the conversion report of %s: %s", path, exc)
+        return None
+
+
+def _read_accuracy(path: Path) -> AccuracyRecord | None:
+    try:
+        return AccuracyRecord.read(path)
+    except SavedModelError as exc:
+        _LOG.warning("cannot read the accuracy record of %s: %s", path, exc)
         return None
 
 

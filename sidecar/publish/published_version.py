@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.shapes import ShapeSet
 
 
@@ -27,7 +28,7 @@ class EngineInfo:
     shapes: tuple[tuple[int, ...], ...]
     """One shape per segment input."""
     precision: str
-    """FP32 or FP16."""
+    """What it computes in (FP32 or FP16)."""
     compile_seconds: float
     """How long compiling it took."""
     speedup: float
@@ -53,8 +54,8 @@ class PublishedVersion:
     backend_reason: str
     """Why that backend (e.g. "auto: TF-TRT unavailable (...)")."""
     candidate: str
-    """The converter's measured choice ("original", "frozen", "frozen+xla", "xla"; ""
-    when nothing was measured)."""
+    """The converter's measured choice ("original", "frozen", "frozen+xla", "frozen+bf16",
+    "frozen+int8", "xla"; "" when nothing was measured)."""
     candidate_reason: str
     """Why it won."""
     device: str
@@ -65,6 +66,9 @@ class PublishedVersion:
     """(signature, request shape set) pairs its warmup file runs."""
     prebuilt: tuple[tuple[str, ShapeSet], ...]
     """(signature, request shape set) pairs it was built for (see the module's text)."""
+    accuracy: AccuracyRecord | None = None
+    """What it computes in and how accurate its job measured it; None when not measured
+    (published as the original after a failed conversion, or before records existed)."""
 
     @property
     def kept_engines(self) -> int:

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from converter import fsync_directory, fsync_tree, rename_no_replace
+from durable import fsync_directory, fsync_tree, rename_no_replace
 from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError, echo
+from sidecar.faults import FaultArea
 from sidecar.publish import layout
 from sidecar.publish.model_names import MODEL_NAME_RULE, is_model_name
 from sidecar.publish.numbering import MAX_SERVED_VERSION
@@ -93,7 +94,7 @@ class VersionPublisher:
             path.mkdir()
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="create a staging directory", path=path
+                exc, action="create a staging directory", path=path, area=FaultArea.SERVING
             ) from exc
         self._checkpoint("staging-created")
         return StagedVersion(self, model, version, path)
@@ -137,7 +138,8 @@ class VersionPublisher:
             fsync_tree(staged.path)
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="flush the staged version to disk", path=staged.path
+                exc, action="flush the staged version to disk", path=staged.path,
+                area=FaultArea.SERVING,
             ) from exc
         self._checkpoint("synced")
         try:
@@ -146,7 +148,8 @@ class VersionPublisher:
             raise VersionAlreadyPublishedError(staged.model, staged.version, target) from exc
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="rename the staged version into place", path=target
+                exc, action="rename the staged version into place", path=target,
+                area=FaultArea.SERVING,
             ) from exc
         self._checkpoint("renamed")
         try:
@@ -154,7 +157,7 @@ class VersionPublisher:
         except OSError as exc:
             raise StorageError.from_os_error(
                 exc, action="flush the new version's directory entry (it is visible)",
-                path=target.parent,
+                path=target.parent, area=FaultArea.SERVING,
             ) from exc
         self._checkpoint("published")
         return target
@@ -235,7 +238,7 @@ class StagedVersion:
         if isinstance(exc, OSError):
             raise StorageError.from_os_error(
                 exc, action=f"write {self.model} version {self.version} into staging",
-                path=self.path,
+                path=self.path, area=FaultArea.SERVING,
             ) from exc
 
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from converter import fsync_directory, rename_no_replace
+from durable import fsync_directory, rename_no_replace
 from sidecar.errors import OnlyServableVersionError, StorageError, UserError
+from sidecar.faults import FaultArea
 from sidecar.publish import layout
 
 
@@ -86,7 +87,8 @@ def restore_withdrawn(model_dir: Path, version: int) -> Path | None:
         return None
     except OSError as exc:
         raise StorageError.from_os_error(
-            exc, action=f"restore withdrawn version {version} into view", path=kept
+            exc, action=f"restore withdrawn version {version} into view", path=kept,
+            area=FaultArea.SERVING,
         ) from exc
     return target
 
@@ -162,5 +164,6 @@ def _move_out_of_view(source: Path, hidden: Path) -> None:
         fsync_directory(source.parent)
     except OSError as exc:
         raise StorageError.from_os_error(
-            exc, action=f"move {source.name} out of TF Serving's view", path=source
+            exc, action=f"move {source.name} out of TF Serving's view", path=source,
+            area=FaultArea.SERVING,
         ) from exc

@@ -11,6 +11,7 @@ refused a write: both are storage faults (retryable once the storage is fixed, s
 from __future__ import annotations
 
 from sidecar.errors import SidecarError, StorageError, UserError
+from sidecar.faults import FaultArea
 
 
 class ShapeStoreError(SidecarError):
@@ -25,7 +26,11 @@ class ShapeStoreCorruptError(ShapeStoreError, StorageError):
     """The state database exists but is not a usable shape store; once it is moved aside,
     the store starts empty and fills from traffic again."""
 
+    area = FaultArea.STATE
+
 
 class ShapeStoreWriteError(ShapeStoreError, StorageError):
     """The database refused a write (state disk full, read-only, I/O error); nothing of
     the batch was stored, and later writes succeed once the storage is fixed."""
+
+    area = FaultArea.STATE

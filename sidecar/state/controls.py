@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from converter import write_atomically
+from durable import write_atomically
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
 from sidecar.errors import ConfigError, StorageError
+from sidecar.faults import FaultArea
 
 CONTROLS_FILE_NAME: Final = "admin-controls.json"
 """The file's name inside the state directory."""
@@ -114,7 +115,7 @@ class Controls(abc.ABC):
         """Merge ``overrides`` into the model's (or replace them, with ``clear``); persist.
 
         With ``configured`` (the model's configured policy), overrides that would not
-        hold together on it (e.g. INT8 with backend xla, more default batch sizes than
+        hold together on it (e.g. more default batch sizes than
         max_engines) raise ConfigError instead.
         """
         def merge(current: ModelControl) -> ModelControl:
@@ -158,7 +159,7 @@ class ModelControls(Controls):
             return cls(path, {})
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="read the admin controls", path=path
+                exc, action="read the admin controls", path=path, area=FaultArea.STATE
             ) from exc
         return cls(path, _parse(text, path))
 
@@ -200,7 +201,8 @@ class ModelControls(Controls):
                 self._path, json.dumps(document, indent=2, sort_keys=True).encode("utf-8"))
         except OSError as exc:
             raise StorageError.from_os_error(
-                exc, action="write the admin controls", path=self._path
+                exc, action="write the admin controls", path=self._path,
+                area=FaultArea.STATE,
             ) from exc
 
 
@@ -231,5 +233,5 @@ def _parse(text: str, path: Path) -> dict[str, ModelControl]:
     except (ConfigError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise StorageError(
             f"the admin controls file is not readable: {type(exc).__name__}: {exc}",
-            where=str(path), fix=fix,
+            where=str(path), fix=fix, area=FaultArea.STATE,
         ) from exc

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from sidecar.errors import JournalError, StorageError
+from sidecar.faults import FaultArea
 from sidecar.sqlite_writes import immediate_transaction, storage_error
 from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
 
@@ -91,9 +92,10 @@ class JobJournal:
             connection.executescript(_SCHEMA)
             _add_missing_columns(connection)
         except OSError as exc:
-            raise StorageError.from_os_error(exc, action="open the job journal", path=path) from exc
+            raise StorageError.from_os_error(exc, action="open the job journal", path=path,
+                                             area=FaultArea.STATE) from exc
         except sqlite3.Error as exc:
-            raise storage_error(exc, "open the job journal", path) from exc
+            raise storage_error(exc, "open the job journal", path, area=FaultArea.STATE) from exc
         return cls(connection, path, clock)
 
     @property
@@ -294,7 +296,7 @@ class JobJournal:
             except sqlite3.IntegrityError as exc:
                 raise JournalError(f"could not {action}: {exc}", where=str(self._path)) from exc
             except sqlite3.Error as exc:
-                raise storage_error(exc, action, self._path) from exc
+                raise storage_error(exc, action, self._path, area=FaultArea.STATE) from exc
 
     @contextmanager
     def _read(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -302,7 +304,7 @@ class JobJournal:
             try:
                 yield self._db
             except sqlite3.Error as exc:
-                raise storage_error(exc, action, self._path) from exc
+                raise storage_error(exc, action, self._path, area=FaultArea.STATE) from exc
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

@@ -120,10 +120,9 @@ async def serve_rest_recorder(
             connections.discard(writer)
             writer.close()
 
-    host, _, port = settings.listen.rpartition(":")
     try:
-        server = await asyncio.start_server(connection, host.strip("[]"), int(port),
-                                            limit=MAX_HEAD_BYTES)
+        server = await asyncio.start_server(connection, settings.address.host,
+                                            settings.address.port, limit=MAX_HEAD_BYTES)
     except (OSError, ValueError) as error:
         raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from sidecar.config.address import Address
 from sidecar.tap.errors import TapSettingsError
 
 # TF Serving itself accepts messages up to INT32_MAX bytes.
@@ -18,6 +19,8 @@ class RecorderSettings:
 
     listen: str
     """`host:port` to serve on (port 0 picks a free port; see the server's `port`)."""
+    address: Address = field(init=False, repr=False, compare=False)
+    """``listen`` as host and port, parsed on construction."""
     max_message_bytes: int = 64 << 20
     """Largest mirrored request accepted (larger: RESOURCE_EXHAUSTED to Envoy, unrecorded)."""
     queue_size: int = 4096
@@ -40,7 +43,10 @@ class RecorderSettings:
     (its process goes on); the wait doubles while it keeps dying within a minute."""
 
     def __post_init__(self) -> None:
-        self._check_address("listen")
+        # Frozen: the parsed address is set once, here.
+        object.__setattr__(self, "address", Address.parse(
+            self.listen, f"{type(self).__name__}.listen", "the recorder settings",
+            free_port=True))
         for name in ("max_message_bytes", "queue_size", "queue_max_bytes",
                      "record_batch_size"):
             self._check_positive(name)
@@ -56,11 +62,6 @@ class RecorderSettings:
                          "0 < first <= longest")
         if self.sample_max_bytes < 0:
             self._refuse("sample_max_bytes", "must not be negative")
-
-    def _check_address(self, name: str) -> None:
-        host, _, port = getattr(self, name).rpartition(":")
-        if not host or not port.isdigit():
-            self._refuse(name, "must be host:port")
 
     def _check_positive(self, name: str) -> None:
         if getattr(self, name) < 1:

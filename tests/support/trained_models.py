@@ -60,13 +60,19 @@ def _train(model: keras.Model, inputs: np.ndarray, epochs: int) -> keras.Model:
 
 
 def digits_cnn(directory: pathlib.Path) -> pathlib.Path:
-    """A trained CNN (conv, batch norm, relu twice; pooling; dense) exported as a
-    SavedModel at `directory`: float32 images (batch, 16, 16, 1) -> 10 logits."""
+    """A trained CNN (normalization, zero pad; conv, batch norm, relu twice; pooling;
+    dense) exported as a SavedModel at `directory`: float32 images (batch, 16, 16, 1)
+    -> 10 logits."""
     keras.utils.set_random_seed(0)
     image = keras.Input((SIDE, SIDE, 1), name="image")
-    hidden = image
-    for filters, stride in ((16, 1), (32, 2)):
-        hidden = keras.layers.Conv2D(filters, 3, strides=stride, padding="same")(hidden)
+    # Fixed input statistics, as EfficientNet has: captured constants beside the
+    # weights, which the int8 rewrite must fold in too.
+    hidden = keras.layers.Normalization(mean=0.3, variance=0.15)(image)
+    # A zero pad before the first convolution, as ResNet has: freezing merges it into
+    # the convolution, and the int8 rewrite must take it apart again.
+    hidden = keras.layers.ZeroPadding2D(1)(hidden)
+    for filters, stride, padding in ((16, 1, "valid"), (32, 2, "same")):
+        hidden = keras.layers.Conv2D(filters, 3, strides=stride, padding=padding)(hidden)
         # Few steps of training: statistics that follow quickly.
         hidden = keras.layers.BatchNormalization(momentum=0.5)(hidden)
         hidden = keras.layers.ReLU()(hidden)

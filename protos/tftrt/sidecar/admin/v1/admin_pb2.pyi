@@ -70,7 +70,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., policy: _Optional[_Union[EffectivePolicy, _Mapping]] = ..., overrides: _Optional[_Union[PolicyOverrides, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[SignatureCoverage, _Mapping]]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "state", "reason", "flavour", "flavour_reason", "attempts", "created_at", "updated_at", "in_serving", "stage_timings", "engines", "prebuilt_shapes", "backend", "device", "incoming_version", "rebuild", "backend_reason", "candidate", "candidate_reason", "built_by", "installed_from_store")
+    __slots__ = ("version", "state", "reason", "flavour", "flavour_reason", "attempts", "created_at", "updated_at", "in_serving", "stage_timings", "engines", "prebuilt_shapes", "backend", "device", "incoming_version", "rebuild", "backend_reason", "candidate", "candidate_reason", "built_by", "installed_from_store", "precision", "precision_reason", "accuracy")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,9 @@ class ModelVersion(_message.Message):
     CANDIDATE_REASON_FIELD_NUMBER: _ClassVar[int]
     BUILT_BY_FIELD_NUMBER: _ClassVar[int]
     INSTALLED_FROM_STORE_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_REASON_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: str
     reason: str
@@ -113,7 +116,28 @@ class ModelVersion(_message.Message):
     candidate_reason: str
     built_by: str
     installed_from_store: bool
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., flavour: _Optional[str] = ..., flavour_reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., in_serving: _Optional[bool] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., prebuilt_shapes: _Optional[_Iterable[_Union[ShapeSet, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., incoming_version: _Optional[int] = ..., rebuild: _Optional[int] = ..., backend_reason: _Optional[str] = ..., candidate: _Optional[str] = ..., candidate_reason: _Optional[str] = ..., built_by: _Optional[str] = ..., installed_from_store: _Optional[bool] = ...) -> None: ...
+    precision: str
+    precision_reason: str
+    accuracy: Accuracy
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., flavour: _Optional[str] = ..., flavour_reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., in_serving: _Optional[bool] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., prebuilt_shapes: _Optional[_Iterable[_Union[ShapeSet, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., incoming_version: _Optional[int] = ..., rebuild: _Optional[int] = ..., backend_reason: _Optional[str] = ..., candidate: _Optional[str] = ..., candidate_reason: _Optional[str] = ..., built_by: _Optional[str] = ..., installed_from_store: _Optional[bool] = ..., precision: _Optional[str] = ..., precision_reason: _Optional[str] = ..., accuracy: _Optional[_Union[Accuracy, _Mapping]] = ...) -> None: ...
+
+class Accuracy(_message.Message):
+    __slots__ = ("compared_on", "compared", "scaled_error", "max_scaled_error", "top1_agreement", "top1_rows", "min_top1_agreement")
+    COMPARED_ON_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_FIELD_NUMBER: _ClassVar[int]
+    SCALED_ERROR_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCALED_ERROR_FIELD_NUMBER: _ClassVar[int]
+    TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    TOP1_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    compared_on: str
+    compared: int
+    scaled_error: float
+    max_scaled_error: float
+    top1_agreement: float
+    top1_rows: int
+    min_top1_agreement: float
+    def __init__(self, compared_on: _Optional[str] = ..., compared: _Optional[int] = ..., scaled_error: _Optional[float] = ..., max_scaled_error: _Optional[float] = ..., top1_agreement: _Optional[float] = ..., top1_rows: _Optional[int] = ..., min_top1_agreement: _Optional[float] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "seconds")
@@ -176,7 +200,7 @@ class SignatureCoverage(_message.Message):
     def __init__(self, signature: _Optional[str] = ..., covered_requests: _Optional[int] = ..., total_requests: _Optional[int] = ..., ratio: _Optional[float] = ...) -> None: ...
 
 class PolicyOverrides(_message.Message):
-    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests")
+    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests", "accuracy", "min_top1_agreement", "max_scaled_error")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MAX_ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +211,9 @@ class PolicyOverrides(_message.Message):
     REBUILD_BELOW_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     REBUILD_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REBUILD_MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCALED_ERROR_FIELD_NUMBER: _ClassVar[int]
     backend: str
     precision: str
     max_engines: int
@@ -197,10 +224,13 @@ class PolicyOverrides(_message.Message):
     rebuild_below_coverage: float
     rebuild_after_seconds: float
     rebuild_min_requests: int
-    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ...) -> None: ...
+    accuracy: str
+    min_top1_agreement: float
+    max_scaled_error: float
+    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ..., accuracy: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., max_scaled_error: _Optional[float] = ...) -> None: ...
 
 class EffectivePolicy(_message.Message):
-    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests")
+    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests", "accuracy", "min_top1_agreement", "max_scaled_error")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MAX_ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +241,9 @@ class EffectivePolicy(_message.Message):
     REBUILD_BELOW_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     REBUILD_AFTER_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REBUILD_MIN_REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    MAX_SCALED_ERROR_FIELD_NUMBER: _ClassVar[int]
     backend: str
     precision: str
     max_engines: int
@@ -221,7 +254,10 @@ class EffectivePolicy(_message.Message):
     rebuild_below_coverage: float
     rebuild_after_seconds: float
     rebuild_min_requests: int
-    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ...) -> None: ...
+    accuracy: str
+    min_top1_agreement: float
+    max_scaled_error: float
+    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ..., accuracy: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., max_scaled_error: _Optional[float] = ...) -> None: ...
 
 class StartConversionRequest(_message.Message):
     __slots__ = ("model", "version", "overrides", "rebuild")
