@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -25,16 +24,10 @@ from sidecar.state import JobJournal
 from sidecar.state.controls import ModelControls
 from tests.admin.certs import Certificates, make_certificates
 from tests.admin.runner import ServiceJobRunner
-from tests.support.models import keras_mlp
+from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc
 
 TOKEN = "test-token-0123456789abcdef"
-
-
-@pytest.fixture(scope="session")
-def mlp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras MLP SavedModel (x[?,16]) built once; copy it into an incoming base."""
-    return keras_mlp(tmp_path_factory.mktemp("admin-mlp") / "model")
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +89,7 @@ def build_stand(root: Path, model: Path, settings: AdminSettings, ready: bool = 
     server = start_admin_server(settings, backend)
     if ready:
         backend.mark_ready()
-        assert wait_until(lambda: server.serving, 10)
+        wait_until(lambda: server.serving, 10, "the admin server serving")
     return AdminStand(root, journal, publisher, shapes, controls, published, runner, backend,
                       server, model)
 
@@ -107,16 +100,6 @@ def close_stand(stand: AdminStand) -> None:
     stand.runner.close()
     stand.shapes.close()
     stand.journal.close()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something true or ``timeout`` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 @pytest.fixture()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ import pytest
 from sidecar.admin.settings import AdminSettings
 from sidecar.client.cli import EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, TOKEN_ENV, main
 from tests.admin.certs import Certificates
-from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand, wait_until
+from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand
 from tests.sidecar.conftest import build_tiny_saved_model
+from tests.support.waiting import wait_until
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str, env: dict[str, str] | None = None
@@ -35,13 +37,16 @@ def test_commands_print_tables_and_json(
         _, text, _ = _run(capsys, *address, "--json", "operation", operation.split("/", 1)[1])
         return bool(json.loads(text)["done"])
 
-    assert wait_until(finished, 120, 0.2)
+    wait_until(finished, 120, f"{operation} done", interval=0.2)
     status, out, _ = _run(capsys, *address, "operations")
     assert status == EXIT_OK and operation in out and "published" in out
     status, out, _ = _run(capsys, *address, "list")
     assert status == EXIT_OK and out.split("\n")[1].split()[:3] == ["mlp", "1000", "no"]
     status, out, _ = _run(capsys, *address, "get", "mlp")
     assert status == EXIT_OK and "VERSION" in out and "published" in out and "max_engines" in out
+    # Each version's precision and accuracy check, in the table as in GetModel.
+    row = out.split("\n\n")[1].splitlines()[1]
+    assert re.search(r" FP32 +(top1 \d\.\d{3}|error \S+) on [1-9]\d* ", row), row
     status, out, _ = _run(capsys, *address, "--json", "get", "mlp")
     document = json.loads(out)
     assert document["name"] == "mlp" and document["versions"][0]["state"] == "published"
@@ -86,7 +91,7 @@ def test_token_and_tls_options(
                              tls_key_file=certificates.server_key)
     built = build_stand(tmp_path, mlp_model, settings)
     try:
-        assert wait_until(lambda: built.server.serving, 5)
+        wait_until(lambda: built.server.serving, 5, "the TLS admin server serving")
         tls = ["--address", built.address, "--tls-ca", str(certificates.ca)]
         status, _, err = _run(capsys, *tls, "list")
         assert status == EXIT_RPC_ERROR and "UNAUTHENTICATED" in err

@@ -12,7 +12,8 @@ from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 # A value for every field, none of them the default.
 CHANGED = ModelPolicy(
-    backend="xla", precision="FP16", max_engines=6, minimum_segment_size=5,
+    backend="xla", precision="INT8", accuracy="top1", min_top1_agreement=0.95,
+    max_scaled_error=0.1, max_engines=6, minimum_segment_size=5,
     build_at_runtime=True, keep_versions=3, default_batch_sizes=(2, 16),
     rebuild_below_coverage=0.5, rebuild_after_seconds=30.0, rebuild_min_requests=7,
 )
@@ -38,6 +39,14 @@ def test_every_field_goes_to_the_wire_and_back() -> None:
         overrides_to_proto(overrides).SerializeToString()), "the request")
     assert back == overrides
     assert back.default_batch_sizes == (2, 16) and back.rebuild_min_requests == 7
+
+
+def test_an_unset_scaled_error_bound_stays_unset_on_the_wire() -> None:
+    # None: the tolerance of the precision a version computes in, not a bound of 0.
+    effective = policy_to_proto(ModelPolicy())
+    assert not effective.HasField("max_scaled_error") and effective.accuracy == "auto"
+    assert effective.min_top1_agreement == 0.99
+    assert policy_to_proto(CHANGED).max_scaled_error == 0.1
 
 
 def test_unset_fields_stay_unset_on_the_wire() -> None:

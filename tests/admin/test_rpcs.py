@@ -19,8 +19,9 @@ from sidecar.publish.numbering import MAX_INCOMING_VERSION, served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.state import JobState
 from sidecar.state.controls import ModelControls
-from tests.admin.conftest import AdminStand, wait_until
+from tests.admin.conftest import AdminStand
 from tests.sidecar.conftest import build_tiny_saved_model, tree_listing
+from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 JOB_TIMEOUT = 120.0
@@ -37,9 +38,7 @@ def _wait_done(stub: Any, name: str) -> pb.Operation:
         op = stub.GetOperation(pb.GetOperationRequest(name=name), timeout=10)
         return op if op.done else None
 
-    operation = wait_until(done, JOB_TIMEOUT, 0.2)
-    assert operation is not None, f"{name} did not finish"
-    return operation
+    return wait_until(done, JOB_TIMEOUT, f"{name} done", interval=0.2)
 
 
 def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
@@ -72,6 +71,13 @@ def test_conversion_runs_and_the_model_shows_versions_engines_and_timings(
         # The converter's measured choice among its candidates, and why it won.
         assert version.candidate in ("original", "frozen", "frozen+xla", "xla")
         assert version.candidate_reason
+        # What it computes in (an FP32 policy: float32 only) and its accuracy check: the
+        # MLP's softmax scores by top-1 agreement, on the replay inputs (nothing recorded).
+        assert version.precision == "FP32" and "FP32 only" in version.precision_reason
+        accuracy = version.accuracy
+        assert accuracy.compared_on == "replay inputs" and accuracy.compared == 2
+        assert accuracy.top1_agreement == 1.0 and accuracy.top1_rows == 9
+        assert accuracy.min_top1_agreement == 0.99
     assert model.policy.max_engines == 4 and model.policy.precision == "FP32"
 
     listed = stub.ListModels(pb.ListModelsRequest(), timeout=10)
@@ -275,8 +281,16 @@ def test_policy_is_validated_persisted_and_cleared(
         return code is grpc.StatusCode.INVALID_ARGUMENT
 
     assert refused(pb.PolicyOverrides(rebuild_below_coverage=1.5))  # a share is at most 1
-    assert refused(pb.PolicyOverrides(precision="INT8", backend="xla"))  # xla has no INT8
+    assert refused(pb.PolicyOverrides(accuracy="top5"))  # auto, top1 or scaled_error
+    assert refused(pb.PolicyOverrides(max_scaled_error=-0.1))
     assert ModelControls.open(stand.root / "state").get("mlp").overrides.precision == "FP16"
+
+    # INT8 with the default backends: int8 through oneDNN on a CPU, calibrated on traffic.
+    int8 = stub.SetModelPolicy(pb.SetModelPolicyRequest(model="mlp", overrides=pb.PolicyOverrides(
+        precision="INT8", backend="xla", accuracy="top1", min_top1_agreement=0.98)), timeout=10)
+    assert (int8.effective.precision, int8.effective.backend) == ("INT8", "xla")
+    assert (int8.effective.accuracy, int8.effective.min_top1_agreement) == ("top1", 0.98)
+    assert not int8.effective.HasField("max_scaled_error")  # the precision's tolerance
 
     cleared = stub.SetModelPolicy(pb.SetModelPolicyRequest(model="mlp", clear=True), timeout=10)
     assert cleared.effective.precision == "FP32" and not cleared.overrides.HasField("precision")

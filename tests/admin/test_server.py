@@ -24,7 +24,8 @@ from sidecar.errors import (
     VersionAlreadyPublishedError,
 )
 from tests.admin.certs import Certificates
-from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand, wait_until
+from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand
+from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc
 
@@ -57,7 +58,7 @@ def test_health_is_not_serving_until_ready_and_again_while_stopping(
         assert "loading its state" in caught.value.details()
 
         unready.backend.mark_ready()
-        assert wait_until(lambda: _health(channel) == SERVING, 10)
+        wait_until(lambda: _health(channel) == SERVING, 10, "overall health SERVING")
         assert _health(channel, SERVICE_NAME) == SERVING
         assert admin.ListModels(pb.ListModelsRequest(), timeout=5).models == []
         with pytest.raises(grpc.RpcError) as unknown:
@@ -236,12 +237,14 @@ def test_each_component_has_its_own_health_status(stand: AdminStand) -> None:
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            assert wait_until(lambda: _health(channel) == SERVING, 10)
+            wait_until(lambda: _health(channel) == SERVING, 10, "overall health SERVING")
             assert _health(channel, "tftrt.sidecar.Tap") == NOT_SERVING
             tap_up.set()
-            assert wait_until(lambda: _health(channel, "tftrt.sidecar.Tap") == SERVING, 10)
+            wait_until(lambda: _health(channel, "tftrt.sidecar.Tap") == SERVING, 10,
+                       "the tap's health SERVING")
             tap_up.clear()  # its process died; it is being restarted
-            assert wait_until(lambda: _health(channel, "tftrt.sidecar.Tap") == NOT_SERVING, 10)
+            wait_until(lambda: _health(channel, "tftrt.sidecar.Tap") == NOT_SERVING, 10,
+                       "the tap's health NOT_SERVING")
             assert _health(channel) == SERVING  # the admin API itself is still fine
     finally:
         server.stop(1)

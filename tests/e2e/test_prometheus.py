@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from tests.metrics.stand import (
     send_tap_traffic,
 )
 from tests.support.e2e import free_port
-from tests.support.models import keras_mlp
+from tests.support.waiting import wait_until
 from tests.tap.conftest import LoopThread
 
 PROMETHEUS = shutil.which("prometheus")
@@ -61,12 +60,6 @@ def metrics_stand(tmp_path: Path) -> Iterator[MetricsStand]:
 
 
 @pytest.fixture(scope="module")
-def metrics_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras MLP (x[?,16])."""
-    return keras_mlp(tmp_path_factory.mktemp("prometheus-mlp") / "model")
-
-
-@pytest.fixture(scope="module")
 def event_loop_thread() -> Iterator[LoopThread]:
     """An asyncio loop on a thread, for the tap."""
     runner = LoopThread()
@@ -96,8 +89,8 @@ def prometheus(tmp_path: Path, metrics_stand: MetricsStand) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        assert _wait(lambda: _get(f"{url}/-/ready") is not None, 30), \
-            (tmp_path / "prometheus.log").read_text()
+        wait_until(lambda: _get(f"{url}/-/ready"), 30,
+                   f"Prometheus ready (its log: {tmp_path / 'prometheus.log'})", interval=0.25)
         yield url
     finally:
         process.terminate()
@@ -117,15 +110,6 @@ def _get(url: str) -> bytes | None:
         return None
 
 
-def _wait(condition: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.25)
-
-
 def _query(url: str, expression: str) -> list[dict[str, Any]]:
     body = _get(f"{url}/api/v1/query?" + urllib.parse.urlencode({"query": expression}))
     if body is None:
@@ -135,25 +119,23 @@ def _query(url: str, expression: str) -> list[dict[str, Any]]:
     return list(answer["data"]["result"])
 
 
-def _scalar(url: str, expression: str, expected: float, timeout: float = 20) -> float:
+def _scalar(url: str, expression: str, expected: float, timeout: float = 20) -> None:
     """Wait until Prometheus's value of ``expression`` (one series) equals ``expected``."""
     def current() -> float | None:
         result = _query(url, expression)
         return float(result[0]["value"][1]) if len(result) == 1 else None
 
-    _wait(lambda: current() == expected, timeout)
-    value = current()
-    assert value == expected, f"{expression} = {value}, expected {expected}"
-    return value
+    wait_until(current, timeout, f"{expression} = {expected} in Prometheus",
+               done=lambda value: value == expected, interval=0.25)
 
 
 def test_prometheus_scrapes_conversions_and_tap_traffic(
-    metrics_stand: MetricsStand, prometheus: str, metrics_mlp: Path,
+    metrics_stand: MetricsStand, prometheus: str, mlp_model: Path,
     event_loop_thread: LoopThread,
 ) -> None:
     _scalar(prometheus, f'up{{job="{JOB}"}}', 1.0)
     served = served_version(1)
-    result = run_converted_job(metrics_stand, metrics_mlp, "mlp", 1)
+    result = run_converted_job(metrics_stand, mlp_model, "mlp", 1)
     assert result.state is JobState.PUBLISHED and result.version == served
     assert send_tap_traffic(metrics_stand, event_loop_thread, "mlp", served, [1, 8, 5]) == 3
 
@@ -180,8 +162,9 @@ def test_prometheus_scrapes_conversions_and_tap_traffic(
     # Envoy; the critical alert's expression (upstream errors) stays empty.
     send_calls_clients_give_up_on(metrics_stand, "mlp")
     # At least the expired call: a client channel closing with a stream open resets it too.
-    assert _wait(lambda: _query(prometheus, 'envoy_http_downstream_rq_rx_reset'
-                                '{envoy_http_conn_manager_prefix="tftrt_grpc"} >= 1'), 20)
+    wait_until(lambda: _query(prometheus, 'envoy_http_downstream_rq_rx_reset'
+                              '{envoy_http_conn_manager_prefix="tftrt_grpc"} >= 1'), 20,
+               "Envoy's count of reset client streams in Prometheus", interval=0.25)
     _scalar(prometheus, 'envoy_http_rq_direct_response'
             '{envoy_http_conn_manager_prefix="tftrt_grpc"}', 1.0)
     assert _query(prometheus, UPSTREAM_ERRORS_ALERT) == []

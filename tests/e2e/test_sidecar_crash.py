@@ -17,16 +17,10 @@ from sidecar.state import Flavour, JobJournal, JobState
 from tests.e2e.test_sidecar_run import REPO_ROOT, directory_flags, hidden_entries, run_sidecar
 from tests.jobs.builders import land
 from tests.sidecar.conftest import tree_listing
-from tests.support.models import keras_mlp
 from tests.support.serving_poller import ServingPoller
 
 BEFORE_RENAME = ["job-building", "job-flavour-chosen"]
 AFTER_RENAME = ["renamed"]
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
 def kill_at(step: str, root: Path) -> None:
@@ -46,9 +40,11 @@ def kill_at(step: str, root: Path) -> None:
 
 
 @pytest.mark.parametrize("step", BEFORE_RENAME + AFTER_RENAME)
-def test_sigkill_then_restart_ends_published_once(tmp_path: Path, mlp: Path, step: str) -> None:
+def test_sigkill_then_restart_ends_published_once(
+    tmp_path: Path, mlp_model: Path, step: str
+) -> None:
     served = served_version(1)
-    land(mlp, tmp_path / "incoming", "alpha", 1)
+    land(mlp_model, tmp_path / "incoming", "alpha", 1)
     serving = tmp_path / "serving"
     with ServingPoller(serving, poll_seconds=0.05) as poller:
         kill_at(step, tmp_path)

@@ -24,10 +24,9 @@ from sidecar.service import SidecarService
 from sidecar.wiring import build_components
 from tests.jobs.builders import warmup_batches
 from tests.metrics.stand import scrape, value
-from tests.support import models
-from tests.support.e2e import free_port, predict_mlp, wait_for
-from tests.support.running_sidecar import wait_until
+from tests.support.e2e import free_port, predict_mlp
 from tests.support.tfserving_standin import StandinSettings, start_standin
+from tests.support.waiting import wait_until
 
 PROBE = Path(__file__).parent.parent / "support" / "xla_cache_probe.py"
 FIRST, REBUILD = numbering.served_version(1), numbering.served_version(1, 1)
@@ -50,11 +49,11 @@ def _cache_files_after(model: Path, cache: Path, batches: list[int]) -> list[int
 
 @pytest.mark.timeout(420)
 def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_engine(
-    tmp_path: Path,
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, serving = tmp_path / "incoming", tmp_path / "serving"
     (serving / "mlp").mkdir(parents=True)
-    models.keras_mlp(incoming / "mlp" / "1")
+    shutil.copytree(mlp_model, incoming / "mlp" / "1")
     standin = start_standin(StandinSettings(
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
     config = tmp_path / "sidecar.toml"
@@ -77,15 +76,15 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         loop = threading.Thread(target=service.run, args=(stop,))
         loop.start()
         try:
-            wait_for(serving / "mlp" / str(FIRST), 180)
+            wait_until((serving / "mlp" / str(FIRST)).exists, 180, f"mlp/{FIRST} published")
             assert set(warmup_batches(serving / "mlp" / str(FIRST))) == {1}
-            assert standin.wait_for_state("mlp", FIRST, "AVAILABLE", 60)
+            standin.wait_for_state("mlp", FIRST, "AVAILABLE", 60)
 
             for _ in range(12):  # traffic moves to batch 5: coverage 0 of 12
                 assert predict_mlp(tap, 5).model_spec.version.value == FIRST
 
-            wait_for(serving / "mlp" / str(REBUILD), 180)
-            assert standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
+            wait_until((serving / "mlp" / str(REBUILD)).exists, 180, f"mlp/{REBUILD} published")
+            standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
             assert predict_mlp(tap, 5).model_spec.version.value == REBUILD
             metrics_port = int(metrics.rpartition(":")[2])
             wait_until(lambda: value(scrape(metrics_port), "tftrt_sidecar_shape_coverage_ratio",

@@ -11,13 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.jobs.builders import land
-from tests.support.models import keras_mlp
-from tests.support.running_sidecar import running_sidecar, wait_until
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+from tests.support.running_sidecar import running_sidecar
+from tests.support.waiting import wait_until
 
 
 def _post(address: str, path: str, document: object) -> tuple[int, bytes]:
@@ -28,12 +23,12 @@ def _post(address: str, path: str, document: object) -> tuple[int, bytes]:
         return answer.status, bytes(answer.read())
 
 
-def test_rest_calls_pass_through_and_are_recorded(tmp_path: Path, mlp: Path) -> None:
+def test_rest_calls_pass_through_and_are_recorded(tmp_path: Path, mlp_model: Path) -> None:
     incoming, serving = tmp_path / "incoming", tmp_path / "serving"
-    land(mlp, incoming, "mlp", 1)
+    land(mlp_model, incoming, "mlp", 1)
     with running_sidecar(tmp_path, incoming=incoming, serving=serving,
                          state=tmp_path / "state") as sidecar:
-        assert sidecar.standin.wait_for_state("mlp", 1000, "AVAILABLE", 180), sidecar.output()
+        sidecar.wait_serving(1000, 180)
         rows = {"instances": [[1.0] * 16, [0.5] * 16, [0.0] * 16]}
         through = _post(sidecar.rest, "/v1/models/mlp:predict", rows)
         direct = _post(sidecar.standin_rest, "/v1/models/mlp:predict", rows)

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from sidecar.publish import VersionPublisher
 from sidecar.publish.numbering import served_version
@@ -21,16 +20,10 @@ from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.warmup import predict_request_from_arrays, write_warmup_file
 from tests.jobs.builders import corrupt_copy, land
 from tests.sidecar.conftest import tree_listing
-from tests.support.models import keras_mlp
 from tests.support.serving_poller import ServingPoller
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
 def directory_flags(root: Path) -> list[str]:
@@ -57,19 +50,21 @@ def hidden_entries(serving: Path) -> list[str]:
     ]
 
 
-def test_run_once_handles_several_versions_and_models_at_once(tmp_path: Path, mlp: Path) -> None:
+def test_run_once_handles_several_versions_and_models_at_once(
+    tmp_path: Path, mlp_model: Path
+) -> None:
     incoming, serving = tmp_path / "incoming", tmp_path / "serving"
     for version in (1, 2):
-        land(mlp, incoming, "alpha", version)
-    land(mlp, incoming, "beta", 1)  # its policy asks for TensorRT, which TF 2.21 lacks
-    land(corrupt_copy(mlp, tmp_path / "corrupt"), incoming, "gamma", 1)
+        land(mlp_model, incoming, "alpha", version)
+    land(mlp_model, incoming, "beta", 1)  # its policy asks for TensorRT, which TF 2.21 lacks
+    land(corrupt_copy(mlp_model, tmp_path / "corrupt"), incoming, "gamma", 1)
     delta = tmp_path / "delta"
-    shutil.copytree(mlp, delta)
+    shutil.copytree(mlp_model, delta)
     write_warmup_file(delta, [predict_request_from_arrays("delta", {"x": np.ones((1, 16),
                                                                                   np.float32)})])
     # Served before the sidecar ran, under the number incoming 1 maps to.
     VersionPublisher(serving).publish_copy("delta", served_version(1), delta)
-    land(mlp, incoming, "delta", 1)
+    land(mlp_model, incoming, "delta", 1)
     config = tmp_path / "sidecar.toml"
     config.write_text('[models.beta]\nbackend = "tensorrt"\n')
 

@@ -21,20 +21,16 @@ from sidecar.state import Flavour, JobJournal, JobState
 from tests.jobs.builders import land
 from tests.sidecar.conftest import fill_disk, small_tmpfs, tree_listing
 from tests.support.models import keras_mlp
-from tests.support.running_sidecar import RunningSidecar, Traffic, running_sidecar, wait_until
+from tests.support.running_sidecar import RunningSidecar, Traffic, running_sidecar
+from tests.support.waiting import wait_until
 
 INCOMING_HEALTH, STATE_HEALTH = "tftrt.sidecar.Incoming", "tftrt.sidecar.State"
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
 def published(sidecar: RunningSidecar, serving: Path, version: int) -> None:
     wait_until(lambda: (serving / "mlp" / str(version)).is_dir(), 120,
                f"mlp/{version} published\n{sidecar.output()[-3000:]}")
-    assert sidecar.standin.wait_for_state("mlp", version, "AVAILABLE", 60)
+    sidecar.standin.wait_for_state("mlp", version, "AVAILABLE", 60)
 
 
 def in_fault(sidecar: RunningSidecar, service: str, area: str, faulty: bool) -> None:
@@ -46,14 +42,14 @@ def in_fault(sidecar: RunningSidecar, service: str, area: str, faulty: bool) -> 
 
 @pytest.mark.timeout(300)
 def test_incoming_faults_withdraw_nothing_and_a_withdrawn_version_comes_back(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, serving, volume = tmp_path / "incoming", tmp_path / "serving", tmp_path / "volume"
-    land(mlp, incoming, "mlp", 1)
+    land(mlp_model, incoming, "mlp", 1)
     with running_sidecar(tmp_path, incoming=incoming, serving=serving,
                          state=tmp_path / "state") as sidecar:
         published(sidecar, serving, 1000)
-        land(mlp, incoming, "mlp", 2)
+        land(mlp_model, incoming, "mlp", 2)
         published(sidecar, serving, 2000)
         served = {v: tree_listing(serving / "mlp" / str(v)) for v in (1000, 2000)}
         with Traffic(sidecar.tap) as traffic:
@@ -84,7 +80,7 @@ def test_incoming_faults_withdraw_nothing_and_a_withdrawn_version_comes_back(
                 wait_until(kept.is_dir, 30, "mlp/1000 withdrawn")
                 assert not (serving / "mlp" / "1000").exists()
                 assert tree_listing(kept) == served[1000]  # moved aside, not deleted
-                land(mlp, incoming, "mlp", 1)  # the same content comes back
+                land(mlp_model, incoming, "mlp", 1)  # the same content comes back
                 wait_until((serving / "mlp" / "1000").is_dir, 30, "mlp/1000 restored")
                 assert tree_listing(serving / "mlp" / "1000") == served[1000]
             finally:
@@ -95,16 +91,16 @@ def test_incoming_faults_withdraw_nothing_and_a_withdrawn_version_comes_back(
 
 @pytest.mark.timeout(300)
 def test_full_state_and_serving_disks_are_ridden_out_and_retried(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, serving, state = tmp_path / "incoming", tmp_path / "serving", tmp_path / "state"
-    land(mlp, incoming, "mlp", 1)
+    land(mlp_model, incoming, "mlp", 1)
     with small_tmpfs(state, "16m"), small_tmpfs(serving, "16m"), running_sidecar(
             tmp_path, incoming=incoming, serving=serving, state=state) as sidecar:
         published(sidecar, serving, 1000)
         with Traffic(sidecar.tap) as traffic:
             filler = fill_disk(state)  # the journal cannot grow
-            land(mlp, incoming, "mlp", 2)
+            land(mlp_model, incoming, "mlp", 2)
             in_fault(sidecar, STATE_HEALTH, "state", True)
             assert "database or disk is full" in sidecar.output()
             assert "cannot rollback" not in sidecar.output()
@@ -113,7 +109,7 @@ def test_full_state_and_serving_disks_are_ridden_out_and_retried(
             in_fault(sidecar, STATE_HEALTH, "state", False)
 
             filler = fill_disk(serving, leave=8 << 10)  # room to stage, none to save
-            land(mlp, incoming, "mlp", 3)
+            land(mlp_model, incoming, "mlp", 3)
             with JobJournal.open(state, clock=lambda: 0.0) as journal:
                 wait_until(lambda: any(t.to_state is JobState.FAILED
                                        for t in journal.history("mlp", 3000)), 120,
@@ -138,18 +134,18 @@ def other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.timeout(300)
 def test_a_source_replaced_while_its_job_builds_is_built_again_from_the_new_content(
-    tmp_path: Path, mlp: Path, other_model: Path
+    tmp_path: Path, mlp_model: Path, other_model: Path
 ) -> None:
     incoming, serving, state = tmp_path / "incoming", tmp_path / "serving", tmp_path / "state"
     gate = tmp_path / "gate"
     gate.mkdir()
-    land(mlp, incoming, "mlp", 1)
+    land(mlp_model, incoming, "mlp", 1)
     launcher = ("-m", "tests.support.gated_sidecar", str(gate), "job-building", "2")
     with running_sidecar(tmp_path, incoming=incoming, serving=serving, state=state,
                          launcher=launcher) as sidecar:
         published(sidecar, serving, 1000)
         with Traffic(sidecar.tap) as traffic:  # served by 1000, then by 2000
-            land(mlp, incoming, "mlp", 2)  # model A lands as 2...
+            land(mlp_model, incoming, "mlp", 2)  # model A lands as 2...
             wait_until((gate / "paused").exists, 120, "the job of mlp/2 building")
             shutil.copytree(other_model, incoming / "mlp" / ".landing-b")
             os.rename(incoming / "mlp" / "2", tmp_path / "model-a")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,17 +22,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sidecar.warmup import read_predict_requests
-from tests.support import models
-from tests.support.e2e import free_port, predict_mlp, wait_for
-from tests.support.running_sidecar import wait_until
+from tests.support.e2e import free_port, predict_mlp
 from tests.support.tfserving_standin import StandinSettings, start_standin
+from tests.support.waiting import wait_until
 
 
 @pytest.mark.timeout(300)
-def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -> None:
+def test_tap_records_shapes_that_the_next_version_is_built_for(
+    tmp_path: Path, mlp_model: Path
+) -> None:
     incoming, serving = tmp_path / "incoming" / "mlp", tmp_path / "serving"
     (serving / "mlp").mkdir(parents=True)
-    models.keras_mlp(incoming / "1")
+    shutil.copytree(mlp_model, incoming / "1")
     standin = start_standin(StandinSettings(
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
     tap = f"127.0.0.1:{free_port()}"
@@ -47,8 +49,8 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
          "--envoy-admin-listen", f"127.0.0.1:{free_port()}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(serving / "mlp" / "1000", 120)
-        assert standin.wait_for_state("mlp", 1000, "AVAILABLE", 60)
+        wait_until((serving / "mlp" / "1000").exists, 120, "mlp/1000 published")
+        standin.wait_for_state("mlp", 1000, "AVAILABLE", 60)
         direct = predict_mlp(standin.address, 3)
         for _ in range(5):
             through_tap = predict_mlp(tap, 3)
@@ -59,13 +61,13 @@ def test_tap_records_shapes_that_the_next_version_is_built_for(tmp_path: Path) -
             return sum(int(s["total_requests"]) for s in shapes.get("signatures", [])) >= 5
 
         wait_until(tapped_shapes_recorded, 30, "the tapped requests in the admin API's shapes")
-        models.keras_mlp(tmp_path / "landing")
+        shutil.copytree(mlp_model, tmp_path / "landing")
         os.rename(tmp_path / "landing", incoming / "2")
-        wait_for(serving / "mlp" / "2000", 120)
+        wait_until((serving / "mlp" / "2000").exists, 120, "mlp/2000 published")
         batches = {request.inputs["x"].tensor_shape.dim[0].size
                    for request in read_predict_requests(serving / "mlp" / "2000")}
         assert 3 in batches, f"version 2 was warmed up for batches {batches}, not the tapped 3"
-        assert standin.wait_for_state("mlp", 2000, "AVAILABLE", 60)
+        standin.wait_for_state("mlp", 2000, "AVAILABLE", 60)
         assert predict_mlp(tap, 3).model_spec.version.value == 2000
         with grpc.insecure_channel(admin) as channel:  # the tap's process, seen by health
             check = health_pb2_grpc.HealthStub(channel).Check(

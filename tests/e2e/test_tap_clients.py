@@ -15,13 +15,8 @@ from tensorflow_serving.apis import (
 )
 
 from tests.jobs.builders import land
-from tests.support.models import keras_mlp
-from tests.support.running_sidecar import Traffic, running_sidecar, wait_until
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+from tests.support.running_sidecar import Traffic, running_sidecar
+from tests.support.waiting import wait_until
 
 
 def _status(address: str, model: str) -> grpc.StatusCode:
@@ -35,12 +30,12 @@ def _status(address: str, model: str) -> grpc.StatusCode:
     return grpc.StatusCode.OK
 
 
-def test_a_client_cannot_replace_the_served_model_list(tmp_path: Path, mlp: Path) -> None:
+def test_a_client_cannot_replace_the_served_model_list(tmp_path: Path, mlp_model: Path) -> None:
     incoming, serving = tmp_path / "incoming", tmp_path / "serving"
-    land(mlp, incoming, "mlp", 1)
+    land(mlp_model, incoming, "mlp", 1)
     with running_sidecar(tmp_path, incoming=incoming, serving=serving,
                          state=tmp_path / "state") as sidecar:
-        assert sidecar.standin.wait_for_state("mlp", 1000, "AVAILABLE", 180), sidecar.output()
+        sidecar.wait_serving(1000, 180)
         hostile = model_management_pb2.ReloadConfigRequest()
         evil = hostile.config.model_config_list.config.add()
         evil.name, evil.base_path = "mlp", str(tmp_path / "chosen-by-the-client")

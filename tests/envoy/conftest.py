@@ -3,8 +3,11 @@ cannot run here), a real shape store, the real recorder and a real Envoy in fron
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from sidecar.tap.settings import RecorderSettings
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_log, predict_request, save_affine_model
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
+from tests.support.waiting import wait_until
 from tests.tap.conftest import LoopThread
 
 
@@ -37,19 +41,40 @@ class Front:
         """Where clients call."""
         return str(self.envoy.settings.listen)
 
-    def wait_recorded(self, count: int, timeout: float = 10.0) -> bool:
-        """Wait until the store holds ``count`` observations of model m."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.loop.run(self.recorder.wait_recorded(timeout)) and self.recorded() >= count:
-                return True
-            time.sleep(0.02)
-        return False
+    def wait_recorded(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until the recorder is idle and the store holds ``count`` observations of
+        model m; fail the test after ``timeout`` seconds."""
+        def idle_count() -> int | None:
+            return self.recorded() if self.loop.run(self.recorder.wait_recorded(timeout)) \
+                else None
+
+        wait_until(idle_count, timeout, f"{count} observations of m recorded",
+                   done=lambda seen: seen is not None and seen >= count, interval=0.02)
 
     def recorded(self) -> int:
         """Observations of model m in the store (every signature)."""
         return sum(count for model, signature in self.store.signatures() if model == "m"
                    for _, count in self.store.shape_set_counts(model, signature))
+
+
+def recorder_cluster_stats(admin: Address, clusters: Sequence[str]) -> dict[str, int]:
+    """``<cluster>.upstream_rq_total``, ``_active`` and ``_pending_active`` of each recorder
+    cluster, read from Envoy's admin API at ``admin`` (0 where Envoy has no value yet)."""
+    query = urllib.parse.urlencode({"format": "json", "filter": "^cluster\\.shape_recorder"})
+    with urllib.request.urlopen(f"http://{admin}/stats?{query}", timeout=5) as answer:
+        stats = json.loads(answer.read())["stats"]
+    found = {stat["name"].removeprefix("cluster."): int(stat["value"])
+             for stat in stats if "value" in stat}
+    return {f"{cluster}.{name}": found.get(f"{cluster}.{name}", 0) for cluster in clusters
+            for name in ("upstream_rq_total", "upstream_rq_active", "upstream_rq_pending_active")}
+
+
+def mirrors_in_flight(stats: dict[str, int], clusters: Sequence[str]) -> int:
+    """Calls Envoy mirrored to the recorder ``clusters`` and not answered yet, in ``stats``
+    (:func:`recorder_cluster_stats`): a mirror is fire and forget, so it may still be on
+    its way when the client has its answer."""
+    return sum(stats[f"{cluster}.{name}"] for cluster in clusters
+               for name in ("upstream_rq_active", "upstream_rq_pending_active"))
 
 
 def envoy_settings(upstream: str, recorder_port: int, **extra: object) -> EnvoySettings:

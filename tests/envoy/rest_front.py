@@ -7,8 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,11 +23,12 @@ from sidecar.tap.recorder_server import RecorderServer, serve_recorder
 from sidecar.tap.rest_recorder import serve_rest_recorder
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.signature_dtypes import SignatureDtypes
-from tests.envoy.conftest import envoy_settings
+from tests.envoy.conftest import envoy_settings, mirrors_in_flight, recorder_cluster_stats
 from tests.support.e2e import free_port
 from tests.support.standin_models import save_affine_model
 from tests.support.standin_rest import RestStandin, start_rest_standin
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
+from tests.support.waiting import wait_until
 from tests.tap.conftest import LoopThread
 
 ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.25, 0.0, -1.0], [7.0, 8.0, 9.0, 10.0]]
@@ -66,34 +65,22 @@ class RestFront:
     def settle(self) -> None:
         """Wait until both recorders handled every call Envoy mirrored so far (a mirror
         is fire and forget: it may still be on its way when the client has its answer)."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            stats = self._recorder_stats()
-            if not any(stats[f"{cluster}.upstream_rq_pending_active"]
-                       or stats[f"{cluster}.upstream_rq_active"] for cluster in _RECORDERS):
-                handled = []
-                for cluster, recorder in zip(_RECORDERS, (self.rest_recorder,
-                                                          self.grpc_recorder), strict=True):
-                    assert self.loop.run(recorder.wait_recorded(10))
-                    counted = recorder.stats
-                    handled.append(sum(counted.requests_by_model.values())
-                                   + counted.unparsable_requests + counted.dropped_records
-                                   == stats[f"{cluster}.upstream_rq_total"])
-                if all(handled):
-                    return
-            time.sleep(0.02)
-        raise AssertionError("the recorders did not handle every mirrored call in time")
+        wait_until(self._settled, 10, "both recorders handling every mirrored call",
+                   interval=0.02)
 
-    def _recorder_stats(self) -> dict[str, int]:
-        query = urllib.parse.urlencode({"format": "json", "filter": "^cluster\\.shape_recorder"})
-        with urllib.request.urlopen(f"http://{self.envoy.settings.admin}/stats?{query}",
-                                    timeout=5) as answer:
-            stats = json.loads(answer.read())["stats"]
-        found = {stat["name"].removeprefix("cluster."): int(stat["value"])
-                 for stat in stats if "value" in stat}
-        return {f"{cluster}.{name}": found.get(f"{cluster}.{name}", 0) for cluster in _RECORDERS
-                for name in ("upstream_rq_total", "upstream_rq_active",
-                             "upstream_rq_pending_active")}
+    def _settled(self) -> bool:
+        stats = recorder_cluster_stats(self.envoy.settings.admin, _RECORDERS)
+        if mirrors_in_flight(stats, _RECORDERS):
+            return False
+        handled = []
+        for cluster, recorder in zip(_RECORDERS, (self.rest_recorder, self.grpc_recorder),
+                                     strict=True):
+            assert self.loop.run(recorder.wait_recorded(10))
+            counted = recorder.stats
+            handled.append(sum(counted.requests_by_model.values())
+                           + counted.unparsable_requests + counted.dropped_records
+                           == stats[f"{cluster}.upstream_rq_total"])
+        return all(handled)
 
 
 def stored(store: ShapeStore) -> int:

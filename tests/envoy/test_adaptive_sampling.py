@@ -13,17 +13,24 @@ import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from sidecar.envoy.binary import EnvoyBinary
+from sidecar.envoy.bootstrap import RECORDER_CLUSTER
 from sidecar.envoy.governor import MirrorGovernor, share_for
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
 from sidecar.shapes import ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.tap.recorder_server import serve_recorder
+from sidecar.tap.recording import SHARE_REFRESH_SECONDS
 from sidecar.tap.settings import RecorderSettings
-from tests.envoy.conftest import envoy_settings
+from tests.envoy.conftest import envoy_settings, mirrors_in_flight, recorder_cluster_stats
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle
+from tests.support.waiting import wait_until
 from tests.tap.conftest import LoopThread
+
+SAMPLED = 60
+"""Sampled calls the count is checked on: enough that the sampling noise stays well within
+the tolerance (about 13 %), whatever the machine's speed."""
 
 
 def test_the_share_keeps_the_recorder_within_its_budget() -> None:
@@ -65,24 +72,30 @@ def test_heavy_traffic_lowers_the_share_and_counts_stay_the_traffics(
         worker = threading.Thread(target=traffic)
         worker.start()
         try:
-            time.sleep(1.0)
+            time.sleep(1.0)  # on purpose: the governor measures a rate over this second
             governor.adjust()  # far more than 20 calls/s: the share goes down
             assert governor.share < 0.5
             assert admin.mirror_fraction() == pytest.approx(governor.share)
-            time.sleep(1.0)  # the recorder asks for the share every 0.5 s
+            # A settle time, on purpose: the recorder applies a new share within
+            # SHARE_REFRESH_SECONDS, and nothing outside it tells when it did.
+            time.sleep(2 * SHARE_REFRESH_SECONDS)
             counted_before = _counted(store)
-            sent_before = sent[0]
-            time.sleep(3.0)
+            weighted_before, sent_before = recorder.stats.requests_by_model["m"], sent[0]
+            weight = max(1, round(1 / governor.share))
+            wait_until(lambda: (recorder.stats.requests_by_model["m"] - weighted_before)
+                       // weight, 60, f"{SAMPLED} sampled calls recorded",
+                       done=lambda recorded: recorded >= SAMPLED)
         finally:
             stop.set()
             worker.join()
-        loop_thread.run(recorder.wait_recorded(10))
-        time.sleep(0.5)  # mirrors in flight land
-        loop_thread.run(recorder.wait_recorded(10))
+        wait_until(lambda: mirrors_in_flight(
+            recorder_cluster_stats(settings.admin, [RECORDER_CLUSTER]), [RECORDER_CLUSTER]),
+            10, "Envoy's mirrored calls in flight answered", done=lambda left: left == 0)
+        assert loop_thread.run(recorder.wait_recorded(10))
         counted, calls = _counted(store) - counted_before, sent[0] - sent_before
         assert recorder.stats.requests_by_model["m"] > 0
         # Each recorded call counts 1/share: the estimate is the traffic, within sampling
-        # noise (a few dozen calls recorded) and the weight's rounding.
+        # noise (SAMPLED calls recorded) and the weight's rounding.
         assert 0.5 * calls <= counted <= 1.6 * calls, (counted, calls, governor.share)
         loop_thread.run(recorder.stop(1))
     envoy.stop()

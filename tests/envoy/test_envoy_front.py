@@ -34,6 +34,7 @@ from tests.envoy.conftest import Front, envoy_settings
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle
+from tests.support.waiting import wait_until
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
 
@@ -122,7 +123,7 @@ def test_mirrored_shapes_reach_the_shape_store(front: Front) -> None:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for _ in range(5):
             stub.Predict(predict_request("m", batch=7), timeout=10)
-    assert front.wait_recorded(before + 5)
+    front.wait_recorded(before + 5)
     counts = dict(front.store.shape_set_counts("m", "serving_default"))
     assert counts[ShapeSet.of({"x": TensorSpec("DT_FLOAT", (7, 4))})] >= 5
     assert front.store.samples("m"), "sample_rate=1 keeps requests whole for replay"
@@ -164,9 +165,8 @@ def test_a_killed_envoy_is_restarted(front: Front) -> None:
     first = front.envoy.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (front.envoy.pid == first or not front.envoy.serving):
-        time.sleep(0.05)
+    wait_until(lambda: front.envoy.pid != first and front.envoy.serving, 20,
+               "Envoy restarted and serving")
     assert front.envoy.pid != first and front.envoy.restarts >= 1
     with grpc.insecure_channel(front.address) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 from sidecar.fleet import (
@@ -25,6 +24,7 @@ from sidecar.fleet import (
     LeaseLostError,
     SharedDirectoryStore,
 )
+from tests.support.waiting import HELD_SECONDS, wait_until
 
 KEY = FleetKey("mlp", 3000, "2.21.0", "cpu-test")
 """The key every worker races for."""
@@ -35,8 +35,9 @@ def _say(event: str, **fields: object) -> None:
 
 
 def _wait_for(path: Path | None) -> None:
-    while path is not None and not path.exists():
-        time.sleep(0.001)
+    # Every millisecond: the workers race for the key as soon as the test lets them go.
+    if path is not None:
+        wait_until(path.exists, HELD_SECONDS, str(path), interval=0.001)
 
 
 def main() -> None:
@@ -62,9 +63,11 @@ def main() -> None:
     store = SharedDirectoryStore(args.store, book, checkpoint=hold)
     _say("ready")
     _wait_for(args.go)
-    claim = store.claim(KEY)
-    while args.until_decided and isinstance(claim, Held):
-        time.sleep(args.lease_seconds / 20)
+    if args.until_decided:
+        claim = wait_until(lambda: store.claim(KEY), HELD_SECONDS, f"{KEY} decided",
+                           done=lambda again: not isinstance(again, Held),
+                           interval=args.lease_seconds / 20)
+    else:
         claim = store.claim(KEY)
     if isinstance(claim, Held):
         _say("held", by=claim.replica)

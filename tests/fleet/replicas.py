@@ -14,7 +14,8 @@ import grpc
 from sidecar.fleet.lease import list_key, read_outcome
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.state import Job, JobJournal
-from tests.support.running_sidecar import RunningSidecar, running_sidecar, wait_until
+from tests.support.running_sidecar import RunningSidecar, running_sidecar
+from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as admin
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc as admin_grpc
 

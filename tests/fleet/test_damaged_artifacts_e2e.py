@@ -18,27 +18,21 @@ from sidecar.fleet.lease import MAX_REJECTIONS
 from tests.fleet.conftest import LONG_LEASE, open_store, write_version
 from tests.fleet.replicas import key_dirs, outcomes, replica, same_bytes
 from tests.jobs.builders import land
-from tests.support.models import keras_mlp
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 SERVED = 1000
 FAST_RETRY = ("--retry-backoff-seconds", "1", "--retry-backoff-max-seconds", "2")
 
 
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
-
-
 @pytest.mark.timeout(600)
 def test_a_garbage_model_in_the_store_is_refused_rebuilt_once_and_served_everywhere(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
     incoming.mkdir()
     with ExitStack() as stack:
         first = stack.enter_context(replica(tmp_path, "r1", incoming=incoming, store=store))
-        land(mlp, incoming, "mlp", 1)
+        land(mlp_model, incoming, "mlp", 1)
         first.wait_published(SERVED)
         (key_dir,) = key_dirs(store, SERVED)
         (artifact,) = key_dir.glob("artifact.1.*")
@@ -48,7 +42,7 @@ def test_a_garbage_model_in_the_store_is_refused_rebuilt_once_and_served_everywh
                 for name in ("r2", "r3")]
         for member in late:
             member.wait_published(SERVED)
-            assert member.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+            member.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
 
         assert outcomes(key_dir) == {1: "complete", 2: "complete"}
         assert (key_dir / "rejected.1").is_file()
@@ -59,7 +53,7 @@ def test_a_garbage_model_in_the_store_is_refused_rebuilt_once_and_served_everywh
             job = jobs[member.name]
             assert job is not None and job.built_by == builders[0]
         assert same_bytes(*(member.published(SERVED) for member in late))
-        assert first.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        first.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
         refusals = [member.sidecar.metric("tftrt_sidecar_fleet_artifacts_refused_total",
                                           model="mlp") or 0.0 for member in late]
         assert sum(refusals) >= 1, refusals
@@ -70,12 +64,12 @@ def test_a_garbage_model_in_the_store_is_refused_rebuilt_once_and_served_everywh
 
 @pytest.mark.timeout(600)
 def test_the_fix_printed_for_a_key_refused_too_often_recovers_it_with_no_other_step(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
     incoming.mkdir()
     with replica(tmp_path, "r1", incoming=incoming, store=store) as first:
-        land(mlp, incoming, "mlp", 1)
+        land(mlp_model, incoming, "mlp", 1)
         first.wait_published(SERVED)
     (key_dir,) = key_dirs(store, SERVED)
     key = FleetKey.from_path(PurePosixPath(key_dir.relative_to(store)))
@@ -108,5 +102,5 @@ def test_the_fix_printed_for_a_key_refused_too_often_recovers_it_with_no_other_s
         second.wait_published(SERVED)
         job = second.job(SERVED)
         assert job is not None and (job.built_by, job.installed) == ("r2", False)
-        assert second.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        second.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
         assert outcomes(key_dir) == {1: "complete"}

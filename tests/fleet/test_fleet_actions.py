@@ -32,9 +32,9 @@ from sidecar.publish.published import PublishedModels
 from sidecar.state import JobJournal
 from sidecar.state.controls import CONTROLS_FILE_NAME
 from sidecar.state.fleet_controls import FleetControls
-from tests.admin.conftest import wait_until
 from tests.fleet.conftest import write_version
 from tests.sidecar.conftest import small_tmpfs
+from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc
 
@@ -95,7 +95,8 @@ def _replica(name: str, root: Path, store: Path, clock: Clock, versions: tuple[i
             fleet_rollbacks=rollbacks))
         replica.server = start_admin_server(AdminSettings(listen="127.0.0.1:0"), backend)
         backend.mark_ready()
-        assert wait_until(lambda: replica.server is not None and replica.server.serving, 10)
+        wait_until(lambda: replica.server is not None and replica.server.serving, 10,
+                   f"{name}'s admin server serving")
     return replica
 
 

@@ -27,22 +27,17 @@ from tests.fleet.replicas import (
 from tests.jobs.builders import land, warmup_batches
 from tests.sidecar.conftest import fill_disk, small_tmpfs
 from tests.support.e2e import predict_mlp
-from tests.support.models import keras_mlp
-from tests.support.running_sidecar import Traffic, wait_until
+from tests.support.running_sidecar import Traffic
 from tests.support.serving_poller import ServingPoller
+from tests.support.waiting import wait_until
 
 SERVED = 1000
 BUILT = ["discovered", "converting", "building", "verifying", "published"]
 INSTALLED = ["discovered", "verifying", "published"]
 
 
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
-
-
 @contextmanager
-def holding_at(tmp_path: Path, mlp: Path, name: str, step: str) -> Iterator[Replica]:
+def holding_at(tmp_path: Path, mlp_model: Path, name: str, step: str) -> Iterator[Replica]:
     """Replica ``name`` alone with the fleet's first version, holding its key and waiting at
     ``step`` of its build (until ``tmp_path/gate/resume`` exists)."""
     incoming, gate = tmp_path / "incoming", tmp_path / "gate"
@@ -50,19 +45,21 @@ def holding_at(tmp_path: Path, mlp: Path, name: str, step: str) -> Iterator[Repl
     gate.mkdir()
     with replica(tmp_path, name, incoming=incoming, store=tmp_path / "store",
                  launcher=("-m", "tests.support.gated_sidecar", str(gate), step, "1")) as holder:
-        land(mlp, incoming, "mlp", 1)
+        land(mlp_model, incoming, "mlp", 1)
         wait_until((gate / "paused").exists, 240, f"{name} at {step}")
         yield holder
 
 
 @pytest.mark.timeout(600)
-def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp: Path) -> None:
+def test_three_replicas_convert_once_and_a_late_one_installs(
+    tmp_path: Path, mlp_model: Path
+) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
     incoming.mkdir()
     with ExitStack() as stack:
         fleet = [stack.enter_context(replica(tmp_path, name, incoming=incoming, store=store))
                  for name in ("r1", "r2", "r3")]
-        land(mlp, incoming, "mlp", 1)
+        land(mlp_model, incoming, "mlp", 1)
         for member in fleet:
             member.wait_published(SERVED)
 
@@ -93,10 +90,10 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
         assert late.published(SERVED).is_dir()  # ready only once it serves what the fleet does
         assert late.stages(SERVED) == INSTALLED
         assert same_bytes(late.published(SERVED), fleet[0].published(SERVED))
-        assert late.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        late.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
         # No first-request stall: TF Serving replayed the installed warmup file before the
         # version became AVAILABLE, as it did on the others.
-        assert fleet[0].sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        fleet[0].sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
         assert late.sidecar.standin.warmup_records("mlp", SERVED) == (
             fleet[0].sidecar.standin.warmup_records("mlp", SERVED)) > 0
         with Traffic(late.sidecar.tap, version=SERVED) as traffic:
@@ -112,8 +109,13 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
                 predict_mlp(member.sidecar.tap, batch)
         wait_until(lambda: contributed(store, {"r1": 5, "r2": 6, "r3": 7}), 60,
                    "every replica's shapes in the store")
-        time.sleep(REFRESH_SECONDS)  # the merged counts are cached this long: wait it out
-        land(mlp, incoming, "mlp", 2)
+        # Each replica caches the merged counts for REFRESH_SECONDS: wait until every one
+        # (whichever builds next) reads them all, over the admin API that shows them.
+        wait_until(lambda: {m.name: m.batch_sizes_seen() for m in [*fleet, late]},
+                   REFRESH_SECONDS + 60, "every replica's merged counts with 5, 6 and 7",
+                   done=lambda seen: all({5, 6, 7} <= sizes for sizes in seen.values()),
+                   interval=0.5)
+        land(mlp_model, incoming, "mlp", 2)
         for member in [*fleet, late]:
             member.wait_published(2000)
         (builder,) = [m for m in [*fleet, late] if not getattr(m.job(2000), "installed", True)]
@@ -126,10 +128,10 @@ def test_three_replicas_convert_once_and_a_late_one_installs(tmp_path: Path, mlp
 
 @pytest.mark.timeout(600)
 def test_a_holder_killed_mid_build_is_taken_over_after_its_lease(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
-    with holding_at(tmp_path, mlp, "holder", "job-building") as holder, replica(
+    with holding_at(tmp_path, mlp_model, "holder", "job-building") as holder, replica(
             tmp_path, "taker", incoming=incoming, store=store) as taker, ServingPoller(
             taker.serving, poll_seconds=0.1) as watched:
         holder.signal(signal.SIGKILL)
@@ -159,10 +161,10 @@ def test_a_holder_killed_mid_build_is_taken_over_after_its_lease(
 
 @pytest.mark.timeout(600)
 def test_a_holder_paused_past_its_lease_publishes_nothing_of_its_own(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, store, gate = tmp_path / "incoming", tmp_path / "store", tmp_path / "gate"
-    with holding_at(tmp_path, mlp, "paused", "job-saved") as paused:
+    with holding_at(tmp_path, mlp_model, "paused", "job-saved") as paused:
         paused.signal(signal.SIGSTOP)  # renewals stop with it
         try:
             with replica(tmp_path, "taker", incoming=incoming, store=store) as taker:
@@ -185,7 +187,7 @@ def test_a_holder_paused_past_its_lease_publishes_nothing_of_its_own(
 
 
 @pytest.mark.timeout(600)
-def test_each_device_model_converts_once(tmp_path: Path, mlp: Path) -> None:
+def test_each_device_model_converts_once(tmp_path: Path, mlp_model: Path) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
     incoming.mkdir()
     forced = ("-m", "tests.fleet.slug_sidecar", "cpu-other-model")
@@ -196,7 +198,7 @@ def test_each_device_model_converts_once(tmp_path: Path, mlp: Path) -> None:
             stack.enter_context(replica(tmp_path, "b1", incoming=incoming, store=store,
                                         launcher=forced)),
         ]
-        land(mlp, incoming, "mlp", 1)
+        land(mlp_model, incoming, "mlp", 1)
         for member in fleet:
             member.wait_published(SERVED)
         keys = key_dirs(store, SERVED)
@@ -210,18 +212,18 @@ def test_each_device_model_converts_once(tmp_path: Path, mlp: Path) -> None:
 
 @pytest.mark.timeout(600)
 def test_a_read_only_or_full_store_fails_the_job_retryably_and_serving_goes_on(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     incoming, store = tmp_path / "incoming", tmp_path / "store"
     incoming.mkdir()
-    land(mlp, incoming, "mlp", 1)
+    land(mlp_model, incoming, "mlp", 1)
     with small_tmpfs(store, "16m"), replica(tmp_path, "alone", incoming=incoming,
                                             store=store) as alone:
         alone.wait_published(SERVED)
-        assert alone.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
+        alone.sidecar.standin.wait_for_state("mlp", SERVED, "AVAILABLE", 60)
         with Traffic(alone.sidecar.tap) as traffic:
             subprocess.run(["mount", "-o", "remount,ro", str(store)], check=True)
-            land(mlp, incoming, "mlp", 2)
+            land(mlp_model, incoming, "mlp", 2)
             failed_on(alone, 2000, "Read-only file system")
             # The claim's renewals report it on health (the overall status stays SERVING).
             wait_until(lambda: alone.sidecar.health("tftrt.sidecar.Store") == "NOT_SERVING",

@@ -26,17 +26,10 @@ from tests.fleet.conftest import tree_bytes, write_version
 from tests.fleet.replicas import outcomes
 from tests.jobs.builders import land
 from tests.sidecar.conftest import ManualClock
-from tests.support.models import keras_mlp
 
 TF = "2.21.0"
 SLUG = "cpu-test"
 SERVED = numbering.served_version(1)
-
-
-@pytest.fixture(scope="module")
-def mlp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras 3 MLP (input x[?,16]) exported for TF Serving."""
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from sidecar.fleet import (
 )
 from tests.fleet.conftest import LEASE, LONG_LEASE, Worker, open_store, tree_bytes, write_version
 from tests.fleet.fleet_worker import KEY
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 
 def _take_over(store_dir: Path, replica: str) -> tuple[Lease, float]:

@@ -22,7 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sidecar.fleet.lease import list_key, read_outcome
 from sidecar.fleet.store_root import FORMAT_FILE
 from tests.support.e2e import free_port
-from tests.support.running_sidecar import REPO_ROOT, wait_until
+from tests.support.running_sidecar import REPO_ROOT
+from tests.support.waiting import wait_until
 
 LEASE = 2.0
 """Seconds: the replicas' leases (renewed every third of it)."""
@@ -179,7 +180,7 @@ def test_a_store_deleted_under_a_running_replica_shows_on_health_and_is_never_re
     # Deleted for good: the documented step is restarting one replica on the empty place.
     shutil.rmtree(store)
     wait_until(lambda: replica.health(STORE_HEALTH) == "NOT_SERVING", 30, "the store fault")
-    time.sleep(LEASE)
+    time.sleep(LEASE)  # on purpose: a lease of renewals and shape writes must not recreate it
     assert not store.exists()
     other = Sidecar(tmp_path / "b", store, "b", incoming)
     started.append(other)

@@ -24,7 +24,7 @@ from sidecar.fleet.shared_dir import SharedDirectoryStore
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from tests.fleet.conftest import open_store
 from tests.sidecar.conftest import small_tmpfs
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 SIGNATURE = "serving_default"
 SHARE = 30.0

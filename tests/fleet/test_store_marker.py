@@ -17,7 +17,7 @@ from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.fleet.replica_claim import ReplicaClaim
 from sidecar.fleet.store_root import FORMAT_FILE
 from tests.fleet.conftest import LONG_LEASE, open_store, tree_bytes, write_version
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 KEY = FleetKey("mlp", 3000, "2.21.0", "cpu-test")
 OTHER_KEY = FleetKey("mlp", 4000, "2.21.0", "cpu-test")

@@ -21,13 +21,6 @@ from sidecar.jobs import (
 from sidecar.publish import VersionPublisher, numbering
 from sidecar.state import JobJournal
 from tests.jobs.builders import RecordingObserver, corrupt_copy, land, noisy_model
-from tests.support.models import keras_mlp
-
-
-@pytest.fixture(scope="session")
-def mlp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras 3 MLP (input x[?,16]) exported for TF Serving; copy it before changing it."""
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
 @pytest.fixture(scope="session")

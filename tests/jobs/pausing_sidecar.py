@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     def pause_at_step(name: str) -> None:
         if name == step:
             print(f"PAUSED {name}", flush=True)
-            time.sleep(3600)
+            time.sleep(3600)  # paused for good: the test kills the process here
 
     def components(_: Settings) -> ServiceComponents:
         return ServiceComponents(checkpoint=pause_at_step)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from sidecar.config import ModelPolicy
 from sidecar.jobs import ReplayOrigin, StageOutcome
 from sidecar.publish.numbering import served_version
+from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
 from sidecar.warmup import predict_request_from_arrays, read_predict_requests, write_warmup_file
@@ -174,16 +175,25 @@ def test_a_conversion_failing_on_purpose_is_no_internal_error(
     assert not [e for e in pipeline.observer.events if e[0] == "internal-error"]
 
 
-def test_int8_where_tf_trt_cannot_run_publishes_the_original_saying_why(
+def test_int8_without_recorded_requests_is_converted_as_fp16_saying_why(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
     pipeline.land(mlp_model, "mlp", 3)
-    int8 = ModelPolicy(precision="INT8")  # backend auto: xla here, which has no INT8
+    int8 = ModelPolicy(precision="INT8")  # no shape source: the replay inputs are synthetic
     result = pipeline.run("mlp", served_version(3), int8)
 
-    assert result.state is JobState.PUBLISHED and result.flavour is Flavour.ORIGINAL
-    assert result.flavour_reason is not None
-    assert "INT8" in result.flavour_reason and "tensorrt" in result.flavour_reason
+    assert result.state is JobState.PUBLISHED and result.flavour is Flavour.CONVERTED
+    published = pipeline.serving / "mlp" / str(served_version(3))
+    record = AccuracyRecord.read(published)
+    assert record is not None and record.precision in ("FP32", "BF16", "FP16")
+    assert "INT8 was not tried" in record.precision_reason
+    assert "default-batch-sizes" in record.precision_reason
+    # No recorded requests to hold out: checked on the replay inputs (1 and 8 rows); the
+    # MLP's softmax output is class probabilities, which "auto" checks by top-1 agreement.
+    assert record.compared_on == "replay inputs" and record.compared == 2
+    assert record.top1_rows == 9 and record.top1_agreement == 1.0
+    report = json.loads((published / "assets.extra/tftrt/conversion.json").read_text())
+    assert report["params"]["precision_mode"] == "FP16"  # what INT8 allows besides int8
     served_cleanly(pipeline.serving)
 
 

@@ -16,7 +16,7 @@ from sidecar.state import JobState
 from sidecar.wiring import ServiceComponents
 from tests.jobs.builders import land
 from tests.sidecar.conftest import fill_disk, small_tmpfs
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 
 def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(

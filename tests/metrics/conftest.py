@@ -8,14 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.metrics.stand import MetricsStand, open_metrics_stand
-from tests.support.models import keras_mlp
 from tests.tap.conftest import LoopThread
-
-
-@pytest.fixture(scope="session")
-def metrics_mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Keras MLP (x[?,16]) built once."""
-    return keras_mlp(tmp_path_factory.mktemp("metrics-mlp") / "model")
 
 
 @pytest.fixture()

@@ -39,6 +39,7 @@ from sidecar.tap.recorder_server import serve_recorder
 from sidecar.tap.settings import RecorderSettings
 from tests.support.e2e import free_port
 from tests.support.tfserving_standin import StandinSettings, start_standin
+from tests.support.waiting import wait_until
 from tests.tap.conftest import LoopThread
 
 ENGINE_CACHE_FILE_BYTES = 12345
@@ -154,8 +155,7 @@ def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: 
     standin = start_standin(StandinSettings(model_name=model, port=stand.upstream_port,
                                             model_base_path=stand.root / "serving" / model))
     try:
-        assert standin.wait_for_state(model, served, "AVAILABLE", 60), \
-            standin.version_states(model)
+        standin.wait_for_state(model, served, "AVAILABLE", 60)
         settings = RecorderSettings(listen=f"127.0.0.1:{stand.recorder_port}",
                                     record_interval_seconds=0.0)
         recorder = loop.run(serve_recorder(settings, stand.shapes,
@@ -171,10 +171,9 @@ def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: 
                     request.inputs["x"].CopyFrom(tf.make_tensor_proto(values))
                     stub.Predict(request, timeout=30)
                     ok += 1
-            deadline = time.monotonic() + 10
-            while recorder.stats.requests_by_model[model] < ok:  # mirrored asynchronously
-                assert time.monotonic() < deadline, "Envoy's mirrored calls were not recorded"
-                time.sleep(0.02)
+            wait_until(lambda: recorder.stats.requests_by_model[model], 10,  # mirrored later
+                       f"Envoy's {ok} mirrored calls recorded", done=lambda seen: seen >= ok,
+                       interval=0.02)
         finally:
             loop.run(recorder.stop(1))
         return ok

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from sidecar.config import ModelPolicy
 from sidecar.errors import ConfigError
 from sidecar.jobs import JobDependencies, run_version_job
-from sidecar.metrics import MetricsServer, parse_listen
+from sidecar.metrics import MetricsServer
 from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
 from tests.jobs.builders import converter_with_a_bug
@@ -29,16 +29,16 @@ from tests.metrics.stand import (
     send_tap_traffic,
     value,
 )
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 from tests.tap.conftest import LoopThread
 
 
 def test_job_tap_and_rollback_metrics(
-    metrics_stand: MetricsStand, metrics_mlp: Path, event_loop_thread: LoopThread
+    metrics_stand: MetricsStand, mlp_model: Path, event_loop_thread: LoopThread
 ) -> None:
     stand = metrics_stand
     served = served_version(1)
-    result = run_converted_job(stand, metrics_mlp, "mlp", 1)
+    result = run_converted_job(stand, mlp_model, "mlp", 1)
     assert result.state is JobState.PUBLISHED and result.flavour is Flavour.CONVERTED
     assert result.version == served
     samples = scrape(stand.server.port)
@@ -91,7 +91,7 @@ def test_job_tap_and_rollback_metrics(
 
 
 def test_failed_job_is_counted(
-    metrics_stand: MetricsStand, metrics_mlp: Path, event_loop_thread: LoopThread
+    metrics_stand: MetricsStand, mlp_model: Path, event_loop_thread: LoopThread
 ) -> None:
     stand = metrics_stand
     broken = stand.incoming / "broken" / "1"
@@ -111,10 +111,10 @@ def test_failed_job_is_counted(
 
 
 def test_a_bug_in_a_job_is_counted_as_an_internal_error(
-    metrics_stand: MetricsStand, metrics_mlp: Path
+    metrics_stand: MetricsStand, mlp_model: Path
 ) -> None:
     stand = metrics_stand
-    shutil.copytree(metrics_mlp, stand.incoming / "buggy" / "1")
+    shutil.copytree(mlp_model, stand.incoming / "buggy" / "1")
     stand.journal.discover("buggy", served_version(1))
     deps = JobDependencies(journal=stand.journal, publisher=stand.publisher,
                            incoming_base=stand.incoming, engine_cache_dir=stand.engine_cache,
@@ -162,8 +162,8 @@ def test_server_stops_and_frees_its_port() -> None:
 
 
 def test_listen_is_validated() -> None:
-    assert parse_listen("0.0.0.0:9102") == ("0.0.0.0", 9102)
-    assert parse_listen("[::1]:9102") == ("::1", 9102)
+    assert MetricsServer("0.0.0.0:9102", CollectorRegistry()).port == 9102
+    assert MetricsServer("[::1]:9102", CollectorRegistry()).port == 9102
     for bad in ("9102", "host:", "host:99999"):
-        with pytest.raises(ConfigError):
-            parse_listen(bad)
+        with pytest.raises(ConfigError, match="metrics_listen"):
+            MetricsServer(bad, CollectorRegistry())

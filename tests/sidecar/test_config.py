@@ -162,7 +162,7 @@ BAD_TOML = [
     ("[policy]\nmax_engines = 1\n", "policy.max_engines", "max_engines = 1"),
     ("[models.resnet]\nmax_engines = 0\n", "models.resnet.max_engines", "at least 1"),
     ("[models.resnet]\nbogus = 1\n", "models.resnet.bogus", "known settings"),
-    ("[policy]\nbackend = 'xla'\nprecision = 'INT8'\n", "policy.precision", "backend 'tensorrt'"),
+    ("[policy]\naccuracy = 'top5'\n", "policy.accuracy", "'auto', 'top1', 'scaled_error'"),
     ("[policy]\nrebuild_below_coverage = 1.5\n", "policy.rebuild_below_coverage", "0.8"),
     ("[policy]\nrebuild_after_seconds = -1\n", "policy.rebuild_after_seconds", "seconds"),
     ("[models.resnet]\ndefault_batch_sizes = []\n", "models.resnet.default_batch_sizes", "[1, 8]"),
@@ -233,7 +233,7 @@ UNSOUND_POLICIES = [
     ({"keep_versions": 100_000}, "keep_versions", "at most 1000"),
     ({"default_batch_sizes": [1, 1 << 21]}, "default_batch_sizes", "from 1 to 1048576"),
     ({"minimum_segment_size": 10**6}, "minimum_segment_size", "at most 100000"),
-    ({"backend": "xla", "precision": "INT8"}, "precision", "no INT8 engines"),
+    ({"min_top1_agreement": 1.5}, "min_top1_agreement", "from 0 to 1"),
 ]
 
 

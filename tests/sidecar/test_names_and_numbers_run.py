@@ -10,13 +10,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from sidecar.publish import VersionPublisher
 from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobJournal, JobState
 from tests.jobs.builders import land
-from tests.support.models import keras_mlp
 from tests.support.serving_poller import ServingPoller
 from tests.support.session_run import session_outputs
 
@@ -25,28 +23,23 @@ SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")
 EPOCH_MICROSECONDS = 1_764_547_200_000_000
 
 
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
-
-
-def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp: Path) -> None:
+def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp_model: Path) -> None:
     incoming, serving, outside = tmp_path / "incoming", tmp_path / "serving", tmp_path / "secret"
-    land(mlp, incoming, "clock", EPOCH_MICROSECONDS)
-    shutil.copytree(mlp, incoming / "clock" / "0007")  # TF Serving's reading: version 7
-    shutil.copytree(mlp, incoming / "clash" / "4")
-    shutil.copytree(mlp, incoming / "clash" / "04")
-    shutil.copytree(mlp, incoming / "my model" / "1")
+    land(mlp_model, incoming, "clock", EPOCH_MICROSECONDS)
+    shutil.copytree(mlp_model, incoming / "clock" / "0007")  # TF Serving's reading: version 7
+    shutil.copytree(mlp_model, incoming / "clash" / "4")
+    shutil.copytree(mlp_model, incoming / "clash" / "04")
+    shutil.copytree(mlp_model, incoming / "my model" / "1")
     # linked/1: its variables/ is a link to an export elsewhere in the incoming base.
-    shutil.copytree(mlp, incoming / ".shared")
+    shutil.copytree(mlp_model, incoming / ".shared")
     linked = incoming / "linked" / ".landing"
-    shutil.copytree(mlp, linked, ignore=shutil.ignore_patterns("variables"))
+    shutil.copytree(mlp_model, linked, ignore=shutil.ignore_patterns("variables"))
     (linked / "variables").symlink_to(incoming / ".shared" / "variables")
     os.rename(linked, incoming / "linked" / "1")
     # leak/1: a file linked from outside the incoming base.
     outside.mkdir()
     (outside / "token").write_text("must never reach the serving base")
-    leak = land(mlp, incoming, "leak", 1)
+    leak = land(mlp_model, incoming, "leak", 1)
     (leak / "assets").mkdir(exist_ok=True)
     (leak / "assets" / "token").symlink_to(outside / "token")
     config = tmp_path / "sidecar.toml"
@@ -91,7 +84,7 @@ def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp: Path) -> No
     published = serving / "linked" / "1000"
     assert (published / "variables").is_dir() and not (published / "variables").is_symlink()
     feed: dict[str, np.ndarray] = {"x": np.ones((2, 16), np.float32)}
-    [expected] = session_outputs(mlp, [feed])
+    [expected] = session_outputs(mlp_model, [feed])
     [got] = session_outputs(published, [feed])
     for name, value in expected.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-6)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from converter import rename_no_replace
+from durable import rename_no_replace
 from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError
 from sidecar.publish import VersionPublisher, published_versions
 from tests.sidecar.conftest import immutable, small_tmpfs, tree_listing

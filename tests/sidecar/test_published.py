@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from converter import ConversionReport
-from converter.saving import REPORT_FILE
+from converter.report import REPORT_FILE
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeSet, TensorSpec
 from sidecar.warmup import predict_request_from_arrays, write_warmup_file

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from converter import ConversionReport
-from converter.saving import REPORT_FILE
+from converter.report import REPORT_FILE
 from sidecar.config import ModelPolicy
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.shape_contributor import ShapeContributor

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from sidecar.scratch import (
 )
 from tests.e2e.test_sidecar_run import REPO_ROOT, SIDECAR, directory_flags
 from tests.jobs.builders import land
-from tests.support.models import keras_mlp
+from tests.support.waiting import wait_until
 
 _HOLDER = """
 import sys, time
@@ -35,13 +34,8 @@ from sidecar.scratch import ScratchDirectory
 with ScratchDirectory.claim(Path(sys.argv[1])) as scratch:
     (scratch.path / "tftrt-export-held").mkdir()
     print(scratch.path, flush=True)
-    time.sleep(600)
+    time.sleep(600)  # holds the directory until the test kills it
 """
-
-
-@pytest.fixture(scope="module")
-def mlp(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
 
 
 def _holder(root: Path) -> tuple[subprocess.Popen[str], Path]:
@@ -96,11 +90,11 @@ def _converter_directories(tmp_root: Path) -> list[Path]:
 
 
 def test_a_sidecar_killed_while_converting_leaves_nothing_after_restart(
-    tmp_path: Path, mlp: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
     tmp_root = tmp_path / "tmp"
     tmp_root.mkdir()
-    land(mlp, tmp_path / "incoming", "alpha", 1)
+    land(mlp_model, tmp_path / "incoming", "alpha", 1)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(tmp_root)}
     command = [str(SIDECAR), "run", "--once", *directory_flags(tmp_path)]
     # Its own session, so the SIGKILL takes the converter's Session processes too, as a
@@ -108,11 +102,11 @@ def test_a_sidecar_killed_while_converting_leaves_nothing_after_restart(
     first = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while not _converter_directories(tmp_root):
+        def converting() -> list[Path]:
             assert first.poll() is None, "the sidecar ended before converting"
-            assert time.monotonic() < deadline, "no conversion started"
-            time.sleep(0.05)
+            return _converter_directories(tmp_root)
+
+        wait_until(converting, 240, "a conversion started")
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(30)

@@ -11,7 +11,7 @@ from tests.support.serving_poller import ServingPoller
 
 def slow_copy(source: str, target: str) -> object:
     shutil.copy2(source, target)
-    time.sleep(0.15)
+    time.sleep(0.15)  # on purpose: a slow writer, so the poller sees the version half-written
     return target
 
 

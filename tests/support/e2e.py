@@ -1,11 +1,9 @@
-"""Test-only helpers for end-to-end tests: free ports, waiting for a published version,
-and a Predict call on the tests' Keras MLP (input "x", 16 features)."""
+"""Test-only helpers for end-to-end tests: free ports and a Predict call on the tests'
+Keras MLP (input "x", 16 features)."""
 
 from __future__ import annotations
 
 import socket
-import time
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -18,14 +16,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_for(path: Path, timeout: float) -> None:
-    """Wait until `path` exists; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
-        time.sleep(0.1)
 
 
 def predict_mlp(address: str, batch: int, model: str = "mlp") -> predict_pb2.PredictResponse:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import time
 from pathlib import Path
 
 from sidecar import cli
 from sidecar.config import Settings
 from sidecar.wiring import ServiceComponents, build_components
+from tests.support.waiting import HELD_SECONDS, wait_until
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         passed += 1
         if passed == nth:
             (gate / "paused").touch()
-            while not (gate / "resume").exists():
-                time.sleep(0.05)
+            wait_until((gate / "resume").exists, HELD_SECONDS, str(gate / "resume"))
 
     def components(settings: Settings) -> ServiceComponents:
         return dataclasses.replace(build_components(settings), checkpoint=wait_at_step)

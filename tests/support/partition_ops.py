@@ -41,7 +41,7 @@ def _main(model_dir: str, shape_json: str) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from converter.serving_session import ServingSession
+    from converter import ServingSession
 
     tf.compat.v1.disable_eager_execution()
     with ServingSession.load(model_dir) as served:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     def checkpoint(step: str) -> None:
         if step == args.pause_at:
             print(f"PAUSED {step}", flush=True)
-            time.sleep(3600)
+            time.sleep(3600)  # paused for good: the test kills the process here
 
     publisher = VersionPublisher(args.serving, checkpoint=checkpoint)
     with JobJournal.open(args.state, clock=time.time) as journal:

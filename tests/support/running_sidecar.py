@@ -9,9 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,16 +23,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tests.support.e2e import free_port
 from tests.support.standin_rest import start_rest_standin
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
+from tests.support.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it is true; fail the test naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.05)
 
 
 class Traffic:
@@ -119,6 +111,16 @@ class RunningSidecar:
     def output(self) -> str:
         """Everything the process printed so far."""
         return self.log.read_text()
+
+    def wait_serving(self, version: int, timeout: float) -> None:
+        """Wait until the stand-in serves ``version`` of mlp; fail at once, with the
+        sidecar's output, if the sidecar died meanwhile."""
+        def states() -> dict[int, str]:
+            assert self.alive(), self.output()[-5000:]
+            return self.standin.version_states("mlp")
+
+        wait_until(states, timeout, f"mlp/{version} AVAILABLE in the stand-in",
+                   done=lambda seen: seen.get(version) == "AVAILABLE", interval=0.02)
 
 
 def _series(url: str, name: str, labels: dict[str, str]) -> float | None:

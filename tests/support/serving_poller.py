@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from types import TracebackType
 from sidecar.publish.numbering import served_version_from_name
 from sidecar.warmup import read_warmup_file, warmup_file_path
 from sidecar.watch.listing import fingerprint
+from tests.support.waiting import wait_until
 
 Manifest = tuple[tuple[str, bool, int], ...]
 
@@ -81,16 +81,18 @@ class ServingPoller:
         self.poll_once()
 
     def wait_for(self, model: str, version: int, timeout: float = 30.0) -> bool:
-        """Wait until ``version`` of ``model`` was loaded or flagged; True if loaded."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Wait until ``version`` of ``model`` was loaded or flagged; True if loaded. Fails
+        the test when neither happened within ``timeout`` seconds."""
+        def outcome() -> str | None:
             with self._lock:
                 if (model, version) in self.loaded:
-                    return True
+                    return "loaded"
                 if any((v.model, v.version) == (model, version) for v in self.violations):
-                    return False
-            time.sleep(0.02)
-        return False
+                    return "flagged"
+            return None
+
+        return wait_until(outcome, timeout, f"{model}/{version} loaded or flagged",
+                          interval=0.02) == "loaded"
 
     def poll_once(self) -> None:
         """One poll: check known versions for change, load new ones."""

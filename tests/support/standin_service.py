@@ -75,6 +75,8 @@ class _Calls:
         echoed = tuple((key, value) for key, value in metadata if key.startswith(ECHO_PREFIX))
         if echoed:
             context.set_trailing_metadata(echoed)
+        # On purpose: a slow server (the delay the test asked for), cut short once the
+        # client gave up.
         deadline = time.monotonic() + self._delay
         while time.monotonic() < deadline and context.is_active():
             time.sleep(0.01)

@@ -31,7 +31,6 @@ import argparse
 import logging
 import signal
 import threading
-import time
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ import grpc
 from tests.support.standin_config import ModelConfig, parse_model_server_config
 from tests.support.standin_registry import ModelRegistry, VersionState
 from tests.support.standin_service import CallLog, ReceivedCall, add_servicers
+from tests.support.waiting import wait_until
 
 _log = logging.getLogger("tfserving_standin")
 _MAX_MESSAGE_BYTES = (1 << 31) - 1  # TF Serving accepts messages up to INT32_MAX
@@ -155,14 +155,11 @@ class StandinHandle:
                 return entry.warmup_records
         raise KeyError(f"{model} has no version {version}")
 
-    def wait_for_state(self, model: str, version: int, state: str, timeout: float) -> bool:
-        """Wait until `version` of `model` is in `state`; False after `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.version_states(model).get(version) == state:
-                return True
-            time.sleep(0.02)
-        return False
+    def wait_for_state(self, model: str, version: int, state: str, timeout: float) -> None:
+        """Wait until `version` of `model` is in `state`; fail the test after `timeout` s."""
+        wait_until(lambda: self.version_states(model), timeout,
+                   f"{model}/{version} {state} in the stand-in",
+                   done=lambda states: states.get(version) == state, interval=0.02)
 
     def calls(self) -> list[ReceivedCall]:
         """The calls received lately, oldest first."""

@@ -7,8 +7,7 @@ import asyncio
 import http.client
 import shutil
 import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,16 +41,6 @@ def post_rest(port: int, path: str, body: bytes, chunked: bool = False,
     content = answer.read()
     connection.close()
     return answer.status, content
-
-
-def eventually(check: Callable[[], bool], timeout: float = 20.0) -> bool:
-    """Whether ``check`` holds within ``timeout`` seconds (asked every 0.1 s)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 class LoopThread:

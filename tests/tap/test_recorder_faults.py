@@ -37,7 +37,8 @@ from sidecar.tap.settings import RecorderSettings, RestRecording
 from sidecar.tap.stats import TapStats
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
-from tests.tap.conftest import LoopThread, eventually, mirror, post_rest
+from tests.support.waiting import wait_until
+from tests.tap.conftest import LoopThread, mirror, post_rest
 
 PREDICT_PATH = "/v1/models/m:predict"
 NORMAL_BODY = json.dumps({"instances": [{"x": [1.0, 2.0]}]}).encode()
@@ -90,7 +91,8 @@ def test_a_deeply_nested_body_is_unparsable_and_rest_recording_goes_on(
     nested = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     assert post_rest(rest_recorder.rest_port, PREDICT_PATH, nested)[0] == 200
     assert post_rest(rest_recorder.rest_port, PREDICT_PATH, NORMAL_BODY)[0] == 200
-    assert eventually(lambda: rest_recorder.recorded() == 1.0), "the normal call is recorded"
+    wait_until(rest_recorder.recorded, 20, "the normal call recorded", done=lambda n: n == 1.0,
+               interval=0.1)
     assert rest_recorder.unparsable() == 1.0
     stats = rest_recorder.process.stats
     assert (stats.unparsable_requests, stats.recording_restarts) == (1, 0)
@@ -117,12 +119,14 @@ def _image_rows(count: int) -> bytes:
 
 def test_a_50_mb_body_costs_the_recorder_about_its_size(rest_recorder: _Recorder) -> None:
     assert post_rest(rest_recorder.rest_port, PREDICT_PATH, NORMAL_BODY)[0] == 200
-    assert eventually(lambda: rest_recorder.recorded() == 1.0)
+    wait_until(rest_recorder.recorded, 20, "the first call recorded", done=lambda n: n == 1.0,
+               interval=0.1)
     baseline = _peak_bytes(rest_recorder.process.pid)
     body = _image_rows(31)
     assert 48e6 < len(body) < 52e6
     assert post_rest(rest_recorder.rest_port, PREDICT_PATH, body, timeout=60)[0] == 200
-    assert eventually(lambda: rest_recorder.recorded() == 2.0, 300)
+    wait_until(rest_recorder.recorded, 300, "the large call recorded", done=lambda n: n == 2.0,
+               interval=0.1)
     grown = _peak_bytes(rest_recorder.process.pid) - baseline
     print(f"the recorder's peak memory grew by {grown / 1e6:.0f} MB for a "
           f"{len(body) / 1e6:.0f} MB body (peak before: {baseline / 1e6:.0f} MB)")
@@ -157,18 +161,21 @@ def test_a_recording_task_that_dies_is_restarted_and_reported(
         pid = recorder.pid
         with caplog.at_level(logging.WARNING, logger="sidecar"):
             mirror(recorder.port, 1)
-            assert eventually(lambda: not recorder.serving), "health shows the dead task"
+            wait_until(lambda: not recorder.serving, 20, "health showing the dead task",
+                       interval=0.1)
             assert recorder.stats.stopped_recordings == {"shape-recording"}
             assert registry.get_sample_value("tftrt_sidecar_shape_recording_failures_total",
                                              {"task": "shape-recording"}) == 1.0
-            assert eventually(lambda: recorder.serving), "and that it runs again"
+            wait_until(lambda: recorder.serving, 20, "health showing the task running again",
+                       interval=0.1)
         assert ("shape-recording task died (RuntimeError: the share of mirrored calls cannot "
                 "be read)") in caplog.text
         assert "shape-recording task was restarted" in caplog.text
         assert (recorder.stats.recording_restarts, recorder.restarts, recorder.pid) == (1, 0, pid)
         mirror(recorder.port, 2)
-        assert eventually(lambda: registry.get_sample_value(
-            "tftrt_sidecar_tap_requests_total", {"model": "m", "prebuilt": "false"}) == 1.0)
+        wait_until(lambda: registry.get_sample_value(
+            "tftrt_sidecar_tap_requests_total", {"model": "m", "prebuilt": "false"}), 20,
+            "the call counted after the restart", done=lambda n: n == 1.0, interval=0.1)
     finally:
         recorder.stop()
     with ShapeStore(tmp_path / "state", ShapeStoreSettings(), time.time) as store:

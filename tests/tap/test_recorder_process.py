@@ -27,7 +27,8 @@ from sidecar.tap.process import RecorderProcess
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapStats
 from tests.support.e2e import free_port
-from tests.tap.conftest import eventually, mirror
+from tests.support.waiting import wait_until
+from tests.tap.conftest import mirror
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ def test_child_records_and_feeds_the_parents_metrics(tmp_path: Path) -> None:
             return registry.get_sample_value(
                 "tftrt_sidecar_tap_requests_total", {"model": "m", "prebuilt": "false"})
 
-        assert eventually(lambda: recorded() == 1.0)
+        wait_until(recorded, 20, "the call recorded", done=lambda n: n == 1.0, interval=0.1)
         with (grpc.insecure_channel(f"127.0.0.1:{recorder.port}") as channel,
               pytest.raises(grpc.RpcError) as unknown):
             channel.unary_unary("/tensorflow.serving.ModelService/"
@@ -70,7 +71,8 @@ def test_a_killed_child_is_restarted_and_serves_again(
         mirror(port, 1)
         with caplog.at_level(logging.ERROR, logger="sidecar"):
             os.kill(first, signal.SIGKILL)
-            assert eventually(lambda: recorder.restarts == 1 and recorder.serving, 60)
+            wait_until(lambda: recorder.restarts == 1 and recorder.serving, 60,
+                       "the recorder restarted once and serving", interval=0.1)
         assert f"exited with code -{signal.SIGKILL.value}" in caplog.text
         assert recorder.pid != first
         assert mirror(port, 2) == b""
@@ -99,7 +101,7 @@ def test_the_child_does_not_outlive_its_parent(tmp_path: Path) -> None:
                                        pathlib.Path({str(tmp_path)!r}))
             recorder.start()
             print(recorder.pid, flush=True)
-            time.sleep(600)
+            time.sleep(600)  # a parent that lives on until the test kills it
     """)
     script = tmp_path / "parent.py"
     script.write_text(parent_code)
@@ -111,7 +113,7 @@ def test_the_child_does_not_outlive_its_parent(tmp_path: Path) -> None:
         assert _alive(child)
         parent.kill()
         parent.wait(10)
-        assert eventually(lambda: not _alive(child), 20)
+        wait_until(lambda: not _alive(child), 20, "the orphaned child gone", interval=0.1)
     finally:
         parent.kill()
 

@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_service_pb2_grpc,
+    predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
 )
@@ -32,6 +33,7 @@ from tests.support.standin_models import (
     write_warmup,
 )
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,12 +92,12 @@ def test_new_version_is_picked_up_within_poll_interval(
     handle, base = served
     copy_version(base, 2)
     started = time.monotonic()
-    assert handle.wait_for_state("m", 2, "AVAILABLE", timeout=5)
+    handle.wait_for_state("m", 2, "AVAILABLE", timeout=5)
     assert time.monotonic() - started < 2.0
     predict, model_service, channel = _stubs(handle.address)
     with channel:
         assert predict.Predict(predict_request("m"), timeout=10).model_spec.version.value == 2
-        assert handle.wait_for_state("m", 1, "END", timeout=5)
+        handle.wait_for_state("m", 1, "END", timeout=5)
         status = model_service.GetModelStatus(_status_request("m"), timeout=10)
         states = {s.version: s.state for s in status.model_version_status}
         assert states == {
@@ -118,7 +120,7 @@ def test_failing_warmup_keeps_version_unavailable(
     bad.inputs["nope"].CopyFrom(bad.inputs["x"])
     write_warmup(staging, [predict_log(bad)])
     staging.rename(base / "3")
-    assert handle.wait_for_state("m", 3, "END", timeout=5)
+    handle.wait_for_state("m", 3, "END", timeout=5)
     predict, model_service, channel = _stubs(handle.address)
     with channel:
         assert predict.Predict(predict_request("m"), timeout=10).model_spec.version.value == 1
@@ -240,15 +242,14 @@ def test_runs_as_a_script_with_a_model_config_file(tmp_path: Path, copy_version:
                     "} }", f'}} config {{ name: "b" base_path: "{base}" }} }}'
                 )
             )
-            deadline = time.monotonic() + 10
-            while True:
+            def predict_b() -> predict_pb2.PredictResponse | None:
                 try:
-                    response = predict.Predict(predict_request("b"), timeout=10)
-                    break
+                    return predict.Predict(predict_request("b"), timeout=10)
                 except grpc.RpcError as error:
                     assert error.code() == grpc.StatusCode.NOT_FOUND
-                    assert time.monotonic() < deadline
-                    time.sleep(0.1)
+                    return None
+
+            response = wait_until(predict_b, 10, "model b served", interval=0.1)
             assert response.model_spec.name == "b"
     finally:
         process.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ import sys
 
 from converter import BuildDevice, engine_namespace
 from converter.savedmodel.engine_cache import ENGINES_SUBDIR
-from tests.support.running_sidecar import wait_until
+from tests.support.waiting import wait_until
 
 DEVICE = BuildDevice(kind="CPU", model="install test")
 
