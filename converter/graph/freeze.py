@@ -184,10 +184,17 @@ def _fused(flat: FlatGraph) -> FlatGraph:
 def weights_as_constants(flat: FlatGraph) -> graph_pb2.GraphDef:
     """`flat`'s graph with each frozen weight a Const node holding its value: the
     form graph passes (folding, quantization) read weights in."""
+    return _captures_inlined(flat, flat.weights)
+
+
+def _captures_inlined(flat: FlatGraph, names: Iterable[str]) -> graph_pb2.GraphDef:
+    """`flat`'s graph with each captured placeholder in `names` a Const node holding
+    its captured value."""
+    wanted = frozenset(names)
     graph_def = graph_pb2.GraphDef()
     graph_def.CopyFrom(flat.graph_def)
     for node in graph_def.node:
-        if node.name in flat.weights:
+        if node.name in wanted:
             value = flat.captures[node.name]
             node.op = "Const"
             node.attr.clear()
@@ -239,20 +246,12 @@ def captures_as_constants(flat: FlatGraph) -> graph_pb2.GraphDef | str:
     """`weights_as_constants(flat)` with every other captured value a Const node too,
     so that only the signature's inputs stay placeholders; or why it cannot be (a
     captured variable, which a constant cannot stand for)."""
-    graph_def = weights_as_constants(flat)
     variables = sorted(name for name, value in flat.captures.items()
                        if name not in flat.weights and value.dtype == tf.resource)
     if variables:
         return (f"the graph keeps variable(s) {variables[:3]} (written by a signature, or "
                 "past the freezing limit), which must stay variables")
-    for node in graph_def.node:
-        if node.name in flat.captures and node.name not in flat.weights:
-            value = flat.captures[node.name]
-            node.op = "Const"
-            node.attr.clear()
-            node.attr["dtype"].type = value.dtype.as_datatype_enum
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value.numpy()))
-    return graph_def
+    return _captures_inlined(flat, flat.captures)
 
 
 def signature_inputs(flat: FlatGraph) -> list[str]:
