@@ -1,6 +1,7 @@
-"""Work done in a fresh Python process (a serving-like TF1 Session, its own XLA
+"""Work done in another Python process (a serving-like TF1 Session, its own XLA
 cache): tensors go as files of serialized TensorProtos, the answer comes back as
-the last line of its output, in JSON."""
+the last line of its output, in JSON. `run_child` starts a fresh process each time;
+`warm_child` keeps one for work that leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -24,16 +25,24 @@ class ChildFailed(ConverterError):
     raise their own error naming what failed."""
 
 
-def run_child(module: str, request_dir: pathlib.Path, xla_flags: str = "",
-              settings: Mapping[str, str] | None = None) -> Any:
-    """Run `python -m module request_dir`, with the environment variables `settings`
-    on top of ours; return its last output line, parsed."""
+def child_environment(settings: Mapping[str, str] | None = None,
+                      xla_flags: str = "") -> dict[str, str]:
+    """Our environment with the variables `settings` on top, `xla_flags` added to
+    TF_XLA_FLAGS, and this checkout's packages importable."""
     environment = {**os.environ, **(settings or {})}
     environment["TF_XLA_FLAGS"] = " ".join(filter(None, [
         environment.get("TF_XLA_FLAGS", ""), xla_flags]))
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(_PACKAGE_ROOT), environment.get("PYTHONPATH", "")])
     )
+    return environment
+
+
+def run_child(module: str, request_dir: pathlib.Path, xla_flags: str = "",
+              settings: Mapping[str, str] | None = None) -> Any:
+    """Run `python -m module request_dir` in a fresh process, with the environment
+    variables `settings` on top of ours; return its last output line, parsed."""
+    environment = child_environment(settings, xla_flags)
     done = subprocess.run([sys.executable, "-m", module, str(request_dir)],
                           env=environment, capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -1,23 +1,24 @@
 """Time candidate SavedModels the way TF Serving runs them: each loaded through the
-TF1 Session loader in one fresh process, their calls interleaved so that changes
-in machine load touch all alike, their outputs checked against the original's.
-
-Run as: python -m converter.serving.timing REQUEST_DIR (see `time_in_sessions`).
-"""
+TF1 Session loader in another process (the warm child, see `warm_child`), their calls
+interleaved so that changes in machine load touch all alike, their outputs checked
+against the original's. Every Session is closed before the answer is sent."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import pathlib
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from converter.errors import EngineExportError
-from converter.serving.child_process import ChildFailed, read_tensor, run_child, write_tensors
+from converter.serving import warm_child
+from converter.serving.child_process import ChildFailed, read_tensor, write_tensors
+from converter.serving.measuring import median_call_seconds, scaled_error
+from converter.serving.session import ServingSession
 
 # The choice is made once per model, on a machine that may be busy: time longer
 # than an engine comparison does, and rule a candidate out only after many rounds.
@@ -43,7 +44,7 @@ def time_in_sessions(
     inputs: Sequence[Mapping[str, np.ndarray]],
     expected: Sequence[Mapping[str, np.ndarray]] | None,
 ) -> list[SessionTiming]:
-    """Measure every model in `models` on each input in one Session process.
+    """Measure every model in `models` on each input in the warm child.
 
     Outputs are compared with the first model's (the original, as TF Serving runs
     it); with `expected` where the first model cannot run in a Session."""
@@ -58,7 +59,7 @@ def time_in_sessions(
             "cases": cases,
         }))
         try:
-            answer = run_child("converter.serving.timing", request)
+            answer = warm_child.ask("converter.serving.timing", request)
         except ChildFailed as failure:
             raise EngineExportError(
                 f"timing the candidate models in a TF1 Session failed:\n{failure}") from None
@@ -74,26 +75,37 @@ def _failure(error: Exception) -> str:
     return f"{type(error).__name__}: {' '.join(telling[-2:] or lines[:1])[:400]}"
 
 
-def _main(request_dir: str) -> None:
-    import tensorflow as tf
-
-    from converter.serving.measuring import median_call_seconds, scaled_error
-    from converter.serving.session import ServingSession
-
-    directory = pathlib.Path(request_dir)
+def answer(directory: pathlib.Path) -> list[dict[str, object]]:
+    """The timings of the request in `directory` (written by `time_in_sessions`), in
+    the warm child."""
     meta = json.loads((directory / "request.json").read_text())
-    tf.compat.v1.disable_eager_execution()
     loaded: list[ServingSession | None] = []
     failures: list[str | None] = []
     for model in meta["models"]:
+        served = None
         try:
             served = ServingSession.load(model, meta["tags"])
             served.signature_def(meta["key"])  # a candidate without it is ruled out too
             loaded.append(served)
             failures.append(None)
         except Exception as error:  # any load error disqualifies the candidate
+            if served is not None:
+                served.close()
             loaded.append(None)
             failures.append(_failure(error))
+    try:
+        return _measure(directory, meta, loaded, failures)
+    finally:
+        for served in loaded:
+            if served is not None:
+                served.close()
+
+
+def _measure(directory: pathlib.Path, meta: dict[str, Any],
+             loaded: Sequence[ServingSession | None],
+             failures: list[str | None]) -> list[dict[str, object]]:
+    """Check every loaded model on each case, then time them (`failures` gains the
+    run errors)."""
     calls = [[entry.caller(meta["key"], {name: read_tensor(directory, file)
                                          for name, file in case["inputs"].items()})
               if entry else None for case in meta["cases"]] for entry in loaded]
@@ -130,9 +142,5 @@ def _main(request_dir: str) -> None:
                                       _DECISIVE_ROUNDS) if sides else []
         for index, median in zip(owners, medians, strict=True):
             seconds[index].append(median)
-    print(json.dumps([{"failure": failures[i], "seconds": seconds[i], "errors": errors[i]}
-                      for i in range(len(loaded))]))
-
-
-if __name__ == "__main__":
-    _main(sys.argv[1])
+    return [{"failure": failures[i], "seconds": seconds[i], "errors": errors[i]}
+            for i in range(len(loaded))]

@@ -27,6 +27,7 @@ from converter.savedmodel.loading import (
     read_meta_graph,
 )
 from converter.savedmodel.saving import copy_input_files, save_converted
+from converter.serving import warm_child
 from converter.serving.session import graph_input_specs
 from converter.tf1.frozen_export import (
     FrozenSessionGraph,
@@ -108,6 +109,7 @@ class Tf1Conversion:
     def build(self, input_fn: InputFn) -> None:
         """Time the original, the frozen export and (BF16) its bfloat16 form on the
         build's shapes; keep the fastest that is accurate."""
+        warm_child.warm()  # its imports overlap the work before the timing
         feeds = [{k: v.numpy() for k, v in feed.items()}
                  for feed in iterate_inputs(input_fn, self.input_specs, "input_fn")]
         candidates = []

@@ -40,6 +40,7 @@ from converter.report import ConversionReport
 from converter.savedmodel.inputs import InputFn, iterate_inputs
 from converter.savedmodel.loading import LoadedSignature
 from converter.savedmodel.saving import save_converted, write_signatures
+from converter.serving import warm_child
 from converter.xla.assemble import replace_segments
 from converter.xla.building import build_engines, restrict_engines
 from converter.xla.converted_segment import ConvertedSegment, convert_segment
@@ -130,6 +131,7 @@ class XlaConversion:
     def build(self, input_fn: InputFn) -> None:
         """Compile an engine per segment and input-shape set, then time the candidates
         in a TF1 Session on those shapes; save() writes the winner."""
+        warm_child.warm()  # its imports overlap the work before the timing
         assert self._flat is not None
         feeds = list(iterate_inputs(input_fn, self._model.input_specs, "input_fn"))
         boundary = [t for s in self._segments for t in s.graph.segment.inputs]
