@@ -1,12 +1,17 @@
-"""Real SavedModels for the converter tests, built once per test session."""
+"""Real SavedModels for the converter tests, built once per test session; the large
+Keras applications also converted once, for every test that reads a conversion."""
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections.abc import Callable
 
 import pytest
 
+import converter as trt
+from converter.savedmodel.synthetic import batch_input_fn
+from tests.converter import corpus
 from tests.support import models
 
 
@@ -40,12 +45,52 @@ def tf1_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return _built(tmp_path_factory, "tf1", models.tf1_classify_regress)
 
 
-@pytest.fixture(scope="session")
-def mobilenet_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return _built(tmp_path_factory, "mobilenet",
-                  lambda d: models.keras_application(d, "MobileNetV2"))
+APPLICATIONS = ("MobileNetV2", "ResNet50", "EfficientNetB0")
 
 
 @pytest.fixture(scope="session")
-def resnet_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    return _built(tmp_path_factory, "resnet", lambda d: models.keras_application(d, "ResNet50"))
+def application_dirs(tmp_path_factory: pytest.TempPathFactory,
+                     ) -> Callable[[str], pathlib.Path]:
+    """The SavedModel of one of `APPLICATIONS`, exported on first use."""
+    built: dict[str, pathlib.Path] = {}
+
+    def get(name: str) -> pathlib.Path:
+        if name not in built:
+            built[name] = _built(tmp_path_factory, name.lower(),
+                                 lambda d: corpus.keras_application(d, name))
+        return built[name]
+    return get
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertedApplication:
+    """A Keras application converted with defaults, except that engines never build
+    at run time (what a serving build sets), and built for batches 1 and 8."""
+
+    source: pathlib.Path
+    output: pathlib.Path
+    """Where it was saved."""
+    converter: trt.Converter
+
+
+@pytest.fixture(scope="session")
+def converted_applications(
+        application_dirs: Callable[[str], pathlib.Path],
+        tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], ConvertedApplication]:
+    """One of `APPLICATIONS` converted, on first use: converting ResNet50 takes a
+    minute, and the tests of its measured choice, its numerics and its summary all
+    read the same conversion (none of them changes it)."""
+    done: dict[str, ConvertedApplication] = {}
+
+    def get(name: str) -> ConvertedApplication:
+        if name not in done:
+            source = application_dirs(name)
+            converter = trt.Converter(source, conversion_params=trt.ConversionParams(
+                allow_build_at_runtime=False))
+            converter.convert()
+            converter.build(batch_input_fn(converter.input_specs, [1, 8]))
+            output = tmp_path_factory.mktemp(f"{name.lower()}-converted") / "model"
+            converter.save(output)
+            done[name] = ConvertedApplication(source, output, converter)
+        return done[name]
+    return get

@@ -14,6 +14,7 @@ import pytest
 import converter as trt
 from converter.savedmodel.synthetic import batch_input_fn
 from tests.converter import corpus
+from tests.converter.conftest import ConvertedApplication
 from tests.support.session_run import method_names, session_outputs
 
 Feed = dict[str, np.ndarray]
@@ -79,24 +80,25 @@ def _images(source: pathlib.Path, batches: Sequence[int]) -> list[Feed]:
     pytest.param("ResNet50", marks=pytest.mark.slow),
     pytest.param("EfficientNetB0", marks=pytest.mark.slow),
 ])
-def test_convolution_networks_are_frozen_and_faster(name: str,
-                                                    tmp_path: pathlib.Path) -> None:
+def test_convolution_networks_are_frozen_and_faster(
+        name: str, converted_applications: Callable[[str], ConvertedApplication]) -> None:
     """Frozen weights let Grappler fold batch norm into the convolutions: the frozen
     candidate runs in a Session and matches the original at FP32's tolerance, and the
     measured choice is saved. How much faster it is lives in bench/converter_bench.py
     (a timed assertion here failed on a loaded machine: ResNet50 at batch 8 within 3%)."""
-    source = corpus.keras_application(tmp_path / "in", name)
-    report = _convert(source, tmp_path / "out")
-    _assert_measured_choice(report, tmp_path / "out")
+    converted = converted_applications(name)
+    source, output = converted.source, converted.output
+    report = converted.converter.report()
+    _assert_measured_choice(report, output)
     assert report.choice is not None
     frozen = next(c for c in report.choice.candidates if c.name == "frozen")
     assert frozen.failure is None and frozen.worst_error is not None, report.render()
     assert frozen.worst_error <= trt.TOLERANCE["FP32"], report.render()
     assert report.freezing is not None and report.freezing.frozen_variables > 0
     assert report.freezing.kept_variables == {}
-    assert _size(tmp_path / "out") <= 1.1 * _size(source)
-    assert method_names(tmp_path / "out") == method_names(source)
-    _assert_serves_like(source, tmp_path / "out", _images(source, [1, 3]), rtol=1e-3, atol=1e-5)
+    assert _size(output) <= 1.1 * _size(source)
+    assert method_names(output) == method_names(source)
+    _assert_serves_like(source, output, _images(source, [1, 3]), rtol=1e-3, atol=1e-5)
 
 
 @pytest.fixture(scope="module")

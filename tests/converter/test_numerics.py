@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import converter as trt
 from converter.savedmodel.synthetic import batch_input_fn
+from tests.converter.conftest import ConvertedApplication
 from tests.support.session_run import eager_outputs, session_outputs
 
 
@@ -90,12 +92,11 @@ def test_fp16_engines_compute_in_half_within_tolerance(mlp_dir: pathlib.Path,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fixture", ["mobilenet_dir", "resnet_dir"])
-def test_keras_applications_match_the_original(fixture: str, request: pytest.FixtureRequest,
-                                               tmp_path: pathlib.Path) -> None:
-    source = request.getfixturevalue(fixture)
-    converter = _convert(source, tmp_path / "out", [1], allow_build_at_runtime=False,
-                         keep_slower_engines=False)
+@pytest.mark.parametrize("name", ["MobileNetV2", "ResNet50"])
+def test_keras_applications_match_the_original(
+        name: str, converted_applications: Callable[[str], ConvertedApplication]) -> None:
+    converted = converted_applications(name)
+    source, output, converter = converted.source, converted.output, converted.converter
     report = converter.report()
     # The whole network is one large segment; its batch norms are folded into the
     # convolutions first (converter/graph/fold.py): MobileNetV2 165 ops, ResNet50 182.
@@ -108,7 +109,7 @@ def test_keras_applications_match_the_original(fixture: str, request: pytest.Fix
     assert all(s.inline for s in report.segments if not any(e.kept for e in s.engines))
     feeds = _feeds(converter, [1, 2])
     expected = eager_outputs(source, feeds)
-    _assert_close(session_outputs(tmp_path / "out", feeds), expected, 1e-4, 1e-5)
-    size = sum(p.stat().st_size for p in (tmp_path / "out").rglob("*") if p.is_file())
+    _assert_close(session_outputs(output, feeds), expected, 1e-4, 1e-5)
+    size = sum(p.stat().st_size for p in output.rglob("*") if p.is_file())
     original = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
     assert size <= 1.1 * original, "weights stay out of engines"

@@ -23,18 +23,6 @@ def keras_mlp(directory: pathlib.Path, features: int = 16, seed: int = 1) -> pat
     return directory
 
 
-def keras_application(directory: pathlib.Path, name: str, size: int = 224) -> pathlib.Path:
-    """MobileNetV2 or ResNet50 from keras.applications with random weights."""
-    import keras
-
-    keras.utils.set_random_seed(2)
-    builder = {"MobileNetV2": keras.applications.MobileNetV2,
-               "ResNet50": keras.applications.ResNet50}[name]
-    model = builder(weights=None, input_shape=(size, size, 3))
-    model.export(str(directory), format="tf_saved_model", verbose=False)
-    return directory
-
-
 def text_classifier(directory: pathlib.Path) -> pathlib.Path:
     """Strings in: TextVectorization (a StringLookup inside), embedding, dense."""
     import keras
