@@ -26,8 +26,8 @@ from converter.console import (
     quiet_tensorflow,
     run_reporting_errors,
 )
+from sidecar.base.errors import SidecarError, UserError
 from sidecar.config import Settings, add_settings_arguments, load_settings
-from sidecar.errors import SidecarError, UserError
 
 if TYPE_CHECKING:
     from sidecar.run_summary import RunSummary
@@ -131,7 +131,7 @@ def run_command(
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
     _warn_if_onednn_off()
-    from sidecar.scratch import owned_temporary_files
+    from sidecar.base.scratch import owned_temporary_files
     from sidecar.service import SidecarService
     from sidecar.wiring import build_components
 

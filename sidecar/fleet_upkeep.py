@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from sidecar.errors import StorageError
+from sidecar.base.errors import StorageError
 from sidecar.jobs import FleetContext
 from sidecar.publish import numbering
 from sidecar.state import JobJournal

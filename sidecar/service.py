@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from sidecar.base.errors import SidecarError, StorageError
+from sidecar.base.faults import FaultArea
 from sidecar.config import ModelPolicy, Settings
-from sidecar.errors import SidecarError, StorageError
-from sidecar.faults import FaultArea
 from sidecar.fleet_upkeep import FleetCatchUp, FleetUpkeep
 from sidecar.incoming_changes import IncomingChanges
 from sidecar.jobs import (

@@ -8,8 +8,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from sidecar.base.errors import OnlyServableVersionError, SidecarError
 from sidecar.config import Settings
-from sidecar.errors import OnlyServableVersionError, SidecarError
 from sidecar.publish import (
     ModelConfigWriter,
     VersionPublisher,

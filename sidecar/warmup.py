@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from sidecar.errors import WarmupError
+from sidecar.base.errors import WarmupError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -28,15 +28,15 @@ from sidecar.admin.backend import ConversionRequest
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
+from sidecar.base.errors import ConfigError
+from sidecar.base.fanout import fan_out
+from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.config import Address, ModelPolicy, Settings
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.from_settings import envoy_settings
 from sidecar.envoy.governor import MirrorGovernor
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
-from sidecar.errors import ConfigError
-from sidecar.fanout import fan_out
-from sidecar.faults import FaultArea, FaultBoard
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import AppliedRollback, FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet.errors import FleetArgumentError
 from sidecar.publish import numbering
 from sidecar.publish.model_names import model_name_problem

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import FleetArgumentError, StoreFormatError
 from sidecar.fleet.lease import REPLICA_PATTERN

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Final
 
 from durable import fsync_directory, fsync_tree, write_atomically
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import (
     DamagedArtifactError,

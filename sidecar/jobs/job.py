@@ -38,14 +38,14 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from converter import InstallResult, install_engines
-from sidecar.config import ModelPolicy
-from sidecar.errors import (
+from sidecar.base.errors import (
     SidecarError,
     StorageError,
     VersionAlreadyPublishedError,
     storage_error_in,
 )
-from sidecar.faults import FaultArea
+from sidecar.base.faults import FaultArea
+from sidecar.config import ModelPolicy
 from sidecar.fleet import ArtifactRecord, Completed, DamagedArtifactError, Held, LeaseLostError
 from sidecar.jobs.conversion import (
     ConverterLike,

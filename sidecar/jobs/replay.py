@@ -26,7 +26,7 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from converter import batch_input_fn, synthetic_input_fn
-from sidecar.errors import WarmupError
+from sidecar.base.errors import WarmupError
 from sidecar.jobs.session_model import Arrays, SignatureSpec
 from sidecar.shapes import ShapeSet, TensorSpec, TopShapeSets
 from sidecar.warmup import MAX_WARMUP_RECORDS, predict_request_from_arrays, read_predict_requests

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from sidecar.errors import StorageError, echo
-from sidecar.faults import FaultArea
+from sidecar.base.errors import StorageError, echo
+from sidecar.base.faults import FaultArea
 from sidecar.jobs.errors import SourceChangedError, VersionVanishedError
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish.numbering import clash_error

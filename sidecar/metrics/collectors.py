@@ -18,7 +18,7 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sidecar.errors import SidecarError
+from sidecar.base.errors import SidecarError
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import RecordedShapes
 from sidecar.state import Job, JobJournal, JobState

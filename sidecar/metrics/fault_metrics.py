@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sidecar.faults import FaultArea, FaultBoard
+from sidecar.base.faults import FaultArea, FaultBoard
 
 
 class StorageFaultCollector(Collector):

@@ -18,8 +18,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry
 
+from sidecar.base.errors import ConfigError
 from sidecar.config.address import Address
-from sidecar.errors import ConfigError
 from sidecar.metrics.rendering import SharedRendering
 
 _LOG = logging.getLogger("sidecar.metrics")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Info
 
-from sidecar.faults import FaultBoard
+from sidecar.base.faults import FaultBoard
 from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.collectors import (
     CoverageCollector,

@@ -11,8 +11,8 @@ import secrets
 from pathlib import Path
 from typing import Final
 
-from sidecar.errors import StorageError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import StorageError
+from sidecar.base.faults import FaultArea
 from sidecar.publish.model_names import is_model_name
 from sidecar.publish.numbering import served_version_from_name
 

@@ -10,8 +10,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from durable import temporary_prefix, write_atomically
-from sidecar.errors import StorageError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import StorageError
+from sidecar.base.faults import FaultArea
 
 
 def render_model_config(models: Iterable[str], serving_base: Path) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 
 MODEL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 """A model name: an ASCII letter or digit, then up to 127 ASCII letters, digits, '.', '_'

@@ -39,7 +39,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from sidecar.errors import UserError, echo
+from sidecar.base.errors import UserError, echo
 
 GENERATIONS: Final = 1000
 """Served numbers per incoming version: the first build and 999 rebuilds."""

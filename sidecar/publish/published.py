@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from converter import ConversionReport, SavedModelError
-from sidecar.errors import SidecarError
+from sidecar.base.errors import SidecarError
 from sidecar.publish.layout import published_models, published_versions
 from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.publish.published_version import EngineInfo, PublishedVersion

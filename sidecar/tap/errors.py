@@ -1,4 +1,4 @@
-"""Errors raised by the tap: each a :class:`~sidecar.errors.SidecarError`.
+"""Errors raised by the tap: each a :class:`~sidecar.base.errors.SidecarError`.
 
 `TapError` is the tap's branch of the sidecar's hierarchy. `TapSettingsError` is a user
 error (fix the setting); `TapStartError` means the recorder could not start serving,
@@ -9,7 +9,7 @@ upstream's status code and details.
 
 from __future__ import annotations
 
-from sidecar.errors import SidecarError, UserError
+from sidecar.base.errors import SidecarError, UserError
 
 
 class TapError(SidecarError):

@@ -12,9 +12,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from sidecar.fanout import fan_out
+from sidecar.base.fanout import fan_out
+from sidecar.base.supervision import Supervisor
 from sidecar.shapes import Refusal, ShapeObservation
-from sidecar.supervision import Supervisor
 from sidecar.tap.child import apply_events
 from sidecar.tap.child_start import start_recorder_child
 from sidecar.tap.errors import TapStartError
@@ -30,7 +30,7 @@ START_TIMEOUT_SECONDS = 120.0
 
 
 class RecorderProcess:
-    """Runs the recorder in a child process and keeps it running (`sidecar.supervision`).
+    """Runs the recorder in a child process and keeps it running (`sidecar.base.supervision`).
 
     `share` (picklable: it is sent to the child) tells the share of calls Envoy mirrors.
     `observer` (e.g. the metrics) is told, in this process and on a watcher thread, about

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import grpc
 from grpc import aio
 
-from sidecar.fanout import fan_out
+from sidecar.base.fanout import fan_out
 from sidecar.tap.errors import TapStartError
 from sidecar.tap.methods import FORWARDED_METHODS, PREDICTION_SERVICE
 from sidecar.tap.recording import (

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
+from sidecar.base.supervision import QUICK_DEATH_SECONDS
 from sidecar.shapes import Refusal, ShapeObservation
-from sidecar.supervision import QUICK_DEATH_SECONDS
 from sidecar.tap.errors import UnparsableRequestError
 from sidecar.tap.request_shapes import observations_from_request
 from sidecar.tap.settings import RecorderSettings

@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Callable
 from typing import Final
 
-from sidecar.fanout import fan_out
+from sidecar.base.fanout import fan_out
 from sidecar.shapes import ShapeObservation
 from sidecar.tap.errors import TapStartError, UnparsableRequestError
 from sidecar.tap.recorder_server import RecorderServer

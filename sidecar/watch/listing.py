@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.publish.model_names import is_ignored_name, model_name_problem
 from sidecar.publish.numbering import (
     VersionNumberError,

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from sidecar.errors import StorageError
+from sidecar.base.errors import StorageError
 from sidecar.fleet import (
     Completed,
     FleetArgumentError,

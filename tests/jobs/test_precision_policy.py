@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy, load_settings
-from sidecar.errors import ConfigError
 from sidecar.jobs import ReplayOrigin, SessionModel, SignatureSpec, choose_replay_inputs
 from sidecar.jobs.precision_plan import plan_precision
 from sidecar.jobs.replay import ReplayInputs

@@ -8,8 +8,8 @@ import os
 import threading
 from pathlib import Path
 
+from sidecar.base.faults import FaultArea
 from sidecar.config import load_settings
-from sidecar.faults import FaultArea
 from sidecar.service import SidecarService
 from sidecar.wiring import ServiceComponents
 from tests.jobs.builders import land

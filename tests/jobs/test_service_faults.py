@@ -8,8 +8,8 @@ import os
 import threading
 from pathlib import Path
 
+from sidecar.base.faults import FaultArea
 from sidecar.config import load_settings
-from sidecar.faults import FaultArea
 from sidecar.publish import VersionPublisher
 from sidecar.service import SidecarService
 from sidecar.state import JobState

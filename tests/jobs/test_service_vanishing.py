@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.config import Settings, load_settings
-from sidecar.faults import FaultArea, FaultBoard
 from sidecar.service import SidecarService
 from sidecar.wiring import ServiceComponents
 from tests.jobs.builders import land

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy
-from sidecar.errors import ConfigError
 from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer
 from sidecar.publish.numbering import served_version

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy, Settings, build_argument_parser, load_settings
 from sidecar.config import defaults as d
 from sidecar.config.overrides import PolicyOverrides
-from sidecar.errors import ConfigError
 from sidecar.state.controls import ModelControls
 
 

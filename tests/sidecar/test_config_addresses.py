@@ -12,11 +12,11 @@ from prometheus_client import CollectorRegistry
 
 from sidecar.admin.errors import AdminSettingsError
 from sidecar.admin.settings import AdminSettings
+from sidecar.base.errors import ConfigError
 from sidecar.config import Address, Settings, build_argument_parser, load_settings
 from sidecar.config.schema import field_specs
 from sidecar.config.values import parse_address, parse_optional_address
 from sidecar.envoy.from_settings import envoy_settings
-from sidecar.errors import ConfigError
 from sidecar.metrics import MetricsServer
 from sidecar.tap.settings import RecorderSettings
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import Address, build_argument_parser, load_settings
 from sidecar.config.defaults import DEFAULT_UPSTREAM
-from sidecar.errors import ConfigError
 
 
 def test_servers_are_off_unless_asked_for() -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.base.errors import ConfigError
 from sidecar.cli import EXIT_USAGE
 from sidecar.config import Settings, build_argument_parser, load_settings
 from sidecar.config.schema import field_specs, setting
 from sidecar.config.values import PathParser, ValueParser
-from sidecar.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")

@@ -11,7 +11,7 @@ import grpc
 
 import sidecar
 from sidecar.admin.status import message_for, status_for
-from sidecar.errors import SidecarError, StorageError, UserError
+from sidecar.base.errors import SidecarError, StorageError, UserError
 from sidecar.jobs.errors import ModelCheckError, ReplayError, VerificationError
 from sidecar.shapes import ShapeStoreCorruptError, ShapeStoreError, ShapeStoreWriteError
 from sidecar.tap.errors import TapError, TapStartError
@@ -19,7 +19,7 @@ from sidecar.tap.errors import TapError, TapStartError
 
 def _error_modules() -> list[str]:
     names = [info.name for info in pkgutil.walk_packages(sidecar.__path__, "sidecar.")]
-    return ["sidecar.errors", *(name for name in names if name.endswith(".errors"))]
+    return ["sidecar.base.errors", *(name for name in names if name.endswith(".errors"))]
 
 
 def test_every_error_class_of_the_sidecar_is_a_sidecar_error() -> None:

@@ -17,8 +17,8 @@ import pytest
 import sidecar
 from sidecar.admin.errors import NotReadyError
 from sidecar.admin.status import status_for
-from sidecar.errors import SidecarError, StorageError, UserError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import SidecarError, StorageError, UserError
+from sidecar.base.faults import FaultArea
 from sidecar.fleet.errors import FleetStoreError
 from sidecar.jobs.errors import (
     SourceChangedError,
@@ -36,7 +36,7 @@ from sidecar.state.journal import JOURNAL_FILE_NAME
 def _error_classes() -> list[type[SidecarError]]:
     names = [info.name for info in pkgutil.walk_packages(sidecar.__path__, "sidecar.")]
     found: list[type[SidecarError]] = []
-    for name in ["sidecar.errors", *(name for name in names if name.endswith(".errors"))]:
+    for name in ["sidecar.base.errors", *(name for name in names if name.endswith(".errors"))]:
         module = importlib.import_module(name)
         found.extend(cls for _, cls in inspect.getmembers(module, inspect.isclass)
                      if cls.__module__ == name and issubclass(cls, SidecarError))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.errors import JournalError, StorageError
+from sidecar.base.errors import JournalError, StorageError
 from sidecar.state import (
     JOURNAL_FILE_NAME,
     Flavour,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.errors import StorageError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import StorageError
+from sidecar.base.faults import FaultArea
 from sidecar.publish.layout import published_models, published_versions
 
 

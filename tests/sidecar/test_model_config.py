@@ -9,7 +9,7 @@ from pathlib import Path
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from sidecar.errors import StorageError
+from sidecar.base.errors import StorageError
 from sidecar.publish import ModelConfigWriter, VersionPublisher
 from tests.sidecar.conftest import immutable
 

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from sidecar.admin import validation
 from sidecar.admin.errors import InvalidRequestError
-from sidecar.errors import ECHO_LIMIT, echo
+from sidecar.base.errors import ECHO_LIMIT, echo
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish import (
     VersionPublisher,

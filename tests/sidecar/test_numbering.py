@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.errors import UserError
+from sidecar.base.errors import UserError
 from sidecar.publish.numbering import (
     GENERATIONS,
     MAX_INCOMING_VERSION,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from durable import rename_no_replace
-from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError
+from sidecar.base.errors import StagingError, StorageError, VersionAlreadyPublishedError
 from sidecar.publish import VersionPublisher, published_versions
 from tests.sidecar.conftest import immutable, small_tmpfs, tree_listing
 from tests.support.serving_poller import ServingPoller

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.errors import OnlyServableVersionError, UserError
+from sidecar.base.errors import OnlyServableVersionError, UserError
 from sidecar.publish import (
     VersionPublisher,
     apply_retention,

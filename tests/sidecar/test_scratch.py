@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.publish import VersionPublisher
-from sidecar.publish.numbering import served_version
-from sidecar.scratch import (
+from sidecar.base.scratch import (
     OWNER_FILE,
     SCRATCH_PREFIX,
     ScratchDirectory,
     owned_temporary_files,
     sweep_abandoned,
 )
+from sidecar.publish import VersionPublisher
+from sidecar.publish.numbering import served_version
 from tests.e2e.test_sidecar_run import REPO_ROOT, SIDECAR, directory_flags
 from tests.jobs.builders import land
 from tests.support.waiting import wait_until
@@ -30,7 +30,7 @@ from tests.support.waiting import wait_until
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from sidecar.scratch import ScratchDirectory
+from sidecar.base.scratch import ScratchDirectory
 with ScratchDirectory.claim(Path(sys.argv[1])) as scratch:
     (scratch.path / "tftrt-export-held").mkdir()
     print(scratch.path, flush=True)

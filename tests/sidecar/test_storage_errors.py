@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.errors import StorageError, UserError, storage_error_in
+from sidecar.base.errors import StorageError, UserError, storage_error_in
 from tests.sidecar.conftest import small_tmpfs
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sidecar.errors import WarmupError
+from sidecar.base.errors import WarmupError
 from sidecar.warmup import (
     MAX_WARMUP_RECORDS,
     OverLimit,

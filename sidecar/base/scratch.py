@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from sidecar.errors import StorageError
+from sidecar.base.errors import StorageError
 
 _LOG = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import errno
 import os
 from typing import ClassVar, Final
 
-from sidecar.faults import FaultArea
+from sidecar.base.faults import FaultArea
 
 ECHO_LIMIT: Final = 80
 """The most characters of a bad value an error message quotes (see :func:`echo`)."""

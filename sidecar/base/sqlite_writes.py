@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sidecar.errors import StorageError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import StorageError
+from sidecar.base.faults import FaultArea
 
 
 @contextmanager
