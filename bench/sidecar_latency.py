@@ -90,7 +90,7 @@ def probe(version_dir: Path, use_warmup: bool) -> dict[str, Any]:
     import tensorflow as tf
 
     from converter import ServingSession
-    from sidecar.warmup import read_warmup_file
+    from sidecar.tfserving.warmup import read_warmup_file
 
     start = time.perf_counter()
     served = ServingSession.load(version_dir)
@@ -161,7 +161,7 @@ def main() -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from converter import build_demo_model
-    from sidecar.publish import numbering
+    from sidecar.tfserving import numbering
 
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     model = build_demo_model(work / "model")

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from sidecar.config import Settings, load_settings
-from sidecar.publish import numbering, published_versions
+from sidecar.tfserving import numbering
+from sidecar.tfserving.layout import published_versions
 from sidecar.watch import list_version_dirs
 
 DEMO_MODEL = "demo"
@@ -120,7 +121,7 @@ def serve_one_request(version_dir: Path) -> None:
     import tensorflow as tf
 
     from converter import ServingSession
-    from sidecar.warmup import read_predict_requests
+    from sidecar.tfserving.warmup import read_predict_requests
 
     requests = read_predict_requests(version_dir)
     request = requests[0]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from sidecar.base.errors import StorageError
 from sidecar.jobs import FleetContext
-from sidecar.publish import numbering
 from sidecar.state import JobJournal
+from sidecar.tfserving import numbering
 from sidecar.watch import incoming_version_dir
 
 _LOG = logging.getLogger("sidecar.fleet")

@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sidecar.jobs.fingerprint import content_fingerprint
-from sidecar.publish import VersionPublisher, numbering
-from sidecar.publish.numbering import VersionNumberError
+from sidecar.publish import VersionPublisher
 from sidecar.serving_upkeep import ServingUpkeep
 from sidecar.state import JobJournal, JobState
+from sidecar.tfserving import numbering
+from sidecar.tfserving.numbering import VersionNumberError
 from sidecar.watch import WatchEvent, WatchEventKind
 
 _LOG = logging.getLogger("sidecar.service")

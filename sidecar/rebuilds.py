@@ -25,7 +25,7 @@ incoming version is due when:
   those with the admin API's rebuild).
 
 The rebuild is queued as a journal job under the next served number
-(:mod:`sidecar.publish.numbering`) with the reason, and runs as any job does.
+(:mod:`sidecar.tfserving.numbering`) with the reason, and runs as any job does.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Protocol
 
 from sidecar.config import ModelPolicy
-from sidecar.publish import numbering
 from sidecar.publish.published import PublishedModels
 from sidecar.publish.published_version import PublishedVersion
 from sidecar.shapes import ShapeSet, coverage_of, rank_shape_sets
 from sidecar.state import Job, JobJournal, JobState, newest_build
+from sidecar.tfserving import numbering
 from sidecar.watch import incoming_version_dir
 
 _LOG = logging.getLogger("sidecar.rebuilds")

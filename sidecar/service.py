@@ -47,10 +47,11 @@ from sidecar.jobs import (
     run_version_job,
 )
 from sidecar.jobs.retry import RetryPolicy
-from sidecar.publish import VersionPublisher, numbering
+from sidecar.publish import VersionPublisher
 from sidecar.run_summary import RunSummary, StartReport
 from sidecar.serving_upkeep import ServingUpkeep
 from sidecar.state import JobJournal, JobState, recover_interrupted_jobs
+from sidecar.tfserving import numbering
 from sidecar.watch import (
     IncomingFault,
     IncomingWatcher,

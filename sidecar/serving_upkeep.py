@@ -10,14 +10,9 @@ from pathlib import Path
 
 from sidecar.base.errors import OnlyServableVersionError, SidecarError
 from sidecar.config import Settings
-from sidecar.publish import (
-    ModelConfigWriter,
-    VersionPublisher,
-    apply_retention,
-    layout,
-    restore_withdrawn,
-    withdraw_version,
-)
+from sidecar.publish import VersionPublisher, apply_retention, restore_withdrawn, withdraw_version
+from sidecar.tfserving import layout
+from sidecar.tfserving.model_config import ModelConfigWriter
 
 _LOG = logging.getLogger("sidecar.service")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sidecar.admin.errors import PreconditionError
-from sidecar.publish import numbering
 from sidecar.state import Job, JobState, newest_build
+from sidecar.tfserving import numbering
 
 
 def build_to_run(jobs: Iterable[Job], model: str, incoming: int,

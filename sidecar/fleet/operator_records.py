@@ -41,8 +41,8 @@ from sidecar.fleet import records
 from sidecar.fleet.errors import FleetArgumentError, StoreFormatError
 from sidecar.fleet.lease import REPLICA_PATTERN
 from sidecar.fleet.store_root import StoreRoot
-from sidecar.publish import numbering
-from sidecar.publish.model_names import model_name_problem
+from sidecar.tfserving import numbering
+from sidecar.tfserving.model_names import model_name_problem
 
 CONTROLS_DIR: Final = "controls"
 """``controls/<model>/<g>.json``: the generations of one model's pause and policy overrides."""

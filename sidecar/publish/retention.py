@@ -18,7 +18,7 @@ from pathlib import Path
 from durable import fsync_directory, rename_no_replace
 from sidecar.base.errors import OnlyServableVersionError, StorageError, UserError
 from sidecar.base.faults import FaultArea
-from sidecar.publish import layout
+from sidecar.tfserving import layout
 
 
 @dataclass(frozen=True)

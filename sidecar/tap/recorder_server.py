@@ -17,7 +17,6 @@ from grpc import aio
 
 from sidecar.base.fanout import fan_out
 from sidecar.tap.errors import TapStartError
-from sidecar.tap.methods import FORWARDED_METHODS, PREDICTION_SERVICE
 from sidecar.tap.recording import (
     PendingCall,
     Recorder,
@@ -27,6 +26,7 @@ from sidecar.tap.recording import (
 )
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.stats import TapObserver, TapStats
+from sidecar.tfserving.methods import FORWARDED_METHODS, PREDICTION_SERVICE
 
 _EMPTY = b""
 """The answer to every mirrored call: an empty message of the method's response type."""

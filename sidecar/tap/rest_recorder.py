@@ -28,11 +28,11 @@ from sidecar.tap.recording import (
     RecordingWorker,
     RecordQueue,
 )
-from sidecar.tap.rest_api import method_label
 from sidecar.tap.rest_shapes import observations_from_rest
 from sidecar.tap.settings import RecorderSettings
 from sidecar.tap.signature_dtypes import SignatureDtypes
 from sidecar.tap.stats import TapObserver, TapStats
+from sidecar.tfserving.rest_api import method_label
 
 _OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
               b"content-length: 2\r\n\r\n{}")

@@ -46,8 +46,8 @@ from sidecar.shapes.requests import DEFAULT_SIGNATURE
 from sidecar.tap.errors import UnparsableRequestError
 from sidecar.tap.json_reader import JsonReader, TensorRead
 from sidecar.tap.request_shapes import EXAMPLES_INPUT
-from sidecar.tap.rest_api import PredictionTarget, prediction_target
 from sidecar.tap.signature_dtypes import SignatureDtypes
+from sidecar.tfserving.rest_api import PredictionTarget, prediction_target
 
 # dtype name -> (TensorProto field, accepts a JSON value, bounds for whole numbers).
 _INT32: Final = (-(1 << 31), (1 << 31) - 1)

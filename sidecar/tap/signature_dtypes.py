@@ -19,8 +19,8 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
-from sidecar.publish.layout import published_versions
-from sidecar.publish.model_names import is_model_name
+from sidecar.tfserving.layout import published_versions
+from sidecar.tfserving.model_names import is_model_name
 
 _LOG = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.publish.numbering import served_version
 from sidecar.state import JobState
+from sidecar.tfserving.numbering import served_version
 from tests.metrics.stand import (
     MetricsStand,
     open_metrics_stand,

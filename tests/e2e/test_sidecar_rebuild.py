@@ -19,8 +19,8 @@ import pytest
 from converter import ConversionParams, Converter
 from sidecar.config import load_settings
 from sidecar.jobs.conversion import ConverterLike
-from sidecar.publish import numbering
 from sidecar.service import SidecarService
+from sidecar.tfserving import numbering
 from sidecar.wiring import build_components
 from tests.jobs.builders import warmup_batches
 from tests.metrics.stand import scrape, value

@@ -19,8 +19,8 @@ import pytest
 from sidecar.jobs.errors import SourceChangedError
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.jobs.source import JobSource
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
+from sidecar.tfserving.numbering import served_version
 from sidecar.watch import IncomingWatcher, WatchEventKind
 from sidecar.watch.listing import fingerprint
 from tests.jobs.conftest import Pipeline

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sidecar.config import Settings, load_settings
 from sidecar.publish import VersionPublisher
-from sidecar.publish.numbering import served_version
 from sidecar.service import SidecarService
 from sidecar.state import Flavour, JobState
+from sidecar.tfserving.numbering import served_version
 from tests.jobs.builders import land
 from tests.sidecar.conftest import tree_listing
 from tests.support.serving_poller import ServingPoller

@@ -17,8 +17,8 @@ from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
+from sidecar.tfserving.numbering import served_version
 from tests.jobs.builders import converter_with_a_bug
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sidecar.warmup import predict_request_from_arrays, write_warmup_file
+from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_file
 
 
 class ManualClock:

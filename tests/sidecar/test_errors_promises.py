@@ -27,10 +27,10 @@ from sidecar.jobs.errors import (
     VersionVanishedError,
 )
 from sidecar.jobs.source import JobSource
-from sidecar.publish.model_config import ModelConfigWriter
 from sidecar.shapes import ShapeStoreWriteError
 from sidecar.state import JobJournal
 from sidecar.state.journal import JOURNAL_FILE_NAME
+from sidecar.tfserving.model_config import ModelConfigWriter
 
 
 def _error_classes() -> list[type[SidecarError]]:

@@ -9,7 +9,7 @@ import pytest
 
 from sidecar.base.errors import StorageError
 from sidecar.base.faults import FaultArea
-from sidecar.publish.layout import published_models, published_versions
+from sidecar.tfserving.layout import published_models, published_versions
 
 
 def test_a_missing_model_or_base_lists_nothing(tmp_path: Path) -> None:

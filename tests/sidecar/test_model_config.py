@@ -10,7 +10,8 @@ from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from sidecar.base.errors import StorageError
-from sidecar.publish import ModelConfigWriter, VersionPublisher
+from sidecar.publish import VersionPublisher
+from sidecar.tfserving.model_config import ModelConfigWriter
 from tests.sidecar.conftest import immutable
 
 

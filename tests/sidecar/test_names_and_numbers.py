@@ -19,16 +19,12 @@ from sidecar.admin import validation
 from sidecar.admin.errors import InvalidRequestError
 from sidecar.base.errors import ECHO_LIMIT, echo
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
-from sidecar.publish import (
-    VersionPublisher,
-    published_models,
-    render_model_config,
-    roll_back_newest,
-    withdraw_version,
-)
-from sidecar.publish.model_names import is_model_name
-from sidecar.publish.numbering import MAX_INCOMING_VERSION, MAX_SERVED_VERSION, served_version
+from sidecar.publish import VersionPublisher, roll_back_newest, withdraw_version
 from sidecar.publish.source_links import SourceLinkError, check_source_links
+from sidecar.tfserving.layout import published_models
+from sidecar.tfserving.model_config import render_model_config
+from sidecar.tfserving.model_names import is_model_name
+from sidecar.tfserving.numbering import MAX_INCOMING_VERSION, MAX_SERVED_VERSION, served_version
 from sidecar.watch import IncomingWatcher, WatchEventKind, read_incoming
 from sidecar.watch.listing import incoming_version_dir, version_refusal
 from tests.metrics.stand import scrape, value

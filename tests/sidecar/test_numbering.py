@@ -1,12 +1,12 @@
 """How incoming versions and their rebuilds map onto TF Serving's version numbers
-(sidecar/publish/numbering.py)."""
+(sidecar/tfserving/numbering.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from sidecar.base.errors import UserError
-from sidecar.publish.numbering import (
+from sidecar.tfserving.numbering import (
     GENERATIONS,
     MAX_INCOMING_VERSION,
     VersionNumberError,

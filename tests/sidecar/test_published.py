@@ -12,7 +12,7 @@ from converter import ConversionReport
 from converter.report import REPORT_FILE
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import ShapeSet, TensorSpec
-from sidecar.warmup import predict_request_from_arrays, write_warmup_file
+from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_file
 
 
 def _version(serving: Path, served: int, batches: list[int],

@@ -20,12 +20,12 @@ from sidecar.config import ModelPolicy
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.shape_contributor import ShapeContributor
 from sidecar.fleet.shape_source import FleetShapeSource
-from sidecar.publish import numbering
 from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds, PlannedRebuild
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobJournal, JobState
-from sidecar.warmup import write_warmup_file
+from sidecar.tfserving import numbering
+from sidecar.tfserving.warmup import write_warmup_file
 
 POLICY = ModelPolicy(max_engines=2, rebuild_below_coverage=0.8, rebuild_after_seconds=60.0,
                      rebuild_min_requests=10)

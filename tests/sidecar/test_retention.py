@@ -12,11 +12,11 @@ from sidecar.base.errors import OnlyServableVersionError, UserError
 from sidecar.publish import (
     VersionPublisher,
     apply_retention,
-    published_versions,
     restore_withdrawn,
     roll_back_newest,
     withdraw_version,
 )
+from sidecar.tfserving.layout import published_versions
 from tests.sidecar.conftest import tree_listing
 from tests.support.serving_poller import ServingPoller
 

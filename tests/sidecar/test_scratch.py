@@ -22,7 +22,7 @@ from sidecar.base.scratch import (
     sweep_abandoned,
 )
 from sidecar.publish import VersionPublisher
-from sidecar.publish.numbering import served_version
+from sidecar.tfserving.numbering import served_version
 from tests.e2e.test_sidecar_run import REPO_ROOT, SIDECAR, directory_flags
 from tests.jobs.builders import land
 from tests.support.waiting import wait_until

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from sidecar.base.errors import WarmupError
-from sidecar.warmup import (
+from sidecar.tfserving.warmup import (
     MAX_WARMUP_RECORDS,
     OverLimit,
     predict_request_from_arrays,

@@ -13,8 +13,8 @@ from typing import Final
 
 from sidecar.base.errors import StorageError
 from sidecar.base.faults import FaultArea
-from sidecar.publish.model_names import is_model_name
-from sidecar.publish.numbering import served_version_from_name
+from sidecar.tfserving.model_names import is_model_name
+from sidecar.tfserving.numbering import served_version_from_name
 
 STAGING_PREFIX: Final = ".staging-"
 """``.staging-<version>-<token>``: a version being written."""
