@@ -57,13 +57,13 @@ from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetr
 from sidecar.publish import Checkpoint, no_checkpoint
 from sidecar.publish.published import PublishedModels
 from sidecar.rebuilds import CoverageRebuilds
+from sidecar.recorder.process import RecorderProcess
+from sidecar.recorder.settings import RecorderSettings, RestRecording
+from sidecar.recorder.stats import TapObserver
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.state.controls import Controls, ModelControls
 from sidecar.state.fleet_controls import FleetControls
-from sidecar.tap.process import RecorderProcess
-from sidecar.tap.settings import RecorderSettings, RestRecording
-from sidecar.tap.stats import TapObserver
 
 TAP_HEALTH_SERVICE: Final = "tftrt.sidecar.Tap"
 """The admin API's health service name for the tap: SERVING while its process is up."""

@@ -1,7 +1,7 @@
 """Keeping one child process running: started on a thread of its own, waited on, and
 started again with backoff when it dies, until it is asked to stop.
 
-The tap's process and Envoy are both kept this way (``sidecar.tap.process``,
+The tap's process and Envoy are both kept this way (``sidecar.recorder.process``,
 ``sidecar.envoy.process``); each says how to start its child, how to wait for it to end,
 and how to stop it.
 """

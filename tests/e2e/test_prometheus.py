@@ -26,9 +26,9 @@ from tests.metrics.stand import (
     send_calls_clients_give_up_on,
     send_tap_traffic,
 )
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 PROMETHEUS = shutil.which("prometheus")
 JOB = "tftrt-sidecar"

@@ -46,11 +46,11 @@ from tests.envoy.rest_front import (
     serving_stand_ins,
     stored,
 )
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.standin_models import example, predict_request
 from tests.support.standin_rest import RestStandin
 from tests.support.tfserving_standin import StandinHandle
-from tests.tap.conftest import LoopThread
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,8 @@ from tests.metrics.stand import (
     send_tap_traffic,
     value,
 )
+from tests.recorder.conftest import LoopThread
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 
 def test_job_tap_and_rollback_metrics(

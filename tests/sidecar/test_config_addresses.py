@@ -18,7 +18,7 @@ from sidecar.config.schema import field_specs
 from sidecar.config.values import parse_address, parse_optional_address
 from sidecar.envoy.from_settings import envoy_settings
 from sidecar.metrics import MetricsServer
-from sidecar.tap.settings import RecorderSettings
+from sidecar.recorder.settings import RecorderSettings
 
 ADDRESS_FIELDS = [name for name, spec in field_specs(Settings).items()
                   if spec.parse in (parse_address, parse_optional_address)]

@@ -13,8 +13,8 @@ import sidecar
 from sidecar.admin.status import message_for, status_for
 from sidecar.base.errors import SidecarError, StorageError, UserError
 from sidecar.jobs.errors import ModelCheckError, ReplayError, VerificationError
+from sidecar.recorder.errors import TapError, TapStartError
 from sidecar.shapes import ShapeStoreCorruptError, ShapeStoreError, ShapeStoreWriteError
-from sidecar.tap.errors import TapError, TapStartError
 
 
 def _error_modules() -> list[str]:
@@ -24,7 +24,7 @@ def _error_modules() -> list[str]:
 
 def test_every_error_class_of_the_sidecar_is_a_sidecar_error() -> None:
     modules = _error_modules()
-    assert {"sidecar.tap.errors", "sidecar.shapes.errors", "sidecar.jobs.errors"} <= set(modules)
+    assert {"sidecar.recorder.errors", "sidecar.shapes.errors", "sidecar.jobs.errors"} <= set(modules)
     for name in modules:
         module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):

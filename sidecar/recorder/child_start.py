@@ -13,15 +13,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from converter.console import import_tensorflow
-from sidecar.tap.settings import RecorderSettings, RestRecording
+from sidecar.recorder.settings import RecorderSettings, RestRecording
 
 
 def start_recorder_child(settings: RecorderSettings, state_dir: Path, connection: Connection,
                          grace: float, clock: Callable[[], float],
                          rest: RestRecording | None,
                          share: Callable[[], float] | None) -> None:
-    """The spawned process's target: see `sidecar.tap.child.run_recorder_child`."""
+    """The spawned process's target: see `sidecar.recorder.child.run_recorder_child`."""
     import_tensorflow()
-    from sidecar.tap.child import run_recorder_child
+    from sidecar.recorder.child import run_recorder_child
 
     run_recorder_child(settings, state_dir, connection, grace, clock, rest, share)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from tensorflow_serving.apis import inference_pb2
 
+from sidecar.recorder.errors import UnparsableRequestError
+from sidecar.recorder.request_shapes import observations_from_request
 from sidecar.shapes import ShapeSet, TensorSpec
-from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.request_shapes import observations_from_request
 from tests.support.standin_models import example, predict_request
 
 

@@ -10,13 +10,13 @@ The JSON is read the way TF Serving reads it (``json_tensor.cc``):
 - ``:classify`` and ``:regress``: ``examples`` (and an optional ``context``) give
   ``inputs: DT_STRING (n,)``, n examples, as gRPC's serialized ``tf.Example`` list does.
 
-The body is read without building its values (:mod:`sidecar.tap.json_reader`: shapes and
+The body is read without building its values (:mod:`sidecar.recorder.json_reader`: shapes and
 value kinds only, at most 64 levels deep, in memory near the body's size); only a sampled
 call's values are built, and a sample is small (``sample_max_bytes``, once inflated). A
 body TF Serving would refuse is refused, with the reason: ragged tensors, values of a
 kind the input's dtype cannot hold, more than `MAX_INPUTS` inputs.
 
-Dtypes are the served signature's (:class:`~sidecar.tap.signature_dtypes.SignatureDtypes`),
+Dtypes are the served signature's (:class:`~sidecar.recorder.signature_dtypes.SignatureDtypes`),
 as TF Serving types the call. When the model or signature is not known there, a tensor is
 typed as TensorFlow types the same Python value (``tf.constant``): only booleans DT_BOOL,
 only whole numbers DT_INT32, numbers with any fraction DT_FLOAT, strings and ``b64``
@@ -41,12 +41,12 @@ from tensorflow.core.example import example_pb2
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, regression_pb2
 
+from sidecar.recorder.errors import UnparsableRequestError
+from sidecar.recorder.json_reader import JsonReader, TensorRead
+from sidecar.recorder.request_shapes import EXAMPLES_INPUT
+from sidecar.recorder.signature_dtypes import SignatureDtypes
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.shapes.requests import DEFAULT_SIGNATURE
-from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.json_reader import JsonReader, TensorRead
-from sidecar.tap.request_shapes import EXAMPLES_INPUT
-from sidecar.tap.signature_dtypes import SignatureDtypes
 from sidecar.tfserving.rest_api import PredictionTarget, prediction_target
 
 # dtype name -> (TensorProto field, accepts a JSON value, bounds for whole numbers).

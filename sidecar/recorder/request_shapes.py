@@ -12,9 +12,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from sidecar.recorder.errors import UnparsableRequestError
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.shapes.requests import predict_shape_set, signature_called
-from sidecar.tap.errors import UnparsableRequestError
 
 EXAMPLES_INPUT = "inputs"
 """The input name of classify and regress signatures (TF Serving's convention)."""

@@ -20,15 +20,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sidecar.metrics import TapMetrics
+from sidecar.recorder.child import ShippingObserver, apply_events
+from sidecar.recorder.errors import TapStartError
+from sidecar.recorder.process import RecorderProcess
+from sidecar.recorder.settings import RecorderSettings
+from sidecar.recorder.stats import TapStats
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
-from sidecar.tap.child import ShippingObserver, apply_events
-from sidecar.tap.errors import TapStartError
-from sidecar.tap.process import RecorderProcess
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.stats import TapStats
+from tests.recorder.conftest import mirror
 from tests.support.e2e import free_port
 from tests.support.waiting import wait_until
-from tests.tap.conftest import mirror
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,8 +94,8 @@ def test_a_taken_port_fails_the_start(tmp_path: Path) -> None:
 def test_the_child_does_not_outlive_its_parent(tmp_path: Path) -> None:
     parent_code = textwrap.dedent(f"""
         import pathlib, sys, time
-        from sidecar.tap.settings import RecorderSettings
-        from sidecar.tap.process import RecorderProcess
+        from sidecar.recorder.settings import RecorderSettings
+        from sidecar.recorder.process import RecorderProcess
         if __name__ == "__main__":
             recorder = RecorderProcess(RecorderSettings(listen="127.0.0.1:0"),
                                        pathlib.Path({str(tmp_path)!r}))

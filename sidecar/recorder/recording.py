@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
 from sidecar.base.supervision import QUICK_DEATH_SECONDS
+from sidecar.recorder.errors import UnparsableRequestError
+from sidecar.recorder.request_shapes import observations_from_request
+from sidecar.recorder.settings import RecorderSettings
+from sidecar.recorder.stats import TapObserver
 from sidecar.shapes import Refusal, ShapeObservation
-from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.request_shapes import observations_from_request
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.stats import TapObserver
 
 _LOG = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 """The REST shape recorder: the HTTP server Envoy mirrors a sample of REST inference calls
 to (``:predict``, ``:classify``, ``:regress``).
 
-Like the gRPC recorder (:mod:`sidecar.tap.recorder_server`) it is never on a client's path:
+Like the gRPC recorder (:mod:`sidecar.recorder.recorder_server`) it is never on a client's path:
 Envoy sends a copy and does not wait. Every request is answered at once with ``200 {}``
 and queued (bounded; a full queue drops calls, counted); the tap's recording worker reads
-the queued calls' JSON (:mod:`sidecar.tap.rest_shapes`) and records them in batches,
+the queued calls' JSON (:mod:`sidecar.recorder.rest_shapes`) and records them in batches,
 off the event loop. HTTP/1.1 only, as Envoy's recorder cluster speaks it, with keep-alive,
 ``Content-Length`` or chunked bodies, gzip-compressed or not.
 """
@@ -18,20 +18,20 @@ from collections.abc import Callable
 from typing import Final
 
 from sidecar.base.fanout import fan_out
-from sidecar.shapes import ShapeObservation
-from sidecar.tap.errors import TapStartError, UnparsableRequestError
-from sidecar.tap.recorder_server import RecorderServer
-from sidecar.tap.recording import (
+from sidecar.recorder.errors import TapStartError, UnparsableRequestError
+from sidecar.recorder.recorder_server import RecorderServer
+from sidecar.recorder.recording import (
     PendingCall,
     Recorder,
     RecordingTask,
     RecordingWorker,
     RecordQueue,
 )
-from sidecar.tap.rest_shapes import observations_from_rest
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.signature_dtypes import SignatureDtypes
-from sidecar.tap.stats import TapObserver, TapStats
+from sidecar.recorder.rest_shapes import observations_from_rest
+from sidecar.recorder.settings import RecorderSettings
+from sidecar.recorder.signature_dtypes import SignatureDtypes
+from sidecar.recorder.stats import TapObserver, TapStats
+from sidecar.shapes import ShapeObservation
 from sidecar.tfserving.rest_api import method_label
 
 _OK: Final = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"

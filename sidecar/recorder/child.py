@@ -22,13 +22,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from sidecar.recorder.errors import TapStartError
+from sidecar.recorder.recorder_server import RecorderServer, serve_recorder
+from sidecar.recorder.rest_recorder import serve_rest_recorder
+from sidecar.recorder.settings import RecorderSettings, RestRecording
+from sidecar.recorder.signature_dtypes import SignatureDtypes
+from sidecar.recorder.stats import TapObserver
 from sidecar.shapes import Refusal, ShapeObservation, ShapeStore, ShapeStoreSettings
-from sidecar.tap.errors import TapStartError
-from sidecar.tap.recorder_server import RecorderServer, serve_recorder
-from sidecar.tap.rest_recorder import serve_rest_recorder
-from sidecar.tap.settings import RecorderSettings, RestRecording
-from sidecar.tap.signature_dtypes import SignatureDtypes
-from sidecar.tap.stats import TapObserver
 
 SHIP_INTERVAL_SECONDS = 0.5
 """How often the child sends what it observed to the parent."""

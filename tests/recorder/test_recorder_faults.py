@@ -17,6 +17,16 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from sidecar.metrics import TapMetrics
+from sidecar.recorder.process import RecorderProcess
+from sidecar.recorder.recording import (
+    GrpcRequests,
+    PendingCall,
+    RecordingTask,
+    RecordingWorker,
+    RecordQueue,
+)
+from sidecar.recorder.settings import RecorderSettings, RestRecording
+from sidecar.recorder.stats import TapStats
 from sidecar.shapes import (
     Refusal,
     ShapeObservation,
@@ -25,20 +35,10 @@ from sidecar.shapes import (
     ShapeStoreSettings,
     TensorSpec,
 )
-from sidecar.tap.process import RecorderProcess
-from sidecar.tap.recording import (
-    GrpcRequests,
-    PendingCall,
-    RecordingTask,
-    RecordingWorker,
-    RecordQueue,
-)
-from sidecar.tap.settings import RecorderSettings, RestRecording
-from sidecar.tap.stats import TapStats
+from tests.recorder.conftest import LoopThread, mirror, post_rest
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread, mirror, post_rest
 
 PREDICT_PATH = "/v1/models/m:predict"
 NORMAL_BODY = json.dumps({"instances": [{"x": [1.0, 2.0]}]}).encode()

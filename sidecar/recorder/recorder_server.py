@@ -16,16 +16,16 @@ import grpc
 from grpc import aio
 
 from sidecar.base.fanout import fan_out
-from sidecar.tap.errors import TapStartError
-from sidecar.tap.recording import (
+from sidecar.recorder.errors import TapStartError
+from sidecar.recorder.recording import (
     PendingCall,
     Recorder,
     RecordingTask,
     RecordingWorker,
     RecordQueue,
 )
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.stats import TapObserver, TapStats
+from sidecar.recorder.settings import RecorderSettings
+from sidecar.recorder.stats import TapObserver, TapStats
 from sidecar.tfserving.methods import FORWARDED_METHODS, PREDICTION_SERVICE
 
 _EMPTY = b""

@@ -1,5 +1,5 @@
 """The recorder as a background component of `tftrt-sidecar run`: a child process (see
-`sidecar.tap.child`), started before Envoy and the pipeline, stopped after them, restarted
+`sidecar.recorder.child`), started before Envoy and the pipeline, stopped after them, restarted
 with backoff when it dies, whose observations reach the observer (metrics) here."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sidecar.base.fanout import fan_out
 from sidecar.base.supervision import Supervisor
+from sidecar.recorder.child import apply_events
+from sidecar.recorder.child_start import start_recorder_child
+from sidecar.recorder.errors import TapStartError
+from sidecar.recorder.settings import RecorderSettings, RestRecording
+from sidecar.recorder.stats import TapObserver, TapStats
 from sidecar.shapes import Refusal, ShapeObservation
-from sidecar.tap.child import apply_events
-from sidecar.tap.child_start import start_recorder_child
-from sidecar.tap.errors import TapStartError
-from sidecar.tap.settings import RecorderSettings, RestRecording
-from sidecar.tap.stats import TapObserver, TapStats
 
 _LOG = logging.getLogger(__name__)
 

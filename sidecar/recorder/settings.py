@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.config.address import Address
-from sidecar.tap.errors import TapSettingsError
+from sidecar.recorder.errors import TapSettingsError
 
 # TF Serving itself accepts messages up to INT32_MAX bytes.
 TF_SERVING_MAX_MESSAGE_BYTES = (1 << 31) - 1
