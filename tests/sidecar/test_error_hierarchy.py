@@ -24,7 +24,8 @@ def _error_modules() -> list[str]:
 
 def test_every_error_class_of_the_sidecar_is_a_sidecar_error() -> None:
     modules = _error_modules()
-    assert {"sidecar.recorder.errors", "sidecar.shapes.errors", "sidecar.jobs.errors"} <= set(modules)
+    expected = {"sidecar.recorder.errors", "sidecar.shapes.errors", "sidecar.jobs.errors"}
+    assert expected <= set(modules)
     for name in modules:
         module = importlib.import_module(name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
