@@ -60,7 +60,7 @@ def through_sidecar(model: Path, root: Path, version: int) -> tuple[float, dict[
     """Seconds from incoming ``version`` landing to ``run --once`` returning it published
     (under its served number, ``numbering.served_version(version)``)."""
     from sidecar.config import load_settings
-    from sidecar.service import SidecarService
+    from sidecar.service.loop import SidecarService
     from sidecar.state import JobState
 
     settings = load_settings({

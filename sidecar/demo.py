@@ -64,7 +64,7 @@ def land_demo_version(workdir: Path) -> int:
 
 def run_demo(workdir: Path) -> int:
     """Land a demo version, run the sidecar once over ``workdir`` and print what happened."""
-    from sidecar.service import SidecarService
+    from sidecar.service.loop import SidecarService
 
     workdir = workdir.absolute()
     settings = demo_settings(workdir)

@@ -9,11 +9,11 @@ from pathlib import Path
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
-from sidecar.service import SidecarService
+from sidecar.service.loop import SidecarService
 from sidecar.state import JobState
 from sidecar.state.fleet_controls import FleetControls
 from sidecar.tfserving.layout import published_versions
-from sidecar.wiring import ServiceComponents
+from sidecar.service.wiring import ServiceComponents
 from tests.fleet.conftest import write_version
 from tests.jobs.test_service import quick_settings
 

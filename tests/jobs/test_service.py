@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sidecar.config import Settings, load_settings
 from sidecar.publish import VersionPublisher
-from sidecar.service import SidecarService
+from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.jobs.builders import land

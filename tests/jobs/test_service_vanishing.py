@@ -17,8 +17,8 @@ import pytest
 
 from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.config import Settings, load_settings
-from sidecar.service import SidecarService
-from sidecar.wiring import ServiceComponents
+from sidecar.service.loop import SidecarService
+from sidecar.service.wiring import ServiceComponents
 from tests.jobs.builders import land
 from tests.jobs.test_service import served
 from tests.sidecar.conftest import ManualClock

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sidecar.service import SidecarService
+from sidecar.service.loop import SidecarService
 from tests.jobs.builders import land
 from tests.jobs.test_service import quick_settings, served
 from tests.sidecar.conftest import tree_listing

@@ -16,7 +16,7 @@ import pytest
 from sidecar.config import load_settings
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish import VersionPublisher
-from sidecar.service import SidecarService
+from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
 from tests.jobs.builders import half_plus_two, land
 from tests.sidecar.conftest import tree_listing

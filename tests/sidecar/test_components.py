@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecar.base.errors import ConfigError
 from sidecar.config import load_settings
-from sidecar.wiring import build_components
+from sidecar.service.wiring import build_components
 from tftrt.sidecar.admin.v1 import admin_pb2, admin_pb2_grpc
 
 

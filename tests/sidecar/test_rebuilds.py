@@ -1,4 +1,4 @@
-"""When a coverage-triggered rebuild is due, and when it is not (sidecar/rebuilds.py),
+"""When a coverage-triggered rebuild is due, and when it is not (sidecar/service/rebuilds.py),
 on a real journal, shape store and serving base whose versions carry real warmup files; in a
 fleet, on the counts of another replica's real shape store in a real shared store."""
 
@@ -21,7 +21,7 @@ from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.shape_contributor import ShapeContributor
 from sidecar.fleet.shape_source import FleetShapeSource
 from sidecar.publish.published import PublishedModels
-from sidecar.rebuilds import CoverageRebuilds, PlannedRebuild
+from sidecar.service.rebuilds import CoverageRebuilds, PlannedRebuild
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving import numbering

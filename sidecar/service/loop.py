@@ -1,4 +1,5 @@
-"""The long-running sidecar: watch incoming, run one job at a time, keep serving tidy.
+"""The long-running sidecar: watch incoming, run one job at a time, keep serving tidy, and
+report what it did (:class:`StartReport`, :class:`RunSummary`).
 
 One thread does everything in turn: rescan the incoming base, act on what
 changed, run the next job, then apply retention and rewrite TF Serving's model
@@ -15,7 +16,7 @@ jobs are settled again, and a job that failed on storage is retried by itself
 (:mod:`sidecar.jobs.retry`). Only ``--once`` gives up on a storage error.
 
 In a fleet (``--store``) the loop also, between jobs, applies the fleet's rollbacks and
-queues what other replicas built (:mod:`sidecar.fleet_upkeep`), and holds back a job whose
+queues what other replicas built (:mod:`sidecar.service.fleet_upkeep`), and holds back a job whose
 key another replica holds until that replica's lease could have run out.
 
 Start-up order (each step assumes the previous one): delete stale staging
@@ -32,14 +33,15 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 from sidecar.base.errors import SidecarError, StorageError
 from sidecar.base.faults import FaultArea
 from sidecar.config import ModelPolicy, Settings
-from sidecar.fleet_upkeep import FleetCatchUp, FleetUpkeep
-from sidecar.incoming_changes import IncomingChanges
+from sidecar.service.fleet_upkeep import FleetCatchUp, FleetUpkeep
+from sidecar.service.incoming_changes import IncomingChanges
 from sidecar.jobs import (
     JobDependencies,
     JobQueue,
@@ -48,9 +50,8 @@ from sidecar.jobs import (
 )
 from sidecar.jobs.retry import RetryPolicy
 from sidecar.publish import VersionPublisher
-from sidecar.run_summary import RunSummary, StartReport
-from sidecar.serving_upkeep import ServingUpkeep
-from sidecar.state import JobJournal, JobState, recover_interrupted_jobs
+from sidecar.service.serving_upkeep import ServingUpkeep
+from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
 from sidecar.tfserving import numbering
 from sidecar.watch import (
     IncomingFault,
@@ -60,13 +61,50 @@ from sidecar.watch import (
     incoming_version_dir,
     look_at_incoming,
 )
-from sidecar.wiring import BackgroundComponent, ServiceComponents
+from sidecar.service.wiring import BackgroundComponent, ServiceComponents
 
 _LOG = logging.getLogger("sidecar.service")
 
 _MAX_STEP_BACKOFF_SECONDS = 30.0
 """A loop stalled by a storage fault tries again at least this often, so it carries on
 within this long once the storage works again."""
+
+
+@dataclass(frozen=True)
+class StartReport:
+    """What start-up found and did."""
+
+    leftovers_removed: tuple[Path, ...]
+    """Stale staging directories and config temp files deleted."""
+
+    recovery: RecoveryReport
+    """Interrupted jobs completed, restarted or skipped."""
+
+    withdrawn: tuple[tuple[str, int], ...]
+    """Published versions withdrawn because their source left incoming."""
+
+
+@dataclass
+class RunSummary:
+    """Everything the service has done so far (each :meth:`SidecarService.run` adds to it)."""
+
+    start: StartReport | None = None
+    """The start-up report (None if start-up had already run)."""
+
+    results: list[JobResult] = field(default_factory=list)
+    """Each job's result, in the order they ran."""
+
+    withdrawn: list[tuple[str, int]] = field(default_factory=list)
+    """Versions withdrawn from serving because they vanished from incoming."""
+
+    retired: list[tuple[str, int]] = field(default_factory=list)
+    """Versions removed by retention."""
+
+    @property
+    def failed(self) -> list[JobResult]:
+        """The jobs whose last result is FAILED (a failure a retry made good is not)."""
+        last = {(r.model, r.version): r for r in self.results}
+        return [r for r in last.values() if r.state is JobState.FAILED]
 
 
 class SidecarService:

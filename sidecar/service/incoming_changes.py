@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish import VersionPublisher
-from sidecar.serving_upkeep import ServingUpkeep
+from sidecar.service.serving_upkeep import ServingUpkeep
 from sidecar.state import JobJournal, JobState
 from sidecar.tfserving import numbering
 from sidecar.tfserving.numbering import VersionNumberError
