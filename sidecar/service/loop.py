@@ -40,8 +40,6 @@ from types import TracebackType
 from sidecar.base.errors import SidecarError, StorageError
 from sidecar.base.faults import FaultArea
 from sidecar.config import ModelPolicy, Settings
-from sidecar.service.fleet_upkeep import FleetCatchUp, FleetUpkeep
-from sidecar.service.incoming_changes import IncomingChanges
 from sidecar.jobs import (
     JobDependencies,
     JobQueue,
@@ -50,7 +48,10 @@ from sidecar.jobs import (
 )
 from sidecar.jobs.retry import RetryPolicy
 from sidecar.publish import VersionPublisher
+from sidecar.service.fleet_upkeep import FleetCatchUp, FleetUpkeep
+from sidecar.service.incoming_changes import IncomingChanges
 from sidecar.service.serving_upkeep import ServingUpkeep
+from sidecar.service.wiring import BackgroundComponent, ServiceComponents
 from sidecar.state import JobJournal, JobState, RecoveryReport, recover_interrupted_jobs
 from sidecar.tfserving import numbering
 from sidecar.watch import (
@@ -61,7 +62,6 @@ from sidecar.watch import (
     incoming_version_dir,
     look_at_incoming,
 )
-from sidecar.service.wiring import BackgroundComponent, ServiceComponents
 
 _LOG = logging.getLogger("sidecar.service")
 

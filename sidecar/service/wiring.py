@@ -56,10 +56,10 @@ from sidecar.jobs import (
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish import Checkpoint, no_checkpoint
 from sidecar.publish.published import PublishedModels
-from sidecar.service.rebuilds import CoverageRebuilds
 from sidecar.recorder.process import RecorderProcess
 from sidecar.recorder.settings import RecorderSettings, RestRecording
 from sidecar.recorder.stats import TapObserver
+from sidecar.service.rebuilds import CoverageRebuilds
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.state.controls import Controls, ModelControls

@@ -20,8 +20,8 @@ from converter import ConversionParams, Converter
 from sidecar.config import load_settings
 from sidecar.jobs.conversion import ConverterLike
 from sidecar.service.loop import SidecarService
-from sidecar.tfserving import numbering
 from sidecar.service.wiring import build_components
+from sidecar.tfserving import numbering
 from tests.jobs.builders import warmup_batches
 from tests.metrics.stand import scrape, value
 from tests.support.e2e import free_port, predict_mlp

@@ -10,10 +10,10 @@ from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.service.loop import SidecarService
+from sidecar.service.wiring import ServiceComponents
 from sidecar.state import JobState
 from sidecar.state.fleet_controls import FleetControls
 from sidecar.tfserving.layout import published_versions
-from sidecar.service.wiring import ServiceComponents
 from tests.fleet.conftest import write_version
 from tests.jobs.test_service import quick_settings
 

@@ -12,8 +12,8 @@ from sidecar.base.faults import FaultArea
 from sidecar.config import load_settings
 from sidecar.publish import VersionPublisher
 from sidecar.service.loop import SidecarService
-from sidecar.state import JobState
 from sidecar.service.wiring import ServiceComponents
+from sidecar.state import JobState
 from tests.jobs.builders import land
 from tests.sidecar.conftest import fill_disk, small_tmpfs
 from tests.support.waiting import wait_until
