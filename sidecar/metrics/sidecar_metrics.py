@@ -14,9 +14,9 @@ from sidecar.metrics.collectors import (
     EngineCacheCollector,
     IncomingRefusedCollector,
     PublishedEnginesCollector,
+    StorageFaultCollector,
     VersionStateCollector,
 )
-from sidecar.metrics.fault_metrics import StorageFaultCollector
 from sidecar.metrics.fleet_collector import (
     FleetShapesCollector,
     FleetStoreCollector,
