@@ -16,7 +16,7 @@ from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.e2e.test_sidecar_run import REPO_ROOT, directory_flags, hidden_entries, run_sidecar
 from tests.jobs.builders import land
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 BEFORE_RENAME = ["job-building", "job-flavour-chosen"]

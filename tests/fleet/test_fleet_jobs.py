@@ -26,7 +26,7 @@ from sidecar.tfserving import numbering
 from tests.fleet.conftest import tree_bytes, write_version
 from tests.fleet.replicas import outcomes
 from tests.jobs.builders import land
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 TF = "2.21.0"
 SLUG = "cpu-test"

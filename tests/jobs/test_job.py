@@ -26,7 +26,7 @@ from sidecar.tfserving.warmup import (
 )
 from tests.jobs.builders import converter_with_a_bug, warmup_batches
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 

@@ -15,7 +15,7 @@ from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.models import keras_mlp
 
 

@@ -24,7 +24,7 @@ from sidecar.tfserving.numbering import served_version
 from sidecar.watch import IncomingWatcher, WatchEventKind
 from sidecar.watch.listing import fingerprint
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 from tests.support.session_run import session_outputs
 
 FEED: dict[str, np.ndarray] = {"x": np.ones((2, 16), np.float32)}

@@ -19,7 +19,7 @@ from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.jobs.builders import land
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 

@@ -13,7 +13,7 @@ from sidecar.config import load_settings
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import ServiceComponents
 from tests.jobs.builders import land
-from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.waiting import wait_until
 
 

@@ -21,7 +21,7 @@ from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import ServiceComponents
 from tests.jobs.builders import land
 from tests.jobs.test_service import served
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 from tests.support.serving_poller import ServingPoller
 
 SETTLE = 5.0

@@ -10,7 +10,7 @@ from pathlib import Path
 from sidecar.service.loop import SidecarService
 from tests.jobs.builders import land
 from tests.jobs.test_service import quick_settings, served
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 
 
 def test_a_withdrawn_version_comes_back_only_with_its_own_content(

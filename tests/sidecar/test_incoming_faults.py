@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from sidecar.watch import IncomingWatcher, WatchEvent, WatchEventKind
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 VANISHED = WatchEventKind.VANISHED
 

@@ -16,7 +16,8 @@ from sidecar.state import (
     JobState,
     recover_interrupted_jobs,
 )
-from tests.sidecar.conftest import ManualClock, immutable
+from tests.support.clock import ManualClock
+from tests.support.disks import immutable
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from sidecar.base.errors import StorageError
 from sidecar.publish import VersionPublisher
 from sidecar.tfserving.model_config import ModelConfigWriter
-from tests.sidecar.conftest import immutable
+from tests.support.disks import immutable
 
 
 def parse(path: Path) -> list[tuple[str, str, str]]:

@@ -28,7 +28,8 @@ from sidecar.tfserving.numbering import MAX_INCOMING_VERSION, MAX_SERVED_VERSION
 from sidecar.watch import IncomingWatcher, WatchEventKind, read_incoming
 from sidecar.watch.listing import incoming_version_dir, version_refusal
 from tests.metrics.stand import scrape, value
-from tests.sidecar.conftest import ManualClock, tree_listing
+from tests.support.clock import ManualClock
+from tests.support.disks import tree_listing
 from tests.support.session_run import session_outputs
 
 EPOCH_MICROSECONDS = 1_764_547_200_000_000

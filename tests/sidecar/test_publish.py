@@ -13,7 +13,7 @@ from durable import rename_no_replace
 from sidecar.base.errors import StagingError, StorageError, VersionAlreadyPublishedError
 from sidecar.publish import VersionPublisher
 from sidecar.tfserving.layout import published_versions
-from tests.sidecar.conftest import immutable, small_tmpfs, tree_listing
+from tests.support.disks import immutable, small_tmpfs, tree_listing
 from tests.support.serving_poller import ServingPoller
 
 

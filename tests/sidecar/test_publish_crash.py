@@ -13,7 +13,7 @@ import pytest
 
 from sidecar.publish import VersionPublisher
 from sidecar.state import JobJournal, JobState
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from sidecar.publish import (
     withdraw_version,
 )
 from sidecar.tfserving.layout import published_versions
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 

@@ -19,7 +19,8 @@ from sidecar.shapes import (
     TensorSpec,
 )
 from sidecar.state import JobJournal, JobState
-from tests.sidecar.conftest import ManualClock, fill_disk, small_tmpfs
+from tests.support.clock import ManualClock
+from tests.support.disks import fill_disk, small_tmpfs
 
 BIG = "x" * 300_000  # larger than any free space left on the filled disk
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.base.errors import StorageError, UserError, storage_error_in
-from tests.sidecar.conftest import small_tmpfs
+from tests.support.disks import small_tmpfs
 
 
 def raised_by(action: object) -> BaseException:

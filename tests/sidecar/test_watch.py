@@ -13,7 +13,7 @@ from sidecar.watch import (
     WatchEvent,
     WatchEventKind,
 )
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 APPEARED, READY, VANISHED = WatchEventKind.APPEARED, WatchEventKind.READY, WatchEventKind.VANISHED
 
