@@ -15,7 +15,7 @@ from sidecar.state import JobState
 from sidecar.state.fleet_controls import FleetControls
 from sidecar.tfserving.layout import published_versions
 from tests.fleet.conftest import write_version
-from tests.jobs.test_service import quick_settings
+from tests.service.test_service import quick_settings
 
 
 def test_the_service_loop_moves_out_what_another_replica_rolled_back(tmp_path: Path) -> None:

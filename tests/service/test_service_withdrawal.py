@@ -8,14 +8,15 @@ import shutil
 from pathlib import Path
 
 from sidecar.service.loop import SidecarService
-from tests.jobs.builders import land
-from tests.jobs.test_service import quick_settings, served
+from tests.jobs.builders import corrupt_copy, land
+from tests.service.test_service import quick_settings, served
 from tests.support.disks import tree_listing
 
 
 def test_a_withdrawn_version_comes_back_only_with_its_own_content(
-    tmp_path: Path, mlp_model: Path, corrupt: Path
+    tmp_path: Path, mlp_model: Path
 ) -> None:
+    corrupt = corrupt_copy(mlp_model, tmp_path / "corrupt_model")
     settings = quick_settings(tmp_path, keep_versions=2)
     incoming, model_dir = settings.incoming_base, settings.serving_base / "m"
     for version in (1, 2):

@@ -20,7 +20,7 @@ from sidecar.config import Settings, load_settings
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import ServiceComponents
 from tests.jobs.builders import land
-from tests.jobs.test_service import served
+from tests.service.test_service import served
 from tests.support.clock import ManualClock
 from tests.support.serving_poller import ServingPoller
 
