@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_LOG = logging.getLogger("sidecar.base.faults")
+_LOG = logging.getLogger("sidecar.faults")
 
 
 class FaultArea(enum.Enum):

@@ -45,7 +45,7 @@ from sidecar.state import Job, JobJournal, JobState, newest_build
 from sidecar.tfserving import numbering
 from sidecar.watch import incoming_version_dir
 
-_LOG = logging.getLogger("sidecar.service.rebuilds")
+_LOG = logging.getLogger("sidecar.rebuilds")
 
 
 class ShapeCounts(Protocol):

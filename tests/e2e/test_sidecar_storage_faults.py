@@ -52,7 +52,7 @@ def test_incoming_faults_withdraw_nothing_and_a_withdrawn_version_comes_back(
         land(mlp_model, incoming, "mlp", 2)
         published(sidecar, serving, 2000)
         served = {v: tree_listing(serving / "mlp" / str(v)) for v in (1000, 2000)}
-        with Traffic(sidecar.recorder) as traffic:
+        with Traffic(sidecar.tap) as traffic:
             os.rename(incoming, tmp_path / "away")  # the base is gone for a while
             in_fault(sidecar, INCOMING_HEALTH, "incoming", True)
             assert "is missing" in sidecar.output()
@@ -98,7 +98,7 @@ def test_full_state_and_serving_disks_are_ridden_out_and_retried(
     with small_tmpfs(state, "16m"), small_tmpfs(serving, "16m"), running_sidecar(
             tmp_path, incoming=incoming, serving=serving, state=state) as sidecar:
         published(sidecar, serving, 1000)
-        with Traffic(sidecar.recorder) as traffic:
+        with Traffic(sidecar.tap) as traffic:
             filler = fill_disk(state)  # the journal cannot grow
             land(mlp_model, incoming, "mlp", 2)
             in_fault(sidecar, STATE_HEALTH, "state", True)
@@ -144,7 +144,7 @@ def test_a_source_replaced_while_its_job_builds_is_built_again_from_the_new_cont
     with running_sidecar(tmp_path, incoming=incoming, serving=serving, state=state,
                          launcher=launcher) as sidecar:
         published(sidecar, serving, 1000)
-        with Traffic(sidecar.recorder) as traffic:  # served by 1000, then by 2000
+        with Traffic(sidecar.tap) as traffic:  # served by 1000, then by 2000
             land(mlp_model, incoming, "mlp", 2)  # model A lands as 2...
             wait_until((gate / "paused").exists, 120, "the job of mlp/2 building")
             shutil.copytree(other_model, incoming / "mlp" / ".landing-b")

@@ -39,9 +39,9 @@ def test_a_client_cannot_replace_the_served_model_list(tmp_path: Path, mlp_model
         hostile = model_management_pb2.ReloadConfigRequest()
         evil = hostile.config.model_config_list.config.add()
         evil.name, evil.base_path = "mlp", str(tmp_path / "chosen-by-the-client")
-        with Traffic(sidecar.recorder) as traffic:
+        with Traffic(sidecar.tap) as traffic:
             wait_until(lambda: traffic.served >= 5, 60, "traffic through the tap")
-            with grpc.insecure_channel(sidecar.recorder) as channel:
+            with grpc.insecure_channel(sidecar.tap) as channel:
                 models = model_service_pb2_grpc.ModelServiceStub(channel)
                 for _ in range(3):
                     with pytest.raises(grpc.RpcError) as refused:
@@ -50,7 +50,7 @@ def test_a_client_cannot_replace_the_served_model_list(tmp_path: Path, mlp_model
             served = traffic.served
             wait_until(lambda: traffic.served >= served + 5, 60, "traffic after the refusals")
         assert traffic.failures == []
-        assert _status(sidecar.recorder, "mlp") == grpc.StatusCode.OK  # allowed, and answered
+        assert _status(sidecar.tap, "mlp") == grpc.StatusCode.OK  # allowed, and answered
         wait_until(lambda: sidecar.proxy_metric("envoy_http_rq_direct_response",
                                                 envoy_http_conn_manager_prefix="tftrt_grpc") == 3,
                    10, "the refusals in Envoy's stats")
