@@ -1,10 +1,11 @@
-"""Errors raised by the tap: each a :class:`~sidecar.base.errors.SidecarError`.
+"""Errors raised by the recorder: each a :class:`~sidecar.base.errors.SidecarError`.
 
-`TapError` is the tap's branch of the sidecar's hierarchy. `TapSettingsError` is a user
-error (fix the setting); `TapStartError` means the recorder could not start serving,
-usually because its listen address is taken (pick another port or stop whatever holds
-it). Errors of proxied calls are never raised: they go back to the client with the
-upstream's status code and details.
+`TapError` is the recorder's branch of the sidecar's hierarchy (named, like
+``--tap-listen``, for the traffic it records). `TapSettingsError` is a user error (fix
+the setting); `TapStartError` means the recorder could not start serving, usually
+because its listen address is taken (pick another port or stop whatever holds it).
+Errors of proxied calls are never raised: they go back to the client with the upstream's
+status code and details.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sidecar.base.errors import SidecarError, UserError
 
 
 class TapError(SidecarError):
-    """Root of every error the tap raises."""
+    """Root of every error the recorder raises."""
 
 
 class TapSettingsError(TapError, UserError, ValueError):

@@ -3,7 +3,7 @@
 
 It is never on a client's path: Envoy sends it a copy of the call and does not wait
 for the answer. Each call is answered at once with an empty message and queued, and the
-tap's recording worker parses the queued requests and records their shapes in batches,
+recording worker parses the queued requests and records their shapes in batches,
 off the event loop. A full queue drops calls (counted), never slows Envoy down.
 """
 

@@ -3,7 +3,7 @@ to (``:predict``, ``:classify``, ``:regress``).
 
 Like the gRPC recorder (:mod:`sidecar.recorder.recorder_server`) it is never on a client's path:
 Envoy sends a copy and does not wait. Every request is answered at once with ``200 {}``
-and queued (bounded; a full queue drops calls, counted); the tap's recording worker reads
+and queued (bounded; a full queue drops calls, counted); the recording worker reads
 the queued calls' JSON (:mod:`sidecar.recorder.rest_shapes`) and records them in batches,
 off the event loop. HTTP/1.1 only, as Envoy's recorder cluster speaks it, with keep-alive,
 ``Content-Length`` or chunked bodies, gzip-compressed or not.

@@ -1,5 +1,5 @@
-"""Shared fixtures of the tap tests: a tiny SavedModel, the TF Serving stand-in, and an
-event loop thread the (asyncio) tap runs on while tests call it with blocking stubs."""
+"""Shared fixtures of the recorder tests: a tiny SavedModel, the TF Serving stand-in, and
+an event loop thread the (asyncio) recorder runs on while tests call it with blocking stubs."""
 
 from __future__ import annotations
 
