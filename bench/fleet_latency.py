@@ -28,7 +28,7 @@ from typing import Any, Final
 import grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from sidecar.warmup import read_predict_requests
+from sidecar.tfserving.warmup import read_predict_requests
 from tests.fleet.replicas import MODEL, replica
 from tests.jobs.builders import land
 from tests.support.waiting import wait_until

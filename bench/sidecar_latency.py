@@ -60,7 +60,7 @@ def through_sidecar(model: Path, root: Path, version: int) -> tuple[float, dict[
     """Seconds from incoming ``version`` landing to ``run --once`` returning it published
     (under its served number, ``numbering.served_version(version)``)."""
     from sidecar.config import load_settings
-    from sidecar.service import SidecarService
+    from sidecar.service.loop import SidecarService
     from sidecar.state import JobState
 
     settings = load_settings({
@@ -90,7 +90,7 @@ def probe(version_dir: Path, use_warmup: bool) -> dict[str, Any]:
     import tensorflow as tf
 
     from converter import ServingSession
-    from sidecar.warmup import read_warmup_file
+    from sidecar.tfserving.warmup import read_warmup_file
 
     start = time.perf_counter()
     served = ServingSession.load(version_dir)
@@ -161,7 +161,7 @@ def main() -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from converter import build_demo_model
-    from sidecar.publish import numbering
+    from sidecar.tfserving import numbering
 
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
     model = build_demo_model(work / "model")

@@ -159,9 +159,9 @@ def _spawn(args: list[str], ready_prefix: str) -> subprocess.Popen[str]:
 
 
 async def _serve_recorder(listen: str, state_dir: Path) -> None:
+    from sidecar.recorder.recorder_server import serve_recorder
+    from sidecar.recorder.settings import RecorderSettings
     from sidecar.shapes import ShapeStore, ShapeStoreSettings
-    from sidecar.tap.recorder_server import serve_recorder
-    from sidecar.tap.settings import RecorderSettings
 
     with ShapeStore(state_dir, ShapeStoreSettings(), time.time) as store:
         server = await serve_recorder(RecorderSettings(listen=listen), store)

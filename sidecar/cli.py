@@ -26,12 +26,12 @@ from converter.console import (
     quiet_tensorflow,
     run_reporting_errors,
 )
+from sidecar.base.errors import SidecarError, UserError
 from sidecar.config import Settings, add_settings_arguments, load_settings
-from sidecar.errors import SidecarError, UserError
 
 if TYPE_CHECKING:
-    from sidecar.run_summary import RunSummary
-    from sidecar.wiring import ServiceComponents
+    from sidecar.service.loop import RunSummary
+    from sidecar.service.wiring import ServiceComponents
 
 ComponentsFactory = Callable[[Settings], "ServiceComponents"]
 """Builds the service's components from the validated settings."""
@@ -131,9 +131,9 @@ def run_command(
     """``tftrt-sidecar run``: validate the settings, then run the service until stopped."""
     settings = load_settings(args, environ)
     _warn_if_onednn_off()
-    from sidecar.scratch import owned_temporary_files
-    from sidecar.service import SidecarService
-    from sidecar.wiring import build_components
+    from sidecar.base.scratch import owned_temporary_files
+    from sidecar.service.loop import SidecarService
+    from sidecar.service.wiring import build_components
 
     stop = threading.Event()
     with owned_temporary_files():  # a directory of its own; a killed run's is removed

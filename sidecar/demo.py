@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from sidecar.config import Settings, load_settings
-from sidecar.publish import numbering, published_versions
+from sidecar.tfserving import numbering
+from sidecar.tfserving.layout import published_versions
 from sidecar.watch import list_version_dirs
 
 DEMO_MODEL = "demo"
@@ -63,7 +64,7 @@ def land_demo_version(workdir: Path) -> int:
 
 def run_demo(workdir: Path) -> int:
     """Land a demo version, run the sidecar once over ``workdir`` and print what happened."""
-    from sidecar.service import SidecarService
+    from sidecar.service.loop import SidecarService
 
     workdir = workdir.absolute()
     settings = demo_settings(workdir)
@@ -120,7 +121,7 @@ def serve_one_request(version_dir: Path) -> None:
     import tensorflow as tf
 
     from converter import ServingSession
-    from sidecar.warmup import read_predict_requests
+    from sidecar.tfserving.warmup import read_predict_requests
 
     requests = read_predict_requests(version_dir)
     request = requests[0]

@@ -1,12 +1,17 @@
-"""Fixtures every test area shares: the tests' Keras MLP, exported once per session."""
+"""Fixtures every test area shares: the tests' Keras MLP and a tiny SavedModel (each
+exported once per session), a broken SavedModel and a manual clock."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.support.models import keras_mlp
+from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_file
+from tests.support.clock import ManualClock
+from tests.support.models import build_tiny_saved_model, keras_mlp
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +20,27 @@ def mlp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     once for the session. Read-only: tests land or publish copies of it; a test that
     changes the files works on its own ``shutil.copytree``."""
     return keras_mlp(tmp_path_factory.mktemp("mlp") / "model")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A manual clock starting at 1000 s."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real SavedModel with a warmup file (read-only for tests: copy before changing)."""
+    path = build_tiny_saved_model(tmp_path_factory.mktemp("tiny") / "model")
+    request = predict_request_from_arrays("tiny", {"x": np.ones((2, 2), np.float32)})
+    write_warmup_file(path, [request])
+    return path
+
+
+@pytest.fixture(scope="session")
+def broken_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Path:
+    """A SavedModel whose saved_model.pb is garbage (with a warmup file)."""
+    path = tmp_path_factory.mktemp("broken") / "model"
+    shutil.copytree(tiny_model, path)
+    (path / "saved_model.pb").write_bytes(b"not a protobuf at all" * 10)
+    return path

@@ -34,7 +34,7 @@ class ConversionRequest:
     model: str
     """Model name."""
     version: int
-    """The served version number to build (see :mod:`sidecar.publish.numbering`)."""
+    """The served version number to build (see :mod:`sidecar.tfserving.numbering`)."""
     policy: ModelPolicy
     """The policy to run it with: configured, persisted overrides, then ``overrides``."""
     overrides: PolicyOverrides

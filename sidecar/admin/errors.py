@@ -1,4 +1,4 @@
-"""The admin API's errors: each a :class:`~sidecar.errors.SidecarError` the status table maps.
+"""The admin API's errors: each a :class:`~sidecar.base.errors.SidecarError` the status table maps.
 
 They extend the sidecar's one hierarchy, so a handler raises them like any other
 sidecar error and :mod:`sidecar.admin.status` turns every one into a gRPC status.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sidecar.errors import ConfigError, SidecarError, UserError, echo
+from sidecar.base.errors import ConfigError, SidecarError, UserError, echo
 
 
 class AdminSettingsError(ConfigError):

@@ -16,7 +16,7 @@ import grpc
 
 from sidecar.admin.errors import NotReadyError, UnauthenticatedError
 from sidecar.admin.status import message_for, status_for
-from sidecar.errors import SidecarError
+from sidecar.base.errors import SidecarError
 
 _LOG = logging.getLogger("sidecar.admin")
 

@@ -7,14 +7,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.admin import validation
 from sidecar.admin.backend import ConversionRequest, ConversionSubmitter, RollbackObserver
-from sidecar.admin.build_choice import build_to_run
 from sidecar.admin.errors import (
     AlreadyExistsError,
     ConversionFailedError,
@@ -40,8 +39,9 @@ from sidecar.fleet.actions import FleetRollbacks
 from sidecar.publish import newest_to_roll_back, roll_back_newest
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import RecordedShapes
-from sidecar.state import JobJournal, JobState
+from sidecar.state import Job, JobJournal, JobState, newest_build
 from sidecar.state.controls import Controls, ModelControl
+from sidecar.tfserving import numbering
 from sidecar.watch.listing import (
     Refusal,
     incoming_version_dir,
@@ -192,7 +192,7 @@ class SidecarAdminBackend:
         self, model: str, version: int, overrides: PolicyOverrides, rebuild: bool
     ) -> OperationView:
         """Check that incoming ``version`` can be built now, then queue the build (which
-        one: :func:`~sidecar.admin.build_choice.build_to_run`)."""
+        one: :func:`_build_to_run`)."""
         deps = self._deps
         validation.model_dir(deps.incoming_base, model)
         validation.incoming_version(version)
@@ -208,8 +208,8 @@ class SidecarAdminBackend:
             raise PreconditionError(
                 f"model {model!r} is paused", fix="resume it with ResumeModel first"
             )
-        served, restart = build_to_run(deps.journal.jobs(model=model), model, version,
-                                       rebuild)
+        served, restart = _build_to_run(deps.journal.jobs(model=model), model, version,
+                                        rebuild)
         running = self._operations.unfinished_for(model, served)
         if running is not None:
             raise AlreadyExistsError(
@@ -381,3 +381,37 @@ class SidecarAdminBackend:
         if deps.rollback_observer is not None:
             deps.rollback_observer.rolled_back(model, rolled.version, rolled.now_serving)
         return RollBackView(model, rolled.version, rolled.now_serving, str(rolled.moved_to))
+
+
+def _build_to_run(jobs: Iterable[Job], model: str, incoming: int,
+                  rebuild: bool) -> tuple[int, bool]:
+    """The served number to build for incoming version ``incoming`` of ``model`` (whose
+    journal ``jobs`` these are), and whether its job must be restarted first.
+
+    A version never built gets its first build; one that ended failed or skipped is
+    restarted when ``rebuild`` is asked; a published one gets a rebuild under its next
+    served number. PreconditionError when it cannot run now.
+    """
+    job = newest_build(jobs, incoming)
+    if job is None:
+        return numbering.served_version(incoming), False
+    where = f"{model}/{job.version}"
+    if job.state is JobState.DISCOVERED:
+        return job.version, False
+    if job.state.is_intermediate:
+        raise PreconditionError(
+            f"model {model!r} {numbering.describe(job.version)} is {job.state.value} now",
+            where=where, fix="wait for its job to finish",
+        )
+    if not rebuild:
+        ended = ("is published; published versions are final"
+                 if job.state is JobState.PUBLISHED else
+                 f"ended {job.state.value} ({job.reason})")
+        raise PreconditionError(
+            f"model {model!r} {numbering.describe(job.version)} {ended}",
+            where=where, fix="ask for a rebuild to build it again (a published version "
+            "is rebuilt under its next served number)",
+        )
+    if job.state is JobState.PUBLISHED:
+        return numbering.next_rebuild(job.version), False
+    return job.version, True

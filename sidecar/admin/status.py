@@ -22,7 +22,7 @@ from sidecar.admin.errors import (
     PreconditionError,
     UnauthenticatedError,
 )
-from sidecar.errors import (
+from sidecar.base.errors import (
     ConcurrentChangeError,
     ConfigError,
     InternalError,

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Final
 
 from sidecar.admin.errors import InvalidRequestError
-from sidecar.publish import numbering
-from sidecar.publish.model_names import MODEL_NAME_RULE, model_name_problem
+from sidecar.tfserving import numbering
+from sidecar.tfserving.model_names import MODEL_NAME_RULE, model_name_problem
 
 OPERATION_PREFIX: Final = "operations/"
 """Every operation name starts with this."""
@@ -21,7 +21,7 @@ _OPERATION_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 def model_name(value: str, field: str = "model") -> str:
-    """``value`` if it is a model name the sidecar serves (:mod:`sidecar.publish.model_names`;
+    """``value`` if it is a model name the sidecar serves (:mod:`sidecar.tfserving.model_names`;
     it then cannot leave a model base directory)."""
     if model_name_problem(value) is not None:
         raise InvalidRequestError(
@@ -48,7 +48,7 @@ def model_dir(base: Path, name: str, field: str = "model") -> Path:
 
 def incoming_version(value: int, field: str = "version") -> int:
     """``value`` if it is an incoming version number the sidecar can serve
-    (:func:`sidecar.publish.numbering.check_incoming_version`)."""
+    (:func:`sidecar.tfserving.numbering.check_incoming_version`)."""
     try:
         return numbering.check_incoming_version(value)
     except numbering.VersionNumberError as exc:

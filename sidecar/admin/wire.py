@@ -16,11 +16,11 @@ from sidecar.admin.views import (
     ShapeStatisticsView,
     VersionView,
 )
-from sidecar.publish import numbering
 from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.publish.published_version import EngineInfo
 from sidecar.shapes import ShapeSet
 from sidecar.state.controls import ModelControl
+from sidecar.tfserving import numbering
 from sidecar.watch.listing import Refusal
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 

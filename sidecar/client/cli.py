@@ -20,10 +20,10 @@ from google.protobuf import json_format
 from converter.console import CommandParser, add_version_argument
 from sidecar.admin.policy_wire import overrides_to_proto
 from sidecar.admin.validation import OPERATION_PREFIX
+from sidecar.base.errors import ConfigError
 from sidecar.client import tables
 from sidecar.config.defaults import DEFAULT_ADMIN_LISTEN
 from sidecar.config.overrides import POLICY_KEYS, PolicyOverrides
-from sidecar.errors import ConfigError
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc as pb_grpc
 

@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from sidecar.errors import ConfigError
+from sidecar.base.errors import ConfigError
 
 MAX_PORT: Final = 65535
 """The highest TCP port."""

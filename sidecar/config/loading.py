@@ -12,12 +12,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import defaults, values
 from sidecar.config.flags import FLAGS
 from sidecar.config.schema import field_specs
 from sidecar.config.settings import ModelPolicy, Settings
-from sidecar.errors import ConfigError
-from sidecar.publish.model_names import MODEL_NAME_RULE, model_name_problem
+from sidecar.tfserving.model_names import MODEL_NAME_RULE, model_name_problem
 
 if sys.version_info >= (3, 11):
     import tomllib

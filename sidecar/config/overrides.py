@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy
 from sidecar.config.loading import POLICY_PARSERS
-from sidecar.errors import ConfigError
 
 POLICY_KEYS: Final = tuple(POLICY_PARSERS)
 """The policy fields an override may set: every field of `ModelPolicy`, in its order."""

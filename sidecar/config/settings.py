@@ -13,10 +13,10 @@ from types import MappingProxyType
 from typing import Final
 
 from converter import BACKENDS, TrtPrecisionMode
+from sidecar.base.errors import ConfigError
 from sidecar.config import defaults, values
 from sidecar.config.address import Address
 from sidecar.config.schema import setting
-from sidecar.errors import ConfigError
 
 PRECISIONS: Final = tuple(TrtPrecisionMode.supported_precision_modes())
 """Accepted values of ``ModelPolicy.precision``: the converter's."""

@@ -1,6 +1,6 @@
 """Parsers that turn one raw setting (from TOML, the environment or a flag) into its typed value.
 
-Each raises :class:`~sidecar.errors.ConfigError` naming the field, the bad value,
+Each raises :class:`~sidecar.base.errors.ConfigError` naming the field, the bad value,
 where it came from and the fix.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
+from sidecar.base.errors import ConfigError
 from sidecar.config.address import Address
-from sidecar.errors import ConfigError
 
 ValueParser = Callable[[object, str, str], object]
 """``parse(value, field, source) -> typed value``; raises ConfigError."""

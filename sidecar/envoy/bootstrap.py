@@ -1,7 +1,7 @@
 """Envoy's bootstrap, generated from :class:`EnvoySettings`: the one source of its config.
 
 - One listener for clients (gRPC over HTTP/2). Its routes are the tap's allow-list
-  (:data:`sidecar.tap.methods.FORWARDED_METHODS`), each forwarded to TF Serving with no
+  (:data:`sidecar.tfserving.methods.FORWARDED_METHODS`), each forwarded to TF Serving with no
   route timeout of its own, so the client's ``grpc-timeout`` is the only deadline. The
   recorded methods also mirror a runtime-controlled share of calls to the recorder, fire
   and forget. Any other path is answered by Envoy itself with PERMISSION_DENIED, so no
@@ -9,7 +9,7 @@
 - Envoy adds nothing clients or TF Serving would see: no ``x-envoy-*`` headers, no
   request id, the ``server`` header passed through.
 - With ``rest_listen`` set, a second listener for TF Serving's REST API (HTTP/1.1 and
-  HTTP/2): its inference POSTs (:data:`sidecar.tap.rest_api.PREDICTION_PATH`) go to TF
+  HTTP/2): its inference POSTs (:data:`sidecar.tfserving.rest_api.PREDICTION_PATH`) go to TF
   Serving's REST port and mirror a share of their own (:data:`REST_MIRROR_RUNTIME_KEY`) to
   the REST recorder; status and metadata GETs (and CORS preflights of either) go there
   unmirrored; anything else is answered by Envoy with 403 and TF Serving's JSON error body.
@@ -29,8 +29,8 @@ from sidecar.config.address import Address
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.settings import EnvoySettings
-from sidecar.tap.methods import FORWARDED_METHODS
-from sidecar.tap.rest_api import PREDICTION_PATH, STATUS_PATH
+from sidecar.tfserving.methods import FORWARDED_METHODS
+from sidecar.tfserving.rest_api import PREDICTION_PATH, STATUS_PATH
 
 MIRROR_RUNTIME_KEY: Final = "tftrt.mirror_percent.grpc"
 """Runtime key of the mirrored share, changed live through the admin API's

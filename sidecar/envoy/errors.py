@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.errors import UserError
+from sidecar.base.errors import UserError
 
 
 class EnvoyBinaryError(UserError):

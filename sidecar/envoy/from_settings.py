@@ -4,9 +4,9 @@ Envoy that ``tftrt-sidecar run`` supervises and for the bootstrap
 
 from __future__ import annotations
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import Settings
 from sidecar.envoy.settings import EnvoySettings
-from sidecar.errors import ConfigError
 
 
 def envoy_settings(settings: Settings) -> EnvoySettings:

@@ -17,11 +17,11 @@ import urllib.request
 from pathlib import Path
 from typing import Final
 
+from sidecar.base.supervision import Supervisor
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import validate_bootstrap, write_bootstrap
 from sidecar.envoy.errors import EnvoyBinaryError
 from sidecar.envoy.settings import EnvoySettings
-from sidecar.supervision import Supervisor
 
 _LOG = logging.getLogger("sidecar.envoy")
 
@@ -47,7 +47,7 @@ the sidecar with gRPC's threads running, which gRPC logs and warns against.)"""
 
 class EnvoyProcess:
     """Envoy for ``settings``, started by :meth:`start` and kept running until :meth:`stop`
-    (``sidecar.supervision``).
+    (``sidecar.base.supervision``).
 
     ``restart_delays`` are the first and the longest wait before restarting an Envoy that
     died; the wait doubles while Envoys keep dying within a minute of their start.

@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from sidecar.base.errors import ConfigError
 from sidecar.config.address import Address
 from sidecar.envoy.bootstrap import (
     CLIENT_STAT_PREFIX,
@@ -18,7 +19,6 @@ from sidecar.envoy.bootstrap import (
     REST_STAT_PREFIX,
     mirror_runtime_value,
 )
-from sidecar.errors import ConfigError
 
 _CLIENT_REQUESTS = tuple(f"http.{prefix}.downstream_rq_total"
                          for prefix in (CLIENT_STAT_PREFIX, REST_STAT_PREFIX))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sidecar.base.errors import ConfigError
 from sidecar.config.address import Address
-from sidecar.errors import ConfigError
 
 _SOURCE = "the Envoy settings"
 

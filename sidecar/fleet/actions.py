@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sidecar.errors import OnlyServableVersionError
+from sidecar.base.errors import OnlyServableVersionError
 from sidecar.fleet.errors import FleetError, StoreFormatError
 from sidecar.fleet.operator_records import OperatorRecordStore, RollbackRecord
 from sidecar.publish import RolledBack, roll_back_version

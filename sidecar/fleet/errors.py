@@ -1,4 +1,4 @@
-"""Errors of the fleet store: each a :class:`~sidecar.errors.SidecarError`.
+"""Errors of the fleet store: each a :class:`~sidecar.base.errors.SidecarError`.
 
 - :class:`FleetStoreError`: the shared volume refused (full, read-only, gone): a storage
   fault, retryable once the volume is fixed.
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sidecar.errors import SidecarError, StorageError, UserError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import SidecarError, StorageError, UserError
+from sidecar.base.faults import FaultArea
 
 
 class FleetError(SidecarError):

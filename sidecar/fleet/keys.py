@@ -4,8 +4,8 @@ Each key is converted once in the fleet. Its one spelling in the store is
 ``keys/tf-<tensorflow>/<slug>/<model>/<served>``: the engine namespace first (the same
 ``tf-<version>/<slug>`` that :func:`converter.engine_namespace` gives the node's engine
 cache), so a replica lists what exists for its own namespace in one directory. Model names
-and version numbers follow the serving base's rules (:mod:`sidecar.publish.model_names`,
-:mod:`sidecar.publish.numbering`), so a key's path never differs from its fields.
+and version numbers follow the serving base's rules (:mod:`sidecar.tfserving.model_names`,
+:mod:`sidecar.tfserving.numbering`), so a key's path never differs from its fields.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet.errors import FleetArgumentError
-from sidecar.publish import numbering
-from sidecar.publish.model_names import model_name_problem
+from sidecar.tfserving import numbering
+from sidecar.tfserving.model_names import model_name_problem
 
 SLUG_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 """A device slug as :attr:`converter.BuildDevice.slug` writes it (lower case, ``.``, ``-``)."""

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import FleetArgumentError, FleetStoreError, LeaseLostError
 

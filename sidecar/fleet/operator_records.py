@@ -36,13 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn, Protocol
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import FleetArgumentError, StoreFormatError
 from sidecar.fleet.lease import REPLICA_PATTERN
 from sidecar.fleet.store_root import StoreRoot
-from sidecar.publish import numbering
-from sidecar.publish.model_names import model_name_problem
+from sidecar.tfserving import numbering
+from sidecar.tfserving.model_names import model_name_problem
 
 CONTROLS_DIR: Final = "controls"
 """``controls/<model>/<g>.json``: the generations of one model's pause and policy overrides."""

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from sidecar.faults import FaultArea, FaultBoard
+from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.fleet import records
 from sidecar.fleet.errors import (
     FleetArgumentError,

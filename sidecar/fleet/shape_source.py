@@ -63,7 +63,7 @@ class FleetShapeSource:
     ``store`` written within :func:`~sidecar.fleet.shapes.horizon_for` ``share_seconds``.
 
     Answers as :class:`sidecar.jobs.replay.ShapeSource` and as the shape counts
-    :class:`sidecar.rebuilds.CoverageRebuilds` judges coverage on. The store is read at
+    :class:`sidecar.service.rebuilds.CoverageRebuilds` judges coverage on. The store is read at
     most every ``refresh_seconds`` (``monotonic``); a read the store refuses leaves the
     local counts alone until the next read works (logged once per episode): a build never
     fails because the store is down. Thread-safe.

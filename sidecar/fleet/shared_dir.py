@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Final
 
 from durable import fsync_directory, fsync_tree, write_atomically
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import (
     DamagedArtifactError,
@@ -41,7 +41,7 @@ from sidecar.fleet.manifest import copy_tree
 from sidecar.fleet.store import ArtifactRecord
 from sidecar.fleet.store_root import StoreRoot
 from sidecar.publish import Checkpoint, no_checkpoint
-from sidecar.publish.layout import random_token
+from sidecar.tfserving.layout import random_token
 
 SHAPES_DIR: Final = "shapes"
 """``shapes/<replica>.json``: one shape-count file per replica."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet.errors import StoreFormatError
 from sidecar.fleet.keys import FleetKey
 from sidecar.fleet.lease import ClaimResult, Lease

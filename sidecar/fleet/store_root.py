@@ -18,7 +18,7 @@ import contextlib
 from pathlib import Path
 from typing import Final
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.fleet import records
 from sidecar.fleet.errors import FleetStoreError, StoreFormatError
 

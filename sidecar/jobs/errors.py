@@ -1,4 +1,4 @@
-"""Why a version job stopped: each a :class:`~sidecar.errors.SidecarError` naming the model
+"""Why a version job stopped: each a :class:`~sidecar.base.errors.SidecarError` naming the model
 version, what went wrong and what to do.
 
 The job turns each into a recorded ending: a model TF Serving could not load is
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from converter import ConverterError
-from sidecar.errors import SidecarError, StorageError, UserError, VersionAlreadyPublishedError
+from sidecar.base.errors import SidecarError, StorageError, UserError, VersionAlreadyPublishedError
 
 
 class ModelLoadError(UserError):

@@ -38,14 +38,14 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from converter import InstallResult, install_engines
-from sidecar.config import ModelPolicy
-from sidecar.errors import (
+from sidecar.base.errors import (
     SidecarError,
     StorageError,
     VersionAlreadyPublishedError,
     storage_error_in,
 )
-from sidecar.faults import FaultArea
+from sidecar.base.faults import FaultArea
+from sidecar.config import ModelPolicy
 from sidecar.fleet import ArtifactRecord, Completed, DamagedArtifactError, Held, LeaseLostError
 from sidecar.jobs.conversion import (
     ConverterLike,
@@ -75,10 +75,11 @@ from sidecar.jobs.session_model import SessionModel
 from sidecar.jobs.source import JobSource
 from sidecar.jobs.stages import JobStages
 from sidecar.jobs.verify import AccuracyCheck, Comparison, accuracy_record
-from sidecar.publish import StagedVersion, numbering
+from sidecar.publish import StagedVersion
 from sidecar.publish.source_links import check_source_links
 from sidecar.state import Flavour, JobState
-from sidecar.warmup import OverLimit, write_warmup_file
+from sidecar.tfserving import numbering
+from sidecar.tfserving.warmup import OverLimit, write_warmup_file
 
 _LOG = logging.getLogger("sidecar.jobs")
 
@@ -98,7 +99,7 @@ def run_version_job(
     """Run the DISCOVERED job for ``version`` of ``model`` to a final state; return its result.
 
     ``version`` is the served number; the SavedModel is read from the incoming
-    version it maps to (:mod:`sidecar.publish.numbering`).
+    version it maps to (:mod:`sidecar.tfserving.numbering`).
     """
     return _VersionJob(deps, model, version, policy).run()
 

@@ -5,6 +5,7 @@ match)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,10 +13,9 @@ from converter import InputFnError
 from sidecar.config import ModelPolicy
 from sidecar.jobs.dependencies import JobDependencies
 from sidecar.jobs.errors import ReplayError, VerificationError
-from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, choose_replay_inputs
+from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, ShapeSource, choose_replay_inputs
 from sidecar.jobs.session_model import Arrays, SessionModel
 from sidecar.jobs.settings import JobSettings
-from sidecar.jobs.signature_choice import choose_signature
 from sidecar.jobs.verify import AccuracyCheck, Comparison, compare_outputs
 
 _LOG = logging.getLogger("sidecar.jobs")
@@ -111,3 +111,29 @@ def verify_against_original(
             "the converted model does not match the original in a TF1 Session on the "
             f"{prepared.checked_on}: {comparison.describe()}", where=str(converted_dir))
     return comparison
+
+
+@dataclass(frozen=True)
+class SignatureChoice:
+    """The signature to convert (None: none, publish the original) and why."""
+
+    key: str | None
+    reason: str
+
+
+def choose_signature(model: str, configured: str, available: Sequence[str],
+                     shape_source: ShapeSource | None) -> SignatureChoice:
+    """`configured` if the model has it; else the signature with the most recorded
+    requests (the tap records each request's signature name); else None."""
+    if configured in available:
+        return SignatureChoice(configured, "configured")
+    missing = f"the model has no signature {configured!r} (it has {sorted(available)})"
+    if shape_source is None:
+        return SignatureChoice(None, f"{missing} and no traffic is recorded to pick one by")
+    calls = {key: shape_source.top_shape_sets(model, key, 1).total_requests
+             for key in sorted(available)}
+    busiest = max(calls, key=lambda key: (calls[key], key))
+    if calls[busiest] == 0:
+        return SignatureChoice(None, f"{missing} and the recorded traffic called none of them")
+    return SignatureChoice(busiest, f"{missing}; {busiest!r} carried the most recorded "
+                           f"traffic ({calls[busiest]} of {sum(calls.values())} requests)")

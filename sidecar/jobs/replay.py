@@ -26,10 +26,14 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from converter import batch_input_fn, synthetic_input_fn
-from sidecar.errors import WarmupError
+from sidecar.base.errors import WarmupError
 from sidecar.jobs.session_model import Arrays, SignatureSpec
 from sidecar.shapes import ShapeSet, TensorSpec, TopShapeSets
-from sidecar.warmup import MAX_WARMUP_RECORDS, predict_request_from_arrays, read_predict_requests
+from sidecar.tfserving.warmup import (
+    MAX_WARMUP_RECORDS,
+    predict_request_from_arrays,
+    read_predict_requests,
+)
 
 HOLD_OUT_EVERY: Final = 5
 """One recorded request in this many is held out of calibration for the accuracy check."""

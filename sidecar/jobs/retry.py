@@ -1,6 +1,6 @@
 """When a job that failed for a reason that can pass is tried again.
 
-A job that ends with a retryable error (:attr:`sidecar.errors.SidecarError.retryable`:
+A job that ends with a retryable error (:attr:`sidecar.base.errors.SidecarError.retryable`:
 a full disk, an I/O error, a detached volume) is recorded FAILED with a retry time;
 the service restarts it when that time comes. Each attempt waits twice as long as the
 one before, up to a cap, and retrying never stops by itself: the fault can last hours

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from converter import TOLERANCE
-from sidecar.errors import ConfigError
+from sidecar.base.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from sidecar.errors import StorageError, echo
-from sidecar.faults import FaultArea
+from sidecar.base.errors import StorageError, echo
+from sidecar.base.faults import FaultArea
 from sidecar.jobs.errors import SourceChangedError, VersionVanishedError
 from sidecar.jobs.fingerprint import content_fingerprint
-from sidecar.publish.numbering import clash_error
+from sidecar.tfserving.numbering import clash_error
 from sidecar.watch import look_at_incoming
 from sidecar.watch.listing import version_dirs
 

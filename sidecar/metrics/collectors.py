@@ -1,5 +1,6 @@
 """Gauges computed when Prometheus scrapes: read from the journal, the serving base, the
-engine cache and the shape store, so they are right after a restart and never drift.
+engine cache, the shape store and the fault board, so they are right after a restart and
+never drift.
 
 A source that cannot be read is logged and its metric left out of that scrape (a
 scrape never fails because, say, the engine cache volume is missing).
@@ -15,10 +16,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from sidecar.errors import SidecarError
+from sidecar.base.errors import SidecarError
+from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import RecordedShapes
 from sidecar.state import Job, JobJournal, JobState
@@ -212,3 +214,28 @@ def _tree_bytes(root: Path) -> int:
             except FileNotFoundError:
                 continue  # replaced while we walked
     return total
+
+
+class StorageFaultCollector(Collector):
+    """``tftrt_sidecar_storage_fault{area}``: 1 per area (incoming, state, serving) while
+    it has a fault, else 0; and ``tftrt_sidecar_storage_faults_total{area}``: how many
+    faults each area has had since the start (a fault between two scrapes still shows)."""
+
+    def __init__(self, board: FaultBoard) -> None:
+        self._board = board
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Read the board."""
+        current = self._board.current()
+        in_fault = GaugeMetricFamily(
+            "tftrt_sidecar_storage_fault",
+            "1 while the area's storage is faulty (incoming missing or emptied, state disk "
+            "refusing writes, ...); serving goes on meanwhile.", labels=["area"])
+        started = CounterMetricFamily(
+            "tftrt_sidecar_storage_faults", "Storage faults that started, per area.",
+            labels=["area"])
+        for area in FaultArea:
+            in_fault.add_metric([area.value], 1.0 if area in current else 0.0)
+            started.add_metric([area.value], self._board.started(area))
+        yield in_fault
+        yield started

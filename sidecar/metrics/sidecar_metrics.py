@@ -7,16 +7,16 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Info
 
-from sidecar.faults import FaultBoard
+from sidecar.base.faults import FaultBoard
 from sidecar.metrics.build_info import BuildInfo
 from sidecar.metrics.collectors import (
     CoverageCollector,
     EngineCacheCollector,
     IncomingRefusedCollector,
     PublishedEnginesCollector,
+    StorageFaultCollector,
     VersionStateCollector,
 )
-from sidecar.metrics.fault_metrics import StorageFaultCollector
 from sidecar.metrics.fleet_collector import (
     FleetShapesCollector,
     FleetStoreCollector,

@@ -1,4 +1,4 @@
-"""Recording metrics: a :class:`~sidecar.tap.stats.TapObserver` that counts recorded requests.
+"""Recording metrics: a :class:`~sidecar.recorder.stats.TapObserver` that counts recorded requests.
 
 Calls themselves (by status, latency, upstream errors, calls clients abandoned, refused
 calls) are Envoy's own stats, scraped from its stats listener (``envoy_cluster_*`` and

@@ -1,10 +1,9 @@
-"""Atomic publishing into TF Serving's model directories, retention, rollback, model config."""
+"""Atomic publishing into TF Serving's model directories, retention and rollback (the
+directories' layout and numbering, and the model config, are TF Serving's contract: see
+:mod:`sidecar.tfserving`)."""
 
 from __future__ import annotations
 
-from sidecar.publish import numbering
-from sidecar.publish.layout import published_models, published_versions
-from sidecar.publish.model_config import ModelConfigWriter, render_model_config
 from sidecar.publish.publisher import Checkpoint, StagedVersion, VersionPublisher, no_checkpoint
 from sidecar.publish.retention import (
     RolledBack,
@@ -18,17 +17,12 @@ from sidecar.publish.retention import (
 
 __all__ = [
     "Checkpoint",
-    "ModelConfigWriter",
     "RolledBack",
     "StagedVersion",
     "VersionPublisher",
     "apply_retention",
     "newest_to_roll_back",
     "no_checkpoint",
-    "numbering",
-    "published_models",
-    "published_versions",
-    "render_model_config",
     "restore_withdrawn",
     "roll_back_newest",
     "roll_back_version",

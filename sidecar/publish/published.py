@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from converter import ConversionReport, SavedModelError
-from sidecar.errors import SidecarError
-from sidecar.publish.layout import published_models, published_versions
+from sidecar.base.errors import SidecarError
 from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.publish.published_version import EngineInfo, PublishedVersion
 from sidecar.shapes import ShapeSet
 from sidecar.shapes.requests import predict_shape_set, signature_called
-from sidecar.warmup import read_predict_requests
+from sidecar.tfserving.layout import published_models, published_versions
+from sidecar.tfserving.warmup import read_predict_requests
 
 _LOG = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from types import TracebackType
 
 from durable import fsync_directory, fsync_tree, rename_no_replace
-from sidecar.errors import StagingError, StorageError, VersionAlreadyPublishedError, echo
-from sidecar.faults import FaultArea
-from sidecar.publish import layout
-from sidecar.publish.model_names import MODEL_NAME_RULE, is_model_name
-from sidecar.publish.numbering import MAX_SERVED_VERSION
+from sidecar.base.errors import StagingError, StorageError, VersionAlreadyPublishedError, echo
+from sidecar.base.faults import FaultArea
 from sidecar.publish.source_links import check_source_links
+from sidecar.tfserving import layout
+from sidecar.tfserving.model_names import MODEL_NAME_RULE, is_model_name
+from sidecar.tfserving.numbering import MAX_SERVED_VERSION
 
 Checkpoint = Callable[[str], None]
 """Called with a step name as publishing passes it: "staging-created", "file-copied",

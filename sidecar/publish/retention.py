@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from durable import fsync_directory, rename_no_replace
-from sidecar.errors import OnlyServableVersionError, StorageError, UserError
-from sidecar.faults import FaultArea
-from sidecar.publish import layout
+from sidecar.base.errors import OnlyServableVersionError, StorageError, UserError
+from sidecar.base.faults import FaultArea
+from sidecar.tfserving import layout
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sidecar.errors import UserError, echo
+from sidecar.base.errors import UserError, echo
 
 
 class SourceLinkError(UserError):

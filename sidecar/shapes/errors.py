@@ -1,17 +1,17 @@
-"""Errors raised by the shape store: each a :class:`~sidecar.errors.SidecarError`.
+"""Errors raised by the shape store: each a :class:`~sidecar.base.errors.SidecarError`.
 
 `ShapeStoreError` is the store's branch of the sidecar's hierarchy.
 `ShapeStoreSettingsError` is a user error (bad configuration, fix the setting);
 `ShapeStoreCorruptError` means the state file cannot be read as a shape store (move it
 aside; the store rebuilds from traffic) and `ShapeStoreWriteError` that the database
 refused a write: both are storage faults (retryable once the storage is fixed, see
-`sidecar.errors.StorageError`).
+`sidecar.base.errors.StorageError`).
 """
 
 from __future__ import annotations
 
-from sidecar.errors import SidecarError, StorageError, UserError
-from sidecar.faults import FaultArea
+from sidecar.base.errors import SidecarError, StorageError, UserError
+from sidecar.base.faults import FaultArea
 
 
 class ShapeStoreError(SidecarError):

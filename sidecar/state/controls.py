@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from durable import write_atomically
+from sidecar.base.errors import ConfigError, StorageError
+from sidecar.base.faults import FaultArea
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
-from sidecar.errors import ConfigError, StorageError
-from sidecar.faults import FaultArea
 
 CONTROLS_FILE_NAME: Final = "admin-controls.json"
 """The file's name inside the state directory."""

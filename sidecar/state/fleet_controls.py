@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from sidecar.errors import ConcurrentChangeError, ConfigError
+from sidecar.base.errors import ConcurrentChangeError, ConfigError
 from sidecar.fleet.errors import FleetError, StoreFormatError
 from sidecar.fleet.operator_records import ControlRecord, OperatorRecordStore
 from sidecar.state.controls import Controls, ModelControl, control_entry, control_from_entry

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from sidecar.publish import numbering
+from sidecar.tfserving import numbering
 
 
 class JobState(enum.Enum):
@@ -80,7 +80,7 @@ class Job:
     """Model name."""
 
     version: int
-    """The version number it is served under (see :mod:`sidecar.publish.numbering`)."""
+    """The version number it is served under (see :mod:`sidecar.tfserving.numbering`)."""
 
     state: JobState
     """Current state."""

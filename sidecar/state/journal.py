@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from sidecar.errors import JournalError, StorageError
-from sidecar.faults import FaultArea
-from sidecar.sqlite_writes import immediate_transaction, storage_error
+from sidecar.base.errors import JournalError, StorageError
+from sidecar.base.faults import FaultArea
+from sidecar.base.sqlite_writes import immediate_transaction, storage_error
 from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
 
 JOURNAL_FILE_NAME: Final = "jobs.sqlite3"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.publish.model_names import is_model_name
+from sidecar.tfserving.model_names import is_model_name
 from sidecar.watch.incoming_health import IncomingFault, IncomingView, look_at_incoming
 from sidecar.watch.inotify import InotifyWakeup
 from sidecar.watch.listing import (

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.watch.listing import IncomingListing, read_incoming
 
 VersionKey = tuple[str, int]

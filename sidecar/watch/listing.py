@@ -1,7 +1,7 @@
 """Reading the incoming base: which ``<model>/<version>/`` directories exist, and what they hold.
 
 Which names are models and versions is decided in one place each
-(:mod:`sidecar.publish.model_names`, :mod:`sidecar.publish.numbering`); this
+(:mod:`sidecar.tfserving.model_names`, :mod:`sidecar.tfserving.numbering`); this
 module applies those rules to what is on disk and says why it refuses a
 directory that looks like a model or a version but cannot be served.
 """
@@ -14,15 +14,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.errors import echo
-from sidecar.publish.model_names import is_ignored_name, model_name_problem
-from sidecar.publish.numbering import (
+from sidecar.base.errors import echo
+from sidecar.publish.source_links import resolves_within
+from sidecar.tfserving.model_names import is_ignored_name, model_name_problem
+from sidecar.tfserving.numbering import (
     VersionNumberError,
     clash_error,
     incoming_version_from_name,
     is_version_name,
 )
-from sidecar.publish.source_links import resolves_within
 
 FileEntry = tuple[str, bool, int, int]
 """(path relative to the version, is a directory, size in bytes, mtime in ns)."""

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sidecar.errors import echo
+from sidecar.base.errors import echo
 from sidecar.watch.incoming_health import IncomingFault, look_at_incoming
 from sidecar.watch.listing import FileEntry, Refusal, fingerprint, incoming_version_dir
 

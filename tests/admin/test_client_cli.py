@@ -12,7 +12,7 @@ from sidecar.admin.settings import AdminSettings
 from sidecar.client.cli import EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, TOKEN_ENV, main
 from tests.admin.certs import Certificates
 from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand
-from tests.sidecar.conftest import build_tiny_saved_model
+from tests.support.models import build_tiny_saved_model
 from tests.support.waiting import wait_until
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from sidecar.publish.numbering import MAX_INCOMING_VERSION, served_version
+from sidecar.tfserving.numbering import MAX_INCOMING_VERSION, served_version
 from tests.admin.conftest import AdminStand
-from tests.sidecar.conftest import build_tiny_saved_model
+from tests.support.models import build_tiny_saved_model
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 
 EPOCH_MICROSECONDS = 1_764_547_200_000_000

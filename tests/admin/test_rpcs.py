@@ -15,12 +15,13 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar.publish.numbering import MAX_INCOMING_VERSION, served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, TensorSpec
 from sidecar.state import JobState
 from sidecar.state.controls import ModelControls
+from sidecar.tfserving.numbering import MAX_INCOMING_VERSION, served_version
 from tests.admin.conftest import AdminStand
-from tests.sidecar.conftest import build_tiny_saved_model, tree_listing
+from tests.support.disks import tree_listing
+from tests.support.models import build_tiny_saved_model
 from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 

@@ -16,7 +16,7 @@ from sidecar.admin.errors import AdminSettingsError, NotFoundError
 from sidecar.admin.servicer import SERVICE_NAME
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.status import STATUS_BY_ERROR, status_for
-from sidecar.errors import (
+from sidecar.base.errors import (
     OnlyServableVersionError,
     SidecarError,
     StorageError,

@@ -13,7 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from sidecar.wiring import FLEET_HEALTH_SERVICE
+from sidecar.service.wiring import FLEET_HEALTH_SERVICE
 from tests.deploy.conftest import (
     FLEET_OVERLAYS,
     K8S,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from converter import detect_build_device, engine_namespace
-from sidecar.publish import render_model_config
+from sidecar.tfserving.model_config import render_model_config
 from tests.deploy.conftest import Rendered
 
 

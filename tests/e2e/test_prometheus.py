@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.publish.numbering import served_version
 from sidecar.state import JobState
+from sidecar.tfserving.numbering import served_version
 from tests.metrics.stand import (
     MetricsStand,
     open_metrics_stand,
@@ -26,9 +26,9 @@ from tests.metrics.stand import (
     send_calls_clients_give_up_on,
     send_tap_traffic,
 )
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 PROMETHEUS = shutil.which("prometheus")
 JOB = "tftrt-sidecar"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from sidecar.publish import VersionPublisher
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobJournal, JobState
+from sidecar.tfserving.numbering import served_version
 from tests.e2e.test_sidecar_run import REPO_ROOT, directory_flags, hidden_entries, run_sidecar
 from tests.jobs.builders import land
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 BEFORE_RENAME = ["job-building", "job-flavour-chosen"]

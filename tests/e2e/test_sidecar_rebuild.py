@@ -19,9 +19,9 @@ import pytest
 from converter import ConversionParams, Converter
 from sidecar.config import load_settings
 from sidecar.jobs.conversion import ConverterLike
-from sidecar.publish import numbering
-from sidecar.service import SidecarService
-from sidecar.wiring import build_components
+from sidecar.service.loop import SidecarService
+from sidecar.service.wiring import build_components
+from sidecar.tfserving import numbering
 from tests.jobs.builders import warmup_batches
 from tests.metrics.stand import scrape, value
 from tests.support.e2e import free_port, predict_mlp

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from sidecar.publish import VersionPublisher
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobJournal, JobState
-from sidecar.warmup import predict_request_from_arrays, write_warmup_file
+from sidecar.tfserving.numbering import served_version
+from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_file
 from tests.jobs.builders import corrupt_copy, land
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -16,14 +16,14 @@ import pytest
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.settings import Address, EnvoySettings
+from sidecar.recorder.recorder_server import RecorderServer, serve_recorder
+from sidecar.recorder.settings import RecorderSettings
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
-from sidecar.tap.recorder_server import RecorderServer, serve_recorder
-from sidecar.tap.settings import RecorderSettings
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_log, predict_request, save_affine_model
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 
 @dataclass

@@ -18,18 +18,18 @@ from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import RECORDER_CLUSTER, REST_RECORDER_CLUSTER
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.settings import Address, EnvoySettings
+from sidecar.recorder.recorder_server import RecorderServer, serve_recorder
+from sidecar.recorder.rest_recorder import serve_rest_recorder
+from sidecar.recorder.settings import RecorderSettings
+from sidecar.recorder.signature_dtypes import SignatureDtypes
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
-from sidecar.tap.recorder_server import RecorderServer, serve_recorder
-from sidecar.tap.rest_recorder import serve_rest_recorder
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.signature_dtypes import SignatureDtypes
 from tests.envoy.conftest import envoy_settings, mirrors_in_flight, recorder_cluster_stats
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.standin_models import save_affine_model
 from tests.support.standin_rest import RestStandin, start_rest_standin
 from tests.support.tfserving_standin import StandinHandle, StandinSettings, start_standin
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 ROWS = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.25, 0.0, -1.0], [7.0, 8.0, 9.0, 10.0]]
 

@@ -17,16 +17,16 @@ from sidecar.envoy.bootstrap import RECORDER_CLUSTER
 from sidecar.envoy.governor import MirrorGovernor, share_for
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
+from sidecar.recorder.recorder_server import serve_recorder
+from sidecar.recorder.recording import SHARE_REFRESH_SECONDS
+from sidecar.recorder.settings import RecorderSettings
 from sidecar.shapes import ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
-from sidecar.tap.recorder_server import serve_recorder
-from sidecar.tap.recording import SHARE_REFRESH_SECONDS
-from sidecar.tap.settings import RecorderSettings
 from tests.envoy.conftest import envoy_settings, mirrors_in_flight, recorder_cluster_stats
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.standin_models import predict_request
 from tests.support.tfserving_standin import StandinHandle
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 SAMPLED = 60
 """Sampled calls the count is checked on: enough that the sampling noise stays well within

@@ -23,12 +23,12 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from sidecar.base.errors import ConfigError
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.runtime import EnvoyAdmin
 from sidecar.envoy.settings import Address, EnvoySettings
-from sidecar.errors import ConfigError
 from sidecar.shapes import ShapeSet, TensorSpec
 from tests.envoy.conftest import Front, envoy_settings
 from tests.support.e2e import free_port

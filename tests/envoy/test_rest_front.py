@@ -28,12 +28,12 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from sidecar.base.errors import ConfigError
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import REST_MIRROR_RUNTIME_KEY
 from sidecar.envoy.errors import EnvoyConfigError
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.settings import Address
-from sidecar.errors import ConfigError
 from sidecar.shapes import ShapeSet, ShapeStore, TensorSpec
 from tests.envoy.conftest import envoy_settings
 from tests.envoy.rest_front import (
@@ -46,11 +46,11 @@ from tests.envoy.rest_front import (
     serving_stand_ins,
     stored,
 )
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.standin_models import example, predict_request
 from tests.support.standin_rest import RestStandin
 from tests.support.tfserving_standin import StandinHandle
-from tests.tap.conftest import LoopThread
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,11 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, regression_pb2
 
+from sidecar.recorder.errors import UnparsableRequestError
+from sidecar.recorder.rest_recorder import serve_rest_recorder
+from sidecar.recorder.rest_shapes import observations_from_rest
+from sidecar.recorder.settings import RecorderSettings
+from sidecar.recorder.signature_dtypes import SignatureDtypes, read_signatures
 from sidecar.shapes import (
     Refusal,
     ShapeObservation,
@@ -26,13 +31,8 @@ from sidecar.shapes import (
     ShapeStoreSettings,
     TensorSpec,
 )
-from sidecar.tap.errors import UnparsableRequestError
-from sidecar.tap.rest_recorder import serve_rest_recorder
-from sidecar.tap.rest_shapes import observations_from_rest
-from sidecar.tap.settings import RecorderSettings
-from sidecar.tap.signature_dtypes import SignatureDtypes, read_signatures
+from tests.recorder.conftest import LoopThread, post_rest
 from tests.support.standin_models import save_affine_model
-from tests.tap.conftest import LoopThread, post_rest
 
 UNKNOWN = SignatureDtypes(None)
 

@@ -12,7 +12,7 @@ import sys
 
 from sidecar import cli
 from sidecar.config import Settings
-from sidecar.wiring import ServiceComponents, build_components
+from sidecar.service.wiring import ServiceComponents, build_components
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,13 +27,13 @@ from sidecar.config import ModelPolicy
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import KEPT, MOVED, FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
-from sidecar.publish import published_versions
 from sidecar.publish.published import PublishedModels
 from sidecar.state import JobJournal
 from sidecar.state.controls import CONTROLS_FILE_NAME
 from sidecar.state.fleet_controls import FleetControls
+from sidecar.tfserving.layout import published_versions
 from tests.fleet.conftest import write_version
-from tests.sidecar.conftest import small_tmpfs
+from tests.support.disks import small_tmpfs
 from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
 from tftrt.sidecar.admin.v1 import admin_pb2_grpc

@@ -9,13 +9,13 @@ from pathlib import Path
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
-from sidecar.publish import published_versions
-from sidecar.service import SidecarService
+from sidecar.service.loop import SidecarService
+from sidecar.service.wiring import ServiceComponents
 from sidecar.state import JobState
 from sidecar.state.fleet_controls import FleetControls
-from sidecar.wiring import ServiceComponents
+from sidecar.tfserving.layout import published_versions
 from tests.fleet.conftest import write_version
-from tests.jobs.test_service import quick_settings
+from tests.service.test_service import quick_settings
 
 
 def test_the_service_loop_moves_out_what_another_replica_rolled_back(tmp_path: Path) -> None:

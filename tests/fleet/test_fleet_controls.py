@@ -16,9 +16,9 @@ import grpc
 import pytest
 
 from sidecar.admin.status import status_for
+from sidecar.base.errors import ConcurrentChangeError
 from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
-from sidecar.errors import ConcurrentChangeError
 from sidecar.fleet.operator_records import KEPT_GENERATIONS, OperatorRecords
 from sidecar.state.fleet_controls import CHANGE_ATTEMPTS, FleetControls
 

@@ -25,7 +25,7 @@ from tests.fleet.replicas import (
     same_bytes,
 )
 from tests.jobs.builders import land, warmup_batches
-from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.e2e import predict_mlp
 from tests.support.running_sidecar import Traffic
 from tests.support.serving_poller import ServingPoller

@@ -20,12 +20,13 @@ from sidecar.fleet.lease import MAX_REJECTIONS, list_key, read_outcome
 from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.jobs import FleetContext, JobDependencies, JobResult, run_version_job
 from sidecar.jobs.session_model import SessionModel
-from sidecar.publish import VersionPublisher, numbering
+from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
+from sidecar.tfserving import numbering
 from tests.fleet.conftest import tree_bytes, write_version
 from tests.fleet.replicas import outcomes
 from tests.jobs.builders import land
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 
 TF = "2.21.0"
 SLUG = "cpu-test"

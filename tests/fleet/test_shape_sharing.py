@@ -23,7 +23,7 @@ from sidecar.fleet.shapes import merge_contributions
 from sidecar.fleet.shared_dir import SharedDirectoryStore
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from tests.fleet.conftest import open_store
-from tests.sidecar.conftest import small_tmpfs
+from tests.support.disks import small_tmpfs
 from tests.support.waiting import wait_until
 
 SIGNATURE = "serving_default"

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from sidecar.errors import StorageError
+from sidecar.base.errors import StorageError
 from sidecar.fleet import (
     Completed,
     FleetArgumentError,
@@ -22,7 +22,7 @@ from sidecar.fleet import (
     StoreFormatError,
 )
 from tests.fleet.conftest import open_store, tree_bytes, write_version
-from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.disks import fill_disk, small_tmpfs
 
 KEY = FleetKey("mlp", 3000, "2.21.0", "cpu-test")
 

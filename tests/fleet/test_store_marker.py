@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.faults import FaultArea, FaultBoard
+from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.fleet import FleetKey, FleetStoreError, Lease, LeaseBook, SharedDirectoryStore
 from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.fleet.replica_claim import ReplicaClaim

@@ -15,7 +15,7 @@ import tensorflow as tf
 from converter import ConversionParams, ConversionReport
 from sidecar.jobs import ConverterLike, JobResult, StageOutcome, default_converter_factory
 from sidecar.state import JobState
-from sidecar.warmup import read_predict_requests
+from sidecar.tfserving.warmup import read_predict_requests
 
 
 class _NoisyModel(tf.Module):

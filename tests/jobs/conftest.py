@@ -18,8 +18,9 @@ from sidecar.jobs import (
     default_converter_factory,
     run_version_job,
 )
-from sidecar.publish import VersionPublisher, numbering
+from sidecar.publish import VersionPublisher
 from sidecar.state import JobJournal
+from sidecar.tfserving import numbering
 from tests.jobs.builders import RecordingObserver, corrupt_copy, land, noisy_model
 
 
@@ -40,7 +41,7 @@ class Pipeline:
     """Real journal, publisher and directories for running jobs by hand.
 
     Versions land under their INCOMING number; jobs and the serving base use SERVED
-    numbers (:mod:`sidecar.publish.numbering`): ``land(..., 3)`` queues served 3000.
+    numbers (:mod:`sidecar.tfserving.numbering`): ``land(..., 3)`` queues served 3000.
     """
 
     root: Path

@@ -13,7 +13,7 @@ import time
 
 from sidecar import cli
 from sidecar.config import Settings
-from sidecar.wiring import ServiceComponents
+from sidecar.service.wiring import ServiceComponents
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,14 +15,18 @@ import tensorflow as tf
 
 from sidecar.config import ModelPolicy
 from sidecar.jobs import ReplayOrigin, StageOutcome
-from sidecar.publish.numbering import served_version
 from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
-from sidecar.warmup import predict_request_from_arrays, read_predict_requests, write_warmup_file
+from sidecar.tfserving.numbering import served_version
+from sidecar.tfserving.warmup import (
+    predict_request_from_arrays,
+    read_predict_requests,
+    write_warmup_file,
+)
 from tests.jobs.builders import converter_with_a_bug, warmup_batches
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import tree_listing
+from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
 

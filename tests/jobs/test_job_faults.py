@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from sidecar.publish import VersionPublisher
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
+from sidecar.tfserving.numbering import served_version
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import fill_disk, small_tmpfs
+from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.models import keras_mlp
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.errors import StorageError
+from sidecar.base.errors import StorageError
 from sidecar.jobs import VersionVanishedError
 from sidecar.jobs.errors import SourceChangedError
 from sidecar.jobs.source import JobSource

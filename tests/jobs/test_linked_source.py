@@ -19,12 +19,12 @@ import pytest
 from sidecar.jobs.errors import SourceChangedError
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.jobs.source import JobSource
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
+from sidecar.tfserving.numbering import served_version
 from sidecar.watch import IncomingWatcher, WatchEventKind
 from sidecar.watch.listing import fingerprint
 from tests.jobs.conftest import Pipeline
-from tests.sidecar.conftest import ManualClock
+from tests.support.clock import ManualClock
 from tests.support.session_run import session_outputs
 
 FEED: dict[str, np.ndarray] = {"x": np.ones((2, 16), np.float32)}

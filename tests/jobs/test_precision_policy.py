@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy, load_settings
-from sidecar.errors import ConfigError
 from sidecar.jobs import ReplayOrigin, SessionModel, SignatureSpec, choose_replay_inputs
 from sidecar.jobs.precision_plan import plan_precision
 from sidecar.jobs.replay import ReplayInputs
 from sidecar.jobs.verify import AccuracyCheck, compare_outputs
-from sidecar.publish.numbering import served_version
 from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
-from sidecar.warmup import predict_request_from_arrays
+from sidecar.tfserving.numbering import served_version
+from sidecar.tfserving.warmup import predict_request_from_arrays
 from tests.jobs.conftest import Pipeline
 
 

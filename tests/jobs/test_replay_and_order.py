@@ -23,8 +23,8 @@ from sidecar.jobs import (
 )
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import JobJournal, JobState
-from sidecar.warmup import predict_request_from_arrays, write_warmup_file
-from tests.sidecar.conftest import ManualClock
+from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_file
+from tests.support.clock import ManualClock
 
 
 def signature_of(model: Path) -> SignatureSpec:

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sidecar.publish.numbering import served_version
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.state import Flavour, JobState
-from sidecar.warmup import read_predict_requests
+from sidecar.tfserving.numbering import served_version
+from sidecar.tfserving.warmup import read_predict_requests
 from tests.jobs.conftest import Pipeline
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.metrics.stand import MetricsStand, open_metrics_stand
-from tests.tap.conftest import LoopThread
+from tests.recorder.conftest import LoopThread
 
 
 @pytest.fixture()

@@ -31,16 +31,17 @@ from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.settings import Address, EnvoySettings
 from sidecar.jobs import JobDependencies, JobResult, default_converter_factory, run_version_job
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
-from sidecar.publish import VersionPublisher, numbering
+from sidecar.publish import VersionPublisher
 from sidecar.publish.published import PublishedModels
+from sidecar.recorder.recorder_server import serve_recorder
+from sidecar.recorder.settings import RecorderSettings
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
-from sidecar.tap.recorder_server import serve_recorder
-from sidecar.tap.settings import RecorderSettings
+from sidecar.tfserving import numbering
+from tests.recorder.conftest import LoopThread
 from tests.support.e2e import free_port
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 ENGINE_CACHE_FILE_BYTES = 12345
 

@@ -13,12 +13,12 @@ import pytest
 import tensorflow as tf
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy
-from sidecar.errors import ConfigError
 from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer
-from sidecar.publish.numbering import served_version
 from sidecar.state import Flavour, JobState
+from sidecar.tfserving.numbering import served_version
 from tests.jobs.builders import converter_with_a_bug
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,
@@ -29,8 +29,8 @@ from tests.metrics.stand import (
     send_tap_traffic,
     value,
 )
+from tests.recorder.conftest import LoopThread
 from tests.support.waiting import wait_until
-from tests.tap.conftest import LoopThread
 
 
 def test_job_tap_and_rollback_metrics(

@@ -1,1 +1,1 @@
-"""Tests of the sidecar service."""
+"""Tests of the sidecar as a whole: its demo, as a real process."""

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sidecar.warmup import read_predict_requests
+from sidecar.tfserving.warmup import read_predict_requests
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sidecar import cli
 from sidecar.config import Settings
-from sidecar.wiring import ServiceComponents, build_components
+from sidecar.service.wiring import ServiceComponents, build_components
 from tests.support.waiting import HELD_SECONDS, wait_until
 
 

@@ -126,3 +126,19 @@ def tf1_classify_regress(directory: pathlib.Path) -> pathlib.Path:
         builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map=signatures)
         builder.save()
     return directory
+
+
+def build_tiny_saved_model(path: pathlib.Path, *, scale: float = 1.0) -> pathlib.Path:
+    """Save a tf.Module with one Variable and a serving_default signature (x[?,2] -> y[?,1])."""
+    class Tiny(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weights = tf.Variable([[1.0 * scale], [2.0 * scale]], name="weights")
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.matmul(x, self.weights)}
+
+    module = Tiny()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from sidecar.publish.numbering import served_version_from_name
-from sidecar.warmup import read_warmup_file, warmup_file_path
+from sidecar.tfserving.numbering import served_version_from_name
+from sidecar.tfserving.warmup import read_warmup_file, warmup_file_path
 from sidecar.watch.listing import fingerprint
 from tests.support.waiting import wait_until
 

@@ -1,0 +1,116 @@
+"""The service's part in a fleet, between jobs: apply the fleet's rollbacks, catch up with
+what other replicas built, and hold back the jobs whose key another replica holds.
+
+:class:`FleetCatchUp` queues the versions other replicas built, to install them.
+
+The incoming watcher discovers every first build (served ``N * 1000``) of an incoming
+version by itself; a rebuild (``N * 1000 + k``) that another replica judged due exists
+only in the store. So, at start and then every ``interval_seconds``, every completed key
+of this replica's TensorFlow version and device slug whose incoming version is present,
+that the journal does not know and the fleet did not roll back, is discovered as a job;
+its job finds the key complete and installs the artifact (:mod:`sidecar.jobs.job`). A new
+replica therefore becomes ready by installing, without converting anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from sidecar.base.errors import StorageError
+from sidecar.jobs import FleetContext
+from sidecar.state import JobJournal
+from sidecar.tfserving import numbering
+from sidecar.watch import incoming_version_dir
+
+_LOG = logging.getLogger("sidecar.fleet")
+
+
+class FleetCatchUp:
+    """Discovers the store's completed keys this replica has no job for."""
+
+    def __init__(
+        self, context: FleetContext, journal: JobJournal, incoming_base: Path, *,
+        interval_seconds: float, is_rolled_back: Callable[[str, int], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._context = context
+        self._journal = journal
+        self._incoming_base = incoming_base
+        self._interval = interval_seconds
+        self._is_rolled_back = is_rolled_back
+        self._clock = clock
+        self._next = float("-inf")
+
+    def due(self) -> bool:
+        """Queue what the fleet completed and this replica lacks, when a look is due;
+        True if a job was queued. Raises FleetStoreError when the store refuses."""
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + self._interval
+        queued = False
+        for key in self._context.store.completed_keys(self._context.tensorflow,
+                                                      self._context.slug):
+            incoming = numbering.incoming_version(key.served)
+            if (self._journal.get(key.model, key.served) is not None
+                    or self._is_rolled_back(key.model, key.served)
+                    or incoming_version_dir(self._incoming_base, key.model, incoming) is None):
+                continue
+            self._journal.discover(key.model, key.served,
+                                   reason="the fleet built it: installing it from the store")
+            _LOG.info("%s/%s: the fleet built it; queued to install it from the store",
+                      key.model, key.served)
+            queued = True
+        return queued
+
+
+class FleetUpkeep:
+    """What the service loop does for the fleet between jobs (inert without a store)."""
+
+    def __init__(
+        self, catch_up: FleetCatchUp | None, *, apply_rollbacks: Callable[[], Sequence[object]],
+        serving_lock: AbstractContextManager[object], write_model_config: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._catch_up = catch_up
+        self._apply_rollbacks = apply_rollbacks
+        self._serving_lock = serving_lock
+        self._write_model_config = write_model_config
+        self._clock = clock
+        self._waits: dict[tuple[str, int], float] = {}
+
+    def between_jobs(self) -> bool:
+        """Apply the fleet's rollbacks here (rewriting TF Serving's model config after), then
+        queue what the fleet built and this replica lacks; True if either changed anything.
+
+        A local move that fails raises (the step's fault handling reports it); a store that
+        cannot be listed only skips the catch-up this time.
+        """
+        with self._serving_lock:
+            applied = bool(self._apply_rollbacks())
+            if applied:
+                self._write_model_config()
+        return applied | self._queue_what_the_fleet_built()
+
+    def hold(self, model: str, version: int, seconds: float) -> None:
+        """Keep (model, version)'s job waiting ``seconds`` (another replica holds its key)."""
+        self._waits[(model, version)] = self._clock() + seconds
+
+    def waiting(self) -> frozenset[tuple[str, int]]:
+        """The jobs held back by :meth:`hold` whose time has not come."""
+        now = self._clock()
+        self._waits = {job: at for job, at in self._waits.items() if at > now}
+        return frozenset(self._waits)
+
+    def _queue_what_the_fleet_built(self) -> bool:
+        if self._catch_up is None:
+            return False
+        try:
+            return self._catch_up.due()
+        except StorageError as exc:  # the store is down: serving goes on, jobs report it
+            _LOG.warning("could not look for the fleet's artifacts this time: %s", exc)
+            return False
