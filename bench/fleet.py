@@ -202,7 +202,7 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> fl
 def build_model(name: str, directory: Path) -> None:
     """Export the benchmark's model ``name`` (runs in a child: this process stays light)."""
     from converter import build_demo_model
-    from tests.support.models import keras_application
+    from tests.converter.corpus import keras_application
 
     if name == "demo":
         build_demo_model(directory)
