@@ -10,11 +10,11 @@ The recorder scales what it records by the share in force (each recorded call co
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Final
 
+from sidecar.base.ticker import Ticker
 from sidecar.envoy.bootstrap import MIRROR_DENOMINATOR
 from sidecar.envoy.runtime import EnvoyAdmin
 
@@ -51,24 +51,19 @@ class MirrorGovernor:
         self._ceiling = ceiling
         self._budget = budget_per_second
         self._byte_budget = byte_budget_per_second
-        self._interval = interval
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("mirror-governor", interval, self._tick)
         self._last: tuple[float, int, int] | None = None
         self.share = ceiling
         """The share set last."""
 
     def start(self) -> None:
         """Start measuring on a thread of its own."""
-        self._thread = threading.Thread(target=self._run, name="mirror-governor", daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop measuring."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        self._ticker.stop(10)
 
     def adjust(self) -> None:
         """Measure once and set the share if it changed (what each tick does)."""
@@ -86,10 +81,9 @@ class MirrorGovernor:
                       self._budget, self._byte_budget / 1e6)
             self.share = share
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.adjust()
-            except OSError as error:  # Envoy restarting: measure again next time
-                _LOG.debug("cannot reach Envoy's admin API: %s", error)
-                self._last = None
+    def _tick(self) -> None:
+        try:
+            self.adjust()
+        except OSError as error:  # Envoy restarting: measure again next time
+            _LOG.debug("cannot reach Envoy's admin API: %s", error)
+            self._last = None

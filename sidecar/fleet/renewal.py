@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 from types import TracebackType
 from typing import Protocol
 
+from sidecar.base.ticker import Ticker
 from sidecar.fleet.errors import FleetStoreError, LeaseLostError
 from sidecar.fleet.lease import Lease
 
@@ -39,10 +39,10 @@ class LeaseKeeper:
     def __init__(self, renewer: Renewer, lease: Lease) -> None:
         self._renewer = renewer
         self._lease = lease
-        self._stop = threading.Event()
         self._lost: LeaseLostError | None = None
-        self._thread = threading.Thread(
-            target=self._run, name=f"lease-{lease.generation}", daemon=True)
+        self._failing = False
+        self._ticker = Ticker(f"lease-{lease.generation}",
+                              lease.lease_seconds / RENEWALS_PER_LEASE, self._renew)
 
     @property
     def lost(self) -> bool:
@@ -55,7 +55,7 @@ class LeaseKeeper:
             raise self._lost
 
     def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
+        self._ticker.start()
         return self
 
     def __exit__(
@@ -64,24 +64,21 @@ class LeaseKeeper:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        self._thread.join()
+        self._ticker.stop()
 
-    def _run(self) -> None:
-        interval = self._lease.lease_seconds / RENEWALS_PER_LEASE
-        failing = False
-        while not self._stop.wait(interval):
-            try:
-                self._renewer.renew(self._lease)
-            except LeaseLostError as exc:
-                self._lost = exc
-                return
-            except FleetStoreError as exc:
-                if not failing:  # once per fault: a store gone for hours is one line
-                    _LOG.warning("could not renew a lease, retrying every %.1f s: %s",
-                                 interval, exc)
-                failing = True
-            else:
-                if failing:
-                    _LOG.info("renewing a lease works again")
-                failing = False
+    def _renew(self) -> None:
+        """Renew once; a lease found ended stops the renewals."""
+        try:
+            self._renewer.renew(self._lease)
+        except LeaseLostError as exc:
+            self._lost = exc
+            self._ticker.stop()
+        except FleetStoreError as exc:
+            if not self._failing:  # once per fault: a store gone for hours is one line
+                _LOG.warning("could not renew a lease, retrying every %.1f s: %s",
+                             self._lease.lease_seconds / RENEWALS_PER_LEASE, exc)
+            self._failing = True
+        else:
+            if self._failing:
+                _LOG.info("renewing a lease works again")
+            self._failing = False

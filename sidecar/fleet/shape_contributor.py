@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from sidecar.base.ticker import Ticker
 from sidecar.fleet.episodes import FaultEpisodes
 from sidecar.fleet.shapes import CountSource, encode_contribution, recorded_counts
 from sidecar.fleet.store import FleetStore
@@ -33,8 +34,7 @@ class ShapeContributor:
         self._shapes = shapes
         self._interval = interval_seconds
         self._wall_clock = wall_clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._ticker = Ticker("shape-contributor", interval_seconds, self.contribute)
         self._episodes = FaultEpisodes(_LOG, "writing this replica's shape counts into the "
                                              "fleet store")
         self._lock = threading.Lock()
@@ -56,16 +56,11 @@ class ShapeContributor:
     def start(self) -> None:
         """Write once, then every interval on a thread of its own."""
         self.contribute()
-        self._thread = threading.Thread(target=self._run, name="shape-contributor",
-                                        daemon=True)
-        self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         """Stop the thread and write a last time (before the shape store closes)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._ticker.stop()
         self.contribute()
 
     def contribute(self) -> bool:
@@ -87,7 +82,3 @@ class ShapeContributor:
             self._last_written_at = written_at
         self._episodes.succeeded()
         return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.contribute()
