@@ -59,7 +59,7 @@ from fleet_report import figures, print_table, report  # noqa: E402
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
 
 from sidecar.state import Job, JobJournal, JobState  # noqa: E402
-from tests.jobs.builders import land  # noqa: E402
+from tests.support.builders import land  # noqa: E402
 from tests.support.e2e import free_port  # noqa: E402
 
 MODELS = ("demo", "mobilenet")

@@ -30,7 +30,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from sidecar.tfserving.warmup import read_predict_requests
 from tests.fleet.replicas import MODEL, replica
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.waiting import wait_until
 
 WARM_CALLS: Final = 20

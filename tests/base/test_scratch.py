@@ -24,7 +24,7 @@ from sidecar.base.scratch import (
 from sidecar.publish import VersionPublisher
 from sidecar.tfserving.numbering import served_version
 from tests.e2e.test_sidecar_run import REPO_ROOT, SIDECAR, directory_flags
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.waiting import wait_until
 
 _HOLDER = """

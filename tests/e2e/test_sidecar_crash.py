@@ -15,7 +15,7 @@ from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.e2e.test_sidecar_run import REPO_ROOT, directory_flags, hidden_entries, run_sidecar
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 
@@ -26,7 +26,7 @@ AFTER_RENAME = ["renamed"]
 def kill_at(step: str, root: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.jobs.pausing_sidecar", step, "run", "--once",
+        [sys.executable, "-m", "tests.support.pausing_sidecar", step, "run", "--once",
          *directory_flags(root)],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

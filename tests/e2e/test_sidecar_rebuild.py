@@ -22,8 +22,8 @@ from sidecar.jobs.conversion import ConverterLike
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import build_components
 from sidecar.tfserving import numbering
-from tests.jobs.builders import warmup_batches
 from tests.metrics.stand import scrape, value
+from tests.support.builders import warmup_batches
 from tests.support.e2e import free_port, predict_mlp
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.support.waiting import wait_until

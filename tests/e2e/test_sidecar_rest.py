@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.running_sidecar import running_sidecar
 from tests.support.waiting import wait_until
 

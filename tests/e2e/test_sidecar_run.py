@@ -18,7 +18,7 @@ from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving.numbering import served_version
 from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_file
-from tests.jobs.builders import corrupt_copy, land
+from tests.support.builders import corrupt_copy, land
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 

@@ -18,7 +18,7 @@ import pytest
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.disks import fill_disk, small_tmpfs, tree_listing
 from tests.support.models import keras_mlp
 from tests.support.running_sidecar import RunningSidecar, Traffic, running_sidecar

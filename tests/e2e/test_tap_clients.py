@@ -14,7 +14,7 @@ from tensorflow_serving.apis import (
     model_service_pb2_grpc,
 )
 
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.running_sidecar import Traffic, running_sidecar
 from tests.support.waiting import wait_until
 

@@ -17,7 +17,7 @@ from sidecar.fleet import FleetKey, Lease
 from sidecar.fleet.lease import MAX_REJECTIONS
 from tests.fleet.conftest import LONG_LEASE, open_store, write_version
 from tests.fleet.replicas import key_dirs, outcomes, replica, same_bytes
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.waiting import wait_until
 
 SERVED = 1000

@@ -24,7 +24,7 @@ from tests.fleet.replicas import (
     replica,
     same_bytes,
 )
-from tests.jobs.builders import land, warmup_batches
+from tests.support.builders import land, warmup_batches
 from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.e2e import predict_mlp
 from tests.support.running_sidecar import Traffic

@@ -25,7 +25,7 @@ from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving import numbering
 from tests.fleet.conftest import tree_bytes, write_version
 from tests.fleet.replicas import outcomes
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.clock import ManualClock
 
 TF = "2.21.0"

@@ -21,7 +21,7 @@ from sidecar.jobs import (
 from sidecar.publish import VersionPublisher
 from sidecar.state import JobJournal
 from sidecar.tfserving import numbering
-from tests.jobs.builders import RecordingObserver, corrupt_copy, land, noisy_model
+from tests.support.builders import RecordingObserver, corrupt_copy, land, noisy_model
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ import pytest
 from sidecar.jobs import SessionModel
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
 from sidecar.tfserving.warmup import predict_request_from_arrays
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.e2e import free_port
 from tests.support.running_sidecar import REPO_ROOT
 from tests.support.trained_models import digit_images, digits_cnn, held_out

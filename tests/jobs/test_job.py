@@ -24,8 +24,8 @@ from sidecar.tfserving.warmup import (
     read_predict_requests,
     write_warmup_file,
 )
-from tests.jobs.builders import converter_with_a_bug, warmup_batches
 from tests.jobs.conftest import Pipeline
+from tests.support.builders import converter_with_a_bug, warmup_batches
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 

@@ -19,7 +19,6 @@ from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
-from tests.jobs.builders import converter_with_a_bug
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,
     MetricsStand,
@@ -30,6 +29,7 @@ from tests.metrics.stand import (
     value,
 )
 from tests.recorder.conftest import LoopThread
+from tests.support.builders import converter_with_a_bug
 from tests.support.waiting import wait_until
 
 

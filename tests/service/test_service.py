@@ -18,7 +18,7 @@ from sidecar.publish import VersionPublisher
 from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 

@@ -12,7 +12,7 @@ from sidecar.base.faults import FaultArea
 from sidecar.config import load_settings
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import ServiceComponents
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.waiting import wait_until
 

@@ -14,7 +14,7 @@ from sidecar.publish import VersionPublisher
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import ServiceComponents
 from sidecar.state import JobState
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.disks import fill_disk, small_tmpfs
 from tests.support.waiting import wait_until
 

@@ -19,8 +19,8 @@ from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.config import Settings, load_settings
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import ServiceComponents
-from tests.jobs.builders import land
 from tests.service.test_service import served
+from tests.support.builders import land
 from tests.support.clock import ManualClock
 from tests.support.serving_poller import ServingPoller
 

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 from sidecar.service.loop import SidecarService
-from tests.jobs.builders import corrupt_copy, land
 from tests.service.test_service import quick_settings, served
+from tests.support.builders import corrupt_copy, land
 from tests.support.disks import tree_listing
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving.numbering import served_version
-from tests.jobs.builders import land
+from tests.support.builders import land
 from tests.support.serving_poller import ServingPoller
 from tests.support.session_run import session_outputs
 

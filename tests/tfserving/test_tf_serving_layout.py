@@ -18,7 +18,7 @@ from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish import VersionPublisher
 from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
-from tests.jobs.builders import half_plus_two, land
+from tests.support.builders import half_plus_two, land
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
 from tests.support.session_run import session_outputs

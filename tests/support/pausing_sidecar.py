@@ -1,6 +1,6 @@
 """TEST-ONLY: ``tftrt-sidecar`` that pauses at one named step, so a test can SIGKILL it there.
 
-Run as ``python -m tests.jobs.pausing_sidecar STEP run [flags...]``. At STEP (a
+Run as ``python -m tests.support.pausing_sidecar STEP run [flags...]``. At STEP (a
 job step such as ``job-building`` or ``job-flavour-chosen``, or a publish step
 such as ``renamed``) it prints ``PAUSED STEP`` and sleeps. The pause comes in
 through the service's ``checkpoint`` component, so production code has no test hook.
