@@ -45,23 +45,6 @@ def tf1_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     return _built(tmp_path_factory, "tf1", models.tf1_classify_regress)
 
 
-APPLICATIONS = ("MobileNetV2", "ResNet50", "EfficientNetB0")
-
-
-@pytest.fixture(scope="session")
-def application_dirs(tmp_path_factory: pytest.TempPathFactory,
-                     ) -> Callable[[str], pathlib.Path]:
-    """The SavedModel of one of `APPLICATIONS`, exported on first use."""
-    built: dict[str, pathlib.Path] = {}
-
-    def get(name: str) -> pathlib.Path:
-        if name not in built:
-            built[name] = _built(tmp_path_factory, name.lower(),
-                                 lambda d: corpus.keras_application(d, name))
-        return built[name]
-    return get
-
-
 @dataclasses.dataclass(frozen=True)
 class ConvertedApplication:
     """A Keras application converted with defaults, except that engines never build
@@ -75,16 +58,17 @@ class ConvertedApplication:
 
 @pytest.fixture(scope="session")
 def converted_applications(
-        application_dirs: Callable[[str], pathlib.Path],
         tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], ConvertedApplication]:
-    """One of `APPLICATIONS` converted, on first use: converting ResNet50 takes a
-    minute, and the tests of its measured choice, its numerics and its summary all
-    read the same conversion (none of them changes it)."""
+    """A Keras application (`corpus.keras_application`'s names) exported and converted
+    on first use: converting ResNet50 takes a minute, and the tests of its measured
+    choice, its numerics and its summary all read the same conversion (none of them
+    changes it)."""
     done: dict[str, ConvertedApplication] = {}
 
     def get(name: str) -> ConvertedApplication:
         if name not in done:
-            source = application_dirs(name)
+            source = _built(tmp_path_factory, name.lower(),
+                            lambda d: corpus.keras_application(d, name))
             converter = trt.Converter(source, conversion_params=trt.ConversionParams(
                 allow_build_at_runtime=False))
             converter.convert()
