@@ -99,6 +99,8 @@ class ServingPoller:
         for model, version, path in self._versions():
             key = (model, version)
             manifest = _manifest(path)
+            if not path.is_dir():
+                continue  # left view while being read: TF Serving unloads it, nothing changed
             with self._lock:
                 first = self._manifests.get(key)
             if first is None:
