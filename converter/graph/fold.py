@@ -4,9 +4,11 @@ Grappler's remapper (and with oneDNN, its layout pass) fuses a convolution or
 matmul with its bias and activation only when the bias is a `BiasAdd` straight
 after the contraction. Freezing Keras 3's decomposed batch norm leaves a `Mul`
 by a per-channel scale and an `AddV2` of a per-channel shift there instead, and
-a separate `Pad` before strided convolutions (DESIGN fact 20). The passes here
-fold the scale into the constant filter, turn the shifts into one `BiasAdd`, and
-let the convolution pad, so that the Session TF Serving runs fuses them.
+a separate `Pad` before strided convolutions (DESIGN fact 20), and Keras's swish
+hides its ``x * sigmoid(x)`` behind a `Mul` by one and an `IdentityN`. The passes
+here fold the scale into the constant filter, turn the shifts into one `BiasAdd`,
+bypass what only passes values through, and let the convolution pad, so that the
+Session TF Serving runs fuses them.
 
 Each pass is one rewrite over a `_Graph`; a node that is protected (a signature
 input or output, a main op) keeps its name and its meaning.
@@ -22,7 +24,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, node_def_pb2, types_pb2
 from tensorflow.python.framework import op_def_registry
 
-from converter.graph.names import is_control_input, op_name
+from converter.graph.names import is_control_input, op_name, output_port
 
 _FLOAT = types_pb2.DT_FLOAT
 # Contractions the remapper fuses with a BiasAdd and an activation; the output
@@ -346,6 +348,48 @@ def adds_into_bias_adds(graph: _Graph) -> int:
     return rewritten
 
 
+def pass_throughs_removed(graph: _Graph) -> int:
+    """Bypass each node whose outputs are its inputs unchanged; how many.
+
+    Keras's swish is ``x * sigmoid(1.0 * x)`` inside `tf.custom_gradient`, which
+    leaves an `IdentityN` of ``(x * sigmoid(..), x, 1.0)`` after it. Between a
+    contraction's BiasAdd and its swish, the `Mul` by a scalar 1.0 and the
+    `IdentityN` hide the ``Mul(x, Sigmoid(x))`` that the remapper fuses into the
+    convolution (``_FusedConv2D[BiasAdd,_MklSwish]`` with oneDNN). A float32 product
+    with a scalar one is its other operand exactly, so nothing changes but the graph.
+    """
+    bypassed = 0
+    for node in list(graph.nodes.values()):
+        if not _present(graph, node) or node.name in graph.protected or any(
+                map(is_control_input, node.input)):
+            continue
+        outputs = _pass_through_outputs(graph, node)
+        if outputs is None:
+            continue
+        consumers = graph.consumers().get(node.name, [])
+        if any(f"^{node.name}" in c.input for c in consumers):
+            continue
+        for consumer in consumers:
+            for position, graph_input in enumerate(consumer.input):
+                if op_name(graph_input) == node.name:
+                    consumer.input[position] = outputs[output_port(graph_input)]
+        graph.remove(node.name)
+        bypassed += 1
+    return bypassed
+
+
+def _pass_through_outputs(graph: _Graph, node: node_def_pb2.NodeDef) -> list[str] | None:
+    """The inputs that `node`'s outputs equal, by output port, if it passes them through."""
+    if node.op == "IdentityN":
+        return list(node.input)
+    if node.op == "Mul" and node.attr["T"].type == _FLOAT:
+        for position, graph_input in enumerate(node.input):
+            value = graph.constant(graph_input)
+            if value is not None and value.shape == () and value == 1.0:
+                return [node.input[1 - position]]
+    return None
+
+
 def pads_into_convolutions(graph: _Graph) -> int:
     """Conv2D(Pad(x, constant spatial zero padding)) -> Conv2D(x, padding="EXPLICIT");
     how many merged."""
@@ -405,6 +449,7 @@ def fold_for_fusion(graph_def: graph_pb2.GraphDef,
     graph = _Graph(nodes={n.name: _copy(n) for n in graph_def.node},
                    protected=frozenset(protected_node_names))
     fold_constants(graph)
+    pass_throughs_removed(graph)
     while scales_into_filters(graph) + adds_into_bias_adds(graph):
         pass  # a fold can expose the next: Mul after BiasAdd after Mul
     pads_into_convolutions(graph)

@@ -17,3 +17,8 @@ def is_control_input(graph_def_input: str) -> bool:
 def tensor_name(graph_def_input: str) -> str:
     """A GraphDef data input ("op" or "op:1") as a tensor name ("op:0", "op:1")."""
     return graph_def_input if ":" in graph_def_input else f"{graph_def_input}:0"
+
+
+def output_port(graph_def_input: str) -> int:
+    """The output a GraphDef data input reads ("op" -> 0, "op:2" -> 2)."""
+    return int(graph_def_input.split(":")[1]) if ":" in graph_def_input else 0

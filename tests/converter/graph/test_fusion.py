@@ -112,6 +112,33 @@ def test_fused_outputs_equal_the_originals(cnn_exports: dict[str, pathlib.Path])
         assert scaled_error([mine["output_0"]], [theirs["output_0"]]) < FP32 / 10
 
 
+def _keras_swish(directory: pathlib.Path) -> pathlib.Path:
+    """EfficientNet's activations: Conv2D+BN+swish, then depthwise+BN+swish."""
+    import keras
+
+    keras.utils.set_random_seed(8)
+    image = keras.Input(IMAGE[1:], name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(image)
+    x = keras.layers.Activation("swish")(keras.layers.BatchNormalization()(x))
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+    x = keras.layers.Activation("swish")(keras.layers.BatchNormalization()(x))
+    keras.Model(image, keras.layers.GlobalAveragePooling2D()(x)).export(
+        str(directory), format="tf_saved_model", verbose=False)
+    return directory
+
+
+def test_keras_swish_fuses_into_its_convolution(tmp_path: pathlib.Path) -> None:
+    original = _keras_swish(tmp_path / "original")
+    fused = _frozen_export(original, tmp_path / "fused", fuse=True)
+    assert dict(partition_ops(fused, IMAGE, onednn=True)) == {
+        "_MklNativeFusedConv2D[BiasAdd,_MklSwish]": 1,
+        # TF's remapper fuses no swish into a depthwise convolution: it stays one op.
+        "_MklNativeFusedDepthwiseConv2dNative[BiasAdd]": 1, "_MklSwish": 1, "Mean": 1}
+    feeds = [{"image": np.random.default_rng(9).standard_normal(IMAGE).astype(np.float32)}]
+    want, got = session_outputs(original, feeds), session_outputs(fused, feeds)
+    assert scaled_error([got[0]["output_0"]], [want[0]["output_0"]]) < FP32 / 10
+
+
 # Each rewrite on a graph built for it: structure after, and the same values.
 
 def _graph(build: Callable[[tf.Tensor], tf.Tensor], shape: tuple[int, ...] = (2, 9, 9, 4),
@@ -174,6 +201,20 @@ def test_a_matmul_bias_scale_and_shift_merge_into_one_bias_add() -> None:
 
     _, ops = _folded(_graph(build, (3, 7)), (3, 7))
     assert ops == {"Placeholder": 1, "MatMul": 1, "BiasAdd": 1, "Relu": 1, "Identity": 1}
+
+
+def test_what_only_passes_values_through_is_bypassed() -> None:
+    def build(x: tf.Tensor) -> tf.Tensor:  # Keras's swish, under tf.custom_gradient
+        hidden = tf.nn.bias_add(tf.nn.conv2d(x, _constant(3, 3, 4, 6), 1, "SAME"),
+                                _constant(6, seed=1))
+        one = tf.constant(1.0)
+        swish = hidden * tf.sigmoid(one * hidden)
+        passed, _, _ = tf.raw_ops.IdentityN(input=[swish, hidden, one])
+        return passed * tf.constant(2.0) + hidden * tf.ones([6])  # these multiply
+
+    _, ops = _folded(_graph(build))
+    assert ops == {"Placeholder": 1, "Conv2D": 1, "BiasAdd": 1, "Sigmoid": 1, "Mul": 3,
+                   "AddV2": 1, "Identity": 1}
 
 
 def test_a_zero_spatial_pad_merges_into_a_valid_conv2d() -> None:
