@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sidecar.admin.views import (
     ModelSummaryView,
@@ -25,6 +25,8 @@ from sidecar.config import ModelPolicy
 from sidecar.config.overrides import PolicyOverrides
 from sidecar.state.controls import ModelControl
 from sidecar.watch.listing import Refusal
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,15 @@ The runner calls ``set_running_or_notify_cancel()`` when it starts the job (so a
 queued conversion can still be cancelled), and sets the job's result or the error
 that stopped it. The version's final state is read from the journal.
 """
+
+
+class LoopCall(Protocol):
+    """Runs work on the service loop's thread, the serving base's one writer, and returns
+    the Future of its result (``LoopCommands.call``)."""
+
+    def __call__(self, work: Callable[[], T]) -> Future[T]:
+        """Queue ``work``; its Future completes once the loop ran it."""
+        ...
 
 
 class RollbackObserver(Protocol):

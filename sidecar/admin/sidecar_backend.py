@@ -3,17 +3,20 @@ and queues conversions through the service's :data:`~sidecar.admin.backend.Conve
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.admin import validation
-from sidecar.admin.backend import ConversionRequest, ConversionSubmitter, RollbackObserver
+from sidecar.admin.backend import (
+    ConversionRequest,
+    ConversionSubmitter,
+    LoopCall,
+    RollbackObserver,
+)
 from sidecar.admin.errors import (
     AlreadyExistsError,
     ConversionFailedError,
@@ -36,7 +39,7 @@ from sidecar.admin.views import (
 )
 from sidecar.config.overrides import PolicyOverrides, PolicySource
 from sidecar.fleet.actions import FleetRollbacks
-from sidecar.publish import newest_to_roll_back, roll_back_newest
+from sidecar.publish import RolledBack, newest_to_roll_back, roll_back_newest
 from sidecar.publish.published import PublishedModels
 from sidecar.shapes import RecordedShapes
 from sidecar.state import Job, JobJournal, JobState, newest_build
@@ -67,13 +70,13 @@ class BackendDependencies:
     policy_for: PolicySource
     """The configured policy of a model (``Settings.policy_for``)."""
     submit: ConversionSubmitter
-    """Queues a conversion on the service's worker."""
+    """Queues a conversion on the service's loop."""
+    on_loop: LoopCall
+    """Runs a rollback on the service's loop, the serving base's one writer."""
     shape_store: RecordedShapes | None = None
     """Recorded request shapes; None when no tap runs."""
     rollback_observer: RollbackObserver | None = None
     """Told about rollbacks (metrics)."""
-    serving_lock: AbstractContextManager[object] | None = None
-    """Held while rolling back, so the service's publishing and retention do not interleave."""
     clock: Callable[[], float] = time.time
     """Seconds since the epoch."""
     fleet_rollbacks: FleetRollbacks | None = None
@@ -360,7 +363,10 @@ class SidecarAdminBackend:
         with ``reason`` (the operator's, or "no reason given").
 
         In a fleet it is recorded in the store first, with ``reason``, so every replica
-        rolls it back too; when the store refuses, nothing is rolled back here either."""
+        rolls it back too; when the store refuses, nothing is rolled back here either.
+
+        It runs on the service's loop, between jobs: asked for while a job runs, it waits
+        for that job to end."""
         deps = self._deps
         model_dir = validation.model_dir(deps.published.serving_base, model)
         if not deps.published.versions(model):
@@ -368,13 +374,16 @@ class SidecarAdminBackend:
                                 where=str(model_dir), fix="check the model name")
         fleet = deps.fleet_rollbacks
         reason = reason or "no reason given"
-        with deps.serving_lock or contextlib.nullcontext():
+
+        def roll_back() -> RolledBack:
             if fleet is None:
-                rolled = roll_back_newest(model_dir)
-            else:
-                recorded = fleet.record(model, newest_to_roll_back(model_dir), reason)
-                rolled = roll_back_newest(model_dir)
-                fleet.note_moved(recorded, rolled)
+                return roll_back_newest(model_dir)
+            recorded = fleet.record(model, newest_to_roll_back(model_dir), reason)
+            rolled = roll_back_newest(model_dir)
+            fleet.note_moved(recorded, rolled)
+            return rolled
+
+        rolled = deps.on_loop(roll_back).result()
         _LOG.warning("rolled back %s/%d through the admin API (%s); %d is served, and the "
                      "rolled-back version is kept at %s", model, rolled.version, reason,
                      rolled.now_serving, rolled.moved_to)

@@ -103,10 +103,10 @@ class FleetRollbacks:
         """Move every recorded version this replica has in view out of it; what was moved.
 
         Does nothing until the records are ``refresh_seconds`` old (so the service may call
-        it between every two jobs). Call it holding the service's serving lock, and rewrite
-        TF Serving's model config when it moved anything. Raises StorageError when the
-        serving base refuses a move (the store refusing is logged, not raised: the records
-        in hand are applied).
+        it between every two jobs). Call it from the service loop, the serving base's one
+        writer, and rewrite TF Serving's model config when it moved anything. Raises
+        StorageError when the serving base refuses a move (the store refusing is logged,
+        not raised: the records in hand are applied).
         """
         if not self._refresh():
             return []

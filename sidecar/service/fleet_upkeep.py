@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sidecar.base.errors import StorageError
@@ -73,12 +72,11 @@ class FleetUpkeep:
 
     def __init__(
         self, catch_up: FleetCatchUp | None, *, apply_rollbacks: Callable[[], Sequence[object]],
-        serving_lock: AbstractContextManager[object], write_model_config: Callable[[], None],
+        write_model_config: Callable[[], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catch_up = catch_up
         self._apply_rollbacks = apply_rollbacks
-        self._serving_lock = serving_lock
         self._write_model_config = write_model_config
         self._clock = clock
         self._waits: dict[tuple[str, int], float] = {}
@@ -90,10 +88,9 @@ class FleetUpkeep:
         A local move that fails raises (the step's fault handling reports it); a store that
         cannot be listed only skips the catch-up this time.
         """
-        with self._serving_lock:
-            applied = bool(self._apply_rollbacks())
-            if applied:
-                self._write_model_config()
+        applied = bool(self._apply_rollbacks())
+        if applied:
+            self._write_model_config()
         return applied | self._queue_what_the_fleet_built()
 
     def hold(self, model: str, version: int, seconds: float) -> None:

@@ -2,9 +2,11 @@
 report what it did (:class:`StartReport`, :class:`RunSummary`).
 
 One thread does everything in turn: rescan the incoming base, act on what
-changed, run the next job, then apply retention and rewrite TF Serving's model
-config. Jobs run one at a time (one build per device), and the serving base
-has a single writer, so publishing, withdrawing and retention never race.
+changed, run what the admin API asked for, run the next job, then apply retention
+and rewrite TF Serving's model config. Jobs run one at a time (one build per
+device), and this thread is the serving base's one writer: the admin API's
+conversions and rollbacks reach it through :class:`~sidecar.service.commands.LoopCommands`,
+so publishing, withdrawing, retention and rollbacks never race.
 A vanished version is noticed between jobs; a job notices its own source
 vanishing, or changing, at its stage boundaries.
 
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from sidecar.admin.backend import ConversionRequest
 from sidecar.base.errors import SidecarError, StorageError
 from sidecar.base.faults import FaultArea
 from sidecar.config import ModelPolicy, Settings
@@ -155,7 +157,7 @@ class SidecarService:
                 parts.fleet, self._journal, settings.incoming_base,
                 interval_seconds=max(settings.rescan_interval_seconds, 5.0),
                 is_rolled_back=parts.is_rolled_back, clock=parts.monotonic),
-            apply_rollbacks=parts.apply_rollbacks, serving_lock=parts.serving_lock,
+            apply_rollbacks=parts.apply_rollbacks,
             write_model_config=self._upkeep.write_model_config, clock=parts.monotonic)
         self._started = False
         self._caught_up = False
@@ -238,6 +240,7 @@ class SidecarService:
         summary = self._summary
         started: list[BackgroundComponent] = []
         wakeup = InotifyWakeup.open(self._settings.incoming_base)
+        self._components.commands.start()
         try:
             for component in self._components.background:
                 component.start()
@@ -267,6 +270,7 @@ class SidecarService:
                 else:
                     stop.wait(self._settings.rescan_interval_seconds)
         finally:
+            self._components.commands.stop()
             if wakeup is not None:
                 wakeup.close()
             for component in reversed(started):
@@ -279,20 +283,19 @@ class SidecarService:
         Raises what storage refused with (the run loop reports it and tries again).
         """
         parts = self._components
-        with parts.serving_lock:
-            events = self._watcher.scan()
-            try:
-                self._changes.apply(events)
-            except BaseException:
-                # Report these versions READY again once they settle, so none is lost.
-                for event in events:
-                    if event.kind is WatchEventKind.READY:
-                        self._watcher.resettle(event.model, event.version)
-                raise
+        events = self._watcher.scan()
+        try:
+            self._changes.apply(events)
+        except BaseException:
+            # Report these versions READY again once they settle, so none is lost.
+            for event in events:
+                if event.kind is WatchEventKind.READY:
+                    self._watcher.resettle(event.model, event.version)
+            raise
         self._report_incoming(self._watcher.faults)
         wrote = (self._settle_after_fault() | self._restart_due_retries()
                  | self._fleet.between_jobs())
-        ran = self._run_requested()
+        ran = parts.commands.run_next(self._convert_requested)
         if not ran:
             job = self._queue.take(parts.is_paused, self._changes.held | self._fleet.waiting())
             if job is None:
@@ -371,40 +374,29 @@ class SidecarService:
         return bool(planned)
 
     def _run_job(self, model: str, version: int, policy: ModelPolicy) -> JobResult:
-        with self._components.serving_lock:
-            result = run_version_job(self._deps, model, version, policy)
-            if result.retry_in is not None:  # the fleet: another replica holds its key
-                self._fleet.hold(model, version,
-                                 min(result.retry_in, self._settings.rescan_interval_seconds))
-                return result
-            if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
-                if self._watcher.resettle(model, numbering.incoming_version(version)):
-                    self._changes.hold(model, version)
-                return result
-            self._summary.results.append(result)
-            if result.state is JobState.PUBLISHED:
-                self._upkeep.retain(model)
-                self._upkeep.write_model_config()
+        result = run_version_job(self._deps, model, version, policy)
+        if result.retry_in is not None:  # the fleet: another replica holds its key
+            self._fleet.hold(model, version,
+                             min(result.retry_in, self._settings.rescan_interval_seconds))
+            return result
+        if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
+            if self._watcher.resettle(model, numbering.incoming_version(version)):
+                self._changes.hold(model, version)
+            return result
+        self._summary.results.append(result)
+        if result.state is JobState.PUBLISHED:
+            self._upkeep.retain(model)
+            self._upkeep.write_model_config()
         return result
 
-    def _run_requested(self) -> bool:
-        """Run one conversion asked for from outside, if any; True if one ran."""
-        try:
-            request, future = self._components.requests.get_nowait()
-        except queue.Empty:
-            return False
-        if not future.set_running_or_notify_cancel():
-            return True
-        try:
-            if request.restart:
-                self._journal.restart(request.model, request.version, reason=request.reason)
-            else:
-                self._journal.discover(request.model, request.version,
-                                       reason=request.reason or None)
-            future.set_result(self._run_job(request.model, request.version, request.policy))
-        except Exception as error:  # the caller's future carries it; the loop goes on
-            future.set_exception(error)
-        return True
+    def _convert_requested(self, request: ConversionRequest) -> JobResult:
+        """Run a conversion the admin API asked for (restarting its ended job first)."""
+        if request.restart:
+            self._journal.restart(request.model, request.version, reason=request.reason)
+        else:
+            self._journal.discover(request.model, request.version,
+                                   reason=request.reason or None)
+        return self._run_job(request.model, request.version, request.policy)
 
     def idle(self) -> bool:
         """True when no job waits and no version with files is still settling.

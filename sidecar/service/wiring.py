@@ -11,20 +11,16 @@ they replace.
 from __future__ import annotations
 
 import functools
-import queue
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Protocol
 
 from prometheus_client import CollectorRegistry
 
-from sidecar.admin.backend import ConversionRequest
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
@@ -47,7 +43,6 @@ from sidecar.jobs import (
     ConverterFactory,
     FleetContext,
     JobObserver,
-    JobResult,
     JobSettings,
     LoggingJobObserver,
     ShapeSource,
@@ -59,6 +54,7 @@ from sidecar.publish.published import PublishedModels
 from sidecar.recorder.process import RecorderProcess
 from sidecar.recorder.settings import RecorderSettings, RestRecording
 from sidecar.recorder.stats import TapObserver
+from sidecar.service.commands import LoopCommands
 from sidecar.service.rebuilds import CoverageRebuilds
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
@@ -85,11 +81,6 @@ class BackgroundComponent(Protocol):
     def stop(self) -> None:
         """Stop serving and release its resources."""
         ...
-
-
-RequestedJob = tuple[ConversionRequest, "Future[JobResult]"]
-"""A conversion asked for from outside the watch loop (the admin API), with the Future its
-result completes (a cancelled one is not run)."""
 
 
 def _never_paused(model: str) -> bool:
@@ -140,17 +131,15 @@ class ServiceComponents:
     monotonic: Callable[[], float] = time.monotonic
     """Monotonic seconds, for settling and durations."""
 
-    requests: queue.SimpleQueue[RequestedJob] = field(default_factory=queue.SimpleQueue)
-    """Conversions asked for from outside (the admin API); run before watched jobs."""
+    commands: LoopCommands = field(default_factory=LoopCommands)
+    """Conversions and rollbacks asked for from outside (the admin API), run on the loop's
+    thread before watched jobs."""
 
     is_paused: Callable[[str], bool] = _never_paused
     """Whether a model's new versions wait (admin pause)."""
 
     policy_for: Callable[[str, ModelPolicy], ModelPolicy] = _as_configured
     """The policy a model runs with, given its configured one (admin overrides)."""
-
-    serving_lock: AbstractContextManager[object] = field(default_factory=threading.Lock)
-    """Held while the service changes the serving base (rollbacks take it too)."""
 
     rebuilds: CoverageRebuilds | None = None
     """Queues rebuilds when traffic moves to shapes the served version was not built for."""
@@ -173,8 +162,7 @@ class ServiceComponents:
 
     apply_rollbacks: Callable[[], list[AppliedRollback]] = _no_rollbacks
     """Moves the versions the fleet rolled back out of this replica's view; what it moved
-    (:meth:`sidecar.fleet.actions.FleetRollbacks.apply`; the service calls it between jobs,
-    holding ``serving_lock``)."""
+    (:meth:`sidecar.fleet.actions.FleetRollbacks.apply`; the service calls it between jobs)."""
 
 
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
@@ -213,8 +201,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                              wall_clock=clock))
         shapes = fleet_shapes[0]
     job_settings = JobSettings()
-    requests: queue.SimpleQueue[RequestedJob] = queue.SimpleQueue()
-    serving_lock = threading.Lock()
+    commands = LoopCommands()
     # Storage faults have their own health services: the overall status (the kubelet's
     # probe) stays SERVING, since restarting the sidecar would cut the tap and fix nothing.
     health: dict[str, Callable[[], bool]] = {
@@ -246,8 +233,8 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         backend = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=published, controls=controls,
             incoming_base=settings.incoming_base, policy_for=settings.policy_for,
-            submit=functools.partial(_submit, requests), shape_store=shapes,
-            rollback_observer=metrics, serving_lock=serving_lock, fleet_rollbacks=rollbacks))
+            submit=commands.convert, on_loop=commands.call, shape_store=shapes,
+            rollback_observer=metrics, fleet_rollbacks=rollbacks))
         background.append(AdminServer(admin_settings, backend, health))
         on_started = backend.mark_ready
 
@@ -261,8 +248,8 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         background.append(fleet_shapes[1])
     return ServiceComponents(
         shape_source=shapes, observer=observer, background=tuple(background),
-        job_settings=job_settings, requests=requests, is_paused=controls.is_paused,
-        policy_for=controls.policy_for, serving_lock=serving_lock, on_started=on_started,
+        job_settings=job_settings, commands=commands, is_paused=controls.is_paused,
+        policy_for=controls.policy_for, on_started=on_started,
         on_caught_up=caught_up.set,
         rebuilds=CoverageRebuilds(shapes, published, settings.incoming_base,
                                   job_settings.signature_key),
@@ -284,14 +271,6 @@ def _fleet_context(settings: Settings, faults: FaultBoard) -> tuple[FleetContext
     store = SharedDirectoryStore(settings.store, book)
     return (FleetContext(store, tf.__version__, detect_build_device().slug),
             ReplicaClaim(store.store_root, book, faults))
-
-
-def _submit(requests: queue.SimpleQueue[RequestedJob],
-            request: ConversionRequest) -> Future[JobResult]:
-    """Queue ``request`` for the service's loop (the admin API's ConversionSubmitter)."""
-    future: Future[JobResult] = Future()
-    requests.put((request, future))
-    return future
 
 
 class _ClosesOnStop:

@@ -84,7 +84,7 @@ def build_stand(root: Path, model: Path, settings: AdminSettings, ready: bool = 
     backend = SidecarAdminBackend(BackendDependencies(
         journal=journal, published=published, controls=controls,
         incoming_base=root / "incoming", policy_for=lambda _: ModelPolicy(),
-        submit=runner.submit, shape_store=shapes,
+        submit=runner.submit, on_loop=runner.call, shape_store=shapes,
     ))
     server = start_admin_server(settings, backend)
     if ready:

@@ -11,15 +11,12 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
-from sidecar.admin.backend import ConversionRequest
 from sidecar.admin.server import AdminServer, start_admin_server
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
@@ -33,6 +30,7 @@ from sidecar.state.controls import CONTROLS_FILE_NAME
 from sidecar.state.fleet_controls import FleetControls
 from sidecar.tfserving.layout import published_versions
 from tests.fleet.conftest import write_version
+from tests.support.command_loop import CommandLoop
 from tests.support.disks import small_tmpfs
 from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
@@ -65,16 +63,13 @@ class Replica:
     controls: FleetControls
     rollbacks: FleetRollbacks
     journal: JobJournal
+    loop: CommandLoop
     server: AdminServer | None = None
 
     @property
     def model_dir(self) -> Path:
         return self.root / "serving" / MODEL
 
-
-
-def _no_conversions(request: ConversionRequest) -> Future[Any]:
-    raise AssertionError(f"these tests start no conversion ({request})")
 
 
 def _replica(name: str, root: Path, store: Path, clock: Clock, versions: tuple[int, ...],
@@ -86,13 +81,13 @@ def _replica(name: str, root: Path, store: Path, clock: Clock, versions: tuple[i
     rollbacks = FleetRollbacks(records, root / "serving", refresh_seconds=REFRESH,
                                monotonic=clock)
     journal = JobJournal.open(root / "state", clock=time.time)
-    replica = Replica(name, root, controls, rollbacks, journal)
+    replica = Replica(name, root, controls, rollbacks, journal, CommandLoop())
     if admin:
         backend = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=PublishedModels(root / "serving", refresh_seconds=0.0),
             controls=controls, incoming_base=root / "incoming",
-            policy_for=lambda _: ModelPolicy(), submit=_no_conversions,
-            fleet_rollbacks=rollbacks))
+            policy_for=lambda _: ModelPolicy(), submit=replica.loop.commands.convert,
+            on_loop=replica.loop.commands.call, fleet_rollbacks=rollbacks))
         replica.server = start_admin_server(AdminSettings(listen="127.0.0.1:0"), backend)
         backend.mark_ready()
         wait_until(lambda: replica.server is not None and replica.server.serving, 10,
@@ -132,6 +127,8 @@ def _fleet(tmp_path: Path, store: Path, b_versions: tuple[int, ...] = (1000, 200
             yield Fleet(store, clock, a, b, channel)
     finally:
         a.server.stop(1)
+        a.loop.close()
+        b.loop.close()
         a.journal.close()
         b.journal.close()
 
