@@ -21,15 +21,17 @@ from sidecar.admin.errors import NotReadyError
 from sidecar.jobs import JobResult
 
 T = TypeVar("T")
+Convert = Callable[[ConversionRequest], JobResult]
+"""The loop's own conversion of a request (``SidecarService`` runs it as a job)."""
 
 
 @dataclass(frozen=True)
 class _Command:
-    """One queued piece of work: a conversion (run by the loop's own conversion), or a call."""
+    """One queued piece of work, run with the loop's conversion; and the Future of its
+    result."""
 
     future: Future[Any]
-    conversion: ConversionRequest | None = None
-    call: Callable[[], Any] | None = None
+    run: Callable[[Convert], Any]
 
 
 class LoopCommands:
@@ -44,17 +46,17 @@ class LoopCommands:
         """Queue a conversion (the admin API's
         :data:`~sidecar.admin.backend.ConversionSubmitter`)."""
         future: Future[JobResult] = Future()
-        self._put(_Command(future, conversion=request))
+        self._put(_Command(future, lambda convert: convert(request)))
         return future
 
     def call(self, work: Callable[[], T]) -> Future[T]:
         """Queue ``work`` (a rollback, say) to run on the loop's thread; its Future has its
         result, or what it raised."""
         future: Future[T] = Future()
-        self._put(_Command(future, call=work))
+        self._put(_Command(future, lambda _: work()))
         return future
 
-    def run_next(self, convert: Callable[[ConversionRequest], JobResult]) -> bool:
+    def run_next(self, convert: Convert) -> bool:
         """On the loop's thread: run the oldest command (a conversion with ``convert``),
         completing its Future; True if there was one (a cancelled one counts)."""
         with self._lock:
@@ -64,11 +66,7 @@ class LoopCommands:
         if not command.future.set_running_or_notify_cancel():
             return True
         try:
-            if command.conversion is not None:
-                result: Any = convert(command.conversion)
-            else:
-                assert command.call is not None
-                result = command.call()
+            result = command.run(convert)
         except Exception as error:  # the caller's Future carries it; the loop goes on
             command.future.set_exception(error)
         else:
@@ -87,18 +85,19 @@ class LoopCommands:
             self._stopped = True
             left, self._queue = list(self._queue), deque()
         for command in left:
-            if command.future.set_running_or_notify_cancel():
-                command.future.set_exception(_stopping())
+            _refuse(command.future)
 
     def _put(self, command: _Command) -> None:
         with self._lock:
             if not self._stopped:
                 self._queue.append(command)
                 return
-        command.future.set_running_or_notify_cancel()
-        command.future.set_exception(_stopping())
+        _refuse(command.future)
 
 
-def _stopping() -> NotReadyError:
-    return NotReadyError("the sidecar is stopping, and its loop runs no more commands",
-                         fix="retry once the sidecar is back")
+def _refuse(future: Future[Any]) -> None:
+    """Fail ``future`` (unless it was cancelled): the loop has stopped."""
+    if future.set_running_or_notify_cancel():
+        future.set_exception(NotReadyError(
+            "the sidecar is stopping, and its loop runs no more commands",
+            fix="retry once the sidecar is back"))

@@ -75,14 +75,10 @@ def test_a_stopped_loop_fails_what_waits_and_takes_commands_again_once_started()
 
 
 @dataclass
-class Running:
-    """A service running its loop on a thread. While ``pausing`` is set, a publish stops at
-    its "staged" step (setting ``staged``) until ``release`` is set."""
+class PublishPause:
+    """A job checkpoint: while ``pausing`` is set, a publish stops at its "staged" step
+    (setting ``staged``) until ``release`` is set."""
 
-    service: SidecarService
-    commands: LoopCommands
-    incoming: Path
-    serving: Path
     pausing: threading.Event = field(default_factory=threading.Event)
     staged: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -93,6 +89,17 @@ class Running:
             self.release.wait(120)
 
 
+@dataclass
+class Running:
+    """A service running its loop on a thread, its publishes under ``pause``."""
+
+    service: SidecarService
+    commands: LoopCommands
+    pause: PublishPause
+    incoming: Path
+    serving: Path
+
+
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Running]:
     settings = load_settings({
@@ -101,19 +108,16 @@ def running(tmp_path: Path) -> Iterator[Running]:
         "model_config_file": str(tmp_path / "serving" / "models.config"),
         "settle_seconds": 0.2, "rescan_interval_seconds": 0.05,
     }, {"TFTRT_SIDECAR_BACKEND": "tensorrt", "TFTRT_SIDECAR_KEEP_VERSIONS": "3"})
-    commands, stop = LoopCommands(), threading.Event()
-    pauses: list[Running] = []
-    components = ServiceComponents(checkpoint=lambda step: pauses[0].checkpoint(step),
-                                   commands=commands)
+    commands, pause, stop = LoopCommands(), PublishPause(), threading.Event()
+    components = ServiceComponents(checkpoint=pause.checkpoint, commands=commands)
     with SidecarService(settings, components) as service:
-        pauses.append(Running(service, commands, settings.incoming_base,
-                              settings.serving_base))
         loop = threading.Thread(target=service.run, args=(stop,), name="service-loop")
         loop.start()
         try:
-            yield pauses[0]
+            yield Running(service, commands, pause, settings.incoming_base,
+                          settings.serving_base)
         finally:
-            pauses[0].release.set()
+            pause.release.set()
             stop.set()
             loop.join(120)
 
@@ -126,14 +130,14 @@ def test_a_rollback_asked_for_while_a_version_publishes_runs_once_it_is_publishe
             land(mlp_model, running.incoming, "m", version)
         wait_until(lambda: running.service.publisher.published_versions("m"), 300,
                    "m/1000 and m/2000 published", done=lambda seen: seen == [1000, 2000])
-        running.pausing.set()
+        running.pause.pausing.set()
         land(mlp_model, running.incoming, "m", 3)
-        assert running.staged.wait(300), "the publish of m/3000 never reached its staged step"
+        assert running.pause.staged.wait(300), "the publish of m/3000 never reached its staged step"
         rolled = running.commands.call(lambda: roll_back_newest(running.serving / "m"))
         # The loop is inside the publish: the rollback waits for it and does not interleave
         # (run at once, it would take 2000 away and then 3000 would be published).
         assert not rolled.done()
-        running.release.set()
+        running.pause.release.set()
         result: RolledBack = rolled.result(120)
     assert (result.version, result.now_serving) == (3000, 2000)
     assert running.service.publisher.published_versions("m") == [1000, 2000]

@@ -5,11 +5,10 @@ thread that runs :class:`~sidecar.service.commands.LoopCommands` in order, as
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from sidecar.admin.backend import ConversionRequest
 from sidecar.jobs import JobResult
-from sidecar.service.commands import LoopCommands
+from sidecar.service.commands import Convert, LoopCommands
 
 
 def no_conversions(request: ConversionRequest) -> JobResult:
@@ -21,8 +20,7 @@ class CommandLoop:
     """Runs the commands submitted to :attr:`commands` on its own thread, conversions with
     ``convert``; :meth:`close` runs what is queued, then ends the thread."""
 
-    def __init__(self, convert: Callable[[ConversionRequest], JobResult] = no_conversions
-                 ) -> None:
+    def __init__(self, convert: Convert = no_conversions) -> None:
         self.commands = LoopCommands()
         self._convert = convert
         self._stop = threading.Event()
