@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import PurePath
 from typing import ClassVar, Final
 
 from sidecar.base.faults import FaultArea
@@ -34,11 +35,15 @@ ECHO_LIMIT: Final = 80
 
 def echo(value: object) -> str:
     """``repr(value)`` as an error message quotes it: shortened in the middle past
-    :data:`ECHO_LIMIT` characters, with the full length named.
+    :data:`ECHO_LIMIT` characters, with the full length named; a path is quoted whole.
 
     Every error that quotes a value it was given goes through here, so a 10,000-character
-    model name stays a short, readable message (and fits a gRPC status's metadata).
+    model name stays a short, readable message (and fits a gRPC status's metadata). A
+    path cut in the middle names no file, and the filesystem bounds its length, so a
+    ``PurePath`` is shown as its whole text.
     """
+    if isinstance(value, PurePath):
+        return repr(str(value))
     text = repr(value)
     if len(text) <= ECHO_LIMIT:
         return text

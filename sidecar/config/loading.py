@@ -97,13 +97,13 @@ def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _La
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(
-            field="config", value=str(path), source="--config or $" + defaults.ENV_CONFIG_FILE,
+            field="config", value=path, source="--config or $" + defaults.ENV_CONFIG_FILE,
             problem=f"cannot be read: {exc.strerror or exc}",
             fix="point --config at an existing, readable TOML file",
         ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            field="config", value=str(path), source=str(path),
+            field="config", value=path, source=str(path),
             problem=f"is not valid TOML: {exc}",
             fix="correct the TOML syntax at the position shown",
         ) from exc

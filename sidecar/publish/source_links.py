@@ -43,7 +43,7 @@ def check_source_links(version_dir: Path, links_within: Path) -> None:
     if not resolves_within(version_dir, roots):
         raise SourceLinkError(
             f"the version directory leads outside the incoming base (to "
-            f"{echo(os.path.realpath(version_dir))}); the sidecar reads models only from "
+            f"{echo(Path(os.path.realpath(version_dir)))}); the sidecar reads models only from "
             "inside it", where=str(version_dir),
             fix="move or bind-mount the model into the incoming base",
         )
@@ -78,7 +78,7 @@ def _followable_target(
     if not resolves_within(target, roots):
         raise SourceLinkError(
             f"the symbolic link {shown} in the model leads outside the incoming base "
-            f"(to {echo(str(target))}); the sidecar does not copy files from elsewhere "
+            f"(to {echo(target)}); the sidecar does not copy files from elsewhere "
             "into the serving base",
             where=where, fix="land the file itself in the version directory instead of a "
             "link to it (or link only within the incoming base)",

@@ -37,7 +37,7 @@ class IncomingFault:
 
     def describe(self) -> str:
         """One line for logs, health and the journal: what, and what to do."""
-        return (f"incoming {echo(str(self.path))} {self.problem}; nothing is withdrawn while "
+        return (f"incoming {echo(self.path)} {self.problem}; nothing is withdrawn while "
                 "it lasts and TF Serving keeps serving every published version. Fix: remount "
                 "or restore it (the sidecar carries on by itself)")
 

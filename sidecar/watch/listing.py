@@ -182,8 +182,8 @@ def _link_problem(entry: os.DirEntry[str], roots: tuple[Path, ...]) -> str | Non
     if not entry.is_symlink() or resolves_within(Path(entry.path), roots):
         return None
     return (f"{echo(entry.name)} is a symbolic link leading outside the incoming base (to "
-            f"{echo(os.path.realpath(entry.path))}); the sidecar reads models only from inside "
-            "it: move or bind-mount the model into the incoming base")
+            f"{echo(Path(os.path.realpath(entry.path)))}); the sidecar reads models only from "
+            "inside it: move or bind-mount the model into the incoming base")
 
 
 def _number(name: str) -> int | None:

@@ -189,9 +189,9 @@ class IncomingWatcher:
         now = {refusal.path: refusal.reason for refusal in refused}
         for path, reason in now.items():
             if self._refused.get(path) != reason:
-                _LOG.error("not serving %s: %s", echo(str(path)), reason)
+                _LOG.error("not serving %s: %s", echo(path), reason)
         for path in self._refused.keys() - now.keys():
-            _LOG.info("%s is no longer refused (renamed or removed)", echo(str(path)))
+            _LOG.info("%s is no longer refused (renamed or removed)", echo(path))
         self._refused = now
 
     def waiting(self) -> list[tuple[str, int]]:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+from pathlib import PurePosixPath
 
 import grpc
 
 import sidecar
 from sidecar.admin.status import message_for, status_for
-from sidecar.base.errors import SidecarError, StorageError, UserError
+from sidecar.base.errors import SidecarError, StorageError, UserError, echo
 from sidecar.jobs.errors import ModelCheckError, ReplayError, VerificationError
 from sidecar.recorder.errors import TapError, TapStartError
 from sidecar.shapes import ShapeStoreCorruptError, ShapeStoreError, ShapeStoreWriteError
@@ -51,3 +52,11 @@ def test_a_models_failed_checks_are_not_user_errors_and_not_retried() -> None:
         error = cls("the converted model does not match the original", where="/staging/1")
         assert isinstance(error, ModelCheckError)
         assert not isinstance(error, UserError) and not error.retryable
+
+
+def test_an_error_shortens_a_long_value_but_quotes_a_path_whole() -> None:
+    long_name = "m" * 500
+    shortened = echo(long_name)
+    assert len(shortened) < 100 and "(502 characters)" in shortened
+    deep = PurePosixPath("/", *(f"directory-{n}" for n in range(30)), "config.toml")
+    assert echo(deep) == repr(str(deep))
