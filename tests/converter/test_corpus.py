@@ -17,6 +17,10 @@ from tests.converter import corpus
 from tests.converter.conftest import ConvertedApplication
 from tests.support.session_run import method_names, session_outputs
 
+# One worker converts the Keras applications once for every module that reads them
+# (tests/converter/conftest.py: converted_applications), under pytest -n.
+pytestmark = pytest.mark.xdist_group("keras_applications")
+
 Feed = dict[str, np.ndarray]
 
 

@@ -13,6 +13,10 @@ from converter.savedmodel.synthetic import batch_input_fn
 from tests.converter.conftest import ConvertedApplication
 from tests.support.session_run import eager_outputs, session_outputs
 
+# One worker converts the Keras applications once for every module that reads them
+# (tests/converter/conftest.py: converted_applications), under pytest -n.
+pytestmark = pytest.mark.xdist_group("keras_applications")
+
 
 def _convert(source: pathlib.Path, output: pathlib.Path, batches: list[int],
              **params: object) -> trt.Converter:

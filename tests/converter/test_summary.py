@@ -8,11 +8,16 @@ import re
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import converter as trt
 from converter.report import SUMMARY_REASONS, SUMMARY_SEGMENTS
 from tests.converter.conftest import ConvertedApplication
+
+# One worker converts the Keras applications once for every module that reads them
+# (tests/converter/conftest.py: converted_applications), under pytest -n.
+pytestmark = pytest.mark.xdist_group("keras_applications")
 
 SCREEN = 40
 """Lines a summary may take: one terminal screen."""
