@@ -95,3 +95,120 @@ def digits_sequence_classifier(directory: pathlib.Path) -> pathlib.Path:
     model = _train(keras.Model(tokens, keras.layers.Dense(10)(hidden)), digit_tokens(), 8)
     model.export(str(directory), format="tf_saved_model", verbose=False)
     return directory
+
+
+class FakeQuantActivation(keras.layers.Layer):
+    """Quantization-aware training's activation node: `FakeQuantWithMinMaxVars` over a
+    range held in (non-trainable) variables, which freezing makes constants."""
+
+    def __init__(self, low: float, high: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high = low, high
+
+    def build(self, input_shape: object) -> None:
+        self.range_min = self.add_weight(shape=(), initializer=keras.initializers.Constant(
+            self.low), trainable=False, name="min")
+        self.range_max = self.add_weight(shape=(), initializer=keras.initializers.Constant(
+            self.high), trainable=False, name="max")
+
+    def call(self, inputs: object) -> object:
+        import tensorflow as tf
+
+        return tf.quantization.fake_quant_with_min_max_vars(inputs, self.range_min,
+                                                            self.range_max)
+
+
+class FakeQuantConv(keras.layers.Layer):
+    """A convolution with bias and relu whose kernel passes through
+    `FakeQuantWithMinMaxVarsPerChannel` (per output channel, as QAT quantizes weights)."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, stride: int, **kwargs: object,
+                 ) -> None:
+        super().__init__(**kwargs)
+        self.initial, self.initial_bias, self.stride = kernel, bias, stride
+
+    def build(self, input_shape: object) -> None:
+        self.kernel = self.add_weight(shape=self.initial.shape, name="kernel",
+                                      initializer=keras.initializers.Constant(self.initial))
+        self.bias = self.add_weight(shape=self.initial_bias.shape, name="bias",
+                                    initializer=keras.initializers.Constant(self.initial_bias))
+        reach = np.abs(self.initial).reshape(-1, self.initial.shape[-1]).max(0)
+        self.kernel_min = self.add_weight(shape=reach.shape, name="kernel_min", trainable=False,
+                                          initializer=keras.initializers.Constant(-reach))
+        self.kernel_max = self.add_weight(shape=reach.shape, name="kernel_max", trainable=False,
+                                          initializer=keras.initializers.Constant(reach))
+
+    def call(self, inputs: object) -> object:
+        import tensorflow as tf
+
+        kernel = tf.quantization.fake_quant_with_min_max_vars_per_channel(
+            self.kernel, self.kernel_min, self.kernel_max, narrow_range=True)
+        return tf.nn.relu(tf.nn.bias_add(tf.nn.conv2d(
+            inputs, kernel, self.stride, "SAME"), self.bias))
+
+
+class FakeQuantDense(keras.layers.Layer):
+    """A dense layer whose kernel passes through `FakeQuantWithMinMaxArgs` (a range
+    fixed in the node's attributes, per tensor)."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.initial, self.initial_bias = kernel, bias
+        self.reach = float(np.abs(kernel).max())
+
+    def build(self, input_shape: object) -> None:
+        self.kernel = self.add_weight(shape=self.initial.shape, name="kernel",
+                                      initializer=keras.initializers.Constant(self.initial))
+        self.bias = self.add_weight(shape=self.initial_bias.shape, name="bias",
+                                    initializer=keras.initializers.Constant(self.initial_bias))
+
+    def call(self, inputs: object) -> object:
+        import tensorflow as tf
+
+        kernel = tf.quantization.fake_quant_with_min_max_args(
+            self.kernel, -self.reach, self.reach, narrow_range=True)
+        return tf.nn.bias_add(tf.matmul(inputs, kernel), self.bias)
+
+
+def activation_ranges(model: keras.Model, inputs: np.ndarray) -> list[tuple[float, float]]:
+    """Each layer's output range on `inputs`, as QAT initializes its fake-quant ranges."""
+    probe = keras.Model(model.input, [layer.output for layer in model.layers[1:]])
+    return [(min(0.0, float(out.min())), float(out.max())) for out in probe.predict(
+        inputs, verbose=0)]
+
+
+def digits_qat_cnn(directory: pathlib.Path, narrowed: float = 1.0) -> pathlib.Path:
+    """A quantization-aware CNN exported at `directory`: float32 images (batch, 16, 16,
+    1) -> fake-quant -> two convolutions with relu (per-channel fake-quant kernels,
+    fake-quant activations) -> max pooling -> dense (fake-quant
+    kernel) -> 10 logits.
+
+    A float CNN is trained, its ranges are read from the training images (weights'
+    per channel, activations' per layer), and it is fine-tuned for an epoch with the
+    fake-quant nodes in place. `narrowed` below 1 scales every activation range after
+    the input by it (and skips the fine-tune), to show that the ranges decide."""
+    keras.utils.set_random_seed(0)
+    images = digit_images()
+    image = keras.Input((SIDE, SIDE, 1), name="image")
+    hidden = image
+    for filters, stride in ((16, 1), (32, 2)):
+        hidden = keras.layers.Conv2D(filters, 3, strides=stride, padding="same",
+                                     activation="relu")(hidden)
+    float_model = _train(keras.Model(image, keras.layers.Dense(10)(keras.layers.Flatten()(
+        keras.layers.MaxPooling2D()(hidden)))), images, 10)
+    ranges = activation_ranges(float_model, images[:TRAINED])
+    quantized = FakeQuantActivation(0.0, 1.0)(image)
+    for index in (1, 2):
+        conv = float_model.layers[index]
+        kernel, bias = (np.asarray(w) for w in conv.get_weights())
+        quantized = FakeQuantConv(kernel, bias, stride=conv.strides[0])(quantized)
+        low, high = ranges[index - 1]
+        quantized = FakeQuantActivation(low * narrowed, high * narrowed)(quantized)
+    quantized = keras.layers.Flatten()(keras.layers.MaxPooling2D()(quantized))
+    logits = FakeQuantDense(*(np.asarray(w) for w in float_model.layers[-1].get_weights(
+        )))(quantized)
+    model = keras.Model(image, logits)
+    if narrowed == 1.0:
+        _train(model, images, 1)
+    model.export(str(directory), format="tf_saved_model", verbose=False)
+    return directory
