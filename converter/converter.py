@@ -123,7 +123,8 @@ class Converter:
         """Segment the signature and rewrite each segment to dispatch to an engine.
 
         Returns the converted ConcreteFunction. `calibration_input_fn` is only for
-        INT8 with `use_calibration`, which only the tensorrt backend does."""
+        INT8 with `use_calibration` (the inputs its ranges are calibrated on); with
+        use_calibration=False the ranges come from the graph's fake-quant nodes."""
         if self._converted:
             raise ConverterStateError("convert() was already called; call it once per Converter.")
         converted = self._conversion.convert(calibration_input_fn)

@@ -60,7 +60,8 @@ class ConversionParams:
     precision_mode: str = TrtPrecisionMode.FP32
     """"FP32", "FP16" (half precision; on a CPU with native bfloat16, bfloat16), "BF16"
     (bfloat16, on such a CPU) or "INT8" (int8 through oneDNN on a CPU, calibrated on
-    `convert(calibration_input_fn=...)`; TF-TRT on a GPU); lowercase too. Every
+    `convert(calibration_input_fn=...)` or with the ranges of a quantization-aware
+    model's fake-quant nodes; TF-TRT on a GPU); lowercase too. Every
     16-bit and int8 candidate is measured against FP32 ones, and the fastest that is
     accurate wins."""
 
@@ -71,7 +72,10 @@ class ConversionParams:
     """Most prebuilt input-shape sets per segment, most frequent first."""
 
     use_calibration: bool = True
-    """INT8 only: calibrate ranges with `calibration_input_fn`."""
+    """INT8 only: calibrate ranges with `calibration_input_fn`; False takes them from
+    the graph's fake-quantization nodes (a quantization-aware-trained model's
+    FakeQuantWithMinMaxVars and kin, QuantizeAndDequantizeV2/V3/V4) and accepts no
+    calibration inputs."""
 
     allow_build_at_runtime: bool = True
     """Whether a shape that was not prebuilt may compile an engine while serving.

@@ -1,6 +1,7 @@
 """The xla backend's conversion: freeze the signature, segment it, compile each
-segment with XLA (or rewrite the frozen graph to bfloat16 for BF16, or to int8
-calibrated on `calibration_input_fn` for INT8), and keep what beats the original in
+segment with XLA (or rewrite the frozen graph to bfloat16 for BF16, or to int8 for
+INT8, calibrated on `calibration_input_fn` or, with use_calibration=False, with the
+ranges of the graph's fake-quantization nodes), and keep what beats the original in
 a TF1 Session."""
 
 from __future__ import annotations
@@ -35,11 +36,19 @@ from converter.graph.freeze import (
 from converter.graph.inline import FlatGraph, flatten_signature, function_from_flat
 from converter.params import TOLERANCE, ConversionParams, TrtPrecisionMode
 from converter.precision.bfloat16 import bfloat16_graph
+from converter.precision.fake_quant import (
+    FAKE_QUANT_OPS,
+    FakeQuantRanges,
+    fake_quant_nodes,
+    read_ranges,
+    within_ranges,
+)
 from converter.precision.int8 import Int8Rewrite, int8_graph
 from converter.report import ConversionReport
 from converter.savedmodel.inputs import InputFn, iterate_inputs
 from converter.savedmodel.loading import LoadedSignature
 from converter.savedmodel.saving import save_converted, write_signatures
+from converter.savedmodel.synthetic import batch_input_fn
 from converter.serving import warm_child
 from converter.xla.assemble import replace_segments
 from converter.xla.building import build_engines, restrict_engines
@@ -79,6 +88,8 @@ class XlaConversion:
         """The converted signature's frozen function in int8 (INT8 only)."""
         self.int8: Int8Rewrite | str | None = None
         """What the int8 rewrite did, or why it could not be made (INT8 only)."""
+        self._fake_quant: FakeQuantRanges | None = None
+        """The graph's fake-quant ranges the int8 rewrite used (use_calibration=False)."""
 
     @property
     def input_specs(self) -> dict[str, tf.TensorSpec]:
@@ -232,22 +243,15 @@ class XlaConversion:
 
     def _calibration_feeds(self, calibration_input_fn: InputFn | None,
                            ) -> list[dict[str, np.ndarray]]:
-        """The calibration inputs, by flat input tensor name (INT8 with calibration)."""
+        """The calibration inputs, by signature input name (INT8 with calibration)."""
         int8 = self.precision.precision == TrtPrecisionMode.INT8
         if calibration_input_fn is not None and not (int8 and self.params.use_calibration):
             raise InvalidParameterError(
                 "calibration_input_fn is only used for INT8 calibration "
                 "(precision_mode='INT8', use_calibration=True); drop it, or ask for INT8."
             )
-        if not int8:
-            return []
-        if not self.params.use_calibration:
-            raise InvalidParameterError(
-                "precision_mode='INT8' with use_calibration=False takes its ranges from "
-                "fake-quantization nodes, which the xla backend does not read yet: use "
-                "use_calibration=True with convert(calibration_input_fn=...), a generator "
-                "function yielding inputs like input_fn's (a few hundred real ones)."
-            )
+        if not int8 or not self.params.use_calibration:
+            return []  # use_calibration=False: the graph's fake-quant nodes give the ranges
         if calibration_input_fn is None:
             raise InvalidParameterError(
                 "precision_mode='INT8' with use_calibration=True calibrates its ranges on "
@@ -264,16 +268,41 @@ class XlaConversion:
         # Feeds come by signature input name, in the signature's (sorted) order, which
         # is the flat graph's positional order (its captures follow).
         inputs = signature_inputs(flat)
-        feeds = [dict(zip(inputs, feed.values(), strict=True)) for feed in calibration]
         graph_def = captures_as_constants(flat)
-        self.int8 = graph_def if isinstance(graph_def, str) else int8_graph(
-            graph_def, inputs, flat.output_names, feeds, TOLERANCE[TrtPrecisionMode.INT8])
+        ranges = None
+        if not self.params.use_calibration and not isinstance(graph_def, str):
+            ranges = self._fake_quant_ranges(graph_def)
+            # Inputs only for the rewrite's sampling run (whose ranges it replaces) and
+            # its check; build() measures the candidate on input_fn's like any other.
+            calibration = list(batch_input_fn(self._model.input_specs, [8] * 4)())
+        feeds = [dict(zip(inputs, feed.values(), strict=True)) for feed in calibration]
+        if isinstance(ranges, FakeQuantRanges):
+            feeds = within_ranges(feeds, ranges.ranges)
+            self._fake_quant = ranges
+        self.int8 = graph_def if isinstance(graph_def, str) else ranges if isinstance(
+            ranges, str) else int8_graph(graph_def, inputs, flat.output_names, feeds,
+                                         TOLERANCE[TrtPrecisionMode.INT8], ranges)
         if isinstance(self.int8, str):
             self.precision = PrecisionChoice(
                 TrtPrecisionMode.FP32, f"{self.precision.reason}; but {self.int8}: FP32 only")
             return None
         quantized = with_constant_weights(flat, self.int8.graph_def)
         return function_from_flat(quantized, quantized.graph_def, self._model.function)
+
+    def _fake_quant_ranges(self, graph_def: tf.compat.v1.GraphDef) -> FakeQuantRanges | str:
+        """The ranges the frozen graph's fake-quant nodes fix (use_calibration=False),
+        or why they cannot be read; a graph without any is the caller's mistake."""
+        if not fake_quant_nodes(graph_def):
+            raise InvalidParameterError(
+                f"{self._model.directory}: precision_mode='INT8' with use_calibration=False "
+                "takes its ranges from the graph's fake-quantization nodes "
+                f"({', '.join(sorted(FAKE_QUANT_OPS))}), and signature {self._model.key!r} "
+                "has none. Export the quantization-aware-trained model with its fake-quant "
+                "nodes, or calibrate: use_calibration=True with "
+                "convert(calibration_input_fn=...), a generator function yielding inputs like "
+                "input_fn's (a few hundred real ones)."
+            )
+        return read_ranges(graph_def)
 
     def _bfloat16_function(self, flat: FlatGraph) -> Any:
         """The converted signature's frozen graph in bfloat16, as a function taking
@@ -331,10 +360,16 @@ class XlaConversion:
             assert isinstance(self.int8, Int8Rewrite)
             kept = (f", {len(self.int8.kept_float)} kept in float32 for accuracy"
                     if self.int8.kept_float else "")
+            if self._fake_quant is None:
+                ranges = "calibrated on calibration_input_fn"
+            else:
+                unranged = (f" ({len(self.int8.unranged)} without a range kept in float32)"
+                            if self.int8.unranged else "")
+                ranges = (f"ranges from the graph's {self._fake_quant.nodes} fake-quantization "
+                          f"nodes{unranged}")
             candidates.append(CandidateSpec(
                 FROZEN_INT8, f"frozen, {self.int8.quantized} convolutions and matmuls in int8 "
-                f"through oneDNN{kept}, calibrated on calibration_input_fn, float32 at the "
-                "signature",
+                f"through oneDNN{kept}, {ranges}, float32 at the signature",
                 lambda d: write_signatures(self._model, self._signatures(False, self._int8), d),
                 precision=TrtPrecisionMode.INT8))
         if self._converted is not self._model.function and any(

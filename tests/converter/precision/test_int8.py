@@ -84,8 +84,6 @@ def test_int8_on_a_gpu_without_tensorrt_names_the_backend(
 
 @pytest.mark.parametrize(("changes", "calibration", "message"), [
     ({"precision_mode": "INT8"}, None, r"pass convert\(calibration_input_fn=\.\.\.\)"),
-    ({"precision_mode": "INT8", "use_calibration": False}, None,
-     "fake-quantization nodes"),
     ({"precision_mode": "FP32"}, _images, "only used for INT8 calibration"),
 ])
 def test_calibration_mistakes_are_refused_before_any_work(
