@@ -138,7 +138,17 @@ def fake_quant_ranges(model_dir: str) -> dict[str, Any]:
     held_out = trained_models.held_out(trained_models.digit_images())
     expected = _run(qat_graph, fed, outputs, held_out)
     produced = _run(rewrite.graph_def, fed, outputs, held_out)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.graph_util.import_graph_def(rewrite.graph_def, name="")
+    metadata = tf.compat.v1.RunMetadata()
+    with tf.compat.v1.Session(graph=graph) as session:
+        session.run(outputs[0], {fed[0]: held_out[:8]}, options=tf.compat.v1.RunOptions(
+            trace_level=tf.compat.v1.RunOptions.FULL_TRACE, output_partition_graphs=True),
+            run_metadata=metadata)
+    ran = collections.Counter(n.op for g in metadata.partition_graphs for n in g.node)
     return {"ranges": carried, "quantized": rewrite.quantized, "unranged": rewrite.unranged,
+            "ran": ran,
             "kept_float": rewrite.kept_float,
             "agreement": float(np.mean(expected.argmax(1) == produced.argmax(1))),
             "error": scaled_error([produced], [expected]),
