@@ -8,7 +8,10 @@ a separate `Pad` before strided convolutions (DESIGN fact 20), and Keras's swish
 hides its ``x * sigmoid(x)`` behind a `Mul` by one and an `IdentityN`. The passes
 here fold the scale into the constant filter, turn the shifts into one `BiasAdd`,
 bypass what only passes values through, and let the convolution pad, so that the
-Session TF Serving runs fuses them.
+Session TF Serving runs fuses them. A `Pad` that is exactly what ``padding="SAME"``
+would add goes into any convolution (Keras's ``correct_pad`` before MobileNet's and
+EfficientNet's strided depthwise convolutions is); another zero `Pad` goes into a
+`Conv2D` as explicit padding.
 
 Each pass is one rewrite over a `_Graph`; a node that is protected (a signature
 input or output, a main op) keeps its name and its meaning.
@@ -24,7 +27,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, node_def_pb2, types_pb2
 from tensorflow.python.framework import op_def_registry
 
-from converter.graph.names import is_control_input, op_name, output_port
+from converter.graph.names import is_control_input, op_name, output_port, tensor_name
 
 _FLOAT = types_pb2.DT_FLOAT
 # Contractions the remapper fuses with a BiasAdd and an activation; the output
@@ -42,7 +45,7 @@ _FOLDABLE = frozenset({"Add", "AddV2", "Sub", "Mul", "RealDiv", "Rsqrt", "Sqrt",
 # The convolutions a constant zero Pad merges into (padding="EXPLICIT"); the remapper
 # still fuses them, with oneDNN and without. DepthwiseConv2dNative accepts EXPLICIT
 # too, but with oneDNN on, Grappler aborts the process on it (TF 2.21, tensor_format.h
-# "Invalid index from the dimension"), so its Pad stays.
+# "Invalid index from the dimension"), so its Pad stays unless it is SAME's padding.
 _EXPLICIT_PADDING = frozenset({"Conv2D"})
 
 
@@ -390,32 +393,96 @@ def _pass_through_outputs(graph: _Graph, node: node_def_pb2.NodeDef) -> list[str
     return None
 
 
+def _spatial_zero_pad(graph: _Graph, node: node_def_pb2.NodeDef
+                      ) -> tuple[node_def_pb2.NodeDef, np.ndarray] | None:
+    """The Pad before convolution `node` and its (4, 2) paddings, if it only adds zeros
+    around height and width (no cropping) and `node` reads nothing else of it."""
+    if node.op not in _CONVOLUTIONS or not _is_nhwc(node):
+        return None
+    pad = graph.nodes.get(op_name(node.input[0]))
+    if (node.attr["padding"].s not in (b"VALID", b"EXPLICIT") or pad is None
+            or pad.op not in ("Pad", "PadV2") or pad.name in graph.protected
+            or not _first_output(node.input[0])):
+        return None
+    pads = graph.constant(pad.input[1])
+    if pads is None or pads.shape != (4, 2) or pads[0].any() or pads[3].any() or (
+            pads < 0).any():
+        return None
+    fill = graph.constant(pad.input[2]) if pad.op == "PadV2" else np.zeros(())
+    if fill is None or fill.any():
+        return None
+    return pad, pads
+
+
+def _bypass_pad(graph: _Graph, node: node_def_pb2.NodeDef, pad: node_def_pb2.NodeDef) -> None:
+    node.input[0] = pad.input[0]
+    graph.remove(pad.name)
+
+
+def _same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """What ``padding="SAME"`` adds before and after one spatial axis of `size`
+    (TensorFlow's rule: the output is ceil(size / stride); the odd one goes after)."""
+    extent = (kernel - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
+def _is_same_padding(node: node_def_pb2.NodeDef, pads: np.ndarray,
+                     spatial: tuple[int | None, int | None], filter_shape: tuple[int, ...]
+                     ) -> bool:
+    strides = list(node.attr["strides"].list.i) or [1] * 4
+    dilations = list(node.attr["dilations"].list.i) or [1] * 4
+    return all(size is not None and tuple(pads[axis]) == _same_padding(
+        size, filter_shape[axis - 1], strides[axis], dilations[axis])
+        for axis, size in zip((1, 2), spatial, strict=True))
+
+
+def pads_as_same_padding(graph: _Graph, like: graph_pb2.GraphDef) -> int:
+    """Conv(Pad(x), padding="VALID") -> Conv(x, padding="SAME") where x's height and
+    width are known and the Pad adds exactly what SAME would; how many merged.
+
+    Keras pads before a strided convolution (``correct_pad``: one row and column after,
+    for a 3x3 kernel over an even size) to match SAME's result on every input size.
+    For the sizes the graph fixes, it *is* SAME's padding, which every convolution
+    takes: the depthwise ones too, and the int8 kernels, which refuse EXPLICIT."""
+    candidates = []
+    for node in list(graph.nodes.values()):
+        found = _spatial_zero_pad(graph, node)
+        filter_value = graph.constant(node.input[1]) if found else None
+        if found and node.attr["padding"].s == b"VALID" and filter_value is not None:
+            candidates.append((node, *found, filter_value.shape))
+    if not candidates:
+        return 0
+    with tf.Graph().as_default() as shapes:  # TensorFlow's own shape inference
+        try:
+            tf.graph_util.import_graph_def(graph.graph_def(like), name="")
+        except (ValueError, tf.errors.OpError):
+            return 0  # an op this process cannot import: the Pads stay
+    merged = 0
+    for node, pad, pads, filter_shape in candidates:
+        shape = shapes.get_tensor_by_name(tensor_name(pad.input[0])).shape
+        spatial = (shape[1], shape[2]) if shape.rank == 4 else (None, None)
+        if _is_same_padding(node, pads, spatial, filter_shape):
+            node.attr["padding"].s = b"SAME"
+            _bypass_pad(graph, node, pad)
+            merged += 1
+    return merged
+
+
 def pads_into_convolutions(graph: _Graph) -> int:
     """Conv2D(Pad(x, constant spatial zero padding)) -> Conv2D(x, padding="EXPLICIT");
     how many merged."""
     merged = 0
     for node in list(graph.nodes.values()):
-        if node.op not in _EXPLICIT_PADDING or not _is_nhwc(node):
+        found = _spatial_zero_pad(graph, node) if node.op in _EXPLICIT_PADDING else None
+        if found is None:
             continue
-        padding = node.attr["padding"].s
-        pad = graph.nodes.get(op_name(node.input[0]))
-        if (padding not in (b"VALID", b"EXPLICIT") or pad is None
-                or pad.op not in ("Pad", "PadV2") or pad.name in graph.protected
-                or not _first_output(node.input[0])):
-            continue
-        pads = graph.constant(pad.input[1])
-        if pads is None or pads.shape != (4, 2) or pads[0].any() or pads[3].any() or (
-                pads < 0).any():
-            continue  # only height and width, and no cropping, go into the convolution
-        fill = graph.constant(pad.input[2]) if pad.op == "PadV2" else np.zeros(())
-        if fill is None or fill.any():
-            continue
+        pad, pads = found
         existing = list(node.attr["explicit_paddings"].list.i) or [0] * 8
         node.attr["padding"].s = b"EXPLICIT"
         node.attr["explicit_paddings"].list.i[:] = [
             int(a + b) for a, b in zip(existing, pads.reshape(-1), strict=True)]
-        node.input[0] = pad.input[0]
-        graph.remove(pad.name)
+        _bypass_pad(graph, node, pad)
         merged += 1
     return merged
 
@@ -452,6 +519,7 @@ def fold_for_fusion(graph_def: graph_pb2.GraphDef,
     pass_throughs_removed(graph)
     while scales_into_filters(graph) + adds_into_bias_adds(graph):
         pass  # a fold can expose the next: Mul after BiasAdd after Mul
+    pads_as_same_padding(graph, graph_def)
     pads_into_convolutions(graph)
     return graph.graph_def(graph_def)
 

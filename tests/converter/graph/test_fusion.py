@@ -141,8 +141,8 @@ def test_keras_swish_fuses_into_its_convolution(tmp_path: pathlib.Path) -> None:
 
 # Each rewrite on a graph built for it: structure after, and the same values.
 
-def _graph(build: Callable[[tf.Tensor], tf.Tensor], shape: tuple[int, ...] = (2, 9, 9, 4),
-           ) -> graph_pb2.GraphDef:
+def _graph(build: Callable[[tf.Tensor], tf.Tensor],
+           shape: tuple[int | None, ...] = (2, 9, 9, 4)) -> graph_pb2.GraphDef:
     """A graph `y = build(x)` with float32 constant weights."""
     with tf.Graph().as_default() as graph:
         x = tf.compat.v1.placeholder(tf.float32, shape, name="x")
@@ -229,14 +229,38 @@ def test_a_zero_spatial_pad_merges_into_a_valid_conv2d() -> None:
     assert list(conv.attr["explicit_paddings"].list.i) == [0, 0, 1, 2, 0, 1, 0, 0]
 
 
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_a_pad_that_is_same_padding_becomes_same_padding(depthwise: bool) -> None:
+    def build(x: tf.Tensor) -> tf.Tensor:  # Keras's correct_pad before a strided 3x3
+        padded = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
+        if depthwise:
+            return tf.nn.depthwise_conv2d(padded, _constant(3, 3, 4, 2), [1, 2, 2, 1],
+                                          "VALID")
+        return tf.nn.conv2d(padded, _constant(3, 3, 4, 2), 2, "VALID")
+
+    even = (2, 8, 8, 4)
+    folded, ops = _folded(_graph(build, even), even)
+    assert "Pad" not in ops
+    (conv,) = [n for n in folded.node if n.op in ("Conv2D", "DepthwiseConv2dNative")]
+    assert conv.attr["padding"].s == b"SAME"
+    # Over an odd size SAME pads one each side: the Pad stays (or goes into a Conv2D as
+    # explicit padding), and so does an unknown size.
+    odd_or_unknown: tuple[tuple[int | None, ...], ...] = ((2, 9, 9, 4), (2, None, None, 4))
+    for shape in odd_or_unknown:
+        folded, ops = _folded(_graph(build, shape), (2, 9, 9, 4))
+        assert ops["Pad"] == (1 if depthwise else 0)
+        assert all(n.attr["padding"].s != b"SAME" for n in folded.node if "Conv" in n.op)
+
+
 def test_what_cannot_fold_stays_as_it_was() -> None:
     def build(x: tf.Tensor) -> tf.Tensor:
         weights = _constant(1, 1, 4, 4)
         shared = tf.nn.conv2d(x, weights, 1, "SAME") * _constant(4, seed=1)
         other = tf.nn.conv2d(x, weights, 1, "SAME")  # shares the filter: it cannot scale
         flipped = _constant(4, seed=2) - other  # c - x is no bias
-        # A depthwise convolution keeps its Pad (oneDNN's Grappler aborts on EXPLICIT).
-        padded = tf.nn.depthwise_conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]),
+        # A depthwise convolution keeps a Pad that is not SAME's (oneDNN's Grappler
+        # aborts on EXPLICIT padding for it).
+        padded = tf.nn.depthwise_conv2d(tf.pad(x, [[0, 0], [2, 0], [2, 0], [0, 0]]),
                                         _constant(3, 3, 4, 1), [1, 1, 1, 1], "VALID")
         return shared + flipped + padded
 
