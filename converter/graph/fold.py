@@ -11,7 +11,8 @@ bypass what only passes values through, and let the convolution pad, so that the
 Session TF Serving runs fuses them. A `Pad` that is exactly what ``padding="SAME"``
 would add goes into any convolution (Keras's ``correct_pad`` before MobileNet's and
 EfficientNet's strided depthwise convolutions is); another zero `Pad` goes into a
-`Conv2D` as explicit padding.
+`Conv2D` as explicit padding. And a Reshape gets the constant shape that shape
+inference knows, instead of the ops that compute it on every call.
 
 Each pass is one rewrite over a `_Graph`; a node that is protected (a signature
 input or output, a main op) keeps its name and its meaning.
@@ -49,12 +50,39 @@ _FOLDABLE = frozenset({"Add", "AddV2", "Sub", "Mul", "RealDiv", "Rsqrt", "Sqrt",
 _EXPLICIT_PADDING = frozenset({"Conv2D"})
 
 
+class _InferredShapes:
+    """TensorFlow's own shape inference over the graph as it came in, imported on first
+    use. The passes keep every tensor's shape, and ask only of tensors that were there."""
+
+    def __init__(self, graph_def: graph_pb2.GraphDef) -> None:
+        self._graph_def = graph_def
+        self._graph: tf.Graph | None = None
+        self._failed = False
+
+    def of(self, graph_input: str) -> tf.TensorShape | None:
+        """The static shape of a data input's tensor; None if it cannot be inferred."""
+        if self._graph is None and not self._failed:
+            with tf.Graph().as_default() as graph:
+                try:
+                    tf.graph_util.import_graph_def(self._graph_def, name="")
+                    self._graph = graph
+                except (ValueError, tf.errors.OpError):
+                    self._failed = True  # an op this process cannot import: nothing known
+        if self._graph is None:
+            return None
+        try:
+            return self._graph.get_tensor_by_name(tensor_name(graph_input)).shape
+        except (KeyError, ValueError):
+            return None
+
+
 @dataclasses.dataclass
 class _Graph:
     """A GraphDef being rewritten: its nodes by name, in order."""
 
     nodes: dict[str, node_def_pb2.NodeDef]
     protected: frozenset[str]
+    shapes: _InferredShapes
 
     def consumers(self) -> dict[str, list[node_def_pb2.NodeDef]]:
         """Node name -> every node that takes one of its outputs or waits on it."""
@@ -393,6 +421,34 @@ def _pass_through_outputs(graph: _Graph, node: node_def_pb2.NodeDef) -> list[str
     return None
 
 
+def reshapes_to_constant_shapes(graph: _Graph) -> int:
+    """Reshape(x, a shape computed at run time) -> Reshape(x, a constant shape) where
+    TensorFlow's shape inference knows every dimension of the result but at most one
+    (that one becomes -1); how many.
+
+    Keras's Reshape layer computes its target from its input's batch size:
+    ``Shape -> StridedSlice -> Pack`` before every Reshape, four ops a call where one
+    does (EfficientNet's squeeze-and-excitation blocks have sixteen). The result has
+    the shape inference guarantees, and -1 takes the one size it leaves open."""
+    rewritten = 0
+    for node in list(graph.nodes.values()):
+        if (node.op != "Reshape" or not _present(graph, node)
+                or graph.constant(node.input[1]) is not None):
+            continue
+        shape = graph.shapes.of(node.name)
+        if shape is None or shape.rank is None:
+            continue
+        dims = [-1 if d is None else d for d in shape.as_list()]
+        if dims.count(-1) > 1:
+            continue
+        old_shape = node.input[1]
+        dtype = tf.as_dtype(node.attr["Tshape"].type).as_numpy_dtype
+        node.input[1] = graph.add_constant(f"{node.name}/shape", np.asarray(dims, dtype))
+        graph.remove(op_name(old_shape))
+        rewritten += 1
+    return rewritten
+
+
 def _spatial_zero_pad(graph: _Graph, node: node_def_pb2.NodeDef
                       ) -> tuple[node_def_pb2.NodeDef, np.ndarray] | None:
     """The Pad before convolution `node` and its (4, 2) paddings, if it only adds zeros
@@ -437,7 +493,7 @@ def _is_same_padding(node: node_def_pb2.NodeDef, pads: np.ndarray,
         for axis, size in zip((1, 2), spatial, strict=True))
 
 
-def pads_as_same_padding(graph: _Graph, like: graph_pb2.GraphDef) -> int:
+def pads_as_same_padding(graph: _Graph) -> int:
     """Conv(Pad(x), padding="VALID") -> Conv(x, padding="SAME") where x's height and
     width are known and the Pad adds exactly what SAME would; how many merged.
 
@@ -445,24 +501,17 @@ def pads_as_same_padding(graph: _Graph, like: graph_pb2.GraphDef) -> int:
     for a 3x3 kernel over an even size) to match SAME's result on every input size.
     For the sizes the graph fixes, it *is* SAME's padding, which every convolution
     takes: the depthwise ones too, and the int8 kernels, which refuse EXPLICIT."""
-    candidates = []
+    merged = 0
     for node in list(graph.nodes.values()):
         found = _spatial_zero_pad(graph, node)
         filter_value = graph.constant(node.input[1]) if found else None
-        if found and node.attr["padding"].s == b"VALID" and filter_value is not None:
-            candidates.append((node, *found, filter_value.shape))
-    if not candidates:
-        return 0
-    with tf.Graph().as_default() as shapes:  # TensorFlow's own shape inference
-        try:
-            tf.graph_util.import_graph_def(graph.graph_def(like), name="")
-        except (ValueError, tf.errors.OpError):
-            return 0  # an op this process cannot import: the Pads stay
-    merged = 0
-    for node, pad, pads, filter_shape in candidates:
-        shape = shapes.get_tensor_by_name(tensor_name(pad.input[0])).shape
-        spatial = (shape[1], shape[2]) if shape.rank == 4 else (None, None)
-        if _is_same_padding(node, pads, spatial, filter_shape):
+        if found is None or node.attr["padding"].s != b"VALID" or filter_value is None:
+            continue
+        pad, pads = found
+        shape = graph.shapes.of(pad.input[0])
+        spatial = (shape[1], shape[2]) if shape is not None and shape.rank == 4 else (
+            None, None)
+        if _is_same_padding(node, pads, spatial, filter_value.shape):
             node.attr["padding"].s = b"SAME"
             _bypass_pad(graph, node, pad)
             merged += 1
@@ -514,13 +563,15 @@ def fold_for_fusion(graph_def: graph_pb2.GraphDef,
     `protected_node_names` (signature inputs and outputs, a main op) keep their name
     and value; the outputs equal the input's up to float32 rounding."""
     graph = _Graph(nodes={n.name: _copy(n) for n in graph_def.node},
-                   protected=frozenset(protected_node_names))
+                   protected=frozenset(protected_node_names),
+                   shapes=_InferredShapes(graph_def))
     fold_constants(graph)
     pass_throughs_removed(graph)
     while scales_into_filters(graph) + adds_into_bias_adds(graph):
         pass  # a fold can expose the next: Mul after BiasAdd after Mul
-    pads_as_same_padding(graph, graph_def)
+    pads_as_same_padding(graph)
     pads_into_convolutions(graph)
+    reshapes_to_constant_shapes(graph)
     return graph.graph_def(graph_def)
 
 

@@ -252,6 +252,26 @@ def test_a_pad_that_is_same_padding_becomes_same_padding(depthwise: bool) -> Non
         assert all(n.attr["padding"].s != b"SAME" for n in folded.node if "Conv" in n.op)
 
 
+def test_a_reshape_computed_from_the_batch_size_gets_a_constant_shape() -> None:
+    def build(x: tf.Tensor) -> tf.Tensor:  # Keras's Reshape((1, 1, C)) after a squeeze
+        squeezed = tf.reduce_mean(x, [1, 2])
+        gate = tf.reshape(squeezed, tf.stack([tf.shape(squeezed)[0], 1, 1, 4]))
+        # Two sizes unknown: shape inference cannot give it a constant shape.
+        flat = tf.reshape(x, tf.stack([tf.shape(x)[0], tf.shape(x)[1], -1]))
+        return x * tf.sigmoid(gate) + tf.reduce_sum(flat) * 0.0
+
+    any_batch = (None, None, None, 4)
+    folded, ops = _folded(_graph(build, any_batch))
+    assert ops["Reshape"] == 2 and ops["Pack"] == 1 and ops["StridedSlice"] == 2
+    shape = {n.name: tf.make_ndarray(n.attr["value"].tensor).tolist() for n in folded.node
+             if n.op == "Const"}
+    gate = next(n for n in folded.node if n.op == "Reshape" and n.input[1] in shape)
+    assert shape[gate.input[1]] == [-1, 1, 1, 4]
+    # Any batch size runs it.
+    x = np.random.default_rng(6).standard_normal((3, 5, 5, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(folded, x), _run(_graph(build, any_batch), x), rtol=1e-6)
+
+
 def test_what_cannot_fold_stays_as_it_was() -> None:
     def build(x: tf.Tensor) -> tf.Tensor:
         weights = _constant(1, 1, 4, 4)
