@@ -71,9 +71,10 @@ def digits_cnn(directory: pathlib.Path) -> pathlib.Path:
     # Fixed input statistics, as EfficientNet has: captured constants beside the
     # weights, which the int8 rewrite must fold in too.
     hidden = keras.layers.Normalization(mean=0.3, variance=0.15)(image)
-    # A zero pad before the first convolution, as ResNet has: freezing merges it into
-    # the convolution, and the int8 rewrite must take it apart again.
-    hidden = keras.layers.ZeroPadding2D(1)(hidden)
+    # A zero pad wider than SAME's before the first convolution, as ResNet has:
+    # freezing merges it into the convolution as explicit padding, and the int8
+    # rewrite must take it apart again.
+    hidden = keras.layers.ZeroPadding2D(2)(hidden)
     for filters, stride, padding in ((16, 1, "valid"), (32, 2, "same")):
         hidden = keras.layers.Conv2D(filters, 3, strides=stride, padding=padding)(hidden)
         # Few steps of training: statistics that follow quickly.
