@@ -61,6 +61,7 @@ def through_sidecar(model: Path, root: Path, version: int) -> tuple[float, dict[
     (under its served number, ``numbering.served_version(version)``)."""
     from sidecar.config import load_settings
     from sidecar.service.loop import SidecarService
+    from sidecar.service.wiring import build_parts
     from sidecar.state import JobState
 
     settings = load_settings({
@@ -72,7 +73,7 @@ def through_sidecar(model: Path, root: Path, version: int) -> tuple[float, dict[
     (root / "incoming" / "bench").mkdir(parents=True, exist_ok=True)
     landing = root / "incoming" / "bench" / f".landing-{version}"
     shutil.copytree(model, landing)
-    with SidecarService(settings) as service:
+    with SidecarService(settings, build_parts(settings)) as service:
         service.start()
         start = time.perf_counter()
         os.rename(landing, root / "incoming" / "bench" / str(version))

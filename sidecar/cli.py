@@ -1,9 +1,9 @@
 """``tftrt-sidecar``: run the sidecar (``run``), or watch it handle a demo model (``demo``).
 
-``main`` takes an optional ``components`` factory: whatever runs beside the
-pipeline (the tap with its shape store, the admin API, metrics) is built there
-from the validated settings and handed to the service, so new flags only add
-parser arguments and a factory, never changes to the loop or the jobs.
+``main`` takes an optional ``components`` factory: every part the service runs (the
+pipeline and whatever runs beside it: the tap with its shape store, the admin API, metrics)
+is built there from the validated settings and handed to the service, so new flags only
+add parser arguments and a feature, never changes to the loop or the jobs.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from sidecar.base.errors import SidecarError, UserError
 from sidecar.config import Settings, add_settings_arguments, load_settings
 
 if TYPE_CHECKING:
-    from sidecar.service.loop import RunSummary
-    from sidecar.service.wiring import ServiceComponents
+    from sidecar.service.summary import RunSummary
+    from sidecar.service.wiring import ServiceParts
 
-ComponentsFactory = Callable[[Settings], "ServiceComponents"]
-"""Builds the service's components from the validated settings."""
+ComponentsFactory = Callable[[Settings], "ServiceParts"]
+"""Builds the service's parts from the validated settings (by default
+:func:`sidecar.service.wiring.build_service`)."""
 
 EXIT_OK = 0
 """Every job ended published or skipped."""
@@ -133,11 +134,11 @@ def run_command(
     _warn_if_onednn_off()
     from sidecar.base.scratch import owned_temporary_files
     from sidecar.service.loop import SidecarService
-    from sidecar.service.wiring import build_components
+    from sidecar.service.wiring import build_service
 
     stop = threading.Event()
     with owned_temporary_files():  # a directory of its own; a killed run's is removed
-        parts = (components or build_components)(settings)
+        parts = (components or build_service)(settings)
         with _stop_on_signals(stop), SidecarService(settings, parts) as service:
             summary = service.run(stop)
     print_summary(summary)

@@ -65,6 +65,7 @@ def land_demo_version(workdir: Path) -> int:
 def run_demo(workdir: Path) -> int:
     """Land a demo version, run the sidecar once over ``workdir`` and print what happened."""
     from sidecar.service.loop import SidecarService
+    from sidecar.service.wiring import build_parts
 
     workdir = workdir.absolute()
     settings = demo_settings(workdir)
@@ -72,7 +73,7 @@ def run_demo(workdir: Path) -> int:
     version = land_demo_version(workdir)
     print(f"landed a Keras MLP as {settings.incoming_base / DEMO_MODEL / str(version)}")
     print("running: tftrt-sidecar run --once (settle 0 s: the version was renamed in whole)")
-    with SidecarService(settings) as service:
+    with SidecarService(settings, build_parts(settings)) as service:
         summary = service.run()
         print()
         for result in summary.results:

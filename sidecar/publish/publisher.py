@@ -63,6 +63,10 @@ class VersionPublisher:
         """Versions of ``model`` TF Serving can see, ascending."""
         return layout.published_versions(self.model_dir(model))
 
+    def serves(self, model: str) -> bool:
+        """Whether TF Serving can see any version of ``model``."""
+        return bool(self.published_versions(model))
+
     def is_published(self, model: str, version: int) -> bool:
         """Whether ``version`` of ``model`` is in the serving base."""
         return os.path.lexists(self.version_dir(model, version))

@@ -18,11 +18,29 @@ from typing import Any, TypeVar
 
 from sidecar.admin.backend import ConversionRequest
 from sidecar.admin.errors import NotReadyError
+from sidecar.config import ModelPolicy
 from sidecar.jobs import JobResult
+from sidecar.state import JobJournal
 
 T = TypeVar("T")
 Convert = Callable[[ConversionRequest], JobResult]
-"""The loop's own conversion of a request (``SidecarService`` runs it as a job)."""
+"""The loop's own conversion of a request (``SidecarService`` runs it as a job, with
+:func:`run_requested`)."""
+
+RunJob = Callable[[str, int, ModelPolicy], JobResult]
+"""Runs the journal job of (model, served version) with a policy."""
+
+
+def run_requested(request: ConversionRequest, journal: JobJournal, run_job: RunJob
+                  ) -> JobResult:
+    """Run a conversion the admin API asked for with ``run_job``, once its journal job is
+    there: the ended (failed or skipped) job restarted, or the served version the request
+    names discovered (a rebuild's next served number included)."""
+    if request.restart:
+        journal.restart(request.model, request.version, reason=request.reason)
+    else:
+        journal.discover(request.model, request.version, reason=request.reason or None)
+    return run_job(request.model, request.version, request.policy)
 
 
 @dataclass(frozen=True)

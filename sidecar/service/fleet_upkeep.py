@@ -1,5 +1,7 @@
-"""The service's part in a fleet, between jobs: apply the fleet's rollbacks, catch up with
-what other replicas built, and hold back the jobs whose key another replica holds.
+"""The service's part in a fleet: what the fleet gives the service (:class:`FleetFeature`)
+and what the loop does with it between jobs (:class:`FleetUpkeep`): apply the fleet's
+rollbacks, catch up with what other replicas built, hold back the jobs whose key another
+replica holds, and report once this replica has caught up.
 
 :class:`FleetCatchUp` queues the versions other replicas built, to install them.
 
@@ -15,17 +17,36 @@ replica therefore becomes ready by installing, without converting anything.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.base.errors import StorageError
+from sidecar.fleet.actions import FleetRollbacks
 from sidecar.jobs import FleetContext
 from sidecar.state import JobJournal
 from sidecar.tfserving import numbering
 from sidecar.watch import incoming_version_dir
 
 _LOG = logging.getLogger("sidecar.fleet")
+
+
+@dataclass(frozen=True)
+class FleetFeature:
+    """A replica's place in a fleet (``--store``); without one the service runs single-pod."""
+
+    context: FleetContext
+    """The fleet's shared store and this replica's key namespace (TensorFlow, device)."""
+
+    rollbacks: FleetRollbacks
+    """The versions operators rolled back in the store: never installed here, and moved
+    out of this replica's serving base between jobs."""
+
+    caught_up: threading.Event = field(default_factory=threading.Event)
+    """Set once, the first time after start-up that this replica had nothing left to
+    build or install (the admin API's fleet health service reads it)."""
 
 
 class FleetCatchUp:
@@ -68,15 +89,15 @@ class FleetCatchUp:
 
 
 class FleetUpkeep:
-    """What the service loop does for the fleet between jobs (inert without a store)."""
+    """What the service loop does for the fleet between jobs."""
 
     def __init__(
-        self, catch_up: FleetCatchUp | None, *, apply_rollbacks: Callable[[], Sequence[object]],
-        write_model_config: Callable[[], None],
-        clock: Callable[[], float] = time.monotonic,
+        self, catch_up: FleetCatchUp, rollbacks: FleetRollbacks, caught_up: threading.Event,
+        *, write_model_config: Callable[[], None], clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._catch_up = catch_up
-        self._apply_rollbacks = apply_rollbacks
+        self._rollbacks = rollbacks
+        self._caught_up = caught_up
         self._write_model_config = write_model_config
         self._clock = clock
         self._waits: dict[tuple[str, int], float] = {}
@@ -88,7 +109,7 @@ class FleetUpkeep:
         A local move that fails raises (the step's fault handling reports it); a store that
         cannot be listed only skips the catch-up this time.
         """
-        applied = bool(self._apply_rollbacks())
+        applied = bool(self._rollbacks.apply())
         if applied:
             self._write_model_config()
         return applied | self._queue_what_the_fleet_built()
@@ -103,9 +124,17 @@ class FleetUpkeep:
         self._waits = {job: at for job, at in self._waits.items() if at > now}
         return frozenset(self._waits)
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether this replica reported :meth:`report_caught_up` already."""
+        return self._caught_up.is_set()
+
+    def report_caught_up(self) -> None:
+        """This replica has nothing left to build or install: it serves what the fleet
+        serves (its pod may take traffic)."""
+        self._caught_up.set()
+
     def _queue_what_the_fleet_built(self) -> bool:
-        if self._catch_up is None:
-            return False
         try:
             return self._catch_up.due()
         except StorageError as exc:  # the store is down: serving goes on, jobs report it

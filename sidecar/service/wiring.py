@@ -1,18 +1,24 @@
-"""How `tftrt-sidecar run` is put together: the parts the service takes
-(:class:`ServiceComponents`) and, from the validated settings, the one place they are built
-(:func:`build_components`).
+"""How `tftrt-sidecar run` is put together: the one place the service's parts are built.
 
-Always the shape store (jobs replay its shapes); the tap (Envoy in front of TF Serving and
-the shape recorder it mirrors to), the metrics endpoint and the admin API when their
-addresses are set. Tests build :class:`ServiceComponents` themselves, with only the parts
-they replace.
+:func:`build_service` builds, from the validated settings, every part the loop runs
+(:class:`ServiceParts`) in two steps. First the features the settings ask for
+(:func:`build_features`, :class:`Features`): always the shape store with coverage
+rebuilds; the fleet with a store; the metrics endpoint, the tap (Envoy in front of TF
+Serving and the shape recorder it mirrors to) and the admin API when their addresses are
+set. Then the pipeline around them (:func:`build_parts`): the journal, the publisher, the
+watcher, the steps between jobs and the jobs' dependencies.
+:class:`~sidecar.service.loop.SidecarService` only runs what it is given.
+
+Each feature is present or absent. Tests build the pipeline alone (``build_parts(settings,
+seams)``), or with the feature they test, and replace the :class:`Seams` (the converter,
+the step checkpoint, the clocks, the job observer).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,14 +33,14 @@ from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBacke
 from sidecar.base.errors import ConfigError
 from sidecar.base.fanout import fan_out
 from sidecar.base.faults import FaultArea, FaultBoard
-from sidecar.config import Address, ModelPolicy, Settings
+from sidecar.config import Address, Settings
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.from_settings import envoy_settings
 from sidecar.envoy.governor import MirrorGovernor
 from sidecar.envoy.process import EnvoyProcess
 from sidecar.envoy.runtime import EnvoyAdmin, MirrorShare
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
-from sidecar.fleet.actions import AppliedRollback, FleetRollbacks
+from sidecar.fleet.actions import FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
 from sidecar.fleet.replica_claim import ReplicaClaim
 from sidecar.fleet.shape_contributor import ShapeContributor
@@ -42,24 +48,32 @@ from sidecar.fleet.shape_source import FleetShapeSource
 from sidecar.jobs import (
     ConverterFactory,
     FleetContext,
+    JobDependencies,
     JobObserver,
+    JobQueue,
     JobSettings,
     LoggingJobObserver,
     ShapeSource,
     default_converter_factory,
 )
+from sidecar.jobs.retry import RetryPolicy
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
-from sidecar.publish import Checkpoint, no_checkpoint
+from sidecar.publish import Checkpoint, VersionPublisher, no_checkpoint
 from sidecar.publish.published import PublishedModels
 from sidecar.recorder.process import RecorderProcess
 from sidecar.recorder.settings import RecorderSettings, RestRecording
 from sidecar.recorder.stats import TapObserver
 from sidecar.service.commands import LoopCommands
+from sidecar.service.fleet_upkeep import FleetCatchUp, FleetFeature, FleetUpkeep
+from sidecar.service.incoming_changes import IncomingChanges
 from sidecar.service.rebuilds import CoverageRebuilds
+from sidecar.service.serving_upkeep import ServingUpkeep
+from sidecar.service.summary import RunSummary
 from sidecar.shapes import ShapeStore, ShapeStoreSettings
 from sidecar.state import JobJournal
 from sidecar.state.controls import Controls, ModelControls
 from sidecar.state.fleet_controls import FleetControls
+from sidecar.watch import IncomingWatcher
 
 TAP_HEALTH_SERVICE: Final = "tftrt.sidecar.Tap"
 """The admin API's health service name for the tap: SERVING while its process is up."""
@@ -83,91 +97,134 @@ class BackgroundComponent(Protocol):
         ...
 
 
-def _never_paused(model: str) -> bool:
-    return False
-
-
-def _never_rolled_back(model: str, version: int) -> bool:
-    return False
-
-
-def _as_configured(model: str, configured: ModelPolicy) -> ModelPolicy:
-    return configured
-
-
-def _nothing() -> None:
-    return None
-
-
-def _no_rollbacks() -> list[AppliedRollback]:
-    return []
-
-
 @dataclass(frozen=True)
-class ServiceComponents:
-    """The optional and replaceable parts of the service, passed in by the caller."""
-
-    shape_source: ShapeSource | None = None
-    """Recorded request shapes (the tap's shape store); None until a tap is plugged in."""
-
-    observer: JobObserver = field(default_factory=LoggingJobObserver)
-    """Told about every job stage and result (logs; metrics plug in here)."""
-
-    background: tuple[BackgroundComponent, ...] = ()
-    """Servers started before the loop and stopped after it."""
+class Seams:
+    """What a caller may replace (tests pause at a step, keep a converter's engines, move a
+    clock, watch the jobs); the defaults are what `tftrt-sidecar run` runs with."""
 
     converter_factory: ConverterFactory = default_converter_factory
     """Makes the converter for a model version."""
-
-    job_settings: JobSettings = field(default_factory=JobSettings)
-    """Signature, tags and verification tolerances of every job."""
 
     checkpoint: Checkpoint = no_checkpoint
     """Called at every named job and publish step (crash tests pause here)."""
 
     wall_clock: Callable[[], float] = time.time
-    """Seconds since the epoch, for the journal."""
+    """Seconds since the epoch, for the journal and the shape store."""
 
     monotonic: Callable[[], float] = time.monotonic
-    """Monotonic seconds, for settling and durations."""
+    """Monotonic seconds, for settling, retries, the fleet's waits and durations."""
+
+    observer: JobObserver = field(default_factory=LoggingJobObserver)
+    """Told about every job stage and result (the metrics, when on, are told too)."""
+
+    job_settings: JobSettings = field(default_factory=JobSettings)
+    """Signature, tags and verification tolerances of every job."""
+
+
+@dataclass(frozen=True)
+class Recordings:
+    """Recorded request traffic (this pod's shape store, in a fleet the fleet's)."""
+
+    shapes: ShapeSource
+    """The shapes and sampled requests jobs replay."""
+
+    rebuilds: CoverageRebuilds
+    """Queues rebuilds when traffic moves to shapes the served version was not built for."""
+
+
+@dataclass(frozen=True)
+class Features:
+    """What runs beside the pipeline, each present or absent (None); and the fault board,
+    the command queue and the controls they share with it."""
+
+    faults: FaultBoard = field(default_factory=FaultBoard)
+    """Storage faults the service is riding out (admin health and metrics read them)."""
 
     commands: LoopCommands = field(default_factory=LoopCommands)
     """Conversions and rollbacks asked for from outside (the admin API), run on the loop's
     thread before watched jobs."""
 
-    is_paused: Callable[[str], bool] = _never_paused
-    """Whether a model's new versions wait (admin pause)."""
+    controls: Controls | None = None
+    """Pauses and policy overrides (in a fleet, the fleet's); None: this pod's own, read from
+    its state directory."""
 
-    policy_for: Callable[[str, ModelPolicy], ModelPolicy] = _as_configured
-    """The policy a model runs with, given its configured one (admin overrides)."""
+    recordings: Recordings | None = None
+    """Recorded traffic for replays and coverage rebuilds; None: jobs replay the model's
+    own warmup file or the default batch sizes, and nothing is rebuilt for coverage."""
 
-    rebuilds: CoverageRebuilds | None = None
-    """Queues rebuilds when traffic moves to shapes the served version was not built for."""
+    fleet: FleetFeature | None = None
+    """This replica's place in a fleet; None: single-pod mode."""
 
-    on_started: Callable[[], None] = _nothing
-    """Called once start-up recovery is done (the admin API reports ready)."""
+    metrics: SidecarMetrics | None = None
+    """The metrics endpoint's collectors, told about every job beside the seams' observer."""
 
-    on_caught_up: Callable[[], None] = _nothing
-    """Called once, the first time after start-up that no job waits or runs and no version
-    is settling (a fleet replica has installed or built what the fleet serves)."""
+    admin: SidecarAdminBackend | None = None
+    """The admin API's backend, told when start-up recovery is done (it then reports
+    ready)."""
 
-    faults: FaultBoard = field(default_factory=FaultBoard)
-    """Storage faults the service is riding out (admin health and metrics read them)."""
-
-    fleet: FleetContext | None = None
-    """The fleet's shared store and this replica's key namespace; None: single-pod mode."""
-
-    is_rolled_back: Callable[[str, int], bool] = _never_rolled_back
-    """Whether the fleet rolled a model's served version back (it is never installed)."""
-
-    apply_rollbacks: Callable[[], list[AppliedRollback]] = _no_rollbacks
-    """Moves the versions the fleet rolled back out of this replica's view; what it moved
-    (:meth:`sidecar.fleet.actions.FleetRollbacks.apply`; the service calls it between jobs)."""
+    background: tuple[BackgroundComponent, ...] = ()
+    """Servers started before the loop and stopped after it, in reverse."""
 
 
-def build_components(settings: Settings, clock: Callable[[], float] = time.time
-                     ) -> ServiceComponents:
-    """Every component the settings ask for, wired to the same shape store."""
+@dataclass(frozen=True)
+class ServiceParts:
+    """Everything the service loop runs, built; the loop owns them (it closes the journal)."""
+
+    journal: JobJournal
+    """The job journal, written by the loop's thread alone."""
+
+    publisher: VersionPublisher
+    """The serving base's one writer."""
+
+    summary: RunSummary
+    """What the service has done (the steps between jobs add withdrawals and retirements)."""
+
+    watcher: IncomingWatcher
+    """Scans the incoming base for versions that settled or vanished."""
+
+    changes: IncomingChanges
+    """Acts on the watcher's events."""
+
+    upkeep: ServingUpkeep
+    """Withdrawal, restoring, retention and TF Serving's model config."""
+
+    queue: JobQueue
+    """Which journal job runs next."""
+
+    jobs: JobDependencies
+    """What every job runs with (its retry policy also paces the loop after a failed step)."""
+
+    controls: Controls
+    """Whether a model's new versions wait, and the policy it runs with."""
+
+    commands: LoopCommands
+    """Work asked for from outside, run between jobs."""
+
+    faults: FaultBoard
+    """Storage faults the service is riding out."""
+
+    rebuilds: CoverageRebuilds | None
+    """Coverage rebuilds; None without recorded traffic."""
+
+    fleet: FleetUpkeep | None
+    """What the loop does for the fleet between jobs; None: single-pod mode."""
+
+    admin: SidecarAdminBackend | None
+    """The admin API's backend, marked ready after start-up; None without an admin API."""
+
+    background: tuple[BackgroundComponent, ...]
+    """Servers started before the loop and stopped after it, in reverse."""
+
+
+def build_service(settings: Settings, seams: Seams = Seams()) -> ServiceParts:
+    """Every part `tftrt-sidecar run` runs: the features the settings ask for and the
+    pipeline around them."""
+    return build_parts(settings, seams, build_features(settings, seams))
+
+
+def build_features(settings: Settings, seams: Seams = Seams()) -> Features:
+    """Every feature the settings ask for, wired to the same shape store."""
+    clock = seams.wall_clock
     admin_settings = (None if settings.admin_listen is None
                       else _admin_settings(settings, settings.admin_listen))
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -176,37 +233,34 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     journal = JobJournal.open(settings.state_dir, clock=clock)
     published = PublishedModels(settings.serving_base)
     faults = FaultBoard()
+    commands = LoopCommands()
     background: list[BackgroundComponent] = []
-    fleet = None
-    if settings.store is not None:
-        fleet, claim = _fleet_context(settings, faults)
-        # First, so it is claimed before anything else writes to the store, released last.
-        background.append(claim)
+    fleet: FleetFeature | None = None
     controls: Controls
-    rollbacks: FleetRollbacks | None = None
-    if settings.store is None:
-        controls = ModelControls.open(settings.state_dir)
-    else:  # after _fleet_context, which checks that the directory is a fleet store
-        records = OperatorRecords(settings.store, settings.replica_id)
-        controls = FleetControls(records)
-        rollbacks = FleetRollbacks(records, settings.serving_base)
     shapes: ShapeStore | FleetShapeSource = store
     fleet_shapes: tuple[FleetShapeSource, ShapeContributor] | None = None
-    if fleet is not None:
+    if settings.store is None:
+        controls = ModelControls.open(settings.state_dir)
+    else:
+        context, claim = _fleet_context(settings, faults)
+        # First, so it is claimed before anything else writes to the store, released last.
+        background.append(claim)
+        # After _fleet_context, which checks that the directory is a fleet store.
+        records = OperatorRecords(settings.store, settings.replica_id)
+        controls = FleetControls(records)
+        fleet = FleetFeature(context, FleetRollbacks(records, settings.serving_base))
         # Builds, replays and coverage read the fleet's traffic; this replica adds its own.
         fleet_shapes = (
-            FleetShapeSource(fleet.store, store, settings.shape_share_seconds,
+            FleetShapeSource(context.store, store, settings.shape_share_seconds,
                              wall_clock=clock),
-            ShapeContributor(fleet.store, store, settings.shape_share_seconds,
+            ShapeContributor(context.store, store, settings.shape_share_seconds,
                              wall_clock=clock))
         shapes = fleet_shapes[0]
-    job_settings = JobSettings()
-    commands = LoopCommands()
     # Storage faults have their own health services: the overall status (the kubelet's
     # probe) stays SERVING, since restarting the sidecar would cut the tap and fix nothing.
     health: dict[str, Callable[[], bool]] = {
         area.health_service: functools.partial(faults.healthy, area) for area in FaultArea}
-    observer: JobObserver = LoggingJobObserver()
+    health[FLEET_HEALTH_SERVICE] = _single_pod if fleet is None else fleet.caught_up.is_set
     metrics: SidecarMetrics | None = None
     if settings.metrics_listen is not None:
         registry = CollectorRegistry()
@@ -216,27 +270,23 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
                                                shape_store=shapes, faults=faults,
                                                incoming_base=settings.incoming_base,
                                                fleet_shapes=fleet_shapes,
-                                               fleet_store=None if fleet is None else fleet.store))
-        observer = fan_out([observer, metrics.job_observer])
+                                               fleet_store=None if fleet is None
+                                               else fleet.context.store))
         background.append(MetricsServer(str(settings.metrics_listen), registry))
     if settings.tap_listen is not None:
         tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,
                                        clock)
         background.extend(tap)
         health[TAP_HEALTH_SERVICE] = serving
-    caught_up = threading.Event()
-    if fleet is None:
-        caught_up.set()
-    health[FLEET_HEALTH_SERVICE] = caught_up.is_set
-    on_started = _nothing
+    admin: SidecarAdminBackend | None = None
     if admin_settings is not None:
-        backend = SidecarAdminBackend(BackendDependencies(
+        admin = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=published, controls=controls,
             incoming_base=settings.incoming_base, policy_for=settings.policy_for,
             submit=commands.convert, on_loop=commands.call, shape_store=shapes,
-            rollback_observer=metrics, fleet_rollbacks=rollbacks))
-        background.append(AdminServer(admin_settings, backend, health))
-        on_started = backend.mark_ready
+            rollback_observer=metrics,
+            fleet_rollbacks=None if fleet is None else fleet.rollbacks))
+        background.append(AdminServer(admin_settings, admin, health))
 
     def close() -> None:
         store.close()
@@ -246,16 +296,64 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     if fleet_shapes is not None:
         # Components stop in reverse: its last write comes before the shape store closes.
         background.append(fleet_shapes[1])
-    return ServiceComponents(
-        shape_source=shapes, observer=observer, background=tuple(background),
-        job_settings=job_settings, commands=commands, is_paused=controls.is_paused,
-        policy_for=controls.policy_for, on_started=on_started,
-        on_caught_up=caught_up.set,
-        rebuilds=CoverageRebuilds(shapes, published, settings.incoming_base,
-                                  job_settings.signature_key),
-        faults=faults, fleet=fleet,
-        is_rolled_back=_never_rolled_back if rollbacks is None else rollbacks.is_rolled_back,
-        apply_rollbacks=_no_rollbacks if rollbacks is None else rollbacks.apply)
+    rebuilds = CoverageRebuilds(shapes, published, settings.incoming_base,
+                                seams.job_settings.signature_key)
+    return Features(faults=faults, commands=commands, controls=controls,
+                    recordings=Recordings(shapes, rebuilds), fleet=fleet, metrics=metrics,
+                    admin=admin, background=tuple(background))
+
+
+def build_parts(settings: Settings, seams: Seams = Seams(), features: Features | None = None
+                ) -> ServiceParts:
+    """The pipeline's parts around ``features`` (None: the pipeline alone, single-pod, without
+    recorded traffic or servers beside it, with a fault board and command queue of its own)."""
+    features = Features() if features is None else features
+    journal = JobJournal.open(settings.state_dir, clock=seams.wall_clock)
+    publisher = VersionPublisher(settings.serving_base, checkpoint=seams.checkpoint)
+    summary = RunSummary()
+    upkeep = ServingUpkeep(
+        settings, publisher,
+        on_retired=lambda model, version: summary.retired.append((model, version)))
+    observer = (seams.observer if features.metrics is None
+                else fan_out([seams.observer, features.metrics.job_observer]))
+    recordings, fleet = features.recordings, features.fleet
+    jobs = JobDependencies(
+        journal=journal, publisher=publisher, incoming_base=settings.incoming_base,
+        engine_cache_dir=settings.engine_cache_dir, settings=seams.job_settings,
+        converter_factory=seams.converter_factory,
+        shape_source=None if recordings is None else recordings.shapes, observer=observer,
+        checkpoint=seams.checkpoint, clock=seams.monotonic,
+        retry=RetryPolicy(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
+    fleet_upkeep: FleetUpkeep | None = None
+    if fleet is not None:
+        jobs = dataclasses.replace(jobs, fleet=fleet.context,
+                                   is_rolled_back=fleet.rollbacks.is_rolled_back)
+        catch_up = FleetCatchUp(
+            fleet.context, journal, settings.incoming_base,
+            interval_seconds=max(settings.rescan_interval_seconds, 5.0),
+            is_rolled_back=fleet.rollbacks.is_rolled_back, clock=seams.monotonic)
+        fleet_upkeep = FleetUpkeep(catch_up, fleet.rollbacks, fleet.caught_up,
+                                   write_model_config=upkeep.write_model_config,
+                                   clock=seams.monotonic)
+    return ServiceParts(
+        journal=journal, publisher=publisher, summary=summary,
+        watcher=IncomingWatcher(
+            settings.incoming_base, settle_seconds=settings.settle_seconds,
+            marker_file=settings.marker_file, clock=seams.monotonic,
+            is_served=publisher.serves),
+        changes=IncomingChanges(journal, publisher, upkeep, summary.withdrawn,
+                                incoming_base=settings.incoming_base),
+        upkeep=upkeep, queue=JobQueue(journal), jobs=jobs,
+        controls=(ModelControls.open(settings.state_dir) if features.controls is None
+                  else features.controls),
+        commands=features.commands, faults=features.faults,
+        rebuilds=None if recordings is None else recordings.rebuilds, fleet=fleet_upkeep,
+        admin=features.admin, background=features.background)
+
+
+def _single_pod() -> bool:
+    """A single pod has no fleet to catch up with."""
+    return True
 
 
 def _fleet_context(settings: Settings, faults: FaultBoard) -> tuple[FleetContext, ReplicaClaim]:

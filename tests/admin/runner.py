@@ -1,14 +1,16 @@
 """TEST-ONLY stand-in for the service's job worker: runs the real version job for each
 conversion the admin API submits, and each rollback, one at a time, on its own thread.
 
-The service runs them on its loop; this one does what the loop must do with a conversion
-(restart the journal job of a failed or skipped version, or discover the served version
-the request names, a rebuild's next served number included; run ``run_version_job`` with
-the request's policy) with a gate tests can close to hold a job at its start.
+The service runs them on its loop; this one runs a conversion as the loop does
+(:func:`sidecar.service.commands.run_requested`: restart the journal job of a failed or
+skipped version, or discover the served version the request names, then run
+``run_version_job`` with the request's policy), with a gate tests can close to hold a job
+at its start.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -17,6 +19,7 @@ from typing import TypeVar
 
 from sidecar.admin.backend import ConversionRequest
 from sidecar.jobs import JobDependencies, JobObserver, JobResult, run_version_job
+from sidecar.service.commands import run_requested
 from tests.support.command_loop import CommandLoop
 
 T = TypeVar("T")
@@ -52,9 +55,5 @@ class ServiceJobRunner:
     def _convert(self, request: ConversionRequest) -> JobResult:
         self.started.set()
         self.gate.wait()
-        journal = self._deps.journal
-        if request.restart:
-            journal.restart(request.model, request.version, reason=request.reason)
-        else:
-            journal.discover(request.model, request.version, reason=request.reason or None)
-        return run_version_job(self._deps, request.model, request.version, request.policy)
+        return run_requested(request, self._deps.journal,
+                             functools.partial(run_version_job, self._deps))

@@ -5,7 +5,6 @@ test stand-in) serves it, and batch 5 runs a prebuilt engine there."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -20,7 +19,7 @@ from converter import ConversionParams, Converter
 from sidecar.config import load_settings
 from sidecar.jobs.conversion import ConverterLike
 from sidecar.service.loop import SidecarService
-from sidecar.service.wiring import build_components
+from sidecar.service.wiring import Seams, build_service
 from sidecar.tfserving import numbering
 from tests.metrics.stand import scrape, value
 from tests.support.builders import warmup_batches
@@ -69,8 +68,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         "metrics_listen": metrics, "recorder_listen": f"127.0.0.1:{free_port()}",
         "envoy_admin_listen": f"127.0.0.1:{free_port()}",
     }, {}, config)
-    parts = dataclasses.replace(build_components(settings),
-                                converter_factory=_keeping_every_engine)
+    parts = build_service(settings, Seams(converter_factory=_keeping_every_engine))
     stop = threading.Event()
     with SidecarService(settings, parts) as service:
         loop = threading.Thread(target=service.run, args=(stop,))

@@ -2,7 +2,7 @@
 machine can stand for replicas on two device models.
 
 Run as ``python -m tests.fleet.slug_sidecar SLUG run [flags...]`` (with ``--store``). The
-slug comes in through the service's ``fleet`` component, so production code has no hook.
+slug comes in through the service's fleet feature, so production code has no hook.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 from sidecar import cli
 from sidecar.config import Settings
-from sidecar.service.wiring import ServiceComponents, build_components
+from sidecar.service.wiring import ServiceParts, build_features, build_parts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     slug, rest = args[0], args[1:]
 
-    def components(settings: Settings) -> ServiceComponents:
-        built = build_components(settings)
-        assert built.fleet is not None, "pass --store"
-        return dataclasses.replace(built, fleet=dataclasses.replace(built.fleet, slug=slug))
+    def components(settings: Settings) -> ServiceParts:
+        features = build_features(settings)
+        assert features.fleet is not None, "pass --store"
+        context = dataclasses.replace(features.fleet.context, slug=slug)
+        fleet = dataclasses.replace(features.fleet, context=context)
+        return build_parts(settings, features=dataclasses.replace(features, fleet=fleet))
 
     return cli.main(rest, components=components)
 

@@ -1,6 +1,6 @@
 """The service applies the fleet's operator actions: a replica's real service loop, on its
-own serving base, moves out what another replica rolled back in the shared store, and
-holds back a model another replica paused."""
+own serving base and with its place in the fleet, moves out what another replica rolled
+back in the shared store, and holds back a model another replica paused."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ from pathlib import Path
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
-from sidecar.service.loop import SidecarService
-from sidecar.service.wiring import ServiceComponents
+from sidecar.jobs import FleetContext
+from sidecar.service.fleet_upkeep import FleetFeature
+from sidecar.service.wiring import Features
 from sidecar.state import JobState
 from sidecar.state.fleet_controls import FleetControls
 from sidecar.tfserving.layout import published_versions
 from tests.fleet.conftest import write_version
 from tests.service.test_service import quick_settings
+from tests.support.pipeline import pipeline_service
 
 
 def test_the_service_loop_moves_out_what_another_replica_rolled_back(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    SharedDirectoryStore(store, LeaseBook("b", 30.0))
+    shared = SharedDirectoryStore(store, LeaseBook("b", 30.0))
     settings = quick_settings(tmp_path / "b")
     settings.incoming_base.mkdir(parents=True)
     for seed, version in enumerate((1000, 2000)):
@@ -28,10 +30,8 @@ def test_the_service_loop_moves_out_what_another_replica_rolled_back(tmp_path: P
     records = OperatorRecords(store, "b")
     rollbacks = FleetRollbacks(records, settings.serving_base, refresh_seconds=0.0)
     controls = FleetControls(records, refresh_seconds=0.0)
-    parts = ServiceComponents(is_paused=controls.is_paused, policy_for=controls.policy_for,
-                              is_rolled_back=rollbacks.is_rolled_back,
-                              apply_rollbacks=rollbacks.apply)
-    with SidecarService(settings, parts) as service:
+    fleet = FleetFeature(FleetContext(shared, "2.test", "test-device"), rollbacks)
+    with pipeline_service(settings, features=Features(controls=controls, fleet=fleet)) as service:
         service.start()
         assert published_versions(settings.serving_base / "mlp") == [1000, 2000]
         FleetRollbacks(OperatorRecords(store, "a"), tmp_path / "a").record(

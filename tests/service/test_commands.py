@@ -19,8 +19,9 @@ from sidecar.jobs import JobResult
 from sidecar.publish import RolledBack, roll_back_newest
 from sidecar.service.commands import LoopCommands
 from sidecar.service.loop import SidecarService
-from sidecar.service.wiring import ServiceComponents
+from sidecar.service.wiring import Features, Seams
 from tests.support.builders import land
+from tests.support.pipeline import pipeline_service
 from tests.support.serving_poller import ServingPoller
 from tests.support.waiting import wait_until
 
@@ -109,8 +110,8 @@ def running(tmp_path: Path) -> Iterator[Running]:
         "settle_seconds": 0.2, "rescan_interval_seconds": 0.05,
     }, {"TFTRT_SIDECAR_BACKEND": "tensorrt", "TFTRT_SIDECAR_KEEP_VERSIONS": "3"})
     commands, pause, stop = LoopCommands(), PublishPause(), threading.Event()
-    components = ServiceComponents(checkpoint=pause.checkpoint, commands=commands)
-    with SidecarService(settings, components) as service:
+    with pipeline_service(settings, Seams(checkpoint=pause.checkpoint),
+                          Features(commands=commands)) as service:
         loop = threading.Thread(target=service.run, args=(stop,), name="service-loop")
         loop.start()
         try:

@@ -1,4 +1,4 @@
-"""`build_components`: what `tftrt-sidecar run` starts, from its settings."""
+"""`build_service`: what `tftrt-sidecar run` starts, from its settings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sidecar.base.errors import ConfigError
 from sidecar.config import load_settings
-from sidecar.service.wiring import build_components
+from sidecar.service.wiring import build_service
 from tftrt.sidecar.admin.v1 import admin_pb2, admin_pb2_grpc
 
 
@@ -31,7 +31,8 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
         "admin_token_file": str(tmp_path / "token"), "shutdown_grace_seconds": "1",
     }, {})
     assert settings.state_dir == tmp_path / "state"
-    parts = build_components(settings)
+    parts = build_service(settings)
+    assert parts.admin is not None
     for component in parts.background:
         component.start()
     try:
@@ -39,7 +40,7 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
             health = health_pb2_grpc.HealthStub(channel)
             status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
             assert status == health_pb2.HealthCheckResponse.NOT_SERVING  # not started yet
-            parts.on_started()
+            parts.admin.mark_ready()
             status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
             assert status == health_pb2.HealthCheckResponse.SERVING
             admin = admin_pb2_grpc.SidecarAdminStub(channel)
@@ -60,4 +61,4 @@ def test_an_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
         "admin_token_file": str(tmp_path / "missing"),
     }, {})
     with pytest.raises(ConfigError, match="admin_token_file"):
-        build_components(settings)
+        build_service(settings)

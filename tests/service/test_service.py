@@ -15,11 +15,11 @@ from pathlib import Path
 
 from sidecar.config import Settings, load_settings
 from sidecar.publish import VersionPublisher
-from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.support.builders import land
 from tests.support.disks import tree_listing
+from tests.support.pipeline import pipeline_service
 from tests.support.serving_poller import ServingPoller
 
 
@@ -58,7 +58,7 @@ def test_withdrawal_retention_and_model_config_keep_a_version_available(
     before = tree_listing(settings.serving_base / "hand" / str(hand))
 
     poller = ServingPoller(settings.serving_base, poll_seconds=0.05, require_warmup=False)
-    with poller, SidecarService(settings) as service:
+    with poller, pipeline_service(settings) as service:
         summary = service.run()
         assert [(r.model, r.version, r.state) for r in summary.results] == [
             ("hand", hand, JobState.SKIPPED),
@@ -96,7 +96,7 @@ def test_a_version_leaving_incoming_takes_every_rebuild_of_it_out_of_serving(
     incoming = settings.incoming_base
     for version in (1, 2):
         land(mlp_model, incoming, "m", version)
-    with SidecarService(settings) as service:
+    with pipeline_service(settings) as service:
         service.run()
         rebuild = served_version(1, 1)
         service.journal.discover("m", rebuild, reason="rebuild asked for by the test")
@@ -116,7 +116,7 @@ def test_start_recovers_what_a_stopped_process_left(tmp_path: Path, mlp_model: P
     incoming = settings.incoming_base
     for version in (3, 4):
         land(mlp_model, incoming, "m", version)
-    with SidecarService(settings) as service:
+    with pipeline_service(settings) as service:
         service.run()
     assert served(settings, "m") == [3000, 4000]
     published = tree_listing(settings.serving_base / "m" / "4000")
@@ -126,7 +126,7 @@ def test_start_recovers_what_a_stopped_process_left(tmp_path: Path, mlp_model: P
     stale.mkdir()
     (stale / "saved_model.pb").write_bytes(b"half")
     land(mlp_model, incoming, "m", 5)
-    with SidecarService(settings) as service:
+    with pipeline_service(settings) as service:
         service.journal.discover("m", 5000)
         service.journal.advance("m", 5000, JobState.CONVERTING)
         shutil.rmtree(incoming / "m" / "3")
@@ -141,5 +141,5 @@ def test_start_recovers_what_a_stopped_process_left(tmp_path: Path, mlp_model: P
     assert served(settings, "m") == [4000, 5000]
     assert tree_listing(settings.serving_base / "m" / "4000") == published  # never republished
 
-    with SidecarService(settings) as service:
+    with pipeline_service(settings) as service:
         assert service.run().results == []  # nothing new: published versions stay as they are

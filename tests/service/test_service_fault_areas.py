@@ -10,10 +10,9 @@ from pathlib import Path
 
 from sidecar.base.faults import FaultArea
 from sidecar.config import load_settings
-from sidecar.service.loop import SidecarService
-from sidecar.service.wiring import ServiceComponents
 from tests.support.builders import land
 from tests.support.disks import fill_disk, small_tmpfs
+from tests.support.pipeline import pipeline_service
 from tests.support.waiting import wait_until
 
 
@@ -29,21 +28,20 @@ def test_a_full_state_disk_beside_incoming_is_a_state_fault(
         "settle_seconds": 0, "rescan_interval_seconds": 0.05, "retry_backoff_seconds": 0.2,
     }, {"TFTRT_SIDECAR_BACKEND": "tensorrt"})  # publishes the original quickly
     incoming.mkdir()
-    parts = ServiceComponents()
     stop = threading.Event()
-    with small_tmpfs(state, "16m"), SidecarService(settings, parts) as service:
+    with small_tmpfs(state, "16m"), pipeline_service(settings) as service:
         service.start()
         filler = fill_disk(state)  # the journal cannot record the next version
         land(mlp_model, incoming, "m", 1)
         loop = threading.Thread(target=service.run, args=(stop,))
         loop.start()
         try:
-            wait_until(lambda: parts.faults.started(FaultArea.STATE) > 0, 30, "a state fault")
-            fault = parts.faults.current()[FaultArea.STATE].message
+            wait_until(lambda: service.faults.started(FaultArea.STATE) > 0, 30, "a state fault")
+            fault = service.faults.current()[FaultArea.STATE].message
             assert "database or disk is full" in fault and str(state) in fault
-            assert parts.faults.started(FaultArea.INCOMING) == 0, parts.faults.current()
+            assert service.faults.started(FaultArea.INCOMING) == 0, service.faults.current()
             os.unlink(filler)
-            wait_until(lambda: parts.faults.healthy(FaultArea.STATE), 60, "the fault passed")
+            wait_until(lambda: service.faults.healthy(FaultArea.STATE), 60, "the fault passed")
             assert loop.is_alive()
         finally:
             stop.set()

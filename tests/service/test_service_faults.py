@@ -11,11 +11,11 @@ from pathlib import Path
 from sidecar.base.faults import FaultArea
 from sidecar.config import load_settings
 from sidecar.publish import VersionPublisher
-from sidecar.service.loop import SidecarService
-from sidecar.service.wiring import ServiceComponents
+from sidecar.service.wiring import Seams
 from sidecar.state import JobState
 from tests.support.builders import land
 from tests.support.disks import fill_disk, small_tmpfs
+from tests.support.pipeline import pipeline_service
 from tests.support.waiting import wait_until
 
 
@@ -36,20 +36,20 @@ def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
             fillers.append(fill_disk(state))
 
     land(mlp_model, settings.incoming_base, "m", 1)
-    parts = ServiceComponents(checkpoint=fill_when_building)
     stop = threading.Event()
-    with small_tmpfs(state, "4m"), SidecarService(settings, parts) as service:
+    with small_tmpfs(state, "4m"), \
+            pipeline_service(settings, Seams(checkpoint=fill_when_building)) as service:
         loop = threading.Thread(target=service.run, args=(stop,))
         loop.start()
         try:
-            wait_until(lambda: not parts.faults.healthy(FaultArea.STATE), 60, "a state fault")
-            fault = parts.faults.current()[FaultArea.STATE].message
+            wait_until(lambda: not service.faults.healthy(FaultArea.STATE), 60, "a state fault")
+            fault = service.faults.current()[FaultArea.STATE].message
             assert "database or disk is full" in fault and "free space" in fault
             assert loop.is_alive()
             os.unlink(fillers[0])
             wait_until(lambda: VersionPublisher(settings.serving_base).published_versions("m")
                        == [1000], 60, "m/1000 published once space is back")
-            wait_until(lambda: parts.faults.healthy(FaultArea.STATE), 30, "the fault passed")
+            wait_until(lambda: service.faults.healthy(FaultArea.STATE), 30, "the fault passed")
         finally:
             stop.set()
             loop.join(timeout=60)
@@ -58,7 +58,7 @@ def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
     assert job is not None and job.state is JobState.PUBLISHED and job.attempts == 2
     assert any("database or disk is full" in reason and "while the job was verifying" in reason
                for reason in reasons), reasons
-    assert parts.faults.started(FaultArea.STATE) == 1
+    assert service.faults.started(FaultArea.STATE) == 1
     assert [p for p in (settings.serving_base / "m").iterdir() if p.name.startswith(".")] == []
 
 
@@ -71,18 +71,17 @@ def test_an_incoming_base_missing_at_start_is_a_fault_the_service_waits_out(
         "model_config_file": str(tmp_path / "serving" / "models.config"),
         "settle_seconds": 0, "rescan_interval_seconds": 0.05,
     }, {"TFTRT_SIDECAR_BACKEND": "tensorrt"})
-    parts = ServiceComponents()
     stop = threading.Event()
-    with SidecarService(settings, parts) as service:
+    with pipeline_service(settings) as service:
         loop = threading.Thread(target=service.run, args=(stop,))
         loop.start()
         try:
-            wait_until(lambda: not parts.faults.healthy(FaultArea.INCOMING), 30, "the fault")
-            assert "is missing" in parts.faults.current()[FaultArea.INCOMING].message
+            wait_until(lambda: not service.faults.healthy(FaultArea.INCOMING), 30, "the fault")
+            assert "is missing" in service.faults.current()[FaultArea.INCOMING].message
             land(mlp_model, settings.incoming_base, "m", 1)  # the volume arrives late
             wait_until(lambda: VersionPublisher(settings.serving_base).published_versions("m")
                        == [1000], 60, "m/1000 published")
-            assert parts.faults.healthy(FaultArea.INCOMING) and loop.is_alive()
+            assert service.faults.healthy(FaultArea.INCOMING) and loop.is_alive()
         finally:
             stop.set()
             loop.join(timeout=60)
@@ -100,16 +99,15 @@ def test_a_served_models_directory_missing_across_a_restart_stays_a_fault(
     for version in (1, 2):
         land(mlp_model, settings.incoming_base, "m", version)
     land(mlp_model, settings.incoming_base, "other", 1)
-    with SidecarService(settings) as service:
+    with pipeline_service(settings) as service:
         service.run()
     os.rename(settings.incoming_base / "m", tmp_path / "m-away")  # while the sidecar is down
-    parts = ServiceComponents()
-    with SidecarService(settings, parts) as service:
+    with pipeline_service(settings) as service:
         assert service.start().withdrawn == ()
         for _ in range(3):  # the first scans know what was there: still a fault
             service.step()
-            assert not parts.faults.healthy(FaultArea.INCOMING)
+            assert not service.faults.healthy(FaultArea.INCOMING)
         assert VersionPublisher(settings.serving_base).published_versions("m") == [1000, 2000]
         os.rename(tmp_path / "m-away", settings.incoming_base / "m")
         service.step()
-        assert parts.faults.healthy(FaultArea.INCOMING)
+        assert service.faults.healthy(FaultArea.INCOMING)

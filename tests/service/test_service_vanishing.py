@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.base.faults import FaultArea, FaultBoard
+from sidecar.base.faults import FaultArea
 from sidecar.config import Settings, load_settings
 from sidecar.service.loop import SidecarService
-from sidecar.service.wiring import ServiceComponents
+from sidecar.service.wiring import Seams
 from tests.service.test_service import served
 from tests.support.builders import land
 from tests.support.clock import ManualClock
+from tests.support.pipeline import pipeline_service
 from tests.support.serving_poller import ServingPoller
 
 SETTLE = 5.0
@@ -55,7 +56,7 @@ def test_versions_removed_one_at_a_time_are_withdrawn_once_each_stayed_gone_the_
     settings, clock = settings_for(tmp_path), ManualClock()
     incoming = settings.incoming_base / "m"
     poller = ServingPoller(settings.serving_base, poll_seconds=0.05, require_warmup=False)
-    with poller, SidecarService(settings, ServiceComponents(monotonic=clock)) as service:
+    with poller, pipeline_service(settings, Seams(monotonic=clock)) as service:
         publish_three(service, clock, settings, mlp_model)
         shutil.rmtree(incoming / "3")
         service.step()
@@ -84,7 +85,7 @@ def test_a_version_back_within_the_settle_time_never_left(
     settings, clock = settings_for(tmp_path), ManualClock()
     incoming = settings.incoming_base / "m"
     with caplog.at_level(logging.INFO, logger="sidecar"), \
-            SidecarService(settings, ServiceComponents(monotonic=clock)) as service:
+            pipeline_service(settings, Seams(monotonic=clock)) as service:
         publish_three(service, clock, settings, mlp_model)
         os.rename(incoming / "3", tmp_path / "aside")  # a move away and back, e.g. a re-sync
         service.step()
@@ -102,10 +103,9 @@ def test_a_version_back_within_the_settle_time_never_left(
 def test_rm_rf_of_a_served_model_withdraws_nothing_and_keeps_serving_the_newest(
     tmp_path: Path, mlp_model: Path
 ) -> None:
-    settings, clock, faults = settings_for(tmp_path), ManualClock(), FaultBoard()
+    settings, clock = settings_for(tmp_path), ManualClock()
     incoming = settings.incoming_base / "m"
-    components = ServiceComponents(monotonic=clock, faults=faults)
-    with SidecarService(settings, components) as service:
+    with pipeline_service(settings, Seams(monotonic=clock)) as service:
         publish_three(service, clock, settings, mlp_model)
         for version in ("3", "2", "1"):  # rm -rf's order on this filesystem is any order
             shutil.rmtree(incoming / version)
@@ -117,5 +117,5 @@ def test_rm_rf_of_a_served_model_withdraws_nothing_and_keeps_serving_the_newest(
             clock.advance(SETTLE)
         assert served(settings, "m") == [1000, 2000, 3000], "TF Serving keeps the newest"
         # The whole model gone is a fault to report, not a withdrawal to make.
-        assert not faults.healthy(FaultArea.INCOMING)
-        assert "nothing is withdrawn" in faults.current()[FaultArea.INCOMING].message
+        assert not service.faults.healthy(FaultArea.INCOMING)
+        assert "nothing is withdrawn" in service.faults.current()[FaultArea.INCOMING].message

@@ -7,10 +7,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from sidecar.service.loop import SidecarService
 from tests.service.test_service import quick_settings, served
 from tests.support.builders import corrupt_copy, land
 from tests.support.disks import tree_listing
+from tests.support.pipeline import pipeline_service
 
 
 def test_a_withdrawn_version_comes_back_only_with_its_own_content(
@@ -21,7 +21,7 @@ def test_a_withdrawn_version_comes_back_only_with_its_own_content(
     incoming, model_dir = settings.incoming_base, settings.serving_base / "m"
     for version in (1, 2):
         land(mlp_model, incoming, "m", version)
-    with SidecarService(settings) as service:
+    with pipeline_service(settings) as service:
         service.run()
         before = tree_listing(model_dir / "1000")
         shutil.rmtree(incoming / "m" / "1")

@@ -9,13 +9,12 @@ the service's ``checkpoint`` component, so production code has no test hook.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
 from sidecar import cli
 from sidecar.config import Settings
-from sidecar.service.wiring import ServiceComponents, build_components
+from sidecar.service.wiring import Seams, ServiceParts, build_service
 from tests.support.waiting import HELD_SECONDS, wait_until
 
 
@@ -34,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
             (gate / "paused").touch()
             wait_until((gate / "resume").exists, HELD_SECONDS, str(gate / "resume"))
 
-    def components(settings: Settings) -> ServiceComponents:
-        return dataclasses.replace(build_components(settings), checkpoint=wait_at_step)
+    def components(settings: Settings) -> ServiceParts:
+        return build_service(settings, Seams(checkpoint=wait_at_step))
 
     return cli.main(rest, components=components)
 

@@ -13,7 +13,7 @@ import time
 
 from sidecar import cli
 from sidecar.config import Settings
-from sidecar.service.wiring import ServiceComponents
+from sidecar.service.wiring import Seams, ServiceParts, build_parts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PAUSED {name}", flush=True)
             time.sleep(3600)  # paused for good: the test kills the process here
 
-    def components(_: Settings) -> ServiceComponents:
-        return ServiceComponents(checkpoint=pause_at_step)
+    def components(settings: Settings) -> ServiceParts:  # the pipeline alone
+        return build_parts(settings, Seams(checkpoint=pause_at_step))
 
     return cli.main(rest, components=components)
 

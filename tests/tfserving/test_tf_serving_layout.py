@@ -16,10 +16,10 @@ import pytest
 from sidecar.config import load_settings
 from sidecar.jobs.fingerprint import content_fingerprint
 from sidecar.publish import VersionPublisher
-from sidecar.service.loop import SidecarService
 from sidecar.state import Flavour, JobState
 from tests.support.builders import half_plus_two, land
 from tests.support.disks import tree_listing
+from tests.support.pipeline import pipeline_service
 from tests.support.serving_poller import ServingPoller
 from tests.support.session_run import session_outputs
 
@@ -47,7 +47,7 @@ def test_tf_servings_zero_padded_layout_is_converted_and_published_as_served_123
     landed = {model: tree_listing(path) for model, path in sources.items()}
 
     with ServingPoller(serving, poll_seconds=0.05) as poller, \
-            SidecarService(settings) as service:
+            pipeline_service(settings) as service:
         summary = service.run()
         jobs = {(job.model, job.version): job for job in service.journal.jobs()}
         assert poller.wait_for("mlp", 123000) and poller.wait_for("half_plus_two", 123000)
