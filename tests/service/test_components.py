@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sidecar.base.errors import ConfigError
 from sidecar.config import load_settings
 from sidecar.service.wiring import build_service
+from tests.support.waiting import wait_until
 from tftrt.sidecar.admin.v1 import admin_pb2, admin_pb2_grpc
 
 
@@ -41,8 +42,10 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
             status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
             assert status == health_pb2.HealthCheckResponse.NOT_SERVING  # not started yet
             parts.admin.mark_ready()
-            status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
-            assert status == health_pb2.HealthCheckResponse.SERVING
+            # The server's readiness thread reports it within a poll of being ready.
+            wait_until(lambda: health.Check(health_pb2.HealthCheckRequest(service=""),
+                                            timeout=5).status, 10, "health SERVING",
+                       done=lambda status: status == health_pb2.HealthCheckResponse.SERVING)
             admin = admin_pb2_grpc.SidecarAdminStub(channel)
             with pytest.raises(grpc.RpcError) as refused:
                 admin.ListModels(admin_pb2.ListModelsRequest(), timeout=5,
