@@ -178,7 +178,10 @@ def test_a_store_deleted_under_a_running_replica_shows_on_health_and_is_never_re
                "its claim renewed in the restored store")
 
     # Deleted for good: the documented step is restarting one replica on the empty place.
-    shutil.rmtree(store)
+    # Moved away whole first: a replica writing while rmtree walked it would leave the
+    # walk a directory that is not empty.
+    store.rename(tmp_path / "deleted-store")
+    shutil.rmtree(tmp_path / "deleted-store")
     wait_until(lambda: replica.health(STORE_HEALTH) == "NOT_SERVING", 30, "the store fault")
     time.sleep(LEASE)  # on purpose: a lease of renewals and shape writes must not recreate it
     assert not store.exists()
