@@ -90,7 +90,8 @@ def _add_shared(parser: argparse.ArgumentParser, *, after_command: bool) -> None
     def default(value: object) -> object:
         return argparse.SUPPRESS if after_command else value
 
-    parser.add_argument("--address", default=default(DEFAULT_ADMIN_LISTEN), metavar="HOST:PORT",
+    parser.add_argument("--address", default=default(str(DEFAULT_ADMIN_LISTEN)),
+                        metavar="HOST:PORT",
                         help=f"admin API address (default {DEFAULT_ADMIN_LISTEN})")
     parser.add_argument("--token", default=default(None),
                         help=f"bearer token (default: ${TOKEN_ENV})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sidecar.config.address import Address
@@ -17,10 +17,8 @@ class RecorderSettings:
     """Where calls to record arrive and how they are recorded; validated on construction,
     trusted afterwards."""
 
-    listen: str
-    """`host:port` to serve on (port 0 picks a free port; see the server's `port`)."""
-    address: Address = field(init=False, repr=False, compare=False)
-    """``listen`` as host and port, parsed on construction."""
+    listen: Address
+    """Where to serve (port 0 picks a free port; see the server's `port`)."""
     max_message_bytes: int = 64 << 20
     """Largest mirrored request accepted (larger: RESOURCE_EXHAUSTED to Envoy, unrecorded)."""
     queue_size: int = 4096
@@ -43,10 +41,6 @@ class RecorderSettings:
     (its process goes on); the wait doubles while it keeps dying within a minute."""
 
     def __post_init__(self) -> None:
-        # Frozen: the parsed address is set once, here.
-        object.__setattr__(self, "address", Address.parse(
-            self.listen, f"{type(self).__name__}.listen", "the recorder settings",
-            free_port=True))
         for name in ("max_message_bytes", "queue_size", "queue_max_bytes",
                      "record_batch_size"):
             self._check_positive(name)

@@ -116,23 +116,24 @@ class SidecarService:
         self._settings = settings
         self._components = components or ServiceComponents()
         parts = self._components
-        self._journal = JobJournal.open(settings.state_dir, clock=parts.wall_clock)
-        self._publisher = VersionPublisher(settings.serving_base, checkpoint=parts.checkpoint)
+        self._journal = JobJournal.open(settings.paths.state_dir, clock=parts.wall_clock)
+        self._publisher = VersionPublisher(settings.paths.serving_base, checkpoint=parts.checkpoint)
         self._summary = RunSummary()
         self._upkeep = ServingUpkeep(
             settings, self._publisher,
             on_retired=lambda model, version: self._summary.retired.append((model, version)),
         )
         self._watcher = IncomingWatcher(
-            settings.incoming_base, settle_seconds=settings.settle_seconds,
-            marker_file=settings.marker_file, clock=parts.monotonic, is_served=self._is_served,
+            settings.paths.incoming_base, settle_seconds=settings.watch.settle_seconds,
+            marker_file=settings.watch.marker_file, clock=parts.monotonic,
+            is_served=self._is_served,
         )
         self._faults = parts.faults
-        self._retry = RetryPolicy(settings.retry_backoff_seconds,
-                                  settings.retry_backoff_max_seconds)
+        self._retry = RetryPolicy(settings.retry.backoff_seconds,
+                                  settings.retry.backoff_max_seconds)
         self._changes = IncomingChanges(self._journal, self._publisher, self._upkeep,
                                         self._summary.withdrawn,
-                                        incoming_base=settings.incoming_base)
+                                        incoming_base=settings.paths.incoming_base)
         self._step_failures = 0
         self._settle_again: str | None = None
         """Why the last step failed, until the jobs it interrupted are settled."""
@@ -140,8 +141,8 @@ class SidecarService:
         self._deps = JobDependencies(
             journal=self._journal,
             publisher=self._publisher,
-            incoming_base=settings.incoming_base,
-            engine_cache_dir=settings.engine_cache_dir,
+            incoming_base=settings.paths.incoming_base,
+            engine_cache_dir=settings.paths.engine_cache_dir,
             settings=parts.job_settings,
             converter_factory=parts.converter_factory,
             shape_source=parts.shape_source,
@@ -154,8 +155,8 @@ class SidecarService:
         )
         self._fleet = FleetUpkeep(
             None if parts.fleet is None else FleetCatchUp(
-                parts.fleet, self._journal, settings.incoming_base,
-                interval_seconds=max(settings.rescan_interval_seconds, 5.0),
+                parts.fleet, self._journal, settings.paths.incoming_base,
+                interval_seconds=max(settings.watch.rescan_interval_seconds, 5.0),
                 is_rolled_back=parts.is_rolled_back, clock=parts.monotonic),
             apply_rollbacks=parts.apply_rollbacks,
             write_model_config=self._upkeep.write_model_config, clock=parts.monotonic)
@@ -189,14 +190,14 @@ class SidecarService:
 
     def start(self) -> StartReport:
         """Recover from whatever a previous process left, then write the model config."""
-        if self._settings.once and not self._settings.incoming_base.is_dir():
+        if self._settings.watch.once and not self._settings.paths.incoming_base.is_dir():
             raise StorageError(
                 "the incoming base directory does not exist",
-                where=str(self._settings.incoming_base),
+                where=str(self._settings.paths.incoming_base),
                 fix="create it, or point --incoming at the directory where models land",
                 area=FaultArea.INCOMING,
             )
-        self._settings.serving_base.mkdir(parents=True, exist_ok=True)
+        self._settings.paths.serving_base.mkdir(parents=True, exist_ok=True)
         removed = self._publisher.clean_leftovers() + self._upkeep.clean_leftovers()
         recovery = recover_interrupted_jobs(
             self._journal, is_in_serving=self._publisher.is_published
@@ -220,7 +221,7 @@ class SidecarService:
         published = self._journal.jobs([JobState.PUBLISHED])
         expected = {(job.model, job.incoming_version) for job in published}
         self._watcher.expect(expected)
-        view = look_at_incoming(self._settings.incoming_base, expected,
+        view = look_at_incoming(self._settings.paths.incoming_base, expected,
                                 is_served=self._is_served)
         self._report_incoming(view.faults)
         gone = set(view.gone(expected))
@@ -239,7 +240,7 @@ class SidecarService:
         stop = stop or threading.Event()
         summary = self._summary
         started: list[BackgroundComponent] = []
-        wakeup = InotifyWakeup.open(self._settings.incoming_base)
+        wakeup = InotifyWakeup.open(self._settings.paths.incoming_base)
         self._components.commands.start()
         try:
             for component in self._components.background:
@@ -252,23 +253,23 @@ class SidecarService:
                 try:
                     ran = self.step()
                 except Exception as exc:  # client traffic must never depend on this loop
-                    if self._settings.once:
+                    if self._settings.watch.once:
                         raise
                     stop.wait(self._step_failed(exc))
                     continue
                 if ran:
                     continue
                 # Only --once and the first catch-up ask (it lists the settling versions).
-                idle = (self._settings.once or not self._caught_up) and self.idle()
+                idle = (self._settings.watch.once or not self._caught_up) and self.idle()
                 if idle and not self._caught_up:
                     self._caught_up = True
                     self._components.on_caught_up()
-                if self._settings.once and idle:
+                if self._settings.watch.once and idle:
                     break
                 if wakeup is not None:
-                    wakeup.sleep(self._settings.rescan_interval_seconds)
+                    wakeup.sleep(self._settings.watch.rescan_interval_seconds)
                 else:
-                    stop.wait(self._settings.rescan_interval_seconds)
+                    stop.wait(self._settings.watch.rescan_interval_seconds)
         finally:
             self._components.commands.stop()
             if wakeup is not None:
@@ -377,7 +378,7 @@ class SidecarService:
         result = run_version_job(self._deps, model, version, policy)
         if result.retry_in is not None:  # the fleet: another replica holds its key
             self._fleet.hold(model, version,
-                             min(result.retry_in, self._settings.rescan_interval_seconds))
+                             min(result.retry_in, self._settings.watch.rescan_interval_seconds))
             return result
         if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
             if self._watcher.resettle(model, numbering.incoming_version(version)):
@@ -406,14 +407,14 @@ class SidecarService:
         """
         if self._queue.pending():
             return False
-        if self._settings.marker_file is not None:
+        if self._settings.watch.marker_file is not None:
             return True
         return not any(
             _has_files(self._source(model, version)) for model, version in self._watcher.waiting()
         )
 
     def _source(self, model: str, incoming_version: int) -> Path | None:
-        return incoming_version_dir(self._settings.incoming_base, model, incoming_version)
+        return incoming_version_dir(self._settings.paths.incoming_base, model, incoming_version)
 
 
 def _has_files(directory: Path | None) -> bool:

@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
-from sidecar.base.errors import ConfigError
 from sidecar.base.fanout import fan_out
 from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.config import Address, ModelPolicy, Settings
@@ -56,7 +55,7 @@ from sidecar.recorder.settings import RecorderSettings, RestRecording
 from sidecar.recorder.stats import TapObserver
 from sidecar.service.commands import LoopCommands
 from sidecar.service.rebuilds import CoverageRebuilds
-from sidecar.shapes import ShapeStore, ShapeStoreSettings
+from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal
 from sidecar.state.controls import Controls, ModelControls
 from sidecar.state.fleet_controls import FleetControls
@@ -168,39 +167,39 @@ class ServiceComponents:
 def build_components(settings: Settings, clock: Callable[[], float] = time.time
                      ) -> ServiceComponents:
     """Every component the settings ask for, wired to the same shape store."""
-    admin_settings = (None if settings.admin_listen is None
-                      else _admin_settings(settings, settings.admin_listen))
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = ShapeStore(settings.state_dir, ShapeStoreSettings(), clock)
+    admin_settings = (None if settings.admin.listen is None
+                      else _admin_settings(settings, settings.admin.listen))
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    store = ShapeStore(settings.paths.state_dir, settings.shape_store, clock)
     # A second connection to the WAL journal, for readers on server threads.
-    journal = JobJournal.open(settings.state_dir, clock=clock)
-    published = PublishedModels(settings.serving_base)
+    journal = JobJournal.open(settings.paths.state_dir, clock=clock)
+    published = PublishedModels(settings.paths.serving_base)
     faults = FaultBoard()
     background: list[BackgroundComponent] = []
     fleet = None
-    if settings.store is not None:
+    if settings.fleet.store is not None:
         fleet, claim = _fleet_context(settings, faults)
         # First, so it is claimed before anything else writes to the store, released last.
         background.append(claim)
     controls: Controls
     rollbacks: FleetRollbacks | None = None
-    if settings.store is None:
-        controls = ModelControls.open(settings.state_dir)
+    if settings.fleet.store is None:
+        controls = ModelControls.open(settings.paths.state_dir)
     else:  # after _fleet_context, which checks that the directory is a fleet store
-        records = OperatorRecords(settings.store, settings.replica_id)
+        records = OperatorRecords(settings.fleet.store, settings.fleet.replica_id)
         controls = FleetControls(records)
-        rollbacks = FleetRollbacks(records, settings.serving_base)
+        rollbacks = FleetRollbacks(records, settings.paths.serving_base)
     shapes: ShapeStore | FleetShapeSource = store
     fleet_shapes: tuple[FleetShapeSource, ShapeContributor] | None = None
     if fleet is not None:
         # Builds, replays and coverage read the fleet's traffic; this replica adds its own.
         fleet_shapes = (
-            FleetShapeSource(fleet.store, store, settings.shape_share_seconds,
+            FleetShapeSource(fleet.store, store, settings.fleet.shape_share_seconds,
                              wall_clock=clock),
-            ShapeContributor(fleet.store, store, settings.shape_share_seconds,
+            ShapeContributor(fleet.store, store, settings.fleet.shape_share_seconds,
                              wall_clock=clock))
         shapes = fleet_shapes[0]
-    job_settings = JobSettings()
+    job_settings = settings.job
     commands = LoopCommands()
     # Storage faults have their own health services: the overall status (the kubelet's
     # probe) stays SERVING, since restarting the sidecar would cut the tap and fix nothing.
@@ -208,18 +207,18 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         area.health_service: functools.partial(faults.healthy, area) for area in FaultArea}
     observer: JobObserver = LoggingJobObserver()
     metrics: SidecarMetrics | None = None
-    if settings.metrics_listen is not None:
+    if settings.metrics.listen is not None:
         registry = CollectorRegistry()
         metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
                                  ScrapeSources(journal=journal, published=published,
-                                               engine_cache_dir=settings.engine_cache_dir,
+                                               engine_cache_dir=settings.paths.engine_cache_dir,
                                                shape_store=shapes, faults=faults,
-                                               incoming_base=settings.incoming_base,
+                                               incoming_base=settings.paths.incoming_base,
                                                fleet_shapes=fleet_shapes,
                                                fleet_store=None if fleet is None else fleet.store))
         observer = fan_out([observer, metrics.job_observer])
-        background.append(MetricsServer(str(settings.metrics_listen), registry))
-    if settings.tap_listen is not None:
+        background.append(MetricsServer(settings.metrics.listen, registry))
+    if settings.tap.tap_listen is not None:
         tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,
                                        clock)
         background.extend(tap)
@@ -232,7 +231,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
     if admin_settings is not None:
         backend = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=published, controls=controls,
-            incoming_base=settings.incoming_base, policy_for=settings.policy_for,
+            incoming_base=settings.paths.incoming_base, policy_for=settings.policy_for,
             submit=commands.convert, on_loop=commands.call, shape_store=shapes,
             rollback_observer=metrics, fleet_rollbacks=rollbacks))
         background.append(AdminServer(admin_settings, backend, health))
@@ -251,7 +250,7 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
         job_settings=job_settings, commands=commands, is_paused=controls.is_paused,
         policy_for=controls.policy_for, on_started=on_started,
         on_caught_up=caught_up.set,
-        rebuilds=CoverageRebuilds(shapes, published, settings.incoming_base,
+        rebuilds=CoverageRebuilds(shapes, published, settings.paths.incoming_base,
                                   job_settings.signature_key),
         faults=faults, fleet=fleet,
         is_rolled_back=_never_rolled_back if rollbacks is None else rollbacks.is_rolled_back,
@@ -259,16 +258,16 @@ def build_components(settings: Settings, clock: Callable[[], float] = time.time
 
 
 def _fleet_context(settings: Settings, faults: FaultBoard) -> tuple[FleetContext, ReplicaClaim]:
-    """The fleet store at ``settings.store`` with this replica's lease book, for this
+    """The fleet store at ``settings.fleet.store`` with this replica's lease book, for this
     replica's TensorFlow version and device; and its claim on its id there (reporting the
     store's faults to ``faults``)."""
-    assert settings.store is not None
+    assert settings.fleet.store is not None
     import tensorflow as tf  # only a fleet replica needs the version (run loads it anyway)
 
     from converter import detect_build_device
 
-    book = LeaseBook(settings.replica_id, settings.lease_seconds)
-    store = SharedDirectoryStore(settings.store, book)
+    book = LeaseBook(settings.fleet.replica_id, settings.fleet.lease_seconds)
+    store = SharedDirectoryStore(settings.fleet.store, book)
     return (FleetContext(store, tf.__version__, detect_build_device().slug),
             ReplicaClaim(store.store_root, book, faults))
 
@@ -288,19 +287,11 @@ class _ClosesOnStop:
 
 
 def _admin_settings(settings: Settings, listen: Address) -> AdminSettings:
-    token = None
-    if settings.admin_token_file is not None:
-        try:
-            token = settings.admin_token_file.read_text().strip()
-        except OSError as error:
-            raise ConfigError(field="admin_token_file", value=settings.admin_token_file,
-                              source="settings", problem=f"cannot be read ({error})",
-                              fix="point it at a readable file holding the token") from error
     return AdminSettings(
-        listen=str(listen), token=token, tls_cert_file=settings.admin_tls_cert_file,
-        tls_key_file=settings.admin_tls_key_file,
-        tls_client_ca_file=settings.admin_tls_client_ca_file,
-        grace_seconds=settings.shutdown_grace_seconds)
+        listen=listen, token=settings.admin.token, tls_cert_file=settings.admin.tls_cert_file,
+        tls_key_file=settings.admin.tls_key_file,
+        tls_client_ca_file=settings.admin.tls_client_ca_file,
+        grace_seconds=settings.admin.shutdown_grace_seconds)
 
 
 def _tap_components(settings: Settings, observer: TapObserver | None,
@@ -309,21 +300,17 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
     """The recorder in its own process (conversions here would take the GIL from it),
     unless Envoy runs in a container of its own Envoy in front of TF Serving, and the
     governor of the share Envoy mirrors; with the health check of the first two."""
-    if settings.upstream is None:
-        raise ConfigError(field="upstream", value=None, source="settings",
-                          problem="is empty while tap_listen is set",
-                          fix="set upstream to TF Serving's gRPC address, e.g. "
-                              "127.0.0.1:8600, or unset tap_listen")
-    rest = None if settings.rest_listen is None else RestRecording(
-        RecorderSettings(listen=str(settings.rest_recorder_listen)), settings.serving_base)
+    rest = None if settings.tap.rest_listen is None else RestRecording(
+        RecorderSettings(listen=settings.tap.rest_recorder_listen), settings.paths.serving_base)
     proxy = envoy_settings(settings)
-    recorder = RecorderProcess(RecorderSettings(listen=str(settings.recorder_listen)),
-                               settings.state_dir, observer=observer, rest=rest, clock=clock,
+    recorder = RecorderProcess(RecorderSettings(listen=settings.tap.recorder_listen),
+                               settings.paths.state_dir, observer=observer, rest=rest,
+                               clock=clock,
                                share=MirrorShare(proxy.admin, proxy.mirror_fraction))
     governor = MirrorGovernor(EnvoyAdmin(proxy.admin), proxy.mirror_fraction,
-                              settings.mirror_budget_per_second,
-                              settings.mirror_budget_bytes_per_second)
-    if not settings.run_envoy:
+                              settings.tap.mirror_budget_per_second,
+                              settings.tap.mirror_budget_bytes_per_second)
+    if not settings.tap.run_envoy:
         return [recorder, governor], lambda: recorder.serving
     envoy = EnvoyProcess(proxy, EnvoyBinary.locate(), Path(tempfile.mkdtemp(prefix="envoy-")))
     return [recorder, envoy, governor], lambda: recorder.serving and envoy.serving

@@ -129,7 +129,7 @@ def running_rest_front(root: Path, serving: Path, stand_ins: tuple[StandinHandle
     """Envoy (mirroring every call) in front of both stand-in ports, both recorders behind,
     their stores and Envoy's files under ``root``."""
     standin, rest = stand_ins
-    recording = RecorderSettings(listen="127.0.0.1:0", sample_rate=1.0,
+    recording = RecorderSettings(listen=Address("127.0.0.1", 0), sample_rate=1.0,
                                  record_interval_seconds=0.01)
     with ShapeStore(root / "rest", ShapeStoreSettings(), time.time) as rest_store, \
             ShapeStore(root / "grpc", ShapeStoreSettings(), time.time) as grpc_store:
