@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.config.address import Address
+from sidecar.config.shape_store import ShapeStoreSettings
 from sidecar.recorder.errors import TapSettingsError
 
 # TF Serving itself accepts messages up to INT32_MAX bytes.
@@ -39,6 +40,9 @@ class RecorderSettings:
     recording_restart_seconds: tuple[float, float] = (0.5, 30.0)
     """The first and the longest wait before a recording task that died is started again
     (its process goes on); the wait doubles while it keeps dying within a minute."""
+    shape_store: ShapeStoreSettings = field(default_factory=ShapeStoreSettings)
+    """The shape store the recorded calls are written into: its window, shape-set limit
+    and sample budgets (the ``shape_store`` section of the sidecar's settings)."""
 
     def __post_init__(self) -> None:
         for name in ("max_message_bytes", "queue_size", "queue_max_bytes",

@@ -303,7 +303,8 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
     rest = None if settings.tap.rest_listen is None else RestRecording(
         RecorderSettings(listen=settings.tap.rest_recorder_listen), settings.paths.serving_base)
     proxy = envoy_settings(settings)
-    recorder = RecorderProcess(RecorderSettings(listen=settings.tap.recorder_listen),
+    recorder = RecorderProcess(RecorderSettings(listen=settings.tap.recorder_listen,
+                                                shape_store=settings.shape_store),
                                settings.paths.state_dir, observer=observer, rest=rest,
                                clock=clock,
                                share=MirrorShare(proxy.admin, proxy.mirror_fraction))

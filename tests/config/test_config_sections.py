@@ -16,11 +16,15 @@ from sidecar.config.job import JobSettings
 from sidecar.config.loading import SETTINGS_BY_FLAT_NAME
 from sidecar.config.schema import section_specs
 from sidecar.config.settings import Settings
+from sidecar.recorder.process import RecorderProcess
+from sidecar.recorder.settings import RecorderSettings
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import build_components
 from sidecar.shapes import Refusal, ShapeObservation, ShapeSet, ShapeStore, TensorSpec
 from sidecar.state import JobState
+from tests.recorder.conftest import mirror
 from tests.support.builders import land
+from tests.support.waiting import wait_until
 
 SECTIONS = section_specs(Settings)
 
@@ -200,6 +204,23 @@ def test_the_shape_store_is_built_with_its_section(tmp_path: Path) -> None:
             component.stop()
 
 
+def test_the_recorders_store_is_opened_with_the_section(tmp_path: Path) -> None:
+    # The recorder's child process writes what the tap records: with the same section.
+    shape_store = load_settings({"shape_store_max_shape_sets_per_signature": "1"},
+                                {}).shape_store
+    recorder = RecorderProcess(RecorderSettings(listen=Address("127.0.0.1", 0),
+                                                shape_store=shape_store), tmp_path)
+    recorder.start()
+    try:
+        assert mirror(recorder.port, 1) == b"" and mirror(recorder.port, 2) == b""
+        with ShapeStore(tmp_path, shape_store, time.time) as store:
+            wait_until(lambda: store.refused_counts("m").get(Refusal.TOO_MANY_SHAPE_SETS), 20,
+                       "the second shape set refused", interval=0.1)
+            assert len(store.shape_set_counts("m", "serving_default")) == 1
+    finally:
+        recorder.stop()
+
+
 def test_the_jobs_signature_key_reaches_the_job(tmp_path: Path, mlp_model: Path) -> None:
     settings = load_settings({
         "incoming": str(tmp_path / "incoming"), "serving": str(tmp_path / "serving"),
@@ -219,3 +240,16 @@ def test_the_jobs_signature_key_reaches_the_job(tmp_path: Path, mlp_model: Path)
     [result] = summary.results
     assert result.state is JobState.PUBLISHED  # the original, as there is nothing to convert
     assert "no signature 'no_such_signature'" in (result.flavour_reason or "")
+
+
+def test_the_operations_guide_lists_every_setting_under_its_section() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    listing = " ".join(guide.split("### Settings", 1)[1].split("Per-model policy", 1)[0].split())
+    entries = {entry.split("`", 1)[0]: entry for entry in listing.split("- `[")[1:]}
+    assert list(entries) == [f"{name}]" for name in SECTIONS]
+    for name, section in SECTIONS.items():
+        for spec in section.fields.values():
+            assert spec.flag is not None
+            flat = "" if spec.flat == spec.name else f" = `{spec.flat}`"
+            assert f"`{spec.name}`{flat} (`{spec.flag.name}`)" in entries[f"{name}]"], (
+                spec.qualified)
