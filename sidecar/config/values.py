@@ -65,14 +65,8 @@ def rate_parser() -> ValueParser:
     """A parser for a rate per second, 0 or more (0 usually turns the limit off)."""
 
     def parse_rate(value: object, field: str, source: str) -> float:
-        number = _as_float(value)
-        if number is None or number < 0:
-            raise ConfigError(
-                field=field, value=value, source=source,
-                problem="is not a number of calls per second of at least 0",
-                fix=f"set {field} to e.g. 100, or 0 to turn it off",
-            )
-        return number
+        return _at_least_zero(value, field, source, "a number of calls per second",
+                              f"set {field} to e.g. 100, or 0 to turn it off")
 
     return parse_rate
 
@@ -108,7 +102,7 @@ def parse_share(value: object, field: str, source: str) -> float:
 
 def parse_tolerance(value: object, field: str, source: str) -> float:
     """A scaled-error bound: a finite number of at least 0."""
-    return _tolerance(value, field, source, "")
+    return _at_least_zero(value, field, source, "a scaled error", f"set {field} to e.g. 0.05")
 
 
 def optional_tolerance_parser() -> ValueParser:
@@ -118,20 +112,19 @@ def optional_tolerance_parser() -> ValueParser:
     def parse_optional_tolerance(value: object, field: str, source: str) -> float | None:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        return _tolerance(value, field, source, ", or to an empty string for the tolerance "
-                          "of the precision the version computes in")
+        return _at_least_zero(value, field, source, "a scaled error",
+                              f"set {field} to e.g. 0.05, or to an empty string for the "
+                              "tolerance of the precision the version computes in")
 
     return parse_optional_tolerance
 
 
-def _tolerance(value: object, field: str, source: str, or_else: str) -> float:
+def _at_least_zero(value: object, field: str, source: str, what: str, fix: str) -> float:
+    """``value`` as a finite number of at least 0, or ConfigError saying it is not ``what``."""
     number = _as_float(value)
     if number is None or number < 0:
-        raise ConfigError(
-            field=field, value=value, source=source,
-            problem="is not a scaled error of at least 0",
-            fix=f"set {field} to e.g. 0.05{or_else}",
-        )
+        raise ConfigError(field=field, value=value, source=source,
+                          problem=f"is not {what} of at least 0", fix=fix)
     return number
 
 

@@ -81,6 +81,8 @@ def test_errors_exit_nonzero_with_the_status(
     assert status == EXIT_USAGE and "KEY=VALUE" in err
     status, _, err = _run(capsys, *address, "policy", "mlp", "--set", "colour=blue")
     assert status == EXIT_USAGE and "not a policy field" in err
+    status, _, err = _run(capsys, "--address", "127.0.0.1:65536", "list")
+    assert status == EXIT_USAGE and "--address = '127.0.0.1:65536' is not host:port" in err
 
 
 def test_token_and_tls_options(
