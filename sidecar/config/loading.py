@@ -94,7 +94,7 @@ def load_settings(
         name: _build_policy(default_policy, overrides) for name, overrides in per_model.items()
     }
     sections = {name: _build_section(section, top) for name, section in _SECTIONS.items()}
-    sections["admin"] = sections["admin"].with_token(_origin(top, "admin"))
+    sections["admin"] = sections["admin"].with_token(_origin(top, "admin."))
     return Settings(
         default_policy=default_policy,
         model_policies=MappingProxyType(model_policies),
@@ -188,7 +188,7 @@ def _read_flags(flag_values: Mapping[str, object], top: _Layer) -> None:
 
 def _build_section(section: SectionSpec, top: _Layer) -> Any:
     """The section with the values given for it, parsed, and checked together."""
-    origin = _origin(top, section.name)
+    origin = _origin(top, f"{section.name}.")
     changes = {}
     for name, spec in section.fields.items():
         raw = top.get(spec.qualified)
@@ -201,11 +201,11 @@ def _build_section(section: SectionSpec, top: _Layer) -> Any:
     return built
 
 
-def _origin(top: _Layer, section: str) -> FieldOrigin:
-    """Where each field of ``section`` was given, as the layers say."""
+def _origin(layer: _Layer, prefix: str = "") -> FieldOrigin:
+    """Where each field was given, as ``layer`` holds it under ``prefix`` + the field."""
 
     def origin(name: str) -> tuple[str, str, object] | None:
-        raw = top.get(f"{section}.{name}")
+        raw = layer.get(prefix + name)
         return None if raw is None else (raw.key, raw.source, raw.value)
 
     return origin
@@ -215,8 +215,7 @@ def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
     changes = {name: POLICY_PARSERS[name](raw.value, raw.key, raw.source)
                for name, raw in layer.items()}
     built = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-    built.check(lambda name: (layer[name].key, layer[name].source, layer[name].value)
-                if name in layer else None)
+    built.check(_origin(layer))
     return built
 
 
