@@ -95,6 +95,7 @@ def test_a_taken_port_fails_the_start(tmp_path: Path) -> None:
 def test_the_child_does_not_outlive_its_parent(tmp_path: Path) -> None:
     parent_code = textwrap.dedent(f"""
         import pathlib, sys, time
+        from sidecar.config import Address
         from sidecar.recorder.settings import RecorderSettings
         from sidecar.recorder.process import RecorderProcess
         if __name__ == "__main__":
