@@ -28,6 +28,8 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry
 
+from sidecar.config import Address
+
 
 def _scrape_seconds(port: int) -> float:
     started = time.perf_counter()
@@ -97,7 +99,7 @@ def main() -> None:
                               CoverageCollector(stand.shapes, stand.published),
                               EngineCacheCollector(stand.engine_cache, max_age_seconds=max_age)):
                 registry.register(collector)
-            server = MetricsServer("127.0.0.1:0", registry)
+            server = MetricsServer(Address("127.0.0.1", 0), registry)
             server.start()
             try:
                 single = statistics.median(_scrape_seconds(server.port) for _ in range(9))

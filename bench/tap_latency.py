@@ -159,12 +159,14 @@ def _spawn(args: list[str], ready_prefix: str) -> subprocess.Popen[str]:
 
 
 async def _serve_recorder(listen: str, state_dir: Path) -> None:
+    from sidecar.config import Address
     from sidecar.recorder.recorder_server import serve_recorder
     from sidecar.recorder.settings import RecorderSettings
     from sidecar.shapes import ShapeStore, ShapeStoreSettings
 
     with ShapeStore(state_dir, ShapeStoreSettings(), time.time) as store:
-        server = await serve_recorder(RecorderSettings(listen=listen), store)
+        server = await serve_recorder(
+            RecorderSettings(listen=Address.parse(listen, "--listen")), store)
         print(f"recorder ready on {server.port}", flush=True)
         try:
             await asyncio.Event().wait()

@@ -71,7 +71,7 @@ def run_demo(workdir: Path) -> int:
     settings = demo_settings(workdir)
     print(f"demo folder: {workdir}")
     version = land_demo_version(workdir)
-    print(f"landed a Keras MLP as {settings.incoming_base / DEMO_MODEL / str(version)}")
+    print(f"landed a Keras MLP as {settings.paths.incoming_base / DEMO_MODEL / str(version)}")
     print("running: tftrt-sidecar run --once (settle 0 s: the version was renamed in whole)")
     with SidecarService(settings, build_parts(settings)) as service:
         summary = service.run()
@@ -103,8 +103,8 @@ def run_demo(workdir: Path) -> int:
     for model, old in summary.retired:
         print(f"{model}/{old}: retired by retention")
     print()
-    print(f"TF Serving's model config ({settings.model_config_file}):")
-    print(settings.model_config_file.read_text(encoding="utf-8").rstrip())
+    print(f"TF Serving's model config ({settings.paths.model_config_file}):")
+    print(settings.paths.model_config_file.read_text(encoding="utf-8").rstrip())
     print()
     published = [r.published_path for r in summary.results if r.published_path is not None]
     if published:
@@ -112,7 +112,8 @@ def run_demo(workdir: Path) -> int:
         serve_one_request(published[-1])
     print()
     print(f"serve it with TF Serving: tensorflow_model_server "
-          f"--model_config_file={settings.model_config_file} --xla_cpu_compilation_enabled=true")
+          f"--model_config_file={settings.paths.model_config_file} "
+          "--xla_cpu_compilation_enabled=true")
     return 0 if summary.results and not summary.failed else 1
 
 

@@ -82,7 +82,8 @@ class AdminServer:
     def port(self) -> int:
         """The bound port (meaningful after :meth:`start`)."""
         if self._port is None:
-            raise AdminSettingsError(field="AdminSettings.listen", value=self._settings.listen,
+            raise AdminSettingsError(field="AdminSettings.listen",
+                                     value=str(self._settings.listen),
                                      source="admin server", problem="is not bound yet",
                                      fix="call start() first")
         return self._port
@@ -95,7 +96,7 @@ class AdminServer:
     def start(self) -> None:
         """Bind the listen address and start serving (health NOT_SERVING until ready)."""
         credentials = self._settings.server_credentials()
-        listen = self._settings.listen
+        listen = str(self._settings.listen)
         try:
             if credentials is None:
                 port = self._server.add_insecure_port(listen)

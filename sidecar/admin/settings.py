@@ -1,9 +1,7 @@
-"""Settings of the admin gRPC server: where it listens, TLS, bearer token. Validated once."""
+"""Settings of the admin gRPC server: where it listens, TLS, bearer token."""
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -14,19 +12,17 @@ from sidecar.admin.errors import AdminSettingsError
 from sidecar.config.address import Address
 from sidecar.config.defaults import DEFAULT_ADMIN_LISTEN
 
-_TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
-MIN_TOKEN_LENGTH: Final = 16
-"""Shorter bearer tokens are refused (they can be guessed)."""
-
 _SOURCE: Final = "admin settings"
 
 
 @dataclass(frozen=True)
 class AdminSettings:
-    """How the admin API is served. Raises AdminSettingsError naming the field when invalid."""
+    """How the admin API is served. The values the sidecar's settings give (address, TLS
+    files, token, grace) were checked when they were loaded (``AdminSection``); only the
+    server's own knobs are checked here."""
 
-    listen: str = DEFAULT_ADMIN_LISTEN
-    """``host:port`` (``[v6]:port`` for IPv6); localhost by default. Port 0 picks a free one."""
+    listen: Address = DEFAULT_ADMIN_LISTEN
+    """Where it listens; localhost by default. Port 0 picks a free one."""
 
     tls_cert_file: Path | None = None
     """PEM server certificate chain; with ``tls_key_file`` the API is served over TLS."""
@@ -48,27 +44,6 @@ class AdminSettings:
     """Threads serving calls."""
 
     def __post_init__(self) -> None:
-        Address.parse(self.listen, "AdminSettings.listen", _SOURCE, free_port=True,
-                      error_type=AdminSettingsError)
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            self._refuse("tls_cert_file", self.tls_cert_file, "and tls_key_file go together",
-                         "set both the certificate and its key, or neither")
-        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
-            self._refuse("tls_client_ca_file", self.tls_client_ca_file,
-                         "needs TLS (mutual TLS is TLS with client certificates)",
-                         "set tls_cert_file and tls_key_file too")
-        for name in ("tls_cert_file", "tls_key_file", "tls_client_ca_file"):
-            path = getattr(self, name)
-            if path is not None and not Path(path).is_file():
-                self._refuse(name, path, "is not a readable file", "give the PEM file's path")
-        if self.token is not None and (
-            len(self.token) < MIN_TOKEN_LENGTH or not _TOKEN.fullmatch(self.token)
-        ):
-            self._refuse("token", "<hidden>",
-                         f"is not a bearer token of at least {MIN_TOKEN_LENGTH} characters",
-                         "use e.g. the output of `openssl rand -hex 32`")
-        if not math.isfinite(self.grace_seconds) or self.grace_seconds < 0:
-            self._refuse("grace_seconds", self.grace_seconds, "is not a number >= 0", "use e.g. 10")
         if self.max_workers < 1:
             self._refuse("max_workers", self.max_workers, "is below 1", "use e.g. 8")
 

@@ -22,6 +22,7 @@ from sidecar.admin.policy_wire import overrides_to_proto
 from sidecar.admin.validation import OPERATION_PREFIX
 from sidecar.base.errors import ConfigError
 from sidecar.client import tables
+from sidecar.config.address import Address
 from sidecar.config.defaults import DEFAULT_ADMIN_LISTEN
 from sidecar.config.overrides import POLICY_KEYS, PolicyOverrides
 from tftrt.sidecar.admin.v1 import admin_pb2 as pb
@@ -90,7 +91,8 @@ def _add_shared(parser: argparse.ArgumentParser, *, after_command: bool) -> None
     def default(value: object) -> object:
         return argparse.SUPPRESS if after_command else value
 
-    parser.add_argument("--address", default=default(DEFAULT_ADMIN_LISTEN), metavar="HOST:PORT",
+    parser.add_argument("--address", default=default(str(DEFAULT_ADMIN_LISTEN)),
+                        metavar="HOST:PORT",
                         help=f"admin API address (default {DEFAULT_ADMIN_LISTEN})")
     parser.add_argument("--token", default=default(None),
                         help=f"bearer token (default: ${TOKEN_ENV})")
@@ -153,8 +155,10 @@ class _Stub:
 
 
 def _channel(args: argparse.Namespace) -> grpc.Channel:
+    # Read as every address setting is: a bad port is refused here, not by gRPC's resolver.
+    address = str(Address.parse(args.address, "--address", "the command line"))
     if args.tls_ca is None and args.tls_cert is None:
-        return grpc.insecure_channel(args.address)
+        return grpc.insecure_channel(address)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise ConfigError(field="--tls-cert", value=str(args.tls_cert), source="the command line",
                           problem="and --tls-key go together", fix="give both or neither")
@@ -164,7 +168,7 @@ def _channel(args: argparse.Namespace) -> grpc.Channel:
         certificate_chain=args.tls_cert.read_bytes() if args.tls_cert else None,
     )
     options = [("grpc.ssl_target_name_override", args.server_name)] if args.server_name else []
-    return grpc.secure_channel(args.address, credentials, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 def _overrides(pairs: Sequence[str]) -> pb.PolicyOverrides:

@@ -9,6 +9,8 @@ import socket
 from pathlib import Path
 from typing import Final
 
+from sidecar.config.address import Address
+
 DEFAULT_INCOMING_BASE: Final = Path("/models/incoming")
 """Where raw SavedModel versions land, as ``<model>/<version>/``."""
 
@@ -63,24 +65,24 @@ ENV_PREFIX: Final = "TFTRT_SIDECAR_"
 ENV_CONFIG_FILE: Final = ENV_PREFIX + "CONFIG"
 """Environment variable naming the config file when ``--config`` is not given."""
 
-DEFAULT_TAP_LISTEN: Final = "0.0.0.0:8500"
+DEFAULT_TAP_LISTEN: Final = Address("0.0.0.0", 8500)
 """Where clients call (Envoy, in front of TF Serving): TF Serving's usual gRPC port, so
 clients need no change."""
 
-DEFAULT_UPSTREAM: Final = "127.0.0.1:8600"
+DEFAULT_UPSTREAM: Final = Address("127.0.0.1", 8600)
 """TF Serving in the same pod, started with ``--port=8600``; Envoy forwards here."""
 
-DEFAULT_RECORDER_LISTEN: Final = "127.0.0.1:8702"
+DEFAULT_RECORDER_LISTEN: Final = Address("127.0.0.1", 8702)
 """The shape recorder Envoy mirrors a sample of inference calls to (loopback)."""
 
-DEFAULT_ENVOY_ADMIN_LISTEN: Final = "127.0.0.1:9901"
+DEFAULT_ENVOY_ADMIN_LISTEN: Final = Address("127.0.0.1", 9901)
 """Envoy's admin API (loopback only: it can change Envoy's runtime and stop it)."""
 
-DEFAULT_REST_UPSTREAM: Final = "127.0.0.1:8601"
+DEFAULT_REST_UPSTREAM: Final = Address("127.0.0.1", 8601)
 """TF Serving's REST API in the same pod, started with ``--rest_api_port=8601``; Envoy's
 REST front (``rest_listen``, the pod uses ``0.0.0.0:8501``) forwards here."""
 
-DEFAULT_REST_RECORDER_LISTEN: Final = "127.0.0.1:8703"
+DEFAULT_REST_RECORDER_LISTEN: Final = Address("127.0.0.1", 8703)
 """The shape recorder's REST side, where Envoy mirrors REST inference calls (loopback)."""
 
 DEFAULT_MIRROR_FRACTION: Final = 1.0
@@ -95,10 +97,10 @@ DEFAULT_MIRROR_BUDGET_PER_SECOND: Final = 100.0
 """Mirrored calls per second the recorder is kept to: above it the sidecar lowers the
 share through Envoy's runtime (about 5% of a core at 0.4 ms of recorder CPU per call)."""
 
-DEFAULT_ADMIN_LISTEN: Final = "127.0.0.1:8700"
+DEFAULT_ADMIN_LISTEN: Final = Address("127.0.0.1", 8700)
 """The admin gRPC API: localhost only unless configured otherwise."""
 
-DEFAULT_METRICS_LISTEN: Final = "0.0.0.0:9102"
+DEFAULT_METRICS_LISTEN: Final = Address("0.0.0.0", 9102)
 """Prometheus ``/metrics`` over HTTP."""
 
 TF_SERVING_REST_PORT: Final = 8501

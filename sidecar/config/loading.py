@@ -10,12 +10,20 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from sidecar.base.errors import ConfigError
 from sidecar.config import defaults, values
 from sidecar.config.flags import FLAGS
-from sidecar.config.schema import field_specs
+from sidecar.config.schema import (
+    Checked,
+    FieldOrigin,
+    FieldSpec,
+    SectionSpec,
+    check_conflicts,
+    field_specs,
+    section_specs,
+)
 from sidecar.config.settings import ModelPolicy, Settings
 from sidecar.tfserving.model_names import MODEL_NAME_RULE, model_name_problem
 
@@ -24,12 +32,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-_SETTINGS: Final = field_specs(Settings)
-"""Top-level settings, by TOML key (``TFTRT_SIDECAR_<KEY>`` in the environment)."""
+_SECTIONS: Final = section_specs(Settings)
+"""The sections of the settings, by name (their TOML tables)."""
 
-_SETTINGS_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
-    {name: spec.parse for name, spec in _SETTINGS.items()}
-)
+SETTINGS_BY_FLAT_NAME: Final[Mapping[str, FieldSpec]] = MappingProxyType({
+    spec.flat: spec for section in _SECTIONS.values() for spec in section.fields.values()})
+"""Every section's fields, by flat name: a top-level TOML key, ``TFTRT_SIDECAR_<NAME>``."""
 
 POLICY_PARSERS: Final[Mapping[str, values.ValueParser]] = MappingProxyType(
     {name: spec.parse for name, spec in field_specs(ModelPolicy).items()}
@@ -48,6 +56,7 @@ class _Raw:
 
 
 _Layer = dict[str, _Raw]
+"""Raw values by field: ``<section>.<field>`` for a setting, the field for a policy."""
 
 
 def load_settings(
@@ -55,7 +64,9 @@ def load_settings(
     environ: Mapping[str, str],
     config_path: os.PathLike[str] | str | None = None,
 ) -> Settings:
-    """Load and validate the settings.
+    """Load and validate the settings: every value, every section's fields together and
+    the files they name (the admin token is read here), so nothing after this checks
+    them again.
 
     ``flags`` holds parsed command-line flags (see
     :func:`~sidecar.config.flags.add_settings_arguments`; None means not given),
@@ -82,14 +93,13 @@ def load_settings(
     model_policies = {
         name: _build_policy(default_policy, overrides) for name, overrides in per_model.items()
     }
-    parsed = {name: _parse(_SETTINGS_PARSERS, name, raw) for name, raw in top.items()}
-    settings = Settings(
+    sections = {name: _build_section(section, top) for name, section in _SECTIONS.items()}
+    sections["admin"] = sections["admin"].with_token(_origin(top, "admin."))
+    return Settings(
         default_policy=default_policy,
         model_policies=MappingProxyType(model_policies),
-        **parsed,  # type: ignore[arg-type]
+        **sections,
     )
-    _check_directories_apart(settings, top)
-    return settings
 
 
 def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _Layer]) -> None:
@@ -108,10 +118,17 @@ def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _La
             fix="correct the TOML syntax at the position shown",
         ) from exc
 
+    source = f"config file {path}"
+    given: _Layer = {}
     for key, value in document.items():
-        source = f"config file {path}"
-        if key in _SETTINGS_PARSERS:
-            top[key] = _Raw(_SETTINGS[key].from_config_file(value, path.parent), key, source)
+        if key in SETTINGS_BY_FLAT_NAME:
+            _put(given, SETTINGS_BY_FLAT_NAME[key], _Raw(value, key, source), path.parent)
+        elif key in _SECTIONS:
+            fields = _SECTIONS[key].fields
+            for name, item in _table(value, key, source).items():
+                if name not in fields:
+                    _unknown(f"{key}.{name}", [f"{key}.{known}" for known in fields], source)
+                _put(given, fields[name], _Raw(item, f"{key}.{name}", source), path.parent)
         elif key == "policy":
             _read_policy_table(value, "policy", source, policy)
         elif key == "models":
@@ -120,7 +137,23 @@ def _read_toml(path: Path, top: _Layer, policy: _Layer, per_model: dict[str, _La
                 layer = per_model.setdefault(model, {})
                 _read_policy_table(table, f"models.{model}", source, layer)
         else:
-            _unknown(key, [*_SETTINGS_PARSERS, "policy", "models"], source)
+            _unknown(key, [*SETTINGS_BY_FLAT_NAME, *_SECTIONS, "policy", "models"], source)
+    top.update(given)
+
+
+def _put(layer: _Layer, spec: FieldSpec, raw: _Raw, directory: Path) -> None:
+    """Put a setting the config file gives into ``layer``, refusing it when the file gives
+    it twice (flat and in its section's table)."""
+    earlier = layer.get(spec.qualified)
+    if earlier is not None:
+        raise ConfigError(
+            field=raw.key, value=raw.value, source=raw.source,
+            problem=f"is given twice, also as {earlier.key}",
+            fix=f"keep one of them: [{spec.section}] {spec.name} = ... (or {spec.flat} = ... "
+            "at the top)",
+        )
+    layer[spec.qualified] = _Raw(spec.from_config_file(raw.value, directory), raw.key,
+                                 raw.source)
 
 
 def _read_policy_table(value: object, prefix: str, source: str, layer: _Layer) -> None:
@@ -136,12 +169,12 @@ def _read_environment(environ: Mapping[str, str], top: _Layer, policy: _Layer) -
             continue
         key = name[len(defaults.ENV_PREFIX):].lower()
         source = f"environment variable {name}"
-        if key in _SETTINGS_PARSERS:
-            top[key] = _Raw(value, key, source)
+        if key in SETTINGS_BY_FLAT_NAME:
+            top[SETTINGS_BY_FLAT_NAME[key].qualified] = _Raw(value, key, source)
         elif key in POLICY_PARSERS:
             policy[key] = _Raw(value, key, source)
         else:
-            fields = [*_SETTINGS_PARSERS, *POLICY_PARSERS]
+            fields = [*SETTINGS_BY_FLAT_NAME, *POLICY_PARSERS]
             known = [defaults.ENV_PREFIX + field.upper() for field in fields]
             _unknown(name, [*known, defaults.ENV_CONFIG_FILE], source)
 
@@ -150,32 +183,40 @@ def _read_flags(flag_values: Mapping[str, object], top: _Layer) -> None:
     for dest, (spec, flag) in FLAGS.items():
         value = flag_values.get(dest)
         if value is not None:
-            top[spec.name] = _Raw(value, spec.name, f"command-line flag {flag.name}")
+            top[spec.qualified] = _Raw(value, spec.flat, f"command-line flag {flag.name}")
 
 
-def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
-    changes = {name: _parse(POLICY_PARSERS, name, raw) for name, raw in layer.items()}
-    built = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-    built.check(lambda name: (layer[name].key, layer[name].source, layer[name].value)
-                if name in layer else None)
+def _build_section(section: SectionSpec, top: _Layer) -> Any:
+    """The section with the values given for it, parsed, and checked together."""
+    origin = _origin(top, f"{section.name}.")
+    changes = {}
+    for name, spec in section.fields.items():
+        raw = top.get(spec.qualified)
+        if raw is not None:
+            changes[name] = spec.parse(raw.value, raw.key, raw.source)
+    built = section.type(**changes)
+    if isinstance(built, Checked):
+        check_conflicts(built, origin, "the defaults",
+                        unset_name=lambda name: section.fields[name].flat)
     return built
 
 
-def _parse(parsers: Mapping[str, values.ValueParser], name: str, raw: _Raw) -> object:
-    return parsers[name](raw.value, raw.key, raw.source)
+def _origin(layer: _Layer, prefix: str = "") -> FieldOrigin:
+    """Where each field was given, as ``layer`` holds it under ``prefix`` + the field."""
+
+    def origin(name: str) -> tuple[str, str, object] | None:
+        raw = layer.get(prefix + name)
+        return None if raw is None else (raw.key, raw.source, raw.value)
+
+    return origin
 
 
-def _check_directories_apart(settings: Settings, top: _Layer) -> None:
-    incoming, serving = settings.incoming_base, settings.serving_base
-    if incoming == serving or incoming in serving.parents or serving in incoming.parents:
-        raw = top.get("serving_base") or top.get("incoming_base")
-        raise ConfigError(
-            field="serving_base", value=str(serving),
-            source=raw.source if raw else "defaults",
-            problem=f"overlaps incoming_base {str(incoming)!r}, "
-            "so TF Serving would serve raw versions",
-            fix="use two separate directories, e.g. /models/incoming and /models/serving",
-        )
+def _build_policy(base: ModelPolicy, layer: _Layer) -> ModelPolicy:
+    changes = {name: POLICY_PARSERS[name](raw.value, raw.key, raw.source)
+               for name, raw in layer.items()}
+    built = dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    built.check(_origin(layer))
+    return built
 
 
 def _table(value: object, key: str, source: str) -> Mapping[str, object]:

@@ -6,30 +6,31 @@ that receives them trusts them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
 from converter import BACKENDS, TrtPrecisionMode
-from sidecar.base.errors import ConfigError
 from sidecar.config import defaults, values
-from sidecar.config.address import Address
-from sidecar.config.schema import setting
+from sidecar.config.job import JobSettings
+from sidecar.config.schema import Conflict, FieldOrigin, check_conflicts, section, setting
+from sidecar.config.sections import (
+    AdminSection,
+    FleetSection,
+    MetricsSection,
+    PathsSection,
+    RetrySection,
+    TapSection,
+    WatchSection,
+)
+from sidecar.config.shape_store import ShapeStoreSettings
 
 PRECISIONS: Final = tuple(TrtPrecisionMode.supported_precision_modes())
 """Accepted values of ``ModelPolicy.precision``: the converter's."""
 
 ACCURACY_CHECKS: Final = ("auto", "top1", "scaled_error")
 """Accepted values of ``ModelPolicy.accuracy``."""
-
-_DEFAULTS: Final = "sidecar.config.defaults"
-"""Where a default address comes from, as an error would name it (a typo there)."""
-
-FieldOrigin = Callable[[str], "tuple[str, str, object] | None"]
-"""``origin(field) -> (name it was given under, where, the value as given)``, or None when
-the field was not given there."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,9 @@ class ModelPolicy:
         ``origin(field)`` says under which name and where a field was given, or None when
         it was not; the error names the first given field of the conflict.
         """
-        for fields, problem, fix in self._conflicts():
-            given = [found for found in map(origin, fields) if found is not None]
-            field, source, value = (given[0] if given else
-                                    (fields[0], "the configured policy", getattr(self, fields[0])))
-            raise ConfigError(field=field, value=value, source=source, problem=problem, fix=fix)
+        check_conflicts(self, origin, "the configured policy")
 
-    def _conflicts(self) -> Iterator[tuple[tuple[str, ...], str, str]]:
+    def conflicts(self) -> Iterator[Conflict]:
         """(fields involved, problem, fix) per conflict."""
         if len(self.default_batch_sizes) > self.max_engines:
             yield (
@@ -130,214 +127,46 @@ class ModelPolicy:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the sidecar needs to run, validated.
+    """Everything the sidecar needs to run, validated: a section per concern, and the
+    policies models are converted with.
 
-    Each scalar field is declared once (:func:`~sidecar.config.schema.setting`) with its
-    parser and flag: the config file's keys, ``TFTRT_SIDECAR_<FIELD>`` and the flags of
-    ``tftrt-sidecar run`` are read from these declarations.
+    Each field of a section is declared once (:func:`~sidecar.config.schema.setting`)
+    with its parser and flag; code reads ``settings.<section>.<field>``, the config file
+    takes it in its section's table (``[fleet] lease_seconds = 30``) or flat under its
+    flat name (``lease_seconds = 30``), the environment as ``TFTRT_SIDECAR_<FLAT NAME>``,
+    ``tftrt-sidecar run`` by its flag. The flat name is the section's prefix and the
+    field's name: no prefix for ``paths``, ``watch``, ``tap`` and ``fleet``, whose fields
+    kept the names they had before the sections (``incoming_base``, ``tap_listen``,
+    ``lease_seconds``); ``<section>_`` for the others (``admin_listen``, ``retry_
+    backoff_seconds``, ``job_signature_key``), except ``shutdown_grace_seconds``.
     """
 
-    incoming_base: Path = setting(
-        defaults.DEFAULT_INCOMING_BASE, values.parse_path, "--incoming", "DIR",
-        "where raw versions land as <model>/<version>/ (default {default})")
-    """Where raw SavedModel versions land, as ``<model>/<version>/`` (absolute)."""
+    paths: PathsSection = section(PathsSection, prefix="")
+    """Where raw versions land, what TF Serving serves, durable state, the engine cache."""
 
-    serving_base: Path = setting(
-        defaults.DEFAULT_SERVING_BASE, values.parse_path, "--serving", "DIR",
-        "TF Serving's model base paths (default {default})")
-    """TF Serving's model base paths, as ``<model>/<version>/`` (absolute)."""
+    watch: WatchSection = section(WatchSection, prefix="")
+    """When a version counts as complete and how often the incoming base is rescanned."""
 
-    state_dir: Path = setting(
-        defaults.DEFAULT_STATE_DIR, values.parse_path, "--state", "DIR",
-        "job journal and shape store (default {default})")
-    """Durable state: job journal and shape store (absolute)."""
+    retry: RetrySection = section(RetrySection)
+    """How a job that failed on a storage fault is retried."""
 
-    engine_cache_dir: Path = setting(
-        defaults.DEFAULT_ENGINE_CACHE_DIR, values.parse_path, "--engine-cache", "DIR",
-        "compiled engine cache (default {default})")
-    """Compiled engines, namespaced by TF version and device model (absolute)."""
+    tap: TapSection = section(TapSection, prefix="")
+    """Envoy in front of TF Serving and the shape recorder it mirrors to."""
 
-    model_config_file: Path = setting(
-        defaults.DEFAULT_MODEL_CONFIG_FILE, values.parse_path, "--model-config-file", "FILE",
-        "TF Serving's --model_config_file, kept by the sidecar (default {default})")
-    """TF Serving's ``--model_config_file``, rewritten atomically by the sidecar (absolute)."""
+    admin: AdminSection = section(AdminSection)
+    """The admin gRPC API."""
 
-    settle_seconds: float = setting(
-        defaults.DEFAULT_SETTLE_SECONDS, values.seconds_parser(allow_zero=True),
-        "--settle-seconds", "SECONDS",
-        "seconds a version's files must stay unchanged (default {default})")
-    """Seconds a version's files must stay unchanged before it counts as complete."""
+    metrics: MetricsSection = section(MetricsSection)
+    """The Prometheus endpoint."""
 
-    marker_file: str | None = setting(
-        defaults.DEFAULT_MARKER_FILE, values.parse_marker_file, "--marker-file", "NAME",
-        "file name that marks a version complete (replaces settling)")
-    """File name that marks a version complete; when set, it replaces settling."""
+    fleet: FleetSection = section(FleetSection, prefix="")
+    """The fleet's shared store and this replica's part in it."""
 
-    rescan_interval_seconds: float = setting(
-        defaults.DEFAULT_RESCAN_INTERVAL_SECONDS, values.seconds_parser(allow_zero=False),
-        "--rescan-interval-seconds", "SECONDS", "seconds between rescans (default {default})")
-    """Seconds between rescans of the incoming base."""
+    job: JobSettings = section(JobSettings)
+    """What every job converts and how strictly it verifies the result."""
 
-    once: bool = setting(False, values.parse_bool, "--once", None,
-                         "exit when nothing is left to do")
-    """Exit when nothing is left to do instead of watching forever."""
-
-    retry_backoff_seconds: float = setting(
-        defaults.DEFAULT_RETRY_BACKOFF_SECONDS, values.seconds_parser(allow_zero=False),
-        "--retry-backoff-seconds", "SECONDS",
-        "wait before retrying a job that failed on a storage fault, doubling per attempt "
-        "(default {default})")
-    """Seconds before a job that failed on a storage fault is retried (doubling per attempt)."""
-
-    retry_backoff_max_seconds: float = setting(
-        defaults.DEFAULT_RETRY_BACKOFF_MAX_SECONDS, values.seconds_parser(allow_zero=False),
-        "--retry-backoff-max-seconds", "SECONDS",
-        "longest wait between such retries (default {default})")
-    """The longest wait between two retries of such a job."""
-
-    tap_listen: Address | None = setting(
-        None, values.parse_optional_address, "--tap-listen", "HOST:PORT",
-        f"Envoy takes clients' calls here and records a sample of their shapes (the pod "
-        f"uses {defaults.DEFAULT_TAP_LISTEN}); off by default")
-    """Where clients call: Envoy listens here, forwards to TF Serving and mirrors a sample
-    to the shape recorder; None: no tap. The pod uses ``defaults.DEFAULT_TAP_LISTEN``."""
-
-    upstream: Address | None = setting(
-        values.parse_address(defaults.DEFAULT_UPSTREAM, "upstream", _DEFAULTS),
-        values.parse_optional_address, "--upstream", "HOST:PORT",
-        "TF Serving's gRPC address Envoy forwards to (default {default})")
-    """TF Serving's gRPC address, where Envoy forwards the calls clients may make."""
-
-    rest_listen: Address | None = setting(
-        None, values.parse_optional_address, "--rest-listen", "HOST:PORT",
-        "Envoy takes clients' REST calls here too (the pod uses 0.0.0.0:8501); off by default")
-    """Where clients call TF Serving's REST API through Envoy (recorded like gRPC); None:
-    REST is not proxied. The pod uses ``0.0.0.0:8501``."""
-
-    rest_upstream: Address = setting(
-        values.parse_address(defaults.DEFAULT_REST_UPSTREAM, "rest_upstream", _DEFAULTS),
-        values.parse_address, "--rest-upstream", "HOST:PORT",
-        "TF Serving's REST address (default {default})")
-    """TF Serving's REST address, where Envoy forwards REST calls."""
-
-    rest_recorder_listen: Address = setting(
-        values.parse_address(defaults.DEFAULT_REST_RECORDER_LISTEN, "rest_recorder_listen",
-                             _DEFAULTS),
-        values.parse_address, "--rest-recorder-listen", "HOST:PORT",
-        "the REST side of the shape recorder (default {default})")
-    """Where the shape recorder takes the REST calls Envoy mirrors (keep it on loopback)."""
-
-    recorder_listen: Address = setting(
-        values.parse_address(defaults.DEFAULT_RECORDER_LISTEN, "recorder_listen", _DEFAULTS),
-        values.parse_address, "--recorder-listen", "HOST:PORT",
-        "the shape recorder Envoy mirrors to (default {default})")
-    """Where the shape recorder takes the calls Envoy mirrors (keep it on loopback)."""
-
-    envoy_admin_listen: Address = setting(
-        values.parse_address(defaults.DEFAULT_ENVOY_ADMIN_LISTEN, "envoy_admin_listen",
-                             _DEFAULTS),
-        values.parse_address, "--envoy-admin-listen", "HOST:PORT",
-        "Envoy's admin API, loopback only (default {default})")
-    """Envoy's admin API; must be a loopback address."""
-
-    proxy_stats_listen: Address | None = setting(
-        None, values.parse_optional_address, "--proxy-stats-listen", "HOST:PORT",
-        "serve Envoy's Prometheus stats here (the pod uses 0.0.0.0:9103); off by default")
-    """Where Prometheus scrapes Envoy's own stats (only ``/stats/prometheus``); None: not
-    exposed. The pod uses ``0.0.0.0:9103``."""
-
-    mirror_fraction: float = setting(
-        defaults.DEFAULT_MIRROR_FRACTION, values.parse_share, "--mirror-fraction", "SHARE",
-        "largest share of inference calls recorded, 0 to 1 (default {default})")
-    """The largest share of inference calls Envoy mirrors to the recorder (0 to 1, steps of
-    0.01); the share in force is lower when traffic exceeds ``mirror_budget_per_second``."""
-
-    mirror_budget_bytes_per_second: float = setting(
-        defaults.DEFAULT_MIRROR_BUDGET_BYTES_PER_SECOND, values.rate_parser(),
-        "--mirror-budget-bytes-per-second", "BYTES",
-        "recorded request bytes per second above which the share is lowered; 0: never "
-        "(default {default})")
-    """Mirrored request bytes per second the recorder is kept to (large requests cost the
-    recorder more to parse); 0 leaves the share to ``mirror_budget_per_second``."""
-
-    mirror_budget_per_second: float = setting(
-        defaults.DEFAULT_MIRROR_BUDGET_PER_SECOND, values.rate_parser(),
-        "--mirror-budget-per-second", "CALLS",
-        "recorded calls per second above which the share is lowered; 0: never "
-        "(default {default})")
-    """Mirrored calls per second the recorder is kept to; 0 keeps the share at
-    ``mirror_fraction`` whatever the traffic."""
-
-    run_envoy: bool = setting(
-        True, values.parse_bool, "--run-envoy", "BOOL",
-        "start Envoy here (default true; false where it runs in its own container)")
-    """Start and supervise Envoy here; False where Envoy runs in a container of its own
-    (the pod), with the bootstrap ``tftrt-sidecar envoy-bootstrap`` wrote."""
-
-    admin_listen: Address | None = setting(
-        None, values.parse_optional_address, "--admin-listen", "HOST:PORT",
-        f"serve the admin API here (the pod uses {defaults.DEFAULT_ADMIN_LISTEN})")
-    """Where the admin gRPC API listens; None: no admin API. The pod uses
-    ``defaults.DEFAULT_ADMIN_LISTEN`` (localhost) or the pod IP for kubelet probes."""
-
-    admin_token_file: Path | None = setting(
-        None, values.parse_optional_path, "--admin-token-file", "FILE",
-        "file with the bearer token admin calls must carry")
-    """A file holding the bearer token admin calls must carry (e.g. a mounted Secret);
-    None: no token (the API is then protected only by where it listens)."""
-
-    admin_tls_cert_file: Path | None = setting(
-        None, values.parse_optional_path, "--admin-tls-cert", "FILE",
-        "PEM certificate: the admin API serves TLS")
-    """PEM certificate of the admin API; with ``admin_tls_key_file`` it serves TLS."""
-
-    admin_tls_key_file: Path | None = setting(
-        None, values.parse_optional_path, "--admin-tls-key", "FILE",
-        "PEM private key of --admin-tls-cert")
-    """PEM private key of the admin API's certificate."""
-
-    admin_tls_client_ca_file: Path | None = setting(
-        None, values.parse_optional_path, "--admin-tls-client-ca", "FILE",
-        "PEM CA for client certificates (mutual TLS)")
-    """PEM CA that client certificates must chain to (mutual TLS); needs the two above."""
-
-    shutdown_grace_seconds: float = setting(
-        10.0, values.seconds_parser(allow_zero=True), "--shutdown-grace-seconds", "SECONDS",
-        "on SIGTERM, time for admin calls to end")
-    """On SIGTERM: how long running admin calls may take to finish (the running job
-    finishes first; unfinished work resumes on the next start)."""
-
-    metrics_listen: Address | None = setting(
-        None, values.parse_optional_address, "--metrics-listen", "HOST:PORT",
-        f"serve /metrics here (the pod uses {defaults.DEFAULT_METRICS_LISTEN})")
-    """Where Prometheus ``/metrics`` is served; None: not served. The pod uses
-    ``defaults.DEFAULT_METRICS_LISTEN``."""
-
-    store: Path | None = setting(
-        None, values.parse_optional_path, "--store", "DIR",
-        "the fleet's shared store (a ReadWriteMany volume); unset: this pod works alone")
-    """The fleet's shared store (absolute): one conversion per model version and device
-    model across every replica pointed at it. None: single-pod mode."""
-
-    replica_id: str = setting(
-        defaults.default_replica_id(), values.parse_name, "--replica-id", "ID",
-        "this replica's name in the fleet store (default: the host name, {default})")
-    """This replica's identity in the fleet store (the pod name, i.e. the host name)."""
-
-    lease_seconds: float = setting(
-        defaults.DEFAULT_LEASE_SECONDS, values.seconds_parser(allow_zero=False),
-        "--lease-seconds", "SECONDS",
-        "how long a fleet claim lasts unrenewed before another replica takes over "
-        "(default {default})")
-    """How long a claim on a key lasts without renewal before another replica takes it."""
-
-    shape_share_seconds: float = setting(
-        defaults.DEFAULT_SHAPE_SHARE_SECONDS, values.seconds_parser(allow_zero=False),
-        "--shape-share-seconds", "SECONDS",
-        "how often this replica writes its shape counts into the fleet store "
-        "(default {default})")
-    """How often this replica's recorded shape counts are written into the store; counts
-    older than four of these are ignored (their replica went away)."""
+    shape_store: ShapeStoreSettings = section(ShapeStoreSettings)
+    """How much recorded traffic the shape store keeps."""
 
     default_policy: ModelPolicy = field(default_factory=ModelPolicy)
     """Policy for every model without its own ``[models.<name>]`` section."""

@@ -41,32 +41,32 @@ def parse_bool(value: object, field: str, source: str) -> bool:
 def positive_int_parser(at_most: int) -> ValueParser:
     """A parser for a whole number from 1 to ``at_most`` (the bound keeps a typo such as
     ``4000`` for ``4`` from running away)."""
+    return whole_number_parser(at_least=1, at_most=at_most)
 
-    def parse_positive_int(value: object, field: str, source: str) -> int:
+
+def whole_number_parser(*, at_least: int, at_most: int) -> ValueParser:
+    """A parser for a whole number from ``at_least`` to ``at_most``."""
+
+    def parse_whole_number(value: object, field: str, source: str) -> int:
         number = _as_int(value)
-        if number is None or not 1 <= number <= at_most:
+        if number is None or not at_least <= number <= at_most:
             raise ConfigError(
                 field=field, value=value, source=source,
-                problem=f"is not a whole number of at least 1 and at most {at_most}",
-                fix=f"set {field} to a whole number such as 1, 2 or 4 (at most {at_most})",
+                problem=f"is not a whole number of at least {at_least} and at most {at_most}",
+                fix=f"set {field} to a whole number from {at_least} to {at_most}, e.g. "
+                f"{max(at_least, min(4, at_most))}",
             )
         return number
 
-    return parse_positive_int
+    return parse_whole_number
 
 
 def rate_parser() -> ValueParser:
     """A parser for a rate per second, 0 or more (0 usually turns the limit off)."""
 
     def parse_rate(value: object, field: str, source: str) -> float:
-        number = _as_float(value)
-        if number is None or number < 0:
-            raise ConfigError(
-                field=field, value=value, source=source,
-                problem="is not a number of calls per second of at least 0",
-                fix=f"set {field} to e.g. 100, or 0 to turn it off",
-            )
-        return number
+        return _at_least_zero(value, field, source, "a number of calls per second",
+                              f"set {field} to e.g. 100, or 0 to turn it off")
 
     return parse_rate
 
@@ -100,24 +100,32 @@ def parse_share(value: object, field: str, source: str) -> float:
     return number
 
 
+def parse_tolerance(value: object, field: str, source: str) -> float:
+    """A scaled-error bound: a finite number of at least 0."""
+    return _at_least_zero(value, field, source, "a scaled error", f"set {field} to e.g. 0.05")
+
+
 def optional_tolerance_parser() -> ValueParser:
-    """A parser for a scaled-error bound: a finite number of at least 0, or None when
+    """A parser for a scaled-error bound as :func:`parse_tolerance` reads it, or None when
     empty or None (the bound then follows the precision)."""
 
-    def parse_tolerance(value: object, field: str, source: str) -> float | None:
+    def parse_optional_tolerance(value: object, field: str, source: str) -> float | None:
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
-        number = _as_float(value)
-        if number is None or number < 0:
-            raise ConfigError(
-                field=field, value=value, source=source,
-                problem="is not a scaled error of at least 0",
-                fix=f"set {field} to e.g. 0.05, or to an empty string for the tolerance of "
-                "the precision the version computes in",
-            )
-        return number
+        return _at_least_zero(value, field, source, "a scaled error",
+                              f"set {field} to e.g. 0.05, or to an empty string for the "
+                              "tolerance of the precision the version computes in")
 
-    return parse_tolerance
+    return parse_optional_tolerance
+
+
+def _at_least_zero(value: object, field: str, source: str, what: str, fix: str) -> float:
+    """``value`` as a finite number of at least 0, or ConfigError saying it is not ``what``."""
+    number = _as_float(value)
+    if number is None or number < 0:
+        raise ConfigError(field=field, value=value, source=source,
+                          problem=f"is not {what} of at least 0", fix=fix)
+    return number
 
 
 def choice_parser(choices: Sequence[str], *, upper: bool) -> ValueParser:
@@ -258,6 +266,30 @@ def parse_name(value: object, field: str, source: str) -> str:
         problem="is not a name (non-empty, no spaces, no '/')",
         fix=f"set {field} to e.g. the pod name, sidecar-0",
     )
+
+
+def parse_text(value: object, field: str, source: str) -> str:
+    """Non-empty text (surrounding spaces dropped)."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ConfigError(
+        field=field, value=value, source=source, problem="is empty or not text",
+        fix=f"set {field} to a non-empty string, e.g. serving_default",
+    )
+
+
+def parse_words(value: object, field: str, source: str) -> tuple[str, ...]:
+    """One or more distinct non-empty words, from a list or a comma-separated string."""
+    items = (value.split(",") if isinstance(value, str)
+             else list(value) if isinstance(value, (list, tuple)) else [])
+    words = tuple(item.strip() for item in items if isinstance(item, str))
+    if not words or len(words) != len(items) or not all(words) or len(set(words)) != len(words):
+        raise ConfigError(
+            field=field, value=value, source=source,
+            problem="is not a list of distinct non-empty words",
+            fix=f"set {field} to e.g. [\"serve\"] (in TOML) or serve,gpu (environment, flags)",
+        )
+    return words
 
 
 def parse_marker_file(value: object, field: str, source: str) -> str | None:

@@ -10,22 +10,23 @@ from sidecar.envoy.settings import EnvoySettings
 
 
 def envoy_settings(settings: Settings) -> EnvoySettings:
-    """Envoy in front of ``settings.upstream`` on ``settings.tap_listen``, mirroring to the
-    recorder; ConfigError naming the setting when one is missing or wrong."""
-    if settings.tap_listen is None or settings.upstream is None:
-        raise ConfigError(field="tap_listen" if settings.tap_listen is None else "upstream",
-                          value=None, source="settings", problem="is not set",
-                          fix="set tap_listen (where clients call, e.g. 0.0.0.0:8500) and "
-                              "upstream (TF Serving's gRPC address, e.g. 127.0.0.1:8600)")
-    rest = settings.rest_listen is not None
+    """Envoy in front of ``settings.tap.upstream`` on ``settings.tap.tap_listen``, mirroring
+    to the recorder; ConfigError when the tap is off (Envoy has nowhere to listen)."""
+    tap = settings.tap
+    if tap.tap_listen is None:
+        raise ConfigError(field="tap_listen", value=None, source="settings",
+                          problem="is not set", fix="set tap_listen (where clients call, e.g. "
+                          "0.0.0.0:8500)")
+    assert tap.upstream is not None, "load_settings refuses a tap without its upstream"
+    rest = tap.rest_listen is not None
     return EnvoySettings(
-        listen=settings.tap_listen,
-        upstream=settings.upstream,
-        recorder=settings.recorder_listen,
-        admin=settings.envoy_admin_listen,
-        stats_listen=settings.proxy_stats_listen,
-        mirror_fraction=settings.mirror_fraction,
-        rest_listen=settings.rest_listen,
-        rest_upstream=settings.rest_upstream if rest else None,
-        rest_recorder=settings.rest_recorder_listen if rest else None,
+        listen=tap.tap_listen,
+        upstream=tap.upstream,
+        recorder=tap.recorder_listen,
+        admin=tap.envoy_admin_listen,
+        stats_listen=tap.proxy_stats_listen,
+        mirror_fraction=tap.mirror_fraction,
+        rest_listen=tap.rest_listen,
+        rest_upstream=tap.rest_upstream if rest else None,
+        rest_recorder=tap.rest_recorder_listen if rest else None,
     )

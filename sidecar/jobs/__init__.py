@@ -9,6 +9,7 @@ errors.
 
 from __future__ import annotations
 
+from sidecar.config.job import JobSettings
 from sidecar.jobs.conversion import (
     ConverterFactory,
     ConverterLike,
@@ -34,7 +35,6 @@ from sidecar.jobs.queue import JobQueue, next_in_turn
 from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, ShapeSource, choose_replay_inputs
 from sidecar.jobs.result import JobResult
 from sidecar.jobs.session_model import SessionModel, SignatureSpec
-from sidecar.jobs.settings import JobSettings
 from sidecar.jobs.verify import Comparison, compare_outputs
 
 __all__ = [

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sidecar.config.job import JobSettings
 from sidecar.jobs.conversion import ConverterFactory, default_converter_factory
 from sidecar.jobs.fleet_work import FleetContext
 from sidecar.jobs.observer import JobObserver, LoggingJobObserver
 from sidecar.jobs.replay import ShapeSource
 from sidecar.jobs.retry import RetryPolicy
-from sidecar.jobs.settings import JobSettings
 from sidecar.publish import Checkpoint, VersionPublisher, no_checkpoint
 from sidecar.state import JobJournal
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from converter import InputFnError
 from sidecar.config import ModelPolicy
+from sidecar.config.job import JobSettings
 from sidecar.jobs.dependencies import JobDependencies
 from sidecar.jobs.errors import ReplayError, VerificationError
 from sidecar.jobs.replay import ReplayInputs, ReplayOrigin, ShapeSource, choose_replay_inputs
 from sidecar.jobs.session_model import Arrays, SessionModel
-from sidecar.jobs.settings import JobSettings
 from sidecar.jobs.verify import AccuracyCheck, Comparison, compare_outputs
 
 _LOG = logging.getLogger("sidecar.jobs")

@@ -101,9 +101,8 @@ class MetricsServer:
     """Serves ``registry`` at ``http://<listen>/metrics`` (port 0 picks a free port: see
     :attr:`port`); :meth:`start`, then :meth:`stop`."""
 
-    def __init__(self, listen: str, registry: CollectorRegistry) -> None:
-        self._address = Address.parse(listen, "metrics_listen", "metrics settings",
-                                      free_port=True)
+    def __init__(self, listen: Address, registry: CollectorRegistry) -> None:
+        self._address = listen
         self._rendering = SharedRendering(registry)
         self._server: _ScrapeServer | None = None
         self._thread: threading.Thread | None = None

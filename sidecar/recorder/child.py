@@ -28,7 +28,7 @@ from sidecar.recorder.rest_recorder import serve_rest_recorder
 from sidecar.recorder.settings import RecorderSettings, RestRecording
 from sidecar.recorder.signature_dtypes import SignatureDtypes
 from sidecar.recorder.stats import TapObserver
-from sidecar.shapes import Refusal, ShapeObservation, ShapeStore, ShapeStoreSettings
+from sidecar.shapes import Refusal, ShapeObservation, ShapeStore
 
 SHIP_INTERVAL_SECONDS = 0.5
 """How often the child sends what it observed to the parent."""
@@ -102,7 +102,7 @@ async def _serve(settings: RecorderSettings, state_dir: Path, connection: Connec
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stopping.set)
     shipping = ShippingObserver()
-    with ShapeStore(state_dir, ShapeStoreSettings(), clock) as store:
+    with ShapeStore(state_dir, settings.shape_store, clock) as store:
         servers: list[RecorderServer] = []
         try:
             servers.append(await serve_recorder(settings, store, shipping, clock, share))

@@ -85,7 +85,7 @@ async def serve_recorder(
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(PREDICTION_SERVICE, handlers),))
     try:
-        port = server.add_insecure_port(settings.listen)
+        port = server.add_insecure_port(str(settings.listen))
     except RuntimeError as error:
         raise TapStartError(f"the recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error

@@ -121,8 +121,8 @@ async def serve_rest_recorder(
             writer.close()
 
     try:
-        server = await asyncio.start_server(connection, settings.address.host,
-                                            settings.address.port, limit=MAX_HEAD_BYTES)
+        server = await asyncio.start_server(connection, settings.listen.host,
+                                            settings.listen.port, limit=MAX_HEAD_BYTES)
     except (OSError, ValueError) as error:
         raise TapStartError(f"the REST recorder cannot listen on {settings.listen} ({error}); "
                             "choose a free address") from error

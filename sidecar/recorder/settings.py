@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.config.address import Address
+from sidecar.config.shape_store import ShapeStoreSettings
 from sidecar.recorder.errors import TapSettingsError
 
 # TF Serving itself accepts messages up to INT32_MAX bytes.
@@ -17,10 +18,8 @@ class RecorderSettings:
     """Where calls to record arrive and how they are recorded; validated on construction,
     trusted afterwards."""
 
-    listen: str
-    """`host:port` to serve on (port 0 picks a free port; see the server's `port`)."""
-    address: Address = field(init=False, repr=False, compare=False)
-    """``listen`` as host and port, parsed on construction."""
+    listen: Address
+    """Where to serve (port 0 picks a free port; see the server's `port`)."""
     max_message_bytes: int = 64 << 20
     """Largest mirrored request accepted (larger: RESOURCE_EXHAUSTED to Envoy, unrecorded)."""
     queue_size: int = 4096
@@ -41,12 +40,11 @@ class RecorderSettings:
     recording_restart_seconds: tuple[float, float] = (0.5, 30.0)
     """The first and the longest wait before a recording task that died is started again
     (its process goes on); the wait doubles while it keeps dying within a minute."""
+    shape_store: ShapeStoreSettings = field(default_factory=ShapeStoreSettings)
+    """The shape store the recorded calls are written into: its window, shape-set limit
+    and sample budgets (the ``shape_store`` section of the sidecar's settings)."""
 
     def __post_init__(self) -> None:
-        # Frozen: the parsed address is set once, here.
-        object.__setattr__(self, "address", Address.parse(
-            self.listen, f"{type(self).__name__}.listen", "the recorder settings",
-            free_port=True))
         for name in ("max_message_bytes", "queue_size", "queue_max_bytes",
                      "record_batch_size"):
             self._check_positive(name)

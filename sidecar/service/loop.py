@@ -110,14 +110,14 @@ class SidecarService:
     def start(self) -> StartReport:
         """Recover from whatever a previous process left, then write the model config."""
         parts = self._parts
-        if self._settings.once and not self._settings.incoming_base.is_dir():
+        if self._settings.watch.once and not self._settings.paths.incoming_base.is_dir():
             raise StorageError(
                 "the incoming base directory does not exist",
-                where=str(self._settings.incoming_base),
+                where=str(self._settings.paths.incoming_base),
                 fix="create it, or point --incoming at the directory where models land",
                 area=FaultArea.INCOMING,
             )
-        self._settings.serving_base.mkdir(parents=True, exist_ok=True)
+        self._settings.paths.serving_base.mkdir(parents=True, exist_ok=True)
         removed = parts.publisher.clean_leftovers() + parts.upkeep.clean_leftovers()
         recovery = recover_interrupted_jobs(
             parts.journal, is_in_serving=parts.publisher.is_published
@@ -142,7 +142,7 @@ class SidecarService:
         published = parts.journal.jobs([JobState.PUBLISHED])
         expected = {(job.model, job.incoming_version) for job in published}
         parts.watcher.expect(expected)
-        view = look_at_incoming(self._settings.incoming_base, expected,
+        view = look_at_incoming(self._settings.paths.incoming_base, expected,
                                 is_served=parts.publisher.serves)
         self._report_incoming(view.faults)
         gone = set(view.gone(expected))
@@ -161,7 +161,7 @@ class SidecarService:
         stop = stop or threading.Event()
         parts = self._parts
         started: list[BackgroundComponent] = []
-        wakeup = InotifyWakeup.open(self._settings.incoming_base)
+        wakeup = InotifyWakeup.open(self._settings.paths.incoming_base)
         parts.commands.start()
         try:
             for component in parts.background:
@@ -175,7 +175,7 @@ class SidecarService:
                 try:
                     ran = self.step()
                 except Exception as exc:  # client traffic must never depend on this loop
-                    if self._settings.once:
+                    if self._settings.watch.once:
                         raise
                     stop.wait(self._step_failed(exc))
                     continue
@@ -183,15 +183,15 @@ class SidecarService:
                     continue
                 # Only --once and a replica catching up ask (it lists the settling versions).
                 catching_up = parts.fleet is not None and not parts.fleet.caught_up
-                idle = (self._settings.once or catching_up) and self.idle()
+                idle = (self._settings.watch.once or catching_up) and self.idle()
                 if idle and parts.fleet is not None:
                     parts.fleet.report_caught_up()
-                if self._settings.once and idle:
+                if self._settings.watch.once and idle:
                     break
                 if wakeup is not None:
-                    wakeup.sleep(self._settings.rescan_interval_seconds)
+                    wakeup.sleep(self._settings.watch.rescan_interval_seconds)
                 else:
-                    stop.wait(self._settings.rescan_interval_seconds)
+                    stop.wait(self._settings.watch.rescan_interval_seconds)
         finally:
             parts.commands.stop()
             if wakeup is not None:
@@ -306,7 +306,7 @@ class SidecarService:
             # Another replica holds its key: run it again once that replica's lease could
             # have run out, or sooner.
             parts.fleet.hold(model, version,
-                             min(result.retry_in, self._settings.rescan_interval_seconds))
+                             min(result.retry_in, self._settings.watch.rescan_interval_seconds))
             return result
         if result.state is JobState.DISCOVERED:  # its source changed: wait for it again
             if parts.watcher.resettle(model, numbering.incoming_version(version)):
@@ -330,13 +330,13 @@ class SidecarService:
         """
         if self._parts.queue.pending():
             return False
-        if self._settings.marker_file is not None:
+        if self._settings.watch.marker_file is not None:
             return True
         return not any(_has_files(self._source(model, version))
                        for model, version in self._parts.watcher.waiting())
 
     def _source(self, model: str, incoming_version: int) -> Path | None:
-        return incoming_version_dir(self._settings.incoming_base, model, incoming_version)
+        return incoming_version_dir(self._settings.paths.incoming_base, model, incoming_version)
 
 
 def _has_files(directory: Path | None) -> bool:

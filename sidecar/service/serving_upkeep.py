@@ -29,7 +29,8 @@ class ServingUpkeep:
     ) -> None:
         self._settings = settings
         self._publisher = publisher
-        self._config_writer = ModelConfigWriter(settings.model_config_file, settings.serving_base)
+        self._config_writer = ModelConfigWriter(settings.paths.model_config_file,
+                                                settings.paths.serving_base)
         self._on_retired = on_retired
 
     def clean_leftovers(self) -> list[Path]:

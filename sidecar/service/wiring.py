@@ -30,7 +30,6 @@ from prometheus_client import CollectorRegistry
 from sidecar.admin.server import AdminServer
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
-from sidecar.base.errors import ConfigError
 from sidecar.base.fanout import fan_out
 from sidecar.base.faults import FaultArea, FaultBoard
 from sidecar.config import Address, Settings
@@ -51,7 +50,6 @@ from sidecar.jobs import (
     JobDependencies,
     JobObserver,
     JobQueue,
-    JobSettings,
     LoggingJobObserver,
     ShapeSource,
     default_converter_factory,
@@ -69,7 +67,7 @@ from sidecar.service.incoming_changes import IncomingChanges
 from sidecar.service.rebuilds import CoverageRebuilds
 from sidecar.service.serving_upkeep import ServingUpkeep
 from sidecar.service.summary import RunSummary
-from sidecar.shapes import ShapeStore, ShapeStoreSettings
+from sidecar.shapes import ShapeStore
 from sidecar.state import JobJournal
 from sidecar.state.controls import Controls, ModelControls
 from sidecar.state.fleet_controls import FleetControls
@@ -116,9 +114,6 @@ class Seams:
 
     observer: JobObserver = field(default_factory=LoggingJobObserver)
     """Told about every job stage and result (the metrics, when on, are told too)."""
-
-    job_settings: JobSettings = field(default_factory=JobSettings)
-    """Signature, tags and verification tolerances of every job."""
 
 
 @dataclass(frozen=True)
@@ -225,13 +220,13 @@ def build_service(settings: Settings, seams: Seams = Seams()) -> ServiceParts:
 def build_features(settings: Settings, seams: Seams = Seams()) -> Features:
     """Every feature the settings ask for, wired to the same shape store."""
     clock = seams.wall_clock
-    admin_settings = (None if settings.admin_listen is None
-                      else _admin_settings(settings, settings.admin_listen))
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = ShapeStore(settings.state_dir, ShapeStoreSettings(), clock)
+    admin_settings = (None if settings.admin.listen is None
+                      else _admin_settings(settings, settings.admin.listen))
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    store = ShapeStore(settings.paths.state_dir, settings.shape_store, clock)
     # A second connection to the WAL journal, for readers on server threads.
-    journal = JobJournal.open(settings.state_dir, clock=clock)
-    published = PublishedModels(settings.serving_base)
+    journal = JobJournal.open(settings.paths.state_dir, clock=clock)
+    published = PublishedModels(settings.paths.serving_base)
     faults = FaultBoard()
     commands = LoopCommands()
     background: list[BackgroundComponent] = []
@@ -239,21 +234,21 @@ def build_features(settings: Settings, seams: Seams = Seams()) -> Features:
     controls: Controls
     shapes: ShapeStore | FleetShapeSource = store
     fleet_shapes: tuple[FleetShapeSource, ShapeContributor] | None = None
-    if settings.store is None:
-        controls = ModelControls.open(settings.state_dir)
+    if settings.fleet.store is None:
+        controls = ModelControls.open(settings.paths.state_dir)
     else:
         context, claim = _fleet_context(settings, faults)
         # First, so it is claimed before anything else writes to the store, released last.
         background.append(claim)
         # After _fleet_context, which checks that the directory is a fleet store.
-        records = OperatorRecords(settings.store, settings.replica_id)
+        records = OperatorRecords(settings.fleet.store, settings.fleet.replica_id)
         controls = FleetControls(records)
-        fleet = FleetFeature(context, FleetRollbacks(records, settings.serving_base))
+        fleet = FleetFeature(context, FleetRollbacks(records, settings.paths.serving_base))
         # Builds, replays and coverage read the fleet's traffic; this replica adds its own.
         fleet_shapes = (
-            FleetShapeSource(context.store, store, settings.shape_share_seconds,
+            FleetShapeSource(context.store, store, settings.fleet.shape_share_seconds,
                              wall_clock=clock),
-            ShapeContributor(context.store, store, settings.shape_share_seconds,
+            ShapeContributor(context.store, store, settings.fleet.shape_share_seconds,
                              wall_clock=clock))
         shapes = fleet_shapes[0]
     # Storage faults have their own health services: the overall status (the kubelet's
@@ -262,18 +257,18 @@ def build_features(settings: Settings, seams: Seams = Seams()) -> Features:
         area.health_service: functools.partial(faults.healthy, area) for area in FaultArea}
     health[FLEET_HEALTH_SERVICE] = _single_pod if fleet is None else fleet.caught_up.is_set
     metrics: SidecarMetrics | None = None
-    if settings.metrics_listen is not None:
+    if settings.metrics.listen is not None:
         registry = CollectorRegistry()
         metrics = SidecarMetrics(registry, BuildInfo.detect(settings.default_policy.backend),
                                  ScrapeSources(journal=journal, published=published,
-                                               engine_cache_dir=settings.engine_cache_dir,
+                                               engine_cache_dir=settings.paths.engine_cache_dir,
                                                shape_store=shapes, faults=faults,
-                                               incoming_base=settings.incoming_base,
+                                               incoming_base=settings.paths.incoming_base,
                                                fleet_shapes=fleet_shapes,
                                                fleet_store=None if fleet is None
                                                else fleet.context.store))
-        background.append(MetricsServer(str(settings.metrics_listen), registry))
-    if settings.tap_listen is not None:
+        background.append(MetricsServer(settings.metrics.listen, registry))
+    if settings.tap.tap_listen is not None:
         tap, serving = _tap_components(settings, metrics.tap_observer if metrics else None,
                                        clock)
         background.extend(tap)
@@ -282,7 +277,7 @@ def build_features(settings: Settings, seams: Seams = Seams()) -> Features:
     if admin_settings is not None:
         admin = SidecarAdminBackend(BackendDependencies(
             journal=journal, published=published, controls=controls,
-            incoming_base=settings.incoming_base, policy_for=settings.policy_for,
+            incoming_base=settings.paths.incoming_base, policy_for=settings.policy_for,
             submit=commands.convert, on_loop=commands.call, shape_store=shapes,
             rollback_observer=metrics,
             fleet_rollbacks=None if fleet is None else fleet.rollbacks))
@@ -296,8 +291,8 @@ def build_features(settings: Settings, seams: Seams = Seams()) -> Features:
     if fleet_shapes is not None:
         # Components stop in reverse: its last write comes before the shape store closes.
         background.append(fleet_shapes[1])
-    rebuilds = CoverageRebuilds(shapes, published, settings.incoming_base,
-                                seams.job_settings.signature_key)
+    rebuilds = CoverageRebuilds(shapes, published, settings.paths.incoming_base,
+                                settings.job.signature_key)
     return Features(faults=faults, commands=commands, controls=controls,
                     recordings=Recordings(shapes, rebuilds), fleet=fleet, metrics=metrics,
                     admin=admin, background=tuple(background))
@@ -308,8 +303,8 @@ def build_parts(settings: Settings, seams: Seams = Seams(), features: Features |
     """The pipeline's parts around ``features`` (None: the pipeline alone, single-pod, without
     recorded traffic or servers beside it, with a fault board and command queue of its own)."""
     features = Features() if features is None else features
-    journal = JobJournal.open(settings.state_dir, clock=seams.wall_clock)
-    publisher = VersionPublisher(settings.serving_base, checkpoint=seams.checkpoint)
+    journal = JobJournal.open(settings.paths.state_dir, clock=seams.wall_clock)
+    publisher = VersionPublisher(settings.paths.serving_base, checkpoint=seams.checkpoint)
     summary = RunSummary()
     upkeep = ServingUpkeep(
         settings, publisher,
@@ -318,19 +313,19 @@ def build_parts(settings: Settings, seams: Seams = Seams(), features: Features |
                 else fan_out([seams.observer, features.metrics.job_observer]))
     recordings, fleet = features.recordings, features.fleet
     jobs = JobDependencies(
-        journal=journal, publisher=publisher, incoming_base=settings.incoming_base,
-        engine_cache_dir=settings.engine_cache_dir, settings=seams.job_settings,
+        journal=journal, publisher=publisher, incoming_base=settings.paths.incoming_base,
+        engine_cache_dir=settings.paths.engine_cache_dir, settings=settings.job,
         converter_factory=seams.converter_factory,
         shape_source=None if recordings is None else recordings.shapes, observer=observer,
         checkpoint=seams.checkpoint, clock=seams.monotonic,
-        retry=RetryPolicy(settings.retry_backoff_seconds, settings.retry_backoff_max_seconds))
+        retry=RetryPolicy(settings.retry.backoff_seconds, settings.retry.backoff_max_seconds))
     fleet_upkeep: FleetUpkeep | None = None
     if fleet is not None:
         jobs = dataclasses.replace(jobs, fleet=fleet.context,
                                    is_rolled_back=fleet.rollbacks.is_rolled_back)
         catch_up = FleetCatchUp(
-            fleet.context, journal, settings.incoming_base,
-            interval_seconds=max(settings.rescan_interval_seconds, 5.0),
+            fleet.context, journal, settings.paths.incoming_base,
+            interval_seconds=max(settings.watch.rescan_interval_seconds, 5.0),
             is_rolled_back=fleet.rollbacks.is_rolled_back, clock=seams.monotonic)
         fleet_upkeep = FleetUpkeep(catch_up, fleet.rollbacks, fleet.caught_up,
                                    write_model_config=upkeep.write_model_config,
@@ -338,13 +333,13 @@ def build_parts(settings: Settings, seams: Seams = Seams(), features: Features |
     return ServiceParts(
         journal=journal, publisher=publisher, summary=summary,
         watcher=IncomingWatcher(
-            settings.incoming_base, settle_seconds=settings.settle_seconds,
-            marker_file=settings.marker_file, clock=seams.monotonic,
+            settings.paths.incoming_base, settle_seconds=settings.watch.settle_seconds,
+            marker_file=settings.watch.marker_file, clock=seams.monotonic,
             is_served=publisher.serves),
         changes=IncomingChanges(journal, publisher, upkeep, summary.withdrawn,
-                                incoming_base=settings.incoming_base),
+                                incoming_base=settings.paths.incoming_base),
         upkeep=upkeep, queue=JobQueue(journal), jobs=jobs,
-        controls=(ModelControls.open(settings.state_dir) if features.controls is None
+        controls=(ModelControls.open(settings.paths.state_dir) if features.controls is None
                   else features.controls),
         commands=features.commands, faults=features.faults,
         rebuilds=None if recordings is None else recordings.rebuilds, fleet=fleet_upkeep,
@@ -357,16 +352,16 @@ def _single_pod() -> bool:
 
 
 def _fleet_context(settings: Settings, faults: FaultBoard) -> tuple[FleetContext, ReplicaClaim]:
-    """The fleet store at ``settings.store`` with this replica's lease book, for this
+    """The fleet store at ``settings.fleet.store`` with this replica's lease book, for this
     replica's TensorFlow version and device; and its claim on its id there (reporting the
     store's faults to ``faults``)."""
-    assert settings.store is not None
+    assert settings.fleet.store is not None
     import tensorflow as tf  # only a fleet replica needs the version (run loads it anyway)
 
     from converter import detect_build_device
 
-    book = LeaseBook(settings.replica_id, settings.lease_seconds)
-    store = SharedDirectoryStore(settings.store, book)
+    book = LeaseBook(settings.fleet.replica_id, settings.fleet.lease_seconds)
+    store = SharedDirectoryStore(settings.fleet.store, book)
     return (FleetContext(store, tf.__version__, detect_build_device().slug),
             ReplicaClaim(store.store_root, book, faults))
 
@@ -386,19 +381,11 @@ class _ClosesOnStop:
 
 
 def _admin_settings(settings: Settings, listen: Address) -> AdminSettings:
-    token = None
-    if settings.admin_token_file is not None:
-        try:
-            token = settings.admin_token_file.read_text().strip()
-        except OSError as error:
-            raise ConfigError(field="admin_token_file", value=settings.admin_token_file,
-                              source="settings", problem=f"cannot be read ({error})",
-                              fix="point it at a readable file holding the token") from error
     return AdminSettings(
-        listen=str(listen), token=token, tls_cert_file=settings.admin_tls_cert_file,
-        tls_key_file=settings.admin_tls_key_file,
-        tls_client_ca_file=settings.admin_tls_client_ca_file,
-        grace_seconds=settings.shutdown_grace_seconds)
+        listen=listen, token=settings.admin.token, tls_cert_file=settings.admin.tls_cert_file,
+        tls_key_file=settings.admin.tls_key_file,
+        tls_client_ca_file=settings.admin.tls_client_ca_file,
+        grace_seconds=settings.admin.shutdown_grace_seconds)
 
 
 def _tap_components(settings: Settings, observer: TapObserver | None,
@@ -407,21 +394,18 @@ def _tap_components(settings: Settings, observer: TapObserver | None,
     """The recorder in its own process (conversions here would take the GIL from it),
     unless Envoy runs in a container of its own Envoy in front of TF Serving, and the
     governor of the share Envoy mirrors; with the health check of the first two."""
-    if settings.upstream is None:
-        raise ConfigError(field="upstream", value=None, source="settings",
-                          problem="is empty while tap_listen is set",
-                          fix="set upstream to TF Serving's gRPC address, e.g. "
-                              "127.0.0.1:8600, or unset tap_listen")
-    rest = None if settings.rest_listen is None else RestRecording(
-        RecorderSettings(listen=str(settings.rest_recorder_listen)), settings.serving_base)
+    rest = None if settings.tap.rest_listen is None else RestRecording(
+        RecorderSettings(listen=settings.tap.rest_recorder_listen), settings.paths.serving_base)
     proxy = envoy_settings(settings)
-    recorder = RecorderProcess(RecorderSettings(listen=str(settings.recorder_listen)),
-                               settings.state_dir, observer=observer, rest=rest, clock=clock,
+    recorder = RecorderProcess(RecorderSettings(listen=settings.tap.recorder_listen,
+                                                shape_store=settings.shape_store),
+                               settings.paths.state_dir, observer=observer, rest=rest,
+                               clock=clock,
                                share=MirrorShare(proxy.admin, proxy.mirror_fraction))
     governor = MirrorGovernor(EnvoyAdmin(proxy.admin), proxy.mirror_fraction,
-                              settings.mirror_budget_per_second,
-                              settings.mirror_budget_bytes_per_second)
-    if not settings.run_envoy:
+                              settings.tap.mirror_budget_per_second,
+                              settings.tap.mirror_budget_bytes_per_second)
+    if not settings.tap.run_envoy:
         return [recorder, governor], lambda: recorder.serving
     envoy = EnvoyProcess(proxy, EnvoyBinary.locate(), Path(tempfile.mkdtemp(prefix="envoy-")))
     return [recorder, envoy, governor], lambda: recorder.serving and envoy.serving

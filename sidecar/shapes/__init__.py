@@ -7,6 +7,7 @@ Public API: `ShapeStore`, its `ShapeStoreSettings` and `ShapeLimits`, the value 
 
 from __future__ import annotations
 
+from sidecar.config.shape_store import ShapeLimits, ShapeStoreSettings
 from sidecar.shapes.coverage import (
     Coverage,
     ShapeSetCount,
@@ -17,13 +18,11 @@ from sidecar.shapes.coverage import (
 from sidecar.shapes.errors import (
     ShapeStoreCorruptError,
     ShapeStoreError,
-    ShapeStoreSettingsError,
     ShapeStoreWriteError,
 )
 from sidecar.shapes.limits import Refusal, refusal_for
 from sidecar.shapes.recorded import RecordedShapes
 from sidecar.shapes.samples import SAMPLED_METHODS, StoredSample
-from sidecar.shapes.settings import ShapeLimits, ShapeStoreSettings
 from sidecar.shapes.shape_set import ANY_DIMENSION, ShapeObservation, ShapeSet, TensorSpec
 from sidecar.shapes.store import MAX_WARMUP_RECORDS, ShapeStore
 
@@ -42,7 +41,6 @@ __all__ = [
     "ShapeStoreCorruptError",
     "ShapeStoreError",
     "ShapeStoreSettings",
-    "ShapeStoreSettingsError",
     "ShapeStoreWriteError",
     "StoredSample",
     "TensorSpec",

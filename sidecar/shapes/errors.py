@@ -1,7 +1,6 @@
 """Errors raised by the shape store: each a :class:`~sidecar.base.errors.SidecarError`.
 
 `ShapeStoreError` is the store's branch of the sidecar's hierarchy.
-`ShapeStoreSettingsError` is a user error (bad configuration, fix the setting);
 `ShapeStoreCorruptError` means the state file cannot be read as a shape store (move it
 aside; the store rebuilds from traffic) and `ShapeStoreWriteError` that the database
 refused a write: both are storage faults (retryable once the storage is fixed, see
@@ -10,16 +9,12 @@ refused a write: both are storage faults (retryable once the storage is fixed, s
 
 from __future__ import annotations
 
-from sidecar.base.errors import SidecarError, StorageError, UserError
+from sidecar.base.errors import SidecarError, StorageError
 from sidecar.base.faults import FaultArea
 
 
 class ShapeStoreError(SidecarError):
     """Root of every error the shape store raises."""
-
-
-class ShapeStoreSettingsError(ShapeStoreError, UserError, ValueError):
-    """A shape-store setting is invalid; the message names the field and the fix."""
 
 
 class ShapeStoreCorruptError(ShapeStoreError, StorageError):

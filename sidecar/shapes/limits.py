@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from sidecar.shapes.settings import ShapeLimits
+from sidecar.config.shape_store import ShapeLimits
 from sidecar.shapes.shape_set import ShapeSet
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from sidecar.base.sqlite_writes import immediate_transaction, storage_error
+from sidecar.config.shape_store import ShapeStoreSettings
 from sidecar.shapes.coverage import Coverage, TopShapeSets, coverage_of, rank_shape_sets
 from sidecar.shapes.errors import ShapeStoreWriteError
 from sidecar.shapes.limits import Refusal, refusal_for
 from sidecar.shapes.samples import SAMPLED_METHODS, StoredSample
 from sidecar.shapes.schema import DATABASE_NAME, open_database
-from sidecar.shapes.settings import ShapeStoreSettings
 from sidecar.shapes.shape_set import ShapeObservation, ShapeSet
 
 # TF Serving reads at most this many warmup records.

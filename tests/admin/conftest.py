@@ -15,7 +15,7 @@ import pytest
 from sidecar.admin.server import AdminServer, start_admin_server
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
-from sidecar.config import ModelPolicy
+from sidecar.config import Address, ModelPolicy
 from sidecar.jobs import JobDependencies
 from sidecar.publish import VersionPublisher
 from sidecar.publish.published import PublishedModels
@@ -105,7 +105,7 @@ def close_stand(stand: AdminStand) -> None:
 @pytest.fixture()
 def stand(tmp_path: Path, mlp_model: Path) -> Iterator[AdminStand]:
     """A ready admin API without TLS or token."""
-    built = build_stand(tmp_path, mlp_model, AdminSettings(listen="127.0.0.1:0"))
+    built = build_stand(tmp_path, mlp_model, AdminSettings(listen=Address("127.0.0.1", 0)))
     yield built
     close_stand(built)
 

@@ -10,6 +10,7 @@ import pytest
 
 from sidecar.admin.settings import AdminSettings
 from sidecar.client.cli import EXIT_OK, EXIT_RPC_ERROR, EXIT_USAGE, TOKEN_ENV, main
+from sidecar.config import Address
 from tests.admin.certs import Certificates
 from tests.admin.conftest import TOKEN, AdminStand, build_stand, close_stand
 from tests.support.models import build_tiny_saved_model
@@ -80,13 +81,15 @@ def test_errors_exit_nonzero_with_the_status(
     assert status == EXIT_USAGE and "KEY=VALUE" in err
     status, _, err = _run(capsys, *address, "policy", "mlp", "--set", "colour=blue")
     assert status == EXIT_USAGE and "not a policy field" in err
+    status, _, err = _run(capsys, "--address", "127.0.0.1:65536", "list")
+    assert status == EXIT_USAGE and "--address = '127.0.0.1:65536' is not host:port" in err
 
 
 def test_token_and_tls_options(
     tmp_path: Path, mlp_model: Path, certificates: Certificates,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    settings = AdminSettings(listen="127.0.0.1:0", token=TOKEN,
+    settings = AdminSettings(listen=Address("127.0.0.1", 0), token=TOKEN,
                              tls_cert_file=certificates.server_cert,
                              tls_key_file=certificates.server_key)
     built = build_stand(tmp_path, mlp_model, settings)

@@ -22,17 +22,17 @@ def write_toml(tmp_path: Path, text: str) -> Path:
 def test_defaults_are_the_named_constants() -> None:
     settings = load_settings(None, {})
     assert settings == Settings()
-    assert settings.incoming_base == Path("/models/incoming") == d.DEFAULT_INCOMING_BASE
-    assert settings.serving_base == Path("/models/serving")
-    assert settings.state_dir == Path("/var/lib/tftrt-sidecar")
-    assert settings.engine_cache_dir == Path("/var/cache/tftrt-engines")
-    assert settings.model_config_file == Path("/models/serving/models.config")
+    assert settings.paths.incoming_base == Path("/models/incoming") == d.DEFAULT_INCOMING_BASE
+    assert settings.paths.serving_base == Path("/models/serving")
+    assert settings.paths.state_dir == Path("/var/lib/tftrt-sidecar")
+    assert settings.paths.engine_cache_dir == Path("/var/cache/tftrt-engines")
+    assert settings.paths.model_config_file == Path("/models/serving/models.config")
     assert settings.default_policy == ModelPolicy(
         backend="auto", precision="FP32", max_engines=d.DEFAULT_MAX_ENGINES,
         minimum_segment_size=3, build_at_runtime=False, keep_versions=d.DEFAULT_KEEP_VERSIONS,
         default_batch_sizes=(1, 8),
     )
-    assert settings.once is False
+    assert settings.watch.once is False
     assert settings.policy_for("anything") is settings.default_policy
 
 
@@ -47,33 +47,33 @@ def test_precedence_defaults_toml_environment_flags(tmp_path: Path) -> None:
     environ = {"TFTRT_SIDECAR_SERVING_BASE": "/srv/env", "TFTRT_SIDECAR_KEEP_VERSIONS": "7"}
 
     only_toml = load_settings(None, {}, config)
-    assert only_toml.serving_base == Path("/srv/a")
-    assert only_toml.incoming_base == tmp_path / "in"  # relative to the config file
-    assert only_toml.settle_seconds == 3.0
+    assert only_toml.paths.serving_base == Path("/srv/a")
+    assert only_toml.paths.incoming_base == tmp_path / "in"  # relative to the config file
+    assert only_toml.watch.settle_seconds == 3.0
     assert only_toml.default_policy.precision == "FP16"
     assert only_toml.default_policy.keep_versions == 5
 
     with_env = load_settings(None, environ, config)
-    assert with_env.serving_base == Path("/srv/env")
+    assert with_env.paths.serving_base == Path("/srv/env")
     assert with_env.default_policy.keep_versions == 7
     assert with_env.default_policy.precision == "FP16"
 
     with_flags = load_settings(flags, environ)
-    assert with_flags.serving_base == Path("/srv/flag")
-    assert with_flags.once is True
-    assert with_flags.settle_seconds == 3.0
+    assert with_flags.paths.serving_base == Path("/srv/flag")
+    assert with_flags.watch.once is True
+    assert with_flags.watch.settle_seconds == 3.0
     assert with_flags.default_policy.keep_versions == 7
 
 
 def test_config_path_from_environment_and_flags_parsed_as_mapping(tmp_path: Path) -> None:
     config = write_toml(tmp_path, "rescan_interval_seconds = 0.5\n")
     settings = load_settings({"once": None}, {"TFTRT_SIDECAR_CONFIG": str(config)})
-    assert settings.rescan_interval_seconds == 0.5
+    assert settings.watch.rescan_interval_seconds == 0.5
     flags = {"incoming": "rel/in", "settle_seconds": "2.5", "marker_file": "READY"}
     settings = load_settings(flags, {})
-    assert settings.incoming_base == Path.cwd() / "rel" / "in"
-    assert settings.settle_seconds == 2.5
-    assert settings.marker_file == "READY"
+    assert settings.paths.incoming_base == Path.cwd() / "rel" / "in"
+    assert settings.watch.settle_seconds == 2.5
+    assert settings.watch.marker_file == "READY"
 
 
 def test_per_model_overrides_sit_on_the_final_default_policy(tmp_path: Path) -> None:
@@ -108,9 +108,9 @@ def test_environment_values_are_parsed(tmp_path: Path) -> None:
     settings = load_settings(None, environ)
     assert settings.default_policy.build_at_runtime is True
     assert settings.default_policy.default_batch_sizes == (2, 32)
-    assert settings.marker_file is None
-    assert settings.once is True
-    assert settings.state_dir == tmp_path / "state"
+    assert settings.watch.marker_file is None
+    assert settings.watch.once is True
+    assert settings.paths.state_dir == tmp_path / "state"
 
 
 BAD_ENVIRONMENT = [
@@ -303,19 +303,26 @@ def test_every_setting_has_its_flag_and_each_flag_sets_its_field(tmp_path: Path)
     # The flags are derived from the settings' declarations: each one must reach its field
     # (the admin TLS flags once did not: their argparse names differed from the fields').
     given = {
-        "--admin-tls-cert": ("admin_tls_cert_file", tmp_path / "cert.pem"),
-        "--admin-tls-key": ("admin_tls_key_file", tmp_path / "key.pem"),
-        "--admin-tls-client-ca": ("admin_tls_client_ca_file", tmp_path / "ca.pem"),
-        "--admin-token-file": ("admin_token_file", tmp_path / "token"),
-        "--engine-cache": ("engine_cache_dir", tmp_path / "engines"),
-        "--mirror-budget-per-second": ("mirror_budget_per_second", 5.0),
-        "--run-envoy": ("run_envoy", False),
+        "--admin-tls-cert": ("admin.tls_cert_file", tmp_path / "cert.pem"),
+        "--admin-tls-key": ("admin.tls_key_file", tmp_path / "key.pem"),
+        "--admin-tls-client-ca": ("admin.tls_client_ca_file", tmp_path / "ca.pem"),
+        "--admin-token-file": ("admin.token_file", tmp_path / "token"),
+        "--engine-cache": ("paths.engine_cache_dir", tmp_path / "engines"),
+        "--mirror-budget-per-second": ("tap.mirror_budget_per_second", 5.0),
+        "--run-envoy": ("tap.run_envoy", False),
+        "--job-signature-key": ("job.signature_key", "classify"),
+        "--shape-store-max-samples-per-model": ("shape_store.max_samples_per_model", 0),
     }
+    for name in ("cert.pem", "key.pem", "ca.pem"):  # load_settings checks the files are there
+        (tmp_path / name).write_text("PEM")
+    (tmp_path / "token").write_text("a" * 32)
     argv = [part for flag, (_, value) in given.items()
             for part in (flag, "false" if value is False else str(value))]
     settings = load_settings(build_argument_parser().parse_args(argv), {})
     for flag, (field, value) in given.items():
-        assert getattr(settings, field) == value, flag
+        section, name = field.split(".")
+        assert getattr(getattr(settings, section), name) == value, flag
+    assert settings.admin.token == "a" * 32
     help_text = build_argument_parser().format_help()
     assert "(default 10)" in help_text  # --settle-seconds shows its default as typed
     assert "--once" in help_text and "ONCE" not in help_text  # a switch takes no value
@@ -327,4 +334,4 @@ def test_flags_given_as_a_mapping_by_a_field_name_are_refused() -> None:
     with pytest.raises(ConfigError, match="did you mean 'state'") as caught:
         load_settings({"state_dir": "/srv/state"}, {})
     assert caught.value.field == "state_dir"
-    assert load_settings({"state": "/srv/state"}, {}).state_dir == Path("/srv/state")
+    assert load_settings({"state": "/srv/state"}, {}).paths.state_dir == Path("/srv/state")

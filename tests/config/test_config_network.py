@@ -11,9 +11,9 @@ from sidecar.config.defaults import DEFAULT_UPSTREAM
 
 def test_servers_are_off_unless_asked_for() -> None:
     settings = load_settings(None, {})
-    assert (settings.tap_listen, settings.admin_listen, settings.metrics_listen) == (
+    assert (settings.tap.tap_listen, settings.admin.listen, settings.metrics.listen) == (
         None, None, None)
-    assert str(settings.upstream) == DEFAULT_UPSTREAM
+    assert settings.tap.upstream == DEFAULT_UPSTREAM
 
 
 def test_flags_and_environment_set_addresses() -> None:
@@ -21,11 +21,11 @@ def test_flags_and_environment_set_addresses() -> None:
         ["--tap-listen", "0.0.0.0:8500", "--upstream", "127.0.0.1:9000",
          "--admin-listen", "[::1]:8700"])
     settings = load_settings(flags, {"TFTRT_SIDECAR_METRICS_LISTEN": "127.0.0.1:9102"})
-    assert settings.tap_listen == Address("0.0.0.0", 8500)
-    assert settings.upstream == Address("127.0.0.1", 9000)
-    assert settings.admin_listen == Address("::1", 8700)
-    assert str(settings.admin_listen) == "[::1]:8700"
-    assert settings.metrics_listen == Address("127.0.0.1", 9102)
+    assert settings.tap.tap_listen == Address("0.0.0.0", 8500)
+    assert settings.tap.upstream == Address("127.0.0.1", 9000)
+    assert settings.admin.listen == Address("::1", 8700)
+    assert str(settings.admin.listen) == "[::1]:8700"
+    assert settings.metrics.listen == Address("127.0.0.1", 9102)
 
 
 @pytest.mark.parametrize("bad", ["8500", "host:port", "localhost:70000", ":8500"])

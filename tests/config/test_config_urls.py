@@ -17,16 +17,17 @@ import pytest
 
 from sidecar.base.errors import ConfigError
 from sidecar.cli import EXIT_USAGE
-from sidecar.config import Settings, build_argument_parser, load_settings
+from sidecar.config import build_argument_parser, load_settings
+from sidecar.config.loading import SETTINGS_BY_FLAT_NAME
 from sidecar.config.schema import field_specs, setting
 from sidecar.config.values import PathParser, ValueParser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")
 
-PATH_SETTINGS = {name: spec for name, spec in field_specs(Settings).items()
+PATH_SETTINGS = {name: spec for name, spec in SETTINGS_BY_FLAT_NAME.items()
                  if isinstance(spec.parse, PathParser)}
-"""Every setting that takes a path, as the declarations say."""
+"""Every setting that takes a path, as the declarations say, by flat name."""
 
 URLS = ["s3://fleet/p", "gs://bucket/models", "hdfs://namenode:8020/x", "S3://Fleet/P",
         "file:///models/incoming", "  s3://x/p"]
@@ -80,11 +81,11 @@ def test_odd_local_paths_are_still_paths(tmp_path: Path, value: str) -> None:
         with pytest.raises(ConfigError, match=r"is a URL \(a://\)"):
             load_settings({"store": value}, {})
         return
-    assert load_settings({"store": value}, {}).store == Path(os.path.abspath(value))
+    assert load_settings({"store": value}, {}).fleet.store == Path(os.path.abspath(value))
     config = tmp_path / "sidecar.toml"
     config.write_text(f"store = {json.dumps(value)}\n", encoding="utf-8")
     # In a config file a relative path is still taken from the file's directory.
-    assert load_settings(None, {}, config).store == Path(os.path.abspath(tmp_path / value))
+    assert load_settings(None, {}, config).fleet.store == Path(os.path.abspath(tmp_path / value))
 
 
 def test_a_setting_declares_the_url_schemes_it_takes() -> None:

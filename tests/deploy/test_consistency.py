@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.config import defaults
+from sidecar.config import Address, defaults
 from sidecar.envoy.binary import ENVOY_RELEASE
 from tests.deploy.conftest import GPU_OVERLAYS, OVERLAYS, REPO
 from tests.deploy.pod_settings import (
@@ -42,7 +42,7 @@ TF_SERVING_FLAGS_2_17 = frozenset({
 TF_SERVING_FLAGS_2_18 = TF_SERVING_FLAGS_2_17 | {"xla_gpu_compilation_enabled"}
 
 def _port(address: str) -> int:
-    return int(address.rsplit(":", 1)[1])
+    return Address.parse(address, "a -listen flag", "the rendered manifests").port
 
 
 def _dockerfile_arg(dockerfile: str, name: str) -> str:
@@ -54,11 +54,11 @@ def _dockerfile_arg(dockerfile: str, name: str) -> str:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_config_map_loads_with_the_sidecars_own_loader(rendered, overlay, tmp_path):
     settings = sidecar_settings(rendered[overlay], tmp_path)
-    assert settings.incoming_base == defaults.DEFAULT_INCOMING_BASE
-    assert settings.serving_base == defaults.DEFAULT_SERVING_BASE
-    assert settings.state_dir == defaults.DEFAULT_STATE_DIR
-    assert settings.engine_cache_dir == defaults.DEFAULT_ENGINE_CACHE_DIR
-    assert settings.model_config_file == defaults.DEFAULT_MODEL_CONFIG_FILE
+    assert settings.paths.incoming_base == defaults.DEFAULT_INCOMING_BASE
+    assert settings.paths.serving_base == defaults.DEFAULT_SERVING_BASE
+    assert settings.paths.state_dir == defaults.DEFAULT_STATE_DIR
+    assert settings.paths.engine_cache_dir == defaults.DEFAULT_ENGINE_CACHE_DIR
+    assert settings.paths.model_config_file == defaults.DEFAULT_MODEL_CONFIG_FILE
     expected_backend = "tensorrt" if overlay == "tf217-tensorrt" else "auto"
     assert settings.default_policy.backend == expected_backend
 
@@ -68,20 +68,20 @@ def test_sidecar_directories_are_mounted_as_it_uses_them(rendered, overlay, tmp_
     view = rendered[overlay]
     settings = sidecar_settings(view, tmp_path)
     writable = {
-        settings.serving_base: "serving-models", settings.state_dir: "state",
-        settings.engine_cache_dir: "engine-cache",
+        settings.paths.serving_base: "serving-models", settings.paths.state_dir: "state",
+        settings.paths.engine_cache_dir: "engine-cache",
     }
     for path, volume in writable.items():
         mount = covering_mount(view, "tftrt-sidecar", path)
         assert mount["name"] == volume and not mount.get("readOnly", False), path
-    if settings.store is not None:
-        store = covering_mount(view, "tftrt-sidecar", settings.store)
-        assert store["mountPath"] == str(settings.store) and not store.get("readOnly", False)
-    incoming = covering_mount(view, "tftrt-sidecar", settings.incoming_base)
-    assert incoming["mountPath"] == str(settings.incoming_base)
+    if settings.fleet.store is not None:
+        store = covering_mount(view, "tftrt-sidecar", settings.fleet.store)
+        assert store["mountPath"] == str(settings.fleet.store) and not store.get("readOnly", False)
+    incoming = covering_mount(view, "tftrt-sidecar", settings.paths.incoming_base)
+    assert incoming["mountPath"] == str(settings.paths.incoming_base)
     assert incoming["readOnly"] is True
-    assert settings.model_config_file.parent == settings.serving_base
-    assert view.volume("engine-cache")["hostPath"]["path"] == str(settings.engine_cache_dir)
+    assert settings.paths.model_config_file.parent == settings.paths.serving_base
+    assert view.volume("engine-cache")["hostPath"]["path"] == str(settings.paths.engine_cache_dir)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -90,11 +90,11 @@ def test_tf_serving_reads_what_the_sidecar_writes(rendered, overlay, tmp_path):
     settings = sidecar_settings(view, tmp_path)
     serving = view.container("tf-serving")
     flags = flag_pairs(serving["args"])
-    assert flags["--model_config_file"] == str(settings.model_config_file)
+    assert flags["--model_config_file"] == str(settings.paths.model_config_file)
     assert int(flags["--model_config_file_poll_wait_seconds"]) > 0
     assert flags["--file_system_poll_wait_seconds"] == "1"
-    for path, volume in ((settings.serving_base, "serving-models"),
-                         (settings.engine_cache_dir, "engine-cache")):
+    for path, volume in ((settings.paths.serving_base, "serving-models"),
+                         (settings.paths.engine_cache_dir, "engine-cache")):
         mount = view.mounts("tf-serving")[str(path)]
         assert mount["name"] == volume and mount["readOnly"] is True
     assert "incoming" not in {m["name"] for m in view.mounts("tf-serving").values()}
@@ -116,12 +116,12 @@ def test_tf_serving_gets_its_xla_flags_from_the_init_step(rendered, overlay, tmp
     shared = view.mounts("tf-serving")[str(env_file.parent)]
     assert view.mounts("prepare-pod")[str(env_file.parent)]["name"] == shared["name"]
     assert "emptyDir" in view.volume(shared["name"])
-    for path, volume in ((settings.engine_cache_dir, "engine-cache"),
-                         (settings.serving_base, "serving-models")):
+    for path, volume in ((settings.paths.engine_cache_dir, "engine-cache"),
+                         (settings.paths.serving_base, "serving-models")):
         mount = view.mounts("prepare-pod")[str(path)]
         assert mount["name"] == volume and not mount.get("readOnly", False)
     owner = view.container("engine-cache-owner")
-    assert owner["command"] == ["chown", "10001:10001", str(settings.engine_cache_dir)]
+    assert owner["command"] == ["chown", "10001:10001", str(settings.paths.engine_cache_dir)]
     assert owner["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
 
 
@@ -129,13 +129,13 @@ def test_tf_serving_gets_its_xla_flags_from_the_init_step(rendered, overlay, tmp
 def test_ports_agree_with_the_sidecar_defaults(rendered, overlay):
     view = rendered[overlay]
     _, network = sidecar_flags(view)
-    assert network["--tap-listen"] == defaults.DEFAULT_TAP_LISTEN
-    assert network["--upstream"] == defaults.DEFAULT_UPSTREAM
-    assert network["--rest-upstream"] == defaults.DEFAULT_REST_UPSTREAM
-    assert network["--metrics-listen"] == defaults.DEFAULT_METRICS_LISTEN
+    assert network["--tap-listen"] == str(defaults.DEFAULT_TAP_LISTEN)
+    assert network["--upstream"] == str(defaults.DEFAULT_UPSTREAM)
+    assert network["--rest-upstream"] == str(defaults.DEFAULT_REST_UPSTREAM)
+    assert network["--metrics-listen"] == str(defaults.DEFAULT_METRICS_LISTEN)
     assert network["--run-envoy"] == "false"  # Envoy is a container of its own
     # Same port as the default; on the pod IP so the kubelet's gRPC probes reach it.
-    assert network["--admin-listen"] == "0.0.0.0:" + str(_port(defaults.DEFAULT_ADMIN_LISTEN))
+    assert network["--admin-listen"] == f"0.0.0.0:{defaults.DEFAULT_ADMIN_LISTEN.port}"
     tap, rest, stats, admin, metrics = (_port(network[f]) for f in (
         "--tap-listen", "--rest-listen", "--proxy-stats-listen", "--admin-listen",
         "--metrics-listen"))

@@ -107,7 +107,7 @@ def test_healthcheck_asks_the_admin_apis_grpc_health_service(dockerfile):
     assert command[:2] == ["python", "-c"]
     assert f"'{defaults.DEFAULT_ADMIN_LISTEN}'" in command[2]
     port = _free_port()
-    code = command[2].replace(defaults.DEFAULT_ADMIN_LISTEN, f"127.0.0.1:{port}")
+    code = command[2].replace(str(defaults.DEFAULT_ADMIN_LISTEN), f"127.0.0.1:{port}")
 
     def run() -> int:
         return subprocess.run(

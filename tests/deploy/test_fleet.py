@@ -55,11 +55,11 @@ def test_a_rollout_starts_a_pod_before_it_stops_one(rendered, overlay):
 def test_store_and_incoming_share_one_read_write_many_claim(rendered, overlay, tmp_path):
     view = rendered[overlay]
     settings = sidecar_settings(view, tmp_path)
-    assert settings.store is not None
+    assert settings.fleet.store is not None
     _, flags = sidecar_flags(view)
-    assert flags["--store"] == str(settings.store)
-    store = covering_mount(view, "tftrt-sidecar", settings.store)
-    incoming = covering_mount(view, "tftrt-sidecar", settings.incoming_base)
+    assert flags["--store"] == str(settings.fleet.store)
+    store = covering_mount(view, "tftrt-sidecar", settings.fleet.store)
+    incoming = covering_mount(view, "tftrt-sidecar", settings.paths.incoming_base)
     assert store["name"] == incoming["name"]
     # Side by side on the claim: neither holds the other (a store inside incoming would
     # be watched as a model, incoming inside the store would be read-only for the store).
@@ -82,19 +82,20 @@ def test_store_and_incoming_share_one_read_write_many_claim(rendered, overlay, t
 def test_serving_base_and_state_are_each_pods_own(rendered, overlay, tmp_path):
     view = rendered[overlay]
     settings = sidecar_settings(view, tmp_path)
-    for path in (settings.serving_base, settings.state_dir):
+    for path in (settings.paths.serving_base, settings.paths.state_dir):
         volume = view.volume(covering_mount(view, "tftrt-sidecar", path)["name"])
         assert set(volume) == {"name", "emptyDir"}, volume
         # On the node's disk, not in memory: a serving base holds whole models.
         assert "medium" not in volume["emptyDir"] and volume["emptyDir"]["sizeLimit"]
-    serving = covering_mount(view, "tf-serving", settings.serving_base)
-    assert serving["name"] == covering_mount(view, "tftrt-sidecar", settings.serving_base)["name"]
+    serving = covering_mount(view, "tf-serving", settings.paths.serving_base)
+    sidecar = covering_mount(view, "tftrt-sidecar", settings.paths.serving_base)
+    assert serving["name"] == sidecar["name"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_replica_is_named_after_its_pod(rendered, overlay, tmp_path):
     view = rendered[overlay]
-    assert sidecar_settings(view, tmp_path).replica_id == POD_NAME
+    assert sidecar_settings(view, tmp_path).fleet.replica_id == POD_NAME
     assert "--replica-id" not in sidecar_flags(view)[1]
 
 
@@ -140,9 +141,9 @@ def test_single_pod_works_alone_on_read_write_once_claims(rendered, overlay, tmp
     spec = view.one("Deployment")["spec"]
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
     settings = sidecar_settings(view, tmp_path)
-    assert settings.store is None
+    assert settings.fleet.store is None
     assert "--store" not in sidecar_flags(view)[1]
-    paths = (settings.incoming_base, settings.serving_base, settings.state_dir)
+    paths = (settings.paths.incoming_base, settings.paths.serving_base, settings.paths.state_dir)
     mounts = [covering_mount(view, "tftrt-sidecar", path) for path in paths]
     assert [m["mountPath"] for m in mounts] == [str(path) for path in paths]
     assert all("subPath" not in m for m in mounts)

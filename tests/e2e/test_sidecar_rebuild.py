@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from converter import ConversionParams, Converter
-from sidecar.config import load_settings
+from sidecar.config import Address, load_settings
 from sidecar.jobs.conversion import ConverterLike
 from sidecar.service.loop import SidecarService
 from sidecar.service.wiring import Seams, build_service
@@ -84,7 +84,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
             wait_until((serving / "mlp" / str(REBUILD)).exists, 180, f"mlp/{REBUILD} published")
             standin.wait_for_state("mlp", REBUILD, "AVAILABLE", 60)
             assert predict_mlp(tap, 5).model_spec.version.value == REBUILD
-            metrics_port = int(metrics.rpartition(":")[2])
+            metrics_port = Address.parse(metrics, "metrics_listen").port
             wait_until(lambda: value(scrape(metrics_port), "tftrt_sidecar_shape_coverage_ratio",
                                      model="mlp", signature="serving_default") == 1.0,
                        30, "coverage of the rebuilt version")  # so no rebuild is due anymore

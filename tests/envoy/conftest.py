@@ -111,7 +111,7 @@ def front(tmp_path_factory: pytest.TempPathFactory, standin: StandinHandle,
     root = tmp_path_factory.mktemp("front")
     with ShapeStore(root / "state", ShapeStoreSettings(), time.time) as store:
         recorder = loop_thread.run(serve_recorder(
-            RecorderSettings(listen="127.0.0.1:0", sample_rate=1.0), store))
+            RecorderSettings(listen=Address("127.0.0.1", 0), sample_rate=1.0), store))
         envoy = EnvoyProcess(envoy_settings(standin.address, recorder.port),
                              EnvoyBinary.locate(), root / "envoy",
                              restart_delays=(0.1, 1.0))

@@ -129,7 +129,7 @@ def running_rest_front(root: Path, serving: Path, stand_ins: tuple[StandinHandle
     """Envoy (mirroring every call) in front of both stand-in ports, both recorders behind,
     their stores and Envoy's files under ``root``."""
     standin, rest = stand_ins
-    recording = RecorderSettings(listen="127.0.0.1:0", sample_rate=1.0,
+    recording = RecorderSettings(listen=Address("127.0.0.1", 0), sample_rate=1.0,
                                  record_interval_seconds=0.01)
     with ShapeStore(root / "rest", ShapeStoreSettings(), time.time) as rest_store, \
             ShapeStore(root / "grpc", ShapeStoreSettings(), time.time) as grpc_store:
@@ -152,8 +152,8 @@ def running_rest_front(root: Path, serving: Path, stand_ins: tuple[StandinHandle
 def call(address: str, method: str, path: str, body: object = None,
          raw: bytes | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
     """One HTTP/1.1 request: status, headers (lower-case names, Date left out), body."""
-    host, _, port = address.rpartition(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    parsed = Address.parse(address, "address")
+    connection = http.client.HTTPConnection(parsed.host, parsed.port, timeout=10)
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     connection.request(method, path, body=data,
                        headers={"content-type": "application/json"} if data else {})

@@ -12,6 +12,7 @@ import grpc
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from sidecar.config import Address
 from sidecar.envoy.binary import EnvoyBinary
 from sidecar.envoy.bootstrap import RECORDER_CLUSTER
 from sidecar.envoy.governor import MirrorGovernor, share_for
@@ -55,7 +56,7 @@ def test_heavy_traffic_lowers_the_share_and_counts_stay_the_traffics(
     admin = EnvoyAdmin(settings.admin)
     with ShapeStore(tmp_path / "state", ShapeStoreSettings(), time.time) as store:
         recorder = loop_thread.run(serve_recorder(
-            RecorderSettings(listen=f"127.0.0.1:{recorder_port}", record_interval_seconds=0),
+            RecorderSettings(listen=Address("127.0.0.1", recorder_port), record_interval_seconds=0),
             store, share=MirrorShare(settings.admin, settings.mirror_fraction)))
         governor = MirrorGovernor(admin, ceiling=1.0, budget_per_second=20, interval=0.5)
         assert admin.client_traffic() == (0, 0)

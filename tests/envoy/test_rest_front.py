@@ -116,8 +116,8 @@ def test_requests_reach_tf_serving_unchanged(front: RestFront) -> None:
     sent = {"x-request-id": "abc-123", "authorization": "Bearer t", "user-agent": "probe/1"}
     seen = []
     for address in (front.rest.address, front.rest_address):
-        host, _, port = address.rpartition(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        parsed = Address.parse(address, "address")
+        connection = http.client.HTTPConnection(parsed.host, parsed.port, timeout=10)
         body = json.dumps({"instances": ROWS}).encode()
         connection.request("POST", "/v1/models/m:predict?trace=1", body=body,
                            headers={**sent, "content-type": "application/json"})
@@ -157,8 +157,8 @@ def test_http10_clients_get_the_same_answers(front: RestFront) -> None:
                % len(body) + body)
     answers = []
     for address in (front.rest.address, front.rest_address):
-        host, _, port = address.rpartition(":")
-        with socket.create_connection((host, int(port)), timeout=10) as connection:
+        parsed = Address.parse(address, "address")
+        with socket.create_connection((parsed.host, parsed.port), timeout=10) as connection:
             connection.sendall(request)
             answer = b"".join(iter(lambda: connection.recv(65536), b""))  # until it closes
         head, _, content = answer.partition(b"\r\n\r\n")
@@ -278,8 +278,8 @@ def test_gzip_bodies_are_answered_and_recorded(front: RestFront) -> None:
     body = gzip.compress(json.dumps({"instances": [[0.5] * 4] * 11}).encode())
     answers = []
     for address in (front.rest.address, front.rest_address):
-        host, _, port = address.rpartition(":")
-        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        parsed = Address.parse(address, "address")
+        connection = http.client.HTTPConnection(parsed.host, parsed.port, timeout=10)
         connection.request("POST", "/v1/models/m:predict", body=body,
                            headers={"content-encoding": "gzip"})
         answer = connection.getresponse()
@@ -325,8 +325,8 @@ def test_the_rest_share_has_its_own_runtime_key(front: RestFront) -> None:
 
 def _runtime(admin: str, percent: int) -> None:
     query = urllib.parse.urlencode({REST_MIRROR_RUNTIME_KEY: percent})
-    host, _, port = admin.removeprefix("http://").rpartition(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    parsed = Address.parse(admin.removeprefix("http://"), "admin")
+    connection = http.client.HTTPConnection(parsed.host, parsed.port, timeout=5)
     connection.request("POST", f"/runtime_modify?{query}")
     assert connection.getresponse().status == 200
     connection.close()

@@ -18,6 +18,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import predict_pb2, regression_pb2
 
+from sidecar.config import Address
 from sidecar.recorder.errors import UnparsableRequestError
 from sidecar.recorder.rest_recorder import serve_rest_recorder
 from sidecar.recorder.rest_shapes import observations_from_rest
@@ -179,8 +180,8 @@ class _HeldStore:
 def test_the_recorder_answers_at_once_and_drops_beyond_its_queue(tmp_path: Path) -> None:
     loop = LoopThread()
     body = json.dumps({"instances": [{"x": [1.0, 2.0]}]}).encode()
-    settings = RecorderSettings(listen="127.0.0.1:0", queue_size=2, max_message_bytes=4096,
-                                record_interval_seconds=0.0)
+    settings = RecorderSettings(listen=Address("127.0.0.1", 0), queue_size=2,
+                                max_message_bytes=4096, record_interval_seconds=0.0)
     try:
         with ShapeStore(tmp_path / "state", ShapeStoreSettings(), time.time) as store:
             held = _HeldStore(store)

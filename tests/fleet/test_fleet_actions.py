@@ -20,7 +20,7 @@ import pytest
 from sidecar.admin.server import AdminServer, start_admin_server
 from sidecar.admin.settings import AdminSettings
 from sidecar.admin.sidecar_backend import BackendDependencies, SidecarAdminBackend
-from sidecar.config import ModelPolicy
+from sidecar.config import Address, ModelPolicy
 from sidecar.fleet import LeaseBook, SharedDirectoryStore
 from sidecar.fleet.actions import KEPT, MOVED, FleetRollbacks
 from sidecar.fleet.operator_records import OperatorRecords
@@ -88,7 +88,7 @@ def _replica(name: str, root: Path, store: Path, clock: Clock, versions: tuple[i
             controls=controls, incoming_base=root / "incoming",
             policy_for=lambda _: ModelPolicy(), submit=replica.loop.commands.convert,
             on_loop=replica.loop.commands.call, fleet_rollbacks=rollbacks))
-        replica.server = start_admin_server(AdminSettings(listen="127.0.0.1:0"), backend)
+        replica.server = start_admin_server(AdminSettings(listen=Address("127.0.0.1", 0)), backend)
         backend.mark_ready()
         wait_until(lambda: replica.server is not None and replica.server.serving, 10,
                    f"{name}'s admin server serving")

@@ -24,25 +24,25 @@ def test_the_service_loop_moves_out_what_another_replica_rolled_back(tmp_path: P
     store = tmp_path / "store"
     shared = SharedDirectoryStore(store, LeaseBook("b", 30.0))
     settings = quick_settings(tmp_path / "b")
-    settings.incoming_base.mkdir(parents=True)
+    settings.paths.incoming_base.mkdir(parents=True)
     for seed, version in enumerate((1000, 2000)):
-        write_version(settings.serving_base / "mlp" / str(version), seed=seed)
+        write_version(settings.paths.serving_base / "mlp" / str(version), seed=seed)
     records = OperatorRecords(store, "b")
-    rollbacks = FleetRollbacks(records, settings.serving_base, refresh_seconds=0.0)
+    rollbacks = FleetRollbacks(records, settings.paths.serving_base, refresh_seconds=0.0)
     controls = FleetControls(records, refresh_seconds=0.0)
     fleet = FleetFeature(FleetContext(shared, "2.test", "test-device"), rollbacks)
     with pipeline_service(settings, features=Features(controls=controls, fleet=fleet)) as service:
         service.start()
-        assert published_versions(settings.serving_base / "mlp") == [1000, 2000]
+        assert published_versions(settings.paths.serving_base / "mlp") == [1000, 2000]
         FleetRollbacks(OperatorRecords(store, "a"), tmp_path / "a").record(
             "mlp", 2000, "RollBack through the admin API")
         service.step()
-        assert published_versions(settings.serving_base / "mlp") == [1000]
-        assert (settings.serving_base / "mlp" / ".rolled-back-2000").is_dir()
-        assert "mlp" in settings.model_config_file.read_text()
+        assert published_versions(settings.paths.serving_base / "mlp") == [1000]
+        assert (settings.paths.serving_base / "mlp" / ".rolled-back-2000").is_dir()
+        assert "mlp" in settings.paths.model_config_file.read_text()
 
         FleetControls(OperatorRecords(store, "a")).pause("mlp", "hold")
-        landed = settings.incoming_base / "mlp" / "3"
+        landed = settings.paths.incoming_base / "mlp" / "3"
         landed.mkdir(parents=True)
         (landed / "saved_model.pb").write_bytes(b"a job would fail on this at once")
         for _ in range(3):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from converter import TOLERANCE
-from sidecar.jobs.settings import JobSettings
+from sidecar.config.job import JobSettings
 
 
 def test_bf16_is_verified_like_fp16_and_each_precision_reads_its_own_bound():

@@ -105,7 +105,7 @@ def open_metrics_stand(root: Path) -> MetricsStand:
         ScrapeSources(journal=journal, published=published,
                       engine_cache_dir=root / "engine-cache", shape_store=shapes),
     )
-    server = MetricsServer("127.0.0.1:0", registry)
+    server = MetricsServer(Address("127.0.0.1", 0), registry)
     server.start()
     envoy = EnvoyProcess(EnvoySettings(
         listen=_loopback(), upstream=_loopback(), recorder=_loopback(), admin=_loopback(),
@@ -157,7 +157,7 @@ def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: 
                                             model_base_path=stand.root / "serving" / model))
     try:
         standin.wait_for_state(model, served, "AVAILABLE", 60)
-        settings = RecorderSettings(listen=f"127.0.0.1:{stand.recorder_port}",
+        settings = RecorderSettings(listen=Address("127.0.0.1", stand.recorder_port),
                                     record_interval_seconds=0.0)
         recorder = loop.run(serve_recorder(settings, stand.shapes,
                                            observer=stand.metrics.tap_observer))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from sidecar.config import Address
 from sidecar.metrics import MetricsServer
 from sidecar.metrics.collectors import ENGINE_CACHE_MAX_AGE_SECONDS, EngineCacheCollector
 from tests.metrics.stand import MetricsStand, scrape, value
@@ -75,7 +76,7 @@ def test_the_engine_cache_is_walked_at_most_once_a_minute(tmp_path: Path) -> Non
     clock = _Clock()
     registry = CollectorRegistry()
     registry.register(EngineCacheCollector(tmp_path, clock=clock))
-    server = MetricsServer("127.0.0.1:0", registry)
+    server = MetricsServer(Address("127.0.0.1", 0), registry)
     server.start()
     try:
         labels = {"namespace": "tf-2.21.0/cpu-test"}

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
+from sidecar.config import Address
 from sidecar.metrics import TapMetrics
 from sidecar.recorder.process import RecorderProcess
 from sidecar.recorder.recording import (
@@ -75,9 +76,9 @@ def rest_recorder(tmp_path: Path) -> Iterator[_Recorder]:
     (tmp_path / "serving").mkdir()
     registry = CollectorRegistry()
     rest_port = free_port()
-    rest = RestRecording(RecorderSettings(listen=f"127.0.0.1:{rest_port}", sample_rate=0.0),
+    rest = RestRecording(RecorderSettings(listen=Address("127.0.0.1", rest_port), sample_rate=0.0),
                          tmp_path / "serving")
-    process = RecorderProcess(RecorderSettings(listen="127.0.0.1:0"), tmp_path / "state",
+    process = RecorderProcess(RecorderSettings(listen=Address("127.0.0.1", 0)), tmp_path / "state",
                               observer=TapMetrics(registry, None), rest=rest)
     process.start()
     try:
@@ -153,7 +154,8 @@ class _ShareUnreadableOnce:
 def test_a_recording_task_that_dies_is_restarted_and_reported(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     registry = CollectorRegistry()
-    settings = RecorderSettings(listen="127.0.0.1:0", recording_restart_seconds=(3.0, 3.0))
+    settings = RecorderSettings(listen=Address("127.0.0.1", 0),
+                                recording_restart_seconds=(3.0, 3.0))
     recorder = RecorderProcess(settings, tmp_path / "state", observer=TapMetrics(registry, None),
                                share=_ShareUnreadableOnce(tmp_path / "asked"))
     recorder.start()
@@ -217,7 +219,7 @@ class _Store:
 def test_any_parse_failure_costs_only_its_call(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     loop = LoopThread()
-    settings = RecorderSettings(listen="127.0.0.1:0", record_interval_seconds=0.0)
+    settings = RecorderSettings(listen=Address("127.0.0.1", 0), record_interval_seconds=0.0)
     stats = TapStats()
     try:
         with ShapeStore(tmp_path, ShapeStoreSettings(), time.time) as store:

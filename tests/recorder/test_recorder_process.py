@@ -19,6 +19,7 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from sidecar.config import Address
 from sidecar.metrics import TapMetrics
 from sidecar.recorder.child import ShippingObserver, apply_events
 from sidecar.recorder.errors import TapStartError
@@ -35,7 +36,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_child_records_and_feeds_the_parents_metrics(tmp_path: Path) -> None:
     registry = CollectorRegistry()
-    recorder = RecorderProcess(RecorderSettings(listen="127.0.0.1:0"), tmp_path,
+    recorder = RecorderProcess(RecorderSettings(listen=Address("127.0.0.1", 0)), tmp_path,
                                observer=TapMetrics(registry, None))
     recorder.start()
     try:
@@ -62,7 +63,7 @@ def test_child_records_and_feeds_the_parents_metrics(tmp_path: Path) -> None:
 def test_a_killed_child_is_restarted_and_serves_again(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
-    recorder = RecorderProcess(RecorderSettings(listen=f"127.0.0.1:{port}"), tmp_path,
+    recorder = RecorderProcess(RecorderSettings(listen=Address("127.0.0.1", port)), tmp_path,
                                restart_delays=(0.1, 1.0))
     recorder.start()
     try:
@@ -85,7 +86,7 @@ def test_a_taken_port_fails_the_start(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         taken = holder.getsockname()[1]
-        recorder = RecorderProcess(RecorderSettings(listen=f"127.0.0.1:{taken}"), tmp_path)
+        recorder = RecorderProcess(RecorderSettings(listen=Address("127.0.0.1", taken)), tmp_path)
         with pytest.raises(TapStartError, match=f"127.0.0.1:{taken}"):
             recorder.start()
     assert not recorder.serving
@@ -94,10 +95,11 @@ def test_a_taken_port_fails_the_start(tmp_path: Path) -> None:
 def test_the_child_does_not_outlive_its_parent(tmp_path: Path) -> None:
     parent_code = textwrap.dedent(f"""
         import pathlib, sys, time
+        from sidecar.config import Address
         from sidecar.recorder.settings import RecorderSettings
         from sidecar.recorder.process import RecorderProcess
         if __name__ == "__main__":
-            recorder = RecorderProcess(RecorderSettings(listen="127.0.0.1:0"),
+            recorder = RecorderProcess(RecorderSettings(listen=Address("127.0.0.1", 0)),
                                        pathlib.Path({str(tmp_path)!r}))
             recorder.start()
             print(recorder.pid, flush=True)

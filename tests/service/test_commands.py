@@ -115,8 +115,8 @@ def running(tmp_path: Path) -> Iterator[Running]:
         loop = threading.Thread(target=service.run, args=(stop,), name="service-loop")
         loop.start()
         try:
-            yield Running(service, commands, pause, settings.incoming_base,
-                          settings.serving_base)
+            yield Running(service, commands, pause, settings.paths.incoming_base,
+                          settings.paths.serving_base)
         finally:
             pause.release.set()
             stop.set()

@@ -31,7 +31,7 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
         "incoming": str(tmp_path / "incoming"), "admin_listen": address,
         "admin_token_file": str(tmp_path / "token"), "shutdown_grace_seconds": "1",
     }, {})
-    assert settings.state_dir == tmp_path / "state"
+    assert settings.paths.state_dir == tmp_path / "state"
     parts = build_service(settings)
     assert parts.admin is not None
     for component in parts.background:
@@ -58,10 +58,11 @@ def test_admin_api_from_settings_needs_its_token_and_is_ready_after_start(
             component.stop()
 
 
-def test_an_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
-    settings = load_settings({
-        "state": str(tmp_path / "state"), "admin_listen": _free_address(),
-        "admin_token_file": str(tmp_path / "missing"),
-    }, {})
+def test_an_unreadable_token_file_is_a_config_error_before_anything_is_built(
+        tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="admin_token_file"):
-        build_service(settings)
+        load_settings({
+            "state": str(tmp_path / "state"), "admin_listen": _free_address(),
+            "admin_token_file": str(tmp_path / "missing"),
+        }, {})
+    assert not (tmp_path / "state").exists()

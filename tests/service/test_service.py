@@ -42,22 +42,22 @@ def quick_settings(root: Path, keep_versions: int = 2) -> Settings:
 
 def served(settings: Settings, model: str) -> list[int]:
     """The served version numbers of ``model`` in the serving base, ascending."""
-    return VersionPublisher(settings.serving_base).published_versions(model)
+    return VersionPublisher(settings.paths.serving_base).published_versions(model)
 
 
 def test_withdrawal_retention_and_model_config_keep_a_version_available(
     tmp_path: Path, mlp_model: Path
 ) -> None:
     settings = quick_settings(tmp_path)
-    incoming = settings.incoming_base
+    incoming = settings.paths.incoming_base
     for version in (1, 2):
         land(mlp_model, incoming, "m", version)
     hand = served_version(7)
-    VersionPublisher(settings.serving_base).publish_copy("hand", hand, mlp_model)
+    VersionPublisher(settings.paths.serving_base).publish_copy("hand", hand, mlp_model)
     land(mlp_model, incoming, "hand", 7)  # its number is already served: skipped, untouched
-    before = tree_listing(settings.serving_base / "hand" / str(hand))
+    before = tree_listing(settings.paths.serving_base / "hand" / str(hand))
 
-    poller = ServingPoller(settings.serving_base, poll_seconds=0.05, require_warmup=False)
+    poller = ServingPoller(settings.paths.serving_base, poll_seconds=0.05, require_warmup=False)
     with poller, pipeline_service(settings) as service:
         summary = service.run()
         assert [(r.model, r.version, r.state) for r in summary.results] == [
@@ -68,8 +68,8 @@ def test_withdrawal_retention_and_model_config_keep_a_version_available(
         assert all(r.flavour is Flavour.ORIGINAL for r in summary.results[1:])
         skipped = summary.results[0].reason
         assert skipped is not None and "already published" in skipped
-        assert tree_listing(settings.serving_base / "hand" / str(hand)) == before
-        config = settings.model_config_file.read_text()
+        assert tree_listing(settings.paths.serving_base / "hand" / str(hand)) == before
+        config = settings.paths.model_config_file.read_text()
         assert 'name: "m"' in config and 'name: "hand"' in config
 
         land(mlp_model, incoming, "m", 3)
@@ -85,7 +85,7 @@ def test_withdrawal_retention_and_model_config_keep_a_version_available(
         shutil.rmtree(incoming / "m" / "3")
         service.step()  # the only servable version stays
         assert served(settings, "m") == [3000]
-        assert 'name: "m"' in settings.model_config_file.read_text()
+        assert 'name: "m"' in settings.paths.model_config_file.read_text()
     assert poller.violations == []
 
 
@@ -93,7 +93,7 @@ def test_a_version_leaving_incoming_takes_every_rebuild_of_it_out_of_serving(
     tmp_path: Path, mlp_model: Path
 ) -> None:
     settings = quick_settings(tmp_path, keep_versions=3)
-    incoming = settings.incoming_base
+    incoming = settings.paths.incoming_base
     for version in (1, 2):
         land(mlp_model, incoming, "m", version)
     with pipeline_service(settings) as service:
@@ -113,16 +113,16 @@ def test_a_version_leaving_incoming_takes_every_rebuild_of_it_out_of_serving(
 
 def test_start_recovers_what_a_stopped_process_left(tmp_path: Path, mlp_model: Path) -> None:
     settings = quick_settings(tmp_path)
-    incoming = settings.incoming_base
+    incoming = settings.paths.incoming_base
     for version in (3, 4):
         land(mlp_model, incoming, "m", version)
     with pipeline_service(settings) as service:
         service.run()
     assert served(settings, "m") == [3000, 4000]
-    published = tree_listing(settings.serving_base / "m" / "4000")
+    published = tree_listing(settings.paths.serving_base / "m" / "4000")
 
     # What a crash leaves: a staging directory, a job mid-way; meanwhile 3 left incoming.
-    stale = settings.serving_base / "m" / ".staging-5000-dead"
+    stale = settings.paths.serving_base / "m" / ".staging-5000-dead"
     stale.mkdir()
     (stale / "saved_model.pb").write_bytes(b"half")
     land(mlp_model, incoming, "m", 5)
@@ -139,7 +139,8 @@ def test_start_recovers_what_a_stopped_process_left(tmp_path: Path, mlp_model: P
         job = service.journal.get("m", 5000)
         assert job is not None and job.attempts == 2
     assert served(settings, "m") == [4000, 5000]
-    assert tree_listing(settings.serving_base / "m" / "4000") == published  # never republished
+    # never republished
+    assert tree_listing(settings.paths.serving_base / "m" / "4000") == published
 
     with pipeline_service(settings) as service:
         assert service.run().results == []  # nothing new: published versions stay as they are

@@ -35,7 +35,7 @@ def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
         if step == "job-verifying" and not fillers:  # the next journal write needs room
             fillers.append(fill_disk(state))
 
-    land(mlp_model, settings.incoming_base, "m", 1)
+    land(mlp_model, settings.paths.incoming_base, "m", 1)
     stop = threading.Event()
     with small_tmpfs(state, "4m"), \
             pipeline_service(settings, Seams(checkpoint=fill_when_building)) as service:
@@ -47,7 +47,7 @@ def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
             assert "database or disk is full" in fault and "free space" in fault
             assert loop.is_alive()
             os.unlink(fillers[0])
-            wait_until(lambda: VersionPublisher(settings.serving_base).published_versions("m")
+            wait_until(lambda: VersionPublisher(settings.paths.serving_base).published_versions("m")
                        == [1000], 60, "m/1000 published once space is back")
             wait_until(lambda: service.faults.healthy(FaultArea.STATE), 30, "the fault passed")
         finally:
@@ -59,7 +59,8 @@ def test_a_state_disk_filling_up_mid_job_is_ridden_out_and_the_job_published(
     assert any("database or disk is full" in reason and "while the job was verifying" in reason
                for reason in reasons), reasons
     assert service.faults.started(FaultArea.STATE) == 1
-    assert [p for p in (settings.serving_base / "m").iterdir() if p.name.startswith(".")] == []
+    served = settings.paths.serving_base / "m"
+    assert [p for p in served.iterdir() if p.name.startswith(".")] == []
 
 
 def test_an_incoming_base_missing_at_start_is_a_fault_the_service_waits_out(
@@ -78,8 +79,8 @@ def test_an_incoming_base_missing_at_start_is_a_fault_the_service_waits_out(
         try:
             wait_until(lambda: not service.faults.healthy(FaultArea.INCOMING), 30, "the fault")
             assert "is missing" in service.faults.current()[FaultArea.INCOMING].message
-            land(mlp_model, settings.incoming_base, "m", 1)  # the volume arrives late
-            wait_until(lambda: VersionPublisher(settings.serving_base).published_versions("m")
+            land(mlp_model, settings.paths.incoming_base, "m", 1)  # the volume arrives late
+            wait_until(lambda: VersionPublisher(settings.paths.serving_base).published_versions("m")
                        == [1000], 60, "m/1000 published")
             assert service.faults.healthy(FaultArea.INCOMING) and loop.is_alive()
         finally:
@@ -97,17 +98,17 @@ def test_a_served_models_directory_missing_across_a_restart_stays_a_fault(
         "settle_seconds": 0, "rescan_interval_seconds": 0.05, "once": True,
     }, {"TFTRT_SIDECAR_BACKEND": "tensorrt"})
     for version in (1, 2):
-        land(mlp_model, settings.incoming_base, "m", version)
-    land(mlp_model, settings.incoming_base, "other", 1)
+        land(mlp_model, settings.paths.incoming_base, "m", version)
+    land(mlp_model, settings.paths.incoming_base, "other", 1)
     with pipeline_service(settings) as service:
         service.run()
-    os.rename(settings.incoming_base / "m", tmp_path / "m-away")  # while the sidecar is down
+    os.rename(settings.paths.incoming_base / "m", tmp_path / "m-away")  # while the sidecar is down
     with pipeline_service(settings) as service:
         assert service.start().withdrawn == ()
         for _ in range(3):  # the first scans know what was there: still a fault
             service.step()
             assert not service.faults.healthy(FaultArea.INCOMING)
-        assert VersionPublisher(settings.serving_base).published_versions("m") == [1000, 2000]
-        os.rename(tmp_path / "m-away", settings.incoming_base / "m")
+        assert VersionPublisher(settings.paths.serving_base).published_versions("m") == [1000, 2000]
+        os.rename(tmp_path / "m-away", settings.paths.incoming_base / "m")
         service.step()
         assert service.faults.healthy(FaultArea.INCOMING)

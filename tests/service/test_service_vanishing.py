@@ -41,7 +41,7 @@ def publish_three(service: SidecarService, clock: ManualClock, settings: Setting
                   model: Path) -> None:
     """Land m/1, m/2, m/3 and run the service until all three are published."""
     for version in (1, 2, 3):
-        land(model, settings.incoming_base, "m", version)
+        land(model, settings.paths.incoming_base, "m", version)
     service.start()
     service.step()  # APPEARED
     clock.advance(SETTLE)
@@ -54,8 +54,8 @@ def test_versions_removed_one_at_a_time_are_withdrawn_once_each_stayed_gone_the_
     tmp_path: Path, mlp_model: Path
 ) -> None:
     settings, clock = settings_for(tmp_path), ManualClock()
-    incoming = settings.incoming_base / "m"
-    poller = ServingPoller(settings.serving_base, poll_seconds=0.05, require_warmup=False)
+    incoming = settings.paths.incoming_base / "m"
+    poller = ServingPoller(settings.paths.serving_base, poll_seconds=0.05, require_warmup=False)
     with poller, pipeline_service(settings, Seams(monotonic=clock)) as service:
         publish_three(service, clock, settings, mlp_model)
         shutil.rmtree(incoming / "3")
@@ -73,9 +73,9 @@ def test_versions_removed_one_at_a_time_are_withdrawn_once_each_stayed_gone_the_
         clock.advance(2)  # and now 2
         service.step()
         assert served(settings, "m") == [1000]
-        assert sorted(p.name for p in (settings.serving_base / "m").iterdir()) == [
+        assert sorted(p.name for p in (settings.paths.serving_base / "m").iterdir()) == [
             ".withdrawn-2000", ".withdrawn-3000", "1000"]
-        assert 'name: "m"' in settings.model_config_file.read_text()
+        assert 'name: "m"' in settings.paths.model_config_file.read_text()
     assert poller.violations == []
 
 
@@ -83,7 +83,7 @@ def test_a_version_back_within_the_settle_time_never_left(
     tmp_path: Path, mlp_model: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings, clock = settings_for(tmp_path), ManualClock()
-    incoming = settings.incoming_base / "m"
+    incoming = settings.paths.incoming_base / "m"
     with caplog.at_level(logging.INFO, logger="sidecar"), \
             pipeline_service(settings, Seams(monotonic=clock)) as service:
         publish_three(service, clock, settings, mlp_model)
@@ -104,7 +104,7 @@ def test_rm_rf_of_a_served_model_withdraws_nothing_and_keeps_serving_the_newest(
     tmp_path: Path, mlp_model: Path
 ) -> None:
     settings, clock = settings_for(tmp_path), ManualClock()
-    incoming = settings.incoming_base / "m"
+    incoming = settings.paths.incoming_base / "m"
     with pipeline_service(settings, Seams(monotonic=clock)) as service:
         publish_three(service, clock, settings, mlp_model)
         for version in ("3", "2", "1"):  # rm -rf's order on this filesystem is any order

@@ -18,7 +18,7 @@ def test_a_withdrawn_version_comes_back_only_with_its_own_content(
 ) -> None:
     corrupt = corrupt_copy(mlp_model, tmp_path / "corrupt_model")
     settings = quick_settings(tmp_path, keep_versions=2)
-    incoming, model_dir = settings.incoming_base, settings.serving_base / "m"
+    incoming, model_dir = settings.paths.incoming_base, settings.paths.serving_base / "m"
     for version in (1, 2):
         land(mlp_model, incoming, "m", version)
     with pipeline_service(settings) as service:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from sidecar.admin import validation
 from sidecar.admin.errors import InvalidRequestError
 from sidecar.base.errors import ECHO_LIMIT, echo
+from sidecar.config import Address
 from sidecar.metrics import BuildInfo, MetricsServer, ScrapeSources, SidecarMetrics
 from sidecar.publish import VersionPublisher, roll_back_newest, withdraw_version
 from sidecar.publish.source_links import SourceLinkError, check_source_links
@@ -295,7 +296,7 @@ def test_refused_directories_are_counted_by_kind_on_the_metrics_endpoint(tmp_pat
     registry = CollectorRegistry()
     SidecarMetrics(registry, BuildInfo("test", "test", "auto"),
                    ScrapeSources(incoming_base=tmp_path))
-    server = MetricsServer("127.0.0.1:0", registry)
+    server = MetricsServer(Address("127.0.0.1", 0), registry)
     server.start()
     try:
         samples = scrape(server.port)

@@ -41,7 +41,7 @@ def test_tf_servings_zero_padded_layout_is_converted_and_published_as_served_123
         "model_config_file": str(tmp_path / "serving" / "models.config"),
         "settle_seconds": 0, "rescan_interval_seconds": 0.05, "once": True,
     }, {})
-    incoming, serving = settings.incoming_base, settings.serving_base
+    incoming, serving = settings.paths.incoming_base, settings.paths.serving_base
     sources = {model: land(source, incoming, model, TF_SERVING_NAME)
                for model, source in (("half_plus_two", half_plus_two_model), ("mlp", mlp_model))}
     landed = {model: tree_listing(path) for model, path in sources.items()}
@@ -59,7 +59,7 @@ def test_tf_servings_zero_padded_layout_is_converted_and_published_as_served_123
     publisher = VersionPublisher(serving)
     assert publisher.models() == ["half_plus_two", "mlp"]
     assert all(publisher.published_versions(model) == [123000] for model in sources)
-    config = settings.model_config_file.read_text()
+    config = settings.paths.model_config_file.read_text()
     assert 'name: "half_plus_two"' in config and 'name: "mlp"' in config
     # Read from the directory under its own name: what the job fingerprinted is 00000123.
     for model, path in sources.items():
