@@ -122,6 +122,7 @@ class SidecarService:
         self._upkeep = ServingUpkeep(
             settings, self._publisher,
             on_retired=lambda model, version: self._summary.retired.append((model, version)),
+            served_first=self._journal.originals_served_first,
         )
         self._watcher = IncomingWatcher(
             settings.incoming_base, settle_seconds=settings.settle_seconds,
