@@ -89,6 +89,7 @@ from sidecar.jobs.source import JobSource
 from sidecar.jobs.stages import JobStages
 from sidecar.jobs.verify import AccuracyCheck, Comparison, accuracy_record
 from sidecar.publish import StagedVersion
+from sidecar.publish.retention import rollback_target
 from sidecar.publish.source_links import check_source_links
 from sidecar.state import Flavour, Job, JobState
 from sidecar.tfserving import numbering
@@ -322,7 +323,10 @@ class _VersionJob:
             raise VersionAlreadyPublishedError(
                 self._model, self._version, publisher.version_dir(self._model, self._version)
             )
-        newer = [v for v in publisher.published_versions(self._model) if v > self._version]
+        published = publisher.published_versions(self._model)
+        beside = rollback_target(published, self._deps.journal.originals_served_first(
+            self._model))  # retention keeps it without counting it
+        newer = [v for v in published if v > self._version and v != beside]
         if len(newer) >= self._policy.keep_versions:
             raise VersionTooOldError(
                 f"{self._named} is older than the {self._policy.keep_versions} newest "
