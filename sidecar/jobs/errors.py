@@ -81,8 +81,8 @@ class OriginalOutOfViewError(UserError):
     def __init__(self, named: str, original: str, source: str) -> None:
         super().__init__(
             f"{named} is the converted form of {original}, whose original was served first "
-            "and is no longer in the serving base (rolled back or withdrawn), so it is not "
-            "published", where=source,
+            "and has since been rolled back or withdrawn, so it is not published either",
+            where=source,
             fix="land the model again under a new version number to serve it again")
 
 

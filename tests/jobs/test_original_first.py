@@ -100,5 +100,5 @@ def test_the_converted_form_of_a_rolled_back_original_is_never_published(
 
     result = pipeline.run("mlp", converted, ORIGINAL_FIRST)
     assert result.state is JobState.SKIPPED
-    assert result.reason is not None and "no longer in the serving base" in result.reason
+    assert result.reason is not None and "has since been rolled back or withdrawn" in result.reason
     assert published_versions(pipeline.serving / "mlp") == [served_version(0)]
