@@ -199,7 +199,7 @@ class _VersionJob:
         converted = numbering.converted_form(self._version)
         return self._publish_original(prepared, (
             "served first (serve_original_first) while its converted form is built as "
-            f"{numbering.describe(converted)}"), converted_as=converted)
+            f"version {converted}"), converted_as=converted)
 
     def _prepare(self) -> Prepared:
         prepared = prepare_original(self._deps, self._model, self._version, self._source,

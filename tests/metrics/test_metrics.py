@@ -120,7 +120,8 @@ def test_a_bug_in_a_job_is_counted_as_an_internal_error(
                            incoming_base=stand.incoming, engine_cache_dir=stand.engine_cache,
                            observer=stand.metrics.job_observer,
                            converter_factory=converter_with_a_bug)
-    result = run_version_job(deps, "buggy", served_version(1), ModelPolicy())
+    result = run_version_job(deps, "buggy", served_version(1),
+                             ModelPolicy(serve_original_first=False))
     assert result.flavour is Flavour.ORIGINAL, result.reason
     samples = scrape(stand.server.port)
     assert value(samples, "tftrt_sidecar_internal_errors_total", stage="building") == 1
