@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,7 +18,8 @@ from sidecar.base.errors import ConfigError
 from sidecar.config import ModelPolicy
 from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer
-from sidecar.state import Flavour, JobState
+from sidecar.metrics.collectors import VersionStateCollector
+from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,
@@ -168,3 +170,19 @@ def test_listen_is_validated() -> None:
     for bad in ("9102", "host:", "host:99999"):
         with pytest.raises(ConfigError, match="metrics_listen"):
             MetricsServer(bad, CollectorRegistry())
+
+
+def test_the_converted_form_of_an_original_served_first_is_no_rebuild(tmp_path: Path) -> None:
+    with JobJournal.open(tmp_path / "state", clock=time.time) as journal:
+        journal.discover("m", 1000)
+        for state in (JobState.CONVERTING, JobState.VERIFYING):
+            journal.advance("m", 1000, state)
+        journal.choose_flavour("m", 1000, Flavour.ORIGINAL, why="served first", converted_as=1001)
+        journal.advance("m", 1000, JobState.PUBLISHED)  # queues 1001, its converted form
+        journal.discover("m", 1002, reason="a rebuild")
+        families = {family.name: family for family in VersionStateCollector(journal).collect()}
+    rebuilds = {sample.labels["state"]: sample.value for sample in families[
+        "tftrt_sidecar_rebuilds"].samples if sample.labels["model"] == "m"}
+    versions = {sample.labels["state"]: sample.value for sample in families[
+        "tftrt_sidecar_versions"].samples if sample.labels["model"] == "m"}
+    assert rebuilds["discovered"] == 1 and versions["discovered"] == 2
