@@ -218,7 +218,7 @@ class _VersionJob:
         """End the converted form of an original served first SKIPPED with ``why``: the
         original stays served (publishing it again would only copy it)."""
         assert self._served_first is not None
-        reason = (f"{why}; the original served first stays served as "
+        reason = (f"{why.rstrip('.')}; the original served first stays served as "
                   f"{numbering.describe(self._served_first.version)}")
         _LOG.warning("%s/%s: %s", self._model, self._version, reason)
         return self._end(JobState.SKIPPED, reason)

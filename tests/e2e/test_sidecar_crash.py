@@ -40,12 +40,6 @@ def kill_at(step: str, root: Path) -> None:
     assert process.wait(timeout=30) == -signal.SIGKILL
 
 
-@pytest.fixture
-def one_build(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sidecars started build each version once, at its first served number."""
-    monkeypatch.setenv("TFTRT_SIDECAR_SERVE_ORIGINAL_FIRST", "false")
-
-
 @pytest.mark.usefixtures("one_build")
 @pytest.mark.parametrize("step", BEFORE_RENAME + AFTER_RENAME)
 def test_sigkill_then_restart_ends_published_once(

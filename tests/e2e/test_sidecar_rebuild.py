@@ -28,6 +28,8 @@ from tests.support.e2e import free_port, predict_mlp
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
+
 PROBE = Path(__file__).parent.parent / "support" / "xla_cache_probe.py"
 FIRST, REBUILD = numbering.served_version(1), numbering.served_version(1, 1)
 
