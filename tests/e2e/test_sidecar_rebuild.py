@@ -28,8 +28,6 @@ from tests.support.e2e import free_port, predict_mlp
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
-
 PROBE = Path(__file__).parent.parent / "support" / "xla_cache_probe.py"
 FIRST, REBUILD = numbering.served_version(1), numbering.served_version(1, 1)
 
@@ -60,7 +58,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
     config = tmp_path / "sidecar.toml"
     config.write_text(
-        "[policy]\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
+        "[policy]\nserve_original_first = false\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
         "rebuild_below_coverage = 0.8\nrebuild_after_seconds = 0\nrebuild_min_requests = 10\n")
     tap, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     settings = load_settings({

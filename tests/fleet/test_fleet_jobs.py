@@ -113,9 +113,9 @@ def test_one_replica_builds_the_other_installs_the_same_bytes(
 def test_each_replica_serves_the_original_itself_and_the_fleet_converts_it_once(
     fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
 ) -> None:
+    converted = numbering.converted_form(SERVED)
     incoming, _, (a, b) = fleet
     land(mlp_model, incoming, "mlp", 1)
-    converted = numbering.converted_form(SERVED)
 
     for replica in (a, b):  # the original needs no conversion: no claim, no store
         first = replica.run(incoming, policy=ModelPolicy())

@@ -80,9 +80,9 @@ def test_withdrawing_an_incoming_version_takes_both_numbers_and_skips_a_queued_c
     tmp_path: Path, mlp_model: Path
 ) -> None:
     settings = converting_settings(tmp_path)
+    for version in (1, 2):  # both land at once
+        land(mlp_model, settings.incoming_base, "m", version)
     incoming = settings.incoming_base
-    for version in (1, 2):
-        land(mlp_model, incoming, "m", version)
     with SidecarService(settings) as service:
         # Both landed at once: 2 is built first (newest first), then 1, whose original is
         # not "too old": 2000 is 2001's rollback target and does not count.
