@@ -71,6 +71,7 @@ def run_demo(workdir: Path) -> int:
     settings = demo_settings(workdir)
     print(f"demo folder: {workdir}")
     version = land_demo_version(workdir)
+    landed_at = time.time()  # the journal's clock
     print(f"landed a Keras MLP as {settings.paths.incoming_base / DEMO_MODEL / str(version)}")
     print("running: tftrt-sidecar run --once (settle 0 s: the version was renamed in whole)")
     with SidecarService(settings, build_parts(settings)) as service:
@@ -92,6 +93,9 @@ def run_demo(workdir: Path) -> int:
                 why = f" because {result.flavour_reason}" if result.flavour_reason else ""
                 print(f"  published the {result.flavour.value} model{why}")
                 print(f"  at {result.published_path}")
+                job = service.journal.get(result.model, result.version)
+                if job is not None and result.published_path is not None:
+                    print(f"  served {job.updated_at - landed_at:.1f} s after landing")
             elif result.reason:
                 print(f"  reason: {result.reason}")
             if result.verification is not None:

@@ -44,3 +44,12 @@ def broken_model(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> 
     shutil.copytree(tiny_model, path)
     (path / "saved_model.pb").write_bytes(b"not a protobuf at all" * 10)
     return path
+
+
+@pytest.fixture
+def one_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidecar processes a test starts build each version once, at its first served
+    number (``serve_original_first`` off): what the tests written for that exercise; the
+    original served first has tests of its own (``test_original_first.py`` files, the
+    crash test in tests/e2e/test_sidecar_crash.py)."""
+    monkeypatch.setenv("TFTRT_SIDECAR_SERVE_ORIGINAL_FIRST", "false")

@@ -152,6 +152,7 @@ class SidecarAdminBackend:
         job = deps.journal.get(model, version)
         published = deps.published.version(model, version)
         timings = deps.journal.stage_timings(model, version) if job else {}
+        served_first = deps.journal.served_first(model, version) if job else None
         return VersionView(
             version=version,
             state=job.state.value if job else "",
@@ -173,6 +174,8 @@ class SidecarAdminBackend:
             installed_from_store=job.installed if job else False,
             device=published.device if published else "",
             accuracy=published.accuracy if published else None,
+            converted_as=(job.converted_as or 0) if job else 0,
+            takes_over_from=served_first.version if served_first else 0,
         )
 
     def _coverage(self, model: str) -> list[CoverageView]:

@@ -72,6 +72,12 @@ class VersionView:
     """Build device slug."""
     accuracy: AccuracyRecord | None = None
     """What it computes in and its measured accuracy; None when not measured."""
+    converted_as: int = 0
+    """On an original served first: the served number its converted form takes over as
+    (0 otherwise)."""
+    takes_over_from: int = 0
+    """On the converted form of an original served first: that original's served number,
+    its rollback target (0 otherwise)."""
 
 
 @dataclass(frozen=True)

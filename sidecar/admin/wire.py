@@ -68,6 +68,8 @@ def version_to_proto(view: VersionView) -> pb.ModelVersion:
         precision=view.accuracy.precision if view.accuracy else "",
         precision_reason=view.accuracy.precision_reason if view.accuracy else "",
         accuracy=accuracy_to_proto(view.accuracy) if view.accuracy else None,
+        converted_as=view.converted_as,
+        takes_over_from=view.takes_over_from,
     )
 
 

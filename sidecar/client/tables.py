@@ -68,13 +68,24 @@ def accuracy_text(version: pb.ModelVersion) -> str:
     return f"{figure} on {accuracy.compared}"
 
 
+def incoming_text(version: pb.ModelVersion) -> str:
+    """Which build of its incoming version a served number is: the original served first,
+    its converted form, or a rebuild."""
+    if version.converted_as:
+        return f"{version.incoming_version} original first"
+    if version.takes_over_from:
+        return f"{version.incoming_version} converted"
+    return f"{version.incoming_version}" + (f" rebuild {version.rebuild}"
+                                            if version.rebuild else "")
+
+
 def model_text(model: pb.Model) -> str:
     """GetModel: the policy, the versions table and coverage."""
     versions = table(
         ["VERSION", "INCOMING", "STATE", "FLAVOUR", "PRECISION", "ACCURACY", "SERVING",
          "ENGINES", "BUILT FOR", "STAGES", "REASON"],
         [
-            [v.version, f"{v.incoming_version}" + (f" rebuild {v.rebuild}" if v.rebuild else ""),
+            [v.version, incoming_text(v),
              v.state or "-", v.flavour or "-", v.precision or "-", accuracy_text(v),
              "yes" if v.in_serving else "no",
              f"{sum(1 for e in v.engines if e.kept)}/{len(v.engines)}",

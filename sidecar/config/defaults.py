@@ -50,6 +50,8 @@ DEFAULT_MAX_ENGINES: Final = 4
 DEFAULT_MINIMUM_SEGMENT_SIZE: Final = 3
 DEFAULT_BUILD_AT_RUNTIME: Final = False
 DEFAULT_KEEP_VERSIONS: Final = 2
+DEFAULT_SERVE_ORIGINAL_FIRST: Final = True
+"""Serve a landed version's original at once, while it is converted."""
 DEFAULT_BATCH_SIZES: Final[tuple[int, ...]] = (1, 8)
 DEFAULT_REBUILD_BELOW_COVERAGE: Final = 0.8
 """Rebuild when less than this share of recent traffic has shapes the served version was

@@ -85,7 +85,16 @@ class ModelPolicy:
 
     keep_versions: int = setting(defaults.DEFAULT_KEEP_VERSIONS,
                                  values.positive_int_parser(at_most=1000))
-    """How many newest published versions stay in the serving base."""
+    """How many newest published versions stay in the serving base (the original served
+    first of the newest incoming version, once its converted form took over, is kept
+    beside them as its rollback target without counting)."""
+
+    serve_original_first: bool = setting(defaults.DEFAULT_SERVE_ORIGINAL_FIRST,
+                                         values.parse_bool)
+    """Publish a landed version's original at once (served within seconds, warmed up for
+    the recorded shapes) and its converted form, once converted, built and verified, as
+    the next served number (``sidecar.tfserving.numbering``); off: the version is served
+    only once converted, as its first served number."""
 
     default_batch_sizes: tuple[int, ...] = setting(defaults.DEFAULT_BATCH_SIZES,
                                                    values.batch_sizes_parser(at_most=1 << 20))

@@ -73,6 +73,19 @@ class RolledBackError(UserError):
                 "record from the fleet store's rollbacks/ to serve it again")
 
 
+class OriginalOutOfViewError(UserError):
+    """The original served first of a version was taken out of serving (rolled back or
+    withdrawn) before its converted form was published: the converted form is not
+    published either (SKIPPED), so a rejected model never comes back converted."""
+
+    def __init__(self, named: str, original: str, source: str) -> None:
+        super().__init__(
+            f"{named} is the converted form of {original}, whose original was served first "
+            "and has since been rolled back or withdrawn, so it is not published either",
+            where=source,
+            fix="land the model again under a new version number to serve it again")
+
+
 class StaleArtifactError(UserError):
     """The fleet store's artifact of a version was built from other content than the
     incoming version holds now (it was replaced after the fleet built it)."""

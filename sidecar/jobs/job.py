@@ -19,6 +19,18 @@ serving base:
   start, differs before publishing): the work is abandoned and the job goes back
   to DISCOVERED, to start again once the version settles.
 
+With the policy's ``serve_original_first`` (the default), the first build of an
+incoming version (``N * 1000``) converts nothing: it vets the original, publishes it
+at once with a warmup file of the replay inputs, and journals that its converted form
+is built as ``N * 1000 + 1`` (:func:`sidecar.tfserving.numbering.converted_form`). The
+journal queues that job in the transaction that records the original PUBLISHED, so a
+crash never loses it; it then runs as any job does, and TF Serving serves it, the newer
+number, once it is published. That job never publishes the original again: where the
+rule above would, it ends SKIPPED with the reason, the original served first staying
+served; and it is not published at all once that original left the serving base
+(rolled back or withdrawn). In a fleet every replica publishes the original itself (it
+needs no conversion, nor the store) and claims only the converted form's key.
+
 In a fleet (:mod:`sidecar.jobs.fleet_work`) the job first claims its key: it builds
 only under a lease, completing the key's artifact in the store just before it publishes;
 it installs the artifact when the key is complete, once the copy matches the manifest its
@@ -59,6 +71,7 @@ from sidecar.jobs.errors import (
     ENDS_THE_ATTEMPT,
     FAILS_ON_PURPOSE,
     ModelLoadError,
+    OriginalOutOfViewError,
     RolledBackError,
     SourceChangedError,
     StaleArtifactError,
@@ -76,8 +89,9 @@ from sidecar.jobs.source import JobSource
 from sidecar.jobs.stages import JobStages
 from sidecar.jobs.verify import AccuracyCheck, Comparison, accuracy_record
 from sidecar.publish import StagedVersion
+from sidecar.publish.retention import rollback_target
 from sidecar.publish.source_links import check_source_links
-from sidecar.state import Flavour, JobState
+from sidecar.state import Flavour, Job, JobState
 from sidecar.tfserving import numbering
 from sidecar.tfserving.warmup import OverLimit, write_warmup_file
 
@@ -128,12 +142,18 @@ class _VersionJob:
         self._verification: Comparison | None = None
         self._claim = FleetClaim(deps.fleet, model, version)
         self._origin: FleetOrigin | None = None
+        self._original_first = policy.serve_original_first and numbering.generation(version) == 0
+        # For the converted form of an original served first: that original's job.
+        self._served_first: Job | None = None
 
     # -- the pipeline --------------------------------------------------------------------
 
     def run(self) -> JobResult:
         try:
             self._check_wanted()
+            if self._original_first:  # every replica copies its own: no claim, no store
+                self._input.start()
+                return self._serve_original_first()
             claimed = self._claim.claim()
             if isinstance(claimed, Held):
                 return self._wait_for(claimed)
@@ -149,7 +169,7 @@ class _VersionJob:
         except DamagedArtifactError as exc:
             return self._refuse(exc)
         except (VersionVanishedError, VersionTooOldError, VersionAlreadyPublishedError,
-                RolledBackError) as exc:
+                RolledBackError, OriginalOutOfViewError) as exc:
             return self._end(JobState.SKIPPED, str(exc))
         except Exception as exc:
             return self._failed(exc)
@@ -158,16 +178,50 @@ class _VersionJob:
 
     def _build(self) -> JobResult:
         self._enter(JobState.CONVERTING)
-        prepared = prepare_original(self._deps, self._model, self._version, self._source,
-                                    self._policy)
-        self._signature_key, self._replay = prepared.signature_key, prepared.replay
+        prepared = self._prepare()
         if prepared.replay is None:
-            return self._publish_original(prepared, prepared.no_replay_reason)
+            return self._instead_of_converted(prepared, prepared.no_replay_reason)
         try:
             return self._convert_and_publish(prepared)
         except _ConversionFailed as failure:
             self._stages.finish(StageOutcome.FELL_BACK)
-            return self._publish_original(prepared, failure.reason)
+            return self._instead_of_converted(prepared, failure.reason)
+
+    def _serve_original_first(self) -> JobResult:
+        """Vet the original and publish it at once, warmed up for the replay inputs; the
+        journal queues its converted form as the next served number as it records it
+        PUBLISHED. With nothing to replay there is nothing to convert: the original is
+        published as it always was."""
+        self._enter(JobState.CONVERTING)
+        prepared = self._prepare()
+        if prepared.replay is None:
+            return self._publish_original(prepared, prepared.no_replay_reason)
+        converted = numbering.converted_form(self._version)
+        return self._publish_original(prepared, (
+            "served first (serve_original_first) while its converted form is built as "
+            f"version {converted}"), converted_as=converted)
+
+    def _prepare(self) -> Prepared:
+        prepared = prepare_original(self._deps, self._model, self._version, self._source,
+                                    self._policy)
+        self._signature_key, self._replay = prepared.signature_key, prepared.replay
+        return prepared
+
+    def _instead_of_converted(self, prepared: Prepared, why: str) -> JobResult:
+        """The converted form cannot be published: publish the original instead, or, for
+        the converted form of an original served first, keep serving that one."""
+        if self._served_first is None:
+            return self._publish_original(prepared, why)
+        return self._keep_served_first(why)
+
+    def _keep_served_first(self, why: str) -> JobResult:
+        """End the converted form of an original served first SKIPPED with ``why``: the
+        original stays served (publishing it again would only copy it)."""
+        assert self._served_first is not None
+        reason = (f"{why.rstrip('.')}; the original served first stays served as "
+                  f"{numbering.describe(self._served_first.version)}")
+        _LOG.warning("%s/%s: %s", self._model, self._version, reason)
+        return self._end(JobState.SKIPPED, reason)
 
     def _install(self) -> JobResult:
         """Publish the key's completed artifact, which another replica built (or this one,
@@ -178,6 +232,9 @@ class _VersionJob:
             if record.source_fingerprint not in (None, self._input.fingerprint):
                 raise StaleArtifactError(self._named, str(self._source), record.built_by)
             self._check_loads(staged.path, record)
+            if self._served_first is not None and record.flavour == Flavour.ORIGINAL.value:
+                return self._keep_served_first(
+                    f"replica {record.built_by!r} published the original for it: {record.reason}")
             self._origin = FleetOrigin(record.built_by, installed=True)
             self._engines = self._install_engines(staged.path)
             return self._commit(staged, Flavour(record.flavour), record.reason)
@@ -266,7 +323,10 @@ class _VersionJob:
             raise VersionAlreadyPublishedError(
                 self._model, self._version, publisher.version_dir(self._model, self._version)
             )
-        newer = [v for v in publisher.published_versions(self._model) if v > self._version]
+        published = publisher.published_versions(self._model)
+        beside = rollback_target(published, self._deps.journal.originals_served_first(
+            self._model))  # retention keeps it without counting it
+        newer = [v for v in published if v > self._version and v != beside]
         if len(newer) >= self._policy.keep_versions:
             raise VersionTooOldError(
                 f"{self._named} is older than the {self._policy.keep_versions} newest "
@@ -274,6 +334,13 @@ class _VersionJob:
                 where=str(self._source),
                 fix="land it under a higher version number, or raise keep_versions",
             )
+        self._served_first = self._deps.journal.served_first(self._model, self._version)
+        if self._served_first is not None:
+            original = self._served_first.version
+            if not publisher.is_published(self._model, original) or self._deps.is_rolled_back(
+                    self._model, original):
+                raise OriginalOutOfViewError(self._named, numbering.describe(original),
+                                             str(self._source))
         # Before anything reads the model: conversion must not read what publishing refuses.
         check_source_links(self._source, self._deps.incoming_base)
 
@@ -311,6 +378,9 @@ class _VersionJob:
                 precision, plan.outcome(report.chosen, precision), prepared.checked_on,
                 verification).write(staged.path),
                 staged.path)
+            if report.nothing_to_compile and self._served_first is not None:
+                return self._keep_served_first(
+                    "the converter found nothing to compile; the model is unchanged")
             if report.nothing_to_compile:
                 return self._commit(staged, Flavour.ORIGINAL, (
                     "the converter found nothing to compile; the model is unchanged "
@@ -327,7 +397,8 @@ class _VersionJob:
             self._deps.settings.tolerance_for(precision) if tolerance is None else tolerance,
             policy.min_top1_agreement)
 
-    def _publish_original(self, prepared: Prepared, why: str) -> JobResult:
+    def _publish_original(self, prepared: Prepared, why: str,
+                          converted_as: int | None = None) -> JobResult:
         self._input.check()
         _LOG.warning("%s/%s: publishing the original: %s", self._model, self._version, why)
         self._enter(JobState.VERIFYING)
@@ -338,7 +409,7 @@ class _VersionJob:
             with SessionModel.open(staged.path, self._deps.settings.tags) as copy:
                 if prepared.replay is not None:
                     copy.run(self._signature_key, prepared.replay.inputs[:1])
-            return self._commit(staged, Flavour.ORIGINAL, why)
+            return self._commit(staged, Flavour.ORIGINAL, why, converted_as)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -358,7 +429,8 @@ class _VersionJob:
         self._deps.checkpoint("job-engines-installed")
         return result
 
-    def _commit(self, staged: StagedVersion, flavour: Flavour, why: str | None) -> JobResult:
+    def _commit(self, staged: StagedVersion, flavour: Flavour, why: str | None,
+                converted_as: int | None = None) -> JobResult:
         self._input.check()
         # Under a lease the fleet's artifact is completed first (LeaseLostError: this
         # replica's work is void); an installed one has its origin already.
@@ -370,7 +442,7 @@ class _VersionJob:
             self._model, self._version, flavour, why=why,
             source_fingerprint=self._input.fingerprint,
             built_by=origin.built_by if origin else None,
-            installed=origin.installed if origin else False)
+            installed=origin.installed if origin else False, converted_as=converted_as)
         self._deps.checkpoint("job-flavour-chosen")
         path = staged.commit()
         self._stages.published()
@@ -429,6 +501,7 @@ class _VersionJob:
             reason=reason,
             flavour=job.flavour if job else None,
             flavour_reason=job.flavour_reason if job else None,
+            converted_as=job.converted_as if job else None,
             published_path=path,
             replay_origin=replay.origin if replay else None,
             replay_inputs=len(replay.inputs) if replay else 0,

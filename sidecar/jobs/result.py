@@ -36,6 +36,10 @@ class JobResult:
     flavour_reason: str | None = None
     """Why the original was published instead of the converted model."""
 
+    converted_as: int | None = None
+    """For an original served first: the served number its converted form is built as
+    (queued in the journal)."""
+
     published_path: Path | None = None
     """``<serving base>/<model>/<version>`` once published."""
 

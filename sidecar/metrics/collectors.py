@@ -48,11 +48,14 @@ class VersionStateCollector(Collector):
         yield _by_model_and_state(
             GaugeMetricFamily("tftrt_sidecar_versions", "Model versions by job state.",
                               labels=["model", "state"]), jobs)
+        # The converted form of an original served first is its version's first build.
+        converted_forms = {(job.model, job.converted_as) for job in jobs if job.converted_as}
         yield _by_model_and_state(
             GaugeMetricFamily("tftrt_sidecar_rebuilds",
                               "Coverage-triggered and requested rebuilds by job state.",
                               labels=["model", "state"]),
-            [job for job in jobs if job.generation > 0])
+            [job for job in jobs
+             if job.generation > 0 and (job.model, job.version) not in converted_forms])
 
 
 class IncomingRefusedCollector(Collector):

@@ -5,20 +5,29 @@ Serving, which then unloads it). Retention then deletes it, so TF Serving never
 sees a half-deleted version; withdrawal and rollback keep it under that name
 (``.withdrawn-<version>``, ``.rolled-back-<version>``), where it can be renamed
 back. None of them takes away the only servable version.
+
+Retention counts served numbers, newest first, with one exception: an original served
+first (``serve_original_first``) whose incoming version has a later build in view (its
+converted form took over) is kept beside the ``keep`` newest without counting, while its
+incoming version is the newest in view. It is the converted form's rollback target: the
+same model, unconverted, that TF Serving already served; counting it would instead
+retire the previous incoming version (with the default ``keep_versions = 2``), the
+rollback target for a bad model. Once a newer incoming version is in view, it counts
+like any other version (and so leaves first).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from durable import fsync_directory, rename_no_replace
 from sidecar.base.errors import OnlyServableVersionError, StorageError, UserError
 from sidecar.base.faults import FaultArea
-from sidecar.tfserving import layout
+from sidecar.tfserving import layout, numbering
 
 
 @dataclass(frozen=True)
@@ -36,17 +45,34 @@ class RolledBack:
 
 
 def apply_retention(
-    model_dir: Path, keep: int, *, token: Callable[[], str] = layout.random_token
+    model_dir: Path, keep: int, *, served_first: Collection[int] = (),
+    token: Callable[[], str] = layout.random_token,
 ) -> list[int]:
-    """Remove all but the newest ``keep`` versions (at least one is always kept).
+    """Remove all but the newest ``keep`` versions (at least one is always kept), and the
+    rollback target of the newest incoming version's converted form beside them (see the
+    module's text): one of ``served_first``, the originals that were served first.
 
     Returns the removed versions, oldest first.
     """
     versions = layout.published_versions(model_dir)
-    doomed = versions[: max(0, len(versions) - max(keep, 1))]
+    beside = rollback_target(versions, served_first)
+    counted = [version for version in versions if version != beside]
+    doomed = counted[: max(0, len(counted) - max(keep, 1))]
     for version in doomed:
         _remove(model_dir, version, token())
     return doomed
+
+
+def rollback_target(versions: Collection[int], served_first: Collection[int]) -> int | None:
+    """The original served first that retention keeps beside the newest ``versions`` (in
+    view): the one of the newest incoming version, once a later build of it is in view."""
+    if not versions:
+        return None
+    newest = max(versions)
+    incoming = numbering.incoming_version(newest)
+    originals = [v for v in served_first if v in versions and v < newest
+                 and numbering.incoming_version(v) == incoming]
+    return max(originals, default=None)
 
 
 def withdraw_version(

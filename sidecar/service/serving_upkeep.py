@@ -5,7 +5,7 @@ serving goes on with what is in place."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from sidecar.base.errors import OnlyServableVersionError, SidecarError
@@ -20,13 +20,17 @@ _LOG = logging.getLogger("sidecar.service")
 class ServingUpkeep:
     """Withdraws, restores and retires versions, and rewrites the model config.
 
-    ``on_retired`` is told (model, version) of each version retention removes.
+    ``on_retired`` is told (model, version) of each version retention removes;
+    ``served_first(model)`` lists the model's originals that were served first (the
+    journal's), which retention keeps as their converted form's rollback target.
     """
 
     def __init__(
         self, settings: Settings, publisher: VersionPublisher, *,
         on_retired: Callable[[str, int], None],
+        served_first: Callable[[str], Collection[int]] = lambda model: (),
     ) -> None:
+        self._served_first = served_first
         self._settings = settings
         self._publisher = publisher
         self._config_writer = ModelConfigWriter(settings.paths.model_config_file,
@@ -79,7 +83,8 @@ class ServingUpkeep:
         """Apply the model's ``keep_versions``."""
         keep = self._settings.policy_for(model).keep_versions
         try:
-            retired = apply_retention(self._publisher.model_dir(model), keep)
+            retired = apply_retention(self._publisher.model_dir(model), keep,
+                                      served_first=self._served_first(model))
         except SidecarError as exc:
             _LOG.error("retention for %s failed: %s", model, exc)
             return

@@ -308,7 +308,8 @@ def build_parts(settings: Settings, seams: Seams = Seams(), features: Features |
     summary = RunSummary()
     upkeep = ServingUpkeep(
         settings, publisher,
-        on_retired=lambda model, version: summary.retired.append((model, version)))
+        on_retired=lambda model, version: summary.retired.append((model, version)),
+        served_first=journal.originals_served_first)
     observer = (seams.observer if features.metrics is None
                 else fan_out([seams.observer, features.metrics.job_observer]))
     recordings, fleet = features.recordings, features.fleet

@@ -117,6 +117,10 @@ class Job:
     installed: bool = False
     """In a fleet: True when this replica installed it from the store instead of building."""
 
+    converted_as: int | None = None
+    """For an ORIGINAL served first (``serve_original_first``): the later served number of
+    the same incoming version its converted form is built as; None otherwise."""
+
     @property
     def incoming_version(self) -> int:
         """The incoming version it is built from."""

@@ -14,6 +14,7 @@ from sidecar.base.errors import JournalError, StorageError
 from sidecar.base.faults import FaultArea
 from sidecar.base.sqlite_writes import immediate_transaction, storage_error
 from sidecar.state.jobs import ALLOWED_TRANSITIONS, Flavour, Job, JobState, Transition
+from sidecar.tfserving import numbering
 
 JOURNAL_FILE_NAME: Final = "jobs.sqlite3"
 """The journal's file name inside the state directory."""
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     source_fingerprint TEXT,
     built_by TEXT,
     installed INTEGER NOT NULL DEFAULT 0,
+    converted_as INTEGER,
     PRIMARY KEY (model, version)
 );
 CREATE TABLE IF NOT EXISTS transitions (
@@ -54,11 +56,11 @@ END;
 
 _JOB_COLUMNS = (
     "model, version, state, reason, flavour, flavour_reason, attempts, created_at, updated_at, "
-    "retry_at, source_fingerprint, built_by, installed"
+    "retry_at, source_fingerprint, built_by, installed, converted_as"
 )
 
 _ADDED_COLUMNS = (("retry_at", "REAL"), ("source_fingerprint", "TEXT"), ("built_by", "TEXT"),
-                  ("installed", "INTEGER NOT NULL DEFAULT 0"))
+                  ("installed", "INTEGER NOT NULL DEFAULT 0"), ("converted_as", "INTEGER"))
 """Columns later releases added to ``jobs``; journals written before them get them on open."""
 
 
@@ -123,17 +125,7 @@ class JobJournal:
         A version already in the journal (published included) is returned unchanged.
         """
         with self._transaction("record a discovered version") as db:
-            existing = _select(db, model, version)
-            if existing is not None:
-                return existing, False
-            now = self._clock()
-            db.execute(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?, NULL, NULL, NULL, 0)",
-                (model, version, JobState.DISCOVERED.value, reason, now, now),
-            )
-            _log(db, model, version, None, JobState.DISCOVERED, reason, now)
-            return _require(db, model, version), True
+            return _discover(db, model, version, reason, self._clock())
 
     def advance(
         self, model: str, version: int, to: JobState, *, reason: str | None = None,
@@ -172,21 +164,36 @@ class JobJournal:
                 (to.value, reason, now, retry_at, model, version),
             )
             _log(db, model, version, job.state, to, reason, now)
+            if to is JobState.PUBLISHED and job.converted_as is not None:
+                _discover(db, model, job.converted_as, (
+                    f"the converted form of {numbering.describe(version)}, whose original "
+                    "was served first"), now)
             return _require(db, model, version)
 
     def choose_flavour(
         self, model: str, version: int, flavour: Flavour, *, why: str | None = None,
         source_fingerprint: str | None = None, built_by: str | None = None,
-        installed: bool = False,
+        installed: bool = False, converted_as: int | None = None,
     ) -> Job:
         """Record what will be published, before publishing it (so recovery knows), the
         content fingerprint of the incoming version it was built from, and in a fleet the
         replica that built it and whether this one ``installed`` it from the store.
 
         Publishing the ORIGINAL needs ``why``. Only a VERIFYING job takes a flavour.
+        ``converted_as``, with the ORIGINAL only, records that the original is served first:
+        its converted form is built as that later served number of the same incoming
+        version, and is queued (DISCOVERED) in the very transaction that records this job
+        PUBLISHED, so a crash can publish the original without losing its conversion.
         """
         if flavour is Flavour.ORIGINAL and not why:
             raise JournalError("publishing the original needs a reason", where=f"{model}/{version}")
+        if converted_as is not None and (
+                flavour is not Flavour.ORIGINAL or converted_as <= version
+                or numbering.incoming_version(converted_as) != numbering.incoming_version(version)):
+            raise JournalError(
+                f"job {model}/{version}: only an original served first names the later "
+                f"number of its incoming version its converted form takes, not {converted_as}",
+                where=f"{model}/{version}")
         with self._transaction("record the flavour") as db:
             job = _require(db, model, version)
             if job.state is not JobState.VERIFYING:
@@ -196,9 +203,9 @@ class JobJournal:
                 )
             db.execute(
                 "UPDATE jobs SET flavour = ?, flavour_reason = ?, source_fingerprint = ?, "
-                "built_by = ?, installed = ? WHERE model = ? AND version = ?",
-                (flavour.value, why, source_fingerprint, built_by, int(installed), model,
-                 version),
+                "built_by = ?, installed = ?, converted_as = ? WHERE model = ? AND version = ?",
+                (flavour.value, why, source_fingerprint, built_by, int(installed), converted_as,
+                 model, version),
             )
             return _require(db, model, version)
 
@@ -218,6 +225,7 @@ class JobJournal:
             db.execute(
                 "UPDATE jobs SET state = ?, reason = ?, flavour = NULL, flavour_reason = NULL, "
                 "source_fingerprint = NULL, built_by = NULL, installed = 0, retry_at = NULL, "
+                "converted_as = NULL, "
                 "attempts = attempts + 1, "
                 "updated_at = ? WHERE model = ? AND version = ?",
                 (JobState.DISCOVERED.value, reason, now, model, version),
@@ -259,6 +267,23 @@ class JobJournal:
     def interrupted(self) -> list[Job]:
         """Jobs a worker owned when the process stopped (converting, building, verifying)."""
         return self.jobs([s for s in JobState if s.is_intermediate])
+
+    def served_first(self, model: str, converted: int) -> Job | None:
+        """The job of the original served first whose converted form is ``converted``
+        (:meth:`choose_flavour`'s ``converted_as``), or None."""
+        with self._read("read the original served first") as db:
+            row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE model = ? AND "
+                             "converted_as = ?", (model, converted)).fetchone()
+        return _job(row) if row else None
+
+    def originals_served_first(self, model: str) -> list[int]:
+        """The served numbers of ``model``'s PUBLISHED originals that were served first
+        (each with a converted form queued or built), ascending."""
+        with self._read("list the originals served first") as db:
+            rows = db.execute("SELECT version FROM jobs WHERE model = ? AND state = ? AND "
+                              "converted_as IS NOT NULL ORDER BY version",
+                              (model, JobState.PUBLISHED.value)).fetchall()
+        return [int(version) for (version,) in rows]
 
     def published_versions(self, model: str) -> list[int]:
         """Versions of ``model`` the journal has published, ascending."""
@@ -314,6 +339,21 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
 
+def _discover(db: sqlite3.Connection, model: str, version: int, reason: str | None,
+              now: float) -> tuple[Job, bool]:
+    """The job of (model, version), inserted DISCOVERED unless it exists; whether it is new."""
+    existing = _select(db, model, version)
+    if existing is not None:
+        return existing, False
+    db.execute(
+        f"INSERT INTO jobs ({_JOB_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, NULL, NULL, 1, ?, ?, NULL, NULL, NULL, 0, NULL)",
+        (model, version, JobState.DISCOVERED.value, reason, now, now),
+    )
+    _log(db, model, version, None, JobState.DISCOVERED, reason, now)
+    return _require(db, model, version), True
+
+
 def _select(db: sqlite3.Connection, model: str, version: int) -> Job | None:
     row = db.execute(
         f"SELECT {_JOB_COLUMNS} FROM jobs WHERE model = ? AND version = ?", (model, version)
@@ -332,7 +372,7 @@ def _require(db: sqlite3.Connection, model: str, version: int) -> Job:
 
 def _job(row: tuple[Any, ...]) -> Job:
     (model, version, state, reason, flavour, flavour_reason, attempts, created, updated,
-     retry_at, source_fingerprint, built_by, installed) = row
+     retry_at, source_fingerprint, built_by, installed, converted_as) = row
     return Job(
         model=str(model),
         version=int(version),
@@ -347,6 +387,7 @@ def _job(row: tuple[Any, ...]) -> Job:
         source_fingerprint=None if source_fingerprint is None else str(source_fingerprint),
         built_by=None if built_by is None else str(built_by),
         installed=bool(installed),
+        converted_as=None if converted_as is None else int(converted_as),
     )
 
 

@@ -10,6 +10,13 @@ for the shapes traffic has now) is served as the next number up, ``N * 1000 + 1`
   incoming version, the newest rebuild;
 - the incoming version behind any served number is ``served // 1000``.
 
+With ``serve_original_first`` (the default) a landed version is published at once as
+its original, ``N * 1000``, and its converted form, once built and verified, takes over
+as ``N * 1000 + 1`` (:func:`converted_form`); rebuilds follow from ``N * 1000 + 2``.
+Without it, the converted form is the first build, ``N * 1000``, as before. The journal
+records which number is which (``Job.converted_as``), and the admin API's GetModel
+shows it (``converted_as`` on the original, ``takes_over_from`` on its converted form).
+
 This module is the one definition of which numbers and directory names are
 versions; the incoming listing, the serving base listing, the model config, the
 admin API, rollback and withdrawal all ask it:
@@ -156,6 +163,12 @@ def served_version(incoming: int, generation: int = 0) -> int:
 def next_rebuild(served: int) -> int:
     """The served number of the rebuild after ``served`` (VersionNumberError when none is left)."""
     return served_version(incoming_version(served), generation(served) + 1)
+
+
+def converted_form(original: int) -> int:
+    """The served number the converted form of an original served first, at ``original``,
+    takes over as: the next one up, within the same incoming version."""
+    return next_rebuild(original)
 
 
 def incoming_version(served: int) -> int:

@@ -83,7 +83,10 @@ def build_stand(root: Path, model: Path, settings: AdminSettings, ready: bool = 
     ))
     backend = SidecarAdminBackend(BackendDependencies(
         journal=journal, published=published, controls=controls,
-        incoming_base=root / "incoming", policy_for=lambda _: ModelPolicy(),
+        # The runner runs each requested job alone (no service loop runs a queued
+        # conversion), so each version is built once, at its number.
+        incoming_base=root / "incoming",
+        policy_for=lambda _: ModelPolicy(serve_original_first=False),
         submit=runner.submit, on_loop=runner.call, shape_store=shapes,
     ))
     server = start_admin_server(settings, backend)

@@ -16,6 +16,7 @@ CHANGED = ModelPolicy(
     max_scaled_error=0.1, max_engines=6, minimum_segment_size=5,
     build_at_runtime=True, keep_versions=3, default_batch_sizes=(2, 16),
     rebuild_below_coverage=0.5, rebuild_after_seconds=30.0, rebuild_min_requests=7,
+    serve_original_first=False,
 )
 
 

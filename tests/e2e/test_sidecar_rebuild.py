@@ -57,7 +57,7 @@ def test_new_traffic_shape_triggers_a_rebuild_that_serves_it_from_a_prebuilt_eng
         model_name="mlp", model_base_path=serving / "mlp", file_system_poll_wait_seconds=0.2))
     config = tmp_path / "sidecar.toml"
     config.write_text(
-        "[policy]\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
+        "[policy]\nserve_original_first = false\ndefault_batch_sizes = [1]\nmax_engines = 2\n"
         "rebuild_below_coverage = 0.8\nrebuild_after_seconds = 0\nrebuild_min_requests = 10\n")
     tap, metrics = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     settings = load_settings({

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
@@ -21,6 +22,8 @@ from sidecar.tfserving.warmup import predict_request_from_arrays, write_warmup_f
 from tests.support.builders import corrupt_copy, land
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
+
+pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")

@@ -24,6 +24,8 @@ from tests.support.models import keras_mlp
 from tests.support.running_sidecar import RunningSidecar, Traffic, running_sidecar
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
+
 INCOMING_HEALTH, STATE_HEALTH = "tftrt.sidecar.Incoming", "tftrt.sidecar.State"
 
 

@@ -26,6 +26,8 @@ from tests.support.e2e import free_port, predict_mlp
 from tests.support.tfserving_standin import StandinSettings, start_standin
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
+
 
 @pytest.mark.timeout(300)
 def test_tap_records_shapes_that_the_next_version_is_built_for(

@@ -20,6 +20,8 @@ from tests.fleet.replicas import key_dirs, outcomes, replica, same_bytes
 from tests.support.builders import land
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
+
 SERVED = 1000
 FAST_RETRY = ("--retry-backoff-seconds", "1", "--retry-backoff-max-seconds", "2")
 

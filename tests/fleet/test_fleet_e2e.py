@@ -31,6 +31,8 @@ from tests.support.running_sidecar import Traffic
 from tests.support.serving_poller import ServingPoller
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.usefixtures("one_build")  # one build per version
+
 SERVED = 1000
 BUILT = ["discovered", "converting", "building", "verifying", "published"]
 INSTALLED = ["discovered", "verifying", "published"]

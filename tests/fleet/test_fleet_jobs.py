@@ -31,6 +31,9 @@ from tests.support.clock import ManualClock
 TF = "2.21.0"
 SLUG = "cpu-test"
 SERVED = numbering.served_version(1)
+ONE_BUILD = ModelPolicy(serve_original_first=False)
+"""The default policy building each version as one key, at its first served number (what
+most tests here exercise; the original served first has its own test)."""
 
 
 @dataclass
@@ -46,7 +49,8 @@ class Replica:
     def serving(self) -> Path:
         return self.root / self.name / "serving"
 
-    def run(self, incoming: Path, served: int = SERVED, *, checkpoint: object = None) -> JobResult:
+    def run(self, incoming: Path, served: int = SERVED, *, checkpoint: object = None,
+            policy: ModelPolicy = ONE_BUILD) -> JobResult:
         self.journal.discover("mlp", served)
         step = checkpoint if callable(checkpoint) else (lambda name: None)
         rollbacks = FleetRollbacks(OperatorRecords(self.store.root, self.name), self.serving,
@@ -56,7 +60,7 @@ class Replica:
             incoming_base=incoming, engine_cache_dir=self.root / self.name / "engines",
             checkpoint=step, fleet=FleetContext(self.store, TF, SLUG),
             is_rolled_back=rollbacks.is_rolled_back)
-        return run_version_job(deps, "mlp", served, ModelPolicy())
+        return run_version_job(deps, "mlp", served, policy)
 
 
 @pytest.fixture
@@ -104,6 +108,46 @@ def test_one_replica_builds_the_other_installs_the_same_bytes(
     version = f"mlp/{SERVED}"
     assert tree_bytes(b.serving / version) == tree_bytes(a.serving / version)
     assert (b.serving / version / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_each_replica_serves_the_original_itself_and_the_fleet_converts_it_once(
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
+) -> None:
+    converted = numbering.converted_form(SERVED)
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+
+    for replica in (a, b):  # the original needs no conversion: no claim, no store
+        first = replica.run(incoming, policy=ModelPolicy())
+        assert first.state is JobState.PUBLISHED and first.flavour is Flavour.ORIGINAL
+        assert first.origin is None and first.converted_as == converted
+    context = FleetContext(a.store, TF, SLUG)
+    assert not (a.store.root / context.key("mlp", SERVED).path).exists()  # not in the store
+
+    built = a.run(incoming, converted, policy=ModelPolicy())
+    installed = b.run(incoming, converted, policy=ModelPolicy())
+    assert built.flavour is installed.flavour is Flavour.CONVERTED, installed.reason
+    assert built.origin is not None and installed.origin is not None
+    assert (built.origin.installed, installed.origin.built_by, installed.origin.installed) == (
+        False, "a", True)
+    version = f"mlp/{converted}"
+    assert tree_bytes(b.serving / version) == tree_bytes(a.serving / version)
+    for replica in (a, b):
+        assert VersionPublisher(replica.serving).published_versions("mlp") == [SERVED,
+                                                                               converted]
+
+
+def test_the_fleet_never_converts_an_original_it_rolled_back(
+    fleet: tuple[Path, ManualClock, list[Replica]], mlp_model: Path
+) -> None:
+    incoming, _, (a, b) = fleet
+    land(mlp_model, incoming, "mlp", 1)
+    assert b.run(incoming, policy=ModelPolicy()).state is JobState.PUBLISHED
+    OperatorRecords(a.store.root, "a").record_rollback("mlp", SERVED, "a bad model")
+
+    skipped = b.run(incoming, numbering.converted_form(SERVED), policy=ModelPolicy())
+    assert skipped.state is JobState.SKIPPED, skipped.reason
+    assert "has since been rolled back or withdrawn" in (skipped.reason or "")
 
 
 def test_a_replica_waits_while_another_holds_the_key(

@@ -36,6 +36,11 @@ def corrupt(tmp_path_factory: pytest.TempPathFactory, mlp_model: Path) -> Path:
     return corrupt_copy(mlp_model, tmp_path_factory.mktemp("corrupt") / "model")
 
 
+ONE_BUILD = ModelPolicy(serve_original_first=False)
+"""The default policy, but building a version as one job at one served number: what most
+job tests exercise (tests/jobs/test_original_first.py serves the original first)."""
+
+
 @dataclass
 class Pipeline:
     """Real journal, publisher and directories for running jobs by hand.
@@ -92,7 +97,7 @@ class Pipeline:
             checkpoint=checkpoint,
             converter_factory=converter_factory,
         )
-        return run_version_job(deps, model, served, policy or ModelPolicy())
+        return run_version_job(deps, model, served, policy or ONE_BUILD)
 
 
 @pytest.fixture

@@ -102,7 +102,8 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
                     "published", "failed", "skipped")
 
             wait_until(finished, 600, "the INT8 version's job")
-        version_dir = root / "serving" / "digits" / "1000"
+        # The original is served first as 1000; the INT8 build takes over as 1001.
+        version_dir = root / "serving" / "digits" / "1001"
         report = json.loads((version_dir / "assets.extra/tftrt/conversion.json").read_text())
         yield Published(answer[0], report)
     finally:
@@ -116,8 +117,12 @@ def test_the_int8_version_is_published_calibrated_on_recorded_requests(
 ) -> None:
     model = published.model
     assert (model.policy.precision, model.policy.accuracy) == ("INT8", "top1")
-    [version] = model.versions
+    [version, original] = model.versions
     assert version.state == "published", version.reason
+    assert (version.version, version.takes_over_from, version.converted_as) == (1001, 1000, 0)
+    assert (original.version, original.flavour, original.converted_as) == (1000, "original",
+                                                                            1001)
+    assert original.state == "published" and original.in_serving  # the rollback target
     assert version.flavour in ("converted", "original"), version.flavour_reason
     # INT8 was calibrated and measured beside the float candidates; the precision shown is
     # that of the candidate that won (the fastest that was accurate).
@@ -135,7 +140,7 @@ def test_the_int8_version_is_published_calibrated_on_recorded_requests(
 def test_its_accuracy_is_top1_agreement_on_the_held_out_requests(
     published: Published,
 ) -> None:
-    [version] = published.model.versions
+    version = published.model.versions[0]
     accuracy = version.accuracy
     assert version.HasField("accuracy")
     assert accuracy.compared_on == "held-out samples and replay inputs"

@@ -7,13 +7,13 @@ import logging
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from sidecar.config import ModelPolicy
 from sidecar.jobs import ReplayOrigin, StageOutcome
 from sidecar.publish.published_accuracy import AccuracyRecord
 from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSettings, TensorSpec
@@ -24,7 +24,7 @@ from sidecar.tfserving.warmup import (
     read_predict_requests,
     write_warmup_file,
 )
-from tests.jobs.conftest import Pipeline
+from tests.jobs.conftest import ONE_BUILD, Pipeline
 from tests.support.builders import converter_with_a_bug, warmup_batches
 from tests.support.disks import tree_listing
 from tests.support.serving_poller import ServingPoller
@@ -141,7 +141,7 @@ def test_a_conversion_that_raises_publishes_the_original(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
     pipeline.land(mlp_model, "mlp", 2)
-    no_tensorrt = ModelPolicy(backend="tensorrt")  # TF 2.21 has no TensorRT
+    no_tensorrt = replace(ONE_BUILD, backend="tensorrt")  # TF 2.21 has no TensorRT
     result = pipeline.run("mlp", served_version(2), no_tensorrt)
 
     assert result.state is JobState.PUBLISHED and result.flavour is Flavour.ORIGINAL
@@ -173,7 +173,7 @@ def test_a_conversion_failing_on_purpose_is_no_internal_error(
 ) -> None:
     pipeline.land(mlp_model, "mlp", 5)
     with caplog.at_level(logging.WARNING, logger="sidecar.jobs"):
-        result = pipeline.run("mlp", served_version(5), ModelPolicy(backend="tensorrt"))
+        result = pipeline.run("mlp", served_version(5), replace(ONE_BUILD, backend="tensorrt"))
     assert result.flavour is Flavour.ORIGINAL  # BackendUnavailableError: TF 2.21 has no TF-TRT
     assert not any(r.exc_info for r in caplog.records)
     assert not [e for e in pipeline.observer.events if e[0] == "internal-error"]
@@ -183,7 +183,7 @@ def test_int8_without_recorded_requests_is_converted_as_fp16_saying_why(
     pipeline: Pipeline, mlp_model: Path
 ) -> None:
     pipeline.land(mlp_model, "mlp", 3)
-    int8 = ModelPolicy(precision="INT8")  # no shape source: the replay inputs are synthetic
+    int8 = replace(ONE_BUILD, precision="INT8")  # no shape source: the replay inputs are synthetic
     result = pipeline.run("mlp", served_version(3), int8)
 
     assert result.state is JobState.PUBLISHED and result.flavour is Flavour.CONVERTED
@@ -257,7 +257,7 @@ def test_a_version_older_than_what_retention_keeps_is_skipped(
     for version in newer:
         pipeline.publisher().publish_copy("mlp", version, mlp_model)
     pipeline.land(mlp_model, "mlp", 5)
-    result = pipeline.run("mlp", served_version(5), ModelPolicy(keep_versions=2))
+    result = pipeline.run("mlp", served_version(5), replace(ONE_BUILD, keep_versions=2))
 
     assert result.state is JobState.SKIPPED
     assert result.reason is not None and "retention would remove it" in result.reason

@@ -5,6 +5,7 @@ an INT8 policy asks of the converter, how outputs are checked, and the policy's 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from sidecar.shapes import ShapeObservation, ShapeSet, ShapeStore, ShapeStoreSet
 from sidecar.state import Flavour, JobState
 from sidecar.tfserving.numbering import served_version
 from sidecar.tfserving.warmup import predict_request_from_arrays
-from tests.jobs.conftest import Pipeline
+from tests.jobs.conftest import ONE_BUILD, Pipeline
 
 
 def recorded_replay(tmp_path: Path, mlp_model: Path, count: int) -> ReplayInputs:
@@ -163,7 +164,7 @@ def test_a_version_failing_top1_agreement_is_not_published_converted(
     model = tmp_path / "random-scores"
     tf.saved_model.save(module, str(model), signatures={"serving_default": module.serve})
     pipeline.land(model, "scores", 1)
-    result = pipeline.run("scores", served_version(1), ModelPolicy(accuracy="top1"))
+    result = pipeline.run("scores", served_version(1), replace(ONE_BUILD, accuracy="top1"))
 
     assert result.state is JobState.PUBLISHED and result.flavour is Flavour.ORIGINAL
     assert result.flavour_reason is not None

@@ -144,7 +144,8 @@ def run_converted_job(stand: MetricsStand, model_source: Path, model: str, incom
         observer=stand.metrics.job_observer,
         converter_factory=_keeping_every_engine,  # type: ignore[arg-type]
     )
-    return run_version_job(deps, model, version, ModelPolicy(default_batch_sizes=(1, 8)))
+    return run_version_job(deps, model, version, ModelPolicy(default_batch_sizes=(1, 8),
+                                                              serve_original_first=False))
 
 
 def send_tap_traffic(stand: MetricsStand, loop: LoopThread, model: str, served: int,

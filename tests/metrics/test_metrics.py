@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +17,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from sidecar.config import Address, ModelPolicy
 from sidecar.jobs import JobDependencies, run_version_job
 from sidecar.metrics import MetricsServer
-from sidecar.state import Flavour, JobState
+from sidecar.metrics.collectors import VersionStateCollector
+from sidecar.state import Flavour, JobJournal, JobState
 from sidecar.tfserving.numbering import served_version
 from tests.metrics.stand import (
     ENGINE_CACHE_FILE_BYTES,
@@ -119,7 +121,8 @@ def test_a_bug_in_a_job_is_counted_as_an_internal_error(
                            incoming_base=stand.incoming, engine_cache_dir=stand.engine_cache,
                            observer=stand.metrics.job_observer,
                            converter_factory=converter_with_a_bug)
-    result = run_version_job(deps, "buggy", served_version(1), ModelPolicy())
+    result = run_version_job(deps, "buggy", served_version(1),
+                             ModelPolicy(serve_original_first=False))
     assert result.flavour is Flavour.ORIGINAL, result.reason
     samples = scrape(stand.server.port)
     assert value(samples, "tftrt_sidecar_internal_errors_total", stage="building") == 1
@@ -163,3 +166,19 @@ def test_server_stops_and_frees_its_port() -> None:
 def test_the_port_is_the_listen_address_one_until_bound() -> None:
     assert MetricsServer(Address("0.0.0.0", 9102), CollectorRegistry()).port == 9102
     assert MetricsServer(Address("::1", 9102), CollectorRegistry()).port == 9102
+
+
+def test_the_converted_form_of_an_original_served_first_is_no_rebuild(tmp_path: Path) -> None:
+    with JobJournal.open(tmp_path / "state", clock=time.time) as journal:
+        journal.discover("m", 1000)
+        for state in (JobState.CONVERTING, JobState.VERIFYING):
+            journal.advance("m", 1000, state)
+        journal.choose_flavour("m", 1000, Flavour.ORIGINAL, why="served first", converted_as=1001)
+        journal.advance("m", 1000, JobState.PUBLISHED)  # queues 1001, its converted form
+        journal.discover("m", 1002, reason="a rebuild")
+        families = {family.name: family for family in VersionStateCollector(journal).collect()}
+    rebuilds = {sample.labels["state"]: sample.value for sample in families[
+        "tftrt_sidecar_rebuilds"].samples if sample.labels["model"] == "m"}
+    versions = {sample.labels["state"]: sample.value for sample in families[
+        "tftrt_sidecar_versions"].samples if sample.labels["model"] == "m"}
+    assert rebuilds["discovered"] == 1 and versions["discovered"] == 2

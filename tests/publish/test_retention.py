@@ -104,3 +104,29 @@ def test_rollback_hides_the_newest_so_the_previous_serves(tmp_path: Path, tiny_m
 def test_rollback_of_an_unknown_model(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no published version to roll back"):
         roll_back_newest(tmp_path / "nothing")
+
+
+def test_retention_keeps_the_original_served_first_beside_the_newest(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    # 1000 and 2000 were originals served first; 1001 and 2001 their converted forms.
+    model_dir = publish(tmp_path, tiny_model, [1000, 1001, 2000])
+    served_first = [1000, 2000]
+    # While 2001 converts, 2000 is newest and counts: 1001 is the rollback target.
+    assert apply_retention(model_dir, keep=2, served_first=served_first) == [1000]
+    VersionPublisher(tmp_path).publish_copy("tiny", 2001, tiny_model)
+    # The converted form took over: its original stays beside the two newest others.
+    assert apply_retention(model_dir, keep=2, served_first=served_first) == []
+    assert published_versions(model_dir) == [1001, 2000, 2001]
+    VersionPublisher(tmp_path).publish_copy("tiny", 3000, tiny_model)
+    # A newer incoming version landed: 2000 counts again and leaves first.
+    assert apply_retention(model_dir, keep=2, served_first=[*served_first, 3000]) == [1001,
+                                                                                      2000]
+    assert published_versions(model_dir) == [2001, 3000]
+
+
+def test_retention_without_originals_served_first_counts_every_number(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    model_dir = publish(tmp_path, tiny_model, [1000, 2000, 2001])
+    assert apply_retention(model_dir, keep=2) == [1000]

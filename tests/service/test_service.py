@@ -23,7 +23,11 @@ from tests.support.pipeline import pipeline_service
 from tests.support.serving_poller import ServingPoller
 
 
-def quick_settings(root: Path, keep_versions: int = 2) -> Settings:
+def quick_settings(root: Path, keep_versions: int = 2, *,
+                   serve_original_first: bool = False) -> Settings:
+    """Settings whose conversions fail at once (no TensorRT here), publishing the original;
+    each version is built once, at its first served number, unless ``serve_original_first``
+    (tests/service/test_original_first.py runs the default)."""
     return load_settings(
         {
             "incoming": str(root / "incoming"),
@@ -36,7 +40,8 @@ def quick_settings(root: Path, keep_versions: int = 2) -> Settings:
             "once": True,
         },
         {"TFTRT_SIDECAR_BACKEND": "tensorrt",
-         "TFTRT_SIDECAR_KEEP_VERSIONS": str(keep_versions)},
+         "TFTRT_SIDECAR_KEEP_VERSIONS": str(keep_versions),
+         "TFTRT_SIDECAR_SERVE_ORIGINAL_FIRST": str(serve_original_first).lower()},
     )
 
 

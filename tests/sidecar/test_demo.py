@@ -28,7 +28,14 @@ def test_the_demo_replays_the_warmup_file_then_answers_and_prints_both_times(
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    published = tmp_path / "demo" / "serving" / "demo" / "1000"
+    # The original is served first as 1000; the converted form took over as 1001.
+    served_first = re.search(r"^  published the original model because served first.*\n.*"
+                             r"/1000\n  served ([\d.]+) s after landing$", done.stdout, re.M)
+    converted = re.search(r"^  published the converted model\n.*/1001\n"
+                          r"  served ([\d.]+) s after landing$", done.stdout, re.M)
+    assert served_first is not None and converted is not None, done.stdout
+    assert float(served_first[1]) < float(converted[1])
+    published = tmp_path / "demo" / "serving" / "demo" / "1001"
     assert f"one request served from {published}" in done.stdout
     warmup, answer = _WARMUP.search(done.stdout), _ANSWER.search(done.stdout)
     assert warmup is not None and answer is not None, done.stdout

@@ -231,3 +231,71 @@ def test_a_journal_written_before_retries_and_fingerprints_opens_and_gains_them(
         journal.discover("m", 2000)
         journal.advance("m", 2000, JobState.FAILED, reason="disk full", retry_after=0.0)
         assert [j.version for j in journal.due_retries()] == [2000]
+
+
+def run_original_first_to_verifying(journal: JobJournal, clock: ManualClock) -> None:
+    """Job 1000 vets its original and chooses to publish it first, converted as 1001."""
+    journal.discover("m", 1000)
+    for state in (JobState.CONVERTING, JobState.VERIFYING):
+        clock.advance(1)
+        journal.advance("m", 1000, state)
+    journal.choose_flavour("m", 1000, Flavour.ORIGINAL, why="served first", converted_as=1001)
+
+
+def test_publishing_an_original_served_first_queues_its_conversion_in_one_step(
+    journal: JobJournal, clock: ManualClock
+) -> None:
+    run_original_first_to_verifying(journal, clock)
+    assert journal.get("m", 1001) is None  # nothing is queued before the original is served
+    journal.advance("m", 1000, JobState.PUBLISHED)
+    conversion = journal.get("m", 1001)
+    assert conversion is not None and conversion.state is JobState.DISCOVERED
+    assert "converted form of version 1000" in (conversion.reason or "")
+    original = journal.served_first("m", 1001)
+    assert original is not None and original.version == 1000 and original.converted_as == 1001
+    assert journal.served_first("m", 1000) is None
+    assert journal.originals_served_first("m") == [1000]
+
+
+def test_recovery_of_an_original_renamed_before_the_crash_queues_its_conversion(
+    journal: JobJournal, clock: ManualClock
+) -> None:
+    run_original_first_to_verifying(journal, clock)
+    # SIGKILL after the rename, before PUBLISHED was journaled: recovery finishes it.
+    report = recover_interrupted_jobs(journal, is_in_serving=lambda model, version: True)
+    assert [job.version for job in report.completed] == [1000]
+    conversion = journal.get("m", 1001)
+    assert conversion is not None and conversion.state is JobState.DISCOVERED
+
+
+def test_recovery_restarts_a_conversion_interrupted_after_its_original_was_served(
+    journal: JobJournal, clock: ManualClock
+) -> None:
+    run_original_first_to_verifying(journal, clock)
+    journal.advance("m", 1000, JobState.PUBLISHED)
+    for state in (JobState.CONVERTING, JobState.BUILDING):
+        journal.advance("m", 1001, state)
+    report = recover_interrupted_jobs(journal, is_in_serving=lambda m, v: v == 1000)
+    assert [job.version for job in report.restarted] == [1001]
+    assert journal.get("m", 1000).state is JobState.PUBLISHED  # type: ignore[union-attr]
+    assert journal.get("m", 1001).state is JobState.DISCOVERED  # type: ignore[union-attr]
+    assert journal.served_first("m", 1001) is not None  # still known as the converted form
+
+
+@pytest.mark.parametrize("converted_as", [1000, 999, 2001])
+def test_an_original_names_only_a_later_number_of_its_incoming_version(
+    journal: JobJournal, clock: ManualClock, converted_as: int
+) -> None:
+    run_to_verifying(journal, clock, "m", 1000)
+    with pytest.raises(JournalError, match="only an original served first"):
+        journal.choose_flavour("m", 1000, Flavour.ORIGINAL, why="x", converted_as=converted_as)
+    with pytest.raises(JournalError, match="only an original served first"):
+        journal.choose_flavour("m", 1000, Flavour.CONVERTED, converted_as=1001)
+
+
+def test_a_restarted_original_forgets_its_conversion_number(
+    journal: JobJournal, clock: ManualClock
+) -> None:
+    run_original_first_to_verifying(journal, clock)
+    journal.restart("m", 1000, reason="stopped")
+    assert journal.get("m", 1000).converted_as is None  # type: ignore[union-attr]

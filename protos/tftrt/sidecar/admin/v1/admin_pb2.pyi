@@ -70,7 +70,7 @@ class Model(_message.Message):
     def __init__(self, name: _Optional[str] = ..., paused: _Optional[bool] = ..., policy: _Optional[_Union[EffectivePolicy, _Mapping]] = ..., overrides: _Optional[_Union[PolicyOverrides, _Mapping]] = ..., versions: _Optional[_Iterable[_Union[ModelVersion, _Mapping]]] = ..., coverage: _Optional[_Iterable[_Union[SignatureCoverage, _Mapping]]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("version", "state", "reason", "flavour", "flavour_reason", "attempts", "created_at", "updated_at", "in_serving", "stage_timings", "engines", "prebuilt_shapes", "backend", "device", "incoming_version", "rebuild", "backend_reason", "candidate", "candidate_reason", "built_by", "installed_from_store", "precision", "precision_reason", "accuracy")
+    __slots__ = ("version", "state", "reason", "flavour", "flavour_reason", "attempts", "created_at", "updated_at", "in_serving", "stage_timings", "engines", "prebuilt_shapes", "backend", "device", "incoming_version", "rebuild", "backend_reason", "candidate", "candidate_reason", "built_by", "installed_from_store", "precision", "precision_reason", "accuracy", "converted_as", "takes_over_from")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,8 @@ class ModelVersion(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     PRECISION_REASON_FIELD_NUMBER: _ClassVar[int]
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CONVERTED_AS_FIELD_NUMBER: _ClassVar[int]
+    TAKES_OVER_FROM_FIELD_NUMBER: _ClassVar[int]
     version: int
     state: str
     reason: str
@@ -119,7 +121,9 @@ class ModelVersion(_message.Message):
     precision: str
     precision_reason: str
     accuracy: Accuracy
-    def __init__(self, version: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., flavour: _Optional[str] = ..., flavour_reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., in_serving: _Optional[bool] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., prebuilt_shapes: _Optional[_Iterable[_Union[ShapeSet, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., incoming_version: _Optional[int] = ..., rebuild: _Optional[int] = ..., backend_reason: _Optional[str] = ..., candidate: _Optional[str] = ..., candidate_reason: _Optional[str] = ..., built_by: _Optional[str] = ..., installed_from_store: _Optional[bool] = ..., precision: _Optional[str] = ..., precision_reason: _Optional[str] = ..., accuracy: _Optional[_Union[Accuracy, _Mapping]] = ...) -> None: ...
+    converted_as: int
+    takes_over_from: int
+    def __init__(self, version: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., flavour: _Optional[str] = ..., flavour_reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., in_serving: _Optional[bool] = ..., stage_timings: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ..., engines: _Optional[_Iterable[_Union[Engine, _Mapping]]] = ..., prebuilt_shapes: _Optional[_Iterable[_Union[ShapeSet, _Mapping]]] = ..., backend: _Optional[str] = ..., device: _Optional[str] = ..., incoming_version: _Optional[int] = ..., rebuild: _Optional[int] = ..., backend_reason: _Optional[str] = ..., candidate: _Optional[str] = ..., candidate_reason: _Optional[str] = ..., built_by: _Optional[str] = ..., installed_from_store: _Optional[bool] = ..., precision: _Optional[str] = ..., precision_reason: _Optional[str] = ..., accuracy: _Optional[_Union[Accuracy, _Mapping]] = ..., converted_as: _Optional[int] = ..., takes_over_from: _Optional[int] = ...) -> None: ...
 
 class Accuracy(_message.Message):
     __slots__ = ("compared_on", "compared", "scaled_error", "max_scaled_error", "top1_agreement", "top1_rows", "min_top1_agreement")
@@ -200,7 +204,7 @@ class SignatureCoverage(_message.Message):
     def __init__(self, signature: _Optional[str] = ..., covered_requests: _Optional[int] = ..., total_requests: _Optional[int] = ..., ratio: _Optional[float] = ...) -> None: ...
 
 class PolicyOverrides(_message.Message):
-    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests", "accuracy", "min_top1_agreement", "max_scaled_error")
+    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests", "accuracy", "min_top1_agreement", "max_scaled_error", "serve_original_first")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MAX_ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +218,7 @@ class PolicyOverrides(_message.Message):
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     MIN_TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     MAX_SCALED_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SERVE_ORIGINAL_FIRST_FIELD_NUMBER: _ClassVar[int]
     backend: str
     precision: str
     max_engines: int
@@ -227,10 +232,11 @@ class PolicyOverrides(_message.Message):
     accuracy: str
     min_top1_agreement: float
     max_scaled_error: float
-    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ..., accuracy: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., max_scaled_error: _Optional[float] = ...) -> None: ...
+    serve_original_first: bool
+    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ..., accuracy: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., max_scaled_error: _Optional[float] = ..., serve_original_first: _Optional[bool] = ...) -> None: ...
 
 class EffectivePolicy(_message.Message):
-    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests", "accuracy", "min_top1_agreement", "max_scaled_error")
+    __slots__ = ("backend", "precision", "max_engines", "minimum_segment_size", "build_at_runtime", "keep_versions", "default_batch_sizes", "rebuild_below_coverage", "rebuild_after_seconds", "rebuild_min_requests", "accuracy", "min_top1_agreement", "max_scaled_error", "serve_original_first")
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     MAX_ENGINES_FIELD_NUMBER: _ClassVar[int]
@@ -244,6 +250,7 @@ class EffectivePolicy(_message.Message):
     ACCURACY_FIELD_NUMBER: _ClassVar[int]
     MIN_TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     MAX_SCALED_ERROR_FIELD_NUMBER: _ClassVar[int]
+    SERVE_ORIGINAL_FIRST_FIELD_NUMBER: _ClassVar[int]
     backend: str
     precision: str
     max_engines: int
@@ -257,7 +264,8 @@ class EffectivePolicy(_message.Message):
     accuracy: str
     min_top1_agreement: float
     max_scaled_error: float
-    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ..., accuracy: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., max_scaled_error: _Optional[float] = ...) -> None: ...
+    serve_original_first: bool
+    def __init__(self, backend: _Optional[str] = ..., precision: _Optional[str] = ..., max_engines: _Optional[int] = ..., minimum_segment_size: _Optional[int] = ..., build_at_runtime: _Optional[bool] = ..., keep_versions: _Optional[int] = ..., default_batch_sizes: _Optional[_Iterable[int]] = ..., rebuild_below_coverage: _Optional[float] = ..., rebuild_after_seconds: _Optional[float] = ..., rebuild_min_requests: _Optional[int] = ..., accuracy: _Optional[str] = ..., min_top1_agreement: _Optional[float] = ..., max_scaled_error: _Optional[float] = ..., serve_original_first: _Optional[bool] = ...) -> None: ...
 
 class StartConversionRequest(_message.Message):
     __slots__ = ("model", "version", "overrides", "rebuild")
