@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sidecar.publish import VersionPublisher
 from sidecar.state import Flavour, JobJournal, JobState
@@ -21,6 +22,8 @@ from tests.support.session_run import session_outputs
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SIDECAR = Path(sys.executable).with_name("tftrt-sidecar")
 EPOCH_MICROSECONDS = 1_764_547_200_000_000
+
+pytestmark = pytest.mark.usefixtures("one_build")  # the numbers each version's one build gets
 
 
 def test_odd_names_numbers_and_links_end_to_end(tmp_path: Path, mlp_model: Path) -> None:

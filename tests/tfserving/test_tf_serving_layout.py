@@ -40,7 +40,7 @@ def test_tf_servings_zero_padded_layout_is_converted_and_published_as_served_123
         "state": str(tmp_path / "state"), "engine_cache": str(tmp_path / "engine-cache"),
         "model_config_file": str(tmp_path / "serving" / "models.config"),
         "settle_seconds": 0, "rescan_interval_seconds": 0.05, "once": True,
-    }, {})
+    }, {"TFTRT_SIDECAR_SERVE_ORIGINAL_FIRST": "false"})  # one build, at the number it gets
     incoming, serving = settings.paths.incoming_base, settings.paths.serving_base
     sources = {model: land(source, incoming, model, TF_SERVING_NAME)
                for model, source in (("half_plus_two", half_plus_two_model), ("mlp", mlp_model))}
