@@ -28,7 +28,13 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2, node_def_pb2, types_pb2
 from tensorflow.python.framework import op_def_registry
 
-from converter.graph.names import is_control_input, op_name, output_port, tensor_name
+from converter.graph.names import (
+    data_inputs,
+    is_control_input,
+    op_name,
+    output_port,
+    tensor_name,
+)
 
 _FLOAT = types_pb2.DT_FLOAT
 # Contractions the remapper fuses with a BiasAdd and an activation; the output
@@ -143,10 +149,6 @@ def _present(graph: _Graph, node: node_def_pb2.NodeDef) -> bool:
 def _is_stateful(op: str) -> bool:
     op_def = op_def_registry.get(op)
     return op_def is None or op_def.is_stateful
-
-
-def _data_inputs(node: node_def_pb2.NodeDef) -> list[str]:
-    return [i for i in node.input if not is_control_input(i)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,9 +294,9 @@ def scales_into_filters(graph: _Graph) -> int:
         if node.op != "Mul" or not _present(graph, node):
             continue
         consumers = graph.consumers()
-        for position, graph_input in enumerate(_data_inputs(node)[:2]):
+        for position, graph_input in enumerate(data_inputs(node.input)[:2]):
             tensor = _channel_tensor(graph, graph_input)
-            other = _data_inputs(node)[1 - position]
+            other = data_inputs(node.input)[1 - position]
             scale = _per_channel(graph.constant(other), tensor) if tensor else None
             if tensor is None or scale is None:
                 continue
@@ -342,7 +344,7 @@ def adds_into_bias_adds(graph: _Graph) -> int:
     for node in list(graph.nodes.values()):
         if node.op not in _ADDS or not _present(graph, node):
             continue
-        inputs = _data_inputs(node)
+        inputs = data_inputs(node.input)
         # Sub(x, c) is x + (-c); c - x is no bias, and BiasAdd's value is input 0.
         positions = [0] if node.op in ("Sub", "BiasAdd") else [0, 1]
         for position in positions:

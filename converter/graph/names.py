@@ -3,6 +3,8 @@ control input); a tensor is "op:0". Every reading of them goes through here."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 def op_name(name: str) -> str:
     """The node a tensor name or GraphDef input refers to ("^op", "op:1" -> "op")."""
@@ -22,3 +24,8 @@ def tensor_name(graph_def_input: str) -> str:
 def output_port(graph_def_input: str) -> int:
     """The output a GraphDef data input reads ("op" -> 0, "op:2" -> 2)."""
     return int(graph_def_input.split(":")[1]) if ":" in graph_def_input else 0
+
+
+def data_inputs(inputs: Iterable[str]) -> list[str]:
+    """A node's GraphDef inputs without its control inputs ("^op")."""
+    return [i for i in inputs if not is_control_input(i)]

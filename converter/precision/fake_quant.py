@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 from tensorflow.core.framework import graph_pb2
 
-from converter.graph.names import is_control_input, op_name, output_port
+from converter.graph.names import data_inputs, is_control_input, op_name, output_port
 
 FAKE_QUANT_OPS: Final = frozenset({
     "FakeQuantWithMinMaxVars", "FakeQuantWithMinMaxVarsPerChannel", "FakeQuantWithMinMaxArgs",
@@ -81,7 +81,7 @@ def _constant_inputs(graph_def: graph_pb2.GraphDef) -> set[str]:
         if node.op == "Const" or name in constant:
             constant.add(name)
             return True
-        data = [i for i in node.input if not is_control_input(i)]
+        data = data_inputs(node.input)
         if node.op == "Identity" and data and is_constant(op_name(data[0])):
             constant.add(name)
             return True
@@ -111,7 +111,7 @@ def _evaluate(graph_def: graph_pb2.GraphDef, tensors: list[str]) -> list[np.ndar
 def _range_inputs(node: graph_pb2.NodeDef) -> tuple[str, str] | Range | str:
     """Where a quantization node's range is: its min and max inputs, its attributes,
     or why it has none fixed."""
-    data = [i for i in node.input if not is_control_input(i)]
+    data = data_inputs(node.input)
     if node.op == "FakeQuantWithMinMaxArgs":
         return node.attr["min"].f, node.attr["max"].f
     if node.op.startswith("QuantizeAndDequantize") and not node.attr["range_given"].b:
@@ -214,11 +214,11 @@ def propagated(graph_def: graph_pb2.GraphDef, ranges: Mapping[str, Range]) -> di
     spread = dict(ranges)
     for node in reversed(graph_def.node):
         # An Identity's output is its input: the rewrite may read either.
-        data = [i for i in node.input if not is_control_input(i)]
+        data = data_inputs(node.input)
         if node.op == "Identity" and node.name in spread and _tensor(data[0]) not in spread:
             spread[_tensor(data[0])] = spread[node.name]
     for node in graph_def.node:  # frozen graphs are in topological order
-        data = [i for i in node.input if not is_control_input(i)]
+        data = data_inputs(node.input)
         if node.op in _RANGE_KEEPING and data and node.name not in spread:
             known = spread.get(_tensor(data[0]))
             if known is not None:
